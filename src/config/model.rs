@@ -1,0 +1,501 @@
+//! The test file as serde types. Every struct denies unknown keys so a typo or an unsupported feature
+//! is refused by name instead of silently ignored; step kinds are checked in [`RawStep`]'s conversion
+//! so the error carries the position serde_yaml reports.
+
+use super::duration::{de_duration, de_opt_duration, ThinkTime};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A whole test file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestFile {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub global: Global,
+    pub load: Load,
+    /// Scenario files merged into `scenarios` when the test is loaded.
+    #[serde(default, skip_serializing)]
+    pub includes: Vec<String>,
+    #[serde(default)]
+    pub scenarios: Vec<Scenario>,
+    #[serde(default)]
+    pub thresholds: Vec<Threshold>,
+    #[serde(default)]
+    pub distributed: Option<Distributed>,
+}
+
+/// Settings shared by every scenario.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Global {
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Request timeout in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout: u64,
+    #[serde(default)]
+    pub think_time: Option<ThinkTime>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+fn default_timeout_ms() -> u64 {
+    30_000
+}
+
+impl Default for Global {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            timeout: default_timeout_ms(),
+            think_time: None,
+            headers: BTreeMap::new(),
+        }
+    }
+}
+
+/// The load pattern: how many virtual users, when they start, and for how long.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(tag = "pattern", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Load {
+    /// A closed model: `virtual_users` loop over their scenario, started evenly over `ramp_up`.
+    Basic {
+        virtual_users: u64,
+        #[serde(default, deserialize_with = "de_duration")]
+        ramp_up: Duration,
+        #[serde(default, deserialize_with = "de_opt_duration")]
+        duration: Option<Duration>,
+        /// Scenario iterations per virtual user.
+        #[serde(default)]
+        iterations: Option<u64>,
+    },
+    /// A closed model that adds `step_users` every `step_duration` up to `max_users`.
+    Stepping {
+        start_users: u64,
+        step_users: u64,
+        #[serde(deserialize_with = "de_duration")]
+        step_duration: Duration,
+        max_users: u64,
+        #[serde(deserialize_with = "de_duration")]
+        duration: Duration,
+    },
+    /// An open model: `rate` scenario iterations start per second whatever the target does.
+    Arrivals {
+        rate: f64,
+        #[serde(deserialize_with = "de_duration")]
+        duration: Duration,
+        #[serde(default)]
+        max_virtual_users: Option<u64>,
+        #[serde(default)]
+        preallocation: Option<u64>,
+    },
+}
+
+/// One user journey.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// How many times the steps repeat in one iteration.
+    #[serde(default = "default_loop", rename = "loop")]
+    pub repeat: u32,
+    #[serde(default)]
+    pub think_time: Option<ThinkTime>,
+    #[serde(default)]
+    pub variables: BTreeMap<String, serde_yaml::Value>,
+    #[serde(default)]
+    pub csv_data: Option<CsvData>,
+    pub steps: Vec<Step>,
+}
+
+fn default_weight() -> u32 {
+    100
+}
+fn default_loop() -> u32 {
+    1
+}
+
+/// Rows of a CSV file exposed as `{{column}}` variables.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvData {
+    pub file: String,
+    #[serde(default)]
+    pub mode: CsvMode,
+    #[serde(default)]
+    pub delimiter: Option<char>,
+    /// Rows are sent inline by a controller; not written by users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<Vec<BTreeMap<String, String>>>,
+}
+
+/// How rows are handed to virtual users.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CsvMode {
+    /// Each VU walks the rows in order from its own offset.
+    #[default]
+    Sequential,
+    /// A random row for every iteration.
+    Random,
+    /// One cursor for all VUs: every row is used once before any repeats.
+    Shared,
+}
+
+/// A step, after its `type` has been checked.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(try_from = "RawStep", into = "RawStep")]
+pub enum Step {
+    Http(HttpStep),
+    Wait { name: String, duration: ThinkTime },
+    Rendezvous(Rendezvous),
+}
+
+impl Step {
+    /// The name shown in summaries.
+    pub fn name(&self) -> &str {
+        match self {
+            Step::Http(h) => &h.name,
+            Step::Wait { name, .. } => name,
+            Step::Rendezvous(r) => &r.name,
+        }
+    }
+}
+
+/// An HTTP request step (`rest`, or `soap`, which is a POST of an XML envelope).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HttpStep {
+    pub name: String,
+    pub method: String,
+    /// A path joined to `base_url`, or a whole URL.
+    pub target: String,
+    pub headers: BTreeMap<String, String>,
+    pub query: BTreeMap<String, String>,
+    pub body: Option<String>,
+    pub checks: Vec<Check>,
+    pub extract: Vec<Extract>,
+}
+
+/// A named meeting point: VUs wait until `count` arrive (or `timeout`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Rendezvous {
+    pub name: String,
+    pub point: String,
+    pub count: u64,
+    pub timeout: Duration,
+}
+
+/// The step as written, before its type decides which fields it needs.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub query: BTreeMap<String, serde_yaml::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_yaml::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<serde_yaml::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soap_action: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<Check>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extract: Vec<Extract>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<ThinkTimeText>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rendezvous: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<ThinkTimeText>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+}
+
+/// A duration kept as text (or a number) so it survives a round trip unchanged.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum ThinkTimeText {
+    Num(f64),
+    Text(String),
+}
+
+impl ThinkTimeText {
+    fn think_time(&self) -> Result<ThinkTime, String> {
+        match self {
+            ThinkTimeText::Num(n) => ThinkTime::parse(&n.to_string()),
+            ThinkTimeText::Text(s) => ThinkTime::parse(s),
+        }
+    }
+}
+
+fn yaml_scalar(v: &serde_yaml::Value) -> String {
+    match v {
+        serde_yaml::Value::String(s) => s.clone(),
+        serde_yaml::Value::Number(n) => n.to_string(),
+        serde_yaml::Value::Bool(b) => b.to_string(),
+        serde_yaml::Value::Null => String::new(),
+        other => serde_json::to_string(other).unwrap_or_default(),
+    }
+}
+
+impl TryFrom<RawStep> for Step {
+    type Error = String;
+
+    fn try_from(raw: RawStep) -> Result<Self, String> {
+        let kind = raw.kind.clone().unwrap_or_else(|| {
+            if raw.rendezvous.is_some() {
+                "rendezvous".into()
+            } else {
+                "rest".into()
+            }
+        });
+        match kind.as_str() {
+            "rest" | "soap" => raw.into_http(&kind).map(Step::Http),
+            "wait" => {
+                let d = raw.duration.ok_or("a `wait` step needs `duration`")?;
+                let name = raw.name.unwrap_or_else(|| "wait".into());
+                Ok(Step::Wait { name, duration: d.think_time()? })
+            }
+            "rendezvous" => {
+                let point = raw.rendezvous.ok_or("a `rendezvous` step needs `rendezvous` (its name)")?;
+                let count = raw.count.ok_or("a `rendezvous` step needs `count`")?;
+                if let Some(p) = raw.policy.as_deref() {
+                    if p != "all" && p != "count" {
+                        return Err(format!("rendezvous `policy` must be `all` or `count`, got `{p}`"));
+                    }
+                }
+                let timeout = match raw.timeout {
+                    Some(t) => t.think_time()?.max,
+                    None => Duration::from_secs(30),
+                };
+                Ok(Step::Rendezvous(Rendezvous { name: raw.name.unwrap_or_else(|| point.clone()), point, count, timeout }))
+            }
+            other => Err(format!(
+                "step type `{other}` is not supported by this program (supported: rest, soap, wait, rendezvous)"
+            )),
+        }
+    }
+}
+
+impl RawStep {
+    fn into_http(self, kind: &str) -> Result<HttpStep, String> {
+        let target = match (self.path, self.url) {
+            (Some(p), None) => p,
+            (None, Some(u)) => u,
+            (Some(_), Some(_)) => return Err("a step takes `path` or `url`, not both".into()),
+            (None, None) => return Err(format!("a `{kind}` step needs `path` or `url`")),
+        };
+        let mut headers = self.headers;
+        let body = if kind == "soap" {
+            let env = self
+                .envelope
+                .or(self.body.as_ref().map(yaml_scalar))
+                .ok_or("a `soap` step needs `envelope`")?;
+            headers
+                .entry("Content-Type".into())
+                .or_insert_with(|| "text/xml; charset=utf-8".into());
+            if let Some(a) = self.soap_action {
+                headers.insert("SOAPAction".into(), a);
+            }
+            Some(env)
+        } else if let Some(j) = self.json {
+            headers
+                .entry("Content-Type".into())
+                .or_insert_with(|| "application/json".into());
+            Some(serde_json::to_string(&j).map_err(|e| e.to_string())?)
+        } else {
+            match self.body {
+                Some(serde_yaml::Value::String(s)) => Some(s),
+                Some(v @ (serde_yaml::Value::Mapping(_) | serde_yaml::Value::Sequence(_))) => {
+                    headers
+                        .entry("Content-Type".into())
+                        .or_insert_with(|| "application/json".into());
+                    Some(serde_json::to_string(&v).map_err(|e| e.to_string())?)
+                }
+                Some(v) => Some(yaml_scalar(&v)),
+                None => None,
+            }
+        };
+        let method = self
+            .method
+            .unwrap_or_else(|| {
+                if kind == "soap" {
+                    "POST".into()
+                } else {
+                    "GET".into()
+                }
+            })
+            .to_uppercase();
+        if !matches!(
+            method.as_str(),
+            "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS"
+        ) {
+            return Err(format!("`method` `{method}` is not an HTTP method"));
+        }
+        Ok(HttpStep {
+            name: self.name.unwrap_or_else(|| format!("{method} {target}")),
+            method,
+            target,
+            headers,
+            query: self
+                .query
+                .iter()
+                .map(|(k, v)| (k.clone(), yaml_scalar(v)))
+                .collect(),
+            body,
+            checks: self.checks,
+            extract: self.extract,
+        })
+    }
+}
+
+impl From<Step> for RawStep {
+    fn from(step: Step) -> Self {
+        match step {
+            Step::Http(h) => RawStep {
+                name: Some(h.name),
+                kind: Some("rest".into()),
+                method: Some(h.method),
+                path: Some(h.target),
+                headers: h.headers,
+                query: h
+                    .query
+                    .into_iter()
+                    .map(|(k, v)| (k, serde_yaml::Value::String(v)))
+                    .collect(),
+                body: h.body.map(serde_yaml::Value::String),
+                checks: h.checks,
+                extract: h.extract,
+                ..Default::default()
+            },
+            Step::Wait { name, duration } => RawStep {
+                name: Some(name),
+                kind: Some("wait".into()),
+                duration: Some(ThinkTimeText::Text(format!(
+                    "{}ms-{}ms",
+                    duration.min.as_millis(),
+                    duration.max.as_millis()
+                ))),
+                ..Default::default()
+            },
+            Step::Rendezvous(r) => RawStep {
+                name: Some(r.name),
+                kind: Some("rendezvous".into()),
+                rendezvous: Some(r.point),
+                count: Some(r.count),
+                timeout: Some(ThinkTimeText::Text(format!("{}ms", r.timeout.as_millis()))),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// A check on a response; failures are counted, and do not stop the VU.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Check {
+    Status {
+        value: serde_yaml::Value,
+        #[serde(default)]
+        description: Option<String>,
+    },
+    ResponseTime {
+        value: serde_yaml::Value,
+        #[serde(default)]
+        operator: Option<String>,
+        #[serde(default)]
+        description: Option<String>,
+    },
+    JsonPath {
+        value: String,
+        #[serde(default)]
+        operator: Option<String>,
+        #[serde(default)]
+        expected: Option<serde_yaml::Value>,
+        #[serde(default)]
+        description: Option<String>,
+    },
+    TextContains {
+        value: String,
+        #[serde(default)]
+        description: Option<String>,
+    },
+}
+
+/// Pulls a value out of a response into a variable for later steps.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Extract {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: ExtractKind,
+    pub expression: String,
+    #[serde(default)]
+    pub default: Option<String>,
+}
+
+/// Where an extracted value comes from.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtractKind {
+    JsonPath,
+    Regex,
+}
+
+/// A pass/fail rule on the results: `"p95 < 500ms"`, `"error_rate < 1%"`, or the long form.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum Threshold {
+    Short(String),
+    Long {
+        metric: String,
+        #[serde(default)]
+        step: Option<String>,
+    },
+}
+
+/// The `distributed:` block of the seed document; every key listed here is implemented.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Distributed {
+    #[serde(default)]
+    pub coordination: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub orchestration: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub fault_tolerance: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub data_consistency: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub communication: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub weights: Option<BTreeMap<String, u64>>,
+    #[serde(default)]
+    pub distribution: Option<BTreeMap<String, u64>>,
+}

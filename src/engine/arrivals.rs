@@ -1,0 +1,47 @@
+//! The open model. Arrival k is due at `k / rate` seconds whatever the target is doing, and its first
+//! request is timed from that intended instant, not from when a task got round to sending it: if the
+//! target stalls, the wait shows up in the percentiles instead of being hidden (coordinated omission).
+//! At most `max_virtual_users` iterations run at once; an arrival that finds them all busy is counted
+//! as dropped, never silently lost.
+
+use super::schedule::{arrival_at, arrival_count};
+use super::{vu, Shared};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Dispatches arrivals for `duration`, then waits for the iterations still running.
+pub async fn run(shared: Arc<Shared>, rate: f64, duration: Duration, max_vus: u64) {
+    let slots = Arc::new(Semaphore::new(
+        max_vus.min(Semaphore::MAX_PERMITS as u64) as usize
+    ));
+    let start = tokio::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for k in 0..arrival_count(rate, duration) {
+        let due = start + arrival_at(k, rate);
+        tokio::select! {
+            _ = tokio::time::sleep_until(due) => {}
+            _ = shared.cancel.cancelled() => break,
+        }
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            shared.gauges.dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let shared = shared.clone();
+        let intended = due.into_std();
+        tasks.spawn(async move {
+            shared.gauges.active_vus.fetch_add(1, Ordering::Relaxed);
+            let scenario = shared.picker.pick(k);
+            let mut vars = shared.initial_vars(scenario, k % max_vus);
+            vars.iteration = k;
+            vu::run_iteration(&shared, scenario, &mut vars, Some(intended)).await;
+            shared.gauges.active_vus.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+        });
+        // Reap finished iterations so a long run does not keep their handles.
+        while tasks.try_join_next().is_some() {}
+    }
+    drop(shared);
+    while tasks.join_next().await.is_some() {}
+}

@@ -1,0 +1,285 @@
+//! The load engine: turns a [`TestFile`] into virtual users on tokio and their measurements.
+//! Closed models (`basic`, `stepping`) start a task per VU at its scheduled offset; the open model
+//! (`arrivals`) starts iterations on a fixed clock whatever the target does ([`arrivals`]).
+//! Every request becomes a sample for the [`Collector`], which owns the numbers.
+
+mod arrivals;
+pub mod checks;
+pub mod data;
+mod http;
+pub mod rendezvous;
+pub mod schedule;
+pub mod template;
+mod vu;
+
+use crate::config::{Load, Step, TestFile};
+use crate::metrics::collector::{Collector, Gauges, Interval, Live, Totals};
+use crate::metrics::Sample;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use thiserror::Error;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+pub use tokio_util::sync::CancellationToken as StopToken;
+
+/// Why a run could not start.
+#[derive(Debug, Error)]
+pub enum EngineError {
+    #[error("scenario `{scenario}`: {message}")]
+    Data { scenario: String, message: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// Hooks a caller can attach to a run.
+#[derive(Default)]
+pub struct Options {
+    /// Receives every closed one-second interval (workers keep them for their controller).
+    pub sink: Option<mpsc::UnboundedSender<Interval>>,
+    /// Receives the live view once a second.
+    pub live: Option<watch::Sender<Live>>,
+    /// Stops the run early; requests in flight finish and are counted.
+    pub stop: CancellationToken,
+}
+
+/// A finished run's numbers.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub step_names: Vec<String>,
+    pub totals: Totals,
+}
+
+/// State every VU of a run shares.
+pub(crate) struct Shared {
+    test: Arc<TestFile>,
+    client: reqwest::Client,
+    /// `step_ids[scenario][step]`: the step's index in the flat list of HTTP steps.
+    step_ids: Vec<Vec<Option<usize>>>,
+    feeders: Vec<Option<data::Feeder>>,
+    picker: Picker,
+    rendezvous: rendezvous::Rendezvous,
+    samples: mpsc::UnboundedSender<Sample>,
+    gauges: Arc<Gauges>,
+    cancel: CancellationToken,
+    deadline: Option<Instant>,
+}
+
+impl Shared {
+    fn stopped(&self) -> bool {
+        self.cancel.is_cancelled() || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    fn initial_vars(&self, scenario: usize, vu: u64) -> template::Vars {
+        let mut vars = template::Vars {
+            vu,
+            ..Default::default()
+        };
+        for (k, v) in &self.test.scenarios[scenario].variables {
+            let text = match v {
+                serde_yaml::Value::String(s) => s.clone(),
+                other => serde_yaml::to_string(other)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+            };
+            vars.values.insert(k.clone(), text);
+        }
+        vars
+    }
+}
+
+/// Names of the HTTP steps in the order the engine numbers them.
+pub fn step_names(test: &TestFile) -> Vec<String> {
+    test.scenarios
+        .iter()
+        .flat_map(|s| s.steps.iter())
+        .filter(|st| matches!(st, Step::Http(_)))
+        .map(|st| st.name().to_string())
+        .collect()
+}
+
+fn step_ids(test: &TestFile) -> Vec<Vec<Option<usize>>> {
+    let mut next = 0;
+    test.scenarios
+        .iter()
+        .map(|s| {
+            s.steps
+                .iter()
+                .map(|st| {
+                    matches!(st, Step::Http(_)).then(|| {
+                        next += 1;
+                        next - 1
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Runs the test to the end (or until stopped) and returns its numbers.
+pub async fn run(test: Arc<TestFile>, opts: Options) -> Result<Outcome, EngineError> {
+    let names = step_names(&test);
+    let feeders = test
+        .scenarios
+        .iter()
+        .map(|s| {
+            s.csv_data
+                .as_ref()
+                .map(|c| {
+                    data::Feeder::load(c).map_err(|message| EngineError::Data {
+                        scenario: s.name.clone(),
+                        message,
+                    })
+                })
+                .transpose()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let vus = max_vus(&test.load);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(test.global.timeout.max(1)))
+        .pool_max_idle_per_host(vus as usize)
+        .tcp_nodelay(true)
+        .no_proxy()
+        .build()?;
+    let gauges = Arc::new(Gauges::default());
+    let live = opts
+        .live
+        .unwrap_or_else(|| watch::channel(Live::default()).0);
+    let (collector, samples) = Collector::new(names.len(), gauges.clone(), opts.sink, live);
+    let collecting = tokio::spawn(collector.run());
+    let shared = Arc::new(Shared {
+        picker: Picker::new(test.scenarios.iter().map(|s| s.weight).collect()),
+        step_ids: step_ids(&test),
+        deadline: schedule::duration(&test.load).map(|d| Instant::now() + d),
+        test: test.clone(),
+        client,
+        feeders,
+        rendezvous: Default::default(),
+        samples,
+        gauges,
+        cancel: opts.stop,
+    });
+    match &test.load {
+        Load::Arrivals { rate, duration, .. } => arrivals::run(shared, *rate, *duration, vus).await,
+        load => run_closed(shared, load).await,
+    }
+    let totals = collecting.await.expect("the collector task does not panic");
+    Ok(Outcome {
+        step_names: names,
+        totals,
+    })
+}
+
+/// Starts every VU at its offset and waits for all of them.
+async fn run_closed(shared: Arc<Shared>, load: &Load) {
+    let iterations = match load {
+        Load::Basic { iterations, .. } => *iterations,
+        _ => None,
+    };
+    let start = tokio::time::Instant::now();
+    let tasks: Vec<_> = schedule::vu_starts(load)
+        .into_iter()
+        .enumerate()
+        .map(|(i, offset)| {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(start + offset) => {}
+                    _ = shared.cancel.cancelled() => return,
+                }
+                if !shared.stopped() {
+                    vu::run_closed(shared, i as u64, iterations).await;
+                }
+            })
+        })
+        .collect();
+    drop(shared);
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// The most VUs a load pattern runs at once.
+pub fn max_vus(load: &Load) -> u64 {
+    match load {
+        Load::Basic { virtual_users, .. } => *virtual_users,
+        Load::Stepping {
+            start_users,
+            max_users,
+            ..
+        } => (*start_users).max(*max_users),
+        Load::Arrivals {
+            max_virtual_users,
+            preallocation,
+            rate,
+            ..
+        } => max_virtual_users
+            .or(*preallocation)
+            .unwrap_or_else(|| ((rate * 10.0).ceil() as u64).max(100)),
+    }
+}
+
+/// Assigns scenarios to VUs in exact proportion to their weights, interleaved (smooth weighted
+/// round robin over one cycle), so 10 VUs at weights 50/25/25 get 5/3/2 rather than a random mix.
+struct Picker {
+    cycle: Vec<usize>,
+}
+
+impl Picker {
+    fn new(weights: Vec<u32>) -> Self {
+        let g = weights
+            .iter()
+            .copied()
+            .filter(|w| *w > 0)
+            .fold(0, gcd)
+            .max(1);
+        let reduced: Vec<i64> = weights.iter().map(|w| i64::from(*w / g)).collect();
+        let total: i64 = reduced.iter().sum();
+        let mut current = vec![0i64; reduced.len()];
+        let cycle = (0..total.clamp(1, 100_000))
+            .map(|_| {
+                for (c, w) in current.iter_mut().zip(&reduced) {
+                    *c += w;
+                }
+                let best = (0..current.len())
+                    .max_by_key(|&i| (current[i], -(i as i64)))
+                    .unwrap_or(0);
+                current[best] -= total;
+                best
+            })
+            .collect();
+        Self { cycle }
+    }
+
+    fn pick(&self, vu: u64) -> usize {
+        self.cycle[(vu % self.cycle.len() as u64) as usize]
+    }
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Picker;
+
+    #[test]
+    fn picker_follows_weights_exactly() {
+        let p = Picker::new(vec![50, 25, 25]);
+        let mut counts = [0; 3];
+        for vu in 0..400 {
+            counts[p.pick(vu)] += 1;
+        }
+        assert_eq!(counts, [200, 100, 100]);
+        let p = Picker::new(vec![100]);
+        assert_eq!(p.pick(5), 0);
+        let p = Picker::new(vec![0, 3]);
+        assert!((0..10).all(|vu| p.pick(vu) == 1));
+    }
+}

@@ -1,0 +1,12 @@
+//! Perfornium: a distributed HTTP load tester.
+//!
+//! Data flows one way: a test file ([`config`]) becomes virtual users on tokio ([`engine`]), whose
+//! samples land in HDR histograms ([`metrics`]), which are summarized and checked against thresholds
+//! ([`report`]). [`mock`] is the small target API used by the demo and the tests.
+
+pub mod config;
+pub mod engine;
+pub mod local;
+pub mod metrics;
+pub mod mock;
+pub mod report;

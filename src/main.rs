@@ -1,0 +1,195 @@
+//! The `perfornium` command line: parses arguments and calls one function per subcommand.
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use perfornium::config::{self, Overrides};
+use perfornium::{engine, local, mock, report};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "perfornium",
+    version,
+    about = "Distributed HTTP load testing with a replicated master"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a test in this process.
+    Run {
+        file: PathBuf,
+        #[command(flatten)]
+        over: OverrideArgs,
+        /// Write summary.json and timeline.ndjson here.
+        #[arg(short = 'o', long)]
+        out: Option<PathBuf>,
+    },
+    /// Check a test file and print "ok" or what is wrong, with file:line:column.
+    Validate {
+        file: PathBuf,
+        /// Merge environments/NAME.yml over the test.
+        #[arg(long)]
+        env: Option<String>,
+    },
+    /// Serve the demo/test target API.
+    Mock {
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+        /// Delay added to every response, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        delay: u64,
+    },
+    /// The embedded default: the mock on a free port and examples/basic.yaml against it.
+    Demo,
+}
+
+#[derive(Args, Clone)]
+struct OverrideArgs {
+    /// Virtual users (basic), max users (stepping) or max VUs (arrivals).
+    #[arg(long)]
+    vus: Option<u64>,
+    /// Test duration, e.g. 30s, 2m.
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Iterations per VU (basic pattern).
+    #[arg(long)]
+    iterations: Option<u64>,
+    /// Replace global.base_url.
+    #[arg(long)]
+    base_url: Option<String>,
+    /// Merge environments/NAME.yml over the test.
+    #[arg(long)]
+    env: Option<String>,
+}
+
+impl OverrideArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            vus: self.vus,
+            duration: self.duration,
+            iterations: self.iterations,
+            base_url: self.base_url.clone(),
+        }
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    config::duration::parse(s)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Run { file, over, out } => run(&file, &over, out.as_deref()).await,
+        Command::Validate { file, env } => Ok(validate(&file, env.as_deref())),
+        Command::Mock { host, port, delay } => serve_mock(&host, port, delay).await,
+        Command::Demo => demo().await,
+    }
+}
+
+fn load(file: &Path, over: &OverrideArgs) -> Result<config::TestFile> {
+    let mut test = config::load(file, over.env.as_deref())?;
+    over.overrides()
+        .apply(&mut test)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    Ok(test)
+}
+
+/// Exit code for a finished run: 0 passed, 1 a threshold failed.
+fn verdict(summary: &report::RunSummary) -> ExitCode {
+    println!("{}", report::render_text(summary));
+    if summary.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn stop_on_ctrl_c() -> engine::StopToken {
+    let stop = engine::StopToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("stopping: requests in flight will finish and be counted");
+            s.cancel();
+        }
+    });
+    stop
+}
+
+async fn run(file: &Path, over: &OverrideArgs, out: Option<&Path>) -> Result<ExitCode> {
+    let test = load(file, over)?;
+    let summary = local::run(test, out, stop_on_ctrl_c()).await?;
+    Ok(verdict(&summary))
+}
+
+fn validate(file: &Path, env: Option<&str>) -> ExitCode {
+    match config::load(file, env) {
+        Ok(_) => {
+            println!("ok");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve_mock(host: &str, port: u16, delay: u64) -> Result<ExitCode> {
+    let listener = tokio::net::TcpListener::bind((host, port))
+        .await
+        .with_context(|| format!("binding {host}:{port}"))?;
+    eprintln!("mock listening on http://{}", listener.local_addr()?);
+    let stop = engine::StopToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        s.cancel();
+    });
+    mock::serve(listener, Duration::from_millis(delay), stop).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The example run by `demo`, embedded so the demo works from any directory.
+const DEMO_TEST: &str = include_str!("../examples/basic.yaml");
+
+async fn demo() -> Result<ExitCode> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let stop = engine::StopToken::new();
+    let server = tokio::spawn(mock::serve(
+        listener,
+        Duration::from_millis(2),
+        stop.clone(),
+    ));
+    eprintln!("demo: mock target on {url}; running examples/basic.yaml against it");
+    let mut test = config::from_str(DEMO_TEST)?;
+    test.global.base_url = Some(url);
+    let summary = local::run(test, None, stop_on_ctrl_c()).await?;
+    stop.cancel();
+    let _ = server.await;
+    Ok(verdict(&summary))
+}

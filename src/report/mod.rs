@@ -1,0 +1,26 @@
+//! Turning numbers into answers: the run summary (per step and overall, every figure from merged
+//! histograms), threshold verdicts, the k6-style text on stdout, and the files under `-o DIR`.
+
+pub mod progress;
+mod summary;
+mod text;
+
+pub use summary::{evaluate, RunSummary, StepSummary, ThresholdResult};
+pub use text::render as render_text;
+
+use std::path::Path;
+
+/// Writes `summary.json` and `timeline.ndjson` into `dir` (created if missing).
+pub fn write_outputs(dir: &Path, summary: &RunSummary) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        dir.join("summary.json"),
+        serde_json::to_vec_pretty(summary)?,
+    )?;
+    let mut nd = String::new();
+    for p in &summary.timeline {
+        nd.push_str(&serde_json::to_string(p)?);
+        nd.push('\n');
+    }
+    std::fs::write(dir.join("timeline.ndjson"), nd)
+}

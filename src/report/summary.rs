@@ -1,0 +1,215 @@
+//! The run summary: what SPEC's Results section lists, per step and overall, and the thresholds'
+//! verdicts. The overall figures come from the merged step histograms, never from averaging.
+
+use crate::config::threshold::Rule;
+use crate::metrics::collector::{merged, Point};
+use crate::metrics::{Latency, StepStats};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Figures for one step or for the whole run. Latencies are in milliseconds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepSummary {
+    pub name: String,
+    pub count: u64,
+    pub errors: u64,
+    /// Percent of requests that failed.
+    pub error_rate: f64,
+    pub rps: f64,
+    pub min: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub p99_9: f64,
+    pub max: f64,
+    pub bytes: u64,
+    pub status_codes: BTreeMap<u16, u64>,
+    pub checks_passed: u64,
+    pub checks_failed: u64,
+    pub errors_by_kind: BTreeMap<String, u64>,
+    pub check_failures: BTreeMap<String, u64>,
+    /// The exact histogram (HDR V2 deflate, base64), so summaries can be merged later.
+    pub histogram: Latency,
+}
+
+impl StepSummary {
+    /// Summarizes `stats` measured over `seconds`.
+    pub fn from_stats(name: &str, stats: &StepStats, seconds: f64) -> Self {
+        let l = &stats.latency;
+        StepSummary {
+            name: name.to_string(),
+            count: stats.count,
+            errors: stats.errors,
+            error_rate: if stats.count == 0 {
+                0.0
+            } else {
+                stats.errors as f64 * 100.0 / stats.count as f64
+            },
+            rps: if seconds > 0.0 {
+                stats.count as f64 / seconds
+            } else {
+                0.0
+            },
+            min: l.min_ms(),
+            mean: l.mean_ms(),
+            p50: l.quantile_ms(0.5),
+            p90: l.quantile_ms(0.9),
+            p95: l.quantile_ms(0.95),
+            p99: l.quantile_ms(0.99),
+            p99_9: l.quantile_ms(0.999),
+            max: l.max_ms(),
+            bytes: stats.bytes,
+            status_codes: stats.status.clone(),
+            checks_passed: stats.checks_passed,
+            checks_failed: stats.checks_failed,
+            errors_by_kind: stats.errors_by_kind.clone(),
+            check_failures: stats.check_failures.clone(),
+            histogram: l.clone(),
+        }
+    }
+
+    /// The value a threshold metric names.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        Some(match name {
+            "p50" => self.p50,
+            "p90" => self.p90,
+            "p95" => self.p95,
+            "p99" => self.p99,
+            "p99.9" | "p999" => self.p99_9,
+            "min" => self.min,
+            "mean" | "avg" => self.mean,
+            "max" => self.max,
+            "error_rate" => self.error_rate,
+            "rps" => self.rps,
+            "count" => self.count as f64,
+            "errors" => self.errors as f64,
+            _ => return None,
+        })
+    }
+}
+
+/// One threshold's verdict.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ThresholdResult {
+    pub threshold: String,
+    pub step: Option<String>,
+    pub actual: Option<f64>,
+    pub passed: bool,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub name: String,
+    pub duration_s: f64,
+    pub overall: StepSummary,
+    pub steps: Vec<StepSummary>,
+    /// Open-model arrivals that found every VU busy.
+    pub dropped_iterations: u64,
+    pub thresholds: Vec<ThresholdResult>,
+    pub passed: bool,
+    pub timeline: Vec<Point>,
+}
+
+impl RunSummary {
+    /// Builds the summary from per-step stats and checks the rules.
+    pub fn build(
+        name: &str,
+        names: &[String],
+        steps: &[StepStats],
+        seconds: f64,
+        dropped: u64,
+        timeline: Vec<Point>,
+        rules: &[Rule],
+    ) -> Self {
+        let overall = StepSummary::from_stats("overall", &merged(steps), seconds);
+        let steps: Vec<StepSummary> = names
+            .iter()
+            .zip(steps)
+            .map(|(n, s)| StepSummary::from_stats(n, s, seconds))
+            .collect();
+        let thresholds = evaluate(rules, &overall, &steps);
+        RunSummary {
+            name: name.to_string(),
+            duration_s: seconds,
+            passed: thresholds.iter().all(|t| t.passed),
+            overall,
+            steps,
+            dropped_iterations: dropped,
+            thresholds,
+            timeline,
+        }
+    }
+}
+
+/// Checks each rule against the overall figures or its step's. A rule naming a step that does not
+/// exist fails, so a renamed step cannot silently disable a threshold.
+pub fn evaluate(
+    rules: &[Rule],
+    overall: &StepSummary,
+    steps: &[StepSummary],
+) -> Vec<ThresholdResult> {
+    rules
+        .iter()
+        .map(|r| {
+            let target = match &r.step {
+                None => Some(overall),
+                Some(name) => steps.iter().find(|s| &s.name == name),
+            };
+            let actual = target.and_then(|t| t.metric(&r.metric));
+            ThresholdResult {
+                threshold: r.text.clone(),
+                step: r.step.clone(),
+                actual,
+                passed: actual.is_some_and(|a| r.op.holds(a, r.value)),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::threshold::parse;
+    use crate::metrics::Sample;
+
+    fn stats(latencies_ms: &[u64], errors: usize) -> StepStats {
+        let mut s = StepStats::default();
+        for (i, ms) in latencies_ms.iter().enumerate() {
+            s.record(&Sample {
+                step: 0,
+                latency_us: ms * 1000,
+                status: Some(if i < errors { 500 } else { 200 }),
+                error: (i < errors).then(|| "status 500".into()),
+                checks_passed: 1,
+                failed_checks: vec![],
+                bytes: 10,
+            });
+        }
+        s
+    }
+
+    #[test]
+    fn thresholds_pass_and_fail() {
+        let a = stats(&[10; 100], 0);
+        let b = stats(&[300; 100], 10);
+        let names = vec!["fast".to_string(), "slow".to_string()];
+        let rules = vec![
+            parse("p95 < 500ms", None).unwrap(),
+            parse("error_rate < 1%", None).unwrap(),
+            parse("p95 < 100ms", Some("fast".into())).unwrap(),
+            parse("p95 < 100ms", Some("missing".into())).unwrap(),
+        ];
+        let s = RunSummary::build("t", &names, &[a, b], 10.0, 0, vec![], &rules);
+        assert_eq!(s.overall.count, 200);
+        assert_eq!(s.overall.error_rate, 5.0);
+        assert_eq!(s.overall.rps, 20.0);
+        let verdicts: Vec<bool> = s.thresholds.iter().map(|t| t.passed).collect();
+        assert_eq!(verdicts, [true, false, true, false]);
+        assert!(!s.passed);
+        // The overall p50 lies between the two steps' latencies: merged, not averaged.
+        assert!(s.overall.p95 >= 299.0);
+    }
+}

@@ -1,0 +1,85 @@
+//! The end-of-run text summary, in the spirit of k6's: one block per step and overall, then the
+//! thresholds with a check mark or a cross.
+
+use super::{RunSummary, StepSummary};
+use std::fmt::Write;
+
+/// Renders the summary as text for stdout.
+pub fn render(s: &RunSummary) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "\n  {}  ({:.1}s)\n", s.name, s.duration_s);
+    for step in &s.steps {
+        block(&mut out, step);
+    }
+    block(&mut out, &s.overall);
+    if s.dropped_iterations > 0 {
+        let _ = writeln!(
+            out,
+            "  dropped_iterations: {} (arrivals found every VU busy)\n",
+            s.dropped_iterations
+        );
+    }
+    if !s.thresholds.is_empty() {
+        let _ = writeln!(out, "  thresholds");
+        for t in &s.thresholds {
+            let mark = if t.passed { "✓" } else { "✗" };
+            let scope = t
+                .step
+                .as_deref()
+                .map(|n| format!(" [{n}]"))
+                .unwrap_or_default();
+            let actual = t
+                .actual
+                .map(|a| format!("{a:.2}"))
+                .unwrap_or_else(|| "n/a".into());
+            let _ = writeln!(out, "    {mark} {}{scope}  (actual {actual})", t.threshold);
+        }
+        let _ = writeln!(out);
+    }
+    let _ = writeln!(
+        out,
+        "  result: {}",
+        if s.passed { "PASSED" } else { "FAILED" }
+    );
+    out
+}
+
+fn block(out: &mut String, s: &StepSummary) {
+    let _ = writeln!(out, "  {}", s.name);
+    let _ = writeln!(
+        out,
+        "    requests......: {}  ({:.1}/s)   errors: {} ({:.2}%)",
+        s.count, s.rps, s.errors, s.error_rate
+    );
+    let _ = writeln!(
+        out,
+        "    latency (ms)..: min {:.2}  mean {:.2}  p50 {:.2}  p90 {:.2}  p95 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+        s.min, s.mean, s.p50, s.p90, s.p95, s.p99, s.p99_9, s.max
+    );
+    let codes: Vec<String> = s
+        .status_codes
+        .iter()
+        .map(|(c, n)| format!("{c}:{n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "    status........: {}",
+        if codes.is_empty() {
+            "-".into()
+        } else {
+            codes.join("  ")
+        }
+    );
+    let _ = writeln!(
+        out,
+        "    checks........: {} passed, {} failed",
+        s.checks_passed, s.checks_failed
+    );
+    for (kind, n) in &s.errors_by_kind {
+        let _ = writeln!(out, "    error.........: {kind} × {n}");
+    }
+    for (check, n) in &s.check_failures {
+        let _ = writeln!(out, "    failed check..: {check} × {n}");
+    }
+    let _ = writeln!(out);
+}
