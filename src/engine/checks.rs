@@ -2,6 +2,7 @@
 //! `$.a.b`, `$.items[0].id`, `$[2]`, `$['key']` and `.length` of an array, object or string. (A full
 //! RFC 9535 crate was not worth its weight for this subset; say so if you need filters.)
 
+use super::template::{render, Vars};
 use crate::config::{Check, Extract, ExtractKind};
 use serde_json::Value;
 
@@ -129,8 +130,9 @@ fn split_op(text: &str) -> (&str, &str) {
     ("<", text.trim())
 }
 
-/// Runs one check; `Err` carries a description of the failure for the summary.
-pub fn run_check(check: &Check, resp: &Response) -> Result<(), String> {
+/// Runs one check; `Err` carries a description of the failure for the summary. Expected values are
+/// templated with the VU's variables, so a check can compare against a CSV column or extracted value.
+pub fn run_check(check: &Check, resp: &Response, vars: &Vars) -> Result<(), String> {
     let label = |d: &Option<String>, fallback: String| d.clone().unwrap_or(fallback);
     match check {
         Check::Status { value, description } => {
@@ -175,7 +177,7 @@ pub fn run_check(check: &Check, resp: &Response) -> Result<(), String> {
                 .ok_or_else(|| label(description, format!("json_path {value}")))
         }
         Check::TextContains { value, description } => {
-            let ok = resp.body.contains(value.as_str());
+            let ok = resp.body.contains(render(value, vars).as_ref());
             ok.then_some(())
                 .ok_or_else(|| label(description, format!("text_contains {value}")))
         }
@@ -223,6 +225,9 @@ mod tests {
     fn checks_pass_and_fail() {
         let body = r#"{"users":[{"id":1}],"ok":true}"#;
         let r = Response::new(200, 12.0, body);
+        let mut vars = Vars::default();
+        vars.values.insert("word".into(), "users".into());
+        let run_check = |c: &Check, r: &Response| run_check(c, r, &vars);
         assert!(run_check(&check("{type: status, value: 200}"), &r).is_ok());
         assert!(run_check(&check("{type: status, value: 201}"), &r).is_err());
         assert!(run_check(&check("{type: response_time, value: '<2000'}"), &r).is_ok());
@@ -235,6 +240,7 @@ mod tests {
         .is_ok());
         assert!(run_check(&check("{type: json_path, value: '$.nope'}"), &r).is_err());
         assert!(run_check(&check("{type: text_contains, value: users}"), &r).is_ok());
+        assert!(run_check(&check("{type: text_contains, value: '{{word}}'}"), &r).is_ok());
         let err = run_check(
             &check("{type: text_contains, value: zzz, description: has zzz}"),
             &r,

@@ -79,7 +79,7 @@ pub async fn send(
     }
     let response = Response::new(status, latency.as_secs_f64() * 1000.0, &body);
     for check in &step.checks {
-        match run_check(check, &response) {
+        match run_check(check, &response, vars) {
             Ok(()) => sample.checks_passed += 1,
             Err(what) => sample.failed_checks.push(what),
         }

@@ -1,0 +1,139 @@
+//! Test harness: starts the real `perfornium` binary as child processes on 127.0.0.1 with ports
+//! chosen by the OS, waits for readiness by reading the address a server prints and polling it, and
+//! kills every child on drop.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_perfornium");
+
+/// A child process killed when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `perfornium ARGS`, reads the `http://ADDR` it prints on stderr when listening, and polls
+/// `probe` (a path) until it answers 200.
+pub fn spawn_server(args: &[&str], probe: &str) -> Proc {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn perfornium");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent {
+                if let Some(i) = line.find("http://") {
+                    let addr = line[i + 7..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_string();
+                    let _ = tx.send(addr);
+                    sent = true;
+                }
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("server printed its address");
+    let proc = Proc { child, addr };
+    wait_ready(&format!("http://{}{probe}", proc.addr));
+    proc
+}
+
+/// Polls `url` until it answers 200 (a readiness probe, not a sleep).
+pub fn wait_ready(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(r) = ureq_get(url) {
+            if r.0 == 200 {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{url} never became ready");
+}
+
+/// A minimal blocking GET over std's TcpStream, so tests need no HTTP client runtime.
+pub fn ureq_get(url: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let mut s = std::net::TcpStream::connect(host)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    let status = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    // The mock answers with a content-length body; chunked bodies are not expected here.
+    Ok((status, body))
+}
+
+/// The mock's `/__stats`.
+pub fn mock_stats(mock: &Proc) -> serde_json::Value {
+    let (_, body) = ureq_get(&format!("http://{}/__stats", mock.addr)).expect("stats");
+    serde_json::from_str(&body).expect("stats JSON")
+}
+
+/// Starts `perfornium mock` on a free port; probed on `/__stats`, which the mock does not count.
+pub fn mock(delay_ms: u64) -> Proc {
+    spawn_server(
+        &["mock", "--port", "0", "--delay", &delay_ms.to_string()],
+        "/__stats",
+    )
+}
+
+/// Runs `perfornium ARGS` to completion (bounded by the test's own durations) and returns its output.
+pub fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run perfornium")
+}
+
+/// Writes `text` as `name` in `dir` and returns its path as a string.
+pub fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write test file");
+    p.display().to_string()
+}
+
+/// Reads `DIR/summary.json`.
+pub fn summary(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("summary.json")).expect("summary.json"))
+        .expect("summary JSON")
+}
