@@ -29,7 +29,7 @@ pub fn vu_starts(load: &Load) -> Vec<Duration> {
             let mut at = step_duration;
             while (out.len() as u64) < max_users && step_users > 0 && at < duration {
                 let add = step_users.min(max_users - out.len() as u64);
-                out.extend(std::iter::repeat(at).take(add as usize));
+                out.extend(std::iter::repeat_n(at, add as usize));
                 at += step_duration;
             }
             out
