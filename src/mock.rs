@@ -109,7 +109,11 @@ async fn list_users(State(m): State<Mock>) -> Json<Value> {
 
 async fn get_user(State(m): State<Mock>, Path(id): Path<String>) -> Response {
     let inner = m.inner.lock().expect("mock lock poisoned");
-    match inner.users.iter().find(|u| u["id"] == id.parse::<u64>().unwrap_or(0)) {
+    match inner
+        .users
+        .iter()
+        .find(|u| u["id"] == id.parse::<u64>().unwrap_or(0))
+    {
         Some(u) => Json(u.clone()).into_response(),
         None => (
             StatusCode::NOT_FOUND,

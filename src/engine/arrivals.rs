@@ -35,7 +35,9 @@ pub async fn run(shared: Arc<Shared>, rate: f64, duration: Duration, max_vus: u6
             let scenario = shared.picker.pick(k);
             let mut vars = shared.initial_vars(scenario, k % max_vus);
             vars.iteration = k;
-            vu::run_iteration(&shared, scenario, &mut vars, Some(intended)).await;
+            let mut client = shared.take_client();
+            vu::run_iteration(&shared, &mut client, scenario, &mut vars, Some(intended)).await;
+            shared.return_client(client);
             shared.gauges.active_vus.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });

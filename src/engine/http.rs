@@ -3,72 +3,48 @@
 //! [`Sample`] plus the values extracted for later steps.
 
 use super::checks::{run_check, run_extract, Response};
+use super::client::{Request, VuClient};
 use super::template::{render, Vars};
 use crate::config::HttpStep;
 use crate::metrics::Sample;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-/// What a VU needs to send steps.
+/// What every VU shares to send steps.
 pub struct Target<'a> {
-    pub client: &'a reqwest::Client,
     pub base_url: Option<&'a str>,
     pub headers: &'a BTreeMap<String, String>,
 }
 
 /// Sends `step` and measures it. `origin` is when the request should have started (open model).
 pub async fn send(
+    client: &mut VuClient,
     target: &Target<'_>,
     step: &HttpStep,
     id: usize,
     vars: &Vars,
     origin: Option<Instant>,
 ) -> (Sample, Vec<(String, String)>) {
-    let url = url_for(target.base_url, &render(&step.target, vars));
-    let method =
-        reqwest::Method::from_bytes(step.method.as_bytes()).unwrap_or(reqwest::Method::GET);
-    let mut req = target.client.request(method, url);
-    for (k, v) in target
-        .headers
-        .iter()
-        .filter(|(k, _)| !step.headers.contains_key(*k))
-        .chain(&step.headers)
-    {
-        req = req.header(k.as_str(), render(v, vars).as_ref());
-    }
-    if !step.query.is_empty() {
-        let q: Vec<(&str, String)> = step
-            .query
-            .iter()
-            .map(|(k, v)| (k.as_str(), render(v, vars).into_owned()))
-            .collect();
-        req = req.query(&q);
-    }
-    if let Some(body) = &step.body {
-        req = req.body(render(body, vars).into_owned());
-    }
-    let start = origin.unwrap_or_else(Instant::now);
-    let result = match req.send().await {
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            resp.text().await.map(|body| (status, body))
-        }
-        Err(e) => Err(e),
-    };
-    let latency = start.elapsed();
     let mut sample = Sample {
         step: id,
-        latency_us: latency.as_micros() as u64,
+        latency_us: 0,
         status: None,
         error: None,
         checks_passed: 0,
         failed_checks: Vec::new(),
         bytes: 0,
     };
+    let start = origin.unwrap_or_else(Instant::now);
+    let result = match build(target, step, vars) {
+        Ok(req) => client.send(req).await.map_err(|f| f.kind().to_string()),
+        Err(e) => Err(e),
+    };
+    let latency = start.elapsed();
+    sample.latency_us = latency.as_micros() as u64;
     let (status, body) = match result {
         Ok(pair) => pair,
-        Err(e) => {
-            sample.error = Some(error_kind(&e).to_string());
+        Err(kind) => {
+            sample.error = Some(kind);
             return (sample, Vec::new());
         }
     };
@@ -77,7 +53,8 @@ pub async fn send(
     if status >= 400 {
         sample.error = Some(format!("status {status}"));
     }
-    let response = Response::new(status, latency.as_secs_f64() * 1000.0, &body);
+    let text = String::from_utf8_lossy(&body);
+    let response = Response::new(status, latency.as_secs_f64() * 1000.0, &text);
     for check in &step.checks {
         match run_check(check, &response, vars) {
             Ok(()) => sample.checks_passed += 1,
@@ -92,6 +69,33 @@ pub async fn send(
     (sample, extracted)
 }
 
+/// Renders the step into a request; an unusable URL is an error of kind `url`.
+fn build(target: &Target<'_>, step: &HttpStep, vars: &Vars) -> Result<Request, String> {
+    let url = url_for(target.base_url, &render(&step.target, vars));
+    let mut url = url::Url::parse(&url).map_err(|_| "url".to_string())?;
+    if !step.query.is_empty() {
+        let mut pairs = url.query_pairs_mut();
+        for (k, v) in &step.query {
+            pairs.append_pair(k, &render(v, vars));
+        }
+    }
+    let headers = target
+        .headers
+        .iter()
+        .filter(|(k, _)| !step.headers.contains_key(*k))
+        .chain(&step.headers)
+        .map(|(k, v)| (k.clone(), render(v, vars).into_owned()))
+        .collect();
+    let method =
+        http::Method::from_bytes(step.method.as_bytes()).map_err(|_| "method".to_string())?;
+    Ok(Request {
+        method,
+        url,
+        headers,
+        body: step.body.as_ref().map(|b| render(b, vars).into_owned()),
+    })
+}
+
 fn url_for(base: Option<&str>, target: &str) -> String {
     if target.starts_with("http://") || target.starts_with("https://") {
         return target.to_string();
@@ -101,18 +105,6 @@ fn url_for(base: Option<&str>, target: &str) -> String {
         format!("{base}{target}")
     } else {
         format!("{base}/{target}")
-    }
-}
-
-fn error_kind(e: &reqwest::Error) -> &'static str {
-    if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connect"
-    } else if e.is_body() || e.is_decode() {
-        "body"
-    } else {
-        "request"
     }
 }
 

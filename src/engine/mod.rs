@@ -5,6 +5,7 @@
 
 mod arrivals;
 pub mod checks;
+mod client;
 pub mod data;
 mod http;
 pub mod rendezvous;
@@ -53,7 +54,11 @@ pub struct Outcome {
 /// State every VU of a run shares.
 pub(crate) struct Shared {
     test: Arc<TestFile>,
-    client: reqwest::Client,
+    /// Shared only for `https://` targets; plain HTTP uses one connection per VU.
+    tls: reqwest::Client,
+    timeout: Duration,
+    /// Connections kept between open-model iterations, so arrivals reuse them like VUs do.
+    idle_clients: std::sync::Mutex<Vec<client::VuClient>>,
     /// `step_ids[scenario][step]`: the step's index in the flat list of HTTP steps.
     step_ids: Vec<Vec<Option<usize>>>,
     feeders: Vec<Option<data::Feeder>>,
@@ -68,6 +73,23 @@ pub(crate) struct Shared {
 impl Shared {
     fn stopped(&self) -> bool {
         self.cancel.is_cancelled() || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    fn client(&self) -> client::VuClient {
+        client::VuClient::new(self.tls.clone(), self.timeout)
+    }
+
+    /// A pooled connection for an open-model iteration.
+    fn take_client(&self) -> client::VuClient {
+        self.idle_clients
+            .lock()
+            .expect("client pool lock")
+            .pop()
+            .unwrap_or_else(|| self.client())
+    }
+
+    fn return_client(&self, c: client::VuClient) {
+        self.idle_clients.lock().expect("client pool lock").push(c);
     }
 
     fn initial_vars(&self, scenario: usize, vu: u64) -> template::Vars {
@@ -136,8 +158,9 @@ pub async fn run(test: Arc<TestFile>, opts: Options) -> Result<Outcome, EngineEr
         })
         .collect::<Result<Vec<_>, _>>()?;
     let vus = max_vus(&test.load);
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_millis(test.global.timeout.max(1)))
+    let timeout = Duration::from_millis(test.global.timeout.max(1));
+    let tls = reqwest::Client::builder()
+        .timeout(timeout)
         .pool_max_idle_per_host(vus as usize)
         .tcp_nodelay(true)
         .no_proxy()
@@ -153,7 +176,9 @@ pub async fn run(test: Arc<TestFile>, opts: Options) -> Result<Outcome, EngineEr
         step_ids: step_ids(&test),
         deadline: schedule::duration(&test.load).map(|d| Instant::now() + d),
         test: test.clone(),
-        client,
+        tls,
+        timeout,
+        idle_clients: Default::default(),
         feeders,
         rendezvous: Default::default(),
         samples,

@@ -2,6 +2,7 @@
 //! scenario's steps until its iterations are done, the test's deadline passes or the run is stopped.
 //! A failed step is recorded and the VU goes on, as load tests do.
 
+use super::client::VuClient;
 use super::http::{self, Target};
 use super::template::Vars;
 use super::Shared;
@@ -14,10 +15,11 @@ pub async fn run_closed(shared: std::sync::Arc<Shared>, vu: u64, iterations: Opt
     shared.gauges.active_vus.fetch_add(1, Ordering::Relaxed);
     let scenario = shared.picker.pick(vu);
     let mut vars = shared.initial_vars(scenario, vu);
+    let mut client = shared.client();
     let mut iteration = 0;
     while iterations.is_none_or(|n| iteration < n) && !shared.stopped() {
         vars.iteration = iteration;
-        run_iteration(&shared, scenario, &mut vars, None).await;
+        run_iteration(&shared, &mut client, scenario, &mut vars, None).await;
         iteration += 1;
     }
     shared.gauges.active_vus.fetch_sub(1, Ordering::Relaxed);
@@ -27,6 +29,7 @@ pub async fn run_closed(shared: std::sync::Arc<Shared>, vu: u64, iterations: Opt
 /// which the first request is timed from.
 pub async fn run_iteration(
     shared: &Shared,
+    client: &mut VuClient,
     scenario: usize,
     vars: &mut Vars,
     mut origin: Option<Instant>,
@@ -40,7 +43,6 @@ pub async fn run_iteration(
     }
     let think = sc.think_time.or(shared.test.global.think_time);
     let target = Target {
-        client: &shared.client,
         base_url: shared.test.global.base_url.as_deref(),
         headers: &shared.test.global.headers,
     };
@@ -52,7 +54,8 @@ pub async fn run_iteration(
             match step {
                 Step::Http(h) => {
                     let id = shared.step_ids[scenario][i].expect("every HTTP step has an id");
-                    let (sample, extracted) = http::send(&target, h, id, vars, origin.take()).await;
+                    let (sample, extracted) =
+                        http::send(client, &target, h, id, vars, origin.take()).await;
                     let _ = shared.samples.send(sample);
                     vars.values.extend(extracted);
                     if let Some(t) = think {
