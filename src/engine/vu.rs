@@ -76,7 +76,13 @@ pub async fn run_iteration(
 
 /// Sleeps for a think time, cut short by the deadline or a stop.
 async fn pause(shared: &Shared, t: ThinkTime) {
-    let until = tokio::time::Instant::now() + t.sample();
+    let pause = t.sample();
+    // A zero pause must not touch the timer: tokio's timer wheel rounds up to the next millisecond,
+    // which would cap every VU at about a thousand requests per second.
+    if pause.is_zero() {
+        return;
+    }
+    let until = tokio::time::Instant::now() + pause;
     let until = match shared.deadline {
         Some(d) => until.min(tokio::time::Instant::from_std(d)),
         None => until,
