@@ -20,7 +20,7 @@ install() {
   [ -x /usr/bin/time ] || missing+=(time)
   if [ ${#missing[@]} -gt 0 ]; then apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; fi
   command -v oha >/dev/null || cargo install oha --locked
-  cargo build --release -q
+  [ -n "${SKIP_BUILD:-}" ] || cargo build --release -q
 }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

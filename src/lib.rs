@@ -5,8 +5,11 @@
 //! ([`report`]). [`mock`] is the small target API used by the demo and the tests.
 
 pub mod config;
+pub mod control;
+pub mod distributed;
 pub mod engine;
 pub mod local;
 pub mod metrics;
 pub mod mock;
 pub mod report;
+pub mod worker;

@@ -3,7 +3,10 @@
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use perfornium::config::{self, Overrides};
-use perfornium::{engine, local, mock, report};
+use perfornium::control::plan::Strategy;
+use perfornium::control::run::Phase;
+use perfornium::control::workers::{self, WorkerAddr};
+use perfornium::{engine, local, mock, report, worker};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -49,6 +52,43 @@ enum Command {
     },
     /// The embedded default: the mock on a free port and examples/basic.yaml against it.
     Demo,
+    /// Serve the worker API (pull-based: the controller calls it).
+    Worker {
+        /// Interface to bind; localhost accepts local connections only, 0.0.0.0 remote ones.
+        #[arg(long, default_value = "localhost")]
+        host: String,
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Require `Authorization: Bearer TOKEN` on every call but /health.
+        #[arg(long, env = "PERFORNIUM_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+    /// Run a test across workers, driven from this process.
+    Distributed {
+        file: PathBuf,
+        /// Workers as host:port,host:port.
+        #[arg(short = 'w', long, conflicts_with = "workers_file")]
+        workers: Option<String>,
+        /// A workers.json file.
+        #[arg(long)]
+        workers_file: Option<PathBuf>,
+        /// even, capacity_based, round_robin or geographic.
+        #[arg(short = 's', long, default_value = "capacity_based")]
+        strategy: String,
+        /// Prepare every worker, then start all at one instant.
+        #[arg(long)]
+        sync_start: bool,
+        /// Bearer token for the workers.
+        #[arg(long, env = "PERFORNIUM_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        #[command(flatten)]
+        over: OverrideArgs,
+        #[arg(short = 'o', long)]
+        out: Option<PathBuf>,
+        /// Headless: progress lines on stderr, summary on stdout.
+        #[arg(long)]
+        no_tui: bool,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -106,6 +146,31 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Validate { file, env } => Ok(validate(&file, env.as_deref())),
         Command::Mock { host, port, delay } => serve_mock(&host, port, delay).await,
         Command::Demo => demo().await,
+        Command::Worker { host, port, token } => serve_worker(&host, port, token).await,
+        Command::Distributed {
+            file,
+            workers,
+            workers_file,
+            strategy,
+            sync_start,
+            token,
+            over,
+            out,
+            no_tui: _,
+        } => {
+            let workers = worker_list(workers.as_deref(), workers_file.as_deref())?;
+            let strategy: Strategy = strategy.parse().map_err(anyhow::Error::msg)?;
+            distributed(
+                &file,
+                &workers,
+                strategy,
+                sync_start,
+                token,
+                &over,
+                out.as_deref(),
+            )
+            .await
+        }
     }
 }
 
@@ -192,4 +257,63 @@ async fn demo() -> Result<ExitCode> {
     stop.cancel();
     let _ = server.await;
     Ok(verdict(&summary))
+}
+
+async fn serve_worker(host: &str, port: u16, token: Option<String>) -> Result<ExitCode> {
+    let listener = tokio::net::TcpListener::bind((host, port))
+        .await
+        .with_context(|| format!("binding {host}:{port}"))?;
+    let auth = if token.is_some() {
+        "bearer token required"
+    } else {
+        "no token: anyone who can reach this port can drive it"
+    };
+    eprintln!(
+        "worker listening on http://{} ({auth})",
+        listener.local_addr()?
+    );
+    let stop = engine::StopToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        s.cancel();
+    });
+    worker::serve(listener, token, stop).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn worker_list(list: Option<&str>, file: Option<&Path>) -> Result<Vec<WorkerAddr>> {
+    match (list, file) {
+        (Some(l), _) => Ok(workers::parse_list(l)?),
+        (None, Some(f)) => Ok(workers::read_file(f)?),
+        (None, None) => {
+            anyhow::bail!("name the workers with -w host:port,... or --workers-file workers.json")
+        }
+    }
+}
+
+async fn distributed(
+    file: &Path,
+    workers: &[WorkerAddr],
+    strategy: Strategy,
+    sync_start: bool,
+    token: Option<String>,
+    over: &OverrideArgs,
+    out: Option<&Path>,
+) -> Result<ExitCode> {
+    let test = load(file, over)?;
+    let rec =
+        perfornium::distributed::run(test, workers, strategy, sync_start, token, stop_on_ctrl_c())
+            .await?;
+    let summary = perfornium::distributed::summarize(&rec);
+    if let Some(dir) = out {
+        report::write_outputs(dir, &summary)
+            .with_context(|| format!("writing results to {}", dir.display()))?;
+    }
+    let code = verdict(&summary);
+    Ok(if rec.phase == Phase::Finished {
+        code
+    } else {
+        ExitCode::from(2)
+    })
 }

@@ -55,7 +55,7 @@ pub fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duratio
 }
 
 /// A think time: a fixed pause or a uniform range between two bounds.
-#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct ThinkTime {
     pub min: Duration,
     pub max: Duration,
@@ -92,6 +92,18 @@ impl ThinkTime {
         }
         let span = (self.max - self.min).as_secs_f64();
         self.min + Duration::from_secs_f64(rand::random::<f64>() * span)
+    }
+}
+
+/// Written back in the form [`ThinkTime::parse`] reads, so a test survives the trip to a worker.
+impl serde::Serialize for ThinkTime {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        if self.min == self.max {
+            s.serialize_str(&format!("{}ms", ms(self.min)))
+        } else {
+            s.serialize_str(&format!("{}ms-{}ms", ms(self.min), ms(self.max)))
+        }
     }
 }
 

@@ -5,7 +5,7 @@ pub mod progress;
 mod summary;
 mod text;
 
-pub use summary::{evaluate, RunSummary, StepSummary, ThresholdResult};
+pub use summary::{evaluate, RunSummary, StepSummary, ThresholdResult, WorkerSummary};
 pub use text::render as render_text;
 
 use std::path::Path;

@@ -111,6 +111,35 @@ pub struct RunSummary {
     pub thresholds: Vec<ThresholdResult>,
     pub passed: bool,
     pub timeline: Vec<Point>,
+    /// Distributed runs: one row per worker, its share and its own percentiles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerSummary>,
+    /// Distributed runs: spread of the workers' actual start instants, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_skew_ms: Option<f64>,
+    /// Distributed runs: the run's final phase and what happened along the way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<String>,
+}
+
+/// One worker's part in a distributed run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WorkerSummary {
+    pub address: String,
+    pub region: String,
+    pub capacity: u32,
+    /// VUs, or arrivals per second for the open model.
+    pub planned: f64,
+    pub state: String,
+    pub count: u64,
+    pub errors: u64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub clock_offset_ms: Option<f64>,
+    pub error: Option<String>,
 }
 
 impl RunSummary {
@@ -140,6 +169,10 @@ impl RunSummary {
             dropped_iterations: dropped,
             thresholds,
             timeline,
+            workers: Vec::new(),
+            start_skew_ms: None,
+            phase: None,
+            events: Vec::new(),
         }
     }
 }

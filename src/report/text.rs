@@ -12,6 +12,35 @@ pub fn render(s: &RunSummary) -> String {
         block(&mut out, step);
     }
     block(&mut out, &s.overall);
+    if !s.workers.is_empty() {
+        let _ = writeln!(out, "  workers");
+        for w in &s.workers {
+            let _ = writeln!(
+                out,
+                "    {:<21} {:<10} planned {:>8.1}  {:<9} requests {:>8}  errors {:>6}  p50 {:>7.2}  p95 {:>7.2}  p99 {:>7.2}{}",
+                w.address,
+                w.region,
+                w.planned,
+                w.state,
+                w.count,
+                w.errors,
+                w.p50,
+                w.p95,
+                w.p99,
+                w.error.as_deref().map(|e| format!("  ({e})")).unwrap_or_default()
+            );
+        }
+        if let Some(skew) = s.start_skew_ms {
+            let _ = writeln!(out, "    start skew: {skew:.1} ms");
+        }
+        let _ = writeln!(out);
+    }
+    for e in &s.events {
+        let _ = writeln!(out, "  ! {e}");
+    }
+    if let Some(p) = &s.phase {
+        let _ = writeln!(out, "  run phase: {p}");
+    }
     if s.dropped_iterations > 0 {
         let _ = writeln!(
             out,

@@ -1,0 +1,129 @@
+//! Calls to one worker's API, with a timeout on every call and the bearer token when one is set.
+//! The controller never assumes a call went through: every worker call is idempotent per run id,
+//! so a failed or repeated call is simply made again.
+
+use super::workers::WorkerAddr;
+use crate::worker::api;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+use thiserror::Error;
+
+/// Why a call to a worker failed.
+#[derive(Debug, Error)]
+pub enum CallError {
+    #[error("worker {addr} is unreachable: {source}")]
+    Unreachable {
+        addr: String,
+        source: reqwest::Error,
+    },
+    #[error("worker {addr} answered {status}: {message}")]
+    Refused {
+        addr: String,
+        status: u16,
+        message: String,
+    },
+}
+
+impl CallError {
+    /// The HTTP status the worker answered with, if it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            CallError::Refused { status, .. } => Some(*status),
+            CallError::Unreachable { .. } => None,
+        }
+    }
+}
+
+/// A handle on one worker.
+#[derive(Clone)]
+pub struct WorkerClient {
+    pub addr: String,
+    http: reqwest::Client,
+    token: Option<String>,
+}
+
+impl WorkerClient {
+    /// A client for `worker` with a per-call `timeout`.
+    pub fn new(worker: &WorkerAddr, token: Option<String>, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .no_proxy()
+            .build()
+            .expect("a reqwest client with a timeout builds");
+        Self {
+            addr: worker.addr(),
+            http,
+            token,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, CallError> {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let unreachable = |source| CallError::Unreachable {
+            addr: self.addr.clone(),
+            source,
+        };
+        let resp = req.send().await.map_err(unreachable)?;
+        let status = resp.status();
+        if !status.is_success() || status == reqwest::StatusCode::ACCEPTED {
+            let message = resp
+                .json::<api::ApiError>()
+                .await
+                .map(|e| e.error)
+                .unwrap_or_default();
+            return Err(CallError::Refused {
+                addr: self.addr.clone(),
+                status: status.as_u16(),
+                message,
+            });
+        }
+        resp.json().await.map_err(unreachable)
+    }
+
+    pub async fn health(&self) -> Result<api::Health, CallError> {
+        self.call(self.http.get(self.url("/health"))).await
+    }
+
+    pub async fn prepare(&self, body: &api::Prepare) -> Result<serde_json::Value, CallError> {
+        self.call(self.http.post(self.url("/prepare")).json(body))
+            .await
+    }
+
+    pub async fn start(&self, body: &api::Start) -> Result<serde_json::Value, CallError> {
+        self.call(self.http.post(self.url("/start")).json(body))
+            .await
+    }
+
+    pub async fn stop(&self, run_id: &str) -> Result<serde_json::Value, CallError> {
+        self.call(self.http.post(self.url("/stop")).json(&api::Stop {
+            run_id: run_id.into(),
+        }))
+        .await
+    }
+
+    pub async fn metrics(&self, since: u64) -> Result<api::Metrics, CallError> {
+        self.call(self.http.get(self.url(&format!("/metrics?since={since}"))))
+            .await
+    }
+
+    /// Final results; `Refused` with status 202 while the run is still going.
+    pub async fn results(&self, run_id: &str) -> Result<api::Results, CallError> {
+        self.call(
+            self.http
+                .get(self.url("/results"))
+                .query(&[("run_id", run_id)]),
+        )
+        .await
+    }
+}

@@ -1,0 +1,350 @@
+//! The run driver: takes a [`RunRecord`] from whatever phase it was saved in to a final phase,
+//! saving it at every transition. Submitted → preparing (every worker gets its share; repeated calls
+//! are harmless) → ready → started (one start instant, in each worker's own clock, when the start is
+//! synchronized) → polling: every second each worker's new interval batches are merged exactly once,
+//! silent workers are marked failed after the detection timeout, and the failure threshold decides
+//! whether the run goes on → finished, failed or stopped, with every worker's final totals.
+//!
+//! The driver assumes nothing about being the only driver there ever was: it starts from the saved
+//! record, and a save that fails (for the replicated store: this node lost leadership) stops it at once.
+
+use super::client::WorkerClient;
+use super::clock;
+use super::run::{Phase, RunRecord, WorkerState};
+use super::store::{RunStore, StoreError};
+use crate::worker::api::{self, now_ms};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// How often workers are polled for metrics (each answer is also a heartbeat).
+pub const POLL: Duration = Duration::from_secs(1);
+
+/// Drives one run.
+pub struct Driver<S: RunStore> {
+    store: S,
+    clients: Vec<WorkerClient>,
+    rec: RunRecord,
+    view: watch::Sender<RunRecord>,
+    stop: CancellationToken,
+    stop_sent: bool,
+}
+
+impl<S: RunStore> Driver<S> {
+    /// A driver for `rec`; `token` authenticates to the workers; `stop` asks the run to stop.
+    pub fn new(store: S, rec: RunRecord, token: Option<String>, stop: CancellationToken) -> Self {
+        let timeout = Duration::from_millis(rec.settings.heartbeat_ms.clamp(500, 5_000));
+        let clients = rec
+            .workers
+            .iter()
+            .map(|w| WorkerClient::new(&w.addr, token.clone(), timeout))
+            .collect();
+        let (view, _) = watch::channel(rec.clone());
+        Self {
+            store,
+            clients,
+            rec,
+            view,
+            stop,
+            stop_sent: false,
+        }
+    }
+
+    /// The record as it changes, for progress displays and the master API.
+    pub fn subscribe(&self) -> watch::Receiver<RunRecord> {
+        self.view.subscribe()
+    }
+
+    /// Runs to a final phase. `Err` means the record could no longer be saved: stop driving.
+    pub async fn drive(mut self) -> Result<RunRecord, StoreError> {
+        if matches!(self.rec.phase, Phase::Submitted | Phase::Preparing) {
+            self.prepare_all().await?;
+        }
+        if self.rec.phase == Phase::Ready {
+            self.start_all().await?;
+        }
+        if self.rec.phase == Phase::Started {
+            self.poll_until_done().await?;
+        }
+        Ok(self.rec)
+    }
+
+    async fn save(&mut self) -> Result<(), StoreError> {
+        self.store.save(&self.rec).await?;
+        self.view.send_replace(self.rec.clone());
+        Ok(())
+    }
+
+    fn event(&mut self, text: String) {
+        if self.rec.events.last() != Some(&text) {
+            self.rec.events.push(text);
+        }
+    }
+
+    fn fail_worker(&mut self, i: usize, why: String) {
+        let w = &mut self.rec.workers[i];
+        w.state = WorkerState::Failed;
+        w.error = Some(why.clone());
+        let addr = w.addr.addr();
+        self.event(format!("worker {addr} failed: {why}"));
+    }
+
+    /// True when the failed share of workers is more than the run tolerates.
+    fn too_many_failures(&self) -> bool {
+        let taking_part: Vec<_> = self
+            .rec
+            .workers
+            .iter()
+            .filter(|w| w.state != WorkerState::Idle)
+            .collect();
+        let failed = taking_part
+            .iter()
+            .filter(|w| w.state == WorkerState::Failed)
+            .count();
+        if failed == 0 {
+            return false;
+        }
+        let pct = failed as f64 * 100.0 / taking_part.len().max(1) as f64;
+        !self.rec.settings.continue_on_partial_failure
+            || pct > self.rec.settings.failure_threshold_pct
+            || failed == taking_part.len()
+    }
+
+    async fn prepare_all(&mut self) -> Result<(), StoreError> {
+        self.rec.phase = Phase::Preparing;
+        self.save().await?;
+        let deadline = now_ms() + self.rec.settings.coordination_timeout_ms;
+        for i in 0..self.clients.len() {
+            if self.rec.workers[i].state != WorkerState::Pending {
+                continue;
+            }
+            let body = api::Prepare {
+                run_id: self.rec.id.clone(),
+                test: self.worker_test(i),
+            };
+            loop {
+                match self.clients[i].prepare(&body).await {
+                    Ok(_) => {
+                        self.rec.workers[i].state = WorkerState::Prepared;
+                        self.rec.workers[i].last_seen_ms = now_ms();
+                        break;
+                    }
+                    Err(e) if e.status().is_some() || now_ms() >= deadline => {
+                        self.fail_worker(i, e.to_string());
+                        break;
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+        }
+        if self.too_many_failures() {
+            return self.finish(Phase::Failed).await;
+        }
+        self.rec.phase = Phase::Ready;
+        self.save().await
+    }
+
+    /// The test as worker `i` runs it: its share of the load and its CSV rows.
+    fn worker_test(&self, i: usize) -> crate::config::TestFile {
+        let mut test = self.rec.test.clone();
+        test.load = self.rec.workers[i].load.clone();
+        super::data::apply_rows(&mut test, &self.rec.workers, i);
+        test
+    }
+
+    async fn start_all(&mut self) -> Result<(), StoreError> {
+        for i in 0..self.clients.len() {
+            if self.rec.workers[i].offset.is_none()
+                && self.rec.workers[i].state == WorkerState::Prepared
+            {
+                if let Ok(o) = clock::estimate(&self.clients[i], 5).await {
+                    self.rec.workers[i].offset = Some(o);
+                }
+            }
+        }
+        if self.rec.settings.sync_start && self.rec.start_at_ms.is_none() {
+            self.rec.start_at_ms = Some(now_ms() + self.rec.settings.start_delay_ms);
+            self.save().await?;
+        }
+        for i in 0..self.clients.len() {
+            if self.rec.workers[i].state != WorkerState::Prepared {
+                continue;
+            }
+            let offset = self.rec.workers[i]
+                .offset
+                .map(|o| o.offset_ms)
+                .unwrap_or(0.0);
+            let start_at_ms = self
+                .rec
+                .start_at_ms
+                .map(|t| (t as f64 + offset).round().max(0.0) as u64);
+            let body = api::Start {
+                run_id: self.rec.id.clone(),
+                start_at_ms,
+            };
+            match self.clients[i].start(&body).await {
+                Ok(_) => self.rec.workers[i].state = WorkerState::Started,
+                Err(e) => self.fail_worker(i, e.to_string()),
+            }
+        }
+        if self.too_many_failures() {
+            self.stop_workers().await;
+            return self.poll_until_done().await.map(|_| ());
+        }
+        self.rec.phase = Phase::Started;
+        self.save().await
+    }
+
+    async fn stop_workers(&mut self) {
+        if self.stop_sent {
+            return;
+        }
+        self.stop_sent = true;
+        for i in 0..self.clients.len() {
+            if self.rec.workers[i].is_active() {
+                let _ = self.clients[i].stop(&self.rec.id).await;
+            }
+        }
+    }
+
+    async fn poll_until_done(&mut self) -> Result<(), StoreError> {
+        let mut failed_run = false;
+        loop {
+            for i in 0..self.clients.len() {
+                if self.rec.workers[i].is_active() {
+                    self.poll_worker(i).await;
+                }
+            }
+            self.close_reported_seconds();
+            self.update_skew();
+            if !failed_run && self.too_many_failures() {
+                failed_run = true;
+                self.event("too many workers failed: stopping the survivors".into());
+                self.stop_workers().await;
+            }
+            if (self.stop.is_cancelled() || self.rec.stop_requested) && !self.stop_sent {
+                self.event("stop requested".into());
+                self.stop_workers().await;
+            }
+            if !self.rec.workers.iter().any(|w| w.is_active()) {
+                break;
+            }
+            self.save().await?;
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = self.stop.cancelled(), if !self.stop_sent => {}
+            }
+        }
+        let phase = if failed_run {
+            Phase::Failed
+        } else if self.stop_sent {
+            Phase::Stopped
+        } else {
+            Phase::Finished
+        };
+        self.finish(phase).await
+    }
+
+    async fn finish(&mut self, phase: Phase) -> Result<(), StoreError> {
+        self.rec.close_seconds(u64::MAX);
+        self.rec.phase = phase;
+        self.rec.finished_ms = Some(now_ms());
+        self.save().await
+    }
+
+    async fn poll_worker(&mut self, i: usize) {
+        let since = self.rec.workers[i].last_seq;
+        match self.clients[i].metrics(since).await {
+            Ok(m) if m.run_id.as_deref() != Some(self.rec.id.as_str()) => {
+                self.fail_worker(i, "the worker no longer has this run (restarted?)".into());
+            }
+            Ok(m) => self.absorb(i, m).await,
+            Err(e) => {
+                let silent = now_ms().saturating_sub(self.rec.workers[i].last_seen_ms);
+                if silent > self.rec.settings.detection_timeout_ms {
+                    self.fail_worker(
+                        i,
+                        format!("no answer for {:.1}s ({e})", silent as f64 / 1000.0),
+                    );
+                }
+            }
+        }
+    }
+
+    async fn absorb(&mut self, i: usize, m: api::Metrics) {
+        for iv in &m.batches {
+            self.rec.merge_batch(i, iv);
+        }
+        let offset = self.rec.workers[i]
+            .offset
+            .map(|o| o.offset_ms)
+            .unwrap_or(0.0);
+        let w = &mut self.rec.workers[i];
+        w.last_seen_ms = now_ms();
+        w.live = m.live;
+        if let Some(s) = m.started_at_ms {
+            w.started_at_ms = Some(s as f64 - offset);
+        }
+        if m.phase == api::WorkerPhase::Running {
+            w.state = WorkerState::Running;
+        }
+        if m.phase.is_done() {
+            match self.clients[i].results(&self.rec.id).await {
+                Ok(r) => {
+                    let w = &mut self.rec.workers[i];
+                    if r.steps != w.merged {
+                        let note = format!(
+                            "worker {}: final totals differ from merged batches; using the totals",
+                            w.addr.addr()
+                        );
+                        self.event(note);
+                    }
+                    let w = &mut self.rec.workers[i];
+                    w.results = Some(r);
+                    w.state = WorkerState::Finished;
+                }
+                Err(e) => self.event(format!(
+                    "worker {}: results not ready: {e}",
+                    self.clients[i].addr
+                )),
+            }
+        }
+    }
+
+    /// Closes the seconds every active worker has reported past.
+    fn close_reported_seconds(&mut self) {
+        let reported = self
+            .rec
+            .workers
+            .iter()
+            .filter(|w| w.is_active())
+            .map(|w| w.live.elapsed_s.floor() as u64)
+            .min();
+        match reported {
+            Some(s) if s > 1 => self.rec.close_seconds(s - 1),
+            Some(_) => {}
+            None => self.rec.close_seconds(u64::MAX),
+        }
+    }
+
+    fn update_skew(&mut self) {
+        let starts: Vec<f64> = self
+            .rec
+            .workers
+            .iter()
+            .filter(|w| w.state != WorkerState::Idle && w.state != WorkerState::Failed)
+            .filter_map(|w| w.started_at_ms)
+            .collect();
+        let taking_part = self
+            .rec
+            .workers
+            .iter()
+            .filter(|w| w.state != WorkerState::Idle)
+            .count();
+        if starts.len() == taking_part && !starts.is_empty() && self.rec.skew_ms.is_none() {
+            let max = starts.iter().cloned().fold(f64::MIN, f64::max);
+            let min = starts.iter().cloned().fold(f64::MAX, f64::min);
+            self.rec.skew_ms = Some(max - min);
+        }
+    }
+}

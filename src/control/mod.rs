@@ -1,0 +1,13 @@
+//! The controller side of a distributed run: which workers exist ([`workers`]), how the load is
+//! split among them ([`plan`]), their clocks ([`clock`]), and the driver that takes a run from
+//! submitted to finished over a [`store::RunStore`] ([`driver`]).
+
+pub mod client;
+pub mod clock;
+pub mod data;
+pub mod driver;
+pub mod plan;
+pub mod run;
+pub mod store;
+pub mod submit;
+pub mod workers;

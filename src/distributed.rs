@@ -1,0 +1,164 @@
+//! `perfornium distributed`: one run across workers, driven by this process. It builds the run
+//! record (plan, settings, inlined CSV rows), prints the plan, drives it with the same [`Driver`] the
+//! HA master uses, prints progress, and turns the final record into the summary.
+
+use crate::config::{self, TestFile};
+use crate::control::driver::Driver;
+use crate::control::plan::{self, Strategy};
+use crate::control::run::{Phase, RunRecord};
+use crate::control::store::MemoryStore;
+use crate::control::submit;
+use crate::control::workers::WorkerAddr;
+use crate::metrics::collector::merged;
+use crate::report::{RunSummary, WorkerSummary};
+use std::fmt::Write;
+use tokio_util::sync::CancellationToken;
+
+/// The plan as a table: worker → share, region, capacity.
+pub fn plan_text(rec: &RunRecord) -> String {
+    let mut out = format!("plan ({} strategy, run {}):\n", rec.strategy, rec.id);
+    let arrivals = matches!(rec.test.load, config::Load::Arrivals { .. });
+    for w in &rec.workers {
+        let share = share(&w.load, arrivals);
+        let unit = if arrivals { "arrivals/s" } else { "VUs" };
+        let _ = writeln!(
+            out,
+            "  {:<21} {share:>8} {unit:<10} region {:<10} capacity {}",
+            w.addr.addr(),
+            w.addr.region,
+            w.addr.capacity
+        );
+    }
+    out
+}
+
+fn share(load: &config::Load, arrivals: bool) -> f64 {
+    let u = plan::units(load) as f64;
+    if arrivals {
+        u / 1000.0
+    } else {
+        u
+    }
+}
+
+/// The summary of a finished (or failed) run record.
+pub fn summarize(rec: &RunRecord) -> RunSummary {
+    let steps = rec.merged_steps();
+    let started = rec
+        .workers
+        .iter()
+        .filter_map(|w| w.results.as_ref().map(|r| r.elapsed_s))
+        .fold(0.0, f64::max);
+    let seconds = if started > 0.0 {
+        started
+    } else {
+        rec.timeline.len() as f64
+    };
+    let dropped = rec
+        .workers
+        .iter()
+        .map(|w| {
+            w.results
+                .as_ref()
+                .map(|r| r.dropped)
+                .unwrap_or(w.live.dropped)
+        })
+        .sum();
+    let mut s = RunSummary::build(
+        &rec.test.name,
+        &rec.step_names,
+        &steps,
+        seconds,
+        dropped,
+        rec.timeline.clone(),
+        &config::rules(&rec.test),
+    );
+    let arrivals = matches!(rec.test.load, config::Load::Arrivals { .. });
+    s.workers = rec
+        .workers
+        .iter()
+        .map(|w| {
+            let all = merged(w.totals());
+            WorkerSummary {
+                address: w.addr.addr(),
+                region: w.addr.region.clone(),
+                capacity: w.addr.capacity,
+                planned: share(&w.load, arrivals),
+                state: format!("{:?}", w.state).to_lowercase(),
+                count: all.count,
+                errors: all.errors,
+                p50: all.latency.quantile_ms(0.5),
+                p95: all.latency.quantile_ms(0.95),
+                p99: all.latency.quantile_ms(0.99),
+                clock_offset_ms: w.offset.map(|o| o.offset_ms),
+                error: w.error.clone(),
+            }
+        })
+        .collect();
+    s.start_skew_ms = rec.skew_ms;
+    s.phase = Some(format!("{:?}", rec.phase).to_lowercase());
+    s.events = rec.events.clone();
+    if rec.phase != Phase::Finished {
+        s.passed = false;
+    }
+    s
+}
+
+/// Runs `test` across `workers` and returns the final record.
+pub async fn run(
+    test: TestFile,
+    workers: &[WorkerAddr],
+    strategy: Strategy,
+    sync_start: bool,
+    token: Option<String>,
+    stop: CancellationToken,
+) -> anyhow::Result<RunRecord> {
+    let token = token.or_else(|| test_token(&test));
+    let rec = submit::new_record(submit::run_id(), test, workers, strategy, sync_start)
+        .map_err(anyhow::Error::msg)?;
+    eprint!("{}", plan_text(&rec));
+    let driver = Driver::new(MemoryStore::default(), rec, token, stop);
+    let progress = tokio::spawn(print_progress(driver.subscribe()));
+    let rec = driver.drive().await?;
+    progress.abort();
+    Ok(rec)
+}
+
+/// The bearer token from `distributed.communication.http.authentication`, templated from the env.
+fn test_token(test: &TestFile) -> Option<String> {
+    let raw = test
+        .distributed
+        .as_ref()?
+        .communication
+        .as_ref()?
+        .http
+        .as_ref()?
+        .authentication
+        .as_ref()?
+        .token
+        .clone()?;
+    let rendered = crate::engine::template::render(&raw, &Default::default()).into_owned();
+    (!rendered.contains("{{")).then_some(rendered)
+}
+
+async fn print_progress(mut rx: tokio::sync::watch::Receiver<RunRecord>) {
+    let mut last = String::new();
+    while rx.changed().await.is_ok() {
+        let rec = rx.borrow_and_update().clone();
+        let live = rec.live();
+        let mut line =
+            format!("{:?} ", rec.phase).to_lowercase() + &crate::report::progress::line(&live);
+        let failed = rec
+            .workers
+            .iter()
+            .filter(|w| w.state == crate::control::run::WorkerState::Failed)
+            .count();
+        if failed > 0 {
+            let _ = write!(line, "  failed workers {failed}");
+        }
+        if line != last {
+            eprintln!("{line}");
+            last = line;
+        }
+    }
+}

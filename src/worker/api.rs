@@ -1,0 +1,103 @@
+//! The worker HTTP API's message types, shared by the worker and the controller that calls it.
+
+use crate::config::TestFile;
+use crate::metrics::collector::{Interval, Live};
+use crate::metrics::StepStats;
+use serde::{Deserialize, Serialize};
+
+/// Where a worker is in its current run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerPhase {
+    Idle,
+    Prepared,
+    /// Started, waiting for the start instant.
+    Scheduled,
+    Running,
+    Finished,
+    Stopped,
+}
+
+impl WorkerPhase {
+    /// True once the run has ended and final results exist.
+    pub fn is_done(self) -> bool {
+        matches!(self, WorkerPhase::Finished | WorkerPhase::Stopped)
+    }
+}
+
+/// `POST /prepare`: the test with this worker's share already applied.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Prepare {
+    pub run_id: String,
+    pub test: TestFile,
+}
+
+/// `POST /start`: when to start, in the worker's own clock (Unix ms); now when absent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Start {
+    pub run_id: String,
+    #[serde(default)]
+    pub start_at_ms: Option<u64>,
+}
+
+/// `POST /stop`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Stop {
+    pub run_id: String,
+}
+
+/// `GET /health` (no token needed): also the worker's clock, for offset estimates.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub now_ms: u64,
+}
+
+/// `GET /status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub phase: WorkerPhase,
+    pub run_id: Option<String>,
+    pub started_at_ms: Option<u64>,
+    pub live: Live,
+    pub now_ms: u64,
+}
+
+/// `GET /metrics?since=SEQ`: every interval after `SEQ` not yet acknowledged. Asking with `since=N`
+/// acknowledges everything up to N, which the worker then forgets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Metrics {
+    pub run_id: Option<String>,
+    pub phase: WorkerPhase,
+    pub started_at_ms: Option<u64>,
+    pub batches: Vec<Interval>,
+    pub live: Live,
+}
+
+/// `GET /results?run_id=...`: the run's totals once it has ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    pub run_id: String,
+    pub phase: WorkerPhase,
+    pub step_names: Vec<String>,
+    pub steps: Vec<StepStats>,
+    pub elapsed_s: f64,
+    pub dropped: u64,
+    pub started_at_ms: Option<u64>,
+    /// The sequence number of the last interval; the batches up to it add up to `steps`.
+    pub last_seq: u64,
+}
+
+/// An error body: `{"error": "..."}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+}
+
+/// Milliseconds since the Unix epoch on this machine's clock.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

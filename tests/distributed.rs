@@ -1,0 +1,503 @@
+//! End-to-end tests of `perfornium worker` and `perfornium distributed`: real worker processes and
+//! the mock on 127.0.0.1 with ports from the OS; the mock's own counts are the reference.
+
+mod support;
+use support::*;
+
+fn test_yaml(mock: &Proc, load: &str, extra: &str) -> String {
+    format!(
+        "name: dist\nglobal:\n  base_url: \"http://{}\"\n  timeout: 5000\nload:\n{load}\nscenarios:\n  - name: s\n    steps:\n      - name: list\n        path: /users\n      - name: one\n        path: /users/1\n{extra}",
+        mock.addr
+    )
+}
+
+#[test]
+fn three_workers_split_evenly_and_the_merged_count_matches_the_server() {
+    let mock = mock(0);
+    let (a, b, c) = (worker(None), worker(None), worker(None));
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "t.yaml",
+        &test_yaml(
+            &mock,
+            "  pattern: basic\n  virtual_users: 7\n  iterations: 10",
+            "",
+        ),
+    );
+    let out = dir.path().join("out");
+    let res = run(&[
+        "distributed",
+        &file,
+        "-w",
+        &worker_list(&[&a, &b, &c]),
+        "-s",
+        "even",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        res.status.success(),
+        "{stderr}\n{}",
+        String::from_utf8_lossy(&res.stdout)
+    );
+    assert!(
+        stderr.contains("plan (even strategy"),
+        "the plan is printed before the run: {stderr}"
+    );
+    let s = summary(&out);
+    assert_eq!(
+        s["overall"]["count"], 140,
+        "7 VUs x 10 iterations x 2 steps"
+    );
+    assert_eq!(
+        mock_stats(&mock)["total"],
+        140,
+        "every request counted reached the server, none twice"
+    );
+    let planned: Vec<f64> = s["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["planned"].as_f64().unwrap())
+        .collect();
+    assert_eq!(planned, [3.0, 2.0, 2.0], "remainder to the first worker");
+    let counts: Vec<u64> = s["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["count"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counts, [60, 40, 40]);
+    assert_eq!(s["phase"], "finished");
+}
+
+#[test]
+fn synchronized_start_reports_a_small_skew() {
+    let mock = mock(0);
+    let (a, b) = (worker(None), worker(None));
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "t.yaml",
+        &test_yaml(
+            &mock,
+            "  pattern: basic\n  virtual_users: 2\n  duration: 1s",
+            "",
+        ),
+    );
+    let out = dir.path().join("out");
+    let started = std::time::Instant::now();
+    let res = run(&[
+        "distributed",
+        &file,
+        "-w",
+        &worker_list(&[&a, &b]),
+        "--sync-start",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert!(
+        started.elapsed().as_secs_f64() >= 5.0,
+        "the start instant is about now + 5 s"
+    );
+    let s = summary(&out);
+    let skew = s["start_skew_ms"].as_f64().expect("skew reported");
+    assert!(
+        skew < 200.0,
+        "loopback workers should start within 200 ms of each other, got {skew}"
+    );
+    assert_eq!(mock_stats(&mock)["total"], s["overall"]["count"]);
+}
+
+#[test]
+fn a_token_guards_every_call_but_health() {
+    let w = worker(Some("s3cret"));
+    let base = format!("http://{}", w.addr);
+    assert_eq!(
+        call("GET", &format!("{base}/health"), None, None)
+            .unwrap()
+            .0,
+        200
+    );
+    assert_eq!(
+        call("GET", &format!("{base}/status"), None, None)
+            .unwrap()
+            .0,
+        401
+    );
+    assert_eq!(
+        call("GET", &format!("{base}/status"), Some("wrong"), None)
+            .unwrap()
+            .0,
+        401
+    );
+    assert_eq!(
+        call("GET", &format!("{base}/status"), Some("s3cret"), None)
+            .unwrap()
+            .0,
+        200
+    );
+
+    let mock = mock(0);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "t.yaml",
+        &test_yaml(
+            &mock,
+            "  pattern: basic\n  virtual_users: 1\n  iterations: 1",
+            "",
+        ),
+    );
+    let res = run(&["distributed", &file, "-w", &w.addr]);
+    assert_eq!(res.status.code(), Some(2), "no token: the run fails");
+    assert!(
+        String::from_utf8_lossy(&res.stdout).contains("401"),
+        "the summary names the refusal"
+    );
+    let res = run(&["distributed", &file, "-w", &w.addr, "--token", "s3cret"]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_eq!(mock_stats(&mock)["total"], 2);
+}
+
+#[test]
+fn worker_calls_are_idempotent_per_run_id() {
+    let mock = mock(0);
+    let w = worker(None);
+    let base = format!("http://{}", w.addr);
+    let test = serde_json::json!({
+        "name": "idem", "global": {"base_url": format!("http://{}", mock.addr)},
+        "load": {"pattern": "basic", "virtual_users": 2, "iterations": 5},
+        "scenarios": [{"name": "s", "steps": [{"name": "list", "path": "/users"}]}]
+    });
+    let prepare = serde_json::json!({"run_id": "r1", "test": test}).to_string();
+    assert_eq!(
+        call("POST", &format!("{base}/prepare"), None, Some(&prepare))
+            .unwrap()
+            .0,
+        200
+    );
+    assert_eq!(
+        call("POST", &format!("{base}/prepare"), None, Some(&prepare))
+            .unwrap()
+            .0,
+        200
+    );
+    let start = r#"{"run_id":"r1"}"#;
+    assert_eq!(
+        call("POST", &format!("{base}/start"), None, Some(start))
+            .unwrap()
+            .0,
+        200
+    );
+    assert_eq!(
+        call("POST", &format!("{base}/start"), None, Some(start))
+            .unwrap()
+            .0,
+        200
+    );
+    assert!(wait_for(20, || call(
+        "GET",
+        &format!("{base}/results?run_id=r1"),
+        None,
+        None
+    )
+    .unwrap()
+    .0 == 200));
+    let (_, body) = call("GET", &format!("{base}/results?run_id=r1"), None, None).unwrap();
+    let r: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(r["steps"][0]["count"], 10, "two starts ran one run");
+    assert_eq!(mock_stats(&mock)["total"], 10);
+
+    // Batches stay until acknowledged, then are forgotten.
+    let (_, body) = call("GET", &format!("{base}/metrics?since=0"), None, None).unwrap();
+    let m: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let batches = m["batches"].as_array().unwrap();
+    let summed: u64 = batches
+        .iter()
+        .map(|b| b["steps"][0]["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        summed, 10,
+        "the unacknowledged batches add up to the totals"
+    );
+    let last = batches.last().unwrap()["seq"].as_u64().unwrap();
+    let (_, body) = call("GET", &format!("{base}/metrics?since={last}"), None, None).unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["batches"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+
+    // Malformed bodies are refused with a 4xx and change nothing.
+    assert!((400..500).contains(
+        &call("POST", &format!("{base}/prepare"), None, Some("{not json"))
+            .unwrap()
+            .0
+    ));
+    assert_eq!(
+        call("GET", &format!("{base}/results?run_id=r1"), None, None)
+            .unwrap()
+            .0,
+        200
+    );
+}
+
+#[test]
+fn another_run_while_one_is_active_is_a_conflict() {
+    let mock = mock(0);
+    let w = worker(None);
+    let base = format!("http://{}", w.addr);
+    let test = |vus: u64| {
+        serde_json::json!({
+            "name": "busy", "global": {"base_url": format!("http://{}", mock.addr)},
+            "load": {"pattern": "basic", "virtual_users": vus, "duration": "3s"},
+            "scenarios": [{"name": "s", "steps": [{"name": "slow", "path": "/delay/50"}]}]
+        })
+    };
+    let p1 = serde_json::json!({"run_id": "a", "test": test(1)}).to_string();
+    assert_eq!(
+        call("POST", &format!("{base}/prepare"), None, Some(&p1))
+            .unwrap()
+            .0,
+        200
+    );
+    assert_eq!(
+        call(
+            "POST",
+            &format!("{base}/start"),
+            None,
+            Some(r#"{"run_id":"a"}"#)
+        )
+        .unwrap()
+        .0,
+        200
+    );
+    let p2 = serde_json::json!({"run_id": "b", "test": test(1)}).to_string();
+    assert_eq!(
+        call("POST", &format!("{base}/prepare"), None, Some(&p2))
+            .unwrap()
+            .0,
+        409
+    );
+    assert_eq!(
+        call(
+            "POST",
+            &format!("{base}/start"),
+            None,
+            Some(r#"{"run_id":"b"}"#)
+        )
+        .unwrap()
+        .0,
+        409
+    );
+    assert_eq!(
+        call(
+            "POST",
+            &format!("{base}/stop"),
+            None,
+            Some(r#"{"run_id":"a"}"#)
+        )
+        .unwrap()
+        .0,
+        200
+    );
+    assert!(wait_for(10, || call(
+        "GET",
+        &format!("{base}/results?run_id=a"),
+        None,
+        None
+    )
+    .unwrap()
+    .0 == 200));
+}
+
+#[test]
+fn a_dead_worker_is_detected_and_the_survivors_finish() {
+    let mock = mock(5);
+    let (a, b, mut c) = (worker(None), worker(None), worker(None));
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "distributed:\n  orchestration:\n    heartbeat_interval: 1s\n    failure_handling:\n      worker_failure_threshold: 50\n      continue_on_partial_failure: true\n  fault_tolerance:\n    worker_failures:\n      detection_timeout: 2s\n";
+    let file = write(
+        dir.path(),
+        "t.yaml",
+        &test_yaml(
+            &mock,
+            "  pattern: basic\n  virtual_users: 3\n  duration: 6s",
+            extra,
+        ),
+    );
+    let out = dir.path().join("out");
+    let list = worker_list(&[&a, &b, &c]);
+    let child = std::process::Command::new(BIN)
+        .args([
+            "distributed",
+            &file,
+            "-w",
+            &list,
+            "-s",
+            "even",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill worker c once it has closed a few one-second batches (so the controller has pulled some).
+    let c_status = format!("http://{}/status", c.addr);
+    let elapsed = || {
+        let (_, body) = call("GET", &c_status, None, None).ok()?;
+        serde_json::from_str::<serde_json::Value>(&body).ok()?["live"]["elapsed_s"].as_f64()
+    };
+    assert!(wait_for(20, || elapsed().unwrap_or(0.0) >= 3.0));
+    c.child.kill().unwrap();
+    let res = child.wait_with_output().unwrap();
+    assert!(
+        res.status.success(),
+        "one failed worker of three is within a 50% threshold: {}",
+        String::from_utf8_lossy(&res.stdout)
+    );
+    let s = summary(&out);
+    assert_eq!(s["phase"], "finished");
+    let dead = &s["workers"][2];
+    assert_eq!(dead["state"], "failed");
+    assert!(
+        dead["error"].as_str().unwrap().contains("no answer"),
+        "{dead}"
+    );
+    let total = s["overall"]["count"].as_u64().unwrap();
+    let served = mock_stats(&mock)["total"].as_u64().unwrap();
+    assert!(
+        total > 0 && total <= served,
+        "what was pulled from the dead worker stays; counted {total}, served {served}"
+    );
+    assert!(
+        dead["count"].as_u64().unwrap() > 0,
+        "the dead worker's pulled batches are kept"
+    );
+    assert!(
+        String::from_utf8_lossy(&res.stdout).contains("failed"),
+        "the summary names the failure"
+    );
+}
+
+#[test]
+fn past_the_failure_threshold_the_run_fails_and_keeps_what_it_measured() {
+    let mock = mock(5);
+    let (a, mut b) = (worker(None), worker(None));
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "distributed:\n  orchestration:\n    failure_handling:\n      worker_failure_threshold: 0\n  fault_tolerance:\n    worker_failures:\n      detection_timeout: 1s\n";
+    let file = write(
+        dir.path(),
+        "t.yaml",
+        &test_yaml(
+            &mock,
+            "  pattern: basic\n  virtual_users: 2\n  duration: 20s",
+            extra,
+        ),
+    );
+    let out = dir.path().join("out");
+    let list = worker_list(&[&a, &b]);
+    let child = std::process::Command::new(BIN)
+        .args([
+            "distributed",
+            &file,
+            "-w",
+            &list,
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let b_status = format!("http://{}/status", b.addr);
+    assert!(wait_for(20, || call("GET", &b_status, None, None)
+        .map(|(_, b)| b.contains("\"running\""))
+        .unwrap_or(false)));
+    let started = std::time::Instant::now();
+    b.child.kill().unwrap();
+    let res = child.wait_with_output().unwrap();
+    assert_eq!(res.status.code(), Some(2), "a failed run exits 2");
+    assert!(
+        started.elapsed().as_secs() < 15,
+        "the survivor was stopped instead of running its 20 s"
+    );
+    let s = summary(&out);
+    assert_eq!(s["phase"], "failed");
+    assert!(
+        s["workers"][0]["count"].as_u64().unwrap() > 0,
+        "the survivor's numbers are kept"
+    );
+}
+
+#[test]
+fn partitioned_csv_rows_reach_the_target_once_each() {
+    let mock = mock(0);
+    let (a, b) = (worker(None), worker(None));
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "rows.csv",
+        "email\nr0@x.io\nr1@x.io\nr2@x.io\nr3@x.io\n",
+    );
+    let text = format!(
+        "name: csv\nglobal:\n  base_url: \"http://{}\"\nload:\n  pattern: basic\n  virtual_users: 2\n  iterations: 2\nscenarios:\n  - name: s\n    csv_data: {{ file: rows.csv, mode: shared }}\n    steps:\n      - name: create\n        method: POST\n        path: /users\n        json: {{ email: \"{{{{email}}}}\" }}\ndistributed:\n  data_consistency:\n    csv_data:\n      distribution_mode: partition\n",
+        mock.addr
+    );
+    let file = write(dir.path(), "t.yaml", &text);
+    let res = run(&[
+        "distributed",
+        &file,
+        "-w",
+        &worker_list(&[&a, &b]),
+        "-s",
+        "even",
+    ]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let (_, body) = ureq_get(&format!("http://{}/users", mock.addr)).unwrap();
+    let users: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let mut emails: Vec<String> = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["email"].as_str())
+        .filter(|e| e.starts_with('r'))
+        .map(String::from)
+        .collect();
+    emails.sort();
+    assert_eq!(
+        emails,
+        ["r0@x.io", "r1@x.io", "r2@x.io", "r3@x.io"],
+        "each row used exactly once across workers"
+    );
+}
+
+#[test]
+fn an_unsupported_distributed_key_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "name: t\nglobal:\n  base_url: http://127.0.0.1:9\nload:\n  pattern: basic\n  virtual_users: 1\n  iterations: 1\nscenarios:\n  - name: s\n    steps:\n      - path: /\ndistributed:\n  communication:\n    protocol: grpc\n";
+    let file = write(dir.path(), "t.yaml", text);
+    let res = run(&["validate", &file]);
+    assert_eq!(res.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(err.contains("grpc") && err.contains("t.yaml:14:"), "{err}");
+}
