@@ -1,1 +1,13 @@
-//! placeholder
+//! The operator console's screen: a [`Model`] of what the console knows (cluster, run, workers,
+//! live percentiles), a pure [`render`] of it with ratatui, and [`handle_key`]. There is no networking
+//! here, so tests build a model and render it into ratatui's `TestBackend`; the `perfornium` binary
+//! fills the model from the master API and owns the terminal.
+
+mod keys;
+mod model;
+mod render;
+
+pub use keys::{handle_key, Action};
+pub use model::{Model, Pane, Replica, Run, StepRow, TimePoint, WorkerRow};
+pub use ratatui;
+pub use render::render;

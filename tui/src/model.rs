@@ -1,0 +1,133 @@
+//! What the console shows, as plain data. The binary maps the master's views into it once a second.
+
+/// One master replica.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Replica {
+    pub id: u64,
+    pub addr: String,
+    /// leader, follower, candidate, learner, or "unreachable".
+    pub role: String,
+    pub reachable: bool,
+    pub last_applied: Option<u64>,
+}
+
+/// One worker's row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkerRow {
+    pub address: String,
+    pub region: String,
+    pub state: String,
+    /// VUs (or arrivals/s) assigned by the plan.
+    pub planned: f64,
+    pub active_vus: u64,
+    pub requests: u64,
+    pub rps: f64,
+    pub errors: u64,
+    pub p95_ms: f64,
+    /// Seconds since the worker last answered.
+    pub heartbeat_age_s: Option<f64>,
+    pub clock_offset_ms: Option<f64>,
+}
+
+/// One step's row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepRow {
+    pub name: String,
+    pub count: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Merged percentiles of one second.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TimePoint {
+    pub second: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// The run being followed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Run {
+    pub id: String,
+    pub name: String,
+    pub phase: String,
+    pub elapsed_s: f64,
+    pub requests: u64,
+    pub errors: u64,
+    pub rps: f64,
+    pub active_vus: u64,
+    /// "VUs" or "arrivals/s": the unit of `WorkerRow::planned`.
+    pub unit: String,
+    pub workers: Vec<WorkerRow>,
+    pub steps: Vec<StepRow>,
+    pub timeline: Vec<TimePoint>,
+    pub errors_seen: Vec<String>,
+    pub start_skew_ms: Option<f64>,
+}
+
+/// Which pane has the focus (tab and arrows move it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Pane {
+    #[default]
+    Workers,
+    Steps,
+    Errors,
+}
+
+impl Pane {
+    /// The next pane in tab order.
+    pub fn next(self) -> Pane {
+        match self {
+            Pane::Workers => Pane::Steps,
+            Pane::Steps => Pane::Errors,
+            Pane::Errors => Pane::Workers,
+        }
+    }
+
+    /// The previous pane.
+    pub fn prev(self) -> Pane {
+        match self {
+            Pane::Workers => Pane::Errors,
+            Pane::Steps => Pane::Workers,
+            Pane::Errors => Pane::Steps,
+        }
+    }
+}
+
+/// Everything on screen.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Model {
+    pub cluster: Vec<Replica>,
+    /// (leader id, term).
+    pub leader: Option<(u64, u64)>,
+    /// Leader changes seen, newest last ("leader changed: node 1 → node 2 (term 7)").
+    pub leader_changes: Vec<String>,
+    pub run: Option<Run>,
+    pub focus: Pane,
+    /// Scroll offset of the focused table.
+    pub scroll: usize,
+    pub confirm_stop: bool,
+    pub show_help: bool,
+    /// A line for transient messages ("stop requested", connection errors).
+    pub status: String,
+}
+
+impl Model {
+    /// Records a new leader, noting the change when it differs from the last one.
+    pub fn set_leader(&mut self, id: u64, term: u64) {
+        if let Some((old, _)) = self.leader {
+            if old != id {
+                self.leader_changes.push(format!(
+                    "leader changed: node {old} → node {id} (term {term})"
+                ));
+            }
+        }
+        self.leader = Some((id, term));
+    }
+}
