@@ -83,7 +83,12 @@ pub fn summarize(rec: &RunRecord) -> RunSummary {
                 address: w.addr.addr(),
                 region: w.addr.region.clone(),
                 capacity: w.addr.capacity,
-                planned: share(&w.load, arrivals),
+                planned: share(&w.load, arrivals)
+                    + if arrivals {
+                        w.extra_units as f64 / 1000.0
+                    } else {
+                        w.extra_units as f64
+                    },
                 state: format!("{:?}", w.state).to_lowercase(),
                 count: all.count,
                 errors: all.errors,
@@ -92,6 +97,9 @@ pub fn summarize(rec: &RunRecord) -> RunSummary {
                 p99: all.latency.quantile_ms(0.99),
                 clock_offset_ms: w.offset.map(|o| o.offset_ms),
                 error: w.error.clone(),
+                active_vus: w.live.active_vus,
+                rps: w.live.rps,
+                last_seen_ms: w.last_seen_ms,
             }
         })
         .collect();

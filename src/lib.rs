@@ -5,10 +5,12 @@
 //! ([`report`]). [`mock`] is the small target API used by the demo and the tests.
 
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod distributed;
 pub mod engine;
 pub mod local;
+pub mod master;
 pub mod metrics;
 pub mod mock;
 pub mod report;

@@ -63,6 +63,48 @@ enum Command {
         #[arg(long, env = "PERFORNIUM_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// One replica of the HA master cluster (openraft + sled).
+    Master {
+        #[arg(long)]
+        id: u64,
+        /// host:port to serve the master API and raft RPC on.
+        #[arg(long)]
+        listen: String,
+        /// Every replica: 1=host:port,2=host:port,3=host:port.
+        #[arg(long)]
+        peers: String,
+        /// This replica's own data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// Guards raft RPC and is sent to workers.
+        #[arg(long, env = "PERFORNIUM_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+    /// Attach to the master cluster's leader; optionally submit a run; follow it to the end.
+    Console {
+        /// Replicas: host:port,host:port,host:port.
+        #[arg(long)]
+        cluster: String,
+        /// A test to submit (otherwise the current or latest run is shown).
+        file: Option<PathBuf>,
+        #[arg(short = 'w', long, conflicts_with = "workers_file")]
+        workers: Option<String>,
+        #[arg(long)]
+        workers_file: Option<PathBuf>,
+        #[arg(short = 's', long, default_value = "capacity_based")]
+        strategy: String,
+        #[arg(long)]
+        sync_start: bool,
+        #[arg(long, env = "PERFORNIUM_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        #[command(flatten)]
+        over: OverrideArgs,
+        #[arg(short = 'o', long)]
+        out: Option<PathBuf>,
+        /// Headless: progress lines on stderr, summary on stdout; exit 0 passed, 1 threshold failed, 2 run failed.
+        #[arg(long)]
+        no_tui: bool,
+    },
     /// Run a test across workers, driven from this process.
     Distributed {
         file: PathBuf,
@@ -147,6 +189,38 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Mock { host, port, delay } => serve_mock(&host, port, delay).await,
         Command::Demo => demo().await,
         Command::Worker { host, port, token } => serve_worker(&host, port, token).await,
+        Command::Master {
+            id,
+            listen,
+            peers,
+            data,
+            token,
+        } => serve_master(id, &listen, &peers, data, token).await,
+        Command::Console {
+            cluster,
+            file,
+            workers,
+            workers_file,
+            strategy,
+            sync_start,
+            token,
+            over,
+            out,
+            no_tui,
+        } => {
+            let submit = match &file {
+                Some(f) => Some(submission(
+                    f,
+                    &over,
+                    workers.as_deref(),
+                    workers_file.as_deref(),
+                    &strategy,
+                    sync_start,
+                )?),
+                None => None,
+            };
+            console(&cluster, submit, token, out.as_deref(), no_tui).await
+        }
         Command::Distributed {
             file,
             workers,
@@ -316,4 +390,103 @@ async fn distributed(
     } else {
         ExitCode::from(2)
     })
+}
+
+async fn serve_master(
+    id: u64,
+    listen: &str,
+    peers: &str,
+    data: PathBuf,
+    token: Option<String>,
+) -> Result<ExitCode> {
+    let peers = perfornium::master::parse_peers(peers).map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(
+        peers.contains_key(&id),
+        "--peers does not list this replica's id {id}"
+    );
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    eprintln!(
+        "master {id} listening on http://{} (data {})",
+        listener.local_addr()?,
+        data.display()
+    );
+    let stop = engine::StopToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        s.cancel();
+    });
+    let cfg = perfornium::master::MasterConfig {
+        id,
+        listen: listen.to_string(),
+        peers,
+        data,
+        token,
+    };
+    perfornium::master::serve(cfg, listener, stop).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The body of `POST /runs`: the test with overrides applied and CSV rows inlined (the master may
+/// run on another machine and never reads this one's disk).
+fn submission(
+    file: &Path,
+    over: &OverrideArgs,
+    workers: Option<&str>,
+    workers_file: Option<&Path>,
+    strategy: &str,
+    sync_start: bool,
+) -> Result<perfornium::master::api::Submit> {
+    let mut test = load(file, over)?;
+    perfornium::control::data::inline_rows(&mut test).map_err(anyhow::Error::msg)?;
+    Ok(perfornium::master::api::Submit {
+        test: Some(test),
+        test_yaml: None,
+        workers: worker_list(workers, workers_file)?,
+        strategy: strategy.parse().map_err(anyhow::Error::msg)?,
+        sync_start,
+    })
+}
+
+async fn console(
+    cluster: &str,
+    submit: Option<perfornium::master::api::Submit>,
+    token: Option<String>,
+    out: Option<&Path>,
+    no_tui: bool,
+) -> Result<ExitCode> {
+    use perfornium::console::{self, client::ClusterClient};
+    let addrs: Vec<String> = cluster
+        .split(',')
+        .map(|a| a.trim().to_string())
+        .filter(|a| !a.is_empty())
+        .collect();
+    anyhow::ensure!(!addrs.is_empty(), "--cluster needs at least one host:port");
+    let mut client = ClusterClient::new(addrs, token);
+    let run_id = match console::pick_run(&mut client, submit).await {
+        Ok(id) => id,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    use std::io::IsTerminal as _;
+    if no_tui || !std::io::stdout().is_terminal() {
+        eprintln!("following run {run_id}");
+        let code = console::headless(client, run_id, out, Duration::from_secs(2)).await?;
+        return Ok(ExitCode::from(code));
+    }
+    let last = console::screen::interactive(client, run_id).await?;
+    match last {
+        Some(view) => {
+            println!("{}", report::render_text(&view.summary));
+            if let Some(dir) = out {
+                report::write_outputs(dir, &view.summary)?;
+            }
+            Ok(ExitCode::from(console::exit_code(&view)))
+        }
+        None => Ok(ExitCode::from(2)),
+    }
 }

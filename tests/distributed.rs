@@ -501,3 +501,73 @@ fn an_unsupported_distributed_key_is_refused_by_name() {
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(err.contains("grpc") && err.contains("t.yaml:14:"), "{err}");
 }
+
+#[test]
+fn a_dead_workers_share_is_redistributed_to_the_survivors() {
+    let mock = mock(5);
+    let (a, b, mut c) = (worker(None), worker(None), worker(None));
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "distributed:\n  orchestration:\n    failure_handling:\n      worker_failure_threshold: 50\n  fault_tolerance:\n    worker_failures:\n      detection_timeout: 1s\n      recovery:\n        load_redistribution: true\n";
+    let file = write(
+        dir.path(),
+        "t.yaml",
+        &test_yaml(
+            &mock,
+            "  pattern: basic\n  virtual_users: 3\n  duration: 9s",
+            extra,
+        ),
+    );
+    let out = dir.path().join("out");
+    let list = worker_list(&[&a, &b, &c]);
+    let child = std::process::Command::new(BIN)
+        .args([
+            "distributed",
+            &file,
+            "-w",
+            &list,
+            "-s",
+            "even",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let c_status = format!("http://{}/status", c.addr);
+    assert!(wait_for(20, || call("GET", &c_status, None, None)
+        .map(|(_, b)| b.contains("\"running\""))
+        .unwrap_or(false)));
+    c.child.kill().unwrap();
+    // The survivor that takes the share runs two VUs at once.
+    let a_status = format!("http://{}/status", a.addr);
+    let doubled = wait_for(15, || {
+        call("GET", &a_status, None, None)
+            .ok()
+            .and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| v["live"]["active_vus"] == 2)
+    });
+    assert!(doubled, "worker a never ran the extra VU");
+    let res = child.wait_with_output().unwrap();
+    assert!(res.status.success());
+    let s = summary(&out);
+    assert_eq!(s["workers"][0]["planned"], 2.0, "1 planned + 1 taken over");
+    assert_eq!(s["workers"][1]["planned"], 1.0);
+    assert!(
+        s["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap().contains("redistributed")),
+        "{}",
+        s["events"]
+    );
+    let (ca, cb) = (
+        s["workers"][0]["count"].as_u64().unwrap(),
+        s["workers"][1]["count"].as_u64().unwrap(),
+    );
+    assert!(
+        ca as f64 > cb as f64 * 1.2,
+        "the taker made more requests: {ca} vs {cb}"
+    );
+}

@@ -714,6 +714,17 @@ pub struct WorkerFailures {
     /// Same meaning as `worker_failure_threshold` (percent).
     #[serde(default)]
     pub max_failure_rate: Option<f64>,
+    #[serde(default)]
+    pub recovery: Option<Recovery>,
+}
+
+/// `distributed.fault_tolerance.worker_failures.recovery`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Recovery {
+    /// Re-assign a failed worker's share (VUs, arrival rate, CSV slice) to the survivors.
+    #[serde(default)]
+    pub load_redistribution: Option<bool>,
 }
 
 /// `distributed.data_consistency`.

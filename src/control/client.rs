@@ -105,6 +105,11 @@ impl WorkerClient {
             .await
     }
 
+    pub async fn scale(&self, body: &api::Scale) -> Result<serde_json::Value, CallError> {
+        self.call(self.http.post(self.url("/scale")).json(body))
+            .await
+    }
+
     pub async fn stop(&self, run_id: &str) -> Result<serde_json::Value, CallError> {
         self.call(self.http.post(self.url("/stop")).json(&api::Stop {
             run_id: run_id.into(),

@@ -217,12 +217,16 @@ impl<S: RunStore> Driver<S> {
             }
             self.close_reported_seconds();
             self.update_skew();
+            if !failed_run && !self.too_many_failures() {
+                self.redistribute_failed().await;
+            }
             if !failed_run && self.too_many_failures() {
                 failed_run = true;
                 self.event("too many workers failed: stopping the survivors".into());
                 self.stop_workers().await;
             }
             if (self.stop.is_cancelled() || self.rec.stop_requested) && !self.stop_sent {
+                self.rec.stop_requested = true;
                 self.event("stop requested".into());
                 self.stop_workers().await;
             }
@@ -243,6 +247,48 @@ impl<S: RunStore> Driver<S> {
             Phase::Finished
         };
         self.finish(phase).await
+    }
+
+    /// Hands each newly failed worker's share to the survivors, when the test asks for it.
+    async fn redistribute_failed(&mut self) {
+        if !self.rec.settings.load_redistribution || !self.rec.settings.continue_on_partial_failure
+        {
+            return;
+        }
+        let dead: Vec<usize> = (0..self.rec.workers.len())
+            .filter(|&i| {
+                self.rec.workers[i].state == WorkerState::Failed
+                    && !self.rec.workers[i].redistributed
+            })
+            .collect();
+        for d in dead {
+            self.rec.workers[d].redistributed = true;
+            let addr = self.rec.workers[d].addr.addr();
+            let parts = match super::redistribute::plan_for(&self.rec, d) {
+                Ok(p) => p,
+                Err(why) => {
+                    self.event(format!("the share of {addr} was not redistributed: {why}"));
+                    continue;
+                }
+            };
+            for (j, test, units) in parts {
+                let body = api::Scale {
+                    run_id: self.rec.id.clone(),
+                    scale_id: format!("redistribute-{d}"),
+                    test,
+                };
+                match self.clients[j].scale(&body).await {
+                    Ok(_) => self.rec.workers[j].extra_units += units,
+                    Err(e) => self.event(format!(
+                        "could not hand part of {addr}'s share to {}: {e}",
+                        self.clients[j].addr
+                    )),
+                }
+            }
+            self.event(format!(
+                "the share of {addr} was redistributed to the surviving workers"
+            ));
+        }
     }
 
     async fn finish(&mut self, phase: Phase) -> Result<(), StoreError> {

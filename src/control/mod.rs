@@ -7,6 +7,7 @@ pub mod clock;
 pub mod data;
 pub mod driver;
 pub mod plan;
+pub mod redistribute;
 pub mod run;
 pub mod store;
 pub mod submit;

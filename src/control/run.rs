@@ -72,6 +72,12 @@ pub struct WorkerRun {
     /// CSV rows sent to it, per scenario (partitioned or replicated).
     #[serde(default)]
     pub csv_rows: BTreeMap<usize, usize>,
+    /// Units (VUs, or milli-arrivals/s) taken over from failed workers.
+    #[serde(default)]
+    pub extra_units: u64,
+    /// This failed worker's share has been handed to the survivors.
+    #[serde(default)]
+    pub redistributed: bool,
 }
 
 impl WorkerRun {
@@ -105,6 +111,9 @@ pub struct Settings {
     /// Percent of workers that may fail before the run fails.
     pub failure_threshold_pct: f64,
     pub continue_on_partial_failure: bool,
+    /// Hand a failed worker's share to the survivors.
+    #[serde(default)]
+    pub load_redistribution: bool,
     /// Lead time for a synchronized start.
     pub start_delay_ms: u64,
     pub time_skew_tolerance_ms: Option<u64>,

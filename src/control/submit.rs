@@ -34,6 +34,10 @@ pub fn settings(test: &TestFile, sync_start: bool) -> Settings {
             .or(failures.max_failure_rate)
             .unwrap_or(20.0),
         continue_on_partial_failure: handling.continue_on_partial_failure.unwrap_or(true),
+        load_redistribution: failures
+            .recovery
+            .and_then(|r| r.load_redistribution)
+            .unwrap_or(false),
         start_delay_ms: 5_000,
         time_skew_tolerance_ms: coord.time_skew_tolerance.map(|d| d.as_millis() as u64),
     }
@@ -76,6 +80,8 @@ pub fn new_record(
             error: None,
             live: Default::default(),
             csv_rows: Default::default(),
+            extra_units: 0,
+            redistributed: false,
         })
         .collect();
     Ok(RunRecord {

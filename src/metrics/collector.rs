@@ -32,6 +32,8 @@ pub struct Point {
     pub active_vus: u64,
     pub dropped: u64,
     pub p50_ms: f64,
+    #[serde(default)]
+    pub p90_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,
     /// Per step: (requests, errors, p50, p95, p99).
@@ -59,6 +61,7 @@ impl Point {
             active_vus: iv.active_vus,
             dropped: iv.dropped,
             p50_ms: all.latency.quantile_ms(0.5),
+            p90_ms: all.latency.quantile_ms(0.9),
             p95_ms: all.latency.quantile_ms(0.95),
             p99_ms: all.latency.quantile_ms(0.99),
             steps: iv

@@ -140,6 +140,14 @@ pub struct WorkerSummary {
     pub p99: f64,
     pub clock_offset_ms: Option<f64>,
     pub error: Option<String>,
+    /// Live figures from the worker's last answer.
+    #[serde(default)]
+    pub active_vus: u64,
+    #[serde(default)]
+    pub rps: f64,
+    /// When the worker last answered (controller clock, Unix ms).
+    #[serde(default)]
+    pub last_seen_ms: u64,
 }
 
 impl RunSummary {

@@ -40,6 +40,15 @@ pub struct Start {
     pub start_at_ms: Option<u64>,
 }
 
+/// `POST /scale`: extra load for a running run (a share of a failed worker's), as a test with the
+/// same steps. `scale_id` makes the call idempotent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Scale {
+    pub run_id: String,
+    pub scale_id: String,
+    pub test: TestFile,
+}
+
 /// `POST /stop`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Stop {
@@ -61,6 +70,9 @@ pub struct Status {
     pub started_at_ms: Option<u64>,
     pub live: Live,
     pub now_ms: u64,
+    /// When a controller last pulled metrics (Unix ms; 0 = never).
+    #[serde(default)]
+    pub last_poll_ms: u64,
 }
 
 /// `GET /metrics?since=SEQ`: every interval after `SEQ` not yet acknowledged. Asking with `since=N`

@@ -35,6 +35,7 @@ pub fn router(token: Option<String>) -> Router {
         .route("/prepare", post(prepare))
         .route("/start", post(start))
         .route("/stop", post(stop))
+        .route("/scale", post(scale))
         .route("/metrics", get(metrics))
         .route("/results", get(results))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
@@ -93,6 +94,7 @@ fn refuse(e: SlotError) -> Response {
         SlotError::Unknown(_) => StatusCode::NOT_FOUND,
         SlotError::BadTest(_) => StatusCode::UNPROCESSABLE_ENTITY,
         SlotError::NotFinished(_) => StatusCode::ACCEPTED,
+        SlotError::NotRunning(_) => StatusCode::CONFLICT,
     };
     error(code, e.to_string())
 }
@@ -121,6 +123,10 @@ async fn prepare(State(w): State<Worker>, Json(req): Json<api::Prepare>) -> Resp
 
 async fn start(State(w): State<Worker>, Json(req): Json<api::Start>) -> Response {
     phase(w.slot.start(req))
+}
+
+async fn scale(State(w): State<Worker>, Json(req): Json<api::Scale>) -> Response {
+    phase(w.slot.scale(req))
 }
 
 async fn stop(State(w): State<Worker>, Json(req): Json<api::Stop>) -> Response {

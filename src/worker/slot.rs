@@ -1,15 +1,21 @@
 //! A worker's one run slot: the state machine behind the API (idle → prepared → scheduled →
 //! running → finished/stopped). Every transition is idempotent per run id, so a controller (or a new
 //! leader) can repeat a call without starting a second run; a call for a different run while one is
-//! active is a conflict. Interval batches stay here until the controller acknowledges them.
+//! active is a conflict.
+//!
+//! A run may grow: when another worker dies, the controller can `scale` this one with extra load
+//! (its share of the dead worker's), which runs as a second engine inside the same run. The slot
+//! numbers every interval batch itself, whichever engine produced it, and keeps each batch until
+//! the controller acknowledges it; the run finishes when its last engine does.
 
 use super::api::{self, now_ms, WorkerPhase};
 use crate::config::TestFile;
 use crate::engine::{self, Options, StopToken};
 use crate::metrics::collector::{Interval, Live};
-use std::collections::BTreeMap;
+use crate::metrics::StepStats;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 
@@ -24,6 +30,8 @@ pub enum SlotError {
     BadTest(String),
     #[error("run `{0}` has not finished yet")]
     NotFinished(String),
+    #[error("run `{0}` is not running, so it cannot take more load")]
+    NotRunning(String),
 }
 
 struct Run {
@@ -31,18 +39,63 @@ struct Run {
     test: Arc<TestFile>,
     phase: WorkerPhase,
     started_at_ms: Option<u64>,
+    started: Option<Instant>,
     batches: BTreeMap<u64, Interval>,
-    acked: u64,
-    live: watch::Receiver<Live>,
-    live_tx: Option<watch::Sender<Live>>,
+    next_seq: u64,
+    lives: Vec<watch::Receiver<Live>>,
     stop: StopToken,
-    results: Option<api::Results>,
+    /// Engines still running; the run ends when this drops to zero after the start.
+    engines: u32,
+    /// `scale` requests already applied, so a repeated one adds nothing.
+    scales: BTreeSet<String>,
+    totals: Vec<StepStats>,
+    elapsed_s: f64,
+    dropped: u64,
+}
+
+impl Run {
+    fn is_active(&self) -> bool {
+        matches!(self.phase, WorkerPhase::Scheduled | WorkerPhase::Running)
+    }
+
+    fn live(&self) -> Live {
+        let mut l = Live::default();
+        for rx in &self.lives {
+            let x = rx.borrow();
+            l.requests += x.requests;
+            l.errors += x.errors;
+            l.rps += x.rps;
+            l.active_vus += x.active_vus;
+            l.dropped += x.dropped;
+            l.elapsed_s = l.elapsed_s.max(x.elapsed_s);
+            l.p95_ms = l.p95_ms.max(x.p95_ms);
+        }
+        if let Some(s) = self.started {
+            l.elapsed_s = s.elapsed().as_secs_f64();
+        }
+        l
+    }
+
+    fn results(&self) -> api::Results {
+        api::Results {
+            run_id: self.id.clone(),
+            phase: self.phase,
+            step_names: engine::step_names(&self.test),
+            steps: self.totals.clone(),
+            elapsed_s: self.elapsed_s,
+            dropped: self.dropped,
+            started_at_ms: self.started_at_ms,
+            last_seq: self.next_seq - 1,
+        }
+    }
 }
 
 /// The worker's state, shared by its handlers.
 #[derive(Clone, Default)]
 pub struct Slot {
     run: Arc<Mutex<Option<Run>>>,
+    /// When a controller last pulled metrics (Unix ms), to see from outside who is driving.
+    last_poll_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Slot {
@@ -57,7 +110,7 @@ impl Slot {
             if run.id == req.run_id {
                 return Ok(run.phase);
             }
-            if matches!(run.phase, WorkerPhase::Scheduled | WorkerPhase::Running) {
+            if run.is_active() {
                 return Err(SlotError::Busy {
                     active: run.id.clone(),
                     requested: req.run_id,
@@ -65,18 +118,22 @@ impl Slot {
             }
         }
         crate::config::check(&req.test).map_err(SlotError::BadTest)?;
-        let (live_tx, live) = watch::channel(Live::default());
+        let steps = engine::step_names(&req.test).len();
         *guard = Some(Run {
             id: req.run_id,
             test: Arc::new(req.test),
             phase: WorkerPhase::Prepared,
             started_at_ms: None,
+            started: None,
             batches: BTreeMap::new(),
-            acked: 0,
-            live,
-            live_tx: Some(live_tx),
+            next_seq: 1,
+            lives: Vec::new(),
             stop: StopToken::new(),
-            results: None,
+            engines: 0,
+            scales: BTreeSet::new(),
+            totals: vec![StepStats::default(); steps],
+            elapsed_s: 0.0,
+            dropped: 0,
         });
         Ok(WorkerPhase::Prepared)
     }
@@ -86,7 +143,7 @@ impl Slot {
         let mut guard = self.lock();
         let run = match guard.as_mut() {
             Some(r) if r.id == req.run_id => r,
-            Some(r) if matches!(r.phase, WorkerPhase::Scheduled | WorkerPhase::Running) => {
+            Some(r) if r.is_active() => {
                 return Err(SlotError::Busy {
                     active: r.id.clone(),
                     requested: req.run_id,
@@ -98,11 +155,10 @@ impl Slot {
             return Ok(run.phase);
         }
         run.phase = WorkerPhase::Scheduled;
+        run.engines = 1;
         let delay = Duration::from_millis(req.start_at_ms.unwrap_or(0).saturating_sub(now_ms()));
-        let live_tx = run
-            .live_tx
-            .take()
-            .expect("a prepared run still has its live sender");
+        let (live_tx, live_rx) = watch::channel(Live::default());
+        run.lives.push(live_rx);
         tokio::spawn(self.clone().execute(
             run.id.clone(),
             run.test.clone(),
@@ -111,6 +167,40 @@ impl Slot {
             live_tx,
         ));
         Ok(WorkerPhase::Scheduled)
+    }
+
+    /// Adds load to the running run: `test` (the same steps, with the extra load and rows) runs as one
+    /// more engine until its own duration ends. Repeating the same `scale_id` adds nothing.
+    pub fn scale(&self, req: api::Scale) -> Result<WorkerPhase, SlotError> {
+        let mut guard = self.lock();
+        let run = match guard.as_mut() {
+            Some(r) if r.id == req.run_id => r,
+            _ => return Err(SlotError::Unknown(req.run_id)),
+        };
+        if run.scales.contains(&req.scale_id) {
+            return Ok(run.phase);
+        }
+        if !run.is_active() {
+            return Err(SlotError::NotRunning(req.run_id));
+        }
+        crate::config::check(&req.test).map_err(SlotError::BadTest)?;
+        if engine::step_names(&req.test) != engine::step_names(&run.test) {
+            return Err(SlotError::BadTest(
+                "extra load must run the same steps as the run".into(),
+            ));
+        }
+        run.scales.insert(req.scale_id);
+        run.engines += 1;
+        let (live_tx, live_rx) = watch::channel(Live::default());
+        run.lives.push(live_rx);
+        tokio::spawn(self.clone().execute(
+            run.id.clone(),
+            Arc::new(req.test),
+            run.stop.clone(),
+            Duration::ZERO,
+            live_tx,
+        ));
+        Ok(run.phase)
     }
 
     async fn execute(
@@ -125,68 +215,84 @@ impl Slot {
             _ = tokio::time::sleep(delay) => {}
             _ = stop.cancelled() => {}
         }
-        let (sink, mut intervals) = mpsc::unbounded_channel::<Interval>();
-        {
+        let offset_s = {
             let mut guard = self.lock();
             let Some(run) = guard.as_mut().filter(|r| r.id == id) else {
                 return;
             };
-            if stop.is_cancelled() {
-                run.phase = WorkerPhase::Stopped;
-                run.results = Some(empty_results(&id, &test));
-                return;
+            if run.started.is_none() && !stop.is_cancelled() {
+                run.phase = WorkerPhase::Running;
+                run.started_at_ms = Some(now_ms());
+                run.started = Some(Instant::now());
             }
-            run.phase = WorkerPhase::Running;
-            run.started_at_ms = Some(now_ms());
-        }
-        let keeper = {
-            let slot = self.clone();
-            let id = id.clone();
-            tokio::spawn(async move {
-                while let Some(iv) = intervals.recv().await {
-                    if let Some(run) = slot.lock().as_mut().filter(|r| r.id == id) {
-                        run.batches.insert(iv.seq, iv);
-                    }
-                }
-            })
+            run.started
+                .map(|s| s.elapsed().as_secs_f64())
+                .unwrap_or(0.0)
         };
-        let opts = Options {
-            sink: Some(sink),
-            live: Some(live),
-            stop: stop.clone(),
+        let outcome = if stop.is_cancelled() {
+            None
+        } else {
+            let (sink, intervals) = mpsc::unbounded_channel::<Interval>();
+            let keeper = tokio::spawn(self.clone().keep(id.clone(), offset_s, intervals));
+            let outcome = engine::run(
+                test,
+                Options {
+                    sink: Some(sink),
+                    live: Some(live),
+                    stop: stop.clone(),
+                },
+            )
+            .await;
+            let _ = keeper.await;
+            outcome.ok()
         };
-        let outcome = engine::run(test.clone(), opts).await;
-        let _ = keeper.await;
         let mut guard = self.lock();
         let Some(run) = guard.as_mut().filter(|r| r.id == id) else {
             return;
         };
-        run.phase = if stop.is_cancelled() {
-            WorkerPhase::Stopped
-        } else {
-            WorkerPhase::Finished
-        };
-        run.results = Some(match outcome {
-            Ok(o) => api::Results {
-                run_id: id.clone(),
-                phase: run.phase,
-                step_names: o.step_names,
-                steps: o.totals.steps,
-                elapsed_s: o.totals.elapsed.as_secs_f64(),
-                dropped: o.totals.dropped,
-                started_at_ms: run.started_at_ms,
-                last_seq: run.batches.keys().next_back().copied().unwrap_or(run.acked),
-            },
-            Err(_) => empty_results(&id, &test),
-        });
+        if let Some(o) = outcome {
+            for (t, s) in run.totals.iter_mut().zip(&o.totals.steps) {
+                t.merge(s);
+            }
+            run.elapsed_s = run.elapsed_s.max(offset_s + o.totals.elapsed.as_secs_f64());
+            run.dropped += o.totals.dropped;
+        }
+        run.engines -= 1;
+        if run.engines == 0 {
+            run.phase = if stop.is_cancelled() {
+                WorkerPhase::Stopped
+            } else {
+                WorkerPhase::Finished
+            };
+        }
+    }
+
+    /// Numbers and stores an engine's batches; `offset_s` places them on the run's own time axis.
+    async fn keep(
+        self,
+        id: String,
+        offset_s: f64,
+        mut intervals: mpsc::UnboundedReceiver<Interval>,
+    ) {
+        while let Some(mut iv) = intervals.recv().await {
+            if let Some(run) = self.lock().as_mut().filter(|r| r.id == id) {
+                iv.seq = run.next_seq;
+                iv.elapsed_s += offset_s;
+                run.next_seq += 1;
+                run.batches.insert(iv.seq, iv);
+            }
+        }
     }
 
     /// Stops the run (requests in flight finish and are counted).
     pub fn stop(&self, run_id: &str) -> Result<WorkerPhase, SlotError> {
-        let guard = self.lock();
-        match guard.as_ref() {
+        let mut guard = self.lock();
+        match guard.as_mut() {
             Some(r) if r.id == run_id => {
                 r.stop.cancel();
+                if r.phase == WorkerPhase::Prepared {
+                    r.phase = WorkerPhase::Stopped;
+                }
                 Ok(r.phase)
             }
             _ => Err(SlotError::Unknown(run_id.to_string())),
@@ -195,6 +301,8 @@ impl Slot {
 
     /// Batches after `since`; everything up to `since` counts as acknowledged and is dropped.
     pub fn metrics(&self, since: u64) -> api::Metrics {
+        self.last_poll_ms
+            .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
         let mut guard = self.lock();
         let Some(run) = guard.as_mut() else {
             return api::Metrics {
@@ -205,16 +313,13 @@ impl Slot {
                 live: Live::default(),
             };
         };
-        run.acked = run.acked.max(since);
-        let keep = run.batches.split_off(&(since + 1));
-        run.batches = keep;
-        let live = run.live.borrow().clone();
+        run.batches = run.batches.split_off(&(since + 1));
         api::Metrics {
             run_id: Some(run.id.clone()),
             phase: run.phase,
             started_at_ms: run.started_at_ms,
             batches: run.batches.values().cloned().collect(),
-            live,
+            live: run.live(),
         }
     }
 
@@ -222,10 +327,8 @@ impl Slot {
     pub fn results(&self, run_id: &str) -> Result<api::Results, SlotError> {
         let guard = self.lock();
         match guard.as_ref() {
-            Some(r) if r.id == run_id => r
-                .results
-                .clone()
-                .ok_or_else(|| SlotError::NotFinished(run_id.to_string())),
+            Some(r) if r.id == run_id && r.phase.is_done() => Ok(r.results()),
+            Some(r) if r.id == run_id => Err(SlotError::NotFinished(run_id.to_string())),
             _ => Err(SlotError::Unknown(run_id.to_string())),
         }
     }
@@ -233,6 +336,7 @@ impl Slot {
     /// The current phase, run and live view.
     pub fn status(&self) -> api::Status {
         let guard = self.lock();
+        let last_poll_ms = self.last_poll_ms.load(std::sync::atomic::Ordering::Relaxed);
         match guard.as_ref() {
             None => api::Status {
                 phase: WorkerPhase::Idle,
@@ -240,28 +344,16 @@ impl Slot {
                 started_at_ms: None,
                 live: Live::default(),
                 now_ms: now_ms(),
+                last_poll_ms,
             },
             Some(r) => api::Status {
                 phase: r.phase,
                 run_id: Some(r.id.clone()),
                 started_at_ms: r.started_at_ms,
-                live: r.live.borrow().clone(),
+                live: r.live(),
                 now_ms: now_ms(),
+                last_poll_ms,
             },
         }
-    }
-}
-
-fn empty_results(id: &str, test: &TestFile) -> api::Results {
-    let names = engine::step_names(test);
-    api::Results {
-        run_id: id.to_string(),
-        phase: WorkerPhase::Stopped,
-        steps: vec![Default::default(); names.len()],
-        step_names: names,
-        elapsed_s: 0.0,
-        dropped: 0,
-        started_at_ms: None,
-        last_seq: 0,
     }
 }

@@ -205,3 +205,127 @@ pub fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// A port the OS says is free right now (bound, read, released). Masters must know each other's
+/// addresses before they start, so this is the one place a port is chosen before the server binds.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Three `perfornium master` replicas on loopback, each with its own data directory.
+pub struct Cluster {
+    pub addrs: Vec<String>,
+    pub dir: tempfile::TempDir,
+    pub procs: Vec<Option<Proc>>,
+}
+
+impl Cluster {
+    /// Starts three replicas and waits until they agree on a leader.
+    pub fn start() -> Cluster {
+        let addrs: Vec<String> = (0..3)
+            .map(|_| format!("127.0.0.1:{}", free_port()))
+            .collect();
+        let mut c = Cluster {
+            addrs,
+            dir: tempfile::tempdir().expect("tempdir"),
+            procs: vec![None, None, None],
+        };
+        for i in 0..3 {
+            c.start_node(i);
+        }
+        c.wait_leader(20).expect("a leader within 20 s");
+        c
+    }
+
+    /// `1=h:p,2=h:p,3=h:p`.
+    pub fn peers(&self) -> String {
+        self.addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{}={a}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// `--cluster` value.
+    pub fn list(&self) -> String {
+        self.addrs.join(",")
+    }
+
+    /// (Re)starts replica `i` (0-based; node id i+1) from its directory.
+    pub fn start_node(&mut self, i: usize) {
+        let data = self.dir.path().join(format!("m{}", i + 1));
+        let id = (i + 1).to_string();
+        let peers = self.peers();
+        let proc = spawn_server(
+            &[
+                "master",
+                "--id",
+                &id,
+                "--listen",
+                &self.addrs[i],
+                "--peers",
+                &peers,
+                "--data",
+                data.to_str().unwrap(),
+            ],
+            "/cluster",
+        );
+        self.procs[i] = Some(proc);
+    }
+
+    /// SIGKILLs replica `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut p) = self.procs[i].take() {
+            p.child.kill().expect("kill");
+            let _ = p.child.wait();
+        }
+    }
+
+    /// `GET /cluster` of replica `i`.
+    pub fn view(&self, i: usize) -> Option<serde_json::Value> {
+        self.procs[i].as_ref()?;
+        let (code, body) = ureq_get(&format!("http://{}/cluster", self.addrs[i])).ok()?;
+        (code == 200)
+            .then(|| serde_json::from_str(&body).ok())
+            .flatten()
+    }
+
+    /// The leader's index once every live replica names the same leader and it says it leads.
+    pub fn leader(&self) -> Option<usize> {
+        let views: Vec<serde_json::Value> = (0..3).filter_map(|i| self.view(i)).collect();
+        let live = self.procs.iter().filter(|p| p.is_some()).count();
+        if views.len() < live || views.is_empty() {
+            return None;
+        }
+        let id = views[0]["leader_id"].as_u64()?;
+        if !views.iter().all(|v| v["leader_id"].as_u64() == Some(id)) {
+            return None;
+        }
+        let i = id as usize - 1;
+        (self.view(i)?["role"] == "leader").then_some(i)
+    }
+
+    /// Waits up to `secs` for an agreed leader.
+    pub fn wait_leader(&self, secs: u64) -> Option<usize> {
+        let mut found = None;
+        wait_for(secs, || {
+            found = self.leader();
+            found.is_some()
+        });
+        found
+    }
+
+    /// `GET /runs/{id}` from replica `i`.
+    pub fn run(&self, i: usize, id: &str) -> Option<serde_json::Value> {
+        self.procs[i].as_ref()?;
+        let (code, body) = ureq_get(&format!("http://{}/runs/{id}", self.addrs[i])).ok()?;
+        (code == 200)
+            .then(|| serde_json::from_str(&body).ok())
+            .flatten()
+    }
+}

@@ -254,33 +254,32 @@ fn render_chart(run: Option<&Run>, frame: &mut Frame, area: Rect) {
         .min(x_max - 1.0);
     let y_max = points.iter().map(|p| p.p99_ms).fold(1.0, f64::max) * 1.1;
     // The datasets borrow the series for the duration of this draw only.
-    let (p50, p90, p95, p99): (&[(f64, f64)], &[(f64, f64)], &[(f64, f64)], &[(f64, f64)]) =
-        (&p50, &p90, &p95, &p99);
+
     let datasets = vec![
         Dataset::default()
             .name("p50")
             .marker(Marker::Braille)
             .graph_type(GraphType::Line)
             .style(Style::default().fg(Color::Green))
-            .data(p50),
+            .data(&p50),
         Dataset::default()
             .name("p90")
             .marker(Marker::Braille)
             .graph_type(GraphType::Line)
             .style(Style::default().fg(Color::Cyan))
-            .data(p90),
+            .data(&p90),
         Dataset::default()
             .name("p95")
             .marker(Marker::Braille)
             .graph_type(GraphType::Line)
             .style(Style::default().fg(Color::Yellow))
-            .data(p95),
+            .data(&p95),
         Dataset::default()
             .name("p99")
             .marker(Marker::Braille)
             .graph_type(GraphType::Line)
             .style(Style::default().fg(Color::Red))
-            .data(p99),
+            .data(&p99),
     ];
     let chart = Chart::new(datasets)
         .block(block("live percentiles (ms)", false))

@@ -1,0 +1,207 @@
+//! A client of the master cluster that finds the leader through `GET /cluster` on any replica and
+//! follows it when leadership moves. Every call has a timeout: a write sent to a leader that has just
+//! been cut off would otherwise hang.
+
+use crate::master::api::{ClusterView, RunBrief, RunView, Submit};
+use std::time::Duration;
+use thiserror::Error;
+
+/// Why the cluster could not be used.
+#[derive(Debug, Error)]
+pub enum ClusterError {
+    #[error("no replica of {0} answered")]
+    Unreachable(String),
+    #[error("no leader is known yet (election in progress?)")]
+    NoLeader,
+    #[error("the master refused: {status} {message}")]
+    Refused { status: u16, message: String },
+}
+
+/// What the client last learned about the cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaderInfo {
+    pub id: u64,
+    pub addr: String,
+    pub term: u64,
+}
+
+/// Talks to whichever replica leads.
+#[derive(Clone)]
+pub struct ClusterClient {
+    pub addrs: Vec<String>,
+    pub leader: Option<LeaderInfo>,
+    http: reqwest::Client,
+    token: Option<String>,
+}
+
+impl ClusterClient {
+    /// A client for the replicas at `addrs` (host:port).
+    pub fn new(addrs: Vec<String>, token: Option<String>) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .connect_timeout(Duration::from_secs(1))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .expect("a reqwest client with timeouts builds");
+        Self {
+            addrs,
+            leader: None,
+            http,
+            token,
+        }
+    }
+
+    fn auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    /// `GET /cluster` of one replica.
+    pub async fn cluster_of(&self, addr: &str) -> Option<ClusterView> {
+        let resp = self
+            .auth(self.http.get(format!("http://{addr}/cluster")))
+            .send()
+            .await
+            .ok()?;
+        resp.json().await.ok()
+    }
+
+    /// Asks the replicas in turn who leads (the known leader first) and remembers it.
+    pub async fn find_leader(&mut self) -> Result<LeaderInfo, ClusterError> {
+        let mut order = self.addrs.clone();
+        if let Some(l) = &self.leader {
+            order.retain(|a| a != &l.addr);
+            order.insert(0, l.addr.clone());
+        }
+        let mut answered = false;
+        for addr in order {
+            let Some(view) = self.cluster_of(&addr).await else {
+                continue;
+            };
+            answered = true;
+            if let (Some(id), Some(laddr)) = (view.leader_id, view.leader_addr) {
+                // Trust a replica that says it leads, or the leader it names if that one confirms.
+                if let Some(lv) = self.cluster_of(&laddr).await.filter(|v| v.role == "leader") {
+                    let info = LeaderInfo {
+                        id,
+                        addr: laddr,
+                        term: lv.term,
+                    };
+                    self.leader = Some(info.clone());
+                    return Ok(info);
+                }
+            }
+        }
+        if answered {
+            Err(ClusterError::NoLeader)
+        } else {
+            Err(ClusterError::Unreachable(self.addrs.join(",")))
+        }
+    }
+
+    async fn json<T: serde::de::DeserializeOwned>(
+        resp: reqwest::Response,
+    ) -> Result<T, ClusterError> {
+        let status = resp.status();
+        if !status.is_success() {
+            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            let message = body["error"].as_str().unwrap_or("").to_string();
+            return Err(ClusterError::Refused {
+                status: status.as_u16(),
+                message,
+            });
+        }
+        resp.json().await.map_err(|e| ClusterError::Refused {
+            status: status.as_u16(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Submits a run to the leader, following redirects and elections for up to `patience`.
+    pub async fn submit(
+        &mut self,
+        body: &Submit,
+        patience: Duration,
+    ) -> Result<String, ClusterError> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let attempt = async {
+                let leader = self.find_leader().await?;
+                let resp = self
+                    .auth(
+                        self.http
+                            .post(format!("http://{}/runs", leader.addr))
+                            .json(body),
+                    )
+                    .send()
+                    .await
+                    .map_err(|_| ClusterError::Unreachable(leader.addr.clone()))?;
+                let v: serde_json::Value = Self::json(resp).await?;
+                Ok::<_, ClusterError>(v["run_id"].as_str().unwrap_or_default().to_string())
+            };
+            match attempt.await {
+                Ok(id) => return Ok(id),
+                Err(ClusterError::Refused { status, message })
+                    if status != 307 && status != 503 =>
+                {
+                    return Err(ClusterError::Refused { status, message })
+                }
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    /// A run's view from the leader, or from any replica that answers (followers may lag a little).
+    pub async fn run(&mut self, id: &str) -> Result<RunView, ClusterError> {
+        let mut order = self.addrs.clone();
+        if let Some(l) = &self.leader {
+            order.insert(0, l.addr.clone());
+        }
+        for addr in order {
+            if let Ok(resp) = self
+                .auth(self.http.get(format!("http://{addr}/runs/{id}")))
+                .send()
+                .await
+            {
+                if let Ok(v) = Self::json::<RunView>(resp).await {
+                    return Ok(v);
+                }
+            }
+        }
+        Err(ClusterError::Unreachable(self.addrs.join(",")))
+    }
+
+    /// The runs any replica knows.
+    pub async fn runs(&self) -> Result<Vec<RunBrief>, ClusterError> {
+        for addr in &self.addrs {
+            if let Ok(resp) = self
+                .auth(self.http.get(format!("http://{addr}/runs")))
+                .send()
+                .await
+            {
+                if let Ok(v) = Self::json(resp).await {
+                    return Ok(v);
+                }
+            }
+        }
+        Err(ClusterError::Unreachable(self.addrs.join(",")))
+    }
+
+    /// Asks the leader to stop a run.
+    pub async fn stop(&mut self, id: &str) -> Result<(), ClusterError> {
+        let leader = self.find_leader().await?;
+        let resp = self
+            .auth(
+                self.http
+                    .post(format!("http://{}/runs/{id}/stop", leader.addr)),
+            )
+            .send()
+            .await
+            .map_err(|_| ClusterError::Unreachable(leader.addr.clone()))?;
+        Self::json::<serde_json::Value>(resp).await.map(drop)
+    }
+}

@@ -1,0 +1,201 @@
+//! The interactive console: fills the `perfornium-tui` model from the master's views and runs the
+//! terminal. One state, a pure render, and a `tokio::select!` over key events, a redraw tick and the
+//! data channel (a task that polls the cluster once a second and follows the leader).
+
+use super::client::ClusterClient;
+use crate::master::api::{ClusterView, RunView};
+use crate::worker::api::now_ms;
+use futures_util::StreamExt;
+use perfornium_tui::ratatui::crossterm::event::{Event, EventStream, KeyEventKind};
+use perfornium_tui::{
+    handle_key, render, Action, Model, Replica, Run, StepRow, TimePoint, WorkerRow,
+};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// One refresh of everything the console shows.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub cluster: Vec<(String, Option<ClusterView>)>,
+    pub run: Option<RunView>,
+    pub error: Option<String>,
+}
+
+/// Maps the master's run view into the screen's model.
+pub fn run_model(v: &RunView) -> Run {
+    let s = &v.summary;
+    let arrivals = s.workers.iter().any(|w| w.planned.fract() != 0.0);
+    let now = now_ms();
+    Run {
+        id: v.id.clone(),
+        name: s.name.clone(),
+        phase: v.phase.clone(),
+        elapsed_s: v.live.elapsed_s,
+        requests: v.live.requests.max(s.overall.count),
+        errors: v.live.errors.max(s.overall.errors),
+        rps: v.live.rps,
+        active_vus: v.live.active_vus,
+        unit: if arrivals {
+            "rate".into()
+        } else {
+            "VUs".into()
+        },
+        workers: s
+            .workers
+            .iter()
+            .map(|w| WorkerRow {
+                address: w.address.clone(),
+                region: w.region.clone(),
+                state: w.state.clone(),
+                planned: w.planned,
+                active_vus: w.active_vus,
+                requests: w.count,
+                rps: w.rps,
+                errors: w.errors,
+                p95_ms: w.p95,
+                heartbeat_age_s: (w.last_seen_ms > 0)
+                    .then(|| now.saturating_sub(w.last_seen_ms) as f64 / 1000.0),
+                clock_offset_ms: w.clock_offset_ms,
+            })
+            .collect(),
+        steps: s
+            .steps
+            .iter()
+            .map(|st| StepRow {
+                name: st.name.clone(),
+                count: st.count,
+                errors: st.errors,
+                p50_ms: st.p50,
+                p95_ms: st.p95,
+                p99_ms: st.p99,
+                max_ms: st.max,
+            })
+            .collect(),
+        timeline: s
+            .timeline
+            .iter()
+            .map(|p| TimePoint {
+                second: p.second as f64,
+                p50_ms: p.p50_ms,
+                p90_ms: p.p90_ms,
+                p95_ms: p.p95_ms,
+                p99_ms: p.p99_ms,
+            })
+            .collect(),
+        errors_seen: s
+            .events
+            .iter()
+            .cloned()
+            .chain(s.steps.iter().flat_map(|st| {
+                st.errors_by_kind
+                    .iter()
+                    .map(move |(k, n)| format!("{}: {k} × {n}", st.name))
+            }))
+            .collect(),
+        start_skew_ms: s.start_skew_ms,
+    }
+}
+
+/// Applies a snapshot to the model.
+pub fn apply(model: &mut Model, snap: &Snapshot) {
+    model.cluster = snap
+        .cluster
+        .iter()
+        .enumerate()
+        .map(|(i, (addr, view))| match view {
+            Some(v) => Replica {
+                id: v.id,
+                addr: addr.clone(),
+                role: v.role.clone(),
+                reachable: true,
+                last_applied: v.last_applied,
+            },
+            None => Replica {
+                id: i as u64 + 1,
+                addr: addr.clone(),
+                role: "unreachable".into(),
+                reachable: false,
+                last_applied: None,
+            },
+        })
+        .collect();
+    let leader = snap
+        .cluster
+        .iter()
+        .filter_map(|(_, v)| v.as_ref())
+        .find(|v| v.role == "leader");
+    if let Some(l) = leader {
+        model.set_leader(l.id, l.term);
+    }
+    if let Some(run) = &snap.run {
+        model.run = Some(run_model(run));
+    }
+    model.status = snap.error.clone().unwrap_or_default();
+}
+
+/// Polls the cluster once a second and sends snapshots until the receiver goes away.
+pub async fn poll(mut client: ClusterClient, run_id: String, tx: mpsc::Sender<Snapshot>) {
+    loop {
+        let mut cluster = Vec::new();
+        for addr in client.addrs.clone() {
+            cluster.push((addr.clone(), client.cluster_of(&addr).await));
+        }
+        let _ = client.find_leader().await;
+        let (run, error) = match client.run(&run_id).await {
+            Ok(v) => (Some(v), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        if tx
+            .send(Snapshot {
+                cluster,
+                run,
+                error,
+            })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Runs the interactive console until the user quits or the run ends and a key is pressed.
+/// Returns the last run view seen.
+pub async fn interactive(client: ClusterClient, run_id: String) -> anyhow::Result<Option<RunView>> {
+    let (tx, mut rx) = mpsc::channel(4);
+    let poller = tokio::spawn(poll(client.clone(), run_id.clone(), tx));
+    let mut terminal = perfornium_tui::ratatui::init();
+    let mut model = Model::default();
+    let mut events = EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut last: Option<RunView> = None;
+    let mut stopper = client;
+    let result = loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            Some(snap) = rx.recv() => {
+                apply(&mut model, &snap);
+                if snap.run.is_some() { last = snap.run; }
+            }
+            ev = events.next() => match ev {
+                Some(Ok(Event::Key(k))) if k.kind == KeyEventKind::Press => match handle_key(&mut model, k) {
+                    Action::Quit => break Ok(last.clone()),
+                    Action::StopRun => {
+                        if let Err(e) = stopper.stop(&run_id).await { model.status = format!("stop failed: {e}"); }
+                    }
+                    Action::None => {}
+                },
+                Some(Err(e)) => break Err(anyhow::anyhow!("terminal input: {e}")),
+                None => break Ok(last.clone()),
+                _ => {}
+            },
+        }
+        if let Err(e) = terminal.draw(|f| render(&model, f)) {
+            break Err(anyhow::anyhow!("drawing the console: {e}"));
+        }
+    };
+    poller.abort();
+    perfornium_tui::ratatui::restore();
+    result
+}

@@ -1,0 +1,123 @@
+//! Handing a failed worker's share to the survivors (`load_redistribution`): its units (VUs in
+//! closed models, arrival rate in `arrivals`) are split evenly across the workers still running,
+//! each of which runs its part as extra load until the test's end, with the failed worker's slice of
+//! partitioned CSV rows split among them. A share defined by iterations, not time, cannot be handed
+//! on: nobody knows how many iterations the dead worker had left.
+
+use super::plan;
+use super::run::{RunRecord, WorkerState};
+use crate::config::{Load, TestFile};
+use crate::worker::api::now_ms;
+use std::time::Duration;
+
+/// Time left in the run, if its load is time-bound and it has started.
+pub fn remaining(rec: &RunRecord) -> Option<Duration> {
+    let total = crate::engine::schedule::duration(&rec.test.load)?;
+    let started = rec.start_at_ms.map(|t| t as f64).or_else(|| {
+        rec.workers
+            .iter()
+            .filter_map(|w| w.started_at_ms)
+            .reduce(f64::min)
+    })?;
+    let elapsed = Duration::from_secs_f64(((now_ms() as f64 - started) / 1000.0).max(0.0));
+    total.checked_sub(elapsed)
+}
+
+/// The extra load carrying `units` of `load` for `left`.
+pub fn scaled(load: &Load, units: u64, of: u64, left: Duration) -> Load {
+    match *load {
+        Load::Basic { .. } | Load::Stepping { .. } => Load::Basic {
+            virtual_users: units,
+            ramp_up: Duration::ZERO,
+            duration: Some(left),
+            iterations: None,
+        },
+        Load::Arrivals {
+            max_virtual_users, ..
+        } => Load::Arrivals {
+            rate: units as f64 / 1000.0,
+            duration: left,
+            max_virtual_users: max_virtual_users.map(|m| (m * units).div_ceil(of.max(1)).max(1)),
+            preallocation: None,
+        },
+    }
+}
+
+/// The extra tests to send, as (survivor index, test with its extra load and rows), or why not.
+pub fn plan_for(rec: &RunRecord, dead: usize) -> Result<Vec<(usize, TestFile, u64)>, String> {
+    let left =
+        remaining(rec).ok_or("its share is defined by iterations or the run has not started")?;
+    if left < Duration::from_secs(1) {
+        return Err("less than a second of the run is left".into());
+    }
+    let dead_load = &rec.workers[dead].load;
+    let units = plan::units(dead_load);
+    let alive: Vec<bool> = rec
+        .workers
+        .iter()
+        .map(|w| matches!(w.state, WorkerState::Started | WorkerState::Running))
+        .collect();
+    let extra = plan::redistribute(units, &alive).map_err(|e| e.to_string())?;
+    let takers: Vec<usize> = (0..extra.len()).filter(|&j| extra[j] > 0).collect();
+    let mut dead_test = rec.test.clone();
+    super::data::apply_rows(&mut dead_test, &rec.workers, dead);
+    Ok(takers
+        .iter()
+        .enumerate()
+        .map(|(rank, &j)| {
+            let mut test = dead_test.clone();
+            test.load = scaled(dead_load, extra[j], units, left);
+            for s in &mut test.scenarios {
+                if let Some(rows) = s.csv_data.as_mut().and_then(|c| c.rows.as_mut()) {
+                    let mine = std::mem::take(rows)
+                        .into_iter()
+                        .enumerate()
+                        .filter(|(k, _)| k % takers.len() == rank);
+                    *rows = mine.map(|(_, r)| r).collect();
+                }
+            }
+            (j, test, extra[j])
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scaled_loads() {
+        let basic = Load::Basic {
+            virtual_users: 10,
+            ramp_up: Duration::from_secs(5),
+            duration: Some(Duration::from_secs(60)),
+            iterations: None,
+        };
+        assert_eq!(
+            scaled(&basic, 3, 10, Duration::from_secs(20)),
+            Load::Basic {
+                virtual_users: 3,
+                ramp_up: Duration::ZERO,
+                duration: Some(Duration::from_secs(20)),
+                iterations: None
+            }
+        );
+        let open = Load::Arrivals {
+            rate: 10.0,
+            duration: Duration::from_secs(60),
+            max_virtual_users: Some(20),
+            preallocation: None,
+        };
+        match scaled(&open, 2500, 5000, Duration::from_secs(30)) {
+            Load::Arrivals {
+                rate,
+                max_virtual_users,
+                ..
+            } => {
+                assert_eq!(rate, 2.5);
+                assert_eq!(max_virtual_users, Some(10));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Only the leader drives runs. This task watches raft's metrics; when this replica becomes leader it
+//! resumes every unfinished run from its saved phase (re-attaching to workers through idempotent,
+//! run-id keyed calls), and when it stops being leader it aborts its drivers at once, without
+//! touching the workers, so two replicas never drive the same run for long.
+
+use super::store::RaftStore;
+use crate::control::driver::Driver;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A running driver task and the token that asks its run to stop.
+type Driving = (JoinHandle<()>, CancellationToken);
+
+/// The drivers this replica runs, by run id, with each run's stop token.
+#[derive(Clone, Default)]
+pub struct Drivers {
+    inner: Arc<Mutex<HashMap<String, Driving>>>,
+}
+
+impl Drivers {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, (JoinHandle<()>, CancellationToken)>> {
+        self.inner.lock().expect("drivers lock")
+    }
+
+    /// Asks run `id` to stop, if this replica drives it. Returns whether it does.
+    pub fn stop(&self, id: &str) -> bool {
+        self.lock().get(id).map(|(_, stop)| stop.cancel()).is_some()
+    }
+
+    /// True when run `id` has a live driver here.
+    pub fn is_driving(&self, id: &str) -> bool {
+        self.lock().get(id).is_some_and(|(h, _)| !h.is_finished())
+    }
+
+    /// Starts driving every unfinished run that has no live driver here.
+    pub fn resume_all(&self, store: &RaftStore, token: &Option<String>) {
+        for rec in store.runs().into_iter().filter(|r| !r.phase.is_final()) {
+            if self.is_driving(&rec.id) {
+                continue;
+            }
+            let stop = CancellationToken::new();
+            if rec.stop_requested {
+                stop.cancel();
+            }
+            let id = rec.id.clone();
+            let driver = Driver::new(store.clone(), rec, token.clone(), stop.clone());
+            let handle = tokio::spawn(async move {
+                // An Err means the record could not be saved: this replica is no longer leader.
+                let _ = driver.drive().await;
+            });
+            self.lock().insert(id, (handle, stop));
+        }
+    }
+
+    /// Aborts every driver (this replica lost leadership); the workers are not touched.
+    pub fn abort_all(&self) {
+        for (_, (handle, _)) in self.lock().drain() {
+            handle.abort();
+        }
+    }
+}
+
+/// Follows leadership until `shutdown`: drive while leader, abort when not.
+pub async fn supervise(
+    store: RaftStore,
+    drivers: Drivers,
+    token: Option<String>,
+    shutdown: CancellationToken,
+) {
+    let mut metrics = store.replica.metrics();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            changed = metrics.changed() => if changed.is_err() { break },
+            _ = tick.tick() => {}
+        }
+        // The read barrier makes sure this replica has applied everything committed before it resumes.
+        if store.replica.status().is_leader && store.replica.ensure_leader().await.is_ok() {
+            drivers.resume_all(&store, &token);
+        } else {
+            drivers.abort_all();
+        }
+    }
+    drivers.abort_all();
+}

@@ -1,0 +1,273 @@
+//! End-to-end tests of the HA master: three `perfornium master` processes, workers and the mock,
+//! all on 127.0.0.1. Leaders are killed with SIGKILL in the middle of runs; the mock's count is the
+//! reference for "no request lost, none counted twice".
+
+mod support;
+use support::*;
+
+fn submit_body(mock: &Proc, workers: &[&Proc], load: &str) -> String {
+    let yaml = format!(
+        "name: ha\nglobal:\n  base_url: \"http://{}\"\n  timeout: 5000\nload:\n{load}\nscenarios:\n  - name: s\n    steps:\n      - name: list\n        path: /users\n",
+        mock.addr
+    );
+    let workers: Vec<serde_json::Value> = workers
+        .iter()
+        .map(|w| {
+            let (host, port) = w.addr.split_once(':').unwrap();
+            serde_json::json!({"host": host, "port": port.parse::<u16>().unwrap()})
+        })
+        .collect();
+    serde_json::json!({"test_yaml": yaml, "workers": workers, "strategy": "even"}).to_string()
+}
+
+/// Submits to replica `i`, following one redirect to the leader.
+fn submit(c: &Cluster, i: usize, body: &str) -> String {
+    let (code, resp) = call(
+        "POST",
+        &format!("http://{}/runs", c.addrs[i]),
+        None,
+        Some(body),
+    )
+    .unwrap();
+    let (code, resp) = if code == 307 {
+        let v: serde_json::Value = serde_json::from_str(&resp).unwrap();
+        call(
+            "POST",
+            &format!("http://{}/runs", v["leader_addr"].as_str().unwrap()),
+            None,
+            Some(body),
+        )
+        .unwrap()
+    } else {
+        (code, resp)
+    };
+    assert_eq!(code, 201, "{resp}");
+    serde_json::from_str::<serde_json::Value>(&resp).unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn wait_phase(c: &Cluster, id: &str, phase: &str, secs: u64) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    let ok = wait_for(secs, || {
+        (0..3).any(|i| match c.run(i, id) {
+            Some(v) if v["phase"] == phase => {
+                last = v;
+                true
+            }
+            _ => false,
+        })
+    });
+    assert!(ok, "run {id} did not reach {phase} in {secs}s");
+    last
+}
+
+#[test]
+fn a_run_submitted_to_a_follower_is_forwarded_and_completes() {
+    let c = Cluster::start();
+    let leader = c.leader().unwrap();
+    for i in 0..3 {
+        assert_eq!(
+            c.view(i).unwrap()["leader_id"].as_u64(),
+            Some(leader as u64 + 1),
+            "all three agree"
+        );
+    }
+    let follower = (leader + 1) % 3;
+    let mock = mock(0);
+    let (a, b) = (worker(None), worker(None));
+    let body = submit_body(
+        &mock,
+        &[&a, &b],
+        "  pattern: basic\n  virtual_users: 4\n  iterations: 10",
+    );
+    let (code, resp) = call(
+        "POST",
+        &format!("http://{}/runs", c.addrs[follower]),
+        None,
+        Some(&body),
+    )
+    .unwrap();
+    assert_eq!(code, 307, "a follower points at the leader: {resp}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&resp).unwrap()["leader_addr"],
+        c.addrs[leader].as_str()
+    );
+    let id = submit(&c, follower, &body);
+    let view = wait_phase(&c, &id, "finished", 30);
+    assert_eq!(view["summary"]["overall"]["count"], 40);
+    assert_eq!(mock_stats(&mock)["total"], 40);
+
+    // Bad input changes nothing.
+    let (code, _) = call(
+        "POST",
+        &format!("http://{}/runs", c.addrs[leader]),
+        None,
+        Some("{broken"),
+    )
+    .unwrap();
+    assert_eq!(code, 400);
+    let bad = body.replace("virtual_users: 4", "virtual_users: four");
+    let (code, resp) = call(
+        "POST",
+        &format!("http://{}/runs", c.addrs[leader]),
+        None,
+        Some(&bad),
+    )
+    .unwrap();
+    assert_eq!(code, 422);
+    assert!(resp.contains("virtual_users"), "{resp}");
+    let (_, runs) = ureq_get(&format!("http://{}/runs", c.addrs[leader])).unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&runs)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn the_run_survives_losing_its_leader_and_the_cluster_survives_restarts() {
+    let mut c = Cluster::start();
+    let mock = mock(2);
+    let (a, b) = (worker(None), worker(None));
+    let body = submit_body(
+        &mock,
+        &[&a, &b],
+        "  pattern: basic\n  virtual_users: 4\n  duration: 8s",
+    );
+    let old = c.leader().unwrap();
+    let id = submit(&c, old, &body);
+    // Kill the leader once the workers are producing load.
+    let a_status = format!("http://{}/status", a.addr);
+    assert!(wait_for(20, || call("GET", &a_status, None, None)
+        .map(|(_, b)| b.contains("\"running\""))
+        .unwrap_or(false)));
+    std::thread::sleep(std::time::Duration::from_millis(1500)); // mid-run: let a few batches be pulled first
+    c.kill(old);
+    let new = c.wait_leader(10).expect("a new leader within 10 s");
+    assert_ne!(new, old);
+    let view = wait_phase(&c, &id, "finished", 40);
+    let counted = view["summary"]["overall"]["count"].as_u64().unwrap();
+    assert_eq!(
+        counted,
+        mock_stats(&mock)["total"].as_u64().unwrap(),
+        "no request lost or counted twice across the failover"
+    );
+    assert!(counted > 100);
+
+    // (d) The killed replica restarts from its directory, catches up, and shows the finished run.
+    c.start_node(old);
+    assert!(
+        wait_for(20, || c
+            .run(old, &id)
+            .is_some_and(|v| v["phase"] == "finished")),
+        "restarted replica caught up"
+    );
+    assert_eq!(
+        c.run(old, &id).unwrap()["summary"]["overall"]["count"].as_u64(),
+        Some(counted)
+    );
+
+    // (e) All three stop and restart: the finished run is still there.
+    for i in 0..3 {
+        c.kill(i);
+    }
+    for i in 0..3 {
+        c.start_node(i);
+    }
+    c.wait_leader(20).expect("a leader after a full restart");
+    for i in 0..3 {
+        assert!(
+            wait_for(20, || c
+                .run(i, &id)
+                .is_some_and(|v| v["phase"] == "finished")),
+            "replica {i} kept the run"
+        );
+    }
+}
+
+#[test]
+fn a_follower_killed_mid_run_changes_nothing() {
+    let mut c = Cluster::start();
+    let mock = mock(2);
+    let (a, b) = (worker(None), worker(None));
+    let body = submit_body(
+        &mock,
+        &[&a, &b],
+        "  pattern: basic\n  virtual_users: 2\n  duration: 4s",
+    );
+    let leader = c.leader().unwrap();
+    let id = submit(&c, leader, &body);
+    let a_status = format!("http://{}/status", a.addr);
+    assert!(wait_for(20, || call("GET", &a_status, None, None)
+        .map(|(_, b)| b.contains("\"running\""))
+        .unwrap_or(false)));
+    c.kill((leader + 1) % 3);
+    let view = wait_phase(&c, &id, "finished", 30);
+    assert_eq!(c.leader(), Some(leader), "the leader kept its place");
+    assert_eq!(
+        view["summary"]["overall"]["count"],
+        mock_stats(&mock)["total"]
+    );
+}
+
+#[test]
+fn console_no_tui_submits_follows_and_sets_the_exit_code() {
+    let c = Cluster::start();
+    let mock = mock(0);
+    let w = worker(None);
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "name: c\nglobal:\n  base_url: \"http://{}\"\nload:\n  pattern: basic\n  virtual_users: 2\n  iterations: 5\nscenarios:\n  - name: s\n    steps:\n      - {{ name: list, path: /users }}\nthresholds:\n  - \"p95 < 5s\"\n",
+        mock.addr
+    );
+    let ok = write(dir.path(), "ok.yaml", &yaml);
+    let out = dir.path().join("out");
+    let res = run(&[
+        "console",
+        "--cluster",
+        &c.list(),
+        &ok,
+        "-w",
+        &w.addr,
+        "--no-tui",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("leader: node"), "{stderr}");
+    assert_eq!(summary(&out)["overall"]["count"], 10);
+
+    let failing = write(
+        dir.path(),
+        "fail.yaml",
+        &yaml.replace("p95 < 5s", "p95 < 0.001ms"),
+    );
+    let res = run(&[
+        "console",
+        "--cluster",
+        &c.list(),
+        &failing,
+        "-w",
+        &w.addr,
+        "--no-tui",
+    ]);
+    assert_eq!(res.status.code(), Some(1), "a failed threshold exits 1");
+
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    let res = run(&[
+        "console",
+        "--cluster",
+        &nowhere,
+        &ok,
+        "-w",
+        &w.addr,
+        "--no-tui",
+    ]);
+    assert_eq!(res.status.code(), Some(2), "an unreachable cluster exits 2");
+}
