@@ -112,7 +112,8 @@ pub fn summarize(rec: &RunRecord) -> RunSummary {
     s
 }
 
-/// Runs `test` across `workers` and returns the final record.
+/// Runs `test` across `workers` and returns the final record. With `tui`, the console shows the run
+/// until the user closes it; progress lines follow until the run ends.
 pub async fn run(
     test: TestFile,
     workers: &[WorkerAddr],
@@ -120,16 +121,66 @@ pub async fn run(
     sync_start: bool,
     token: Option<String>,
     stop: CancellationToken,
+    tui: bool,
 ) -> anyhow::Result<RunRecord> {
     let token = token.or_else(|| test_token(&test));
     let rec = submit::new_record(submit::run_id(), test, workers, strategy, sync_start)
         .map_err(anyhow::Error::msg)?;
     eprint!("{}", plan_text(&rec));
-    let driver = Driver::new(MemoryStore::default(), rec, token, stop);
-    let progress = tokio::spawn(print_progress(driver.subscribe()));
-    let rec = driver.drive().await?;
+    let driver = Driver::new(MemoryStore::default(), rec, token, stop.clone());
+    let updates = driver.subscribe();
+    let driving = tokio::spawn(driver.drive());
+    if tui {
+        show_console(updates.clone(), stop).await?;
+    }
+    let progress = tokio::spawn(print_progress(updates));
+    let rec = driving
+        .await
+        .map_err(|e| anyhow::anyhow!("the driver task failed: {e}"))??;
     progress.abort();
     Ok(rec)
+}
+
+/// The interactive console over the embedded controller's record.
+async fn show_console(
+    mut updates: tokio::sync::watch::Receiver<RunRecord>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    use crate::console::screen::{interactive, Snapshot};
+    use crate::master::api::{run_view, ClusterView};
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let (stop_tx, mut stop_rx) = tokio::sync::mpsc::unbounded_channel();
+    let feeder = tokio::spawn(async move {
+        loop {
+            let rec = updates.borrow_and_update().clone();
+            let me = ClusterView {
+                id: 0,
+                role: "leader".into(),
+                leader_id: Some(0),
+                leader_addr: None,
+                term: 0,
+                members: vec![],
+                last_applied: None,
+            };
+            let snap = Snapshot {
+                cluster: vec![("embedded controller".into(), Some(me))],
+                run: Some(run_view(&rec, 0)),
+                error: None,
+            };
+            if tx.send(snap).await.is_err() || updates.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    let stopper = tokio::spawn(async move {
+        if stop_rx.recv().await.is_some() {
+            stop.cancel();
+        }
+    });
+    let shown = interactive(rx, stop_tx).await;
+    feeder.abort();
+    stopper.abort();
+    shown.map(drop)
 }
 
 /// The bearer token from `distributed.communication.http.authentication`, templated from the env.

@@ -230,18 +230,15 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             token,
             over,
             out,
-            no_tui: _,
+            no_tui,
         } => {
+            use std::io::IsTerminal as _;
             let workers = worker_list(workers.as_deref(), workers_file.as_deref())?;
             let strategy: Strategy = strategy.parse().map_err(anyhow::Error::msg)?;
+            let tui = !no_tui && std::io::stdout().is_terminal();
+            let out = out.as_deref();
             distributed(
-                &file,
-                &workers,
-                strategy,
-                sync_start,
-                token,
-                &over,
-                out.as_deref(),
+                &file, &workers, strategy, sync_start, token, &over, out, tui,
             )
             .await
         }
@@ -374,11 +371,12 @@ async fn distributed(
     token: Option<String>,
     over: &OverrideArgs,
     out: Option<&Path>,
+    tui: bool,
 ) -> Result<ExitCode> {
     let test = load(file, over)?;
+    let stop = stop_on_ctrl_c();
     let rec =
-        perfornium::distributed::run(test, workers, strategy, sync_start, token, stop_on_ctrl_c())
-            .await?;
+        perfornium::distributed::run(test, workers, strategy, sync_start, token, stop, tui).await?;
     let summary = perfornium::distributed::summarize(&rec);
     if let Some(dir) = out {
         report::write_outputs(dir, &summary)
@@ -478,7 +476,7 @@ async fn console(
         let code = console::headless(client, run_id, out, Duration::from_secs(2)).await?;
         return Ok(ExitCode::from(code));
     }
-    let last = console::screen::interactive(client, run_id).await?;
+    let last = console::screen::attach(client, run_id).await?;
     match last {
         Some(view) => {
             println!("{}", report::render_text(&view.summary));

@@ -133,9 +133,26 @@ pub fn apply(model: &mut Model, snap: &Snapshot) {
     model.status = snap.error.clone().unwrap_or_default();
 }
 
-/// Polls the cluster once a second and sends snapshots until the receiver goes away.
-pub async fn poll(mut client: ClusterClient, run_id: String, tx: mpsc::Sender<Snapshot>) {
+/// Polls the cluster once a second and sends snapshots until the receiver goes away; a message on
+/// `stops` asks the leader to stop the run.
+pub async fn poll(
+    mut client: ClusterClient,
+    run_id: String,
+    tx: mpsc::Sender<Snapshot>,
+    mut stops: mpsc::UnboundedReceiver<()>,
+) {
     loop {
+        if stops.try_recv().is_ok() {
+            if let Err(e) = client.stop(&run_id).await {
+                let _ = tx
+                    .send(Snapshot {
+                        cluster: Vec::new(),
+                        run: None,
+                        error: Some(format!("stop failed: {e}")),
+                    })
+                    .await;
+            }
+        }
         let mut cluster = Vec::new();
         for addr in client.addrs.clone() {
             cluster.push((addr.clone(), client.cluster_of(&addr).await));
@@ -156,34 +173,40 @@ pub async fn poll(mut client: ClusterClient, run_id: String, tx: mpsc::Sender<Sn
         {
             return;
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            Some(()) = stops.recv() => {
+                if let Err(e) = client.stop(&run_id).await {
+                    let _ = tx.send(Snapshot { cluster: Vec::new(), run: None, error: Some(format!("stop failed: {e}")) }).await;
+                }
+            }
+        }
     }
 }
 
-/// Runs the interactive console until the user quits or the run ends and a key is pressed.
-/// Returns the last run view seen.
-pub async fn interactive(client: ClusterClient, run_id: String) -> anyhow::Result<Option<RunView>> {
-    let (tx, mut rx) = mpsc::channel(4);
-    let poller = tokio::spawn(poll(client.clone(), run_id.clone(), tx));
+/// Runs the interactive console over a stream of snapshots until the user quits (q); `s` + `y` sends
+/// on `stop`. Returns the last run view seen.
+pub async fn interactive(
+    mut rx: mpsc::Receiver<Snapshot>,
+    stop: mpsc::UnboundedSender<()>,
+) -> anyhow::Result<Option<RunView>> {
     let mut terminal = perfornium_tui::ratatui::init();
     let mut model = Model::default();
     let mut events = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut last: Option<RunView> = None;
-    let mut stopper = client;
     let result = loop {
         tokio::select! {
             _ = tick.tick() => {}
             Some(snap) = rx.recv() => {
-                apply(&mut model, &snap);
+                if !snap.cluster.is_empty() || snap.run.is_some() { apply(&mut model, &snap); }
+                if let Some(e) = &snap.error { model.status = e.clone(); }
                 if snap.run.is_some() { last = snap.run; }
             }
             ev = events.next() => match ev {
                 Some(Ok(Event::Key(k))) if k.kind == KeyEventKind::Press => match handle_key(&mut model, k) {
                     Action::Quit => break Ok(last.clone()),
-                    Action::StopRun => {
-                        if let Err(e) = stopper.stop(&run_id).await { model.status = format!("stop failed: {e}"); }
-                    }
+                    Action::StopRun => { let _ = stop.send(()); }
                     Action::None => {}
                 },
                 Some(Err(e)) => break Err(anyhow::anyhow!("terminal input: {e}")),
@@ -195,7 +218,16 @@ pub async fn interactive(client: ClusterClient, run_id: String) -> anyhow::Resul
             break Err(anyhow::anyhow!("drawing the console: {e}"));
         }
     };
-    poller.abort();
     perfornium_tui::ratatui::restore();
+    result
+}
+
+/// The console attached to a cluster.
+pub async fn attach(client: ClusterClient, run_id: String) -> anyhow::Result<Option<RunView>> {
+    let (tx, rx) = mpsc::channel(4);
+    let (stop_tx, stop_rx) = mpsc::unbounded_channel();
+    let poller = tokio::spawn(poll(client, run_id, tx, stop_rx));
+    let result = interactive(rx, stop_tx).await;
+    poller.abort();
     result
 }

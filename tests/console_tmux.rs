@@ -1,0 +1,117 @@
+//! The console in a real terminal: `perfornium console` runs inside tmux against three masters, two
+//! workers and the mock; the test reads the screen with `capture-pane`, kills the leader, and expects
+//! the screen to name the new leader while the request count keeps rising. tmux is required (`.ci/run`
+//! installs it).
+
+mod support;
+use std::process::Command;
+use support::*;
+
+struct Tmux(String);
+
+impl Tmux {
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.0])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .status();
+    }
+}
+
+fn leader_and_requests(screen: &str) -> Option<(u64, u64)> {
+    let re = regex::Regex::new(r"leader: node (\d+) \(term \d+\).*\breq (\d+)").unwrap();
+    let c = re.captures(screen)?;
+    Some((c[1].parse().ok()?, c[2].parse().ok()?))
+}
+
+#[test]
+fn the_console_follows_a_new_leader_in_a_real_terminal() {
+    assert!(
+        Command::new("tmux")
+            .arg("-V")
+            .status()
+            .is_ok_and(|s| s.success()),
+        "tmux is required for this test"
+    );
+    let mut c = Cluster::start();
+    let mock = mock(2);
+    let (a, b) = (worker(None), worker(None));
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "name: tmux\nglobal:\n  base_url: \"http://{}\"\nload:\n  pattern: basic\n  virtual_users: 2\n  duration: 20s\nscenarios:\n  - name: s\n    think_time: 10ms\n    steps:\n      - {{ name: list, path: /users }}\n",
+        mock.addr
+    );
+    let file = write(dir.path(), "t.yaml", &yaml);
+    let session = format!("perfornium-test-{}", std::process::id());
+    let cmd = format!(
+        "{BIN} console --cluster {} {file} -w {},{}; sleep 60",
+        c.list(),
+        a.addr,
+        b.addr
+    );
+    let ok = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "120",
+            "-y",
+            "40",
+            &cmd,
+        ])
+        .env("TERM", "xterm-256color")
+        .status()
+        .expect("tmux new-session");
+    assert!(ok.success());
+    let tmux = Tmux(session);
+
+    let mut seen = None;
+    assert!(
+        wait_for(30, || {
+            seen = leader_and_requests(&tmux.screen()).filter(|(_, r)| *r > 0);
+            seen.is_some()
+        }),
+        "the console never showed a leader and requests:\n{}",
+        tmux.screen()
+    );
+    let (old, _) = seen.unwrap();
+    c.kill(old as usize - 1);
+    let mut after = None;
+    assert!(
+        wait_for(30, || {
+            let screen = tmux.screen();
+            after = leader_and_requests(&screen).filter(|(l, _)| *l != old);
+            after.is_some() && screen.contains("leader changed")
+        }),
+        "the console never showed the new leader:\n{}",
+        tmux.screen()
+    );
+    let (_, requests) = after.unwrap();
+    assert!(
+        wait_for(20, || leader_and_requests(&tmux.screen())
+            .is_some_and(|(_, r)| r > requests)),
+        "the request count stopped rising after the failover:\n{}",
+        tmux.screen()
+    );
+    // q quits the console cleanly.
+    Command::new("tmux")
+        .args(["send-keys", "-t", &tmux.0, "q"])
+        .status()
+        .unwrap();
+    assert!(
+        wait_for(10, || tmux.screen().contains("result:")),
+        "quitting printed the summary:\n{}",
+        tmux.screen()
+    );
+}
