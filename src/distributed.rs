@@ -103,6 +103,7 @@ pub fn summarize(rec: &RunRecord) -> RunSummary {
             }
         })
         .collect();
+    s = s.with_checks(&rec.test);
     s.start_skew_ms = rec.skew_ms;
     s.phase = Some(format!("{:?}", rec.phase).to_lowercase());
     s.events = rec.events.clone();

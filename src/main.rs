@@ -52,6 +52,12 @@ enum Command {
     },
     /// The embedded default: the mock on a free port and examples/basic.yaml against it.
     Demo,
+    /// Turn a saved summary.json into a self-contained HTML report.
+    Report {
+        results: PathBuf,
+        #[arg(short = 'o', long, default_value = "report.html")]
+        out: PathBuf,
+    },
     /// Serve the worker API (pull-based: the controller calls it).
     Worker {
         /// Interface to bind; localhost accepts local connections only, 0.0.0.0 remote ones.
@@ -150,6 +156,9 @@ struct OverrideArgs {
     /// Merge environments/NAME.yml over the test.
     #[arg(long)]
     env: Option<String>,
+    /// Also write a self-contained HTML report (DIR/report.html with -o, else ./report.html).
+    #[arg(long)]
+    report: bool,
 }
 
 impl OverrideArgs {
@@ -188,6 +197,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Validate { file, env } => Ok(validate(&file, env.as_deref())),
         Command::Mock { host, port, delay } => serve_mock(&host, port, delay).await,
         Command::Demo => demo().await,
+        Command::Report { results, out } => report_file(&results, &out),
         Command::Worker { host, port, token } => serve_worker(&host, port, token).await,
         Command::Master {
             id,
@@ -219,7 +229,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 )?),
                 None => None,
             };
-            console(&cluster, submit, token, out.as_deref(), no_tui).await
+            console(&cluster, submit, token, out.as_deref(), no_tui, over.report).await
         }
         Command::Distributed {
             file,
@@ -253,6 +263,31 @@ fn load(file: &Path, over: &OverrideArgs) -> Result<config::TestFile> {
     Ok(test)
 }
 
+fn report_file(results: &Path, out: &Path) -> Result<ExitCode> {
+    let text = std::fs::read(results).with_context(|| format!("reading {}", results.display()))?;
+    let summary: report::RunSummary = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a perfornium summary.json", results.display()))?;
+    std::fs::write(out, report::html::render(&summary))
+        .with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("report written to {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes outputs under `-o DIR` and, with `--report`, the HTML report.
+fn write_results(summary: &report::RunSummary, out: Option<&Path>, html: bool) -> Result<()> {
+    if let Some(dir) = out {
+        report::write_outputs(dir, summary)
+            .with_context(|| format!("writing results to {}", dir.display()))?;
+    }
+    if html {
+        let path = out.unwrap_or(Path::new(".")).join("report.html");
+        std::fs::write(&path, report::html::render(summary))
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("report written to {}", path.display());
+    }
+    Ok(())
+}
+
 /// Exit code for a finished run: 0 passed, 1 a threshold failed.
 fn verdict(summary: &report::RunSummary) -> ExitCode {
     println!("{}", report::render_text(summary));
@@ -277,7 +312,8 @@ fn stop_on_ctrl_c() -> engine::StopToken {
 
 async fn run(file: &Path, over: &OverrideArgs, out: Option<&Path>) -> Result<ExitCode> {
     let test = load(file, over)?;
-    let summary = local::run(test, out, stop_on_ctrl_c()).await?;
+    let summary = local::run(test, stop_on_ctrl_c()).await?;
+    write_results(&summary, out, over.report)?;
     Ok(verdict(&summary))
 }
 
@@ -324,7 +360,7 @@ async fn demo() -> Result<ExitCode> {
     eprintln!("demo: mock target on {url}; running examples/basic.yaml against it");
     let mut test = config::from_str(DEMO_TEST)?;
     test.global.base_url = Some(url);
-    let summary = local::run(test, None, stop_on_ctrl_c()).await?;
+    let summary = local::run(test, stop_on_ctrl_c()).await?;
     stop.cancel();
     let _ = server.await;
     Ok(verdict(&summary))
@@ -378,10 +414,7 @@ async fn distributed(
     let rec =
         perfornium::distributed::run(test, workers, strategy, sync_start, token, stop, tui).await?;
     let summary = perfornium::distributed::summarize(&rec);
-    if let Some(dir) = out {
-        report::write_outputs(dir, &summary)
-            .with_context(|| format!("writing results to {}", dir.display()))?;
-    }
+    write_results(&summary, out, over.report)?;
     let code = verdict(&summary);
     Ok(if rec.phase == Phase::Finished {
         code
@@ -454,6 +487,7 @@ async fn console(
     token: Option<String>,
     out: Option<&Path>,
     no_tui: bool,
+    html: bool,
 ) -> Result<ExitCode> {
     use perfornium::console::{self, client::ClusterClient};
     let addrs: Vec<String> = cluster
@@ -473,17 +507,24 @@ async fn console(
     use std::io::IsTerminal as _;
     if no_tui || !std::io::stdout().is_terminal() {
         eprintln!("following run {run_id}");
-        let code = console::headless(client, run_id, out, Duration::from_secs(2)).await?;
-        return Ok(ExitCode::from(code));
+        let last = console::headless(client, run_id, Duration::from_secs(2)).await;
+        return finish_console(last, out, html);
     }
     let last = console::screen::attach(client, run_id).await?;
+    finish_console(last, out, html)
+}
+
+/// Prints and writes a console session's last view; its exit code.
+fn finish_console(
+    last: Option<perfornium::master::api::RunView>,
+    out: Option<&Path>,
+    html: bool,
+) -> Result<ExitCode> {
     match last {
         Some(view) => {
             println!("{}", report::render_text(&view.summary));
-            if let Some(dir) = out {
-                report::write_outputs(dir, &view.summary)?;
-            }
-            Ok(ExitCode::from(console::exit_code(&view)))
+            write_results(&view.summary, out, html)?;
+            Ok(ExitCode::from(perfornium::console::exit_code(&view)))
         }
         None => Ok(ExitCode::from(2)),
     }

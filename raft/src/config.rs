@@ -12,11 +12,11 @@ use openraft::{Config, SnapshotPolicy};
 use crate::{NodeId, ReplicaError};
 
 /// Default leader heartbeat interval, ms.
-pub const DEFAULT_HEARTBEAT_MS: u64 = 100;
+const DEFAULT_HEARTBEAT_MS: u64 = 100;
 /// Default lower bound of the election timeout, ms.
-pub const DEFAULT_ELECTION_MIN_MS: u64 = 500;
+const DEFAULT_ELECTION_MIN_MS: u64 = 500;
 /// Default upper bound of the election timeout, ms.
-pub const DEFAULT_ELECTION_MAX_MS: u64 = 1000;
+const DEFAULT_ELECTION_MAX_MS: u64 = 1000;
 
 /// Logs applied since the last snapshot before a new one is built (and older logs purged).
 const SNAPSHOT_EVERY_LOGS: u64 = 500;
@@ -31,7 +31,9 @@ const SNAPSHOT_CHUNK_BYTES: u64 = 1 << 20;
 pub struct ReplicaConfig {
     /// This replica's id; must be a key of `peers`.
     pub id: NodeId,
-    /// host:port this replica serves on (raft RPC and the application's API).
+    /// host:port this replica serves on (raft RPC and the application's API). Informational: the
+    /// application binds it and serves [`Replica::raft_router`](crate::Replica::raft_router) there;
+    /// peers reach this replica at `peers[id]`.
     pub listen: String,
     /// All replicas, this one included: id → host:port other replicas reach it on.
     pub peers: BTreeMap<NodeId, String>,

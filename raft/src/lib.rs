@@ -6,13 +6,15 @@
 //! stores run records as JSON bytes under keys like `run/<id>` and reads them back with
 //! [`Replica::get`] and [`Replica::scan`].
 //!
-//! Layout: [`replica`] is the façade the application uses; `store` holds the sled-backed log store
+//! Layout: `replica` ([`Replica`]) is the façade the application uses; `store` holds the sled-backed log store
 //! and state machine; `network` is the raft RPC client; `server` the matching axum routes.
+
+#![warn(missing_docs)]
 
 mod config;
 mod error;
 mod network;
-pub mod replica;
+mod replica;
 mod server;
 mod store;
 
@@ -20,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use config::ReplicaConfig;
 pub use error::ReplicaError;
-pub use replica::{Replica, Status};
+pub use replica::{Replica, Status, DEFAULT_WRITE_TIMEOUT};
 
 /// The id of a replica within the cluster (unique, stable across restarts).
 pub type NodeId = u64;

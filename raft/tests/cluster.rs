@@ -136,19 +136,21 @@ async fn agreed_leader(nodes: &BTreeMap<NodeId, Running>, timeout: Duration) -> 
     agreed.expect("wait_for returned only once agreed")
 }
 
-/// Waits until every replica has applied at least what `leader` has applied.
-async fn wait_caught_up(nodes: &BTreeMap<NodeId, Running>, leader: NodeId) {
-    let target = nodes[&leader].replica.status().last_applied;
+/// Waits until every replica serves exactly `expected` (replication is asynchronous on followers).
+async fn wait_all_hold(nodes: &BTreeMap<NodeId, Running>, expected: &BTreeMap<String, Vec<u8>>) {
     wait_for(
-        "followers to apply the leader's log",
+        "every replica to apply the acknowledged writes",
         Duration::from_secs(10),
         || {
             nodes
                 .values()
-                .all(|n| n.replica.status().last_applied >= target)
+                .all(|n| n.replica.scan("").into_iter().collect::<BTreeMap<_, _>>() == *expected)
         },
     )
     .await;
+    for node in nodes.values() {
+        assert_data(&node.replica, expected);
+    }
 }
 
 fn put(key: &str, value: &str) -> Command {
@@ -252,9 +254,8 @@ async fn three_replicas_elect_replicate_fail_over_and_restart() {
         nodes[&follower].replica.ensure_leader().await,
         Err(ReplicaError::NotLeader { .. })
     ));
-    wait_caught_up(&nodes, leader).await;
+    wait_all_hold(&nodes, &expected).await;
     for node in nodes.values() {
-        assert_data(&node.replica, &expected);
         assert_eq!(node.replica.scan("run/").len(), 19);
         assert_eq!(
             node.replica.scan("other/"),
@@ -277,6 +278,7 @@ async fn three_replicas_elect_replicate_fail_over_and_restart() {
         failover < Duration::from_secs(5),
         "failover took {failover:?}"
     );
+    eprintln!("failover: new leader {leader} agreed on {failover:?} after stopping {old_leader}");
     for i in 20..40 {
         let key = format!("run/{i:03}");
         nodes[&leader]
@@ -323,15 +325,14 @@ async fn three_replicas_elect_replicate_fail_over_and_restart() {
     // The old leader comes back from its directory and catches up.
     nodes.insert(old_leader, cluster.start(old_leader, None).await);
     assert_eq!(agreed_leader(&nodes, Duration::from_secs(10)).await, leader);
-    wait_caught_up(&nodes, leader).await;
-    for node in nodes.values() {
-        assert_data(&node.replica, &expected);
-    }
-    let old = nodes[&old_leader].replica.metrics().borrow().clone();
-    assert!(
-        old.snapshot.is_some_and(|s| s.index >= applied),
-        "the old leader should have installed the snapshot, metrics: {old:?}"
-    );
+    wait_all_hold(&nodes, &expected).await;
+    let old = nodes[&old_leader].replica.metrics();
+    wait_for(
+        "the old leader to report the installed snapshot",
+        Duration::from_secs(5),
+        || old.borrow().snapshot.is_some_and(|s| s.index >= applied),
+    )
+    .await;
 
     // Full restart: everything is read back from the three directories.
     for (_, node) in std::mem::take(&mut nodes) {
@@ -350,10 +351,7 @@ async fn three_replicas_elect_replicate_fail_over_and_restart() {
         .await
         .expect("write after restart");
     expected.insert("run/after-restart".to_string(), b"1".to_vec());
-    wait_caught_up(&nodes, leader).await;
-    for node in nodes.values() {
-        assert_data(&node.replica, &expected);
-    }
+    wait_all_hold(&nodes, &expected).await;
     for (_, node) in nodes {
         node.stop().await;
     }

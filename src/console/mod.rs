@@ -6,9 +6,8 @@ pub mod client;
 pub mod screen;
 
 use crate::master::api::{RunView, Submit};
-use crate::report::{self, RunSummary};
+use crate::report;
 use client::{ClusterClient, LeaderInfo};
-use std::path::Path;
 use std::time::Duration;
 
 /// How a console session ended, as an exit code: 0 passed, 1 a threshold failed, 2 the run failed.
@@ -39,13 +38,13 @@ pub async fn pick_run(
         })
 }
 
-/// Headless mode: a progress line every `every`, leader changes noted, the summary at the end.
+/// Headless mode: a progress line every `every` and leader changes on stderr, until the run ends.
+/// Returns its final view, or `None` when the cluster stayed unreachable for 30 s.
 pub async fn headless(
     mut client: ClusterClient,
     run_id: String,
-    out: Option<&Path>,
     every: Duration,
-) -> anyhow::Result<u8> {
+) -> Option<RunView> {
     let mut leader: Option<LeaderInfo> = None;
     let mut unreachable_since: Option<tokio::time::Instant> = None;
     loop {
@@ -65,26 +64,17 @@ pub async fn headless(
                 unreachable_since = None;
                 eprintln!("{} {}", view.phase, report::progress::line(&view.live));
                 if matches!(view.phase.as_str(), "finished" | "failed" | "stopped") {
-                    finish(&view.summary, out)?;
-                    return Ok(exit_code(&view));
+                    return Some(view);
                 }
             }
             Err(e) => {
                 let since = *unreachable_since.get_or_insert_with(tokio::time::Instant::now);
                 if since.elapsed() > Duration::from_secs(30) {
                     eprintln!("error: {e}");
-                    return Ok(2);
+                    return None;
                 }
             }
         }
         tokio::time::sleep(every).await;
     }
-}
-
-fn finish(summary: &RunSummary, out: Option<&Path>) -> anyhow::Result<()> {
-    println!("{}", report::render_text(summary));
-    if let Some(dir) = out {
-        report::write_outputs(dir, summary)?;
-    }
-    Ok(())
 }

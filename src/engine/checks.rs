@@ -133,15 +133,49 @@ fn split_op(text: &str) -> (&str, &str) {
 /// Runs one check; `Err` carries a description of the failure for the summary. Expected values are
 /// templated with the VU's variables, so a check can compare against a CSV column or extracted value.
 pub fn run_check(check: &Check, resp: &Response, vars: &Vars) -> Result<(), String> {
-    let label = |d: &Option<String>, fallback: String| d.clone().unwrap_or(fallback);
-    match check {
-        Check::Status { value, description } => {
+    let ok = match check {
+        Check::Status { value, .. } => {
             let want = yaml_text(value);
-            let ok = want
-                .split(['|', ','])
-                .any(|w| w.trim() == resp.status.to_string());
-            ok.then_some(())
-                .ok_or_else(|| label(description, format!("status == {want}")))
+            want.split(['|', ','])
+                .any(|w| w.trim() == resp.status.to_string())
+        }
+        Check::ResponseTime {
+            value, operator, ..
+        } => {
+            let text = yaml_text(value);
+            let (op, limit) = match operator {
+                Some(op) => (op.as_str(), text.as_str()),
+                None => split_op(&text),
+            };
+            compare(&resp.elapsed_ms.to_string(), op, limit)
+        }
+        Check::JsonPath {
+            value,
+            operator,
+            expected,
+            ..
+        } => match (resp.json().and_then(|j| json_path(j, value)), expected) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(v), Some(exp)) => {
+                let exp = render(&yaml_text(exp), vars).into_owned();
+                compare(&as_text(&v), operator.as_deref().unwrap_or("=="), &exp)
+            }
+        },
+        Check::TextContains { value, .. } => resp.body.contains(render(value, vars).as_ref()),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(label(check))
+    }
+}
+
+/// The name a check is reported under: its `description`, or a short form of what it tests.
+pub fn label(check: &Check) -> String {
+    let (description, fallback) = match check {
+        Check::Status { value, description } => {
+            (description, format!("status == {}", yaml_text(value)))
         }
         Check::ResponseTime {
             value,
@@ -153,35 +187,16 @@ pub fn run_check(check: &Check, resp: &Response, vars: &Vars) -> Result<(), Stri
                 Some(op) => (op.as_str(), text.as_str()),
                 None => split_op(&text),
             };
-            let ok = compare(&resp.elapsed_ms.to_string(), op, limit);
-            ok.then_some(())
-                .ok_or_else(|| label(description, format!("response_time {op} {limit}")))
+            (description, format!("response_time {op} {limit}"))
         }
         Check::JsonPath {
-            value,
-            operator,
-            expected,
-            description,
-        } => {
-            let found = resp.json().and_then(|j| json_path(j, value));
-            let ok = match (found, expected) {
-                (None, _) => false,
-                (Some(_), None) => true,
-                (Some(v), Some(exp)) => compare(
-                    &as_text(&v),
-                    operator.as_deref().unwrap_or("=="),
-                    &yaml_text(exp),
-                ),
-            };
-            ok.then_some(())
-                .ok_or_else(|| label(description, format!("json_path {value}")))
-        }
+            value, description, ..
+        } => (description, format!("json_path {value}")),
         Check::TextContains { value, description } => {
-            let ok = resp.body.contains(render(value, vars).as_ref());
-            ok.then_some(())
-                .ok_or_else(|| label(description, format!("text_contains {value}")))
+            (description, format!("text_contains {value}"))
         }
-    }
+    };
+    description.clone().unwrap_or(fallback)
 }
 
 /// Runs one extraction; falls back to `default`, and yields `None` when there is neither.
@@ -241,6 +256,11 @@ mod tests {
         assert!(run_check(&check("{type: json_path, value: '$.nope'}"), &r).is_err());
         assert!(run_check(&check("{type: text_contains, value: users}"), &r).is_ok());
         assert!(run_check(&check("{type: text_contains, value: '{{word}}'}"), &r).is_ok());
+        assert!(run_check(
+            &check("{type: json_path, value: '$.ok', expected: '{{yes}}'}"),
+            &r
+        )
+        .is_err());
         let err = run_check(
             &check("{type: text_contains, value: zzz, description: has zzz}"),
             &r,

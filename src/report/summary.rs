@@ -32,6 +32,9 @@ pub struct StepSummary {
     pub check_failures: BTreeMap<String, u64>,
     /// The exact histogram (HDR V2 deflate, base64), so summaries can be merged later.
     pub histogram: Latency,
+    /// The step's checks by label (the name failures are counted under).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<String>,
 }
 
 impl StepSummary {
@@ -67,6 +70,7 @@ impl StepSummary {
             errors_by_kind: stats.errors_by_kind.clone(),
             check_failures: stats.check_failures.clone(),
             histogram: l.clone(),
+            checks: Vec::new(),
         }
     }
 
@@ -151,6 +155,14 @@ pub struct WorkerSummary {
 }
 
 impl RunSummary {
+    /// Attaches each step's check labels from the test.
+    pub fn with_checks(mut self, test: &crate::config::TestFile) -> Self {
+        for (step, labels) in self.steps.iter_mut().zip(super::check_labels(test)) {
+            step.checks = labels;
+        }
+        self
+    }
+
     /// Builds the summary from per-step stats and checks the rules.
     pub fn build(
         name: &str,
