@@ -88,7 +88,12 @@ impl Replica {
         let state = state_machine.shared_state();
         let raft = Raft::new(cfg.id, raft_config, network, log_store, state_machine)
             .await
-            .map_err(|e| ReplicaError::Raft(format!("cannot start raft: {e}")))?;
+            // Startup reads the whole store back (and re-applies committed entries), so a failure
+            // here is about the directory's content.
+            .map_err(|e| ReplicaError::Open {
+                dir: cfg.data_dir.clone(),
+                reason: format!("raft could not start from it: {e}"),
+            })?;
         let replica = Replica {
             inner: Arc::new(Inner {
                 id: cfg.id,
@@ -233,7 +238,8 @@ impl Replica {
         self.inner.raft.metrics()
     }
 
-    /// Convenience view of [`metrics`](Self::metrics).
+    /// Convenience view of [`metrics`](Self::metrics). Metrics are published asynchronously, so
+    /// `last_applied` may lag a write that has just returned by a moment.
     pub fn status(&self) -> Status {
         let metrics = self.inner.raft.metrics();
         let m = metrics.borrow();
