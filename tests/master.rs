@@ -99,6 +99,45 @@ fn a_run_submitted_to_a_follower_is_forwarded_and_completes() {
     assert_eq!(view["summary"]["overall"]["count"], 40);
     assert_eq!(mock_stats(&mock)["total"], 40);
 
+    // Prometheus exposition: parsed by a real parser, numbers from the run.
+    let (_, text) = ureq_get(&format!("http://{}/metrics", c.addrs[leader])).unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("valid Prometheus text");
+    let find = |name: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && s.labels.get("run") == Some(id.as_str()))
+    };
+    match &find("perfornium_requests_total")
+        .expect("requests counter")
+        .value
+    {
+        prometheus_parse::Value::Counter(v) => assert_eq!(*v, 40.0),
+        other => panic!("requests_total is {other:?}"),
+    }
+    match &find("perfornium_request_duration_seconds")
+        .expect("latency histogram")
+        .value
+    {
+        prometheus_parse::Value::Histogram(buckets) => {
+            assert!(
+                buckets.windows(2).all(|w| w[0].count <= w[1].count),
+                "buckets are cumulative"
+            );
+            assert_eq!(buckets.last().unwrap().count, 40.0);
+        }
+        other => panic!("duration is {other:?}"),
+    }
+    assert!(scrape
+        .samples
+        .iter()
+        .any(|s| s.metric == "perfornium_worker_up"));
+    assert!(scrape
+        .samples
+        .iter()
+        .any(|s| s.metric == "perfornium_master_is_leader"));
+
     // Bad input changes nothing.
     let (code, _) = call(
         "POST",

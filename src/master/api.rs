@@ -88,6 +88,7 @@ pub struct RunView {
 pub fn router(master: Master) -> Router {
     Router::new()
         .route("/cluster", get(cluster))
+        .route("/metrics", get(metrics))
         .route("/runs", get(list_runs).post(submit_run))
         .route("/runs/{id}", get(get_run))
         .route("/runs/{id}/stop", post(stop_run))
@@ -121,6 +122,11 @@ pub fn cluster_view(store: &RaftStore) -> ClusterView {
         members,
         last_applied: m.last_applied.map(|l| l.index),
     }
+}
+
+async fn metrics(State(m): State<Master>) -> Response {
+    let text = super::prometheus::render(&m.store);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 async fn cluster(State(m): State<Master>) -> Json<ClusterView> {

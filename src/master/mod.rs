@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod leader;
+pub mod prometheus;
 pub mod store;
 
 use perfornium_raft::{Replica, ReplicaConfig};

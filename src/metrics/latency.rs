@@ -59,6 +59,11 @@ impl Latency {
         self.0.len()
     }
 
+    /// How many recorded latencies are at most `us` (at the histogram's resolution).
+    pub fn count_at_most_us(&self, us: u64) -> u64 {
+        self.0.count_between(0, us)
+    }
+
     /// The value at `q` (0..=1) in milliseconds, 0 when empty.
     pub fn quantile_ms(&self, q: f64) -> f64 {
         if self.0.is_empty() {

@@ -1,0 +1,162 @@
+//! `GET /metrics` on every master replica, in Prometheus text format: the cluster as this replica
+//! sees it, and for each run its phase, per-worker VUs and health, request and error counters per step,
+//! and a latency histogram per step whose buckets are read from the merged HDR histograms.
+
+use super::store::RaftStore;
+use crate::control::run::{RunRecord, WorkerState};
+use std::fmt::Write;
+
+/// Bucket bounds of the latency histogram, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// The whole exposition for this replica.
+pub fn render(store: &RaftStore) -> String {
+    let mut out = String::new();
+    let st = store.replica.status();
+    header(
+        &mut out,
+        "perfornium_master_is_leader",
+        "gauge",
+        "1 on the replica that leads.",
+    );
+    let _ = writeln!(
+        out,
+        "perfornium_master_is_leader{{node=\"{}\"}} {}",
+        st.id,
+        u8::from(st.is_leader)
+    );
+    header(
+        &mut out,
+        "perfornium_master_term",
+        "gauge",
+        "Current raft term.",
+    );
+    let _ = writeln!(
+        out,
+        "perfornium_master_term{{node=\"{}\"}} {}",
+        st.id, st.term
+    );
+    header(
+        &mut out,
+        "perfornium_master_last_applied",
+        "gauge",
+        "Index of the last applied raft entry.",
+    );
+    let _ = writeln!(
+        out,
+        "perfornium_master_last_applied{{node=\"{}\"}} {}",
+        st.id,
+        st.last_applied.unwrap_or(0)
+    );
+    let runs = store.runs();
+    header(
+        &mut out,
+        "perfornium_run_phase",
+        "gauge",
+        "1 for the run's current phase.",
+    );
+    for r in &runs {
+        let _ = writeln!(
+            out,
+            "perfornium_run_phase{{run=\"{}\",name=\"{}\",phase=\"{:?}\"}} 1",
+            label(&r.id),
+            label(&r.test.name),
+            r.phase
+        );
+    }
+    header(
+        &mut out,
+        "perfornium_worker_vus",
+        "gauge",
+        "Active virtual users on each worker.",
+    );
+    header(
+        &mut out,
+        "perfornium_worker_up",
+        "gauge",
+        "1 while the worker answers, 0 once failed.",
+    );
+    for r in &runs {
+        workers(&mut out, r);
+    }
+    header(
+        &mut out,
+        "perfornium_requests_total",
+        "counter",
+        "Requests per step, merged across workers.",
+    );
+    header(
+        &mut out,
+        "perfornium_errors_total",
+        "counter",
+        "Failed requests per step.",
+    );
+    header(
+        &mut out,
+        "perfornium_request_duration_seconds",
+        "histogram",
+        "Request latency per step (from merged HDR histograms).",
+    );
+    for r in &runs {
+        steps(&mut out, r);
+    }
+    out
+}
+
+fn workers(out: &mut String, r: &RunRecord) {
+    for w in &r.workers {
+        let l = format!(
+            "run=\"{}\",worker=\"{}\",region=\"{}\"",
+            label(&r.id),
+            label(&w.addr.addr()),
+            label(&w.addr.region)
+        );
+        let _ = writeln!(out, "perfornium_worker_vus{{{l}}} {}", w.live.active_vus);
+        let _ = writeln!(
+            out,
+            "perfornium_worker_up{{{l}}} {}",
+            u8::from(w.state != WorkerState::Failed)
+        );
+    }
+}
+
+fn steps(out: &mut String, r: &RunRecord) {
+    for (name, s) in r.step_names.iter().zip(r.merged_steps()) {
+        let l = format!("run=\"{}\",step=\"{}\"", label(&r.id), label(name));
+        let _ = writeln!(out, "perfornium_requests_total{{{l}}} {}", s.count);
+        let _ = writeln!(out, "perfornium_errors_total{{{l}}} {}", s.errors);
+        for le in BUCKETS {
+            let n = s.latency.count_at_most_us((le * 1e6) as u64);
+            let _ = writeln!(
+                out,
+                "perfornium_request_duration_seconds_bucket{{{l},le=\"{le}\"}} {n}"
+            );
+        }
+        let count = s.latency.count();
+        let _ = writeln!(
+            out,
+            "perfornium_request_duration_seconds_bucket{{{l},le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "perfornium_request_duration_seconds_sum{{{l}}} {}",
+            s.latency.mean_ms() / 1000.0 * count as f64
+        );
+        let _ = writeln!(
+            out,
+            "perfornium_request_duration_seconds_count{{{l}}} {count}"
+        );
+    }
+}
