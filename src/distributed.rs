@@ -113,19 +113,33 @@ pub fn summarize(rec: &RunRecord) -> RunSummary {
     s
 }
 
-/// Runs `test` across `workers` and returns the final record. With `tui`, the console shows the run
-/// until the user closes it; progress lines follow until the run ends.
+/// Where and how to run a distributed test.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub workers: Vec<WorkerAddr>,
+    pub strategy: Strategy,
+    pub sync_start: bool,
+    /// Bearer token for the workers (else the test's `communication.http.authentication.token`).
+    pub token: Option<String>,
+    /// Show the console until the user closes it; progress lines follow until the run ends.
+    pub tui: bool,
+}
+
+/// Runs `test` as `launch` says and returns the final record.
 pub async fn run(
     test: TestFile,
-    workers: &[WorkerAddr],
-    strategy: Strategy,
-    sync_start: bool,
-    token: Option<String>,
+    launch: Launch,
     stop: CancellationToken,
-    tui: bool,
 ) -> anyhow::Result<RunRecord> {
+    let Launch {
+        workers,
+        strategy,
+        sync_start,
+        token,
+        tui,
+    } = launch;
     let token = token.or_else(|| test_token(&test));
-    let rec = submit::new_record(submit::run_id(), test, workers, strategy, sync_start)
+    let rec = submit::new_record(submit::run_id(), test, &workers, strategy, sync_start)
         .map_err(anyhow::Error::msg)?;
     eprint!("{}", plan_text(&rec));
     let driver = Driver::new(MemoryStore::default(), rec, token, stop.clone());

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod console;
 pub mod control;
+pub mod demo;
 pub mod distributed;
 pub mod engine;
 pub mod local;

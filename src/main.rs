@@ -6,6 +6,7 @@ use perfornium::config::{self, Overrides};
 use perfornium::control::plan::Strategy;
 use perfornium::control::run::Phase;
 use perfornium::control::workers::{self, WorkerAddr};
+use perfornium::distributed::Launch;
 use perfornium::{engine, local, mock, report, worker};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -50,8 +51,16 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         delay: u64,
     },
-    /// The embedded default: the mock on a free port and examples/basic.yaml against it.
-    Demo,
+    /// The embedded default: mock, 3 workers and 3 master replicas on loopback, one example run, the console.
+    Demo {
+        #[command(flatten)]
+        over: OverrideArgs,
+        #[arg(short = 'o', long)]
+        out: Option<PathBuf>,
+        /// Headless: progress lines and the summary instead of the console.
+        #[arg(long)]
+        no_tui: bool,
+    },
     /// Turn a saved summary.json into a self-contained HTML report.
     Report {
         results: PathBuf,
@@ -196,7 +205,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Run { file, over, out } => run(&file, &over, out.as_deref()).await,
         Command::Validate { file, env } => Ok(validate(&file, env.as_deref())),
         Command::Mock { host, port, delay } => serve_mock(&host, port, delay).await,
-        Command::Demo => demo().await,
+        Command::Demo { over, out, no_tui } => demo(&over, out.as_deref(), no_tui).await,
         Command::Report { results, out } => report_file(&results, &out),
         Command::Worker { host, port, token } => serve_worker(&host, port, token).await,
         Command::Master {
@@ -246,11 +255,14 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             let workers = worker_list(workers.as_deref(), workers_file.as_deref())?;
             let strategy: Strategy = strategy.parse().map_err(anyhow::Error::msg)?;
             let tui = !no_tui && std::io::stdout().is_terminal();
-            let out = out.as_deref();
-            distributed(
-                &file, &workers, strategy, sync_start, token, &over, out, tui,
-            )
-            .await
+            let launch = Launch {
+                workers,
+                strategy,
+                sync_start,
+                token,
+                tui,
+            };
+            distributed(&file, launch, &over, out.as_deref()).await
         }
     }
 }
@@ -345,25 +357,11 @@ async fn serve_mock(host: &str, port: u16, delay: u64) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The example run by `demo`, embedded so the demo works from any directory.
-const DEMO_TEST: &str = include_str!("../examples/basic.yaml");
-
-async fn demo() -> Result<ExitCode> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let stop = engine::StopToken::new();
-    let server = tokio::spawn(mock::serve(
-        listener,
-        Duration::from_millis(2),
-        stop.clone(),
-    ));
-    eprintln!("demo: mock target on {url}; running examples/basic.yaml against it");
-    let mut test = config::from_str(DEMO_TEST)?;
-    test.global.base_url = Some(url);
-    let summary = local::run(test, stop_on_ctrl_c()).await?;
-    stop.cancel();
-    let _ = server.await;
-    Ok(verdict(&summary))
+async fn demo(over: &OverrideArgs, out: Option<&Path>, no_tui: bool) -> Result<ExitCode> {
+    use std::io::IsTerminal as _;
+    let interactive = !no_tui && std::io::stdout().is_terminal();
+    let last = perfornium::demo::run(&over.overrides(), interactive).await?;
+    finish_console(last, out, over.report)
 }
 
 async fn serve_worker(host: &str, port: u16, token: Option<String>) -> Result<ExitCode> {
@@ -401,18 +399,12 @@ fn worker_list(list: Option<&str>, file: Option<&Path>) -> Result<Vec<WorkerAddr
 
 async fn distributed(
     file: &Path,
-    workers: &[WorkerAddr],
-    strategy: Strategy,
-    sync_start: bool,
-    token: Option<String>,
+    launch: Launch,
     over: &OverrideArgs,
     out: Option<&Path>,
-    tui: bool,
 ) -> Result<ExitCode> {
     let test = load(file, over)?;
-    let stop = stop_on_ctrl_c();
-    let rec =
-        perfornium::distributed::run(test, workers, strategy, sync_start, token, stop, tui).await?;
+    let rec = perfornium::distributed::run(test, launch, stop_on_ctrl_c()).await?;
     let summary = perfornium::distributed::summarize(&rec);
     write_results(&summary, out, over.report)?;
     let code = verdict(&summary);

@@ -68,7 +68,12 @@ pub fn render(s: &RunSummary) -> String {
     let _ = writeln!(
         out,
         "  result: {}",
-        if s.passed { "PASSED" } else { "FAILED" }
+        match s.phase.as_deref() {
+            Some(p) if p != "finished" && !matches!(p, "failed" | "stopped") =>
+                format!("NOT FINISHED (run {p})"),
+            _ if s.passed => "PASSED".to_string(),
+            _ => "FAILED".to_string(),
+        }
     );
     out
 }

@@ -16,20 +16,16 @@ use ratatui::Frame;
 pub fn render(model: &Model, frame: &mut Frame) {
     let area = frame.area();
     let small = area.height < 30;
-    let chart_h = if area.height >= 40 {
-        14
-    } else if small {
-        7
-    } else {
-        8
-    };
     let errors_h = if small { 3 } else { 4 };
     let cluster_h = (model.cluster.len().max(1) as u16 + 2).min(5);
+    // The workers table takes what its rows need (up to 12 lines); the chart gets the rest.
+    let worker_rows = model.run.as_ref().map_or(0, |r| r.workers.len()) as u16;
+    let workers_h = (worker_rows + 3).clamp(4, 12);
     let [header, top, workers, middle, errors, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(cluster_h),
-        Constraint::Min(4),
-        Constraint::Length(chart_h),
+        Constraint::Max(workers_h),
+        Constraint::Min(7),
         Constraint::Length(errors_h),
         Constraint::Length(1),
     ])
