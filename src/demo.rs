@@ -52,7 +52,7 @@ impl Demo {
             let (l, addr) = bind().await?;
             let s = stop.clone();
             tasks.push(tokio::spawn(async move {
-                let _ = crate::worker::serve(l, None, s).await;
+                let _ = crate::worker::serve(l, Default::default(), s).await;
             }));
             let (host, port) = addr.rsplit_once(':').expect("a socket address has a port");
             workers.push(WorkerAddr {
@@ -80,6 +80,7 @@ impl Demo {
                 peers: peers.clone(),
                 data: data.path().join(format!("master-{}", i + 1)),
                 token: None,
+                allowed: Vec::new(),
             };
             let s = stop.clone();
             tasks.push(tokio::spawn(async move {

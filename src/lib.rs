@@ -10,6 +10,7 @@ pub mod control;
 pub mod demo;
 pub mod distributed;
 pub mod engine;
+pub mod guard;
 pub mod local;
 pub mod master;
 pub mod metrics;

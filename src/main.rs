@@ -7,6 +7,7 @@ use perfornium::control::plan::Strategy;
 use perfornium::control::run::Phase;
 use perfornium::control::workers::{self, WorkerAddr};
 use perfornium::distributed::Launch;
+use perfornium::guard::Guard;
 use perfornium::{engine, local, mock, report, worker};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -74,9 +75,14 @@ enum Command {
         host: String,
         #[arg(long, default_value_t = 8080)]
         port: u16,
-        /// Require `Authorization: Bearer TOKEN` on every call but /health.
-        #[arg(long, env = "PERFORNIUM_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        #[command(flatten)]
+        access: Access,
+        /// Only these networks may call (CIDR list, e.g. 10.0.0.0/8,127.0.0.1).
+        #[arg(long)]
+        allow_from: Option<String>,
+        /// Only tests aimed at these hosts (host or host:port list) are accepted.
+        #[arg(long, value_delimiter = ',')]
+        allow_target: Vec<String>,
     },
     /// One replica of the HA master cluster (openraft + sled).
     Master {
@@ -91,9 +97,11 @@ enum Command {
         /// This replica's own data directory.
         #[arg(long)]
         data: PathBuf,
-        /// Guards raft RPC and is sent to workers.
-        #[arg(long, env = "PERFORNIUM_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        #[command(flatten)]
+        access: Access,
+        /// Only these networks may call (CIDR list).
+        #[arg(long)]
+        allow_from: Option<String>,
     },
     /// Attach to the master cluster's leader; optionally submit a run; follow it to the end.
     Console {
@@ -110,8 +118,8 @@ enum Command {
         strategy: String,
         #[arg(long)]
         sync_start: bool,
-        #[arg(long, env = "PERFORNIUM_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        #[command(flatten)]
+        access: Access,
         #[command(flatten)]
         over: OverrideArgs,
         #[arg(short = 'o', long)]
@@ -136,8 +144,8 @@ enum Command {
         #[arg(long)]
         sync_start: bool,
         /// Bearer token for the workers.
-        #[arg(long, env = "PERFORNIUM_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        #[command(flatten)]
+        access: Access,
         #[command(flatten)]
         over: OverrideArgs,
         #[arg(short = 'o', long)]
@@ -168,6 +176,44 @@ struct OverrideArgs {
     /// Also write a self-contained HTML report (DIR/report.html with -o, else ./report.html).
     #[arg(long)]
     report: bool,
+}
+
+/// The cluster token: from `--token`, `PERFORNIUM_TOKEN` or `--token-file`; never printed.
+#[derive(Args, Clone)]
+struct Access {
+    /// Bearer token (guards every call but /health; sent to workers and masters).
+    #[arg(
+        long,
+        env = "PERFORNIUM_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file"
+    )]
+    token: Option<String>,
+    /// Read the token from this file (surrounding whitespace ignored).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+}
+
+impl Access {
+    fn token(&self) -> Result<Option<String>> {
+        match &self.token_file {
+            Some(f) => {
+                let t = std::fs::read_to_string(f)
+                    .with_context(|| format!("reading the token file {}", f.display()))?;
+                let t = t.trim().to_string();
+                anyhow::ensure!(!t.is_empty(), "the token file {} is empty", f.display());
+                Ok(Some(t))
+            }
+            None => Ok(self.token.clone().filter(|t| !t.is_empty())),
+        }
+    }
+}
+
+fn networks(list: Option<&str>) -> Result<Vec<ipnet::IpNet>> {
+    list.map(perfornium::guard::parse_networks)
+        .transpose()
+        .map_err(anyhow::Error::msg)
+        .map(Option::unwrap_or_default)
 }
 
 impl OverrideArgs {
@@ -207,14 +253,35 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Mock { host, port, delay } => serve_mock(&host, port, delay).await,
         Command::Demo { over, out, no_tui } => demo(&over, out.as_deref(), no_tui).await,
         Command::Report { results, out } => report_file(&results, &out),
-        Command::Worker { host, port, token } => serve_worker(&host, port, token).await,
+        Command::Worker {
+            host,
+            port,
+            access,
+            allow_from,
+            allow_target,
+        } => {
+            let guard = Guard::new(access.token()?, networks(allow_from.as_deref())?);
+            serve_worker(
+                &host,
+                port,
+                worker::WorkerOptions {
+                    guard,
+                    allow_targets: allow_target,
+                },
+            )
+            .await
+        }
         Command::Master {
             id,
             listen,
             peers,
             data,
-            token,
-        } => serve_master(id, &listen, &peers, data, token).await,
+            access,
+            allow_from,
+        } => {
+            let allowed = networks(allow_from.as_deref())?;
+            serve_master(id, &listen, &peers, data, access.token()?, allowed).await
+        }
         Command::Console {
             cluster,
             file,
@@ -222,11 +289,12 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             workers_file,
             strategy,
             sync_start,
-            token,
+            access,
             over,
             out,
             no_tui,
         } => {
+            let token = access.token()?;
             let submit = match &file {
                 Some(f) => Some(submission(
                     f,
@@ -246,12 +314,13 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             workers_file,
             strategy,
             sync_start,
-            token,
+            access,
             over,
             out,
             no_tui,
         } => {
             use std::io::IsTerminal as _;
+            let token = access.token()?;
             let workers = worker_list(workers.as_deref(), workers_file.as_deref())?;
             let strategy: Strategy = strategy.parse().map_err(anyhow::Error::msg)?;
             let tui = !no_tui && std::io::stdout().is_terminal();
@@ -364,11 +433,11 @@ async fn demo(over: &OverrideArgs, out: Option<&Path>, no_tui: bool) -> Result<E
     finish_console(last, out, over.report)
 }
 
-async fn serve_worker(host: &str, port: u16, token: Option<String>) -> Result<ExitCode> {
+async fn serve_worker(host: &str, port: u16, opts: worker::WorkerOptions) -> Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind((host, port))
         .await
         .with_context(|| format!("binding {host}:{port}"))?;
-    let auth = if token.is_some() {
+    let auth = if opts.guard.has_token() {
         "bearer token required"
     } else {
         "no token: anyone who can reach this port can drive it"
@@ -383,7 +452,7 @@ async fn serve_worker(host: &str, port: u16, token: Option<String>) -> Result<Ex
         let _ = tokio::signal::ctrl_c().await;
         s.cancel();
     });
-    worker::serve(listener, token, stop).await?;
+    worker::serve(listener, opts, stop).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -421,6 +490,7 @@ async fn serve_master(
     peers: &str,
     data: PathBuf,
     token: Option<String>,
+    allowed: Vec<ipnet::IpNet>,
 ) -> Result<ExitCode> {
     let peers = perfornium::master::parse_peers(peers).map_err(anyhow::Error::msg)?;
     anyhow::ensure!(
@@ -447,6 +517,7 @@ async fn serve_master(
         peers,
         data,
         token,
+        allowed,
     };
     perfornium::master::serve(cfg, listener, stop).await?;
     Ok(ExitCode::SUCCESS)

@@ -61,12 +61,20 @@ impl ClusterClient {
 
     /// `GET /cluster` of one replica.
     pub async fn cluster_of(&self, addr: &str) -> Option<ClusterView> {
+        self.fetch_cluster(addr).await.ok()
+    }
+
+    /// `GET /cluster`; `Err(Some(status))` when the replica refused, `Err(None)` when it did not answer.
+    async fn fetch_cluster(&self, addr: &str) -> Result<ClusterView, Option<u16>> {
         let resp = self
             .auth(self.http.get(format!("http://{addr}/cluster")))
             .send()
             .await
-            .ok()?;
-        resp.json().await.ok()
+            .map_err(|_| None)?;
+        if !resp.status().is_success() {
+            return Err(Some(resp.status().as_u16()));
+        }
+        resp.json().await.map_err(|_| None)
     }
 
     /// Asks the replicas in turn who leads (the known leader first) and remembers it.
@@ -78,8 +86,13 @@ impl ClusterClient {
         }
         let mut answered = false;
         for addr in order {
-            let Some(view) = self.cluster_of(&addr).await else {
-                continue;
+            let view = match self.fetch_cluster(&addr).await {
+                Ok(v) => v,
+                Err(Some(status @ (401 | 403))) => {
+                    let message = format!("{addr} refused this client (wrong or missing token, or not an allowed network)");
+                    return Err(ClusterError::Refused { status, message });
+                }
+                Err(_) => continue,
             };
             answered = true;
             if let (Some(id), Some(laddr)) = (view.leader_id, view.leader_addr) {

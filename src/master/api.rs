@@ -1,4 +1,5 @@
-//! The master API, served on the same port as the raft RPC: `GET /cluster` (any replica),
+//! The master API, served on the same port as the raft RPC: `GET /health` (open even with a token),
+//! `GET /metrics` (Prometheus), `GET /cluster` (any replica),
 //! `POST /runs`, `GET /runs`, `GET /runs/{id}`, `POST /runs/{id}/stop`. A follower asked to write
 //! answers 307 with the leader's address in `Location` (and in the body), and clients follow it.
 //! A bad body gets a 4xx naming what is wrong and changes no stored state.
@@ -87,6 +88,7 @@ pub struct RunView {
 /// The master API's routes.
 pub fn router(master: Master) -> Router {
     Router::new()
+        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/cluster", get(cluster))
         .route("/metrics", get(metrics))
         .route("/runs", get(list_runs).post(submit_run))

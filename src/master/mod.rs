@@ -19,8 +19,10 @@ pub struct MasterConfig {
     pub listen: String,
     pub peers: BTreeMap<u64, String>,
     pub data: PathBuf,
-    /// Guards the raft RPC between replicas and is sent to workers.
+    /// Guards the master API and the raft RPC between replicas, and is sent to workers.
     pub token: Option<String>,
+    /// Networks allowed to call this replica (empty: any).
+    pub allowed: Vec<ipnet::IpNet>,
 }
 
 /// Parses `1=h:p,2=h:p,3=h:p`.
@@ -71,9 +73,13 @@ pub async fn serve(
         drivers: drivers.clone(),
         worker_token: cfg.token.clone(),
     };
-    let app = api::router(master)
+    let guard = crate::guard::Guard::new(cfg.token.clone(), cfg.allowed.clone());
+    let routes = api::router(master)
         .merge(replica.raft_router())
         .layer(axum::extract::DefaultBodyLimit::max(64 << 20));
+    let app = guard
+        .wrap(routes)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let supervisor = tokio::spawn(leader::supervise(
         store,
         drivers,

@@ -1,36 +1,45 @@
 //! `perfornium worker`: the worker HTTP API on one port, pull-based (a worker never connects to its
 //! controller). `GET /health` is open; with a token configured every other call needs
-//! `Authorization: Bearer T`. Request bodies are limited in size. See [`api`] for the messages and
+//! `Authorization: Bearer T`, and with `--allow-from` only those networks get in ([`crate::guard`]).
+//! Request bodies are limited in size, and `--allow-target` limits what tests may aim at. See [`api`] for the messages and
 //! [`slot`] for the run state machine behind them.
 
 pub mod api;
 pub mod slot;
 
-use axum::extract::{DefaultBodyLimit, Query, Request, State};
+use crate::guard::Guard;
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::StatusCode;
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use slot::{Slot, SlotError};
 
-/// The largest request body a worker accepts (a test with inline CSV rows).
+/// The largest request body a worker accepts (a test with inline CSV rows); larger ones get 413.
 pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// How a worker is protected.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerOptions {
+    /// Token and allowed networks.
+    pub guard: Guard,
+    /// Hosts (`host` or `host:port`) tests may target; empty allows any.
+    pub allow_targets: Vec<String>,
+}
 
 #[derive(Clone)]
 struct Worker {
     slot: Slot,
-    token: Option<String>,
 }
 
-/// The worker's routes, guarded by `token` when given.
-pub fn router(token: Option<String>) -> Router {
+/// The worker's routes behind its guard.
+pub fn router(opts: WorkerOptions) -> Router {
     let state = Worker {
-        slot: Slot::default(),
-        token,
+        slot: Slot::new(opts.allow_targets),
     };
-    Router::new()
+    let routes = Router::new()
+        .route("/health", get(health))
         .route("/status", get(status))
         .route("/prepare", post(prepare))
         .route("/start", post(start))
@@ -38,44 +47,21 @@ pub fn router(token: Option<String>) -> Router {
         .route("/scale", post(scale))
         .route("/metrics", get(metrics))
         .route("/results", get(results))
-        .layer(middleware::from_fn_with_state(state.clone(), authorize))
-        .route("/health", get(health))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(state)
+        .with_state(state);
+    opts.guard.wrap(routes)
 }
 
 /// Serves the worker API on `listener` until `stop` is cancelled.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    token: Option<String>,
+    opts: WorkerOptions,
     stop: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(token))
+    let app = router(opts).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await
-}
-
-/// Compares without an early exit, so response timing does not reveal how much of a token matched.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for (i, x) in a.iter().enumerate() {
-        diff |= usize::from(x ^ b.get(i % b.len().max(1)).copied().unwrap_or(0));
-    }
-    diff == 0
-}
-
-async fn authorize(State(w): State<Worker>, req: Request, next: Next) -> Response {
-    if let Some(token) = &w.token {
-        let given = req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
-            return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-        }
-    }
-    next.run(req).await
 }
 
 fn error(code: StatusCode, message: impl Into<String>) -> Response {
@@ -152,19 +138,5 @@ async fn results(State(w): State<Worker>, Query(q): Query<RunQuery>) -> Response
     match w.slot.results(&q.run_id) {
         Ok(r) => Json(r).into_response(),
         Err(e) => refuse(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::constant_time_eq;
-
-    #[test]
-    fn token_compare() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
-        assert!(!constant_time_eq(b"", b"x"));
-        assert!(constant_time_eq(b"", b""));
     }
 }

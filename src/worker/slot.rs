@@ -94,11 +94,21 @@ impl Run {
 #[derive(Clone, Default)]
 pub struct Slot {
     run: Arc<Mutex<Option<Run>>>,
+    /// Hosts tests may target (`host` or `host:port`); empty allows any.
+    allow_targets: Arc<Vec<String>>,
     /// When a controller last pulled metrics (Unix ms), to see from outside who is driving.
     last_poll_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Slot {
+    /// A slot that refuses tests aiming outside `allow_targets` (empty allows any).
+    pub fn new(allow_targets: Vec<String>) -> Self {
+        Self {
+            allow_targets: Arc::new(allow_targets),
+            ..Default::default()
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Run>> {
         self.run.lock().expect("worker slot lock poisoned")
     }
@@ -118,6 +128,7 @@ impl Slot {
             }
         }
         crate::config::check(&req.test).map_err(SlotError::BadTest)?;
+        check_targets(&req.test, &self.allow_targets).map_err(SlotError::BadTest)?;
         let steps = engine::step_names(&req.test).len();
         *guard = Some(Run {
             id: req.run_id,
@@ -184,6 +195,7 @@ impl Slot {
             return Err(SlotError::NotRunning(req.run_id));
         }
         crate::config::check(&req.test).map_err(SlotError::BadTest)?;
+        check_targets(&req.test, &self.allow_targets).map_err(SlotError::BadTest)?;
         if engine::step_names(&req.test) != engine::step_names(&run.test) {
             return Err(SlotError::BadTest(
                 "extra load must run the same steps as the run".into(),
@@ -356,4 +368,38 @@ impl Slot {
             },
         }
     }
+}
+
+/// Refuses a test that would send requests outside `allowed` (hosts or host:port). A URL still
+/// holding a template cannot be checked before it runs, so it is refused too.
+pub fn check_targets(test: &TestFile, allowed: &[String]) -> Result<(), String> {
+    if allowed.is_empty() {
+        return Ok(());
+    }
+    let base = test.global.base_url.as_deref();
+    let mut urls: Vec<&str> = base.into_iter().collect();
+    for s in &test.scenarios {
+        for step in &s.steps {
+            if let crate::config::Step::Http(h) = step {
+                if h.target.starts_with("http://")
+                    || h.target.starts_with("https://")
+                    || h.target.starts_with("{{")
+                {
+                    urls.push(&h.target);
+                }
+            }
+        }
+    }
+    for u in urls {
+        let parsed = url::Url::parse(u)
+            .map_err(|_| format!("target `{u}` cannot be checked against --allow-target"))?;
+        let host = parsed.host_str().unwrap_or("");
+        let with_port = format!("{host}:{}", parsed.port_or_known_default().unwrap_or(0));
+        if !allowed.iter().any(|a| a == host || *a == with_port) {
+            return Err(format!(
+                "target `{host}` is not in this worker's --allow-target list"
+            ));
+        }
+    }
+    Ok(())
 }

@@ -221,18 +221,33 @@ pub struct Cluster {
     pub addrs: Vec<String>,
     pub dir: tempfile::TempDir,
     pub procs: Vec<Option<Proc>>,
+    /// Extra arguments every replica gets (e.g. `--token T`).
+    pub extra: Vec<String>,
+    /// The token to read replicas with, when they need one.
+    pub token: Option<String>,
 }
 
 impl Cluster {
     /// Starts three replicas and waits until they agree on a leader.
     pub fn start() -> Cluster {
+        Cluster::start_with(None)
+    }
+
+    /// Like [`Cluster::start`], every replica guarded by `token`.
+    pub fn start_with(token: Option<&str>) -> Cluster {
         let addrs: Vec<String> = (0..3)
             .map(|_| format!("127.0.0.1:{}", free_port()))
             .collect();
+        let extra = token
+            .map(|t| vec!["--token".to_string(), t.to_string()])
+            .unwrap_or_default();
+        let dir = tempfile::tempdir().expect("tempdir");
         let mut c = Cluster {
             addrs,
-            dir: tempfile::tempdir().expect("tempdir"),
+            dir,
             procs: vec![None, None, None],
+            extra,
+            token: token.map(String::from),
         };
         for i in 0..3 {
             c.start_node(i);
@@ -261,21 +276,19 @@ impl Cluster {
         let data = self.dir.path().join(format!("m{}", i + 1));
         let id = (i + 1).to_string();
         let peers = self.peers();
-        let proc = spawn_server(
-            &[
-                "master",
-                "--id",
-                &id,
-                "--listen",
-                &self.addrs[i],
-                "--peers",
-                &peers,
-                "--data",
-                data.to_str().unwrap(),
-            ],
-            "/cluster",
-        );
-        self.procs[i] = Some(proc);
+        let mut args: Vec<&str> = vec![
+            "master",
+            "--id",
+            &id,
+            "--listen",
+            &self.addrs[i],
+            "--peers",
+            &peers,
+            "--data",
+            data.to_str().unwrap(),
+        ];
+        args.extend(self.extra.iter().map(String::as_str));
+        self.procs[i] = Some(spawn_server(&args, "/health"));
     }
 
     /// SIGKILLs replica `i`.
@@ -289,7 +302,13 @@ impl Cluster {
     /// `GET /cluster` of replica `i`.
     pub fn view(&self, i: usize) -> Option<serde_json::Value> {
         self.procs[i].as_ref()?;
-        let (code, body) = ureq_get(&format!("http://{}/cluster", self.addrs[i])).ok()?;
+        let (code, body) = call(
+            "GET",
+            &format!("http://{}/cluster", self.addrs[i]),
+            self.token.as_deref(),
+            None,
+        )
+        .ok()?;
         (code == 200)
             .then(|| serde_json::from_str(&body).ok())
             .flatten()
@@ -323,7 +342,13 @@ impl Cluster {
     /// `GET /runs/{id}` from replica `i`.
     pub fn run(&self, i: usize, id: &str) -> Option<serde_json::Value> {
         self.procs[i].as_ref()?;
-        let (code, body) = ureq_get(&format!("http://{}/runs/{id}", self.addrs[i])).ok()?;
+        let (code, body) = call(
+            "GET",
+            &format!("http://{}/runs/{id}", self.addrs[i]),
+            self.token.as_deref(),
+            None,
+        )
+        .ok()?;
         (code == 200)
             .then(|| serde_json::from_str(&body).ok())
             .flatten()

@@ -1,0 +1,147 @@
+//! Who may talk to a worker or a master replica. One [`Guard`] wraps every route of a server: the
+//! caller's address must be inside `allowed_networks` when that list is set (403 otherwise), and every
+//! call but `GET /health` must carry `Authorization: Bearer <token>` when a token is set (401
+//! otherwise). Tokens are compared in constant time and never logged.
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use ipnet::IpNet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The access rules of one server.
+#[derive(Clone, Default)]
+pub struct Guard {
+    token: Option<Arc<str>>,
+    allowed: Arc<Vec<IpNet>>,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("allowed", &self.allowed)
+            .finish()
+    }
+}
+
+impl Guard {
+    /// A guard with an optional token and allow-list (empty = any address).
+    pub fn new(token: Option<String>, allowed: Vec<IpNet>) -> Self {
+        Self {
+            token: token.map(Arc::from),
+            allowed: Arc::new(allowed),
+        }
+    }
+
+    /// True when a token is required.
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// Wraps every route of `router`.
+    pub fn wrap(&self, router: Router) -> Router {
+        router.layer(middleware::from_fn_with_state(self.clone(), check))
+    }
+
+    fn admits(&self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        self.allowed.is_empty() || self.allowed.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// Parses `10.0.0.0/8,127.0.0.1` (a bare address is a /32 or /128).
+pub fn parse_networks(text: &str) -> Result<Vec<IpNet>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("`{s}` is not a network (CIDR like 10.0.0.0/8) or an address"))
+        })
+        .collect()
+}
+
+/// Compares without an early exit, so response timing does not reveal how much of a token matched.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= usize::from(x ^ b.get(i % b.len().max(1)).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
+fn refuse(code: StatusCode, message: String) -> Response {
+    (code, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+async fn check(State(g): State<Guard>, req: Request, next: Next) -> Response {
+    if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
+        if !g.admits(peer.ip()) {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                format!("{} is not in allowed_networks", peer.ip()),
+            );
+        }
+    }
+    if let Some(token) = &g.token {
+        if req.uri().path() != "/health" {
+            let given = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+                return refuse(
+                    StatusCode::UNAUTHORIZED,
+                    "missing or wrong bearer token".into(),
+                );
+            }
+        }
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_compare() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+        assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn networks() {
+        let g = Guard::new(None, parse_networks("10.0.0.0/8, 127.0.0.1").unwrap());
+        assert!(g.admits("10.1.2.3".parse().unwrap()));
+        assert!(g.admits("127.0.0.1".parse().unwrap()));
+        assert!(
+            g.admits("::ffff:127.0.0.1".parse().unwrap()),
+            "v4-mapped v6 counts as v4"
+        );
+        assert!(!g.admits("127.0.0.2".parse().unwrap()));
+        assert!(!g.admits("192.168.1.1".parse().unwrap()));
+        assert!(
+            Guard::default().admits("8.8.8.8".parse().unwrap()),
+            "no list: anyone"
+        );
+        assert!(parse_networks("10.0.0.0/33").is_err());
+        assert!(parse_networks("nonsense").is_err());
+        assert!(
+            !format!("{:?}", Guard::new(Some("s3cret".into()), vec![])).contains("s3cret"),
+            "Debug hides the token"
+        );
+    }
+}

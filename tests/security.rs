@@ -1,0 +1,226 @@
+//! Access control with real processes: one token guards the master API, the raft RPC between
+//! replicas and the workers (`/health` stays open); `--allow-from` keeps other networks out;
+//! `--allow-target` refuses tests aimed elsewhere; oversized bodies get 413; the token never shows
+//! in outputs.
+
+mod support;
+use support::*;
+
+#[test]
+fn one_token_guards_masters_raft_and_workers() {
+    let c = Cluster::start_with(Some("cluster-secret"));
+    let leader = c
+        .leader()
+        .expect("the replicas formed a cluster over token-guarded raft RPC");
+    let addr = &c.addrs[leader];
+    assert_eq!(
+        call("GET", &format!("http://{addr}/health"), None, None)
+            .unwrap()
+            .0,
+        200
+    );
+    assert_eq!(
+        call("GET", &format!("http://{addr}/cluster"), None, None)
+            .unwrap()
+            .0,
+        401
+    );
+    assert_eq!(
+        call("GET", &format!("http://{addr}/runs"), Some("wrong"), None)
+            .unwrap()
+            .0,
+        401
+    );
+    assert_eq!(
+        call("POST", &format!("http://{addr}/runs"), None, Some("{}"))
+            .unwrap()
+            .0,
+        401
+    );
+    assert_eq!(
+        call(
+            "POST",
+            &format!("http://{addr}/raft/vote"),
+            None,
+            Some("{}")
+        )
+        .unwrap()
+        .0,
+        401,
+        "raft RPC is guarded too"
+    );
+
+    let mock = mock(0);
+    let w = worker(Some("cluster-secret"));
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = write(dir.path(), "token", "cluster-secret\n");
+    let yaml = format!(
+        "name: sec\nglobal:\n  base_url: \"http://{}\"\nload:\n  pattern: basic\n  virtual_users: 1\n  iterations: 3\nscenarios:\n  - name: s\n    steps:\n      - {{ name: list, path: /users }}\n",
+        mock.addr
+    );
+    let file = write(dir.path(), "t.yaml", &yaml);
+    let out = dir.path().join("out");
+    let res = run(&[
+        "console",
+        "--cluster",
+        &c.list(),
+        &file,
+        "-w",
+        &w.addr,
+        "--no-tui",
+        "--token-file",
+        &token_file,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&res.stdout),
+        String::from_utf8_lossy(&res.stderr),
+    );
+    assert_eq!(res.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        mock_stats(&mock)["total"],
+        3,
+        "the leader drove the token-guarded worker"
+    );
+    for text in [
+        stdout.to_string(),
+        stderr.to_string(),
+        std::fs::read_to_string(out.join("summary.json")).unwrap(),
+    ] {
+        assert!(
+            !text.contains("cluster-secret"),
+            "the token leaked into output"
+        );
+    }
+    let res = run(&[
+        "console",
+        "--cluster",
+        &c.list(),
+        &file,
+        "-w",
+        &w.addr,
+        "--no-tui",
+        "--token",
+        "wrong",
+    ]);
+    assert_eq!(res.status.code(), Some(2), "a wrong token cannot submit");
+}
+
+#[test]
+fn allow_from_keeps_other_networks_out() {
+    let open = spawn_server(
+        &[
+            "worker",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--allow-from",
+            "127.0.0.0/8",
+        ],
+        "/health",
+    );
+    assert_eq!(
+        call("GET", &format!("http://{}/status", open.addr), None, None)
+            .unwrap()
+            .0,
+        200
+    );
+    // The probe of spawn_server would fail here, so start this one by hand and only read its address.
+    let mut child = std::process::Command::new(BIN)
+        .args([
+            "worker",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--allow-from",
+            "10.0.0.0/8",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stderr.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let (code, body) = call("GET", &format!("http://{addr}/health"), None, None).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("allowed_networks"));
+}
+
+#[test]
+fn allow_target_refuses_tests_aimed_elsewhere_and_big_bodies_get_413() {
+    let w = spawn_server(
+        &[
+            "worker",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--allow-target",
+            "127.0.0.1",
+        ],
+        "/health",
+    );
+    let test = |base: &str| {
+        serde_json::json!({"run_id": "r", "test": {"name": "t", "global": {"base_url": base},
+            "load": {"pattern": "basic", "virtual_users": 1, "iterations": 1},
+            "scenarios": [{"name": "s", "steps": [{"name": "a", "path": "/"}]}]}})
+        .to_string()
+    };
+    let (code, body) = call(
+        "POST",
+        &format!("http://{}/prepare", w.addr),
+        None,
+        Some(&test("http://example.com")),
+    )
+    .unwrap();
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body.contains("example.com") && body.contains("--allow-target"),
+        "{body}"
+    );
+    assert_eq!(
+        call(
+            "POST",
+            &format!("http://{}/prepare", w.addr),
+            None,
+            Some(&test("http://127.0.0.1:9"))
+        )
+        .unwrap()
+        .0,
+        200
+    );
+
+    let big = format!("{{\"run_id\": \"{}\"}}", "x".repeat(17 * 1024 * 1024));
+    assert_eq!(
+        call(
+            "POST",
+            &format!("http://{}/prepare", w.addr),
+            None,
+            Some(&big)
+        )
+        .unwrap()
+        .0,
+        413
+    );
+    let (_, status) = call("GET", &format!("http://{}/status", w.addr), None, None).unwrap();
+    assert!(
+        status.contains("\"run_id\":\"r\""),
+        "the refused calls changed nothing: {status}"
+    );
+}
