@@ -1,14 +1,15 @@
 //! `perfornium distributed`: one run across workers, driven by this process. It builds the run
 //! record (plan, settings, inlined CSV rows), prints the plan, drives it with the same [`Driver`] the
-//! HA master uses, prints progress, and turns the final record into the summary.
+//! HA master uses over an embedded single-node master ([`Embedded`]), so every state change goes
+//! through the same replicated store, prints progress, and turns the final record into the summary.
 
 use crate::config::{self, TestFile};
 use crate::control::driver::Driver;
 use crate::control::plan::{self, Strategy};
 use crate::control::run::{Phase, RunRecord};
-use crate::control::store::MemoryStore;
 use crate::control::submit;
 use crate::control::workers::WorkerAddr;
+use crate::master::embedded::Embedded;
 use crate::metrics::collector::merged;
 use crate::report::{RunSummary, WorkerSummary};
 use std::fmt::Write;
@@ -123,6 +124,8 @@ pub struct Launch {
     pub token: Option<String>,
     /// Show the console until the user closes it; progress lines follow until the run ends.
     pub tui: bool,
+    /// The embedded master's directory (kept after the run); a temporary one when `None`.
+    pub data: Option<std::path::PathBuf>,
 }
 
 /// Runs `test` as `launch` says and returns the final record.
@@ -137,12 +140,14 @@ pub async fn run(
         sync_start,
         token,
         tui,
+        data,
     } = launch;
     let token = token.or_else(|| test_token(&test));
     let rec = submit::new_record(submit::run_id(), test, &workers, strategy, sync_start)
         .map_err(anyhow::Error::msg)?;
     eprint!("{}", plan_text(&rec));
-    let driver = Driver::new(MemoryStore::default(), rec, token, stop.clone());
+    let master = Embedded::open(data.as_deref()).await?;
+    let driver = Driver::new(master.store.clone(), rec, token, stop.clone());
     let updates = driver.subscribe();
     let driving = tokio::spawn(driver.drive());
     if tui {
@@ -153,6 +158,7 @@ pub async fn run(
         .await
         .map_err(|e| anyhow::anyhow!("the driver task failed: {e}"))??;
     progress.abort();
+    master.close().await?;
     Ok(rec)
 }
 

@@ -153,6 +153,9 @@ enum Command {
         /// Headless: progress lines on stderr, summary on stdout.
         #[arg(long)]
         no_tui: bool,
+        /// Keep the embedded master's state here (default: a temporary directory).
+        #[arg(long)]
+        data: Option<PathBuf>,
     },
 }
 
@@ -318,6 +321,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             over,
             out,
             no_tui,
+            data,
         } => {
             use std::io::IsTerminal as _;
             let token = access.token()?;
@@ -330,6 +334,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 sync_start,
                 token,
                 tui,
+                data,
             };
             distributed(&file, launch, &over, out.as_deref()).await
         }

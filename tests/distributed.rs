@@ -571,3 +571,51 @@ fn a_dead_workers_share_is_redistributed_to_the_survivors() {
         "the taker made more requests: {ca} vs {cb}"
     );
 }
+
+#[test]
+fn the_embedded_master_keeps_the_run_where_a_real_master_can_read_it() {
+    let mock = mock(0);
+    let a = worker(None);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "t.yaml",
+        &test_yaml(
+            &mock,
+            "  pattern: basic\n  virtual_users: 2\n  iterations: 3",
+            "",
+        ),
+    );
+    let data = dir.path().join("master");
+    let res = run(&[
+        "distributed",
+        &file,
+        "-w",
+        &worker_list(&[&a]),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    // The directory is a one-replica master's sled store: `perfornium master` opens it as is.
+    let listen = format!("127.0.0.1:{}", free_port());
+    let master = spawn_server(
+        &[
+            "master",
+            "--id",
+            "1",
+            "--listen",
+            &listen,
+            "--peers",
+            &format!("1={listen}"),
+            "--data",
+            data.to_str().unwrap(),
+        ],
+        "/health",
+    );
+    let (code, body) = call("GET", &format!("http://{}/runs", master.addr), None, None).unwrap();
+    assert_eq!(code, 200, "{body}");
+    let runs: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
+    assert_eq!(runs[0]["phase"], "finished");
+    assert_eq!(runs[0]["name"], "dist");
+}

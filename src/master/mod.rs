@@ -3,6 +3,7 @@
 //! the raft RPC and the master API on one port, and drives runs while it is leader ([`leader`]).
 
 pub mod api;
+pub mod embedded;
 pub mod leader;
 pub mod prometheus;
 pub mod store;
