@@ -81,6 +81,8 @@ impl Demo {
                 data: data.path().join(format!("master-{}", i + 1)),
                 token: None,
                 allowed: Vec::new(),
+                tls: None,
+                client_tls: None,
             };
             let s = stop.clone();
             tasks.push(tokio::spawn(async move {
@@ -109,7 +111,7 @@ impl Demo {
 
     /// A client of the demo's cluster.
     pub fn client(&self) -> ClusterClient {
-        ClusterClient::new(self.masters.clone(), None)
+        ClusterClient::new(self.masters.clone(), None, None)
     }
 
     /// Submits `test` across the three workers and returns the run id.

@@ -4,6 +4,7 @@
 //! through the same replicated store, prints progress, and turns the final record into the summary.
 
 use crate::config::{self, TestFile};
+use crate::control::client::Credentials;
 use crate::control::driver::Driver;
 use crate::control::plan::{self, Strategy};
 use crate::control::run::{Phase, RunRecord};
@@ -122,6 +123,8 @@ pub struct Launch {
     pub sync_start: bool,
     /// Bearer token for the workers (else the test's `communication.http.authentication.token`).
     pub token: Option<String>,
+    /// HTTPS to the workers: the CA to trust and the client certificate to present.
+    pub tls: Option<crate::tls::ClientTls>,
     /// Show the console until the user closes it; progress lines follow until the run ends.
     pub tui: bool,
     /// The embedded master's directory (kept after the run); a temporary one when `None`.
@@ -139,15 +142,19 @@ pub async fn run(
         strategy,
         sync_start,
         token,
+        tls,
         tui,
         data,
     } = launch;
-    let token = token.or_else(|| test_token(&test));
+    let creds = Credentials {
+        token: token.or_else(|| test_token(&test)),
+        tls,
+    };
     let rec = submit::new_record(submit::run_id(), test, &workers, strategy, sync_start)
         .map_err(anyhow::Error::msg)?;
     eprint!("{}", plan_text(&rec));
     let master = Embedded::open(data.as_deref()).await?;
-    let driver = Driver::new(master.store.clone(), rec, token, stop.clone());
+    let driver = Driver::new(master.store.clone(), rec, &creds, stop.clone());
     let updates = driver.subscribe();
     let driving = tokio::spawn(driver.drive());
     if tui {

@@ -16,4 +16,5 @@ pub mod master;
 pub mod metrics;
 pub mod mock;
 pub mod report;
+pub mod tls;
 pub mod worker;

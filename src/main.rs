@@ -8,9 +8,11 @@ use perfornium::control::run::Phase;
 use perfornium::control::workers::{self, WorkerAddr};
 use perfornium::distributed::Launch;
 use perfornium::guard::Guard;
+use perfornium::tls::ClientTls;
 use perfornium::{engine, local, mock, report, worker};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -83,6 +85,8 @@ enum Command {
         /// Only tests aimed at these hosts (host or host:port list) are accepted.
         #[arg(long, value_delimiter = ',')]
         allow_target: Vec<String>,
+        #[command(flatten)]
+        tls: ServeTlsArgs,
     },
     /// One replica of the HA master cluster (openraft + sled).
     Master {
@@ -102,6 +106,11 @@ enum Command {
         /// Only these networks may call (CIDR list).
         #[arg(long)]
         allow_from: Option<String>,
+        #[command(flatten)]
+        tls: ServeTlsArgs,
+        /// With --tls-cert: the CA trusted when calling peers and workers (default: --tls-ca).
+        #[arg(long, requires = "tls_cert")]
+        ca: Option<PathBuf>,
     },
     /// Attach to the master cluster's leader; optionally submit a run; follow it to the end.
     Console {
@@ -118,6 +127,8 @@ enum Command {
         strategy: String,
         #[arg(long)]
         sync_start: bool,
+        #[command(flatten)]
+        tls: CallTlsArgs,
         #[command(flatten)]
         access: Access,
         #[command(flatten)]
@@ -144,6 +155,8 @@ enum Command {
         #[arg(long)]
         sync_start: bool,
         /// Bearer token for the workers.
+        #[command(flatten)]
+        tls: CallTlsArgs,
         #[command(flatten)]
         access: Access,
         #[command(flatten)]
@@ -212,6 +225,77 @@ impl Access {
     }
 }
 
+/// This process as an HTTPS server.
+#[derive(Args, Clone)]
+struct ServeTlsArgs {
+    /// Serve HTTPS with this certificate chain (PEM); a master also presents it to peers and workers.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (mutual TLS).
+    #[arg(long, requires = "tls_cert")]
+    tls_ca: Option<PathBuf>,
+}
+
+impl ServeTlsArgs {
+    fn server(&self) -> Result<Option<Arc<rustls::ServerConfig>>> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        let tls = perfornium::tls::ServerTls {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: self.tls_ca.clone(),
+        };
+        Ok(Some(tls.config()?))
+    }
+
+    /// A master's outgoing TLS: trust `ca` (else --tls-ca), present its own certificate.
+    fn peer_client(&self, ca: Option<&Path>) -> Result<Option<ClientTls>> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        let ca = ca.or(self.tls_ca.as_deref()).context(
+            "--tls-cert on a master needs --ca (or --tls-ca): the CA its peers' and workers' certificates are signed by",
+        )?;
+        Ok(Some(ClientTls::load(ca, Some((cert, key)))?))
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
+/// This process as an HTTPS client of workers or masters.
+#[derive(Args, Clone)]
+struct CallTlsArgs {
+    /// Call over HTTPS, trusting only this CA (PEM).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Present this client certificate (PEM), for servers that require mutual TLS.
+    #[arg(long, requires_all = ["client_key", "ca"])]
+    client_cert: Option<PathBuf>,
+    /// The private key of --client-cert (PEM).
+    #[arg(long, requires = "client_cert")]
+    client_key: Option<PathBuf>,
+}
+
+impl CallTlsArgs {
+    fn client(&self) -> Result<Option<ClientTls>> {
+        let Some(ca) = &self.ca else {
+            return Ok(None);
+        };
+        let identity = self.client_cert.as_deref().zip(self.client_key.as_deref());
+        Ok(Some(ClientTls::load(ca, identity)?))
+    }
+}
+
 fn networks(list: Option<&str>) -> Result<Vec<ipnet::IpNet>> {
     list.map(perfornium::guard::parse_networks)
         .transpose()
@@ -262,17 +346,16 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             access,
             allow_from,
             allow_target,
+            tls,
         } => {
             let guard = Guard::new(access.token()?, networks(allow_from.as_deref())?);
-            serve_worker(
-                &host,
-                port,
-                worker::WorkerOptions {
-                    guard,
-                    allow_targets: allow_target,
-                },
-            )
-            .await
+            let scheme = tls.scheme();
+            let opts = worker::WorkerOptions {
+                guard,
+                allow_targets: allow_target,
+                tls: tls.server()?,
+            };
+            serve_worker(&host, port, scheme, opts).await
         }
         Command::Master {
             id,
@@ -281,9 +364,21 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             data,
             access,
             allow_from,
+            tls,
+            ca,
         } => {
-            let allowed = networks(allow_from.as_deref())?;
-            serve_master(id, &listen, &peers, data, access.token()?, allowed).await
+            let peers = perfornium::master::parse_peers(&peers).map_err(anyhow::Error::msg)?;
+            let cfg = perfornium::master::MasterConfig {
+                id,
+                listen,
+                peers,
+                data,
+                token: access.token()?,
+                allowed: networks(allow_from.as_deref())?,
+                tls: tls.server()?,
+                client_tls: tls.peer_client(ca.as_deref())?,
+            };
+            serve_master(cfg, tls.scheme()).await
         }
         Command::Console {
             cluster,
@@ -293,11 +388,13 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             strategy,
             sync_start,
             access,
+            tls,
             over,
             out,
             no_tui,
         } => {
             let token = access.token()?;
+            let tls = tls.client()?;
             let submit = match &file {
                 Some(f) => Some(submission(
                     f,
@@ -309,7 +406,14 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 )?),
                 None => None,
             };
-            console(&cluster, submit, token, out.as_deref(), no_tui, over.report).await
+            let session = Session {
+                token,
+                tls,
+                out,
+                no_tui,
+                html: over.report,
+            };
+            console(&cluster, submit, session).await
         }
         Command::Distributed {
             file,
@@ -318,6 +422,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             strategy,
             sync_start,
             access,
+            tls,
             over,
             out,
             no_tui,
@@ -333,6 +438,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 strategy,
                 sync_start,
                 token,
+                tls: tls.client()?,
                 tui,
                 data,
             };
@@ -438,7 +544,12 @@ async fn demo(over: &OverrideArgs, out: Option<&Path>, no_tui: bool) -> Result<E
     finish_console(last, out, over.report)
 }
 
-async fn serve_worker(host: &str, port: u16, opts: worker::WorkerOptions) -> Result<ExitCode> {
+async fn serve_worker(
+    host: &str,
+    port: u16,
+    scheme: &str,
+    opts: worker::WorkerOptions,
+) -> Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind((host, port))
         .await
         .with_context(|| format!("binding {host}:{port}"))?;
@@ -448,7 +559,7 @@ async fn serve_worker(host: &str, port: u16, opts: worker::WorkerOptions) -> Res
         "no token: anyone who can reach this port can drive it"
     };
     eprintln!(
-        "worker listening on http://{} ({auth})",
+        "worker listening on {scheme}://{} ({auth})",
         listener.local_addr()?
     );
     let stop = engine::StopToken::new();
@@ -489,26 +600,19 @@ async fn distributed(
     })
 }
 
-async fn serve_master(
-    id: u64,
-    listen: &str,
-    peers: &str,
-    data: PathBuf,
-    token: Option<String>,
-    allowed: Vec<ipnet::IpNet>,
-) -> Result<ExitCode> {
-    let peers = perfornium::master::parse_peers(peers).map_err(anyhow::Error::msg)?;
+async fn serve_master(cfg: perfornium::master::MasterConfig, scheme: &str) -> Result<ExitCode> {
+    let id = cfg.id;
     anyhow::ensure!(
-        peers.contains_key(&id),
+        cfg.peers.contains_key(&id),
         "--peers does not list this replica's id {id}"
     );
-    let listener = tokio::net::TcpListener::bind(listen)
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
-        .with_context(|| format!("binding {listen}"))?;
+        .with_context(|| format!("binding {}", cfg.listen))?;
     eprintln!(
-        "master {id} listening on http://{} (data {})",
+        "master {id} listening on {scheme}://{} (data {})",
         listener.local_addr()?,
-        data.display()
+        cfg.data.display()
     );
     let stop = engine::StopToken::new();
     let s = stop.clone();
@@ -516,14 +620,6 @@ async fn serve_master(
         let _ = tokio::signal::ctrl_c().await;
         s.cancel();
     });
-    let cfg = perfornium::master::MasterConfig {
-        id,
-        listen: listen.to_string(),
-        peers,
-        data,
-        token,
-        allowed,
-    };
     perfornium::master::serve(cfg, listener, stop).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -549,14 +645,28 @@ fn submission(
     })
 }
 
+/// How a console session reaches the cluster and what it does with the result.
+struct Session {
+    token: Option<String>,
+    tls: Option<ClientTls>,
+    out: Option<PathBuf>,
+    no_tui: bool,
+    html: bool,
+}
+
 async fn console(
     cluster: &str,
     submit: Option<perfornium::master::api::Submit>,
-    token: Option<String>,
-    out: Option<&Path>,
-    no_tui: bool,
-    html: bool,
+    session: Session,
 ) -> Result<ExitCode> {
+    let Session {
+        token,
+        tls,
+        out,
+        no_tui,
+        html,
+    } = session;
+    let out = out.as_deref();
     use perfornium::console::{self, client::ClusterClient};
     let addrs: Vec<String> = cluster
         .split(',')
@@ -564,7 +674,7 @@ async fn console(
         .filter(|a| !a.is_empty())
         .collect();
     anyhow::ensure!(!addrs.is_empty(), "--cluster needs at least one host:port");
-    let mut client = ClusterClient::new(addrs, token);
+    let mut client = ClusterClient::new(addrs, token, tls.as_ref());
     let run_id = match console::pick_run(&mut client, submit).await {
         Ok(id) => id,
         Err(e) => {

@@ -595,7 +595,11 @@ fn the_embedded_master_keeps_the_run_where_a_real_master_can_read_it() {
         "--data",
         data.to_str().unwrap(),
     ]);
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     // The directory is a one-replica master's sled store: `perfornium master` opens it as is.
     let listen = format!("127.0.0.1:{}", free_port());
     let master = spawn_server(

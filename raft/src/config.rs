@@ -47,6 +47,10 @@ pub struct ReplicaConfig {
     pub election_max_ms: u64,
     /// When set, raft RPC in both directions carries `Authorization: Bearer <token>`.
     pub token: Option<String>,
+    /// When set, peers are called over HTTPS with this client, which the application builds with
+    /// the CA to trust and this replica's own certificate (for peers that require mutual TLS).
+    /// Serving TLS is the application's part: it serves [`Replica::raft_router`](crate::Replica::raft_router).
+    pub tls_client: Option<reqwest::Client>,
 }
 
 impl ReplicaConfig {
@@ -66,6 +70,7 @@ impl ReplicaConfig {
             election_min_ms: DEFAULT_ELECTION_MIN_MS,
             election_max_ms: DEFAULT_ELECTION_MAX_MS,
             token: None,
+            tls_client: None,
         }
     }
 

@@ -32,15 +32,24 @@ pub(crate) const SNAPSHOT_PATH: &str = "/raft/snapshot";
 /// Builds a connection per peer on demand; owned by openraft.
 pub(crate) struct Network {
     client: reqwest::Client,
+    /// `http` or `https`.
+    scheme: &'static str,
     token: Option<Arc<str>>,
     self_id: NodeId,
 }
 
 impl Network {
-    /// `client` is shared by all peers; `token` is sent as a bearer token when set.
-    pub(crate) fn new(client: reqwest::Client, token: Option<Arc<str>>, self_id: NodeId) -> Self {
+    /// `client` is shared by all peers and reaches them by `scheme`; `token` is sent as a bearer
+    /// token when set.
+    pub(crate) fn new(
+        client: reqwest::Client,
+        scheme: &'static str,
+        token: Option<Arc<str>>,
+        self_id: NodeId,
+    ) -> Self {
         Network {
             client,
+            scheme,
             token,
             self_id,
         }
@@ -57,7 +66,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             token: self.token.clone(),
             self_id: self.self_id,
             target,
-            base: format!("http://{}", node.addr),
+            base: format!("{}://{}", self.scheme, node.addr),
         }
     }
 }

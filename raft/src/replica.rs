@@ -76,11 +76,16 @@ impl Replica {
         let raft_config = Arc::new(cfg.raft_config()?);
         let opened = store::open(&cfg.data_dir).await?;
         let token: Option<Arc<str>> = cfg.token.as_deref().map(Arc::from);
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .map_err(|e| ReplicaError::Raft(format!("cannot build the raft HTTP client: {e}")))?;
-        let network = Network::new(client, token.clone(), cfg.id);
+        let (client, scheme) = match &cfg.tls_client {
+            Some(client) => (client.clone(), "https"),
+            None => (
+                reqwest::Client::builder().no_proxy().build().map_err(|e| {
+                    ReplicaError::Raft(format!("cannot build the raft HTTP client: {e}"))
+                })?,
+                "http",
+            ),
+        };
+        let network = Network::new(client, scheme, token.clone(), cfg.id);
 
         let store = Arc::downgrade(&opened.store);
         let log_store = LogStore::new(opened.store.clone());

@@ -3,18 +3,28 @@
 //! been cut off would otherwise hang.
 
 use crate::master::api::{ClusterView, RunBrief, RunView, Submit};
+use crate::tls::ClientTls;
 use std::time::Duration;
 use thiserror::Error;
 
 /// Why the cluster could not be used.
 #[derive(Debug, Error)]
 pub enum ClusterError {
-    #[error("no replica of {0} answered")]
+    #[error("no replica answered: {0}")]
     Unreachable(String),
+    #[error("{addr}: TLS failed: {reason}")]
+    Tls { addr: String, reason: String },
     #[error("no leader is known yet (election in progress?)")]
     NoLeader,
     #[error("the master refused: {status} {message}")]
     Refused { status: u16, message: String },
+}
+
+/// Why one replica gave no usable answer.
+enum NoAnswer {
+    Status(u16),
+    Tls(String),
+    Silent,
 }
 
 /// What the client last learned about the cluster.
@@ -31,25 +41,31 @@ pub struct ClusterClient {
     pub addrs: Vec<String>,
     pub leader: Option<LeaderInfo>,
     http: reqwest::Client,
+    /// `http` or `https`.
+    scheme: &'static str,
     token: Option<String>,
 }
 
 impl ClusterClient {
-    /// A client for the replicas at `addrs` (host:port).
-    pub fn new(addrs: Vec<String>, token: Option<String>) -> Self {
-        let http = reqwest::Client::builder()
+    /// A client for the replicas at `addrs` (host:port), over HTTPS when `tls` is set.
+    pub fn new(addrs: Vec<String>, token: Option<String>, tls: Option<&ClientTls>) -> Self {
+        let http = crate::tls::client_builder(tls)
             .timeout(Duration::from_secs(3))
             .connect_timeout(Duration::from_secs(1))
             .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
             .build()
-            .expect("a reqwest client with timeouts builds");
+            .expect("a reqwest client with timeouts and loaded certificates builds");
         Self {
             addrs,
             leader: None,
             http,
+            scheme: crate::tls::scheme(tls),
             token,
         }
+    }
+
+    fn url(&self, addr: &str, path: &str) -> String {
+        format!("{}://{addr}{path}", self.scheme)
     }
 
     fn auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -64,17 +80,20 @@ impl ClusterClient {
         self.fetch_cluster(addr).await.ok()
     }
 
-    /// `GET /cluster`; `Err(Some(status))` when the replica refused, `Err(None)` when it did not answer.
-    async fn fetch_cluster(&self, addr: &str) -> Result<ClusterView, Option<u16>> {
+    /// `GET /cluster` of one replica, or why there is no answer.
+    async fn fetch_cluster(&self, addr: &str) -> Result<ClusterView, NoAnswer> {
         let resp = self
-            .auth(self.http.get(format!("http://{addr}/cluster")))
+            .auth(self.http.get(self.url(addr, "/cluster")))
             .send()
             .await
-            .map_err(|_| None)?;
+            .map_err(|e| match crate::tls::handshake_failure(&e) {
+                Some(reason) => NoAnswer::Tls(reason),
+                None => NoAnswer::Silent,
+            })?;
         if !resp.status().is_success() {
-            return Err(Some(resp.status().as_u16()));
+            return Err(NoAnswer::Status(resp.status().as_u16()));
         }
-        resp.json().await.map_err(|_| None)
+        resp.json().await.map_err(|_| NoAnswer::Silent)
     }
 
     /// Asks the replicas in turn who leads (the known leader first) and remembers it.
@@ -88,10 +107,12 @@ impl ClusterClient {
         for addr in order {
             let view = match self.fetch_cluster(&addr).await {
                 Ok(v) => v,
-                Err(Some(status @ (401 | 403))) => {
+                Err(NoAnswer::Status(status @ (401 | 403))) => {
                     let message = format!("{addr} refused this client (wrong or missing token, or not an allowed network)");
                     return Err(ClusterError::Refused { status, message });
                 }
+                // A certificate problem will not go away by asking again.
+                Err(NoAnswer::Tls(reason)) => return Err(ClusterError::Tls { addr, reason }),
                 Err(_) => continue,
             };
             answered = true;
@@ -111,8 +132,22 @@ impl ClusterClient {
         if answered {
             Err(ClusterError::NoLeader)
         } else {
-            Err(ClusterError::Unreachable(self.addrs.join(",")))
+            Err(self.unreachable())
         }
+    }
+
+    /// No replica answered: says over which scheme, with a hint when it was plain HTTP.
+    fn unreachable(&self) -> ClusterError {
+        let hint = if self.scheme == "http" {
+            " (pass --ca if the cluster serves HTTPS)"
+        } else {
+            ""
+        };
+        ClusterError::Unreachable(format!(
+            "{} over {}{hint}",
+            self.addrs.join(","),
+            self.scheme
+        ))
     }
 
     async fn json<T: serde::de::DeserializeOwned>(
@@ -144,11 +179,7 @@ impl ClusterClient {
             let attempt = async {
                 let leader = self.find_leader().await?;
                 let resp = self
-                    .auth(
-                        self.http
-                            .post(format!("http://{}/runs", leader.addr))
-                            .json(body),
-                    )
+                    .auth(self.http.post(self.url(&leader.addr, "/runs")).json(body))
                     .send()
                     .await
                     .map_err(|_| ClusterError::Unreachable(leader.addr.clone()))?;
@@ -162,6 +193,7 @@ impl ClusterClient {
                 {
                     return Err(ClusterError::Refused { status, message })
                 }
+                Err(e @ ClusterError::Tls { .. }) => return Err(e),
                 Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
@@ -176,7 +208,7 @@ impl ClusterClient {
         }
         for addr in order {
             if let Ok(resp) = self
-                .auth(self.http.get(format!("http://{addr}/runs/{id}")))
+                .auth(self.http.get(self.url(&addr, &format!("/runs/{id}"))))
                 .send()
                 .await
             {
@@ -190,18 +222,28 @@ impl ClusterClient {
 
     /// The runs any replica knows.
     pub async fn runs(&self) -> Result<Vec<RunBrief>, ClusterError> {
+        let mut why = None;
         for addr in &self.addrs {
-            if let Ok(resp) = self
-                .auth(self.http.get(format!("http://{addr}/runs")))
+            match self
+                .auth(self.http.get(self.url(addr, "/runs")))
                 .send()
                 .await
             {
-                if let Ok(v) = Self::json(resp).await {
-                    return Ok(v);
+                Ok(resp) => match Self::json(resp).await {
+                    Ok(v) => return Ok(v),
+                    Err(e) => why = Some(e),
+                },
+                Err(e) => {
+                    if let Some(reason) = crate::tls::handshake_failure(&e) {
+                        why = Some(ClusterError::Tls {
+                            addr: addr.clone(),
+                            reason,
+                        });
+                    }
                 }
             }
         }
-        Err(ClusterError::Unreachable(self.addrs.join(",")))
+        Err(why.unwrap_or_else(|| self.unreachable()))
     }
 
     /// Asks the leader to stop a run.
@@ -210,7 +252,7 @@ impl ClusterClient {
         let resp = self
             .auth(
                 self.http
-                    .post(format!("http://{}/runs/{id}/stop", leader.addr)),
+                    .post(self.url(&leader.addr, &format!("/runs/{id}/stop"))),
             )
             .send()
             .await

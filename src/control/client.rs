@@ -3,6 +3,7 @@
 //! so a failed or repeated call is simply made again.
 
 use super::workers::WorkerAddr;
+use crate::tls::{self, ClientTls};
 use crate::worker::api;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
@@ -22,6 +23,10 @@ pub enum CallError {
         status: u16,
         message: String,
     },
+    /// The TLS handshake failed (an untrusted server, or our certificate refused): retrying the
+    /// same call cannot help.
+    #[error("worker {addr}: TLS failed: {reason}")]
+    Tls { addr: String, reason: String },
 }
 
 impl CallError {
@@ -29,9 +34,23 @@ impl CallError {
     pub fn status(&self) -> Option<u16> {
         match self {
             CallError::Refused { status, .. } => Some(*status),
-            CallError::Unreachable { .. } => None,
+            CallError::Unreachable { .. } | CallError::Tls { .. } => None,
         }
     }
+
+    /// True when the worker was reached and said no (an HTTP status or a TLS refusal), so the
+    /// same call will fail again; false when it may simply be down for now.
+    pub fn is_permanent(&self) -> bool {
+        !matches!(self, CallError::Unreachable { .. })
+    }
+}
+
+/// How the controller proves itself to workers: the bearer token and, when workers serve HTTPS,
+/// the CA to trust and the client certificate to present. Never printed.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    pub token: Option<String>,
+    pub tls: Option<ClientTls>,
 }
 
 /// A handle on one worker.
@@ -39,27 +58,28 @@ impl CallError {
 pub struct WorkerClient {
     pub addr: String,
     http: reqwest::Client,
+    scheme: &'static str,
     token: Option<String>,
 }
 
 impl WorkerClient {
     /// A client for `worker` with a per-call `timeout`.
-    pub fn new(worker: &WorkerAddr, token: Option<String>, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
+    pub fn new(worker: &WorkerAddr, creds: &Credentials, timeout: Duration) -> Self {
+        let http = tls::client_builder(creds.tls.as_ref())
             .timeout(timeout)
             .connect_timeout(timeout)
-            .no_proxy()
             .build()
-            .expect("a reqwest client with a timeout builds");
+            .expect("a reqwest client with a timeout and loaded certificates builds");
         Self {
             addr: worker.addr(),
             http,
-            token,
+            scheme: tls::scheme(creds.tls.as_ref()),
+            token: creds.token.clone(),
         }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     async fn call<T: DeserializeOwned>(
@@ -70,9 +90,15 @@ impl WorkerClient {
             Some(t) => req.bearer_auth(t),
             None => req,
         };
-        let unreachable = |source| CallError::Unreachable {
-            addr: self.addr.clone(),
-            source,
+        let unreachable = |source: reqwest::Error| match tls::handshake_failure(&source) {
+            Some(reason) => CallError::Tls {
+                addr: self.addr.clone(),
+                reason,
+            },
+            None => CallError::Unreachable {
+                addr: self.addr.clone(),
+                source,
+            },
         };
         let resp = req.send().await.map_err(unreachable)?;
         let status = resp.status();

@@ -8,7 +8,7 @@
 //! The driver assumes nothing about being the only driver there ever was: it starts from the saved
 //! record, and a save that fails (for the replicated store: this node lost leadership) stops it at once.
 
-use super::client::WorkerClient;
+use super::client::{Credentials, WorkerClient};
 use super::clock;
 use super::run::{Phase, RunRecord, WorkerState};
 use super::store::{RunStore, StoreError};
@@ -31,13 +31,13 @@ pub struct Driver<S: RunStore> {
 }
 
 impl<S: RunStore> Driver<S> {
-    /// A driver for `rec`; `token` authenticates to the workers; `stop` asks the run to stop.
-    pub fn new(store: S, rec: RunRecord, token: Option<String>, stop: CancellationToken) -> Self {
+    /// A driver for `rec`; `creds` authenticate to the workers; `stop` asks the run to stop.
+    pub fn new(store: S, rec: RunRecord, creds: &Credentials, stop: CancellationToken) -> Self {
         let timeout = Duration::from_millis(rec.settings.heartbeat_ms.clamp(500, 5_000));
         let clients = rec
             .workers
             .iter()
-            .map(|w| WorkerClient::new(&w.addr, token.clone(), timeout))
+            .map(|w| WorkerClient::new(&w.addr, creds, timeout))
             .collect();
         let (view, _) = watch::channel(rec.clone());
         Self {
@@ -129,7 +129,7 @@ impl<S: RunStore> Driver<S> {
                         self.rec.workers[i].last_seen_ms = now_ms();
                         break;
                     }
-                    Err(e) if e.status().is_some() || now_ms() >= deadline => {
+                    Err(e) if e.is_permanent() || now_ms() >= deadline => {
                         self.fail_worker(i, e.to_string());
                         break;
                     }

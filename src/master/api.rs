@@ -7,6 +7,7 @@
 use super::leader::Drivers;
 use super::store::RaftStore;
 use crate::config::TestFile;
+use crate::control::client::Credentials;
 use crate::control::plan::Strategy;
 use crate::control::run::RunRecord;
 use crate::control::store::RunStore;
@@ -27,8 +28,8 @@ use serde_json::json;
 pub struct Master {
     pub store: RaftStore,
     pub drivers: Drivers,
-    /// The token the leader uses to call workers.
-    pub worker_token: Option<String>,
+    /// How the leader calls workers (token, TLS).
+    pub workers: Credentials,
 }
 
 /// `GET /cluster`.
@@ -140,7 +141,9 @@ fn to_leader(m: &Master, path: &str) -> Response {
     let view = cluster_view(&m.store);
     match view.leader_addr {
         Some(addr) => {
-            let location = format!("http://{addr}{path}");
+            // A TLS cluster serves HTTPS on every replica and calls out with TLS too.
+            let scheme = crate::tls::scheme(m.workers.tls.as_ref());
+            let location = format!("{scheme}://{addr}{path}");
             let body = json!({ "error": "not the leader", "leader_id": view.leader_id, "leader_addr": addr });
             (
                 StatusCode::TEMPORARY_REDIRECT,
@@ -202,7 +205,7 @@ async fn submit_run(
             format!("the run could not be recorded: {e}"),
         );
     }
-    m.drivers.resume_all(&m.store, &m.worker_token);
+    m.drivers.resume_all(&m.store, &m.workers);
     (
         StatusCode::CREATED,
         Json(json!({ "run_id": rec.id, "plan": crate::distributed::plan_text(&rec) })),

@@ -4,6 +4,7 @@
 //! touching the workers, so two replicas never drive the same run for long.
 
 use super::store::RaftStore;
+use crate::control::client::Credentials;
 use crate::control::driver::Driver;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -37,7 +38,7 @@ impl Drivers {
     }
 
     /// Starts driving every unfinished run that has no live driver here.
-    pub fn resume_all(&self, store: &RaftStore, token: &Option<String>) {
+    pub fn resume_all(&self, store: &RaftStore, creds: &Credentials) {
         for rec in store.runs().into_iter().filter(|r| !r.phase.is_final()) {
             if self.is_driving(&rec.id) {
                 continue;
@@ -47,7 +48,7 @@ impl Drivers {
                 stop.cancel();
             }
             let id = rec.id.clone();
-            let driver = Driver::new(store.clone(), rec, token.clone(), stop.clone());
+            let driver = Driver::new(store.clone(), rec, creds, stop.clone());
             let handle = tokio::spawn(async move {
                 // An Err means the record could not be saved: this replica is no longer leader.
                 let _ = driver.drive().await;
@@ -68,7 +69,7 @@ impl Drivers {
 pub async fn supervise(
     store: RaftStore,
     drivers: Drivers,
-    token: Option<String>,
+    creds: Credentials,
     shutdown: CancellationToken,
 ) {
     let mut metrics = store.replica.metrics();
@@ -81,7 +82,7 @@ pub async fn supervise(
         }
         // The read barrier makes sure this replica has applied everything committed before it resumes.
         if store.replica.status().is_leader && store.replica.ensure_leader().await.is_ok() {
-            drivers.resume_all(&store, &token);
+            drivers.resume_all(&store, &creds);
         } else {
             drivers.abort_all();
         }

@@ -24,6 +24,10 @@ pub struct MasterConfig {
     pub token: Option<String>,
     /// Networks allowed to call this replica (empty: any).
     pub allowed: Vec<ipnet::IpNet>,
+    /// Serve the master API and raft RPC over HTTPS with this configuration.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// How this replica calls its peers and the workers over HTTPS; a TLS cluster sets both.
+    pub client_tls: Option<crate::tls::ClientTls>,
 }
 
 /// Parses `1=h:p,2=h:p,3=h:p`.
@@ -62,9 +66,19 @@ pub async fn serve(
         election_min_ms: 500,
         election_max_ms: 1000,
         token: cfg.token.clone(),
+        tls_client: cfg
+            .client_tls
+            .as_ref()
+            .map(|t| crate::tls::client_builder(Some(t)).build())
+            .transpose()
+            .context("building the TLS client for the raft peers")?,
     })
     .await
     .with_context(|| format!("opening master {} in {}", cfg.id, cfg.data.display()))?;
+    let creds = crate::control::client::Credentials {
+        token: cfg.token.clone(),
+        tls: cfg.client_tls.clone(),
+    };
     let store = store::RaftStore {
         replica: replica.clone(),
     };
@@ -72,24 +86,20 @@ pub async fn serve(
     let master = api::Master {
         store: store.clone(),
         drivers: drivers.clone(),
-        worker_token: cfg.token.clone(),
+        workers: creds.clone(),
     };
     let guard = crate::guard::Guard::new(cfg.token.clone(), cfg.allowed.clone());
     let routes = api::router(master)
         .merge(replica.raft_router())
         .layer(axum::extract::DefaultBodyLimit::max(64 << 20));
-    let app = guard
-        .wrap(routes)
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let supervisor = tokio::spawn(leader::supervise(
-        store,
-        drivers,
-        cfg.token.clone(),
+    let supervisor = tokio::spawn(leader::supervise(store, drivers, creds, shutdown.clone()));
+    crate::tls::serve(
+        listener,
+        guard.wrap(routes),
+        cfg.tls.clone(),
         shutdown.clone(),
-    ));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await?;
+    )
+    .await?;
     let _ = supervisor.await;
     replica.shutdown().await?;
     Ok(())

@@ -26,6 +26,8 @@ pub struct WorkerOptions {
     pub guard: Guard,
     /// Hosts (`host` or `host:port`) tests may target; empty allows any.
     pub allow_targets: Vec<String>,
+    /// Serve HTTPS with this configuration (which may require client certificates).
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 #[derive(Clone)]
@@ -58,10 +60,8 @@ pub async fn serve(
     opts: WorkerOptions,
     stop: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
-    let app = router(opts).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await
+    let tls = opts.tls.clone();
+    crate::tls::serve(listener, router(opts), tls, stop).await
 }
 
 fn error(code: StatusCode, message: impl Into<String>) -> Response {

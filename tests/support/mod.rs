@@ -26,6 +26,14 @@ impl Drop for Proc {
 /// Starts `perfornium ARGS`, reads the `http://ADDR` it prints on stderr when listening, and polls
 /// `probe` (a path) until it answers 200.
 pub fn spawn_server(args: &[&str], probe: &str) -> Proc {
+    let proc = spawn_listening(args);
+    wait_ready(&format!("http://{}{probe}", proc.addr));
+    proc
+}
+
+/// Starts `perfornium ARGS` and waits until it prints the `http://ADDR` or `https://ADDR` it
+/// listens on (the caller probes readiness its own way, e.g. over TLS).
+pub fn spawn_listening(args: &[&str]) -> Proc {
     let mut child = Command::new(BIN)
         .args(args)
         .stdin(Stdio::null())
@@ -39,8 +47,8 @@ pub fn spawn_server(args: &[&str], probe: &str) -> Proc {
         let mut sent = false;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if !sent {
-                if let Some(i) = line.find("http://") {
-                    let addr = line[i + 7..]
+                if let Some(i) = line.find("://").filter(|_| line.contains("http")) {
+                    let addr = line[i + 3..]
                         .split_whitespace()
                         .next()
                         .unwrap_or("")
@@ -54,9 +62,7 @@ pub fn spawn_server(args: &[&str], probe: &str) -> Proc {
     let addr = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("server printed its address");
-    let proc = Proc { child, addr };
-    wait_ready(&format!("http://{}{probe}", proc.addr));
-    proc
+    Proc { child, addr }
 }
 
 /// Polls `url` until it answers 200 (a readiness probe, not a sleep).
