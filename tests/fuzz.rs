@@ -1,6 +1,7 @@
-//! Hostile input, bounded: proptest throws random and mutated text at the test-file parser and
-//! random JSON at every worker endpoint (in process, through the real router). Nothing may panic,
-//! every answer is a 2xx or a 4xx, and the worker ends with no run stored.
+//! Hostile input, bounded: proptest throws random and mutated text at the test-file parser, random
+//! JSON at every worker endpoint, and random or truncated JSON at the master API and the raft RPC
+//! (in process, through the real routers; the master is a real one-replica raft group on sled).
+//! Nothing may panic, every answer is a 2xx or a 4xx, and neither ends with a run stored.
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -114,5 +115,108 @@ fn worker_endpoints_answer_random_json_with_4xx_and_store_nothing() {
             .unwrap();
         let status: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(status["phase"], "idle", "random bodies stored no run");
+    });
+}
+
+/// Random JSON for the master: keys of a submission, so bodies get past the first field checks.
+fn submission_like() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        "[a-z0-9_:.]{0,12}".prop_map(serde_json::Value::from),
+        Just(serde_json::Value::from("127.0.0.1:1")),
+        Just(serde_json::Value::from("even")),
+    ];
+    leaf.prop_recursive(4, 40, 6, |inner| {
+        let keys = prop_oneof![
+            Just("test".to_string()),
+            Just("test_yaml".to_string()),
+            Just("workers".to_string()),
+            Just("strategy".to_string()),
+            Just("sync_start".to_string()),
+            Just("host".to_string()),
+            Just("port".to_string()),
+            Just("name".to_string()),
+            Just("load".to_string()),
+            Just("scenarios".to_string()),
+            "[a-z]{1,8}"
+        ];
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+            proptest::collection::btree_map(keys, inner, 0..5)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+#[test]
+fn master_and_raft_endpoints_answer_random_json_with_4xx_and_store_nothing() {
+    use perfornium::control::client::Credentials;
+    use perfornium::master::{api, embedded::Embedded, leader::Drivers};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let master = rt
+        .block_on(Embedded::open(None))
+        .expect("a one-replica master");
+    let store = master.store.clone();
+    let applied = store.replica.status().last_applied;
+    let app = perfornium::master::routes(api::Master {
+        store: store.clone(),
+        drivers: Drivers::default(),
+        workers: Credentials::default(),
+    });
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 1000,
+        ..ProptestConfig::default()
+    });
+    let paths = [
+        "/runs",
+        "/runs/r1/stop",
+        "/raft/append",
+        "/raft/vote",
+        "/raft/snapshot",
+    ];
+    runner
+        .run(
+            &(submission_like(), 0usize..paths.len(), any::<bool>()),
+            |(body, i, garble)| {
+                let text = if garble {
+                    // Cut the JSON short: a body that is not JSON at all.
+                    let t = body.to_string();
+                    t[..t.len() / 2].to_string()
+                } else {
+                    body.to_string()
+                };
+                rt.block_on(async {
+                    let req = Request::post(paths[i])
+                        .header("content-type", "application/json")
+                        .body(Body::from(text.clone()))
+                        .unwrap();
+                    let status = app.clone().oneshot(req).await.unwrap().status();
+                    prop_assert!(status.is_client_error(), "{} {text} -> {status}", paths[i]);
+                    Ok(())
+                })
+            },
+        )
+        .unwrap();
+    assert!(store.runs().is_empty(), "random bodies stored no run");
+    assert_eq!(
+        store.replica.status().last_applied,
+        applied,
+        "nothing reached the raft log"
+    );
+    rt.block_on(async {
+        let huge = vec![b' '; perfornium::master::BODY_LIMIT + 1];
+        let req = Request::post("/runs")
+            .header("content-type", "application/json")
+            .body(Body::from(huge))
+            .unwrap();
+        let status = app.clone().oneshot(req).await.unwrap().status();
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        master.close().await.unwrap();
     });
 }

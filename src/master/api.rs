@@ -166,10 +166,13 @@ async fn submit_run(
     let Json(req) = match body {
         Ok(b) => b,
         Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("malformed run request: {}", e.body_text()),
-            )
+            // Keep the rejection's own status where it is more precise (413 for a body over the
+            // limit, 415 without a JSON content type).
+            let code = match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE => e.status(),
+                _ => StatusCode::BAD_REQUEST,
+            };
+            return error(code, format!("malformed run request: {}", e.body_text()));
         }
     };
     if !m.store.replica.status().is_leader {

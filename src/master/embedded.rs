@@ -44,7 +44,11 @@ impl Embedded {
         let mut metrics = replica.metrics();
         let leads = tokio::time::timeout(
             ELECTION_WAIT,
-            metrics.wait_for(|m| m.current_leader == Some(1)),
+            // Leading, and its own term's first entry applied: the store is settled from here on.
+            metrics.wait_for(|m| {
+                m.current_leader == Some(1)
+                    && m.last_applied.map(|l| l.leader_id.term) == Some(m.current_term)
+            }),
         )
         .await;
         if !matches!(leads, Ok(Ok(_))) {

@@ -50,6 +50,18 @@ pub fn parse_peers(text: &str) -> Result<BTreeMap<u64, String>, String> {
         .collect()
 }
 
+/// The largest request body a replica accepts: raft snapshot chunks (1 MiB, JSON-inflated) and
+/// submitted tests with inlined CSV rows fit well within it.
+pub const BODY_LIMIT: usize = 64 << 20;
+
+/// The master API and the raft RPC of `master`'s replica, with the body limit (before the guard).
+pub fn routes(master: api::Master) -> axum::Router {
+    let raft = master.store.replica.raft_router();
+    api::router(master)
+        .merge(raft)
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+}
+
 /// Runs the replica until `shutdown`; returns once it has stopped cleanly.
 pub async fn serve(
     cfg: MasterConfig,
@@ -89,9 +101,7 @@ pub async fn serve(
         workers: creds.clone(),
     };
     let guard = crate::guard::Guard::new(cfg.token.clone(), cfg.allowed.clone());
-    let routes = api::router(master)
-        .merge(replica.raft_router())
-        .layer(axum::extract::DefaultBodyLimit::max(64 << 20));
+    let routes = routes(master);
     let supervisor = tokio::spawn(leader::supervise(store, drivers, creds, shutdown.clone()));
     crate::tls::serve(
         listener,
