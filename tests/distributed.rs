@@ -84,7 +84,8 @@ fn synchronized_start_reports_a_small_skew() {
         &test_yaml(
             &mock,
             "  pattern: basic\n  virtual_users: 2\n  duration: 1s",
-            "",
+            // No tolerance at all: any measured skew is reported as exceeding it.
+            "distributed:\n  coordination:\n    synchronized_start: true\n    time_skew_tolerance: 0\n",
         ),
     );
     let out = dir.path().join("out");
@@ -113,6 +114,12 @@ fn synchronized_start_reports_a_small_skew() {
         skew < 200.0,
         "loopback workers should start within 200 ms of each other, got {skew}"
     );
+    let warned = s["events"].as_array().unwrap().iter().any(|e| {
+        e.as_str()
+            .unwrap_or("")
+            .contains("exceeds time_skew_tolerance 0 ms")
+    });
+    assert_eq!(warned, skew > 0.0, "events: {}", s["events"]);
     assert_eq!(mock_stats(&mock)["total"], s["overall"]["count"]);
 }
 

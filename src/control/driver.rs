@@ -390,7 +390,15 @@ impl<S: RunStore> Driver<S> {
         if starts.len() == taking_part && !starts.is_empty() && self.rec.skew_ms.is_none() {
             let max = starts.iter().cloned().fold(f64::MIN, f64::max);
             let min = starts.iter().cloned().fold(f64::MAX, f64::min);
-            self.rec.skew_ms = Some(max - min);
+            let skew = max - min;
+            self.rec.skew_ms = Some(skew);
+            if let Some(tolerance) = self.rec.settings.time_skew_tolerance_ms {
+                if skew > tolerance as f64 {
+                    self.event(format!(
+                        "start skew {skew:.1} ms exceeds time_skew_tolerance {tolerance} ms"
+                    ));
+                }
+            }
         }
     }
 }
