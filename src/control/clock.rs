@@ -3,6 +3,7 @@
 //! offset, and the sample with the smallest round trip bounds the error best (±RTT/2).
 
 use super::client::{CallError, WorkerClient};
+use crate::worker::api::precise_now_ms;
 use serde::{Deserialize, Serialize};
 
 /// A worker's clock relative to the controller's.
@@ -32,16 +33,9 @@ pub async fn estimate(worker: &WorkerClient, n: usize) -> Result<Offset, CallErr
         let t0 = precise_now_ms();
         let h = worker.health().await?;
         let t1 = precise_now_ms();
-        samples.push((t0, h.now_ms as f64, t1));
+        samples.push((t0, h.now_ms, t1));
     }
     Ok(best(&samples).expect("n > 0 samples"))
-}
-
-fn precise_now_ms() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64() * 1000.0)
-        .unwrap_or(0.0)
 }
 
 #[cfg(test)]

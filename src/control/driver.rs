@@ -174,10 +174,7 @@ impl<S: RunStore> Driver<S> {
                 .offset
                 .map(|o| o.offset_ms)
                 .unwrap_or(0.0);
-            let start_at_ms = self
-                .rec
-                .start_at_ms
-                .map(|t| (t as f64 + offset).round().max(0.0) as u64);
+            let start_at_ms = self.rec.start_at_ms.map(|t| (t as f64 + offset).max(0.0));
             let body = api::Start {
                 run_id: self.rec.id.clone(),
                 start_at_ms,
@@ -329,7 +326,7 @@ impl<S: RunStore> Driver<S> {
         w.last_seen_ms = now_ms();
         w.live = m.live;
         if let Some(s) = m.started_at_ms {
-            w.started_at_ms = Some(s as f64 - offset);
+            w.started_at_ms = Some(s - offset);
         }
         if m.phase == api::WorkerPhase::Running {
             w.state = WorkerState::Running;

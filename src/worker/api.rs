@@ -36,8 +36,9 @@ pub struct Prepare {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Start {
     pub run_id: String,
+    /// The start instant in the worker's clock, ms since the epoch (fractional: µs precision).
     #[serde(default)]
-    pub start_at_ms: Option<u64>,
+    pub start_at_ms: Option<f64>,
 }
 
 /// `POST /scale`: extra load for a running run (a share of a failed worker's), as a test with the
@@ -59,7 +60,8 @@ pub struct Stop {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Health {
     pub status: String,
-    pub now_ms: u64,
+    /// The worker's clock, ms since the epoch with µs precision (for clock-offset estimates).
+    pub now_ms: f64,
 }
 
 /// `GET /status`.
@@ -67,7 +69,7 @@ pub struct Health {
 pub struct Status {
     pub phase: WorkerPhase,
     pub run_id: Option<String>,
-    pub started_at_ms: Option<u64>,
+    pub started_at_ms: Option<f64>,
     pub live: Live,
     pub now_ms: u64,
     /// When a controller last pulled metrics (Unix ms; 0 = never).
@@ -81,7 +83,7 @@ pub struct Status {
 pub struct Metrics {
     pub run_id: Option<String>,
     pub phase: WorkerPhase,
-    pub started_at_ms: Option<u64>,
+    pub started_at_ms: Option<f64>,
     pub batches: Vec<Interval>,
     pub live: Live,
 }
@@ -95,7 +97,7 @@ pub struct Results {
     pub steps: Vec<StepStats>,
     pub elapsed_s: f64,
     pub dropped: u64,
-    pub started_at_ms: Option<u64>,
+    pub started_at_ms: Option<f64>,
     /// The sequence number of the last interval; the batches up to it add up to `steps`.
     pub last_seq: u64,
 }
@@ -107,6 +109,14 @@ pub struct ApiError {
 }
 
 /// Milliseconds since the Unix epoch on this machine's clock.
+/// This machine's clock in ms since the epoch, with µs precision.
+pub fn precise_now_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0)
+}
+
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

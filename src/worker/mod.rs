@@ -95,7 +95,7 @@ fn phase(r: Result<api::WorkerPhase, SlotError>) -> Response {
 async fn health() -> Json<api::Health> {
     Json(api::Health {
         status: "ok".into(),
-        now_ms: api::now_ms(),
+        now_ms: api::precise_now_ms(),
     })
 }
 

@@ -38,7 +38,7 @@ struct Run {
     id: String,
     test: Arc<TestFile>,
     phase: WorkerPhase,
-    started_at_ms: Option<u64>,
+    started_at_ms: Option<f64>,
     started: Option<Instant>,
     batches: BTreeMap<u64, Interval>,
     next_seq: u64,
@@ -167,14 +167,14 @@ impl Slot {
         }
         run.phase = WorkerPhase::Scheduled;
         run.engines = 1;
-        let delay = Duration::from_millis(req.start_at_ms.unwrap_or(0).saturating_sub(now_ms()));
+        let at = req.start_at_ms.unwrap_or(0.0);
         let (live_tx, live_rx) = watch::channel(Live::default());
         run.lives.push(live_rx);
         tokio::spawn(self.clone().execute(
             run.id.clone(),
             run.test.clone(),
             run.stop.clone(),
-            delay,
+            at,
             live_tx,
         ));
         Ok(WorkerPhase::Scheduled)
@@ -209,7 +209,7 @@ impl Slot {
             run.id.clone(),
             Arc::new(req.test),
             run.stop.clone(),
-            Duration::ZERO,
+            0.0,
             live_tx,
         ));
         Ok(run.phase)
@@ -220,11 +220,11 @@ impl Slot {
         id: String,
         test: Arc<TestFile>,
         stop: StopToken,
-        delay: Duration,
+        at_ms: f64,
         live: watch::Sender<Live>,
     ) {
         tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
+            _ = wait_until(at_ms) => {}
             _ = stop.cancelled() => {}
         }
         let offset_s = {
@@ -234,7 +234,7 @@ impl Slot {
             };
             if run.started.is_none() && !stop.is_cancelled() {
                 run.phase = WorkerPhase::Running;
-                run.started_at_ms = Some(now_ms());
+                run.started_at_ms = Some(api::precise_now_ms());
                 run.started = Some(Instant::now());
             }
             run.started
@@ -402,4 +402,20 @@ pub fn check_targets(test: &TestFile, allowed: &[String]) -> Result<(), String> 
         }
     }
     Ok(())
+}
+
+/// How early the timer wakes before a start instant; the rest is waited by yielding, because
+/// tokio's timer only has millisecond resolution and several workers must start together.
+const START_SPIN_MS: f64 = 2.0;
+
+/// Returns at `at_ms` (this machine's clock, ms since the epoch) to within a few µs, or at once
+/// if that instant has passed.
+async fn wait_until(at_ms: f64) {
+    let early = at_ms - api::precise_now_ms() - START_SPIN_MS;
+    if early > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(early / 1000.0)).await;
+    }
+    while api::precise_now_ms() < at_ms {
+        tokio::task::yield_now().await;
+    }
 }
