@@ -630,3 +630,46 @@ fn the_embedded_master_keeps_the_run_where_a_real_master_can_read_it() {
     assert_eq!(runs[0]["phase"], "finished");
     assert_eq!(runs[0]["name"], "dist");
 }
+
+#[test]
+fn a_rendezvous_count_spans_workers() {
+    let mock = mock(0);
+    let (a, b) = (worker(None), worker(None));
+    let dir = tempfile::tempdir().unwrap();
+    // 4 VUs, 2 per worker, meet at a point that needs all 4: no worker can reach it alone, so
+    // without the controller's release every VU would wait out the 20 s timeout.
+    let file = write(
+        dir.path(),
+        "t.yaml",
+        &format!(
+            "name: spike\nglobal:\n  base_url: \"http://{}\"\nload:\n  pattern: basic\n  virtual_users: 4\n  iterations: 1\nscenarios:\n  - name: s\n    steps:\n      - name: before\n        path: /users\n      - name: meet\n        rendezvous: spike\n        count: 4\n        timeout: 20s\n      - name: after\n        path: /users/1\n",
+            mock.addr
+        ),
+    );
+    let out = dir.path().join("out");
+    let started = std::time::Instant::now();
+    let res = run(&[
+        "distributed",
+        &file,
+        "-w",
+        &worker_list(&[&a, &b]),
+        "-s",
+        "even",
+        "--no-tui",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let took = started.elapsed();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert!(
+        took < std::time::Duration::from_secs(12),
+        "released by the count over both workers, not by the 20 s timeout: {took:?}"
+    );
+    let s = summary(&out);
+    assert_eq!(s["overall"]["count"], 8);
+    assert_eq!(mock_stats(&mock)["total"], 8);
+}

@@ -72,10 +72,10 @@ fn worker_endpoints_answer_random_json_with_4xx_and_store_nothing() {
         cases: 300,
         ..ProptestConfig::default()
     });
-    let paths = ["/prepare", "/start", "/stop", "/scale"];
+    let paths = ["/prepare", "/start", "/stop", "/scale", "/rendezvous"];
     runner
         .run(
-            &(json_value(), 0usize..4, "[a-z0-9=&%_-]{0,24}"),
+            &(json_value(), 0usize..paths.len(), "[a-z0-9=&%_-]{0,24}"),
             |(body, i, query)| {
                 rt.block_on(async {
                     let req = Request::post(paths[i])
@@ -88,7 +88,11 @@ fn worker_endpoints_answer_random_json_with_4xx_and_store_nothing() {
                         "{} {body} -> {status}",
                         paths[i]
                     );
-                    for get in [format!("/metrics?{query}"), format!("/results?{query}")] {
+                    for get in [
+                        format!("/metrics?{query}"),
+                        format!("/results?{query}"),
+                        format!("/rendezvous?{query}"),
+                    ] {
                         let status = app
                             .clone()
                             .oneshot(Request::get(&get).body(Body::empty()).unwrap())

@@ -148,6 +148,22 @@ impl WorkerClient {
             .await
     }
 
+    /// Who waits at each rendezvous point of `run_id`.
+    pub async fn rendezvous(&self, run_id: &str) -> Result<api::RendezvousState, CallError> {
+        self.call(
+            self.http
+                .get(self.url("/rendezvous"))
+                .query(&[("run_id", run_id)]),
+        )
+        .await
+    }
+
+    /// Releases one rendezvous point's waiters.
+    pub async fn release(&self, body: &api::Release) -> Result<api::Released, CallError> {
+        self.call(self.http.post(self.url("/rendezvous")).json(body))
+            .await
+    }
+
     /// Final results; `Refused` with status 202 while the run is still going.
     pub async fn results(&self, run_id: &str) -> Result<api::Results, CallError> {
         self.call(

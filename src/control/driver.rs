@@ -205,6 +205,15 @@ impl<S: RunStore> Driver<S> {
     }
 
     async fn poll_until_done(&mut self) -> Result<(), StoreError> {
+        // Rendezvous points span workers: released by a task of their own, a few times a second.
+        let rendezvous = CancellationToken::new();
+        let _stop_rendezvous = rendezvous.clone().drop_guard();
+        tokio::spawn(super::rendezvous::coordinate(
+            self.clients.clone(),
+            self.rec.id.clone(),
+            super::rendezvous::points(&self.rec.test),
+            rendezvous,
+        ));
         let mut failed_run = false;
         loop {
             for i in 0..self.clients.len() {

@@ -8,6 +8,7 @@ pub mod data;
 pub mod driver;
 pub mod plan;
 pub mod redistribute;
+pub mod rendezvous;
 pub mod run;
 pub mod store;
 pub mod submit;

@@ -42,6 +42,9 @@ pub struct Options {
     pub live: Option<watch::Sender<Live>>,
     /// Stops the run early; requests in flight finish and are counted.
     pub stop: CancellationToken,
+    /// Rendezvous points shared with others (a worker's engines, released by the controller);
+    /// a fresh in-process set when `None`.
+    pub rendezvous: Option<Arc<rendezvous::Rendezvous>>,
 }
 
 /// A finished run's numbers.
@@ -63,7 +66,7 @@ pub(crate) struct Shared {
     step_ids: Vec<Vec<Option<usize>>>,
     feeders: Vec<Option<data::Feeder>>,
     picker: Picker,
-    rendezvous: rendezvous::Rendezvous,
+    rendezvous: Arc<rendezvous::Rendezvous>,
     samples: mpsc::UnboundedSender<Sample>,
     gauges: Arc<Gauges>,
     cancel: CancellationToken,
@@ -180,7 +183,7 @@ pub async fn run(test: Arc<TestFile>, opts: Options) -> Result<Outcome, EngineEr
         timeout,
         idle_clients: Default::default(),
         feeders,
-        rendezvous: Default::default(),
+        rendezvous: opts.rendezvous.unwrap_or_default(),
         samples,
         gauges,
         cancel: opts.stop,

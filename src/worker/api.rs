@@ -56,6 +56,28 @@ pub struct Stop {
     pub run_id: String,
 }
 
+/// `GET /rendezvous?run_id=...`: who waits at each rendezvous point of the run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RendezvousState {
+    pub run_id: String,
+    pub points: std::collections::BTreeMap<String, crate::engine::rendezvous::PointState>,
+}
+
+/// `POST /rendezvous`: let the waiters of `point` go, if they still wait for `generation`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Release {
+    pub run_id: String,
+    pub point: String,
+    pub generation: u64,
+}
+
+/// The answer to a [`Release`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Released {
+    /// VUs set going by this call (0 when the release was stale or repeated).
+    pub released: u64,
+}
+
 /// `GET /health` (no token needed): also the worker's clock, for offset estimates.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Health {

@@ -49,6 +49,7 @@ pub fn router(opts: WorkerOptions) -> Router {
         .route("/scale", post(scale))
         .route("/metrics", get(metrics))
         .route("/results", get(results))
+        .route("/rendezvous", get(rendezvous).post(release))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state);
     opts.guard.wrap(routes)
@@ -132,6 +133,20 @@ async fn metrics(State(w): State<Worker>, Query(q): Query<Since>) -> Json<api::M
 #[derive(Deserialize)]
 struct RunQuery {
     run_id: String,
+}
+
+async fn rendezvous(State(w): State<Worker>, Query(q): Query<RunQuery>) -> Response {
+    match w.slot.rendezvous(&q.run_id) {
+        Ok(r) => Json(r).into_response(),
+        Err(e) => refuse(e),
+    }
+}
+
+async fn release(State(w): State<Worker>, Json(req): Json<api::Release>) -> Response {
+    match w.slot.release(&req) {
+        Ok(released) => Json(api::Released { released }).into_response(),
+        Err(e) => refuse(e),
+    }
 }
 
 async fn results(State(w): State<Worker>, Query(q): Query<RunQuery>) -> Response {

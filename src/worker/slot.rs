@@ -10,6 +10,7 @@
 
 use super::api::{self, now_ms, WorkerPhase};
 use crate::config::TestFile;
+use crate::engine::rendezvous::Rendezvous;
 use crate::engine::{self, Options, StopToken};
 use crate::metrics::collector::{Interval, Live};
 use crate::metrics::StepStats;
@@ -51,6 +52,8 @@ struct Run {
     totals: Vec<StepStats>,
     elapsed_s: f64,
     dropped: u64,
+    /// Shared by the run's engines; released by the controller, which sees every worker.
+    rendezvous: Arc<Rendezvous>,
 }
 
 impl Run {
@@ -145,6 +148,7 @@ impl Slot {
             totals: vec![StepStats::default(); steps],
             elapsed_s: 0.0,
             dropped: 0,
+            rendezvous: Arc::new(Rendezvous::coordinated()),
         });
         Ok(WorkerPhase::Prepared)
     }
@@ -175,7 +179,7 @@ impl Slot {
             run.test.clone(),
             run.stop.clone(),
             at,
-            live_tx,
+            (live_tx, run.rendezvous.clone()),
         ));
         Ok(WorkerPhase::Scheduled)
     }
@@ -210,7 +214,7 @@ impl Slot {
             Arc::new(req.test),
             run.stop.clone(),
             0.0,
-            live_tx,
+            (live_tx, run.rendezvous.clone()),
         ));
         Ok(run.phase)
     }
@@ -221,7 +225,7 @@ impl Slot {
         test: Arc<TestFile>,
         stop: StopToken,
         at_ms: f64,
-        live: watch::Sender<Live>,
+        (live, rendezvous): (watch::Sender<Live>, Arc<Rendezvous>),
     ) {
         tokio::select! {
             _ = wait_until(at_ms) => {}
@@ -252,6 +256,7 @@ impl Slot {
                     sink: Some(sink),
                     live: Some(live),
                     stop: stop.clone(),
+                    rendezvous: Some(rendezvous),
                 },
             )
             .await;
@@ -297,6 +302,25 @@ impl Slot {
     }
 
     /// Stops the run (requests in flight finish and are counted).
+    /// Who waits at each rendezvous point of run `run_id`.
+    pub fn rendezvous(&self, run_id: &str) -> Result<api::RendezvousState, SlotError> {
+        match self.lock().as_ref() {
+            Some(r) if r.id == run_id => Ok(api::RendezvousState {
+                run_id: run_id.to_string(),
+                points: r.rendezvous.state(),
+            }),
+            _ => Err(SlotError::Unknown(run_id.to_string())),
+        }
+    }
+
+    /// Releases one rendezvous point's waiters (see [`Rendezvous::release`]); how many went.
+    pub fn release(&self, req: &api::Release) -> Result<u64, SlotError> {
+        match self.lock().as_ref() {
+            Some(r) if r.id == req.run_id => Ok(r.rendezvous.release(&req.point, req.generation)),
+            _ => Err(SlotError::Unknown(req.run_id.clone())),
+        }
+    }
+
     pub fn stop(&self, run_id: &str) -> Result<WorkerPhase, SlotError> {
         let mut guard = self.lock();
         match guard.as_mut() {
