@@ -169,14 +169,26 @@ pub fn call(
     token: Option<&str>,
     body: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
+    call_within(method, url, token, body, Duration::from_secs(10))
+}
+
+/// [`call`] that gives up after `timeout` (a stopped process accepts connections but never answers).
+pub fn call_within(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+    timeout: Duration,
+) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("http url");
     let (host, path) = rest
         .split_once('/')
         .map(|(h, p)| (h, format!("/{p}")))
         .unwrap_or((rest, "/".into()));
-    let mut s = std::net::TcpStream::connect(host)?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let addr: std::net::SocketAddr = host.parse().expect("tests call numeric addresses");
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
     let body = body.unwrap_or("");
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))

@@ -17,8 +17,10 @@ pub(crate) mod log;
 pub(crate) mod state_machine;
 #[cfg(test)]
 mod suite_tests;
+pub(crate) mod witness;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,12 +43,30 @@ pub(crate) struct Store {
     pub(crate) logs: sled::Tree,
     pub(crate) raft: sled::Tree,
     pub(crate) sm: sled::Tree,
+    /// Raised by every flush; see [`witness`].
+    epoch: AtomicU64,
+    witness: Arc<witness::Witness>,
 }
 
 impl Store {
-    /// fsyncs every write made so far (to any tree) to disk.
+    /// fsyncs every write made so far (to any tree) to disk, then records the new epoch in the
+    /// witness file (only after sled holds it durably, so the witness never claims too much).
     pub(crate) async fn flush(&self) -> Result<(), sled::Error> {
-        self.db.flush_async().await.map(|_| ())
+        let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        // Concurrent flushes may insert out of order: keep the largest.
+        self.raft.update_and_fetch(witness::EPOCH_KEY, |old| {
+            let old = old
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            Some(old.max(epoch).to_be_bytes().to_vec())
+        })?;
+        self.db.flush_async().await?;
+        let witness = self.witness.clone();
+        tokio::task::spawn_blocking(move || witness.record(epoch))
+            .await
+            .map_err(|e| sled::Error::Io(std::io::Error::other(e)))?
+            .map_err(sled::Error::Io)
     }
 }
 
@@ -112,11 +132,18 @@ fn open_blocking(dir: &Path) -> Result<Opened, OpenFailure> {
         db.open_tree(name)
             .map_err(|e| OpenFailure::Invalid(format!("cannot open tree `{name}`: {e}")))
     };
+    let raft = tree("raft")?;
+    let epoch = witness::stored_epoch(&raft).map_err(OpenFailure::Invalid)?;
+    witness::check(dir, epoch).map_err(OpenFailure::Invalid)?;
+    let witness = witness::Witness::open(dir, epoch)
+        .map_err(|e| OpenFailure::Invalid(format!("cannot write {}: {e}", witness::FILE)))?;
     let store = Store {
         logs: tree("logs")?,
-        raft: tree("raft")?,
+        raft,
         sm: tree("sm")?,
         db,
+        epoch: AtomicU64::new(epoch),
+        witness: Arc::new(witness),
     };
     let log_present = log::validate(&store).map_err(OpenFailure::Invalid)?;
     let state = state_machine::load(&store).map_err(OpenFailure::Invalid)?;
