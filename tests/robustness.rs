@@ -384,6 +384,7 @@ fn start_master(data: &std::path::Path) -> Result<Proc, String> {
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!(
         "the master on {} neither served its runs nor exited: {}",
         data.display(),
