@@ -310,3 +310,52 @@ fn console_no_tui_submits_follows_and_sets_the_exit_code() {
     ]);
     assert_eq!(res.status.code(), Some(2), "an unreachable cluster exits 2");
 }
+
+/// CPU seconds (user + system) process `pid` has used, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+#[test]
+fn an_idle_leader_does_not_spin() {
+    // A leader once re-checked its leadership whenever the raft metrics changed, and each check
+    // changed them: a busy loop on every core. Idle, a leader must be nearly idle.
+    let listen = format!("127.0.0.1:{}", free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let m = spawn_server(
+        &[
+            "master",
+            "--id",
+            "1",
+            "--listen",
+            &listen,
+            "--peers",
+            &format!("1={listen}"),
+            "--data",
+            dir.path().to_str().unwrap(),
+        ],
+        "/health",
+    );
+    assert!(wait_for(10, || call(
+        "GET",
+        &format!("http://{listen}/cluster"),
+        None,
+        None
+    )
+    .is_ok_and(|(_, b)| b.contains("\"role\":\"leader\""))));
+    let before = cpu_seconds(m.child.id());
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let used = cpu_seconds(m.child.id()) - before;
+    assert!(
+        used < 0.5,
+        "an idle leader used {used:.2} CPU seconds in 2 s"
+    );
+}

@@ -74,10 +74,23 @@ pub async fn supervise(
 ) {
     let mut metrics = store.replica.metrics();
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    let mut seen = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            changed = metrics.changed() => if changed.is_err() { break },
+            changed = metrics.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                // Metrics change at every heartbeat and every quorum check (including the one
+                // below); only a change of role, term or leader is news here.
+                let m = metrics.borrow_and_update();
+                let now = (m.state, m.current_term, m.current_leader);
+                if seen == Some(now) {
+                    continue;
+                }
+                seen = Some(now);
+            }
             _ = tick.tick() => {}
         }
         // The read barrier makes sure this replica has applied everything committed before it resumes.
