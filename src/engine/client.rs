@@ -36,6 +36,66 @@ pub struct Request {
     pub body: Option<String>,
 }
 
+/// A plain-HTTP request rendered once, for steps with no templating: sending it clones a few
+/// reference-counted parts instead of parsing the URL and headers again for every request.
+#[derive(Debug)]
+pub struct Prepared {
+    authority: String,
+    method: http::Method,
+    uri: http::Uri,
+    headers: http::HeaderMap,
+    body: Bytes,
+}
+
+impl Prepared {
+    /// `req` ready to send as is; `None` unless it is plain HTTP and well formed.
+    pub fn new(req: Request) -> Option<Prepared> {
+        if req.url.scheme() != "http" {
+            return None;
+        }
+        let (authority, parts, body) = plain_parts(req).ok()?;
+        Some(Prepared {
+            authority,
+            method: parts.method,
+            uri: parts.uri,
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    fn request(&self) -> http::Request<Full<Bytes>> {
+        let mut req = http::Request::new(Full::new(self.body.clone()));
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.headers_mut() = self.headers.clone();
+        req
+    }
+}
+
+/// The connection's authority, the request head and the body of a plain-HTTP request.
+fn plain_parts(req: Request) -> Result<(String, http::request::Parts, Bytes), Failure> {
+    let authority = format!(
+        "{}:{}",
+        req.url.host_str().unwrap_or(""),
+        req.url.port_or_known_default().unwrap_or(80)
+    );
+    let path = match req.url.query() {
+        Some(q) => format!("{}?{q}", req.url.path()),
+        None => req.url.path().to_string(),
+    };
+    let mut builder = http::Request::builder().method(req.method).uri(path);
+    let mut has_host = false;
+    for (k, v) in &req.headers {
+        has_host |= k.eq_ignore_ascii_case("host");
+        builder = builder.header(k.as_str(), v.as_str());
+    }
+    if !has_host {
+        builder = builder.header(http::header::HOST, host_header(&req.url));
+    }
+    let (parts, ()) = builder.body(()).map_err(|_| Failure::Request)?.into_parts();
+    Ok((authority, parts, Bytes::from(req.body.unwrap_or_default())))
+}
+
 /// One VU's connection (and the shared TLS fallback).
 pub struct VuClient {
     conn: Option<(String, SendRequest<Full<Bytes>>)>,
@@ -57,12 +117,28 @@ impl VuClient {
         let timeout = self.timeout;
         let result = tokio::time::timeout(timeout, async {
             if req.url.scheme() == "http" {
-                self.send_plain(req).await
+                let (authority, parts, body) = plain_parts(req)?;
+                let request = http::Request::from_parts(parts, Full::new(body));
+                self.exchange(&authority, request).await
             } else {
                 self.send_tls(req).await
             }
         })
         .await;
+        self.timed_out_unless(result)
+    }
+
+    /// Sends a prepared request and reads the whole body, within the request timeout.
+    pub async fn send_prepared(&mut self, p: &Prepared) -> Result<(u16, Bytes), Failure> {
+        let timeout = self.timeout;
+        let result = tokio::time::timeout(timeout, self.exchange(&p.authority, p.request())).await;
+        self.timed_out_unless(result)
+    }
+
+    fn timed_out_unless(
+        &mut self,
+        result: Result<Result<(u16, Bytes), Failure>, tokio::time::error::Elapsed>,
+    ) -> Result<(u16, Bytes), Failure> {
         match result {
             Ok(r) => r,
             Err(_) => {
@@ -73,29 +149,13 @@ impl VuClient {
         }
     }
 
-    async fn send_plain(&mut self, req: Request) -> Result<(u16, Bytes), Failure> {
-        let authority = format!(
-            "{}:{}",
-            req.url.host_str().unwrap_or(""),
-            req.url.port_or_known_default().unwrap_or(80)
-        );
-        let sender = self.connection(&authority).await?;
-        let path = match req.url.query() {
-            Some(q) => format!("{}?{q}", req.url.path()),
-            None => req.url.path().to_string(),
-        };
-        let mut builder = http::Request::builder().method(req.method).uri(path);
-        let mut has_host = false;
-        for (k, v) in &req.headers {
-            has_host |= k.eq_ignore_ascii_case("host");
-            builder = builder.header(k.as_str(), v.as_str());
-        }
-        if !has_host {
-            builder = builder.header(http::header::HOST, host_header(&req.url));
-        }
-        let request = builder
-            .body(Full::new(Bytes::from(req.body.unwrap_or_default())))
-            .map_err(|_| Failure::Request)?;
+    /// One request on the VU's connection to `authority`.
+    async fn exchange(
+        &mut self,
+        authority: &str,
+        request: http::Request<Full<Bytes>>,
+    ) -> Result<(u16, Bytes), Failure> {
+        let sender = self.connection(authority).await?;
         let response = match sender.send_request(request).await {
             Ok(r) => r,
             Err(_) => {

@@ -3,7 +3,7 @@
 //! [`Sample`] plus the values extracted for later steps.
 
 use super::checks::{run_check, run_extract, Response};
-use super::client::{Request, VuClient};
+use super::client::{Prepared, Request, VuClient};
 use super::template::{render, Vars};
 use crate::config::HttpStep;
 use crate::metrics::Sample;
@@ -16,11 +16,29 @@ pub struct Target<'a> {
     pub headers: &'a BTreeMap<String, String>,
 }
 
-/// Sends `step` and measures it. `origin` is when the request should have started (open model).
+/// `step` rendered once, when nothing in it is templated and it is plain HTTP.
+pub fn prepare(target: &Target<'_>, step: &HttpStep) -> Option<Prepared> {
+    let templated = |s: &String| s.contains("{{");
+    let fixed = !templated(&step.target)
+        && !step.query.iter().any(|(k, v)| templated(k) || templated(v))
+        && !step
+            .headers
+            .values()
+            .chain(target.headers.values())
+            .any(templated)
+        && !step.body.as_ref().is_some_and(templated);
+    fixed
+        .then(|| build(target, step, &Vars::default()).ok())
+        .flatten()
+        .and_then(Prepared::new)
+}
+
+/// Sends `step` (or its `prepared` form) and measures it. `origin` is when the request should have
+/// started (open model).
 pub async fn send(
     client: &mut VuClient,
     target: &Target<'_>,
-    step: &HttpStep,
+    (step, prepared): (&HttpStep, Option<&Prepared>),
     id: usize,
     vars: &Vars,
     origin: Option<Instant>,
@@ -35,9 +53,15 @@ pub async fn send(
         bytes: 0,
     };
     let start = origin.unwrap_or_else(Instant::now);
-    let result = match build(target, step, vars) {
-        Ok(req) => client.send(req).await.map_err(|f| f.kind().to_string()),
-        Err(e) => Err(e),
+    let result = match prepared {
+        Some(p) => client
+            .send_prepared(p)
+            .await
+            .map_err(|f| f.kind().to_string()),
+        None => match build(target, step, vars) {
+            Ok(req) => client.send(req).await.map_err(|f| f.kind().to_string()),
+            Err(e) => Err(e),
+        },
     };
     let latency = start.elapsed();
     sample.latency_us = latency.as_micros() as u64;
@@ -52,6 +76,9 @@ pub async fn send(
     sample.bytes = body.len() as u64;
     if status >= 400 {
         sample.error = Some(format!("status {status}"));
+    }
+    if step.checks.is_empty() && step.extract.is_empty() {
+        return (sample, Vec::new());
     }
     let text = String::from_utf8_lossy(&body);
     let response = Response::new(status, latency.as_secs_f64() * 1000.0, &text);
@@ -110,7 +137,42 @@ fn url_for(base: Option<&str>, target: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::url_for;
+    use super::{prepare, url_for, HttpStep, Target};
+    use std::collections::BTreeMap;
+
+    fn step(target: &str) -> HttpStep {
+        HttpStep {
+            name: "s".into(),
+            method: "GET".into(),
+            target: target.into(),
+            headers: BTreeMap::new(),
+            query: BTreeMap::new(),
+            body: None,
+            checks: vec![],
+            extract: vec![],
+        }
+    }
+
+    #[test]
+    fn only_fixed_plain_http_steps_are_prepared() {
+        let mut headers = BTreeMap::new();
+        let target = Target {
+            base_url: Some("http://127.0.0.1:9"),
+            headers: &headers,
+        };
+        assert!(prepare(&target, &step("/users")).is_some());
+        assert!(prepare(&target, &step("/users/{{id}}")).is_none());
+        assert!(prepare(&target, &step("https://example.test/")).is_none());
+        let mut with_body = step("/users");
+        with_body.body = Some("{\"n\": {{__VU}}}".into());
+        assert!(prepare(&target, &with_body).is_none());
+        headers.insert("X-Run".into(), "{{env.RUN}}".into());
+        let target = Target {
+            base_url: Some("http://127.0.0.1:9"),
+            headers: &headers,
+        };
+        assert!(prepare(&target, &step("/users")).is_none(), "a templated global header");
+    }
 
     #[test]
     fn joins_urls() {

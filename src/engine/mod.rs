@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     idle_clients: std::sync::Mutex<Vec<client::VuClient>>,
     /// `step_ids[scenario][step]`: the step's index in the flat list of HTTP steps.
     step_ids: Vec<Vec<Option<usize>>>,
+    /// By that index: the step's request rendered once, when nothing in it is templated.
+    prepared: Vec<Option<client::Prepared>>,
     feeders: Vec<Option<data::Feeder>>,
     picker: Picker,
     rendezvous: Arc<rendezvous::Rendezvous>,
@@ -124,6 +126,21 @@ pub fn step_names(test: &TestFile) -> Vec<String> {
         .collect()
 }
 
+fn prepared(test: &TestFile) -> Vec<Option<client::Prepared>> {
+    let target = http::Target {
+        base_url: test.global.base_url.as_deref(),
+        headers: &test.global.headers,
+    };
+    test.scenarios
+        .iter()
+        .flat_map(|s| &s.steps)
+        .filter_map(|st| match st {
+            Step::Http(h) => Some(http::prepare(&target, h)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn step_ids(test: &TestFile) -> Vec<Vec<Option<usize>>> {
     let mut next = 0;
     test.scenarios
@@ -177,6 +194,7 @@ pub async fn run(test: Arc<TestFile>, opts: Options) -> Result<Outcome, EngineEr
     let shared = Arc::new(Shared {
         picker: Picker::new(test.scenarios.iter().map(|s| s.weight).collect()),
         step_ids: step_ids(&test),
+        prepared: prepared(&test),
         deadline: schedule::duration(&test.load).map(|d| Instant::now() + d),
         test: test.clone(),
         tls,

@@ -54,8 +54,15 @@ pub async fn run_iteration(
             match step {
                 Step::Http(h) => {
                     let id = shared.step_ids[scenario][i].expect("every HTTP step has an id");
-                    let (sample, extracted) =
-                        http::send(client, &target, h, id, vars, origin.take()).await;
+                    let (sample, extracted) = http::send(
+                        client,
+                        &target,
+                        (h, shared.prepared[id].as_ref()),
+                        id,
+                        vars,
+                        origin.take(),
+                    )
+                    .await;
                     let _ = shared.samples.send(sample);
                     vars.values.extend(extracted);
                     if let Some(t) = think {
