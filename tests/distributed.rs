@@ -608,21 +608,7 @@ fn the_embedded_master_keeps_the_run_where_a_real_master_can_read_it() {
         String::from_utf8_lossy(&res.stderr)
     );
     // The directory is a one-replica master's sled store: `perfornium master` opens it as is.
-    let listen = format!("127.0.0.1:{}", free_port());
-    let master = spawn_server(
-        &[
-            "master",
-            "--id",
-            "1",
-            "--listen",
-            &listen,
-            "--peers",
-            &format!("1={listen}"),
-            "--data",
-            data.to_str().unwrap(),
-        ],
-        "/health",
-    );
+    let master = one_replica_master(&data);
     let (code, body) = call("GET", &format!("http://{}/runs", master.addr), None, None).unwrap();
     assert_eq!(code, 200, "{body}");
     let runs: serde_json::Value = serde_json::from_str(&body).unwrap();

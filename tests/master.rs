@@ -328,29 +328,11 @@ fn cpu_seconds(pid: u32) -> f64 {
 fn an_idle_leader_does_not_spin() {
     // A leader once re-checked its leadership whenever the raft metrics changed, and each check
     // changed them: a busy loop on every core. Idle, a leader must be nearly idle.
-    let listen = format!("127.0.0.1:{}", free_port());
     let dir = tempfile::tempdir().unwrap();
-    let m = spawn_server(
-        &[
-            "master",
-            "--id",
-            "1",
-            "--listen",
-            &listen,
-            "--peers",
-            &format!("1={listen}"),
-            "--data",
-            dir.path().to_str().unwrap(),
-        ],
-        "/health",
-    );
-    assert!(wait_for(10, || call(
-        "GET",
-        &format!("http://{listen}/cluster"),
-        None,
-        None
-    )
-    .is_ok_and(|(_, b)| b.contains("\"role\":\"leader\""))));
+    let m = one_replica_master(dir.path());
+    let cluster = format!("http://{}/cluster", m.addr);
+    assert!(wait_for(10, || call("GET", &cluster, None, None)
+        .is_ok_and(|(_, b)| b.contains("\"role\":\"leader\""))));
     let before = cpu_seconds(m.child.id());
     std::thread::sleep(std::time::Duration::from_secs(2));
     let used = cpu_seconds(m.child.id()) - before;

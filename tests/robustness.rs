@@ -398,27 +398,13 @@ fn a_corrupted_data_directory_is_refused_at_start() {
     let pristine = tmp.path().join("pristine");
     // A one-replica master with a recorded run (aimed at a worker that is not there: it fails,
     // but it is stored).
-    let listen = format!("127.0.0.1:{}", free_port());
-    let m = spawn_server(
-        &[
-            "master",
-            "--id",
-            "1",
-            "--listen",
-            &listen,
-            "--peers",
-            &format!("1={listen}"),
-            "--data",
-            pristine.to_str().unwrap(),
-        ],
-        "/health",
-    );
+    let m = one_replica_master(&pristine);
     let body = serde_json::json!({
         "test_yaml": "name: c\nload:\n  pattern: basic\n  virtual_users: 1\n  iterations: 1\nscenarios:\n  - name: s\n    steps:\n      - name: a\n        url: http://127.0.0.1:9/\n",
         "workers": [{"host": "127.0.0.1", "port": free_port()}],
     })
     .to_string();
-    let url = format!("http://{listen}/runs");
+    let url = format!("http://{}/runs", m.addr);
     assert!(wait_for(20, || call("POST", &url, None, Some(&body))
         .is_ok_and(|(c, _)| c == 201)));
     drop(m); // SIGKILL: what is on disk is what was flushed before each acknowledgement

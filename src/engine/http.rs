@@ -171,7 +171,10 @@ mod tests {
             base_url: Some("http://127.0.0.1:9"),
             headers: &headers,
         };
-        assert!(prepare(&target, &step("/users")).is_none(), "a templated global header");
+        assert!(
+            prepare(&target, &step("/users")).is_none(),
+            "a templated global header"
+        );
     }
 
     #[test]

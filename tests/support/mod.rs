@@ -153,6 +153,25 @@ pub fn worker(token: Option<&str>) -> Proc {
     spawn_server(&args, "/health")
 }
 
+/// A one-replica `perfornium master` on a free port over `data` (it elects itself).
+pub fn one_replica_master(data: &Path) -> Proc {
+    let listen = format!("127.0.0.1:{}", free_port());
+    spawn_server(
+        &[
+            "master",
+            "--id",
+            "1",
+            "--listen",
+            &listen,
+            "--peers",
+            &format!("1={listen}"),
+            "--data",
+            data.to_str().expect("a UTF-8 path"),
+        ],
+        "/health",
+    )
+}
+
 /// `h:p,h:p` for `-w`.
 pub fn worker_list(workers: &[&Proc]) -> String {
     workers
