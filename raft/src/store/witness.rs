@@ -108,7 +108,7 @@ pub(crate) fn check(dir: &Path, epoch: u64) -> Result<(), String> {
         Some(recorded) if epoch < recorded => Err(format!(
             "it holds less than it acknowledged (epoch {epoch}, {FILE} records {recorded}): the \
              files were truncated or damaged and sled recovered an older state; refusing to serve it \
-             (restore the directory, or remove it and add this node back as a new member)"
+             (restore the directory from a backup)"
         )),
         Some(_) => Ok(()),
     }
