@@ -45,7 +45,7 @@ impl Demo {
         let (l, mock) = bind().await?;
         let s = stop.clone();
         tasks.push(tokio::spawn(async move {
-            let _ = crate::mock::serve(l, Duration::from_millis(2), s).await;
+            let _ = crate::mock::serve(l, Duration::from_millis(2), None, s).await;
         }));
         let mut workers = Vec::new();
         for _ in 0..3 {

@@ -53,6 +53,9 @@ enum Command {
         /// Delay added to every response, in milliseconds.
         #[arg(long, default_value_t = 0)]
         delay: u64,
+        /// Serve HTTPS (to load-test TLS; `SSL_CERT_FILE` makes `run` trust a test CA).
+        #[command(flatten)]
+        tls: ServeTlsArgs,
     },
     /// The embedded default: mock, 3 workers and 3 master replicas on loopback, one example run, the console.
     Demo {
@@ -337,7 +340,12 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
         Command::Run { file, over, out } => run(&file, &over, out.as_deref()).await,
         Command::Validate { file, env } => Ok(validate(&file, env.as_deref())),
-        Command::Mock { host, port, delay } => serve_mock(&host, port, delay).await,
+        Command::Mock {
+            host,
+            port,
+            delay,
+            tls,
+        } => serve_mock(&host, port, delay, &tls).await,
         Command::Demo { over, out, no_tui } => demo(&over, out.as_deref(), no_tui).await,
         Command::Report { results, out } => report_file(&results, &out),
         Command::Worker {
@@ -522,18 +530,23 @@ fn validate(file: &Path, env: Option<&str>) -> ExitCode {
     }
 }
 
-async fn serve_mock(host: &str, port: u16, delay: u64) -> Result<ExitCode> {
+async fn serve_mock(host: &str, port: u16, delay: u64, tls: &ServeTlsArgs) -> Result<ExitCode> {
+    let config = tls.server()?;
     let listener = tokio::net::TcpListener::bind((host, port))
         .await
         .with_context(|| format!("binding {host}:{port}"))?;
-    eprintln!("mock listening on http://{}", listener.local_addr()?);
+    eprintln!(
+        "mock listening on {}://{}",
+        tls.scheme(),
+        listener.local_addr()?
+    );
     let stop = engine::StopToken::new();
     let s = stop.clone();
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
         s.cancel();
     });
-    mock::serve(listener, Duration::from_millis(delay), stop).await?;
+    mock::serve(listener, Duration::from_millis(delay), config, stop).await?;
     Ok(ExitCode::SUCCESS)
 }
 

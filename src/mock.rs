@@ -62,11 +62,10 @@ pub fn router(delay: Duration) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     delay: Duration,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     stop: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(delay))
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await
+    crate::tls::serve(listener, router(delay), tls, stop).await
 }
 
 async fn count(State(m): State<Mock>, req: Request, next: Next) -> Response {

@@ -275,3 +275,80 @@ fn a_tls_cluster_elects_over_https_raft_and_completes_a_run_on_a_tls_worker() {
     let plain = ureq_get(&format!("http://{}/cluster", addrs[0]));
     assert!(!matches!(plain, Ok((200, _))), "{plain:?}");
 }
+
+#[test]
+fn load_goes_over_https_to_a_trusted_target_and_fails_as_tls_to_an_untrusted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(tmp.path(), "target");
+    let mut args = vec!["mock", "--port", "0"];
+    let cert = pki.path("server.pem");
+    let key = pki.path("server.key");
+    args.extend(["--tls-cert", &cert, "--tls-key", &key]);
+    let m = spawn_listening(&args);
+    let client = pki.client(None);
+    let stats_url = format!("https://{}/__stats", m.addr);
+    assert!(wait_for(20, || get(&client, &stats_url) == Ok(200)));
+    let file = write(
+        tmp.path(),
+        "t.yaml",
+        &format!(
+            "name: https\nglobal:\n  base_url: \"https://{}\"\nload:\n  pattern: basic\n  virtual_users: 2\n  iterations: 5\nscenarios:\n  - name: s\n    steps:\n      - name: list\n        path: /users\n        checks:\n          - type: status\n            value: 200\n",
+            m.addr
+        ),
+    );
+    let served = || -> u64 {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let http = perfornium::tls::client_builder(Some(&client))
+                .build()
+                .unwrap();
+            let v: serde_json::Value = http
+                .get(&stats_url)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["total"].as_u64().unwrap()
+        })
+    };
+    let run_with = |ca: Option<&str>, out: &str| {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.args(["run", &file, "-o", out])
+            .env_remove("SSL_CERT_FILE");
+        if let Some(ca) = ca {
+            cmd.env("SSL_CERT_FILE", ca);
+        }
+        cmd.output().unwrap()
+    };
+
+    // Not trusted: every request fails in the handshake, and is counted as a `tls` error.
+    let untrusted = tmp.path().join("untrusted");
+    run_with(None, untrusted.to_str().unwrap());
+    let s = summary(&untrusted);
+    assert_eq!(s["overall"]["count"], 10);
+    assert_eq!(s["overall"]["errors"], 10);
+    assert_eq!(
+        s["overall"]["errors_by_kind"]["tls"], 10,
+        "{}",
+        s["overall"]
+    );
+    assert_eq!(served(), 0, "no request got through");
+
+    // Trusted through SSL_CERT_FILE: each VU's own TLS connection, every request counted once.
+    let trusted = tmp.path().join("trusted");
+    let res = run_with(Some(&pki.path("ca.pem")), trusted.to_str().unwrap());
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let s = summary(&trusted);
+    assert_eq!(s["overall"]["count"], 10);
+    assert_eq!(s["overall"]["errors"], 0);
+    assert_eq!(served(), 10);
+}

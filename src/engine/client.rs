@@ -1,12 +1,14 @@
 //! The load loop's HTTP client. Each VU owns one HTTP/1.1 keep-alive connection (raw hyper over a
-//! tokio `TcpStream`), as oha does: no pool lookups or shared locks per request, which measured about a
-//! third less CPU per request than a shared `reqwest::Client` on loopback. `https://` targets go
-//! through a shared reqwest client (rustls) instead, so TLS works, at reqwest's cost.
+//! tokio `TcpStream`, wrapped in rustls for `https://`), as oha does: no pool lookups or shared locks
+//! per request, which measured about a third less CPU per request than a shared `reqwest::Client` on
+//! loopback. One rustls client configuration is shared by all VUs: webpki's roots, plus the PEM
+//! certificates of `SSL_CERT_FILE` when set (a staging CA).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a request produced no response.
@@ -14,6 +16,8 @@ use std::time::Duration;
 pub enum Failure {
     Timeout,
     Connect,
+    /// The TLS handshake failed (an untrusted or mismatched certificate).
+    Tls,
     Request,
 }
 
@@ -23,6 +27,7 @@ impl Failure {
         match self {
             Failure::Timeout => "timeout",
             Failure::Connect => "connect",
+            Failure::Tls => "tls",
             Failure::Request => "request",
         }
     }
@@ -36,11 +41,45 @@ pub struct Request {
     pub body: Option<String>,
 }
 
-/// A plain-HTTP request rendered once, for steps with no templating: sending it clones a few
+/// Where a connection goes: `scheme://host:port` identifies it, `addr` is dialled, and
+/// `tls` names the server for rustls on `https://`.
+#[derive(Debug, Clone)]
+struct Origin {
+    key: String,
+    addr: String,
+    tls: Option<rustls::pki_types::ServerName<'static>>,
+}
+
+impl Origin {
+    fn of(url: &url::Url) -> Result<Origin, Failure> {
+        let host = url.host_str().unwrap_or("");
+        let port = url.port_or_known_default().unwrap_or(80);
+        let addr = format!("{host}:{port}");
+        let tls = match url.scheme() {
+            "http" => None,
+            "https" => {
+                // `host_str` keeps an IPv6 address in brackets; rustls wants it bare.
+                let name = host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string();
+                Some(rustls::pki_types::ServerName::try_from(name).map_err(|_| Failure::Request)?)
+            }
+            _ => return Err(Failure::Request),
+        };
+        Ok(Origin {
+            key: format!("{}://{addr}", url.scheme()),
+            addr,
+            tls,
+        })
+    }
+}
+
+/// A request rendered once, for steps with no templating: sending it clones a few
 /// reference-counted parts instead of parsing the URL and headers again for every request.
 #[derive(Debug)]
 pub struct Prepared {
-    authority: String,
+    origin: Origin,
     method: http::Method,
     uri: http::Uri,
     headers: http::HeaderMap,
@@ -48,14 +87,11 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// `req` ready to send as is; `None` unless it is plain HTTP and well formed.
+    /// `req` ready to send as is; `None` unless it is well formed.
     pub fn new(req: Request) -> Option<Prepared> {
-        if req.url.scheme() != "http" {
-            return None;
-        }
-        let (authority, parts, body) = plain_parts(req).ok()?;
+        let (origin, parts, body) = request_parts(req).ok()?;
         Some(Prepared {
-            authority,
+            origin,
             method: parts.method,
             uri: parts.uri,
             headers: parts.headers,
@@ -72,13 +108,9 @@ impl Prepared {
     }
 }
 
-/// The connection's authority, the request head and the body of a plain-HTTP request.
-fn plain_parts(req: Request) -> Result<(String, http::request::Parts, Bytes), Failure> {
-    let authority = format!(
-        "{}:{}",
-        req.url.host_str().unwrap_or(""),
-        req.url.port_or_known_default().unwrap_or(80)
-    );
+/// The connection's origin, the request head and the body of a request.
+fn request_parts(req: Request) -> Result<(Origin, http::request::Parts, Bytes), Failure> {
+    let origin = Origin::of(&req.url)?;
     let path = match req.url.query() {
         Some(q) => format!("{}?{q}", req.url.path()),
         None => req.url.path().to_string(),
@@ -93,18 +125,42 @@ fn plain_parts(req: Request) -> Result<(String, http::request::Parts, Bytes), Fa
         builder = builder.header(http::header::HOST, host_header(&req.url));
     }
     let (parts, ()) = builder.body(()).map_err(|_| Failure::Request)?.into_parts();
-    Ok((authority, parts, Bytes::from(req.body.unwrap_or_default())))
+    Ok((origin, parts, Bytes::from(req.body.unwrap_or_default())))
 }
 
-/// One VU's connection (and the shared TLS fallback).
+/// The rustls client configuration every VU shares: webpki's roots, plus the certificates in the
+/// PEM file `SSL_CERT_FILE` names, if any (an unreadable one is an error, not ignored).
+pub fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(file) = std::env::var_os("SSL_CERT_FILE") {
+        use rustls::pki_types::{pem::PemObject, CertificateDer};
+        let path = std::path::PathBuf::from(file);
+        let certs = CertificateDer::pem_file_iter(&path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("SSL_CERT_FILE {}: {e}", path.display()))?;
+        roots.add_parsable_certificates(certs);
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// One VU's connection.
 pub struct VuClient {
     conn: Option<(String, SendRequest<Full<Bytes>>)>,
-    tls: reqwest::Client,
+    tls: tokio_rustls::TlsConnector,
     timeout: Duration,
 }
 
 impl VuClient {
-    pub fn new(tls: reqwest::Client, timeout: Duration) -> Self {
+    pub fn new(tls: Arc<rustls::ClientConfig>, timeout: Duration) -> Self {
+        let tls = tokio_rustls::TlsConnector::from(tls);
         Self {
             conn: None,
             tls,
@@ -116,13 +172,9 @@ impl VuClient {
     pub async fn send(&mut self, req: Request) -> Result<(u16, Bytes), Failure> {
         let timeout = self.timeout;
         let result = tokio::time::timeout(timeout, async {
-            if req.url.scheme() == "http" {
-                let (authority, parts, body) = plain_parts(req)?;
-                let request = http::Request::from_parts(parts, Full::new(body));
-                self.exchange(&authority, request).await
-            } else {
-                self.send_tls(req).await
-            }
+            let (origin, parts, body) = request_parts(req)?;
+            let request = http::Request::from_parts(parts, Full::new(body));
+            self.exchange(&origin, request).await
         })
         .await;
         self.timed_out_unless(result)
@@ -131,7 +183,7 @@ impl VuClient {
     /// Sends a prepared request and reads the whole body, within the request timeout.
     pub async fn send_prepared(&mut self, p: &Prepared) -> Result<(u16, Bytes), Failure> {
         let timeout = self.timeout;
-        let result = tokio::time::timeout(timeout, self.exchange(&p.authority, p.request())).await;
+        let result = tokio::time::timeout(timeout, self.exchange(&p.origin, p.request())).await;
         self.timed_out_unless(result)
     }
 
@@ -149,13 +201,13 @@ impl VuClient {
         }
     }
 
-    /// One request on the VU's connection to `authority`.
+    /// One request on the VU's connection to `origin`.
     async fn exchange(
         &mut self,
-        authority: &str,
+        origin: &Origin,
         request: http::Request<Full<Bytes>>,
     ) -> Result<(u16, Bytes), Failure> {
-        let sender = self.connection(authority).await?;
+        let sender = self.connection(origin).await?;
         let response = match sender.send_request(request).await {
             Ok(r) => r,
             Err(_) => {
@@ -173,53 +225,49 @@ impl VuClient {
         }
     }
 
-    /// The VU's connection to `authority`, opened (or reopened) when missing or closed.
+    /// The VU's connection to `origin`, opened (or reopened) when missing or closed.
     async fn connection(
         &mut self,
-        authority: &str,
+        origin: &Origin,
     ) -> Result<&mut SendRequest<Full<Bytes>>, Failure> {
-        let reusable = matches!(&self.conn, Some((a, s)) if a == authority && !s.is_closed());
+        let reusable = matches!(&self.conn, Some((k, s)) if *k == origin.key && !s.is_closed());
         if reusable {
             let (_, sender) = self.conn.as_mut().expect("checked above");
             if sender.ready().await.is_ok() {
                 return Ok(&mut self.conn.as_mut().expect("checked above").1);
             }
         }
-        let stream = tokio::net::TcpStream::connect(authority)
+        let stream = tokio::net::TcpStream::connect(&origin.addr)
             .await
             .map_err(|_| Failure::Connect)?;
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|_| Failure::Connect)?;
-        // The connection task ends when the sender is dropped or the peer closes.
-        tokio::spawn(conn);
-        self.conn = Some((authority.to_string(), sender));
-        Ok(&mut self.conn.as_mut().expect("just set").1)
-    }
-
-    async fn send_tls(&self, req: Request) -> Result<(u16, Bytes), Failure> {
-        let mut r = self.tls.request(req.method, req.url);
-        for (k, v) in &req.headers {
-            r = r.header(k.as_str(), v.as_str());
-        }
-        if let Some(b) = req.body {
-            r = r.body(b);
-        }
-        let classify = |e: reqwest::Error| {
-            if e.is_connect() {
-                Failure::Connect
-            } else if e.is_timeout() {
-                Failure::Timeout
-            } else {
-                Failure::Request
+        let sender = match &origin.tls {
+            None => handshake(stream).await?,
+            Some(name) => {
+                let tls = self
+                    .tls
+                    .connect(name.clone(), stream)
+                    .await
+                    .map_err(|_| Failure::Tls)?;
+                handshake(tls).await?
             }
         };
-        let resp = r.send().await.map_err(classify)?;
-        let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(classify)?;
-        Ok((status, body))
+        self.conn = Some((origin.key.clone(), sender));
+        Ok(&mut self.conn.as_mut().expect("just set").1)
     }
+}
+
+/// HTTP/1.1 over `io`; the connection runs as its own task until the sender is dropped or the peer
+/// closes.
+async fn handshake<T>(io: T) -> Result<SendRequest<Full<Bytes>>, Failure>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|_| Failure::Connect)?;
+    tokio::spawn(conn);
+    Ok(sender)
 }
 
 fn host_header(url: &url::Url) -> String {

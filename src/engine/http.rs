@@ -16,7 +16,7 @@ pub struct Target<'a> {
     pub headers: &'a BTreeMap<String, String>,
 }
 
-/// `step` rendered once, when nothing in it is templated and it is plain HTTP.
+/// `step` rendered once, when nothing in it is templated.
 pub fn prepare(target: &Target<'_>, step: &HttpStep) -> Option<Prepared> {
     let templated = |s: &String| s.contains("{{");
     let fixed = !templated(&step.target)
@@ -154,7 +154,7 @@ mod tests {
     }
 
     #[test]
-    fn only_fixed_plain_http_steps_are_prepared() {
+    fn only_steps_with_nothing_templated_are_prepared() {
         let mut headers = BTreeMap::new();
         let target = Target {
             base_url: Some("http://127.0.0.1:9"),
@@ -162,7 +162,7 @@ mod tests {
         };
         assert!(prepare(&target, &step("/users")).is_some());
         assert!(prepare(&target, &step("/users/{{id}}")).is_none());
-        assert!(prepare(&target, &step("https://example.test/")).is_none());
+        assert!(prepare(&target, &step("https://example.test/")).is_some());
         let mut with_body = step("/users");
         with_body.body = Some("{\"n\": {{__VU}}}".into());
         assert!(prepare(&target, &with_body).is_none());

@@ -29,8 +29,8 @@ pub use tokio_util::sync::CancellationToken as StopToken;
 pub enum EngineError {
     #[error("scenario `{scenario}`: {message}")]
     Data { scenario: String, message: String },
-    #[error("cannot build the HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    #[error("cannot set up TLS for the load: {0}")]
+    Tls(String),
 }
 
 /// Hooks a caller can attach to a run.
@@ -57,8 +57,8 @@ pub struct Outcome {
 /// State every VU of a run shares.
 pub(crate) struct Shared {
     test: Arc<TestFile>,
-    /// Shared only for `https://` targets; plain HTTP uses one connection per VU.
-    tls: reqwest::Client,
+    /// The rustls configuration every VU's `https://` connections use.
+    tls: Arc<rustls::ClientConfig>,
     timeout: Duration,
     /// Connections kept between open-model iterations, so arrivals reuse them like VUs do.
     idle_clients: std::sync::Mutex<Vec<client::VuClient>>,
@@ -179,12 +179,7 @@ pub async fn run(test: Arc<TestFile>, opts: Options) -> Result<Outcome, EngineEr
         .collect::<Result<Vec<_>, _>>()?;
     let vus = max_vus(&test.load);
     let timeout = Duration::from_millis(test.global.timeout.max(1));
-    let tls = reqwest::Client::builder()
-        .timeout(timeout)
-        .pool_max_idle_per_host(vus as usize)
-        .tcp_nodelay(true)
-        .no_proxy()
-        .build()?;
+    let tls = client::tls_config().map_err(EngineError::Tls)?;
     let gauges = Arc::new(Gauges::default());
     let live = opts
         .live
