@@ -1,13 +1,19 @@
 //! Faults injected into real processes on 127.0.0.1:
 //! - a master replica frozen with SIGSTOP for longer than the election timeout (a partition it
-//!   cannot notice), the leader in the middle of a run and then a follower; after SIGCONT there must
-//!   be one leader, every acknowledged run present, and the three replicas' applied state identical;
-//! - a worker frozen with SIGSTOP in the middle of a run, which must be handled like a dead one;
-//! - a replica restarted from a corrupted or truncated sled directory, which must refuse to start
-//!   with a message naming the directory instead of serving wrong state.
+//!   cannot notice), the leader in the middle of a run and then a follower; while it is frozen the
+//!   other two acknowledge and complete another run; after SIGCONT a thawed leader steps down
+//!   without acknowledging anything, there is one leader, every acknowledged run is present, and
+//!   the three replicas' applied state is identical;
+//! - a worker frozen with SIGSTOP in the middle of a run, which must be handled like a dead one
+//!   (failure threshold, and redistribution of its share), with every request the target served
+//!   accounted for by one worker's own totals;
+//! - a replica restarted from a corrupted or truncated sled directory (alone, and as a member of
+//!   the three-replica cluster), which must refuse to start within seconds, with a message naming
+//!   the directory, instead of serving wrong state.
 //!
-//! `ROBUSTNESS_ROUNDS=N` repeats the partition rounds (CI runs one); the figures in
-//! `bench/results/robustness.md` come from `ROBUSTNESS_ROUNDS=5`.
+//! `ROBUSTNESS_ROUNDS=N` repeats the partition and worker rounds (CI runs one); the figures in
+//! `bench/results/robustness.md` come from
+//! `ROBUSTNESS_ROUNDS=5 cargo test --test robustness -- --nocapture --test-threads 1`.
 
 mod support;
 use std::time::{Duration, Instant};
@@ -89,12 +95,13 @@ fn wait_agreed(c: &Cluster, live: &[usize], secs: u64) -> usize {
     found.unwrap()
 }
 
-fn submit(c: &Cluster, leader: usize, mock: &Proc, workers: &[&Proc], load: &str) -> String {
+/// The body of `POST /runs` for `load` against the mock on `workers`.
+fn run_body(mock: &Proc, workers: &[&Proc], load: &str) -> String {
     let yaml = format!(
         "name: robust\nglobal:\n  base_url: \"http://{}\"\n  timeout: 5000\nload:\n{load}\nscenarios:\n  - name: s\n    steps:\n      - name: list\n        path: /users\n",
         mock.addr
     );
-    let body = serde_json::json!({
+    serde_json::json!({
         "test_yaml": yaml,
         "workers": workers.iter().map(|w| {
             let (host, port) = w.addr.split_once(':').unwrap();
@@ -102,9 +109,18 @@ fn submit(c: &Cluster, leader: usize, mock: &Proc, workers: &[&Proc], load: &str
         }).collect::<Vec<_>>(),
         "strategy": "even",
     })
-    .to_string();
+    .to_string()
+}
+
+/// A run long enough to be in flight when a replica is frozen.
+const LONG: &str = "  pattern: basic\n  virtual_users: 4\n  duration: 5s";
+/// A run that completes in well under a second.
+const SHORT: &str = "  pattern: basic\n  virtual_users: 2\n  iterations: 25";
+
+/// Submits to replica `leader`, which must acknowledge (201); returns the run id.
+fn submit(c: &Cluster, leader: usize, mock: &Proc, workers: &[&Proc], load: &str) -> String {
     let url = format!("http://{}/runs", c.addrs[leader]);
-    let (code, resp) = call("POST", &url, None, Some(&body)).unwrap();
+    let (code, resp) = call("POST", &url, None, Some(&run_body(mock, workers, load))).unwrap();
     assert_eq!(code, 201, "{resp}");
     let v: serde_json::Value = serde_json::from_str(&resp).unwrap();
     v["run_id"].as_str().unwrap().to_string()
@@ -120,43 +136,61 @@ fn wait_phase(c: &Cluster, live: &[usize], id: &str, phase: &str, secs: u64) {
     );
 }
 
-/// What must be identical on every replica once healed: last applied entry, the run list, and
-/// each run's phase and counted requests.
+/// What must be identical on every replica once healed: the last applied entry, the run list, and
+/// every run record as served (`driven_by`, the id of the replica answering, left out).
 fn applied_state(c: &Cluster, i: usize) -> Option<serde_json::Value> {
     let cluster = get(&c.addrs[i], "/cluster")?;
     let runs = get(&c.addrs[i], "/runs")?;
-    let mut counts = Vec::new();
+    let mut records = Vec::new();
     for r in runs.as_array()? {
-        let v = get(&c.addrs[i], &format!("/runs/{}", r["id"].as_str()?))?;
-        counts.push(v["summary"]["overall"]["count"].clone());
+        let mut v = get(&c.addrs[i], &format!("/runs/{}", r["id"].as_str()?))?;
+        v.as_object_mut()?.remove("driven_by");
+        records.push(v);
     }
     Some(serde_json::json!({
         "last_applied": cluster["last_applied"],
         "runs": runs,
-        "counts": counts,
+        "records": records,
     }))
 }
 
-/// Runs one partition round with `victim` (a replica index, or `None` for the leader) frozen while
-/// a run is in flight; returns (acknowledged run, its count, the time to a new leader if the leader
-/// was frozen).
-fn partition_round(
-    c: &Cluster,
-    mock: &Proc,
-    workers: &[&Proc],
-    freeze_leader: bool,
-) -> (String, u64, Option<Duration>) {
+/// Waits until the replicas in `which` serve identical applied state; panics with the states if not.
+fn wait_identical(c: &Cluster, which: &[usize], secs: u64) {
+    let mut states = Vec::new();
+    assert!(
+        wait_for(secs, || {
+            states = which.iter().map(|&i| applied_state(c, i)).collect();
+            states.iter().all(Option::is_some) && states.windows(2).all(|w| w[0] == w[1])
+        }),
+        "replica states differ: {states:#?}"
+    );
+}
+
+/// What one partition round measured.
+struct Round {
+    frozen: &'static str,
+    /// Runs acknowledged (201) in the round: one in flight at the freeze, one submitted and
+    /// completed while the replica was frozen, and the thawed leader's if it ever acknowledged.
+    acknowledged: Vec<String>,
+    counted: u64,
+    served: u64,
+    /// Freeze of the leader → the two others agree on a new one.
+    elected: Option<Duration>,
+    /// Thaw of the old leader → it follows the new one.
+    stepped_down: Option<Duration>,
+    /// Thaw → the frozen replica serves the same applied state as the leader.
+    caught_up: Duration,
+    /// What the thawed old leader answered to a run submitted right after SIGCONT.
+    stale_answer: Option<u16>,
+}
+
+/// One partition round: the leader (or a follower) frozen while a run is in flight.
+fn partition_round(c: &Cluster, mock: &Proc, workers: &[&Proc], freeze_leader: bool) -> Round {
     let all = [0, 1, 2];
     let leader = wait_agreed(c, &all, 20);
     let before = mock_stats(mock)["total"].as_u64().unwrap();
-    let id = submit(
-        c,
-        leader,
-        mock,
-        workers,
-        "  pattern: basic\n  virtual_users: 4\n  duration: 5s",
-    );
-    wait_phase(c, &all, &id, "started", 20);
+    let mut acknowledged = vec![submit(c, leader, mock, workers, LONG)];
+    wait_phase(c, &all, &acknowledged[0], "started", 20);
     let victim = if freeze_leader {
         leader
     } else {
@@ -168,46 +202,116 @@ fn partition_round(
     let new_leader = wait_agreed(c, &live, 20);
     let elected = freeze_leader.then(|| t.elapsed());
     assert_ne!(new_leader, victim);
-    wait_phase(c, &live, &id, "finished", 40);
+    wait_phase(c, &live, &acknowledged[0], "finished", 40);
+    // A write acknowledged and completed entirely during the partition.
+    let during = submit(c, new_leader, mock, workers, SHORT);
+    wait_phase(c, &live, &during, "finished", 20);
+    acknowledged.push(during);
     // Frozen past the election timeout (500–1000 ms) whichever it was.
     assert!(t.elapsed() > Duration::from_secs(2));
-    frozen.thaw();
 
-    // Healed: one leader for all three, the same applied state everywhere, and the run's count is
-    // what the target served (nothing lost or counted twice across the partition).
+    let thawed = Instant::now();
+    frozen.thaw();
+    // The old leader may still believe it leads for a moment: a run submitted to it now must not
+    // be acknowledged unless the cluster really recorded it (checked below like every other).
+    let stale = freeze_leader.then(|| {
+        let url = format!("http://{}/runs", c.addrs[victim]);
+        let body = run_body(mock, workers, SHORT);
+        std::thread::spawn(move || {
+            call_within("POST", &url, None, Some(&body), Duration::from_secs(10))
+                .unwrap_or((0, String::new()))
+        })
+    });
+    let stepped_down = freeze_leader.then(|| {
+        let new_id = new_leader as u64 + 1;
+        assert!(
+            wait_for(20, || get(&c.addrs[victim], "/cluster")
+                .is_some_and(
+                    |v| v["role"] != "leader" && v["leader_id"].as_u64() == Some(new_id)
+                )),
+            "the thawed leader never followed the new one"
+        );
+        thawed.elapsed()
+    });
+    wait_identical(c, &[new_leader, victim], 20);
+    let caught_up = thawed.elapsed();
+    let stale_answer = stale.map(|h| {
+        let (code, resp) = h.join().unwrap();
+        assert_ne!(code, 0, "the thawed leader never answered");
+        if code == 201 {
+            let v: serde_json::Value = serde_json::from_str(&resp).unwrap();
+            let id = v["run_id"].as_str().unwrap().to_string();
+            wait_phase(c, &all, &id, "finished", 20);
+            acknowledged.push(id);
+        } else {
+            assert!(
+                [307, 503].contains(&code),
+                "a thawed leader redirects or refuses: {code} {resp}"
+            );
+        }
+        code
+    });
+
+    // Healed: one leader for all three, the same applied state everywhere, and what the runs
+    // counted is what the target served (nothing lost or counted twice across the partition).
     wait_agreed(c, &all, 20);
-    let mut states = Vec::new();
-    assert!(
-        wait_for(20, || {
-            states = all.iter().map(|&i| applied_state(c, i)).collect();
-            states.iter().all(Option::is_some) && states.windows(2).all(|w| w[0] == w[1])
-        }),
-        "replica states differ after healing: {states:#?}"
-    );
-    let view = get(&c.addrs[new_leader], &format!("/runs/{id}")).unwrap();
-    let counted = view["summary"]["overall"]["count"].as_u64().unwrap();
+    wait_identical(c, &all, 20);
+    let counted: u64 = acknowledged
+        .iter()
+        .map(|id| {
+            let view = get(&c.addrs[new_leader], &format!("/runs/{id}")).unwrap();
+            assert_eq!(view["phase"], "finished", "{id}");
+            view["summary"]["overall"]["count"].as_u64().unwrap()
+        })
+        .sum();
     let served = mock_stats(mock)["total"].as_u64().unwrap() - before;
-    assert_eq!(counted, served, "run {id}: counted vs served by the mock");
-    (id, counted, elected)
+    assert_eq!(counted, served, "runs {acknowledged:?}: counted vs served");
+    Round {
+        frozen: if freeze_leader { "leader" } else { "follower" },
+        acknowledged,
+        counted,
+        served,
+        elected,
+        stepped_down,
+        caught_up,
+        stale_answer,
+    }
+}
+
+fn secs(d: Option<Duration>) -> String {
+    d.map_or("-".into(), |d| format!("{:.2} s", d.as_secs_f64()))
 }
 
 #[test]
 fn a_frozen_replica_rejoins_without_a_split_brain() {
     let mock = mock(2);
     let (a, b) = (worker(None), worker(None));
-    let c = Cluster::start();
+    let mut c = Cluster::start();
     let mut acknowledged = Vec::new();
     let mut lines = Vec::new();
     for round in 0..rounds() {
         for freeze_leader in [true, false] {
-            let (id, counted, elected) = partition_round(&c, &mock, &[&a, &b], freeze_leader);
+            let r = partition_round(&c, &mock, &[&a, &b], freeze_leader);
+            let leader_figures = match r.stale_answer {
+                Some(code) => format!(
+                    "new leader after {}; the thawed old leader answered {code} to a submission \
+                     and followed the new one after {}; ",
+                    secs(r.elected),
+                    secs(r.stepped_down)
+                ),
+                None => String::new(),
+            };
             lines.push(format!(
-                "round {} frozen {}: run {id} counted {counted} = served; new leader after {}",
+                "round {} frozen {}: {} runs acknowledged, counted {} = served {}; {leader_figures}\
+                 caught up {:.2} s after the thaw",
                 round + 1,
-                if freeze_leader { "leader" } else { "follower" },
-                elected.map_or("-".into(), |d| format!("{:.2} s", d.as_secs_f64()))
+                r.frozen,
+                r.acknowledged.len(),
+                r.counted,
+                r.served,
+                r.caught_up.as_secs_f64(),
             ));
-            acknowledged.push(id);
+            acknowledged.extend(r.acknowledged);
         }
     }
     // Every acknowledged run is on every replica, finished.
@@ -222,24 +326,75 @@ fn a_frozen_replica_rejoins_without_a_split_brain() {
             );
         }
     }
+    lines.push(format!(
+        "{} acknowledged runs present and finished on all three replicas",
+        acknowledged.len()
+    ));
+
+    // A member restarted from a damaged directory stays out; the other two carry on.
+    let leader = wait_agreed(&c, &[0, 1, 2], 20);
+    let victim = (leader + 1) % 3;
+    c.kill(victim);
+    let data = c.dir.path().join(format!("m{}", victim + 1));
+    corrupt(&data, "truncate db to half");
+    let attempt = start_member(&c, victim);
+    let refusal = attempt.refusal.expect("a damaged member must not start");
+    assert!(refusal.contains(data.to_str().unwrap()), "{refusal}");
+    assert!(!attempt.answered_health, "it never answered /health");
+    assert!(attempt.took < Duration::from_secs(5), "{:?}", attempt.took);
+    let live: Vec<usize> = (0..3).filter(|&i| i != victim).collect();
+    assert_eq!(
+        wait_agreed(&c, &live, 20),
+        leader,
+        "the leader kept its place"
+    );
+    let after = submit(&c, leader, &mock, &[&a, &b], SHORT);
+    wait_phase(&c, &live, &after, "finished", 20);
+    wait_identical(&c, &live, 20);
+    lines.push(format!(
+        "member {} restarted with its db truncated to half: refused after {:.2} s; the other two \
+         acknowledged and finished another run",
+        victim + 1,
+        attempt.took.as_secs_f64()
+    ));
     println!("{}", lines.join("\n"));
 }
 
-#[test]
-fn a_frozen_worker_is_handled_like_a_dead_one() {
+/// What one frozen-worker round measured.
+struct WorkerRound {
+    /// Freeze → the controller marks the worker failed.
+    detected: Duration,
+    /// The survivor's count in the report and in its own final totals.
+    live_reported: u64,
+    live_total: u64,
+    /// The frozen worker's batches pulled before the freeze, and its own totals once thawed.
+    hung_reported: u64,
+    hung_total: u64,
+    served: u64,
+}
+
+/// Runs `perfornium distributed` on two workers and freezes the second mid-run; with
+/// `redistribute`, its share goes to the survivor, otherwise the run goes on without it.
+fn frozen_worker_round(redistribute: bool) -> WorkerRound {
+    use std::io::{BufRead, BufReader};
     let mock = mock(2);
     let (a, b) = (worker(None), worker(None));
     let dir = tempfile::tempdir().unwrap();
+    let recovery = if redistribute {
+        "      recovery:\n        load_redistribution: true\n"
+    } else {
+        ""
+    };
     let file = write(
         dir.path(),
         "t.yaml",
         &format!(
-            "name: hang\nglobal:\n  base_url: \"http://{}\"\n  timeout: 5000\nload:\n  pattern: basic\n  virtual_users: 4\n  duration: 6s\nscenarios:\n  - name: s\n    steps:\n      - name: list\n        path: /users\ndistributed:\n  orchestration:\n    heartbeat_interval: 1s\n    failure_handling:\n      worker_failure_threshold: 50\n      continue_on_partial_failure: true\n  fault_tolerance:\n    worker_failures:\n      detection_timeout: 2s\n",
+            "name: hang\nglobal:\n  base_url: \"http://{}\"\n  timeout: 5000\nload:\n  pattern: basic\n  virtual_users: 4\n  duration: 6s\nscenarios:\n  - name: s\n    steps:\n      - name: list\n        path: /users\ndistributed:\n  orchestration:\n    heartbeat_interval: 1s\n    failure_handling:\n      worker_failure_threshold: 50\n      continue_on_partial_failure: true\n  fault_tolerance:\n    worker_failures:\n      detection_timeout: 2s\n{recovery}",
             mock.addr
         ),
     );
     let out = dir.path().join("out");
-    let child = std::process::Command::new(BIN)
+    let mut child = std::process::Command::new(BIN)
         .args([
             "distributed",
             &file,
@@ -251,18 +406,29 @@ fn a_frozen_worker_is_handled_like_a_dead_one() {
         ])
         .args(["-o", out.to_str().unwrap()])
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Progress lines say "failed workers N" from the first save after the worker is marked.
+    let stderr = child.stderr.take().unwrap();
+    let (tx, failed_at) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("failed workers") {
+                let _ = tx.send(Instant::now());
+            }
+        }
+    });
     let mut child = Proc {
         child,
         addr: String::new(),
     };
-    let elapsed = || {
-        let v = get(&b.addr, "/status")?;
-        v["live"]["elapsed_s"].as_f64()
-    };
-    assert!(wait_for(20, || elapsed().unwrap_or(0.0) >= 2.0));
+    let status_b = || get(&b.addr, "/status");
+    assert!(wait_for(20, || status_b()
+        .and_then(|v| v["live"]["elapsed_s"].as_f64())
+        .unwrap_or(0.0)
+        >= 2.0));
+    let run_id = status_b().unwrap()["run_id"].as_str().unwrap().to_string();
     let frozen = Frozen::new(&b);
     let t = Instant::now();
     let status = loop {
@@ -275,7 +441,11 @@ fn a_frozen_worker_is_handled_like_a_dead_one() {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    drop(frozen);
+    let detected = failed_at
+        .recv_timeout(Duration::from_secs(5))
+        .expect("a progress line names the failed worker")
+        .duration_since(t);
+    frozen.thaw();
     assert!(
         status.success(),
         "one hung worker of two is within the 50 % threshold"
@@ -288,30 +458,129 @@ fn a_frozen_worker_is_handled_like_a_dead_one() {
         hung["error"].as_str().unwrap().contains("no answer"),
         "{hung}"
     );
-    assert!(
-        hung["count"].as_u64().unwrap() > 0,
-        "its pulled batches are kept"
-    );
     let live = &s["workers"][0];
     assert_eq!(live["state"], "finished");
-    assert!(
-        s["overall"]["count"].as_u64().unwrap() <= mock_stats(&mock)["total"].as_u64().unwrap()
+    if redistribute {
+        assert_eq!(live["planned"], 4.0, "2 planned + 2 taken over: {live}");
+        assert!(
+            s["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e.as_str().unwrap().contains("redistributed")),
+            "{}",
+            s["events"]
+        );
+    }
+
+    // Account for every request the target served: each worker's own final totals (the thawed one
+    // finishes its run, past its deadline, at once).
+    let total = |w: &Proc| {
+        let url = format!("/results?run_id={run_id}");
+        let mut found = None;
+        assert!(
+            wait_for(20, || {
+                found = get(&w.addr, &url).map(|r| {
+                    r["steps"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|s| s["count"].as_u64().unwrap())
+                        .sum::<u64>()
+                });
+                found.is_some()
+            }),
+            "worker {} has no final results",
+            w.addr
+        );
+        found.unwrap()
+    };
+    let (live_total, hung_total) = (total(&a), total(&b));
+    let round = WorkerRound {
+        detected,
+        live_reported: live["count"].as_u64().unwrap(),
+        live_total,
+        hung_reported: hung["count"].as_u64().unwrap(),
+        hung_total,
+        served: mock_stats(&mock)["total"].as_u64().unwrap(),
+    };
+    assert_eq!(
+        round.live_reported, round.live_total,
+        "nothing of the survivor's is lost"
     );
+    assert!(
+        round.hung_reported > 0 && round.hung_reported <= round.hung_total,
+        "the frozen worker's pulled batches are kept: {} of {}",
+        round.hung_reported,
+        round.hung_total
+    );
+    assert_eq!(
+        s["overall"]["count"].as_u64().unwrap(),
+        round.live_reported + round.hung_reported
+    );
+    assert_eq!(
+        round.served,
+        round.live_total + round.hung_total,
+        "every request served is in one worker's own totals"
+    );
+    round
+}
+
+fn worker_rounds(redistribute: bool) {
+    for n in 1..=rounds() {
+        let r = frozen_worker_round(redistribute);
+        println!(
+            "worker round {n} ({}): marked failed {:.2} s after the freeze; survivor {} = its totals {}; \
+             frozen worker {} pulled of {} it made; served {} = {} + {}",
+            if redistribute {
+                "share redistributed"
+            } else {
+                "run goes on without it"
+            },
+            r.detected.as_secs_f64(),
+            r.live_reported,
+            r.live_total,
+            r.hung_reported,
+            r.hung_total,
+            r.served,
+            r.live_total,
+            r.hung_total,
+        );
+    }
+}
+
+#[test]
+fn a_frozen_worker_is_handled_like_a_dead_one() {
+    worker_rounds(false);
+}
+
+#[test]
+fn a_frozen_workers_share_is_redistributed_to_the_survivor() {
+    worker_rounds(true);
 }
 
 /// Ways to damage a stopped replica's sled directory.
-const CORRUPTIONS: [&str; 6] = [
+const CORRUPTIONS: [&str; 9] = [
     "truncate db to half",
     "cut the last 100 bytes of db",
     "zero db",
+    "delete db",
     "garble db middle",
+    "garble the first 4 KiB of db",
     "delete conf",
     "delete the witness",
+    "garble the witness",
 ];
 
 fn corrupt(dir: &std::path::Path, how: &str) {
+    use std::io::{Seek, SeekFrom, Write};
     let db = dir.join("db");
     let len = std::fs::metadata(&db).unwrap().len();
+    let garble = |path: &std::path::Path, at: u64, n: u64| {
+        let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.write_all(&vec![0xA5; n.max(1) as usize]).unwrap();
+    };
     match how {
         "truncate db to half" => std::fs::OpenOptions::new()
             .write(true)
@@ -326,14 +595,12 @@ fn corrupt(dir: &std::path::Path, how: &str) {
             .set_len(len.saturating_sub(100))
             .unwrap(),
         "zero db" => std::fs::write(&db, b"").unwrap(),
-        "delete the witness" => std::fs::remove_file(dir.join("perfornium.epoch")).unwrap(),
-        "garble db middle" => {
-            use std::io::{Seek, SeekFrom, Write};
-            let mut f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
-            f.seek(SeekFrom::Start(len / 3)).unwrap();
-            f.write_all(&vec![0xA5; (len / 3).max(1) as usize]).unwrap();
-        }
+        "delete db" => std::fs::remove_file(&db).unwrap(),
+        "garble db middle" => garble(&db, len / 3, len / 3),
+        "garble the first 4 KiB of db" => garble(&db, 0, 4096.min(len)),
         "delete conf" => std::fs::remove_file(dir.join("conf")).unwrap(),
+        "delete the witness" => std::fs::remove_file(dir.join("perfornium.epoch")).unwrap(),
+        "garble the witness" => garble(&dir.join("perfornium.epoch"), 4, 4),
         other => panic!("unknown corruption {other}"),
     }
 }
@@ -351,45 +618,109 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
-/// Starts a one-replica master on `data`: `Ok(proc)` once it serves, `Err(stderr)` if it exits.
-fn start_master(data: &std::path::Path) -> Result<Proc, String> {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let log = data.with_extension("log");
+/// How an attempt to start a master went.
+struct Attempt {
+    /// Its stderr when it exited (non-zero), `None` when it served.
+    refusal: Option<String>,
+    /// The serving process, when it started.
+    serving: Option<Proc>,
+    /// Whether `/health` ever answered 200 before it exited.
+    answered_health: bool,
+    /// Start → exit, or start → serving.
+    took: Duration,
+}
+
+/// Starts `perfornium master ARGS` listening on `listen` and waits until it exits or `ready`
+/// holds: a refusal must be an exit with a non-zero status.
+fn attempt(
+    args: &[&str],
+    listen: &str,
+    log: &std::path::Path,
+    ready: impl Fn() -> bool,
+) -> Attempt {
     let mut child = std::process::Command::new(BIN)
-        .args(["master", "--id", "1", "--listen", &listen])
-        .args([
-            "--peers",
-            &format!("1={listen}"),
-            "--data",
-            data.to_str().unwrap(),
-        ])
+        .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap();
     let t = Instant::now();
+    let mut answered_health = false;
     while t.elapsed() < Duration::from_secs(20) {
         if let Some(status) = child.try_wait().unwrap() {
-            let err = std::fs::read_to_string(&log).unwrap();
             assert!(!status.success(), "a refused start exits non-zero");
-            return Err(err);
+            return Attempt {
+                refusal: Some(std::fs::read_to_string(log).unwrap()),
+                serving: None,
+                answered_health,
+                took: t.elapsed(),
+            };
         }
-        if get(&listen, "/runs").is_some_and(|r| r.as_array().is_some_and(|a| !a.is_empty())) {
-            return Ok(Proc {
-                child,
-                addr: listen,
-            });
+        answered_health |= get(listen, "/health").is_some();
+        if ready() {
+            return Attempt {
+                refusal: None,
+                serving: Some(Proc {
+                    child,
+                    addr: listen.to_string(),
+                }),
+                answered_health,
+                took: t.elapsed(),
+            };
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
     let _ = child.kill();
     let _ = child.wait();
     panic!(
-        "the master on {} neither served its runs nor exited: {}",
-        data.display(),
-        std::fs::read_to_string(&log).unwrap()
+        "the master {args:?} neither served nor exited: {}",
+        std::fs::read_to_string(log).unwrap()
     );
+}
+
+/// Starts a one-replica master on `data`; it counts as serving once it lists its runs.
+fn start_master(data: &std::path::Path) -> Attempt {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let peers = format!("1={listen}");
+    let args = [
+        "master",
+        "--id",
+        "1",
+        "--listen",
+        &listen,
+        "--peers",
+        &peers,
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    attempt(&args, &listen, &data.with_extension("log"), || {
+        get(&listen, "/runs").is_some_and(|r| r.as_array().is_some_and(|a| !a.is_empty()))
+    })
+}
+
+/// Restarts member `i` of `c` from its directory, as [`Cluster::start_node`] does; it counts as
+/// serving once it answers `/health`.
+fn start_member(c: &Cluster, i: usize) -> Attempt {
+    let data = c.dir.path().join(format!("m{}", i + 1));
+    let id = (i + 1).to_string();
+    let peers = c.peers();
+    let mut args: Vec<&str> = vec![
+        "master",
+        "--id",
+        &id,
+        "--listen",
+        &c.addrs[i],
+        "--peers",
+        &peers,
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    args.extend(c.extra.iter().map(String::as_str));
+    let listen = c.addrs[i].clone();
+    attempt(&args, &listen, &data.with_extension("log"), || {
+        get(&listen, "/health").is_some()
+    })
 }
 
 #[test]
@@ -412,25 +743,38 @@ fn a_corrupted_data_directory_is_refused_at_start() {
     // The pristine copy starts and serves its run: the harness itself works.
     let copy = tmp.path().join("control");
     copy_dir(&pristine, &copy);
-    let control = start_master(&copy).expect("an intact directory starts");
+    let control = start_master(&copy)
+        .serving
+        .expect("an intact directory starts");
     let baseline = get(&control.addr, "/runs").unwrap();
     drop(control);
 
-    // Each damage is either refused, with the directory named, or harmless: the same runs served.
+    // Each damage is either refused within seconds, with the directory named and without ever
+    // answering, or harmless: the same runs served.
     let mut outcomes = Vec::new();
     for how in CORRUPTIONS {
         let dir = tmp.path().join(how.replace(' ', "-"));
         copy_dir(&pristine, &dir);
         corrupt(&dir, how);
-        match start_master(&dir) {
-            Err(msg) => {
+        let a = start_master(&dir);
+        match (a.refusal, a.serving) {
+            (Some(msg), _) => {
                 assert!(
                     msg.contains(dir.to_str().unwrap()),
                     "{how}: the message names the directory: {msg}"
                 );
-                outcomes.push(format!("{how}: refused: {}", msg.trim()));
+                assert!(!a.answered_health, "{how}: answered /health before exiting");
+                assert!(a.took < Duration::from_secs(5), "{how}: took {:?}", a.took);
+                // The reason follows the last mention of the directory.
+                let named = format!("{}: ", dir.display());
+                let reason = msg.rsplit(named.as_str()).next().unwrap_or(&msg);
+                outcomes.push(format!(
+                    "{how}: refused after {:.2} s: {}",
+                    a.took.as_secs_f64(),
+                    reason.trim()
+                ));
             }
-            Ok(m) => {
+            (None, Some(m)) => {
                 assert_eq!(
                     get(&m.addr, "/runs").as_ref(),
                     Some(&baseline),
@@ -438,12 +782,13 @@ fn a_corrupted_data_directory_is_refused_at_start() {
                 );
                 outcomes.push(format!("{how}: harmless, the same runs served"));
             }
+            (None, None) => unreachable!("an attempt either exits or serves"),
         }
     }
     let refused = outcomes.iter().filter(|o| o.contains("refused")).count();
     assert!(
-        refused >= 4,
-        "truncation, emptying and garbling are caught: {outcomes:#?}"
+        refused >= 7,
+        "truncation, emptying, deletion and garbling are caught: {outcomes:#?}"
     );
     println!("{}", outcomes.join("\n"));
 }
