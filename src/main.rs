@@ -122,14 +122,8 @@ enum Command {
         cluster: String,
         /// A test to submit (otherwise the current or latest run is shown).
         file: Option<PathBuf>,
-        #[arg(short = 'w', long, conflicts_with = "workers_file")]
-        workers: Option<String>,
-        #[arg(long)]
-        workers_file: Option<PathBuf>,
-        #[arg(short = 's', long, default_value = "capacity_based")]
-        strategy: String,
-        #[arg(long)]
-        sync_start: bool,
+        #[command(flatten)]
+        plan: PlanArgs,
         #[command(flatten)]
         tls: CallTlsArgs,
         #[command(flatten)]
@@ -145,19 +139,8 @@ enum Command {
     /// Run a test across workers, driven from this process.
     Distributed {
         file: PathBuf,
-        /// Workers as host:port,host:port.
-        #[arg(short = 'w', long, conflicts_with = "workers_file")]
-        workers: Option<String>,
-        /// A workers.json file.
-        #[arg(long)]
-        workers_file: Option<PathBuf>,
-        /// even, capacity_based, round_robin or geographic.
-        #[arg(short = 's', long, default_value = "capacity_based")]
-        strategy: String,
-        /// Prepare every worker, then start all at one instant.
-        #[arg(long)]
-        sync_start: bool,
-        /// Bearer token for the workers.
+        #[command(flatten)]
+        plan: PlanArgs,
         #[command(flatten)]
         tls: CallTlsArgs,
         #[command(flatten)]
@@ -173,6 +156,33 @@ enum Command {
         #[arg(long)]
         data: Option<PathBuf>,
     },
+}
+
+/// Which workers take a run and how it is split among them.
+#[derive(Args, Clone)]
+struct PlanArgs {
+    /// Workers as host:port,host:port.
+    #[arg(short = 'w', long, conflicts_with = "workers_file")]
+    workers: Option<String>,
+    /// A workers.json file.
+    #[arg(long)]
+    workers_file: Option<PathBuf>,
+    /// even, capacity_based, round_robin or geographic.
+    #[arg(short = 's', long, default_value = "capacity_based")]
+    strategy: String,
+    /// Prepare every worker, then start all at one instant.
+    #[arg(long)]
+    sync_start: bool,
+}
+
+impl PlanArgs {
+    fn workers(&self) -> Result<Vec<WorkerAddr>> {
+        worker_list(self.workers.as_deref(), self.workers_file.as_deref())
+    }
+
+    fn strategy(&self) -> Result<Strategy> {
+        self.strategy.parse().map_err(anyhow::Error::msg)
+    }
 }
 
 #[derive(Args, Clone)]
@@ -391,10 +401,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Console {
             cluster,
             file,
-            workers,
-            workers_file,
-            strategy,
-            sync_start,
+            plan,
             access,
             tls,
             over,
@@ -404,14 +411,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             let token = access.token()?;
             let tls = tls.client()?;
             let submit = match &file {
-                Some(f) => Some(submission(
-                    f,
-                    &over,
-                    workers.as_deref(),
-                    workers_file.as_deref(),
-                    &strategy,
-                    sync_start,
-                )?),
+                Some(f) => Some(submission(f, &over, &plan)?),
                 None => None,
             };
             let session = Session {
@@ -425,10 +425,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
         }
         Command::Distributed {
             file,
-            workers,
-            workers_file,
-            strategy,
-            sync_start,
+            plan,
             access,
             tls,
             over,
@@ -437,15 +434,12 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             data,
         } => {
             use std::io::IsTerminal as _;
-            let token = access.token()?;
-            let workers = worker_list(workers.as_deref(), workers_file.as_deref())?;
-            let strategy: Strategy = strategy.parse().map_err(anyhow::Error::msg)?;
             let tui = !no_tui && std::io::stdout().is_terminal();
             let launch = Launch {
-                workers,
-                strategy,
-                sync_start,
-                token,
+                workers: plan.workers()?,
+                strategy: plan.strategy()?,
+                sync_start: plan.sync_start,
+                token: access.token()?,
                 tls: tls.client()?,
                 tui,
                 data,
@@ -642,19 +636,16 @@ async fn serve_master(cfg: perfornium::master::MasterConfig, scheme: &str) -> Re
 fn submission(
     file: &Path,
     over: &OverrideArgs,
-    workers: Option<&str>,
-    workers_file: Option<&Path>,
-    strategy: &str,
-    sync_start: bool,
+    plan: &PlanArgs,
 ) -> Result<perfornium::master::api::Submit> {
     let mut test = load(file, over)?;
     perfornium::control::data::inline_rows(&mut test).map_err(anyhow::Error::msg)?;
     Ok(perfornium::master::api::Submit {
         test: Some(test),
         test_yaml: None,
-        workers: worker_list(workers, workers_file)?,
-        strategy: strategy.parse().map_err(anyhow::Error::msg)?,
-        sync_start,
+        workers: plan.workers()?,
+        strategy: plan.strategy()?,
+        sync_start: plan.sync_start,
     })
 }
 

@@ -727,28 +727,19 @@ fn start_member(c: &Cluster, i: usize) -> Attempt {
 fn a_corrupted_data_directory_is_refused_at_start() {
     let tmp = tempfile::tempdir().unwrap();
     let pristine = tmp.path().join("pristine");
-    // A one-replica master with a finished run: a final phase, so no restarted copy resumes it and
-    // every copy that starts must serve exactly the same list.
+    // A one-replica master with a recorded run, aimed at a worker that is not there: it fails
+    // within its 1 s coordination timeout and is stored, final, so restarts do not drive it on.
     let m = one_replica_master(&pristine);
-    let (target, w) = (mock(0), worker(None));
-    let mut id = None;
-    assert!(wait_for(20, || {
-        let url = format!("http://{}/runs", m.addr);
-        let body = run_body(
-            &target,
-            &[&w],
-            "  pattern: basic\n  virtual_users: 1\n  iterations: 3",
-        );
-        id = call("POST", &url, None, Some(&body))
-            .ok()
-            .filter(|(code, _)| *code == 201)
-            .and_then(|(_, resp)| serde_json::from_str::<serde_json::Value>(&resp).ok())
-            .and_then(|v| v["run_id"].as_str().map(String::from));
-        id.is_some()
-    }));
-    let run = format!("/runs/{}", id.unwrap());
-    assert!(wait_for(20, || get(&m.addr, &run)
-        .is_some_and(|v| v["phase"] == "finished")));
+    let body = serde_json::json!({
+        "test_yaml": "name: c\nload:\n  pattern: basic\n  virtual_users: 1\n  iterations: 1\nscenarios:\n  - name: s\n    steps:\n      - name: a\n        url: http://127.0.0.1:9/\ndistributed:\n  orchestration:\n    coordination_timeout: 1s\n",
+        "workers": [{"host": "127.0.0.1", "port": free_port()}],
+    })
+    .to_string();
+    let url = format!("http://{}/runs", m.addr);
+    assert!(wait_for(20, || call("POST", &url, None, Some(&body))
+        .is_ok_and(|(c, _)| c == 201)));
+    assert!(wait_for(20, || get(&m.addr, "/runs")
+        .is_some_and(|r| r[0]["phase"] == "failed")));
     drop(m); // SIGKILL: what is on disk is what was flushed before each acknowledgement
 
     // The pristine copy starts and serves its run: the harness itself works.

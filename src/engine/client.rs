@@ -243,14 +243,9 @@ impl VuClient {
         let _ = stream.set_nodelay(true);
         let sender = match &origin.tls {
             None => handshake(stream).await?,
-            Some(name) => {
-                let tls = self
-                    .tls
-                    .connect(name.clone(), stream)
-                    .await
-                    .map_err(|_| Failure::Tls)?;
-                handshake(tls).await?
-            }
+            // Boxed: a TLS handshake's state is several KiB, and every VU's future would reserve
+            // room for it even when the target is plain HTTP.
+            Some(name) => Box::pin(tls_handshake(self.tls.clone(), name.clone(), stream)).await?,
         };
         self.conn = Some((origin.key.clone(), sender));
         Ok(&mut self.conn.as_mut().expect("just set").1)
@@ -268,6 +263,16 @@ where
         .map_err(|_| Failure::Connect)?;
     tokio::spawn(conn);
     Ok(sender)
+}
+
+/// TLS, then HTTP/1.1, over `stream`.
+async fn tls_handshake(
+    tls: tokio_rustls::TlsConnector,
+    name: rustls::pki_types::ServerName<'static>,
+    stream: tokio::net::TcpStream,
+) -> Result<SendRequest<Full<Bytes>>, Failure> {
+    let stream = tls.connect(name, stream).await.map_err(|_| Failure::Tls)?;
+    handshake(stream).await
 }
 
 fn host_header(url: &url::Url) -> String {

@@ -79,33 +79,9 @@ pub fn wait_ready(url: &str) {
     panic!("{url} never became ready");
 }
 
-/// A minimal blocking GET over std's TcpStream, so tests need no HTTP client runtime.
+/// A blocking GET (see [`call`]), so tests need no HTTP client runtime.
 pub fn ureq_get(url: &str) -> std::io::Result<(u16, String)> {
-    use std::io::{Read, Write};
-    let rest = url.strip_prefix("http://").expect("http url");
-    let (host, path) = rest
-        .split_once('/')
-        .map(|(h, p)| (h, format!("/{p}")))
-        .unwrap_or((rest, "/".into()));
-    let mut s = std::net::TcpStream::connect(host)?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf)?;
-    let status = buf
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = buf
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    // The mock answers with a content-length body; chunked bodies are not expected here.
-    Ok((status, body))
+    call("GET", url, None, None)
 }
 
 /// The mock's `/__stats`.
