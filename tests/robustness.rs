@@ -335,7 +335,7 @@ fn a_frozen_replica_rejoins_without_a_split_brain() {
     let leader = wait_agreed(&c, &[0, 1, 2], 20);
     let victim = (leader + 1) % 3;
     c.kill(victim);
-    let data = c.dir.path().join(format!("m{}", victim + 1));
+    let data = c.data_dir(victim);
     corrupt(&data, "truncate db to half");
     let attempt = start_member(&c, victim);
     let refusal = attempt.refusal.expect("a damaged member must not start");
@@ -702,21 +702,9 @@ fn start_master(data: &std::path::Path) -> Attempt {
 /// Restarts member `i` of `c` from its directory, as [`Cluster::start_node`] does; it counts as
 /// serving once it answers `/health`.
 fn start_member(c: &Cluster, i: usize) -> Attempt {
-    let data = c.dir.path().join(format!("m{}", i + 1));
-    let id = (i + 1).to_string();
-    let peers = c.peers();
-    let mut args: Vec<&str> = vec![
-        "master",
-        "--id",
-        &id,
-        "--listen",
-        &c.addrs[i],
-        "--peers",
-        &peers,
-        "--data",
-        data.to_str().unwrap(),
-    ];
-    args.extend(c.extra.iter().map(String::as_str));
+    let data = c.data_dir(i);
+    let args = c.node_args(i);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let listen = c.addrs[i].clone();
     attempt(&args, &listen, &data.with_extension("log"), || {
         get(&listen, "/health").is_some()

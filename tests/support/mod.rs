@@ -284,23 +284,34 @@ impl Cluster {
         self.addrs.join(",")
     }
 
-    /// (Re)starts replica `i` (0-based; node id i+1) from its directory.
-    pub fn start_node(&mut self, i: usize) {
-        let data = self.dir.path().join(format!("m{}", i + 1));
-        let id = (i + 1).to_string();
-        let peers = self.peers();
-        let mut args: Vec<&str> = vec![
+    /// Replica `i`'s data directory (0-based; node id i+1).
+    pub fn data_dir(&self, i: usize) -> std::path::PathBuf {
+        self.dir.path().join(format!("m{}", i + 1))
+    }
+
+    /// The `perfornium` arguments that start replica `i` from its directory.
+    pub fn node_args(&self, i: usize) -> Vec<String> {
+        let mut args: Vec<String> = [
             "master",
             "--id",
-            &id,
+            &(i + 1).to_string(),
             "--listen",
             &self.addrs[i],
             "--peers",
-            &peers,
+            &self.peers(),
             "--data",
-            data.to_str().unwrap(),
-        ];
-        args.extend(self.extra.iter().map(String::as_str));
+            self.data_dir(i).to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(self.extra.iter().cloned());
+        args
+    }
+
+    /// (Re)starts replica `i` from its directory.
+    pub fn start_node(&mut self, i: usize) {
+        let args = self.node_args(i);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.procs[i] = Some(spawn_server(&args, "/health"));
     }
 
@@ -312,19 +323,19 @@ impl Cluster {
         }
     }
 
-    /// `GET /cluster` of replica `i`.
-    pub fn view(&self, i: usize) -> Option<serde_json::Value> {
+    /// `GET path` of replica `i` as JSON, if it is running and answers 200.
+    fn get_json(&self, i: usize, path: &str) -> Option<serde_json::Value> {
         self.procs[i].as_ref()?;
-        let (code, body) = call(
-            "GET",
-            &format!("http://{}/cluster", self.addrs[i]),
-            self.token.as_deref(),
-            None,
-        )
-        .ok()?;
+        let url = format!("http://{}{path}", self.addrs[i]);
+        let (code, body) = call("GET", &url, self.token.as_deref(), None).ok()?;
         (code == 200)
             .then(|| serde_json::from_str(&body).ok())
             .flatten()
+    }
+
+    /// `GET /cluster` of replica `i`.
+    pub fn view(&self, i: usize) -> Option<serde_json::Value> {
+        self.get_json(i, "/cluster")
     }
 
     /// The leader's index once every live replica names the same leader and it says it leads.
@@ -354,16 +365,6 @@ impl Cluster {
 
     /// `GET /runs/{id}` from replica `i`.
     pub fn run(&self, i: usize, id: &str) -> Option<serde_json::Value> {
-        self.procs[i].as_ref()?;
-        let (code, body) = call(
-            "GET",
-            &format!("http://{}/runs/{id}", self.addrs[i]),
-            self.token.as_deref(),
-            None,
-        )
-        .ok()?;
-        (code == 200)
-            .then(|| serde_json::from_str(&body).ok())
-            .flatten()
+        self.get_json(i, &format!("/runs/{id}"))
     }
 }
