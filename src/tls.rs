@@ -94,15 +94,18 @@ impl std::fmt::Debug for ClientTls {
 impl ClientTls {
     /// Reads the CA and, when both are given, the client certificate and key.
     pub fn load(ca: &Path, cert_key: Option<(&Path, &Path)>) -> Result<ClientTls, TlsError> {
-        roots(ca)?; // a clear error for a file that is not a CA certificate
-        let ca = reqwest::Certificate::from_pem(&read(ca, "CA certificate")?).map_err(setup)?;
+        // Each file is read once and parsed here first, for errors that name it.
+        let ca_pem = read(ca, "CA certificate")?;
+        roots_from(&ca_pem, ca)?;
+        let ca = reqwest::Certificate::from_pem(&ca_pem).map_err(setup)?;
         let identity = match cert_key {
             Some((cert, key)) => {
-                read_certs(cert, "certificate")?;
-                read_key(key)?;
                 let mut pem = read(cert, "certificate")?;
+                parse_certs(&pem, cert, "certificate")?;
+                let key_pem = read(key, "private key")?;
+                parse_key(&key_pem, key)?;
                 pem.push(b'\n');
-                pem.extend(read(key, "private key")?);
+                pem.extend(key_pem);
                 Some(reqwest::Identity::from_pem(&pem).map_err(setup)?)
             }
             None => None,
@@ -205,8 +208,16 @@ fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsError> {
 }
 
 fn read_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = read(path, what)?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
+    parse_certs(&read(path, what)?, path, what)
+}
+
+/// The certificates in `pem` (read from `path`); at least one.
+fn parse_certs(
+    pem: &[u8],
+    path: &Path,
+    what: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TlsError::Setup(format!("{}: {e}", path.display())))?;
     if certs.is_empty() {
@@ -219,16 +230,25 @@ fn read_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'sta
 }
 
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let pem = read(path, "private key")?;
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|_| TlsError::Empty {
+    parse_key(&read(path, "private key")?, path)
+}
+
+/// The private key in `pem` (read from `path`).
+fn parse_key(pem: &[u8], path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|_| TlsError::Empty {
         what: "private key",
         path: path.to_path_buf(),
     })
 }
 
 fn roots(ca: &Path) -> Result<Arc<rustls::RootCertStore>, TlsError> {
+    roots_from(&read(ca, "CA certificate")?, ca)
+}
+
+/// A root store of the CA certificates in `pem` (read from `ca`).
+fn roots_from(pem: &[u8], ca: &Path) -> Result<Arc<rustls::RootCertStore>, TlsError> {
     let mut store = rustls::RootCertStore::empty();
-    for cert in read_certs(ca, "CA certificate")? {
+    for cert in parse_certs(pem, ca, "CA certificate")? {
         store
             .add(cert)
             .map_err(|e| TlsError::Setup(format!("{}: {e}", ca.display())))?;
