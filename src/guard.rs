@@ -3,14 +3,16 @@
 //! call but `GET /health` must carry `Authorization: Bearer <token>` when a token is set (401
 //! otherwise). Tokens are compared in constant time and never logged.
 
+use crate::api::ApiError;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
+use axum::response::Response;
+use axum::Router;
 use ipnet::IpNet;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tracing::warn;
 
 /// The access rules of one server.
 #[derive(Clone, Default)]
@@ -56,16 +58,24 @@ impl Guard {
     }
 }
 
-/// Parses `10.0.0.0/8,127.0.0.1` (a bare address is a /32 or /128).
-pub fn parse_networks(text: &str) -> Result<Vec<IpNet>, String> {
+/// A network entry that is neither a CIDR block nor an address.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not a network (CIDR like 10.0.0.0/8) or an address")]
+pub struct BadNetwork(pub String);
+
+/// Parses one entry of an allow-list: `10.0.0.0/8`, or a bare address (a /32 or /128).
+pub fn parse_network(text: &str) -> Result<IpNet, BadNetwork> {
+    let s = text.trim();
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| BadNetwork(s.to_string()))
+}
+
+/// Parses `10.0.0.0/8,127.0.0.1` (empty entries are skipped).
+pub fn parse_networks(text: &str) -> Result<Vec<IpNet>, BadNetwork> {
     text.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<IpNet>()
-                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("`{s}` is not a network (CIDR like 10.0.0.0/8) or an address"))
-        })
+        .filter(|s| !s.trim().is_empty())
+        .map(parse_network)
         .collect()
 }
 
@@ -78,14 +88,15 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-fn refuse(code: StatusCode, message: String) -> Response {
-    (code, Json(serde_json::json!({ "error": message }))).into_response()
-}
-
 async fn check(State(g): State<Guard>, req: Request, next: Next) -> Response {
-    if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(p)| *p);
+    if let Some(peer) = peer {
         if !g.admits(peer.ip()) {
-            return refuse(
+            warn!(%peer, path = req.uri().path(), "refused: caller not in allowed networks");
+            return ApiError::reply(
                 StatusCode::FORBIDDEN,
                 format!("{} is not in allowed_networks", peer.ip()),
             );
@@ -99,10 +110,13 @@ async fn check(State(g): State<Guard>, req: Request, next: Next) -> Response {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "));
             if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
-                return refuse(
-                    StatusCode::UNAUTHORIZED,
-                    "missing or wrong bearer token".into(),
+                warn!(
+                    peer = peer.map(|p| p.to_string()).unwrap_or_default(),
+                    path = req.uri().path(),
+                    token_given = given.is_some(),
+                    "refused: missing or wrong bearer token"
                 );
+                return ApiError::reply(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
             }
         }
     }

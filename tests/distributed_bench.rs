@@ -12,10 +12,10 @@
 //!   exactly once, and serializing the run record it saves every second.
 
 mod support;
+use perfornium::api::worker as api;
 use perfornium::control::{plan::Strategy, submit, workers::WorkerAddr};
 use perfornium::metrics::collector::Interval;
 use perfornium::metrics::{Latency, StepStats};
-use perfornium::worker::api;
 use std::time::Instant;
 use support::*;
 

@@ -49,11 +49,62 @@ struct Inner {
     store: Weak<Store>,
 }
 
+/// What a replica is doing in the raft group right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// It leads: it accepts writes and replicates them.
+    Leader,
+    /// It follows a leader (or waits for one).
+    Follower,
+    /// It is asking for votes.
+    Candidate,
+    /// It replicates but does not vote.
+    Learner,
+    /// It has stopped.
+    Shutdown,
+}
+
+impl Role {
+    /// The name used on the wire and in logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Leader => "leader",
+            Role::Follower => "follower",
+            Role::Candidate => "candidate",
+            Role::Learner => "learner",
+            Role::Shutdown => "shutdown",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl From<ServerState> for Role {
+    fn from(s: ServerState) -> Self {
+        match s {
+            ServerState::Leader => Role::Leader,
+            ServerState::Follower => Role::Follower,
+            ServerState::Candidate => Role::Candidate,
+            ServerState::Learner => Role::Learner,
+            ServerState::Shutdown => Role::Shutdown,
+        }
+    }
+}
+
 /// A snapshot of this replica's view of the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
     /// This replica's id.
     pub id: NodeId,
+    /// Its role right now.
+    pub role: Role,
+    /// Every member of the cluster's current membership, by id, with its address.
+    pub members: BTreeMap<NodeId, String>,
     /// Whether this replica is currently the leader.
     pub is_leader: bool,
     /// The leader this replica knows of, if any.
@@ -255,8 +306,15 @@ impl Replica {
                 .map(|node| node.addr.clone())
                 .or_else(|| self.inner.peers.get(&leader).cloned())
         });
+        let members = m
+            .membership_config
+            .nodes()
+            .map(|(id, node)| (*id, node.addr.clone()))
+            .collect();
         Status {
             id: self.inner.id,
+            role: m.state.into(),
+            members,
             is_leader: m.state == ServerState::Leader && m.current_leader == Some(self.inner.id),
             leader_id: m.current_leader,
             leader_addr,

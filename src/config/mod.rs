@@ -4,11 +4,13 @@
 
 pub mod duration;
 pub mod model;
+pub mod strategy;
 pub mod threshold;
 
 pub use duration::ThinkTime;
 pub use model::*;
 use std::path::{Path, PathBuf};
+pub use strategy::Strategy;
 use thiserror::Error;
 
 /// Why a test file was refused.

@@ -2,7 +2,8 @@
 //! follows it when leadership moves. Every call has a timeout: a write sent to a leader that has just
 //! been cut off would otherwise hang.
 
-use crate::master::api::{ClusterView, RunBrief, RunView, Submit};
+use crate::api::master::{ClusterView, Role, RunBrief, RunView, Submit, Submitted};
+use crate::api::ApiError;
 use crate::tls::ClientTls;
 use std::time::Duration;
 use thiserror::Error;
@@ -16,6 +17,8 @@ pub enum ClusterError {
     Tls { addr: String, reason: String },
     #[error("no leader is known yet (election in progress?)")]
     NoLeader,
+    #[error("the cluster has no runs yet; give a test file to submit one")]
+    NoRuns,
     #[error("the master refused: {status} {message}")]
     Refused { status: u16, message: String },
 }
@@ -118,7 +121,11 @@ impl ClusterClient {
             answered = true;
             if let (Some(id), Some(laddr)) = (view.leader_id, view.leader_addr) {
                 // Trust a replica that says it leads, or the leader it names if that one confirms.
-                if let Some(lv) = self.cluster_of(&laddr).await.filter(|v| v.role == "leader") {
+                if let Some(lv) = self
+                    .cluster_of(&laddr)
+                    .await
+                    .filter(|v| v.role == Role::Leader)
+                {
                     let info = LeaderInfo {
                         id,
                         addr: laddr,
@@ -155,8 +162,11 @@ impl ClusterClient {
     ) -> Result<T, ClusterError> {
         let status = resp.status();
         if !status.is_success() {
-            let body: serde_json::Value = resp.json().await.unwrap_or_default();
-            let message = body["error"].as_str().unwrap_or("").to_string();
+            let message = resp
+                .json::<ApiError>()
+                .await
+                .map(|e| e.error)
+                .unwrap_or_default();
             return Err(ClusterError::Refused {
                 status: status.as_u16(),
                 message,
@@ -183,8 +193,8 @@ impl ClusterClient {
                     .send()
                     .await
                     .map_err(|_| ClusterError::Unreachable(leader.addr.clone()))?;
-                let v: serde_json::Value = Self::json(resp).await?;
-                Ok::<_, ClusterError>(v["run_id"].as_str().unwrap_or_default().to_string())
+                let v: Submitted = Self::json(resp).await?;
+                Ok::<_, ClusterError>(v.run_id)
             };
             match attempt.await {
                 Ok(id) => return Ok(id),
@@ -257,6 +267,8 @@ impl ClusterClient {
             .send()
             .await
             .map_err(|_| ClusterError::Unreachable(leader.addr.clone()))?;
-        Self::json::<serde_json::Value>(resp).await.map(drop)
+        Self::json::<crate::api::master::Stopping>(resp)
+            .await
+            .map(drop)
     }
 }

@@ -5,16 +5,18 @@
 pub mod client;
 pub mod screen;
 
-use crate::master::api::{RunView, Submit};
+use crate::api::master::{RunView, Submit};
+use crate::phase::Phase;
 use crate::report;
-use client::{ClusterClient, LeaderInfo};
+use client::{ClusterClient, ClusterError, LeaderInfo};
 use std::time::Duration;
+use tracing::{info, warn};
 
 /// How a console session ended, as an exit code: 0 passed, 1 a threshold failed, 2 the run failed.
 pub fn exit_code(view: &RunView) -> u8 {
-    match view.phase.as_str() {
-        "finished" if view.summary.passed => 0,
-        "finished" => 1,
+    match view.phase {
+        Phase::Finished if view.summary.passed => 0,
+        Phase::Finished => 1,
         _ => 2,
     }
 }
@@ -23,9 +25,12 @@ pub fn exit_code(view: &RunView) -> u8 {
 pub async fn pick_run(
     client: &mut ClusterClient,
     submit: Option<Submit>,
-) -> anyhow::Result<String> {
+    patience: Duration,
+) -> Result<String, ClusterError> {
     if let Some(body) = submit {
-        return Ok(client.submit(&body, Duration::from_secs(20)).await?);
+        let id = client.submit(&body, patience).await?;
+        info!(run_id = %id, "run submitted");
+        return Ok(id);
     }
     let runs = client.runs().await?;
     runs.iter()
@@ -33,9 +38,7 @@ pub async fn pick_run(
         .find(|r| r.finished_ms.is_none())
         .or(runs.last())
         .map(|r| r.id.clone())
-        .ok_or_else(|| {
-            anyhow::anyhow!("the cluster has no runs yet; give a test file to submit one")
-        })
+        .ok_or(ClusterError::NoRuns)
 }
 
 /// Headless mode: a progress line every `every` and leader changes on stderr, until the run ends.
@@ -56,6 +59,7 @@ pub async fn headless(
                     ""
                 };
                 eprintln!("leader: node {} (term {}){change}", l.id, l.term);
+                info!(run_id = %run_id, leader = l.id, term = l.term, addr = %l.addr, changed = leader.is_some(), "leader");
                 leader = Some(l);
             }
         }
@@ -63,13 +67,15 @@ pub async fn headless(
             Ok(view) => {
                 unreachable_since = None;
                 eprintln!("{} {}", view.phase, report::progress::line(&view.live));
-                if matches!(view.phase.as_str(), "finished" | "failed" | "stopped") {
+                if view.phase.is_final() {
+                    info!(run_id = %run_id, phase = %view.phase, requests = view.summary.overall.count, "run ended");
                     return Some(view);
                 }
             }
             Err(e) => {
                 let since = *unreachable_since.get_or_insert_with(tokio::time::Instant::now);
                 if since.elapsed() > Duration::from_secs(30) {
+                    warn!(run_id = %run_id, "cluster unreachable for 30 s: {e}");
                     eprintln!("error: {e}");
                     return None;
                 }

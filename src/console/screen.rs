@@ -3,8 +3,8 @@
 //! data channel (a task that polls the cluster once a second and follows the leader).
 
 use super::client::ClusterClient;
-use crate::master::api::{ClusterView, RunView};
-use crate::worker::api::now_ms;
+use crate::api::master::{ClusterView, LoadUnit, Role, RunView};
+use crate::time::now_ms;
 use futures_util::StreamExt;
 use perfornium_tui::ratatui::crossterm::event::{Event, EventStream, KeyEventKind};
 use perfornium_tui::{
@@ -12,6 +12,15 @@ use perfornium_tui::{
 };
 use std::time::Duration;
 use tokio::sync::mpsc;
+
+/// Why the terminal could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ScreenError {
+    #[error("terminal input: {0}")]
+    Input(std::io::Error),
+    #[error("drawing the console: {0}")]
+    Draw(std::io::Error),
+}
 
 /// One refresh of everything the console shows.
 #[derive(Debug, Clone)]
@@ -24,21 +33,19 @@ pub struct Snapshot {
 /// Maps the master's run view into the screen's model.
 pub fn run_model(v: &RunView) -> Run {
     let s = &v.summary;
-    let arrivals = s.workers.iter().any(|w| w.planned.fract() != 0.0);
     let now = now_ms();
     Run {
         id: v.id.clone(),
         name: s.name.clone(),
-        phase: v.phase.clone(),
+        phase: v.phase.to_string(),
         elapsed_s: v.live.elapsed_s,
         requests: v.live.requests.max(s.overall.count),
         errors: v.live.errors.max(s.overall.errors),
         rps: v.live.rps,
         active_vus: v.live.active_vus,
-        unit: if arrivals {
-            "rate".into()
-        } else {
-            "VUs".into()
+        unit: match v.unit {
+            LoadUnit::ArrivalsPerSecond => "rate".into(),
+            LoadUnit::Vus => "VUs".into(),
         },
         workers: s
             .workers
@@ -46,7 +53,7 @@ pub fn run_model(v: &RunView) -> Run {
             .map(|w| WorkerRow {
                 address: w.address.clone(),
                 region: w.region.clone(),
-                state: w.state.clone(),
+                state: w.state.to_string(),
                 planned: w.planned,
                 active_vus: w.active_vus,
                 requests: w.count,
@@ -106,7 +113,7 @@ pub fn apply(model: &mut Model, snap: &Snapshot) {
             Some(v) => Replica {
                 id: v.id,
                 addr: addr.clone(),
-                role: v.role.clone(),
+                role: v.role.to_string(),
                 reachable: true,
                 last_applied: v.last_applied,
             },
@@ -123,7 +130,7 @@ pub fn apply(model: &mut Model, snap: &Snapshot) {
         .cluster
         .iter()
         .filter_map(|(_, v)| v.as_ref())
-        .find(|v| v.role == "leader");
+        .find(|v| v.role == Role::Leader);
     if let Some(l) = leader {
         model.set_leader(l.id, l.term);
     }
@@ -189,7 +196,7 @@ pub async fn poll(
 pub async fn interactive(
     mut rx: mpsc::Receiver<Snapshot>,
     stop: mpsc::UnboundedSender<()>,
-) -> anyhow::Result<Option<RunView>> {
+) -> Result<Option<RunView>, ScreenError> {
     let mut terminal = perfornium_tui::ratatui::init();
     let mut model = Model::default();
     let mut events = EventStream::new();
@@ -209,13 +216,13 @@ pub async fn interactive(
                     Action::StopRun => { let _ = stop.send(()); }
                     Action::None => {}
                 },
-                Some(Err(e)) => break Err(anyhow::anyhow!("terminal input: {e}")),
+                Some(Err(e)) => break Err(ScreenError::Input(e)),
                 None => break Ok(last.clone()),
                 _ => {}
             },
         }
         if let Err(e) = terminal.draw(|f| render(&model, f)) {
-            break Err(anyhow::anyhow!("drawing the console: {e}"));
+            break Err(ScreenError::Draw(e));
         }
     };
     perfornium_tui::ratatui::restore();
@@ -223,7 +230,7 @@ pub async fn interactive(
 }
 
 /// The console attached to a cluster.
-pub async fn attach(client: ClusterClient, run_id: String) -> anyhow::Result<Option<RunView>> {
+pub async fn attach(client: ClusterClient, run_id: String) -> Result<Option<RunView>, ScreenError> {
     let (tx, rx) = mpsc::channel(4);
     let (stop_tx, stop_rx) = mpsc::unbounded_channel();
     let poller = tokio::spawn(poll(client, run_id, tx, stop_rx));

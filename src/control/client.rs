@@ -2,9 +2,9 @@
 //! The controller never assumes a call went through: every worker call is idempotent per run id,
 //! so a failed or repeated call is simply made again.
 
-use super::workers::WorkerAddr;
+use crate::api::worker::{self as api, WorkerAddr};
+use crate::api::ApiError;
 use crate::tls::{self, ClientTls};
-use crate::worker::api;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 use thiserror::Error;
@@ -86,6 +86,21 @@ impl WorkerClient {
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<T, CallError> {
+        match self.call_or_wait(req).await? {
+            Some(t) => Ok(t),
+            None => Err(CallError::Refused {
+                addr: self.addr.clone(),
+                status: 202,
+                message: "accepted, no answer yet".into(),
+            }),
+        }
+    }
+
+    /// A call whose 202 means "not yet" (`Ok(None)`), not a refusal.
+    async fn call_or_wait<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<Option<T>, CallError> {
         let req = match &self.token {
             Some(t) => req.bearer_auth(t),
             None => req,
@@ -102,9 +117,12 @@ impl WorkerClient {
         };
         let resp = req.send().await.map_err(unreachable)?;
         let status = resp.status();
-        if !status.is_success() || status == reqwest::StatusCode::ACCEPTED {
+        if status == reqwest::StatusCode::ACCEPTED {
+            return Ok(None);
+        }
+        if !status.is_success() {
             let message = resp
-                .json::<api::ApiError>()
+                .json::<ApiError>()
                 .await
                 .map(|e| e.error)
                 .unwrap_or_default();
@@ -114,35 +132,41 @@ impl WorkerClient {
                 message,
             });
         }
-        resp.json().await.map_err(unreachable)
+        resp.json().await.map(Some).map_err(unreachable)
     }
 
+    /// `GET /health`: the worker is up, and its clock.
     pub async fn health(&self) -> Result<api::Health, CallError> {
         self.call(self.http.get(self.url("/health"))).await
     }
 
-    pub async fn prepare(&self, body: &api::Prepare) -> Result<serde_json::Value, CallError> {
+    /// Hands the worker its share of the run.
+    pub async fn prepare(&self, body: &api::Prepare) -> Result<api::Ack, CallError> {
         self.call(self.http.post(self.url("/prepare")).json(body))
             .await
     }
 
-    pub async fn start(&self, body: &api::Start) -> Result<serde_json::Value, CallError> {
+    /// Starts the prepared run, at an instant of the worker's clock or now.
+    pub async fn start(&self, body: &api::Start) -> Result<api::Ack, CallError> {
         self.call(self.http.post(self.url("/start")).json(body))
             .await
     }
 
-    pub async fn scale(&self, body: &api::Scale) -> Result<serde_json::Value, CallError> {
+    /// Adds load to the running run (a failed worker's share).
+    pub async fn scale(&self, body: &api::Scale) -> Result<api::Ack, CallError> {
         self.call(self.http.post(self.url("/scale")).json(body))
             .await
     }
 
-    pub async fn stop(&self, run_id: &str) -> Result<serde_json::Value, CallError> {
+    /// Stops the run; what was measured is kept.
+    pub async fn stop(&self, run_id: &str) -> Result<api::Ack, CallError> {
         self.call(self.http.post(self.url("/stop")).json(&api::Stop {
             run_id: run_id.into(),
         }))
         .await
     }
 
+    /// Batches after `since`, acknowledging everything up to it.
     pub async fn metrics(&self, since: u64) -> Result<api::Metrics, CallError> {
         self.call(self.http.get(self.url(&format!("/metrics?since={since}"))))
             .await
@@ -164,9 +188,9 @@ impl WorkerClient {
             .await
     }
 
-    /// Final results; `Refused` with status 202 while the run is still going.
-    pub async fn results(&self, run_id: &str) -> Result<api::Results, CallError> {
-        self.call(
+    /// Final results, or `None` while the run is still going (the worker answers 202).
+    pub async fn results(&self, run_id: &str) -> Result<Option<api::Results>, CallError> {
+        self.call_or_wait(
             self.http
                 .get(self.url("/results"))
                 .query(&[("run_id", run_id)]),

@@ -3,7 +3,7 @@
 //! offset, and the sample with the smallest round trip bounds the error best (±RTT/2).
 
 use super::client::{CallError, WorkerClient};
-use crate::worker::api::precise_now_ms;
+use crate::time::precise_now_ms;
 use serde::{Deserialize, Serialize};
 
 /// A worker's clock relative to the controller's.

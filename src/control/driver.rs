@@ -12,10 +12,12 @@ use super::client::{Credentials, WorkerClient};
 use super::clock;
 use super::run::{Phase, RunRecord, WorkerState};
 use super::store::{RunStore, StoreError};
-use crate::worker::api::{self, now_ms};
+use crate::api::worker as api;
+use crate::time::now_ms;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tracing::{info, warn, Instrument};
 
 /// How often workers are polled for metrics (each answer is also a heartbeat).
 pub const POLL: Duration = Duration::from_secs(1);
@@ -56,7 +58,27 @@ impl<S: RunStore> Driver<S> {
     }
 
     /// Runs to a final phase. `Err` means the record could no longer be saved: stop driving.
-    pub async fn drive(mut self) -> Result<RunRecord, StoreError> {
+    /// Everything it logs is inside a `run` span carrying the run id.
+    pub async fn drive(self) -> Result<RunRecord, StoreError> {
+        let span = tracing::info_span!("run", run_id = %self.rec.id);
+        self.drive_in_span().instrument(span).await
+    }
+
+    async fn drive_in_span(mut self) -> Result<RunRecord, StoreError> {
+        info!(
+            phase = %self.rec.phase,
+            test = %self.rec.test.name,
+            workers = self.rec.workers.len(),
+            "driving run"
+        );
+        let outcome = self.advance().await;
+        if let Err(e) = &outcome {
+            warn!("stopped driving: {e}");
+        }
+        outcome.map(|_| self.rec)
+    }
+
+    async fn advance(&mut self) -> Result<(), StoreError> {
         if matches!(self.rec.phase, Phase::Submitted | Phase::Preparing) {
             self.prepare_all().await?;
         }
@@ -66,7 +88,7 @@ impl<S: RunStore> Driver<S> {
         if self.rec.phase == Phase::Started {
             self.poll_until_done().await?;
         }
-        Ok(self.rec)
+        Ok(())
     }
 
     async fn save(&mut self) -> Result<(), StoreError> {
@@ -77,6 +99,7 @@ impl<S: RunStore> Driver<S> {
 
     fn event(&mut self, text: String) {
         if self.rec.events.last() != Some(&text) {
+            info!(event = %text, "run event");
             self.rec.events.push(text);
         }
     }
@@ -86,6 +109,7 @@ impl<S: RunStore> Driver<S> {
         w.state = WorkerState::Failed;
         w.error = Some(why.clone());
         let addr = w.addr.addr();
+        warn!(worker = %addr, "worker failed: {why}");
         self.event(format!("worker {addr} failed: {why}"));
     }
 
@@ -112,6 +136,7 @@ impl<S: RunStore> Driver<S> {
 
     async fn prepare_all(&mut self) -> Result<(), StoreError> {
         self.rec.phase = Phase::Preparing;
+        info!("preparing workers");
         self.save().await?;
         let deadline = now_ms() + self.rec.settings.coordination_timeout_ms;
         for i in 0..self.clients.len() {
@@ -141,6 +166,7 @@ impl<S: RunStore> Driver<S> {
             return self.finish(Phase::Failed).await;
         }
         self.rec.phase = Phase::Ready;
+        info!("every worker prepared");
         self.save().await
     }
 
@@ -189,6 +215,7 @@ impl<S: RunStore> Driver<S> {
             return self.poll_until_done().await.map(|_| ());
         }
         self.rec.phase = Phase::Started;
+        info!(start_at_ms = self.rec.start_at_ms, "run started");
         self.save().await
     }
 
@@ -301,6 +328,12 @@ impl<S: RunStore> Driver<S> {
         self.rec.close_seconds(u64::MAX);
         self.rec.phase = phase;
         self.rec.finished_ms = Some(now_ms());
+        let requests: u64 = self.rec.merged_steps().iter().map(|s| s.count).sum();
+        if phase == Phase::Finished {
+            info!(%phase, requests, "run finished");
+        } else {
+            warn!(%phase, requests, "run ended");
+        }
         self.save().await
     }
 
@@ -342,7 +375,9 @@ impl<S: RunStore> Driver<S> {
         }
         if m.phase.is_done() {
             match self.clients[i].results(&self.rec.id).await {
-                Ok(r) => {
+                // Not ready yet: the next pull asks again.
+                Ok(None) => {}
+                Ok(Some(r)) => {
                     let w = &mut self.rec.workers[i];
                     if r.steps != w.merged {
                         let note = format!(

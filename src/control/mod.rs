@@ -1,6 +1,7 @@
 //! The controller side of a distributed run: which workers exist ([`workers`]), how the load is
 //! split among them ([`plan`]), their clocks ([`clock`]), and the driver that takes a run from
-//! submitted to finished over a [`store::RunStore`] ([`driver`]).
+//! submitted to finished over a [`store::RunStore`] ([`driver`]), and what the record looks like from
+//! outside ([`summary`]).
 
 pub mod client;
 pub mod clock;
@@ -12,4 +13,5 @@ pub mod rendezvous;
 pub mod run;
 pub mod store;
 pub mod submit;
+pub mod summary;
 pub mod workers;

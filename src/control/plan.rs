@@ -4,74 +4,16 @@
 //! exactly one worker, so the shares add up to the total. Remainders go to the first workers in list
 //! order, which keeps plans predictable; a worker with no capacity given counts as capacity 100.
 
+use super::run::RunRecord;
 use super::workers::WorkerAddr;
+use crate::api::master::LoadUnit;
+pub use crate::config::Strategy;
 use crate::config::{Distributed, Load};
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
-
-/// How load is split when the test gives no explicit `distributed.distribution` or `weights`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Strategy {
-    /// The same share for every worker.
-    Even,
-    /// Shares in proportion to each worker's `capacity`.
-    #[default]
-    CapacityBased,
-    /// Unit k goes to worker k mod n.
-    RoundRobin,
-    /// Even across regions, then even within each region.
-    Geographic,
-}
-
-impl Strategy {
-    /// Every strategy, in the order they are listed to users.
-    pub const ALL: [Strategy; 4] = [
-        Strategy::Even,
-        Strategy::CapacityBased,
-        Strategy::RoundRobin,
-        Strategy::Geographic,
-    ];
-
-    /// The name used on the command line and in records.
-    pub fn name(self) -> &'static str {
-        match self {
-            Strategy::Even => "even",
-            Strategy::CapacityBased => "capacity_based",
-            Strategy::RoundRobin => "round_robin",
-            Strategy::Geographic => "geographic",
-        }
-    }
-}
-
-impl std::str::FromStr for Strategy {
-    type Err = PlanError;
-
-    fn from_str(s: &str) -> Result<Self, PlanError> {
-        let wanted = s.trim().replace('-', "_");
-        Strategy::ALL
-            .into_iter()
-            .find(|st| st.name() == wanted)
-            .ok_or_else(|| PlanError::UnknownStrategy {
-                name: s.to_string(),
-            })
-    }
-}
-
-impl std::fmt::Display for Strategy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// Why the load could not be split.
 #[derive(Debug, Error)]
 pub enum PlanError {
-    /// A strategy name that does not exist.
-    #[error(
-        "unknown strategy `{name}`; use one of: even, capacity_based, round_robin, geographic"
-    )]
-    UnknownStrategy { name: String },
     /// There is nothing to split the load across.
     #[error("no workers to split the load across; give at least one worker")]
     NoWorkers,
@@ -389,6 +331,39 @@ pub fn units(load: &Load) -> u64 {
     }
 }
 
+/// What a load's units count: VUs, or (in thousandths) arrivals per second.
+pub fn unit(load: &Load) -> LoadUnit {
+    match load {
+        Load::Arrivals { .. } => LoadUnit::ArrivalsPerSecond,
+        Load::Basic { .. } | Load::Stepping { .. } => LoadUnit::Vus,
+    }
+}
+
+/// `units` of [`units`] as the figure users read: VUs, or arrivals per second.
+pub fn amount(units: u64, unit: LoadUnit) -> f64 {
+    match unit {
+        LoadUnit::Vus => units as f64,
+        LoadUnit::ArrivalsPerSecond => units as f64 / 1000.0,
+    }
+}
+
+/// The plan as a table, one line per worker: its share, region and capacity.
+pub fn text(rec: &RunRecord) -> String {
+    let unit = unit(&rec.test.load);
+    let mut out = format!("plan ({} strategy, run {}):\n", rec.strategy, rec.id);
+    for w in &rec.workers {
+        let share = amount(units(&w.load), unit);
+        out.push_str(&format!(
+            "  {:<21} {share:>8} {:<10} region {:<10} capacity {}\n",
+            w.addr.addr(),
+            unit.label(),
+            w.addr.region,
+            w.addr.capacity
+        ));
+    }
+    out
+}
+
 fn milli(rate: f64) -> u64 {
     // `as` saturates: NaN and negatives become 0.
     (rate * 1000.0).round() as u64
@@ -613,25 +588,6 @@ mod tests {
             } => (milli(*rate), *max_virtual_users, *preallocation),
             other => panic!("not arrivals: {other:?}"),
         }
-    }
-
-    #[test]
-    fn strategy_names_round_trip() {
-        for s in Strategy::ALL {
-            assert_eq!(s.to_string().parse::<Strategy>().unwrap(), s);
-            let json = serde_json::to_string(&s).unwrap();
-            assert_eq!(json, format!("\"{s}\""));
-        }
-        assert_eq!(Strategy::default(), Strategy::CapacityBased);
-        assert_eq!(
-            "capacity-based".parse::<Strategy>().unwrap(),
-            Strategy::CapacityBased
-        );
-        let e = "fastest".parse::<Strategy>().unwrap_err().to_string();
-        assert!(
-            e.contains("`fastest`") && e.contains("round_robin, geographic"),
-            "{e}"
-        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use super::plan;
 use super::run::{RunRecord, WorkerState};
 use crate::config::{Load, TestFile};
-use crate::worker::api::now_ms;
+use crate::time::now_ms;
 use std::time::Duration;
 
 /// Time left in the run, if its load is time-bound and it has started.

@@ -6,8 +6,8 @@
 //! reported, so a repeated or late release frees nobody new.
 
 use super::client::WorkerClient;
+use crate::api::worker as api;
 use crate::config::{Step, TestFile};
-use crate::worker::api;
 use futures_util::future::join_all;
 use std::collections::BTreeMap;
 use std::time::Duration;

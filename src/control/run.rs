@@ -5,48 +5,14 @@
 //! were merged up to — the key to delivering every batch exactly once.
 
 use super::clock::Offset;
-use super::plan::Strategy;
 use super::workers::WorkerAddr;
-use crate::config::{Load, TestFile};
+use crate::api::worker as api;
+use crate::config::{Load, Strategy, TestFile};
 use crate::metrics::collector::{Interval, Live, Point};
 use crate::metrics::StepStats;
-use crate::worker::api;
+pub use crate::phase::{Phase, WorkerState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-
-/// A run's phase; it only moves forward.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    Submitted,
-    Preparing,
-    Ready,
-    Started,
-    Finished,
-    Failed,
-    Stopped,
-}
-
-impl Phase {
-    /// True for the phases a run never leaves.
-    pub fn is_final(self) -> bool {
-        matches!(self, Phase::Finished | Phase::Failed | Phase::Stopped)
-    }
-}
-
-/// A worker's state within a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WorkerState {
-    /// Its share is zero; it takes no part.
-    Idle,
-    Pending,
-    Prepared,
-    Started,
-    Running,
-    Finished,
-    Failed,
-}
 
 /// One worker's part of a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]

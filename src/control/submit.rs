@@ -6,7 +6,7 @@ use super::run::{Phase, RunRecord, Settings, WorkerRun, WorkerState};
 use super::workers::WorkerAddr;
 use crate::config::{Load, TestFile};
 use crate::engine;
-use crate::worker::api::now_ms;
+use crate::time::now_ms;
 use std::time::Duration;
 
 fn ms(d: Option<Duration>, default_ms: u64) -> u64 {

@@ -4,59 +4,13 @@
 //! and capacity) so a typo stops the run before any worker is contacted, with a message that names
 //! the bad entry.
 
-use serde::{Deserialize, Serialize};
+pub use crate::api::worker::{WorkerAddr, DEFAULT_CAPACITY, DEFAULT_REGION};
+use serde::Deserialize as _;
 use std::path::Path;
 use thiserror::Error;
 
-/// The capacity a worker gets when none is given.
-pub const DEFAULT_CAPACITY: u32 = 100;
-
-/// The region a worker is in when none is given.
-pub const DEFAULT_REGION: &str = "default";
-
 /// How the `-w` flag is named in error messages.
 const FLAG: &str = "-w";
-
-/// A worker the controller drives.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WorkerAddr {
-    /// Host name or IP address (an IPv6 address in brackets, e.g. `[::1]`).
-    pub host: String,
-    /// The worker's HTTP port.
-    pub port: u16,
-    /// Relative capacity, used by the `capacity_based` strategy; 100 when not given.
-    #[serde(default = "default_capacity")]
-    pub capacity: u32,
-    /// Region, used by the `geographic` strategy and `distributed.weights`; `default` when not given.
-    #[serde(default = "default_region")]
-    pub region: String,
-}
-
-fn default_capacity() -> u32 {
-    DEFAULT_CAPACITY
-}
-
-fn default_region() -> String {
-    DEFAULT_REGION.to_string()
-}
-
-impl WorkerAddr {
-    /// A worker at `host:port` with the default capacity and region.
-    pub fn new(host: impl Into<String>, port: u16) -> Self {
-        Self {
-            host: host.into(),
-            port,
-            capacity: DEFAULT_CAPACITY,
-            region: default_region(),
-        }
-    }
-
-    /// `host:port`, as used in URLs and as a key of `distributed.distribution`.
-    pub fn addr(&self) -> String {
-        format!("{}:{}", self.host, self.port)
-    }
-}
 
 /// Why a worker list was refused.
 #[derive(Debug, Error)]

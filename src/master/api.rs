@@ -1,27 +1,26 @@
-//! The master API, served on the same port as the raft RPC: `GET /health` (open even with a token),
-//! `GET /metrics` (Prometheus), `GET /cluster` (any replica),
-//! `POST /runs`, `GET /runs`, `GET /runs/{id}`, `POST /runs/{id}/stop`. A follower asked to write
-//! answers 307 with the leader's address in `Location` (and in the body), and clients follow it.
-//! A bad body gets a 4xx naming what is wrong and changes no stored state.
+//! The master API's handlers, served on the same port as the raft RPC: `GET /health` (open even
+//! with a token), `GET /metrics` (Prometheus), `GET /cluster` (any replica), `POST /runs`,
+//! `GET /runs`, `GET /runs/{id}`, `POST /runs/{id}/stop`. The bodies are [`crate::api::master`]'s.
+//! A follower asked to write answers 307 with the leader's address in `Location` (and in a
+//! [`NotLeader`] body), and clients follow it. A bad body gets a 4xx naming what is wrong and
+//! changes no stored state.
 
 use super::leader::Drivers;
 use super::store::RaftStore;
-use crate::config::TestFile;
+use crate::api::master::{
+    ClusterView, Member, NotLeader, RunBrief, RunView, Stopping, Submit, Submitted,
+};
+use crate::api::{ApiError, HealthOk};
 use crate::control::client::Credentials;
-use crate::control::plan::Strategy;
-use crate::control::run::RunRecord;
+use crate::control::plan;
 use crate::control::store::RunStore;
 use crate::control::submit;
-use crate::control::workers::WorkerAddr;
-use crate::metrics::collector::Live;
-use crate::report::RunSummary;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use tracing::{info, warn};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -32,64 +31,10 @@ pub struct Master {
     pub workers: Credentials,
 }
 
-/// `GET /cluster`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ClusterView {
-    pub id: u64,
-    pub role: String,
-    pub leader_id: Option<u64>,
-    pub leader_addr: Option<String>,
-    pub term: u64,
-    pub members: Vec<Member>,
-    pub last_applied: Option<u64>,
-}
-
-/// One replica of the cluster.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Member {
-    pub id: u64,
-    pub addr: String,
-}
-
-/// `POST /runs`: the test as a parsed object or as YAML text, and where to run it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Submit {
-    #[serde(default)]
-    pub test: Option<TestFile>,
-    #[serde(default)]
-    pub test_yaml: Option<String>,
-    pub workers: Vec<WorkerAddr>,
-    #[serde(default)]
-    pub strategy: Strategy,
-    #[serde(default)]
-    pub sync_start: bool,
-}
-
-/// `GET /runs` entries.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunBrief {
-    pub id: String,
-    pub name: String,
-    pub phase: String,
-    pub created_ms: u64,
-    pub finished_ms: Option<u64>,
-}
-
-/// `GET /runs/{id}`: phase, plan and per-worker health (in `summary.workers`), live and merged numbers.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunView {
-    pub id: String,
-    pub phase: String,
-    pub live: Live,
-    pub summary: RunSummary,
-    pub start_at_ms: Option<u64>,
-    pub driven_by: u64,
-}
-
 /// The master API's routes.
 pub fn router(master: Master) -> Router {
     Router::new()
-        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route("/health", get(|| async { Json(HealthOk::default()) }))
         .route("/cluster", get(cluster))
         .route("/metrics", get(metrics))
         .route("/runs", get(list_runs).post(submit_run))
@@ -98,32 +43,21 @@ pub fn router(master: Master) -> Router {
         .with_state(master)
 }
 
-fn error(code: StatusCode, message: impl Into<String>) -> Response {
-    (code, Json(json!({ "error": message.into() }))).into_response()
-}
-
 /// The cluster as this replica sees it.
 pub fn cluster_view(store: &RaftStore) -> ClusterView {
-    let m = store.replica.metrics().borrow().clone();
-    let members: Vec<Member> = m
-        .membership_config
-        .nodes()
-        .map(|(id, node)| Member {
-            id: *id,
-            addr: node.addr.clone(),
-        })
-        .collect();
-    let leader_addr = m
-        .current_leader
-        .and_then(|l| members.iter().find(|x| x.id == l).map(|x| x.addr.clone()));
+    let s = store.replica.status();
     ClusterView {
-        id: m.id,
-        role: format!("{:?}", m.state).to_lowercase(),
-        leader_id: m.current_leader,
-        leader_addr,
-        term: m.current_term,
-        members,
-        last_applied: m.last_applied.map(|l| l.index),
+        id: s.id,
+        role: s.role,
+        leader_id: s.leader_id,
+        leader_addr: s.leader_addr,
+        term: s.term,
+        members: s
+            .members
+            .into_iter()
+            .map(|(id, addr)| Member { id, addr })
+            .collect(),
+        last_applied: s.last_applied,
     }
 }
 
@@ -138,13 +72,17 @@ async fn cluster(State(m): State<Master>) -> Json<ClusterView> {
 
 /// 307 to the leader, or 503 while there is none.
 fn to_leader(m: &Master, path: &str) -> Response {
-    let view = cluster_view(&m.store);
-    match view.leader_addr {
-        Some(addr) => {
+    let status = m.store.replica.status();
+    match status.leader_addr {
+        Some(leader_addr) => {
             // A TLS cluster serves HTTPS on every replica and calls out with TLS too.
             let scheme = crate::tls::scheme(m.workers.tls.as_ref());
-            let location = format!("{scheme}://{addr}{path}");
-            let body = json!({ "error": "not the leader", "leader_id": view.leader_id, "leader_addr": addr });
+            let location = format!("{scheme}://{leader_addr}{path}");
+            let body = NotLeader {
+                error: "not the leader".into(),
+                leader_id: status.leader_id,
+                leader_addr,
+            };
             (
                 StatusCode::TEMPORARY_REDIRECT,
                 [(header::LOCATION, location)],
@@ -152,11 +90,17 @@ fn to_leader(m: &Master, path: &str) -> Response {
             )
                 .into_response()
         }
-        None => error(
+        None => ApiError::reply(
             StatusCode::SERVICE_UNAVAILABLE,
             "no leader right now (election in progress); retry",
         ),
     }
+}
+
+/// Refuses a submission: logged, answered, nothing stored.
+fn refuse_submit(code: StatusCode, message: String) -> Response {
+    warn!(status = code.as_u16(), %message, "run submission refused");
+    ApiError::reply(code, message)
 }
 
 async fn submit_run(
@@ -172,7 +116,7 @@ async fn submit_run(
                 StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE => e.status(),
                 _ => StatusCode::BAD_REQUEST,
             };
-            return error(code, format!("malformed run request: {}", e.body_text()));
+            return refuse_submit(code, format!("malformed run request: {}", e.body_text()));
         }
     };
     if !m.store.replica.status().is_leader {
@@ -187,10 +131,13 @@ async fn submit_run(
     };
     let test = match test {
         Ok(t) => t,
-        Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e),
+        Err(e) => return refuse_submit(StatusCode::UNPROCESSABLE_ENTITY, e),
     };
     if req.workers.is_empty() {
-        return error(StatusCode::UNPROCESSABLE_ENTITY, "`workers` is empty");
+        return refuse_submit(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "`workers` is empty".into(),
+        );
     }
     let rec = match submit::new_record(
         submit::run_id(),
@@ -200,20 +147,21 @@ async fn submit_run(
         req.sync_start,
     ) {
         Ok(r) => r,
-        Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e),
+        Err(e) => return refuse_submit(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
     };
     if let Err(e) = m.store.save(&rec).await {
-        return error(
+        return refuse_submit(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("the run could not be recorded: {e}"),
         );
     }
+    info!(run_id = %rec.id, test = %rec.test.name, workers = rec.workers.len(), strategy = %rec.strategy, "run submitted");
     m.drivers.resume_all(&m.store, &m.workers);
-    (
-        StatusCode::CREATED,
-        Json(json!({ "run_id": rec.id, "plan": crate::distributed::plan_text(&rec) })),
-    )
-        .into_response()
+    let answer = Submitted {
+        plan: plan::text(&rec),
+        run_id: rec.id,
+    };
+    (StatusCode::CREATED, Json(answer)).into_response()
 }
 
 async fn list_runs(State(m): State<Master>) -> Json<Vec<RunBrief>> {
@@ -223,7 +171,7 @@ async fn list_runs(State(m): State<Master>) -> Json<Vec<RunBrief>> {
             .into_iter()
             .map(|r| RunBrief {
                 name: r.test.name.clone(),
-                phase: format!("{:?}", r.phase).to_lowercase(),
+                phase: r.phase,
                 created_ms: r.created_ms,
                 finished_ms: r.finished_ms,
                 id: r.id,
@@ -232,22 +180,10 @@ async fn list_runs(State(m): State<Master>) -> Json<Vec<RunBrief>> {
     )
 }
 
-/// The view of a run record clients see.
-pub fn run_view(rec: &RunRecord, driven_by: u64) -> RunView {
-    RunView {
-        id: rec.id.clone(),
-        phase: format!("{:?}", rec.phase).to_lowercase(),
-        live: rec.live(),
-        summary: crate::distributed::summarize(rec),
-        start_at_ms: rec.start_at_ms,
-        driven_by,
-    }
-}
-
 async fn get_run(State(m): State<Master>, Path(id): Path<String>) -> Response {
     match m.store.run(&id) {
-        Some(rec) => Json(run_view(&rec, m.store.replica.id())).into_response(),
-        None => error(StatusCode::NOT_FOUND, format!("no run `{id}`")),
+        Some(rec) => Json::<RunView>(rec.view(m.store.replica.id())).into_response(),
+        None => ApiError::reply(StatusCode::NOT_FOUND, format!("no run `{id}`")),
     }
 }
 
@@ -256,22 +192,31 @@ async fn stop_run(State(m): State<Master>, Path(id): Path<String>) -> Response {
         return to_leader(&m, &format!("/runs/{id}/stop"));
     }
     let Some(mut rec) = m.store.run(&id) else {
-        return error(StatusCode::NOT_FOUND, format!("no run `{id}`"));
+        return ApiError::reply(StatusCode::NOT_FOUND, format!("no run `{id}`"));
     };
     if rec.phase.is_final() {
-        return Json(json!({ "run_id": id, "phase": format!("{:?}", rec.phase).to_lowercase() }))
-            .into_response();
+        return Json(Stopping {
+            run_id: id,
+            stopping: false,
+            phase: Some(rec.phase),
+        })
+        .into_response();
     }
+    info!(run_id = %id, "stop requested");
     if !m.drivers.stop(&id) {
         // No driver here yet (it is about to resume): record the request so it stops when it does.
         rec.stop_requested = true;
         if let Err(e) = m.store.save(&rec).await {
-            return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+            return ApiError::reply(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
         }
     }
     (
         StatusCode::ACCEPTED,
-        Json(json!({ "run_id": id, "stopping": true })),
+        Json(Stopping {
+            run_id: id,
+            stopping: true,
+            phase: None,
+        }),
     )
         .into_response()
 }

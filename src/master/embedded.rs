@@ -5,7 +5,7 @@
 //! temporary directory removed at the end.
 
 use super::store::RaftStore;
-use anyhow::Context as _;
+use super::MasterError;
 use perfornium_raft::{Replica, ReplicaConfig};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,14 +22,14 @@ pub struct Embedded {
 
 impl Embedded {
     /// Opens the replica in `data` (or a fresh temporary directory) and waits until it leads.
-    pub async fn open(data: Option<&Path>) -> anyhow::Result<Embedded> {
+    pub async fn open(data: Option<&Path>) -> Result<Embedded, MasterError> {
         let (dir, temp): (PathBuf, _) = match data {
             Some(d) => (d.to_path_buf(), None),
             None => {
                 let t = tempfile::Builder::new()
                     .prefix("perfornium-master-")
                     .tempdir()
-                    .context("creating the embedded master's directory")?;
+                    .map_err(MasterError::TempDir)?;
                 (t.path().to_path_buf(), Some(t))
             }
         };
@@ -40,7 +40,11 @@ impl Embedded {
         cfg.election_max_ms = 300;
         let replica = Replica::open(cfg)
             .await
-            .with_context(|| format!("opening the embedded master in {}", dir.display()))?;
+            .map_err(|source| MasterError::Open {
+                id: 1,
+                dir: dir.clone(),
+                source,
+            })?;
         let mut metrics = replica.metrics();
         let leads = tokio::time::timeout(
             ELECTION_WAIT,
@@ -53,10 +57,7 @@ impl Embedded {
         .await;
         if !matches!(leads, Ok(Ok(_))) {
             let _ = replica.shutdown().await;
-            anyhow::bail!(
-                "the embedded master in {} did not become leader (is the directory from a cluster?)",
-                dir.display()
-            );
+            return Err(MasterError::NoLeader(dir));
         }
         Ok(Embedded {
             store: RaftStore { replica },
@@ -65,12 +66,12 @@ impl Embedded {
     }
 
     /// Stops raft and releases (or removes) the directory.
-    pub async fn close(self) -> anyhow::Result<()> {
+    pub async fn close(self) -> Result<(), MasterError> {
         self.store
             .replica
             .shutdown()
             .await
-            .context("stopping the embedded master")
+            .map_err(MasterError::Stop)
     }
 }
 

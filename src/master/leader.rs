@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
 
 /// A running driver task and the token that asks its run to stop.
 type Driving = (JoinHandle<()>, CancellationToken);
@@ -48,6 +49,7 @@ impl Drivers {
                 stop.cancel();
             }
             let id = rec.id.clone();
+            info!(run_id = %id, phase = %rec.phase, "resuming run as leader");
             let driver = Driver::new(store.clone(), rec, creds, stop.clone());
             let handle = tokio::spawn(async move {
                 // An Err means the record could not be saved: this replica is no longer leader.
@@ -59,7 +61,10 @@ impl Drivers {
 
     /// Aborts every driver (this replica lost leadership); the workers are not touched.
     pub fn abort_all(&self) {
-        for (_, (handle, _)) in self.lock().drain() {
+        for (id, (handle, _)) in self.lock().drain() {
+            if !handle.is_finished() {
+                warn!(run_id = %id, "no longer leader: stopped driving the run (workers untouched)");
+            }
             handle.abort();
         }
     }
@@ -84,12 +89,29 @@ pub async fn supervise(
                 }
                 // Metrics change at every heartbeat and every quorum check (including the one
                 // below); only a change of role, term or leader is news here.
-                let m = metrics.borrow_and_update();
-                let now = (m.state, m.current_term, m.current_leader);
+                let now = {
+                    let m = metrics.borrow_and_update();
+                    (m.state, m.current_term, m.current_leader)
+                };
                 if seen == Some(now) {
                     continue;
                 }
                 seen = Some(now);
+                let status = store.replica.status();
+                match status.role {
+                    perfornium_raft::Role::Leader => info!(
+                        term = status.term,
+                        members = status.members.len(),
+                        "elected leader"
+                    ),
+                    role => info!(
+                        %role,
+                        term = status.term,
+                        leader = status.leader_id,
+                        leader_addr = status.leader_addr.as_deref().unwrap_or("none"),
+                        "raft role"
+                    ),
+                }
             }
             _ = tick.tick() => {}
         }

@@ -11,7 +11,9 @@ pub mod store;
 use perfornium_raft::{Replica, ReplicaConfig};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use thiserror::Error;
 use tokio_util::sync::CancellationToken;
+use tracing::info;
 
 /// How to start one replica.
 #[derive(Debug, Clone)]
@@ -30,24 +32,61 @@ pub struct MasterConfig {
     pub client_tls: Option<crate::tls::ClientTls>,
 }
 
-/// Parses `1=h:p,2=h:p,3=h:p`.
-pub fn parse_peers(text: &str) -> Result<BTreeMap<u64, String>, String> {
-    text.split(',')
-        .map(|p| {
-            let (id, addr) = p
-                .trim()
-                .split_once('=')
-                .ok_or_else(|| format!("peer `{p}` is not ID=HOST:PORT"))?;
-            let id: u64 = id
-                .trim()
-                .parse()
-                .map_err(|_| format!("peer `{p}`: `{id}` is not a node id"))?;
-            if !addr.contains(':') {
-                return Err(format!("peer `{p}`: `{addr}` is not HOST:PORT"));
-            }
-            Ok((id, addr.trim().to_string()))
-        })
-        .collect()
+/// Every replica of the cluster, by id: `1=h:p,2=h:p,3=h:p` on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peers(pub BTreeMap<u64, String>);
+
+impl std::str::FromStr for Peers {
+    type Err = MasterError;
+
+    fn from_str(text: &str) -> Result<Self, MasterError> {
+        let bad = |peer: &str, reason: String| MasterError::BadPeer {
+            peer: peer.to_string(),
+            reason,
+        };
+        text.split(',')
+            .map(|p| {
+                let (id, addr) = p
+                    .trim()
+                    .split_once('=')
+                    .ok_or_else(|| bad(p, "not ID=HOST:PORT".into()))?;
+                let id: u64 = id
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad(p, format!("`{id}` is not a node id")))?;
+                if !addr.contains(':') {
+                    return Err(bad(p, format!("`{addr}` is not HOST:PORT")));
+                }
+                Ok((id, addr.trim().to_string()))
+            })
+            .collect::<Result<_, _>>()
+            .map(Peers)
+    }
+}
+
+/// Why a replica could not start or stopped badly.
+#[derive(Debug, Error)]
+pub enum MasterError {
+    #[error("peer `{peer}`: {reason} (expected ID=HOST:PORT, e.g. 1=10.0.0.1:7001)")]
+    BadPeer { peer: String, reason: String },
+    #[error("--peers does not list this replica's id {0}")]
+    NotAPeer(u64),
+    #[error("building the TLS client for the raft peers: {0}")]
+    PeerTls(reqwest::Error),
+    #[error("opening master {id} in {}: {source}", dir.display())]
+    Open {
+        id: u64,
+        dir: PathBuf,
+        source: perfornium_raft::ReplicaError,
+    },
+    #[error("creating the embedded master's directory: {0}")]
+    TempDir(std::io::Error),
+    #[error("the embedded master in {} did not become leader (is the directory from a cluster?)", .0.display())]
+    NoLeader(PathBuf),
+    #[error("serving: {0}")]
+    Serve(std::io::Error),
+    #[error("stopping the replica: {0}")]
+    Stop(perfornium_raft::ReplicaError),
 }
 
 /// The largest request body a replica accepts: raft snapshot chunks (1 MiB, JSON-inflated) and
@@ -67,26 +106,26 @@ pub async fn serve(
     cfg: MasterConfig,
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    let replica = Replica::open(ReplicaConfig {
-        id: cfg.id,
-        listen: cfg.listen.clone(),
-        peers: cfg.peers.clone(),
-        data_dir: cfg.data.clone(),
-        heartbeat_ms: 100,
-        election_min_ms: 500,
-        election_max_ms: 1000,
-        token: cfg.token.clone(),
-        tls_client: cfg
-            .client_tls
-            .as_ref()
-            .map(|t| crate::tls::client_builder(Some(t)).build())
-            .transpose()
-            .context("building the TLS client for the raft peers")?,
-    })
-    .await
-    .with_context(|| format!("opening master {} in {}", cfg.id, cfg.data.display()))?;
+) -> Result<(), MasterError> {
+    if !cfg.peers.contains_key(&cfg.id) {
+        return Err(MasterError::NotAPeer(cfg.id));
+    }
+    let mut raft = ReplicaConfig::new(cfg.id, cfg.listen.clone(), cfg.peers.clone(), &cfg.data);
+    raft.token = cfg.token.clone();
+    raft.tls_client = cfg
+        .client_tls
+        .as_ref()
+        .map(|t| crate::tls::client_builder(Some(t)).build())
+        .transpose()
+        .map_err(MasterError::PeerTls)?;
+    let replica = Replica::open(raft)
+        .await
+        .map_err(|source| MasterError::Open {
+            id: cfg.id,
+            dir: cfg.data.clone(),
+            source,
+        })?;
+    info!(id = cfg.id, data = %cfg.data.display(), peers = cfg.peers.len(), "replica opened");
     let creds = crate::control::client::Credentials {
         token: cfg.token.clone(),
         tls: cfg.client_tls.clone(),
@@ -109,22 +148,25 @@ pub async fn serve(
         cfg.tls.clone(),
         shutdown.clone(),
     )
-    .await?;
+    .await
+    .map_err(MasterError::Serve)?;
     let _ = supervisor.await;
-    replica.shutdown().await?;
+    replica.shutdown().await.map_err(MasterError::Stop)?;
+    info!(id = cfg.id, "replica stopped");
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_peers;
+    use super::Peers;
 
     #[test]
     fn peers() {
-        let p = parse_peers("1=127.0.0.1:1,2=127.0.0.1:2, 3=h:3").unwrap();
-        assert_eq!(p.len(), 3);
-        assert_eq!(p[&3], "h:3");
-        assert!(parse_peers("1=x").is_err());
-        assert!(parse_peers("a=h:1").is_err());
+        let p: Peers = "1=127.0.0.1:1,2=127.0.0.1:2, 3=h:3".parse().unwrap();
+        assert_eq!(p.0.len(), 3);
+        assert_eq!(p.0[&3], "h:3");
+        assert!("1=x".parse::<Peers>().is_err());
+        let e = "a=h:1".parse::<Peers>().unwrap_err().to_string();
+        assert!(e.contains("`a` is not a node id"), "{e}");
     }
 }

@@ -114,7 +114,7 @@ pub fn render(s: &RunSummary) -> String {
         s.overall.error_rate,
         s.overall.p95,
         s.overall.p99,
-        s.phase.as_deref().map(|p| format!(" · phase {}", escape(p))).unwrap_or_default()
+        s.phase.map(|p| format!(" · phase {p}")).unwrap_or_default()
     );
     body.push_str(&chart(
         "Latency percentiles over time",
@@ -193,7 +193,7 @@ pub fn render(s: &RunSummary) -> String {
             let _ = writeln!(
                 body,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{}</td><td>{}</td></tr>",
-                escape(&w.address), escape(&w.region), w.capacity, w.planned, escape(&w.state), w.count, w.errors, w.p50, w.p95, w.p99,
+                escape(&w.address), escape(&w.region), w.capacity, w.planned, w.state, w.count, w.errors, w.p50, w.p95, w.p99,
                 w.clock_offset_ms.map(|o| format!("{o:.1} ms")).unwrap_or_default(),
                 escape(w.error.as_deref().unwrap_or(""))
             );

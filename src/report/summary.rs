@@ -4,6 +4,7 @@
 use crate::config::threshold::Rule;
 use crate::metrics::collector::{merged, Point};
 use crate::metrics::{Latency, StepStats};
+use crate::phase::{Phase, WorkerState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -123,7 +124,7 @@ pub struct RunSummary {
     pub start_skew_ms: Option<f64>,
     /// Distributed runs: the run's final phase and what happened along the way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<Phase>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<String>,
 }
@@ -136,7 +137,7 @@ pub struct WorkerSummary {
     pub capacity: u32,
     /// VUs, or arrivals per second for the open model.
     pub planned: f64,
-    pub state: String,
+    pub state: WorkerState,
     pub count: u64,
     pub errors: u64,
     pub p50: f64,

@@ -68,9 +68,8 @@ pub fn render(s: &RunSummary) -> String {
     let _ = writeln!(
         out,
         "  result: {}",
-        match s.phase.as_deref() {
-            Some(p) if p != "finished" && !matches!(p, "failed" | "stopped") =>
-                format!("NOT FINISHED (run {p})"),
+        match s.phase {
+            Some(p) if !p.is_final() => format!("NOT FINISHED (run {p})"),
             _ if s.passed => "PASSED".to_string(),
             _ => "FAILED".to_string(),
         }

@@ -1,12 +1,13 @@
 //! `perfornium worker`: the worker HTTP API on one port, pull-based (a worker never connects to its
 //! controller). `GET /health` is open; with a token configured every other call needs
 //! `Authorization: Bearer T`, and with `--allow-from` only those networks get in ([`crate::guard`]).
-//! Request bodies are limited in size, and `--allow-target` limits what tests may aim at. See [`api`] for the messages and
-//! [`slot`] for the run state machine behind them.
+//! Request bodies are limited in size, and `--allow-target` limits what tests may aim at. See [`crate::api::worker`] for the messages
+//! and [`slot`] for the run state machine behind them.
 
-pub mod api;
 pub mod slot;
 
+use crate::api::worker as api;
+use crate::api::ApiError;
 use crate::guard::Guard;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::StatusCode;
@@ -65,16 +66,6 @@ pub async fn serve(
     crate::tls::serve(listener, router(opts), tls, stop).await
 }
 
-fn error(code: StatusCode, message: impl Into<String>) -> Response {
-    (
-        code,
-        Json(api::ApiError {
-            error: message.into(),
-        }),
-    )
-        .into_response()
-}
-
 fn refuse(e: SlotError) -> Response {
     let code = match e {
         SlotError::Busy { .. } => StatusCode::CONFLICT,
@@ -83,12 +74,12 @@ fn refuse(e: SlotError) -> Response {
         SlotError::NotFinished(_) => StatusCode::ACCEPTED,
         SlotError::NotRunning(_) => StatusCode::CONFLICT,
     };
-    error(code, e.to_string())
+    ApiError::reply(code, e.to_string())
 }
 
 fn phase(r: Result<api::WorkerPhase, SlotError>) -> Response {
     match r {
-        Ok(p) => Json(serde_json::json!({ "phase": p })).into_response(),
+        Ok(phase) => Json(api::Ack { phase }).into_response(),
         Err(e) => refuse(e),
     }
 }
@@ -96,7 +87,7 @@ fn phase(r: Result<api::WorkerPhase, SlotError>) -> Response {
 async fn health() -> Json<api::Health> {
     Json(api::Health {
         status: "ok".into(),
-        now_ms: api::precise_now_ms(),
+        now_ms: crate::time::precise_now_ms(),
     })
 }
 

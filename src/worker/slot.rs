@@ -8,17 +8,19 @@
 //! numbers every interval batch itself, whichever engine produced it, and keeps each batch until
 //! the controller acknowledges it; the run finishes when its last engine does.
 
-use super::api::{self, now_ms, WorkerPhase};
+use crate::api::worker::{self as api, WorkerPhase};
 use crate::config::TestFile;
 use crate::engine::rendezvous::Rendezvous;
 use crate::engine::{self, Options, StopToken};
 use crate::metrics::collector::{Interval, Live};
 use crate::metrics::StepStats;
+use crate::time::now_ms;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
+use tracing::{error, info, warn};
 
 /// Why a call was refused.
 #[derive(Debug, Error, PartialEq)]
@@ -124,15 +126,21 @@ impl Slot {
                 return Ok(run.phase);
             }
             if run.is_active() {
+                warn!(run_id = %req.run_id, active = %run.id, "prepare refused: busy with another run");
                 return Err(SlotError::Busy {
                     active: run.id.clone(),
                     requested: req.run_id,
                 });
             }
         }
-        crate::config::check(&req.test).map_err(SlotError::BadTest)?;
-        check_targets(&req.test, &self.allow_targets).map_err(SlotError::BadTest)?;
+        let checked = crate::config::check(&req.test)
+            .and_then(|_| check_targets(&req.test, &self.allow_targets));
+        if let Err(why) = checked {
+            warn!(run_id = %req.run_id, "prepare refused: {why}");
+            return Err(SlotError::BadTest(why));
+        }
         let steps = engine::step_names(&req.test).len();
+        info!(run_id = %req.run_id, test = %req.test.name, "run prepared");
         *guard = Some(Run {
             id: req.run_id,
             test: Arc::new(req.test),
@@ -172,6 +180,7 @@ impl Slot {
         run.phase = WorkerPhase::Scheduled;
         run.engines = 1;
         let at = req.start_at_ms.unwrap_or(0.0);
+        info!(run_id = %run.id, start_at_ms = at, "run scheduled");
         let (live_tx, live_rx) = watch::channel(Live::default());
         run.lives.push(live_rx);
         tokio::spawn(self.clone().execute(
@@ -205,6 +214,7 @@ impl Slot {
                 "extra load must run the same steps as the run".into(),
             ));
         }
+        info!(run_id = %run.id, scale_id = %req.scale_id, "extra load added");
         run.scales.insert(req.scale_id);
         run.engines += 1;
         let (live_tx, live_rx) = watch::channel(Live::default());
@@ -237,8 +247,9 @@ impl Slot {
                 return;
             };
             if run.started.is_none() && !stop.is_cancelled() {
+                info!(run_id = %id, "run started");
                 run.phase = WorkerPhase::Running;
-                run.started_at_ms = Some(api::precise_now_ms());
+                run.started_at_ms = Some(crate::time::precise_now_ms());
                 run.started = Some(Instant::now());
             }
             run.started
@@ -261,7 +272,9 @@ impl Slot {
             )
             .await;
             let _ = keeper.await;
-            outcome.ok()
+            outcome
+                .map_err(|e| error!(run_id = %id, "the engine could not run: {e}"))
+                .ok()
         };
         let mut guard = self.lock();
         let Some(run) = guard.as_mut().filter(|r| r.id == id) else {
@@ -281,6 +294,8 @@ impl Slot {
             } else {
                 WorkerPhase::Finished
             };
+            let requests: u64 = run.totals.iter().map(|t| t.count).sum();
+            info!(run_id = %id, phase = %run.phase, requests, elapsed_s = run.elapsed_s, "run ended");
         }
     }
 
@@ -301,7 +316,6 @@ impl Slot {
         }
     }
 
-    /// Stops the run (requests in flight finish and are counted).
     /// Who waits at each rendezvous point of run `run_id`.
     pub fn rendezvous(&self, run_id: &str) -> Result<api::RendezvousState, SlotError> {
         match self.lock().as_ref() {
@@ -321,10 +335,14 @@ impl Slot {
         }
     }
 
+    /// Stops the run (requests in flight finish and are counted).
     pub fn stop(&self, run_id: &str) -> Result<WorkerPhase, SlotError> {
         let mut guard = self.lock();
         match guard.as_mut() {
             Some(r) if r.id == run_id => {
+                if !r.stop.is_cancelled() {
+                    info!(run_id, "stop requested");
+                }
                 r.stop.cancel();
                 if r.phase == WorkerPhase::Prepared {
                     r.phase = WorkerPhase::Stopped;
@@ -435,11 +453,11 @@ const START_SPIN_MS: f64 = 2.0;
 /// Returns at `at_ms` (this machine's clock, ms since the epoch) to within a few µs, or at once
 /// if that instant has passed.
 async fn wait_until(at_ms: f64) {
-    let early = at_ms - api::precise_now_ms() - START_SPIN_MS;
+    let early = at_ms - crate::time::precise_now_ms() - START_SPIN_MS;
     if early > 0.0 {
         tokio::time::sleep(Duration::from_secs_f64(early / 1000.0)).await;
     }
-    while api::precise_now_ms() < at_ms {
+    while crate::time::precise_now_ms() < at_ms {
         tokio::task::yield_now().await;
     }
 }

@@ -93,7 +93,7 @@ pub fn mock_stats(mock: &Proc) -> serde_json::Value {
 /// Starts `perfornium mock` on a free port; probed on `/__stats`, which the mock does not count.
 pub fn mock(delay_ms: u64) -> Proc {
     spawn_server(
-        &["mock", "--port", "0", "--delay", &delay_ms.to_string()],
+        &["mock", "--port", "0", "--delay", &format!("{delay_ms}ms")],
         "/__stats",
     )
 }

@@ -4,31 +4,54 @@
 //! and shows the run in the console (headless progress when there is no terminal). Everything is
 //! stopped and the data directory removed on exit or Ctrl-C.
 
-use crate::config::{Overrides, TestFile};
-use crate::console::client::ClusterClient;
-use crate::control::plan::Strategy;
-use crate::control::workers::WorkerAddr;
-use crate::master::api::{RunView, Submit};
-use crate::master::MasterConfig;
+use super::args::{Output, OverrideArgs, Screen};
+use super::output;
+use anyhow::Result;
+use clap::Args;
+use perfornium::api::master::{RunView, Submit};
+use perfornium::api::worker::WorkerAddr;
+use perfornium::config::{Overrides, Strategy, TestFile};
+use perfornium::console::client::ClusterClient;
+use perfornium::master::MasterConfig;
+use std::process::ExitCode;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// The example the demo runs.
-pub const TEST: &str = include_str!("../examples/basic.yaml");
+const TEST: &str = include_str!("../../examples/basic.yaml");
+
+/// The embedded default: mock, 3 workers and 3 master replicas on loopback, one example run, the console.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    over: OverrideArgs,
+    #[command(flatten)]
+    output: Output,
+    #[command(flatten)]
+    pub screen: Screen,
+}
+
+impl DemoArgs {
+    /// Starts the local cluster, runs the example, shows it, stops everything.
+    pub async fn run(self) -> Result<ExitCode> {
+        let last = run(&self.over.overrides(), self.screen.tui()).await?;
+        output::finish_console(last, &self.output)
+    }
+}
 
 /// Everything the demo started, stopped by [`Demo::shutdown`].
-pub struct Demo {
-    pub mock: String,
-    pub workers: Vec<WorkerAddr>,
-    pub masters: Vec<String>,
+struct Demo {
+    mock: String,
+    workers: Vec<WorkerAddr>,
+    masters: Vec<String>,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     _data: tempfile::TempDir,
 }
 
-async fn bind() -> anyhow::Result<(TcpListener, String)> {
+async fn bind() -> Result<(TcpListener, String)> {
     let l = TcpListener::bind("127.0.0.1:0").await?;
     let addr = l.local_addr()?.to_string();
     Ok((l, addr))
@@ -36,7 +59,7 @@ async fn bind() -> anyhow::Result<(TcpListener, String)> {
 
 impl Demo {
     /// Starts the mock, three workers and three master replicas.
-    pub async fn start() -> anyhow::Result<Demo> {
+    async fn start() -> Result<Demo> {
         let stop = CancellationToken::new();
         let data = tempfile::Builder::new()
             .prefix("perfornium-demo-")
@@ -45,22 +68,17 @@ impl Demo {
         let (l, mock) = bind().await?;
         let s = stop.clone();
         tasks.push(tokio::spawn(async move {
-            let _ = crate::mock::serve(l, Duration::from_millis(2), None, s).await;
+            let _ = perfornium::mock::serve(l, Duration::from_millis(2), None, s).await;
         }));
         let mut workers = Vec::new();
         for _ in 0..3 {
             let (l, addr) = bind().await?;
             let s = stop.clone();
             tasks.push(tokio::spawn(async move {
-                let _ = crate::worker::serve(l, Default::default(), s).await;
+                let _ = perfornium::worker::serve(l, Default::default(), s).await;
             }));
             let (host, port) = addr.rsplit_once(':').expect("a socket address has a port");
-            workers.push(WorkerAddr {
-                host: host.into(),
-                port: port.parse()?,
-                capacity: 100,
-                region: "default".into(),
-            });
+            workers.push(WorkerAddr::new(host, port.parse()?));
         }
         // Bind all three first: each replica must know the others' addresses before it starts.
         let mut listeners = Vec::new();
@@ -86,8 +104,9 @@ impl Demo {
             };
             let s = stop.clone();
             tasks.push(tokio::spawn(async move {
-                if let Err(e) = crate::master::serve(cfg, l, s).await {
-                    eprintln!("demo: master stopped: {e:#}");
+                if let Err(e) = perfornium::master::serve(cfg, l, s).await {
+                    tracing::error!("demo: master stopped: {e}");
+                    eprintln!("demo: master stopped: {e}");
                 }
             }));
         }
@@ -102,20 +121,20 @@ impl Demo {
     }
 
     /// The demo test aimed at the mock, with `over` applied.
-    pub fn test(&self, over: &Overrides) -> anyhow::Result<TestFile> {
-        let mut test = crate::config::from_str(TEST)?;
+    fn test(&self, over: &Overrides) -> Result<TestFile> {
+        let mut test = perfornium::config::from_str(TEST)?;
         test.global.base_url = Some(self.mock.clone());
         over.apply(&mut test).map_err(anyhow::Error::msg)?;
         Ok(test)
     }
 
     /// A client of the demo's cluster.
-    pub fn client(&self) -> ClusterClient {
+    fn client(&self) -> ClusterClient {
         ClusterClient::new(self.masters.clone(), None, None)
     }
 
     /// Submits `test` across the three workers and returns the run id.
-    pub async fn submit(&self, test: TestFile) -> anyhow::Result<String> {
+    async fn submit(&self, test: TestFile) -> Result<String> {
         let body = Submit {
             test: Some(test),
             test_yaml: None,
@@ -127,7 +146,7 @@ impl Demo {
     }
 
     /// Stops everything it started and removes its data directory.
-    pub async fn shutdown(self) {
+    async fn shutdown(self) {
         self.stop.cancel();
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
@@ -136,7 +155,7 @@ impl Demo {
 }
 
 /// Runs the demo: start, submit, show, stop. Returns the last view of the run.
-pub async fn run(over: &Overrides, interactive: bool) -> anyhow::Result<Option<RunView>> {
+async fn run(over: &Overrides, interactive: bool) -> Result<Option<RunView>> {
     let demo = Demo::start().await?;
     eprintln!("demo: mock target {}", demo.mock);
     eprintln!(
@@ -152,9 +171,9 @@ pub async fn run(over: &Overrides, interactive: bool) -> anyhow::Result<Option<R
         let id = demo.submit(demo.test(over)?).await?;
         eprintln!("demo: submitted run {id} (examples/basic.yaml, 3 workers, synchronized start)");
         if interactive {
-            crate::console::screen::attach(demo.client(), id).await
+            Ok(perfornium::console::screen::attach(demo.client(), id).await?)
         } else {
-            Ok(crate::console::headless(demo.client(), id, Duration::from_secs(2)).await)
+            Ok(perfornium::console::headless(demo.client(), id, Duration::from_secs(2)).await)
         }
     };
     let result = tokio::select! {

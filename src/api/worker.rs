@@ -1,9 +1,58 @@
-//! The worker HTTP API's message types, shared by the worker and the controller that calls it.
+//! The worker API's messages: what a controller sends to a worker (`/prepare`, `/start`, `/scale`,
+//! `/stop`, `/rendezvous`) and what the worker answers (`/health`, `/status`, `/metrics`,
+//! `/results`). The worker serves them and the controller calls them; neither imports the other.
 
 use crate::config::TestFile;
 use crate::metrics::collector::{Interval, Live};
 use crate::metrics::StepStats;
 use serde::{Deserialize, Serialize};
+
+/// The capacity a worker gets when none is given.
+pub const DEFAULT_CAPACITY: u32 = 100;
+
+/// The region a worker is in when none is given.
+pub const DEFAULT_REGION: &str = "default";
+
+/// A worker the controller drives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerAddr {
+    /// Host name or IP address (an IPv6 address in brackets, e.g. `[::1]`).
+    pub host: String,
+    /// The worker's HTTP port.
+    pub port: u16,
+    /// Relative capacity, used by the `capacity_based` strategy; 100 when not given.
+    #[serde(default = "default_capacity")]
+    pub capacity: u32,
+    /// Region, used by the `geographic` strategy and `distributed.weights`; `default` when not given.
+    #[serde(default = "default_region")]
+    pub region: String,
+}
+
+fn default_capacity() -> u32 {
+    DEFAULT_CAPACITY
+}
+
+fn default_region() -> String {
+    DEFAULT_REGION.to_string()
+}
+
+impl WorkerAddr {
+    /// A worker at `host:port` with the default capacity and region.
+    pub fn new(host: impl Into<String>, port: u16) -> Self {
+        Self {
+            host: host.into(),
+            port,
+            capacity: DEFAULT_CAPACITY,
+            region: default_region(),
+        }
+    }
+
+    /// `host:port`, as used in URLs and as a key of `distributed.distribution`.
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
 
 /// Where a worker is in its current run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,11 +67,30 @@ pub enum WorkerPhase {
     Stopped,
 }
 
+impl std::fmt::Display for WorkerPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            WorkerPhase::Idle => "idle",
+            WorkerPhase::Prepared => "prepared",
+            WorkerPhase::Scheduled => "scheduled",
+            WorkerPhase::Running => "running",
+            WorkerPhase::Finished => "finished",
+            WorkerPhase::Stopped => "stopped",
+        })
+    }
+}
+
 impl WorkerPhase {
     /// True once the run has ended and final results exist.
     pub fn is_done(self) -> bool {
         matches!(self, WorkerPhase::Finished | WorkerPhase::Stopped)
     }
+}
+
+/// The answer to `/prepare`, `/start`, `/scale` and `/stop`: the worker's phase after the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    pub phase: WorkerPhase,
 }
 
 /// `POST /prepare`: the test with this worker's share already applied.
@@ -122,26 +190,4 @@ pub struct Results {
     pub started_at_ms: Option<f64>,
     /// The sequence number of the last interval; the batches up to it add up to `steps`.
     pub last_seq: u64,
-}
-
-/// An error body: `{"error": "..."}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ApiError {
-    pub error: String,
-}
-
-/// Milliseconds since the Unix epoch on this machine's clock.
-/// This machine's clock in ms since the epoch, with µs precision.
-pub fn precise_now_ms() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64() * 1000.0)
-        .unwrap_or(0.0)
-}
-
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

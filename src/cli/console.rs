@@ -1,0 +1,87 @@
+//! `perfornium console`: attach to whichever replica leads, optionally submit a run, follow it.
+
+use super::args::{Access, CallTlsArgs, Output, OverrideArgs, PlanArgs, Screen};
+use super::output;
+use anyhow::Result;
+use clap::Args;
+use perfornium::api::master::Submit;
+use perfornium::console::{self, client::ClusterClient};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// How long the console keeps trying to reach a leader to submit a run.
+const DEFAULT_PATIENCE: &str = "20s";
+
+/// Attach to the master cluster's leader; optionally submit a run; follow it to the end.
+#[derive(Args, Debug)]
+pub struct ConsoleArgs {
+    /// Replicas: host:port,host:port,host:port.
+    #[arg(long, value_delimiter = ',', required = true)]
+    cluster: Vec<String>,
+    /// A test to submit (otherwise the current or latest run is shown).
+    file: Option<PathBuf>,
+    #[command(flatten)]
+    plan: PlanArgs,
+    #[command(flatten)]
+    tls: CallTlsArgs,
+    #[command(flatten)]
+    access: Access,
+    #[command(flatten)]
+    over: OverrideArgs,
+    #[command(flatten)]
+    output: Output,
+    #[command(flatten)]
+    pub screen: Screen,
+    /// How long to keep trying to reach a leader before giving up (exit 2).
+    #[arg(long, env = "PERFORNIUM_CONSOLE_PATIENCE", value_parser = super::args::duration, default_value = DEFAULT_PATIENCE)]
+    patience: Duration,
+}
+
+impl ConsoleArgs {
+    /// Picks the run, shows it (console or progress lines), and exits with its verdict.
+    pub async fn run(self) -> Result<ExitCode> {
+        let submit = match &self.file {
+            Some(f) => Some(self.submission(f)?),
+            None => None,
+        };
+        let addrs: Vec<String> = self
+            .cluster
+            .iter()
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
+            .collect();
+        anyhow::ensure!(!addrs.is_empty(), "--cluster needs at least one host:port");
+        let tls = self.tls.client()?;
+        let mut client = ClusterClient::new(addrs, self.access.token()?, tls.as_ref());
+        let run_id = match console::pick_run(&mut client, submit, self.patience).await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!("{e}");
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        };
+        let last = if self.screen.tui() {
+            console::screen::attach(client, run_id).await?
+        } else {
+            eprintln!("following run {run_id}");
+            console::headless(client, run_id, Duration::from_secs(2)).await
+        };
+        output::finish_console(last, &self.output)
+    }
+
+    /// The body of `POST /runs`: the test with overrides applied and CSV rows inlined (the master
+    /// may run on another machine and never reads this one's disk).
+    fn submission(&self, file: &std::path::Path) -> Result<Submit> {
+        let mut test = self.over.load(file)?;
+        perfornium::control::data::inline_rows(&mut test).map_err(anyhow::Error::msg)?;
+        Ok(Submit {
+            test: Some(test),
+            test_yaml: None,
+            workers: self.plan.workers()?,
+            strategy: self.plan.strategy,
+            sync_start: self.plan.sync_start,
+        })
+    }
+}

@@ -1,0 +1,203 @@
+//! `perfornium distributed`: one run across workers, driven by this process. It builds the run
+//! record (plan, settings, inlined CSV rows), prints the plan, drives it with the same [`Driver`] the
+//! HA master uses over an embedded single-node master ([`Embedded`]), so every state change goes
+//! through the same replicated store, prints progress, and turns the final record into the summary.
+
+use super::args::{Access, CallTlsArgs, Output, OverrideArgs, PlanArgs, Screen};
+use super::{output, shutdown};
+use anyhow::Result;
+use clap::Args;
+use perfornium::api::master::{ClusterView, Role};
+use perfornium::config::{Strategy, TestFile};
+use perfornium::control::client::Credentials;
+use perfornium::control::driver::Driver;
+use perfornium::control::plan;
+use perfornium::control::run::{Phase, RunRecord, WorkerState};
+use perfornium::control::submit;
+use perfornium::control::workers::WorkerAddr;
+use perfornium::master::embedded::Embedded;
+use std::fmt::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+/// Run a test across workers, driven from this process.
+#[derive(Args, Debug)]
+pub struct DistributedArgs {
+    /// The test file.
+    file: PathBuf,
+    #[command(flatten)]
+    plan: PlanArgs,
+    #[command(flatten)]
+    tls: CallTlsArgs,
+    #[command(flatten)]
+    access: Access,
+    #[command(flatten)]
+    over: OverrideArgs,
+    #[command(flatten)]
+    output: Output,
+    #[command(flatten)]
+    pub screen: Screen,
+    /// Keep the embedded master's state here (default: a temporary directory).
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+impl DistributedArgs {
+    /// Drives the run, prints the summary, writes the outputs; 2 when the run did not finish.
+    pub async fn run(self) -> Result<ExitCode> {
+        let launch = Launch {
+            workers: self.plan.workers()?,
+            strategy: self.plan.strategy,
+            sync_start: self.plan.sync_start,
+            token: self.access.token()?,
+            tls: self.tls.client()?,
+            tui: self.screen.tui(),
+            data: self.data.clone(),
+        };
+        let test = self.over.load(&self.file)?;
+        let stop = shutdown::on_ctrl_c("stopping: requests in flight will finish and be counted");
+        let rec = run(test, launch, stop).await?;
+        let summary = rec.summary();
+        output::write(&summary, &self.output)?;
+        let code = output::verdict(&summary);
+        Ok(if rec.phase == Phase::Finished {
+            code
+        } else {
+            ExitCode::from(2)
+        })
+    }
+}
+
+/// Where and how to run a distributed test.
+#[derive(Debug, Clone)]
+struct Launch {
+    workers: Vec<WorkerAddr>,
+    strategy: Strategy,
+    sync_start: bool,
+    /// Bearer token for the workers (else the test's `communication.http.authentication.token`).
+    token: Option<String>,
+    /// HTTPS to the workers: the CA to trust and the client certificate to present.
+    tls: Option<perfornium::tls::ClientTls>,
+    /// Show the console until the user closes it; progress lines follow until the run ends.
+    tui: bool,
+    /// The embedded master's directory (kept after the run); a temporary one when `None`.
+    data: Option<PathBuf>,
+}
+
+/// Runs `test` as `launch` says and returns the final record.
+async fn run(test: TestFile, launch: Launch, stop: CancellationToken) -> Result<RunRecord> {
+    let Launch {
+        workers,
+        strategy,
+        sync_start,
+        token,
+        tls,
+        tui,
+        data,
+    } = launch;
+    let creds = Credentials {
+        token: token.or_else(|| test_token(&test)),
+        tls,
+    };
+    let rec = submit::new_record(submit::run_id(), test, &workers, strategy, sync_start)
+        .map_err(anyhow::Error::msg)?;
+    eprint!("{}", plan::text(&rec));
+    let master = Embedded::open(data.as_deref()).await?;
+    let driver = Driver::new(master.store.clone(), rec, &creds, stop.clone());
+    let updates = driver.subscribe();
+    let driving = tokio::spawn(driver.drive());
+    if tui {
+        show_console(updates.clone(), stop).await?;
+    }
+    let progress = tokio::spawn(print_progress(updates));
+    let rec = driving
+        .await
+        .map_err(|e| anyhow::anyhow!("the driver task failed: {e}"))??;
+    progress.abort();
+    master.close().await?;
+    Ok(rec)
+}
+
+/// The interactive console over the embedded controller's record.
+async fn show_console(
+    mut updates: tokio::sync::watch::Receiver<RunRecord>,
+    stop: CancellationToken,
+) -> Result<()> {
+    use perfornium::console::screen::{interactive, Snapshot};
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let (stop_tx, mut stop_rx) = tokio::sync::mpsc::unbounded_channel();
+    let feeder = tokio::spawn(async move {
+        loop {
+            let rec = updates.borrow_and_update().clone();
+            let me = ClusterView {
+                id: 0,
+                role: Role::Leader,
+                leader_id: Some(0),
+                leader_addr: None,
+                term: 0,
+                members: vec![],
+                last_applied: None,
+            };
+            let snap = Snapshot {
+                cluster: vec![("embedded controller".into(), Some(me))],
+                run: Some(rec.view(0)),
+                error: None,
+            };
+            if tx.send(snap).await.is_err() || updates.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    let stopper = tokio::spawn(async move {
+        if stop_rx.recv().await.is_some() {
+            stop.cancel();
+        }
+    });
+    let shown = interactive(rx, stop_tx).await;
+    feeder.abort();
+    stopper.abort();
+    Ok(shown.map(drop)?)
+}
+
+/// The bearer token from `distributed.communication.http.authentication`, templated from the env.
+fn test_token(test: &TestFile) -> Option<String> {
+    let raw = test
+        .distributed
+        .as_ref()?
+        .communication
+        .as_ref()?
+        .http
+        .as_ref()?
+        .authentication
+        .as_ref()?
+        .token
+        .clone()?;
+    let rendered = perfornium::engine::template::render(&raw, &Default::default()).into_owned();
+    (!rendered.contains("{{")).then_some(rendered)
+}
+
+async fn print_progress(mut rx: tokio::sync::watch::Receiver<RunRecord>) {
+    let mut last = String::new();
+    while rx.changed().await.is_ok() {
+        let rec = rx.borrow_and_update().clone();
+        let live = rec.live();
+        let mut line = format!(
+            "{} {}",
+            rec.phase,
+            perfornium::report::progress::line(&live)
+        );
+        let failed = rec
+            .workers
+            .iter()
+            .filter(|w| w.state == WorkerState::Failed)
+            .count();
+        if failed > 0 {
+            let _ = write!(line, "  failed workers {failed}");
+        }
+        if line != last {
+            eprintln!("{line}");
+            last = line;
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Structured logs for every command, through `tracing`: `RUST_LOG`-style filters
+//! (`RUST_LOG=perfornium=debug,openraft=info`), `--log-format text|json`, always on stderr so stdout
+//! stays the summary. Long-running roles (master, worker) log at `info` by default: elections, runs
+//! started and finished, worker failures, redistribution, refused requests, each line about a run
+//! carrying its `run_id`. While a console owns the terminal, logs are off unless `RUST_LOG` asks.
+
+use clap::{Args, ValueEnum};
+use std::io::IsTerminal as _;
+use tracing_subscriber::EnvFilter;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line (for log shippers), with the run id in the event's span fields.
+    Json,
+}
+
+/// The logging flags every command takes.
+#[derive(Args, Debug, Clone)]
+pub struct LogArgs {
+    /// How log lines on stderr look.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// The filter when `RUST_LOG` is not set: our own events at info; openraft's warnings and errors
+/// (unreachable peers, storage faults). openraft's info level dumps whole raft states at every
+/// election, so it is there only when asked for (`RUST_LOG=info`); our `elected leader` and
+/// `raft role` lines report elections in one line each.
+const DEFAULT_FILTER: &str = "info,openraft=warn";
+
+impl LogArgs {
+    /// Installs the global subscriber. `tui`: a console will own the terminal.
+    pub fn init(&self, tui: bool) -> anyhow::Result<()> {
+        let filter = match std::env::var("RUST_LOG") {
+            Ok(f) if !f.trim().is_empty() => EnvFilter::try_new(&f)
+                .map_err(|e| anyhow::anyhow!("RUST_LOG `{f}` is not a valid filter: {e}"))?,
+            _ if tui => EnvFilter::new("off"),
+            _ => EnvFilter::new(DEFAULT_FILTER),
+        };
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(std::io::stderr().is_terminal())
+            // A closed stderr (a supervisor that stopped reading) must not take the process down:
+            // by default the subscriber reports a failed write with `eprintln!`, which panics then.
+            .log_internal_errors(false)
+            .with_writer(std::io::stderr);
+        let installed = match self.log_format {
+            LogFormat::Text => builder.try_init(),
+            LogFormat::Json => builder
+                .json()
+                .with_current_span(true)
+                .with_span_list(false)
+                .try_init(),
+        };
+        installed.map_err(|e| anyhow::anyhow!("installing the logger: {e}"))
+    }
+}

@@ -1,0 +1,103 @@
+//! The command line: one clap [`Cli`], one file per subcommand, the argument groups they share
+//! ([`args`]), and what every command needs at its edge (logging, Ctrl-C, writing results). The
+//! commands hold no logic of their own beyond wiring: they parse, call the library, and turn its
+//! outcome into an exit code (0 passed, 1 a threshold failed, 2 the run failed or could not happen).
+
+pub mod args;
+mod console;
+mod demo;
+mod distributed;
+mod logs;
+mod master;
+mod mock;
+mod output;
+mod report;
+mod run;
+mod shutdown;
+mod validate;
+mod worker;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// `perfornium`: distributed HTTP load testing with a replicated master.
+#[derive(Parser)]
+#[command(
+    name = "perfornium",
+    version,
+    about = "Distributed HTTP load testing with a replicated master"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    logs: logs::LogArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a test in this process.
+    Run(run::RunArgs),
+    /// Check a test file and print "ok" or what is wrong, with file:line:column.
+    Validate(validate::ValidateArgs),
+    /// Serve the demo/test target API.
+    Mock(mock::MockArgs),
+    /// The embedded default: mock, 3 workers and 3 master replicas on loopback, one example run, the console.
+    Demo(demo::DemoArgs),
+    /// Turn a saved summary.json into a self-contained HTML report.
+    Report(report::ReportArgs),
+    /// Serve the worker API (pull-based: the controller calls it).
+    Worker(worker::WorkerArgs),
+    /// One replica of the HA master cluster (openraft + sled).
+    Master(master::MasterArgs),
+    /// Attach to the master cluster's leader; optionally submit a run; follow it to the end.
+    Console(console::ConsoleArgs),
+    /// Run a test across workers, driven from this process.
+    Distributed(distributed::DistributedArgs),
+}
+
+impl Command {
+    /// True when the command takes over the terminal (its screen would be broken by log lines).
+    fn shows_tui(&self) -> bool {
+        match self {
+            Command::Demo(a) => a.screen.tui(),
+            Command::Console(a) => a.screen.tui(),
+            Command::Distributed(a) => a.screen.tui(),
+            _ => false,
+        }
+    }
+}
+
+/// Parses the command line, runs the command on a tokio runtime, and maps errors to exit code 2.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = cli.logs.init(cli.command.shows_tui()) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let outcome = runtime.block_on(async move {
+        match cli.command {
+            Command::Run(a) => a.run().await,
+            Command::Validate(a) => Ok(a.run()),
+            Command::Mock(a) => a.run().await,
+            Command::Demo(a) => a.run().await,
+            Command::Report(a) => a.run(),
+            Command::Worker(a) => a.run().await,
+            Command::Master(a) => a.run().await,
+            Command::Console(a) => a.run().await,
+            Command::Distributed(a) => a.run().await,
+        }
+    });
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

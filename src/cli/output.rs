@@ -1,0 +1,47 @@
+//! What every command that runs a test does at its end: print the summary, write `-o DIR` and the
+//! HTML report, and turn the outcome into an exit code.
+
+use super::args::Output;
+use anyhow::{Context, Result};
+use perfornium::api::master::RunView;
+use perfornium::report::{self, RunSummary};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Writes outputs under `-o DIR` and, with `--report`, the HTML report.
+pub fn write(summary: &RunSummary, output: &Output) -> Result<()> {
+    let out = output.out.as_deref();
+    if let Some(dir) = out {
+        report::write_outputs(dir, summary)
+            .with_context(|| format!("writing results to {}", dir.display()))?;
+    }
+    if output.report {
+        let path = out.unwrap_or(Path::new(".")).join("report.html");
+        std::fs::write(&path, report::html::render(summary))
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("report written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// Prints the summary; 0 when it passed, 1 when a threshold failed.
+pub fn verdict(summary: &RunSummary) -> ExitCode {
+    println!("{}", report::render_text(summary));
+    if summary.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Prints and writes a console session's last view; its exit code (2 when there was none).
+pub fn finish_console(last: Option<RunView>, output: &Output) -> Result<ExitCode> {
+    match last {
+        Some(view) => {
+            println!("{}", report::render_text(&view.summary));
+            write(&view.summary, output)?;
+            Ok(ExitCode::from(perfornium::console::exit_code(&view)))
+        }
+        None => Ok(ExitCode::from(2)),
+    }
+}

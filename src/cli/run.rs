@@ -1,0 +1,30 @@
+//! `perfornium run TEST.yaml`: the whole test in this process.
+
+use super::args::{Output, OverrideArgs};
+use super::{output, shutdown};
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Run a test in this process.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The test file.
+    file: PathBuf,
+    #[command(flatten)]
+    over: OverrideArgs,
+    #[command(flatten)]
+    output: Output,
+}
+
+impl RunArgs {
+    /// Runs the test, prints the summary, writes the outputs; the exit code is the verdict.
+    pub async fn run(self) -> Result<ExitCode> {
+        let test = self.over.load(&self.file)?;
+        let stop = shutdown::on_ctrl_c("stopping: requests in flight will finish and be counted");
+        let summary = perfornium::local::run(test, stop).await?;
+        output::write(&summary, &self.output)?;
+        Ok(output::verdict(&summary))
+    }
+}

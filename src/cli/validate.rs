@@ -1,0 +1,31 @@
+//! `perfornium validate TEST.yaml`: parse and check, print `ok` or the first problem with its place.
+
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Check a test file.
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// The test file.
+    file: PathBuf,
+    /// Merge environments/NAME.yml over the test.
+    #[arg(long)]
+    env: Option<String>,
+}
+
+impl ValidateArgs {
+    /// 0 and `ok` when the test is valid; 1 and `file:line:column: message` when not.
+    pub fn run(self) -> ExitCode {
+        match perfornium::config::load(&self.file, self.env.as_deref()) {
+            Ok(_) => {
+                println!("ok");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}

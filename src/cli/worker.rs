@@ -1,0 +1,55 @@
+//! `perfornium worker`: serves the worker API on one port until Ctrl-C.
+
+use super::args::{bind, Access, AllowFrom, ServeTlsArgs};
+use super::shutdown;
+use anyhow::Result;
+use clap::Args;
+use perfornium::guard::Guard;
+use perfornium::worker::{self, WorkerOptions};
+use std::process::ExitCode;
+
+/// Serve the worker API (pull-based: the controller calls it).
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    /// Interface to bind; localhost accepts local connections only, 0.0.0.0 remote ones.
+    #[arg(long, default_value = "localhost")]
+    host: String,
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    #[command(flatten)]
+    access: Access,
+    #[command(flatten)]
+    allow: AllowFrom,
+    /// Only tests aimed at these hosts (host or host:port list) are accepted.
+    #[arg(long, value_delimiter = ',')]
+    allow_target: Vec<String>,
+    #[command(flatten)]
+    tls: ServeTlsArgs,
+}
+
+impl WorkerArgs {
+    /// Serves until Ctrl-C.
+    pub async fn run(self) -> Result<ExitCode> {
+        let opts = WorkerOptions {
+            guard: Guard::new(self.access.token()?, self.allow.allow_from),
+            allow_targets: self.allow_target,
+            tls: self.tls.server()?,
+        };
+        let listener = bind(&format!("{}:{}", self.host, self.port)).await?;
+        let addr = listener.local_addr()?;
+        let auth = if opts.guard.has_token() {
+            "bearer token required"
+        } else {
+            "no token: anyone who can reach this port can drive it"
+        };
+        eprintln!(
+            "worker listening on {}://{addr} ({auth})",
+            self.tls.scheme()
+        );
+        tracing::info!(%addr, token = opts.guard.has_token(), tls = opts.tls.is_some(), "worker started");
+        let stop = shutdown::on_ctrl_c("worker: stopping");
+        worker::serve(listener, opts, stop).await?;
+        tracing::info!("worker stopped");
+        Ok(ExitCode::SUCCESS)
+    }
+}

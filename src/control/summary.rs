@@ -1,0 +1,101 @@
+//! What a run record looks like from outside: the [`RunSummary`] that reports, `summary.json` and the
+//! exit code are made of, and the [`RunView`] the master API serves and consoles show. Both are
+//! derived from the record on demand, never stored, so they can't disagree with it.
+
+use super::plan;
+use super::run::{Phase, RunRecord};
+use crate::api::master::RunView;
+use crate::metrics::collector::merged;
+use crate::report::{RunSummary, WorkerSummary};
+
+impl RunRecord {
+    /// The summary of this run so far (final once the phase is).
+    pub fn summary(&self) -> RunSummary {
+        let steps = self.merged_steps();
+        let started = self
+            .workers
+            .iter()
+            .filter_map(|w| w.results.as_ref().map(|r| r.elapsed_s))
+            .fold(0.0, f64::max);
+        let seconds = if started > 0.0 {
+            started
+        } else {
+            self.timeline.len() as f64
+        };
+        let dropped = self
+            .workers
+            .iter()
+            .map(|w| {
+                w.results
+                    .as_ref()
+                    .map(|r| r.dropped)
+                    .unwrap_or(w.live.dropped)
+            })
+            .sum();
+        let mut s = RunSummary::build(
+            &self.test.name,
+            &self.step_names,
+            &steps,
+            seconds,
+            dropped,
+            self.timeline.clone(),
+            &crate::config::rules(&self.test),
+        );
+        let unit = plan::unit(&self.test.load);
+        s.workers = self
+            .workers
+            .iter()
+            .map(|w| {
+                let all = merged(w.totals());
+                // The worker's own measuring time: its final figure, else how long it has run.
+                let elapsed = w
+                    .results
+                    .as_ref()
+                    .map(|r| r.elapsed_s)
+                    .unwrap_or(w.live.elapsed_s);
+                WorkerSummary {
+                    address: w.addr.addr(),
+                    region: w.addr.region.clone(),
+                    capacity: w.addr.capacity,
+                    planned: plan::amount(plan::units(&w.load) + w.extra_units, unit),
+                    state: w.state,
+                    count: all.count,
+                    errors: all.errors,
+                    p50: all.latency.quantile_ms(0.5),
+                    p95: all.latency.quantile_ms(0.95),
+                    p99: all.latency.quantile_ms(0.99),
+                    clock_offset_ms: w.offset.map(|o| o.offset_ms),
+                    error: w.error.clone(),
+                    active_vus: w.live.active_vus,
+                    rps: if elapsed > 0.0 {
+                        all.count as f64 / elapsed
+                    } else {
+                        0.0
+                    },
+                    last_seen_ms: w.last_seen_ms,
+                }
+            })
+            .collect();
+        s = s.with_checks(&self.test);
+        s.start_skew_ms = self.skew_ms;
+        s.phase = Some(self.phase);
+        s.events = self.events.clone();
+        if self.phase != Phase::Finished {
+            s.passed = false;
+        }
+        s
+    }
+
+    /// The view the master API serves for this record, kept by replica `driven_by`.
+    pub fn view(&self, driven_by: u64) -> RunView {
+        RunView {
+            id: self.id.clone(),
+            phase: self.phase,
+            unit: plan::unit(&self.test.load),
+            live: self.live(),
+            summary: self.summary(),
+            start_at_ms: self.start_at_ms,
+            driven_by,
+        }
+    }
+}
