@@ -184,7 +184,7 @@ impl RunRecord {
                 dropped: 0,
             };
             let mut p = Point::from_interval(&iv);
-            p.active_vus = self.workers.iter().map(|w| w.live.active_vus).sum();
+            p.active_vus = self.live().active_vus;
             self.timeline.push(p);
         }
     }
@@ -200,18 +200,79 @@ impl RunRecord {
         out
     }
 
-    /// The live view summed over workers.
+    /// The live view summed over workers. Counts (requests, errors, dropped) include every worker;
+    /// the rate, VUs and last-second p95 only those still producing load: a failed or finished
+    /// worker's last answer is stale (after a redistribution its share runs on the survivors).
     pub fn live(&self) -> Live {
         let mut l = Live::default();
         for w in &self.workers {
             l.requests += w.live.requests;
             l.errors += w.live.errors;
-            l.rps += w.live.rps;
-            l.active_vus += w.live.active_vus;
             l.dropped += w.live.dropped;
             l.elapsed_s = l.elapsed_s.max(w.live.elapsed_s);
-            l.p95_ms = l.p95_ms.max(w.live.p95_ms);
+            if w.is_active() {
+                l.rps += w.live.rps;
+                l.active_vus += w.live.active_vus;
+                l.p95_ms = l.p95_ms.max(w.live.p95_ms);
+            }
         }
         l
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::plan::Strategy;
+    use crate::control::workers::parse_list;
+
+    const TEST: &str = "name: t\nglobal:\n  base_url: \"http://127.0.0.1:1\"\nload:\n  pattern: basic\n  virtual_users: 30\n  duration: 12s\nscenarios:\n  - name: s\n    steps:\n      - name: list\n        path: /users\n";
+
+    /// A started run over three workers.
+    fn record() -> RunRecord {
+        let test = crate::config::from_str(TEST).unwrap();
+        let workers = parse_list("127.0.0.1:8101,127.0.0.1:8102,127.0.0.1:8103").unwrap();
+        let mut rec =
+            crate::control::submit::new_record("r".into(), test, &workers, Strategy::Even, false)
+                .unwrap();
+        rec.phase = Phase::Started;
+        for w in &mut rec.workers {
+            w.state = WorkerState::Running;
+        }
+        rec
+    }
+
+    fn live(requests: u64, rps: f64, active_vus: u64, elapsed_s: f64) -> Live {
+        Live {
+            elapsed_s,
+            requests,
+            errors: 0,
+            rps,
+            p95_ms: 5.0,
+            active_vus,
+            dropped: 0,
+        }
+    }
+
+    #[test]
+    fn a_failed_workers_stale_rate_is_not_live() {
+        // Three workers at 100/s; the third fails and its share goes to the other two (150/s each).
+        let mut rec = record();
+        rec.workers[0].live = live(1_500, 150.0, 15, 12.0);
+        rec.workers[1].live = live(1_500, 150.0, 15, 12.0);
+        rec.workers[2].live = live(600, 100.0, 10, 6.0);
+        rec.workers[2].state = WorkerState::Failed;
+        let l = rec.live();
+        assert_eq!(
+            l.rps, 300.0,
+            "the failed worker's last rate is not load now"
+        );
+        assert_eq!(l.active_vus, 30);
+        assert_eq!(l.requests, 3_600, "what it did still counts");
+        assert_eq!(l.elapsed_s, 12.0);
+        // A worker that finished produces no more load either.
+        rec.workers[1].state = WorkerState::Finished;
+        assert_eq!(rec.live().rps, 150.0);
+        assert_eq!(rec.live().active_vus, 15);
     }
 }
