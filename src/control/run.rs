@@ -89,6 +89,22 @@ impl WorkerRun {
         }
     }
 
+    /// Requests per second over the worker's whole part: its count over its own elapsed seconds (from
+    /// its final results once it finished, else over the seconds measured up to its last answer).
+    /// 0 when it measured nothing. Not `live.rps`, which is only the last second's rate.
+    pub fn average_rps(&self) -> f64 {
+        let count: u64 = self.totals().iter().map(|s| s.count).sum();
+        let seconds = match &self.results {
+            Some(r) => r.elapsed_s,
+            None => self.live.elapsed_s,
+        };
+        if seconds > 0.0 {
+            count as f64 / seconds
+        } else {
+            0.0
+        }
+    }
+
     /// True while the worker is expected to be producing load.
     pub fn is_active(&self) -> bool {
         matches!(
@@ -274,5 +290,41 @@ mod tests {
         rec.workers[1].state = WorkerState::Finished;
         assert_eq!(rec.live().rps, 150.0);
         assert_eq!(rec.live().active_vus, 15);
+    }
+
+    fn counted(n: u64) -> Vec<StepStats> {
+        vec![StepStats {
+            count: n,
+            ..Default::default()
+        }]
+    }
+
+    #[test]
+    fn a_workers_rate_is_its_average_not_its_last_second() {
+        let mut rec = record();
+        // Finished: 340,000 requests in 10 s; its last second (a fraction) had 10.
+        let done = &mut rec.workers[0];
+        done.state = WorkerState::Finished;
+        done.live = live(340_000, 10.0, 0, 10.0);
+        done.results = Some(api::Results {
+            run_id: "r".into(),
+            phase: api::WorkerPhase::Finished,
+            step_names: vec!["list".into()],
+            steps: counted(340_000),
+            elapsed_s: 10.0,
+            dropped: 0,
+            started_at_ms: None,
+            last_seq: 11,
+        });
+        assert_eq!(done.average_rps(), 34_000.0);
+        assert_ne!(done.average_rps(), done.live.rps);
+        // Failed after 6 s: what was merged, over the seconds measured up to its last answer.
+        let failed = &mut rec.workers[1];
+        failed.state = WorkerState::Failed;
+        failed.merged = counted(600);
+        failed.live = live(600, 100.0, 10, 6.0);
+        assert_eq!(failed.average_rps(), 100.0);
+        // Never measured: no rate.
+        assert_eq!(rec.workers[2].average_rps(), 0.0);
     }
 }
