@@ -174,7 +174,10 @@ impl RunRecord {
             total.merge(s);
         }
         worker.last_seq = iv.seq;
-        let second = iv.elapsed_s.ceil().max(1.0) as u64;
+        // The interval's own second, unless that is already on the timeline (a late batch): then
+        // the first open one, so every second appears once and the timeline adds up to the run.
+        let open = self.timeline.last().map_or(1, |p| p.second + 1);
+        let second = iv.second().max(open);
         let slot = self
             .pending
             .entry(second)
@@ -326,5 +329,79 @@ mod tests {
         assert_eq!(failed.average_rps(), 100.0);
         // Never measured: no rate.
         assert_eq!(rec.workers[2].average_rps(), 0.0);
+    }
+
+    fn batch(seq: u64, elapsed_s: f64, requests: u64) -> Interval {
+        Interval {
+            seq,
+            elapsed_s,
+            steps: counted(requests),
+            active_vus: 10,
+            dropped: 0,
+        }
+    }
+
+    /// Worker `w` finishes with the totals of the batches it sent.
+    fn finish(rec: &mut RunRecord, w: usize, elapsed_s: f64) {
+        let worker = &mut rec.workers[w];
+        worker.state = WorkerState::Finished;
+        worker.results = Some(api::Results {
+            run_id: rec.id.clone(),
+            phase: api::WorkerPhase::Finished,
+            step_names: rec.step_names.clone(),
+            steps: worker.merged.clone(),
+            elapsed_s,
+            dropped: 0,
+            started_at_ms: None,
+            last_seq: worker.last_seq,
+        });
+    }
+
+    #[test]
+    fn the_timeline_has_every_second_once_and_adds_up_to_the_run() {
+        // Three workers, 10 s at 100 req/s each: a batch a little after every whole second, then
+        // the remainder at the end. The driver closes seconds as the workers report past them.
+        let mut rec = record();
+        for k in 1..=10u64 {
+            for w in 0..3 {
+                assert!(rec.merge_batch(w, &batch(k, k as f64 + 0.003 * (w + 1) as f64, 100)));
+            }
+            if k > 1 {
+                rec.close_seconds(k - 1);
+            }
+        }
+        for w in 0..3 {
+            rec.merge_batch(w, &batch(11, 10.02, 7));
+            finish(&mut rec, w, 10.02);
+        }
+        rec.close_seconds(u64::MAX);
+        rec.phase = Phase::Finished;
+        let seconds: Vec<u64> = rec.timeline.iter().map(|p| p.second).collect();
+        assert_eq!(seconds, (1..=10).collect::<Vec<_>>());
+        assert_eq!(rec.timeline[0].requests, 300);
+        assert_eq!(rec.timeline[9].requests, 321);
+        let s = crate::distributed::summarize(&rec);
+        let on_timeline: u64 = s.timeline.iter().map(|p| p.requests).sum();
+        assert_eq!(on_timeline, s.overall.count);
+        assert_eq!(s.overall.count, 3_021);
+    }
+
+    #[test]
+    fn a_batch_for_a_closed_second_goes_to_the_next_one() {
+        let mut rec = record();
+        for k in 1..=3u64 {
+            rec.merge_batch(0, &batch(k, k as f64 + 0.01, 100));
+        }
+        rec.close_seconds(3);
+        // Late: placed in second 3, which is already on the timeline.
+        rec.merge_batch(1, &batch(1, 3.2, 50));
+        rec.merge_batch(0, &batch(4, 4.01, 100));
+        rec.close_seconds(u64::MAX);
+        let seconds: Vec<u64> = rec.timeline.iter().map(|p| p.second).collect();
+        assert_eq!(seconds, [1, 2, 3, 4]);
+        assert_eq!(rec.timeline[3].requests, 150);
+        let on_timeline: u64 = rec.timeline.iter().map(|p| p.requests).sum();
+        let merged: u64 = rec.merged_steps().iter().map(|s| s.count).sum();
+        assert_eq!(on_timeline, merged);
     }
 }
