@@ -313,5 +313,18 @@ mod tests {
             "the remainder belongs to the last second"
         );
         assert_eq!(merged(&c.totals.steps).count, 1_007);
+        // The local summary is built from these totals: its timeline adds up to its count.
+        let names = ["a".to_string(), "b".to_string()];
+        let s = crate::report::RunSummary::build(
+            "t",
+            &names,
+            &c.totals.steps,
+            10.02,
+            0,
+            c.totals.timeline.clone(),
+            &[],
+        );
+        let on_timeline: u64 = s.timeline.iter().map(|p| p.requests).sum();
+        assert_eq!(on_timeline, s.overall.count);
     }
 }
