@@ -23,6 +23,23 @@ pub struct Interval {
     pub dropped: u64,
 }
 
+impl Interval {
+    /// The second of the run this interval belongs to; see [`second_of`].
+    pub fn second(&self) -> u64 {
+        second_of(self.elapsed_s)
+    }
+}
+
+/// The timeline second (1, 2, 3...; second k covers elapsed time (k-1, k]) of an interval closed
+/// `elapsed_s` after the start. Intervals are closed once a second, each a little after its whole
+/// second, so an interval is placed by its middle, half a second before it closed; the short
+/// remainder closed when the run ends (the requests that were in flight) falls into the last
+/// second, not a new one. `ceil(elapsed_s)` put every interval one second late: no second 1, and
+/// the remainder doubled the last second.
+pub fn second_of(elapsed_s: f64) -> u64 {
+    (elapsed_s - 0.5).ceil().max(1.0) as u64
+}
+
 /// One line of the per-second timeline.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Point {
@@ -55,7 +72,7 @@ impl Point {
     pub fn from_interval(iv: &Interval) -> Point {
         let all = merged(&iv.steps);
         Point {
-            second: iv.elapsed_s.ceil() as u64,
+            second: iv.second(),
             requests: all.count,
             errors: all.errors,
             active_vus: iv.active_vus,
@@ -125,6 +142,8 @@ pub struct Collector {
     sink: Option<mpsc::UnboundedSender<Interval>>,
     live: watch::Sender<Live>,
     current: Vec<StepStats>,
+    /// The steps of the timeline's last point, for a remainder that belongs to the same second.
+    last: Vec<StepStats>,
     totals: Totals,
     seq: u64,
     started: Instant,
@@ -152,7 +171,8 @@ impl Collector {
             gauges,
             sink,
             live,
-            current: empty,
+            current: empty.clone(),
+            last: empty,
             totals,
             seq: 0,
             started: Instant::now(),
@@ -163,8 +183,9 @@ impl Collector {
 
     /// Runs until every sender is dropped, then closes the last partial interval.
     pub async fn run(mut self) -> Totals {
+        // Ticks fall on the whole seconds since `started`, the instant elapsed times count from.
         let mut tick = tokio::time::interval_at(
-            tokio::time::Instant::now() + Duration::from_secs(1),
+            tokio::time::Instant::from_std(self.started) + Duration::from_secs(1),
             Duration::from_secs(1),
         );
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -174,20 +195,21 @@ impl Collector {
                     Some(s) => self.current[s.step].record(&s),
                     None => break,
                 },
-                _ = tick.tick() => self.close_interval(),
+                _ = tick.tick() => self.close_interval(self.started.elapsed().as_secs_f64()),
             }
         }
-        self.close_interval();
+        self.close_interval(self.started.elapsed().as_secs_f64());
         self.totals.elapsed = self.started.elapsed();
         self.totals
     }
 
-    fn close_interval(&mut self) {
+    /// Closes the interval ending `elapsed_s` seconds after the start.
+    fn close_interval(&mut self, elapsed_s: f64) {
         self.seq += 1;
         let dropped_now = self.gauges.dropped.load(Ordering::Relaxed);
         let iv = Interval {
             seq: self.seq,
-            elapsed_s: self.started.elapsed().as_secs_f64(),
+            elapsed_s,
             steps: self.current.clone(),
             active_vus: self.gauges.active_vus.load(Ordering::Relaxed),
             dropped: dropped_now - self.dropped_seen,
@@ -197,7 +219,28 @@ impl Collector {
             total.merge(cur);
         }
         self.totals.dropped = dropped_now;
-        let point = Point::from_interval(&iv);
+        // One point per second: an interval placed in the last point's second (the run's short
+        // remainder) is merged into that point. Seconds only move forward.
+        let second = iv.second();
+        let point = match self.totals.timeline.last() {
+            Some(prev) if second <= prev.second => {
+                for (acc, cur) in self.last.iter_mut().zip(&iv.steps) {
+                    acc.merge(cur);
+                }
+                let whole = Interval {
+                    elapsed_s: prev.second as f64,
+                    steps: self.last.clone(),
+                    dropped: prev.dropped + iv.dropped,
+                    ..iv.clone()
+                };
+                self.totals.timeline.pop();
+                Point::from_interval(&whole)
+            }
+            _ => {
+                self.last.clone_from(&iv.steps);
+                Point::from_interval(&iv)
+            }
+        };
         self.publish(&point);
         self.totals.timeline.push(point);
         if let Some(sink) = &self.sink {
@@ -218,5 +261,70 @@ impl Collector {
             active_vus: point.active_vus,
             dropped: self.totals.dropped,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(step: usize) -> Sample {
+        Sample {
+            step,
+            latency_us: 3_000,
+            status: Some(200),
+            error: None,
+            checks_passed: 0,
+            failed_checks: vec![],
+            bytes: 10,
+        }
+    }
+
+    fn collector() -> Collector {
+        let (live, _) = watch::channel(Live::default());
+        Collector::new(2, Arc::new(Gauges::default()), None, live).0
+    }
+
+    /// Records `n` requests into the open interval.
+    fn requests(c: &mut Collector, n: u64) {
+        for i in 0..n {
+            c.current[(i % 2) as usize].record(&sample((i % 2) as usize));
+        }
+    }
+
+    #[test]
+    fn a_run_of_n_seconds_has_n_rows_from_second_1() {
+        // 10 s at 100 req/s: the ticks close each second a little late, then the run's end closes a
+        // short remainder (the requests in flight) a few ms after the last tick.
+        let mut c = collector();
+        for k in 1..=10 {
+            requests(&mut c, 100);
+            c.close_interval(k as f64 + 0.003);
+        }
+        requests(&mut c, 7);
+        c.close_interval(10.02);
+        let t = &c.totals.timeline;
+        let seconds: Vec<u64> = t.iter().map(|p| p.second).collect();
+        assert_eq!(seconds, (1..=10).collect::<Vec<_>>());
+        assert_eq!(t.iter().map(|p| p.requests).sum::<u64>(), 1_007);
+        assert_eq!(t[0].requests, 100);
+        assert_eq!(
+            t[9].requests, 107,
+            "the remainder belongs to the last second"
+        );
+        assert_eq!(merged(&c.totals.steps).count, 1_007);
+        // The local summary is built from these totals: its timeline adds up to its count.
+        let names = ["a".to_string(), "b".to_string()];
+        let s = crate::report::RunSummary::build(
+            "t",
+            &names,
+            &c.totals.steps,
+            10.02,
+            0,
+            c.totals.timeline.clone(),
+            &[],
+        );
+        let on_timeline: u64 = s.timeline.iter().map(|p| p.requests).sum();
+        assert_eq!(on_timeline, s.overall.count);
     }
 }

@@ -1,5 +1,7 @@
-//! JUnit XML for CI: one testcase per threshold and one per check of every step, so a pipeline shows
-//! exactly which rule failed and how often a check did.
+//! JUnit XML for CI: for a distributed run one testcase for the run itself ("run completed", failed
+//! with the phase and events unless the run finished), then one per threshold and one per check of
+//! every step, so a pipeline shows exactly which rule failed and how often a check did. `failures`
+//! counts every failed testcase.
 
 use super::RunSummary;
 use std::fmt::Write;
@@ -18,6 +20,24 @@ pub fn render(s: &RunSummary) -> String {
     let mut cases = String::new();
     let mut failures = 0;
     let mut total = 0;
+    if let Some(phase) = &s.phase {
+        total += 1;
+        let _ = write!(
+            cases,
+            r#"    <testcase classname="{}.run" name="run completed">"#,
+            escape(&s.name)
+        );
+        if phase != "finished" {
+            failures += 1;
+            let _ = write!(
+                cases,
+                r#"<failure message="run {}">{}</failure>"#,
+                escape(phase),
+                escape(&s.events.join("\n"))
+            );
+        }
+        cases.push_str("</testcase>\n");
+    }
     for t in &s.thresholds {
         total += 1;
         let name = match &t.step {
@@ -73,4 +93,49 @@ pub fn render(s: &RunSummary) -> String {
         escape(&s.name),
         s.duration_s
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(phase: Option<&str>, events: &[&str]) -> RunSummary {
+        let mut s = RunSummary::build("t", &[], &[], 10.0, 0, vec![], &[]);
+        s.phase = phase.map(str::to_string);
+        s.events = events.iter().map(|e| e.to_string()).collect();
+        s.passed = phase.is_none_or(|p| p == "finished");
+        s
+    }
+
+    fn attr(xml: &str, name: &str) -> String {
+        let at = xml.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+        xml[at..].split('"').next().unwrap().to_string()
+    }
+
+    #[test]
+    fn a_failed_run_is_a_failure() {
+        let xml = render(&summary(
+            Some("failed"),
+            &[
+                "worker 127.0.0.1:8103 failed: no answer for 9.5s",
+                "too many workers failed",
+            ],
+        ));
+        assert_eq!(attr(&xml, "failures"), "1", "{xml}");
+        assert_eq!(attr(&xml, "tests"), "1", "{xml}");
+        assert!(xml.contains(r#"name="run completed""#), "{xml}");
+        assert!(xml.contains("run failed"), "{xml}");
+        assert!(xml.contains("no answer for 9.5s"), "{xml}");
+    }
+
+    #[test]
+    fn a_finished_run_passes_its_run_testcase() {
+        let xml = render(&summary(Some("finished"), &[]));
+        assert_eq!(attr(&xml, "failures"), "0", "{xml}");
+        assert_eq!(attr(&xml, "tests"), "1", "{xml}");
+        assert!(!xml.contains("<failure"), "{xml}");
+        // Local runs have no phase: nothing to add.
+        let xml = render(&summary(None, &[]));
+        assert_eq!(attr(&xml, "tests"), "0", "{xml}");
+    }
 }

@@ -145,9 +145,11 @@ pub struct WorkerSummary {
     pub p99: f64,
     pub clock_offset_ms: Option<f64>,
     pub error: Option<String>,
-    /// Live figures from the worker's last answer.
+    /// VUs running at the worker's last answer.
     #[serde(default)]
     pub active_vus: u64,
+    /// Requests per second over the worker's part: its count over its own elapsed seconds
+    /// (`WorkerRun::average_rps`), not the last second's rate.
     #[serde(default)]
     pub rps: f64,
     /// When the worker last answered (controller clock, Unix ms).

@@ -1,6 +1,8 @@
 //! Draws a [`Model`] into a frame: header, cluster and load distribution, workers table, live
 //! percentile chart and steps table, errors, key footer; help and stop-confirmation overlays. It is
-//! a pure function of the model, so every screen can be tested with `TestBackend`. Fits 80x24.
+//! a pure function of the model, so every screen can be tested with `TestBackend`. Fits 80x24: below
+//! [`NARROW`] columns the header wraps to two lines, the cluster pane takes the width its lines need,
+//! the tables use shorter labels and the steps table drops its p50 column.
 
 use crate::model::{Model, Pane, Run};
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -12,17 +14,25 @@ use ratatui::widgets::{
 };
 use ratatui::Frame;
 
+/// Screens narrower than this get the compact layout.
+const NARROW: u16 = 100;
+
+/// The distribution pane's least width: a 15-column name, two 3-cell bars and their percentages.
+const DISTRIBUTION_MIN: u16 = 2 + 15 + 2 * 6 + 3 + 2 * 3;
+
 /// Draws the whole console.
 pub fn render(model: &Model, frame: &mut Frame) {
     let area = frame.area();
     let small = area.height < 30;
+    let narrow = area.width < NARROW;
+    let header_lines = header_lines(model, area.width as usize);
     let errors_h = if small { 3 } else { 4 };
     let cluster_h = (model.cluster.len().max(1) as u16 + 2).min(5);
     // The workers table takes what its rows need (up to 12 lines); the chart gets the rest.
     let worker_rows = model.run.as_ref().map_or(0, |r| r.workers.len()) as u16;
     let workers_h = (worker_rows + 3).clamp(4, 12);
     let [header, top, workers, middle, errors, footer] = Layout::vertical([
-        Constraint::Length(1),
+        Constraint::Length(header_lines.len() as u16),
         Constraint::Length(cluster_h),
         Constraint::Max(workers_h),
         Constraint::Min(7),
@@ -30,19 +40,32 @@ pub fn render(model: &Model, frame: &mut Frame) {
         Constraint::Length(1),
     ])
     .areas(area);
-    frame.render_widget(header_line(model), header);
-    let [cluster, distribution] =
-        Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(top);
+    frame.render_widget(Paragraph::new(header_lines), header);
+    let [cluster, distribution] = if narrow {
+        let needed = cluster_lines(model)
+            .iter()
+            .map(|(l, _)| l.chars().count())
+            .max();
+        let width =
+            (needed.unwrap_or(0) as u16 + 2).min(area.width.saturating_sub(DISTRIBUTION_MIN));
+        Layout::horizontal([Constraint::Length(width), Constraint::Fill(1)]).areas(top)
+    } else {
+        Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(top)
+    };
     frame.render_widget(cluster_pane(model), cluster);
     frame.render_widget(
         distribution_pane(model.run.as_ref(), distribution.width),
         distribution,
     );
-    frame.render_widget(workers_table(model), workers);
-    let [chart, steps] =
-        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(middle);
+    frame.render_widget(workers_table(model, narrow), workers);
+    let chart_pct = if narrow { 40 } else { 50 };
+    let [chart, steps] = Layout::horizontal([
+        Constraint::Percentage(chart_pct),
+        Constraint::Percentage(100 - chart_pct),
+    ])
+    .areas(middle);
     render_chart(model.run.as_ref(), frame, chart);
-    frame.render_widget(steps_table(model), steps);
+    frame.render_widget(steps_table(model, narrow), steps);
     frame.render_widget(errors_pane(model), errors);
     frame.render_widget(footer_line(model), footer);
     if model.confirm_stop {
@@ -74,27 +97,64 @@ fn block(title: &str, focused: bool) -> Block<'_> {
         ))
 }
 
-fn header_line(model: &Model) -> Paragraph<'_> {
+/// The header: one line when it fits in `width`, else the run's figures on a second line (the run's
+/// name shortened if even the first line would not fit).
+fn header_lines(model: &Model, width: usize) -> Vec<Line<'static>> {
     let leader = match model.leader {
         Some((id, term)) => format!("leader: node {id} (term {term})"),
         None => "leader: none (election?)".to_string(),
     };
-    let run = match &model.run {
-        Some(r) => format!(
-            "  {} [{}] {:.0}s  req {}  rps {:.1}  err {}  vus {}",
-            r.name, r.phase, r.elapsed_s, r.requests, r.rps, r.errors, r.active_vus
-        ),
-        None => "  no run".to_string(),
-    };
-    Paragraph::new(Line::from(vec![
+    let title = vec![
         Span::styled("perfornium ", Style::default().add_modifier(Modifier::BOLD)),
         Span::styled(leader, Style::default().fg(Color::Yellow)),
-        Span::raw(run),
-    ]))
+    ];
+    let Some(r) = &model.run else {
+        let mut line = title;
+        line.push(Span::raw("  no run"));
+        return vec![Line::from(line)];
+    };
+    let state = format!(" [{}] {:.0}s", r.phase, r.elapsed_s);
+    let figures = format!(
+        "req {}  rps {:.1}  err {}  vus {}",
+        r.requests, r.rps, r.errors, r.active_vus
+    );
+    let used: usize = title.iter().map(|s| s.content.chars().count()).sum();
+    let one_line = used + 2 + r.name.chars().count() + state.chars().count() + 2;
+    if one_line + figures.chars().count() <= width {
+        let mut line = title;
+        line.push(Span::raw(format!("  {}{state}  {figures}", r.name)));
+        return vec![Line::from(line)];
+    }
+    let room = width.saturating_sub(used + 2 + state.chars().count());
+    let mut line = title;
+    line.push(Span::raw(format!("  {}{state}", shorten(&r.name, room))));
+    vec![Line::from(line), Line::from(format!("  {figures}"))]
 }
 
-fn cluster_pane(model: &Model) -> Paragraph<'_> {
-    let lines: Vec<Line> = model
+/// `text` cut to `max` characters, an ellipsis marking the cut.
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// The cluster pane's lines, each with its style: id, address, role, last applied index, in
+/// columns as wide as their longest entry.
+fn cluster_lines(model: &Model) -> Vec<(String, Style)> {
+    let role = |r: &crate::model::Replica| -> String {
+        if r.reachable {
+            r.role.clone()
+        } else {
+            "unreachable".into()
+        }
+    };
+    let addr_w = model.cluster.iter().map(|r| r.addr.chars().count()).max();
+    let role_w = model.cluster.iter().map(|r| role(r).chars().count()).max();
+    let (addr_w, role_w) = (addr_w.unwrap_or(0), role_w.unwrap_or(0).max(8));
+    model
         .cluster
         .iter()
         .map(|r| {
@@ -107,16 +167,22 @@ fn cluster_pane(model: &Model) -> Paragraph<'_> {
                 .last_applied
                 .map(|a| a.to_string())
                 .unwrap_or_else(|| "-".into());
-            let role = if r.reachable {
-                r.role.as_str()
-            } else {
-                "unreachable"
-            };
-            Line::styled(
-                format!("{} {:<21} {:<11} applied {}", r.id, r.addr, role, applied),
-                style,
-            )
+            let text = format!(
+                "{} {:<addr_w$} {:<role_w$} applied {}",
+                r.id,
+                r.addr,
+                role(r),
+                applied
+            );
+            (text, style)
         })
+        .collect()
+}
+
+fn cluster_pane(model: &Model) -> Paragraph<'_> {
+    let lines: Vec<Line> = cluster_lines(model)
+        .into_iter()
+        .map(|(text, style)| Line::styled(text, style))
         .collect();
     Paragraph::new(lines).block(block("cluster", false))
 }
@@ -173,12 +239,22 @@ fn state_style(state: &str) -> Style {
     }
 }
 
+/// A latency in ms in at most 5 characters up to 99999 ms: one decimal below a second, none above.
+fn ms(v: f64) -> String {
+    if v < 999.95 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
 fn opt(v: Option<f64>, digits: usize, unit: &str) -> String {
     v.map(|x| format!("{x:.digits$}{unit}"))
         .unwrap_or_else(|| "-".into())
 }
 
-fn workers_table(model: &Model) -> Table<'_> {
+/// The workers table; `narrow` screens get shorter labels and columns.
+fn workers_table(model: &Model, narrow: bool) -> Table<'_> {
     let focused = model.focus == Pane::Workers;
     let skip = if focused { model.scroll } else { 0 };
     let run = model.run.as_ref();
@@ -196,36 +272,49 @@ fn workers_table(model: &Model) -> Table<'_> {
                 Cell::from(format!("{:.0}/{}", w.planned, w.active_vus)),
                 Cell::from(format!("{:.1}", w.rps)),
                 Cell::from(w.errors.to_string()),
-                Cell::from(format!("{:.1}", w.p95_ms)),
+                Cell::from(ms(w.p95_ms)),
                 Cell::from(opt(w.heartbeat_age_s, 1, "s")),
                 Cell::from(opt(w.clock_offset_ms, 1, "ms")),
             ])
         })
         .collect();
+    let (share, errors) = if narrow {
+        (format!("{unit} p/a"), "err")
+    } else {
+        (format!("{unit} plan/act"), "errors")
+    };
+    let share_w = share.chars().count().max(7) as u16;
     let header = [
-        "worker",
-        "region",
-        "state",
-        &format!("{unit} plan/act"),
-        "req/s",
-        "errors",
-        "p95 ms",
-        "seen",
-        "offset",
+        "worker", "region", "state", &share, "req/s", errors, "p95 ms", "seen", "offset",
     ];
     let header = Row::new(header.map(|h| Cell::from(h.to_string())))
         .style(Style::default().add_modifier(Modifier::BOLD));
-    let widths = [
-        Constraint::Min(15),
-        Constraint::Length(8),
-        Constraint::Length(8),
-        Constraint::Length(13),
-        Constraint::Length(8),
-        Constraint::Length(6),
-        Constraint::Length(7),
-        Constraint::Length(5),
-        Constraint::Length(8),
-    ];
+    // Narrow: 14 + 8 + 8 + 7 + 7 + 5 + 6 + 6 + 7 and 8 gaps leave the address 2 more in 80 columns.
+    let widths = if narrow {
+        [
+            Constraint::Min(14),
+            Constraint::Length(8),
+            Constraint::Length(8),
+            Constraint::Length(share_w),
+            Constraint::Length(7),
+            Constraint::Length(5),
+            Constraint::Length(6),
+            Constraint::Length(6),
+            Constraint::Length(7),
+        ]
+    } else {
+        [
+            Constraint::Min(15),
+            Constraint::Length(8),
+            Constraint::Length(8),
+            Constraint::Length(share_w.max(13)),
+            Constraint::Length(8),
+            Constraint::Length(6),
+            Constraint::Length(7),
+            Constraint::Length(6),
+            Constraint::Length(8),
+        ]
+    };
     Table::new(rows, widths)
         .header(header)
         .block(block("workers", focused))
@@ -293,7 +382,8 @@ fn render_chart(run: Option<&Run>, frame: &mut Frame, area: Rect) {
     frame.render_widget(chart, area);
 }
 
-fn steps_table(model: &Model) -> Table<'_> {
+/// The steps table; `narrow` screens drop the p50 column.
+fn steps_table(model: &Model, narrow: bool) -> Table<'_> {
     let focused = model.focus == Pane::Steps;
     let skip = if focused { model.scroll } else { 0 };
     let rows: Vec<Row> = model
@@ -304,28 +394,27 @@ fn steps_table(model: &Model) -> Table<'_> {
         .iter()
         .skip(skip)
         .map(|s| {
-            Row::new(vec![
-                s.name.clone(),
-                s.count.to_string(),
-                s.errors.to_string(),
-                format!("{:.1}", s.p50_ms),
-                format!("{:.1}", s.p95_ms),
-                format!("{:.1}", s.p99_ms),
-                format!("{:.1}", s.max_ms),
-            ])
+            let mut cells = vec![s.name.clone(), s.count.to_string(), s.errors.to_string()];
+            if !narrow {
+                cells.push(ms(s.p50_ms));
+            }
+            cells.extend([ms(s.p95_ms), ms(s.p99_ms), ms(s.max_ms)]);
+            Row::new(cells)
         })
         .collect();
-    let header = Row::new(["step", "count", "err", "p50", "p95", "p99", "max"])
-        .style(Style::default().add_modifier(Modifier::BOLD));
-    let widths = [
+    let mut header = vec!["step", "count", "err"];
+    let mut widths = vec![
         Constraint::Min(8),
         Constraint::Length(7),
         Constraint::Length(5),
-        Constraint::Length(6),
-        Constraint::Length(6),
-        Constraint::Length(6),
-        Constraint::Length(6),
     ];
+    if !narrow {
+        header.push("p50");
+        widths.push(Constraint::Length(6));
+    }
+    header.extend(["p95", "p99", "max"]);
+    widths.extend([Constraint::Length(6); 3]);
+    let header = Row::new(header).style(Style::default().add_modifier(Modifier::BOLD));
     Table::new(rows, widths)
         .header(header)
         .block(block("steps (ms)", focused))

@@ -1,5 +1,7 @@
 //! Rendering tests: models built here, drawn into ratatui's `TestBackend`, compared with insta
-//! snapshots (review changes with `cargo insta review`, or `INSTA_UPDATE=always` then read the diff).
+//! snapshots. Beside the snapshots, [`assert_fits`] checks that every figure of the model is on screen
+//! whole, so a cut header or column fails the test instead of being accepted into a snapshot. A
+//! changed snapshot is reviewed, line by line, before it is accepted (`cargo insta review`).
 
 use perfornium_tui::ratatui::backend::TestBackend;
 use perfornium_tui::ratatui::Terminal;
@@ -92,6 +94,121 @@ fn model() -> Model {
     m
 }
 
+/// The words of `line`, split at blanks, box-drawing borders and the backend's quotes.
+fn tokens(line: &str) -> Vec<&str> {
+    line.split(|c: char| c.is_whitespace() || c == '"' || ('\u{2500}'..='\u{257f}').contains(&c))
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// The first line holding every one of `keys`.
+fn line_with<'a>(screen: &'a str, keys: &[&str]) -> &'a str {
+    screen
+        .lines()
+        .find(|l| keys.iter().all(|k| l.contains(k)))
+        .unwrap_or_else(|| panic!("no line shows {keys:?} whole:\n{screen}"))
+}
+
+/// Each of `cells` is a whole word on the line holding `keys`.
+fn assert_cells(screen: &str, keys: &[&str], cells: &[String]) {
+    let line = line_with(screen, keys);
+    let words = tokens(line);
+    for c in cells {
+        assert!(
+            words.contains(&c.as_str()),
+            "`{c}` is not whole on the line of {keys:?}:\n{line}\n\n{screen}"
+        );
+    }
+}
+
+/// `label value` appears as two consecutive words somewhere on screen.
+fn assert_pair(screen: &str, label: &str, value: &str) {
+    let found = screen
+        .lines()
+        .any(|l| tokens(l).windows(2).any(|w| w == [label, value]));
+    assert!(found, "`{label} {value}` is not on screen whole:\n{screen}");
+}
+
+/// Every figure of the model is on screen, whole: the header's run figures, each replica's role and
+/// applied index, each worker's row, each step's row and the column headers. `narrow` screens show
+/// no p50 column for steps.
+fn assert_fits(model: &Model, screen: &str, narrow: bool) {
+    let run = model.run.as_ref().unwrap();
+    let (id, term) = model.leader.unwrap();
+    assert!(screen.contains(&format!("leader: node {id} (term {term})")));
+    assert!(screen.contains(&format!(
+        "{} [{}] {:.0}s",
+        run.name, run.phase, run.elapsed_s
+    )));
+    assert_pair(screen, "req", &run.requests.to_string());
+    assert_pair(screen, "rps", &format!("{:.1}", run.rps));
+    assert_pair(screen, "err", &run.errors.to_string());
+    assert_pair(screen, "vus", &run.active_vus.to_string());
+    for r in &model.cluster {
+        let role = if r.reachable {
+            r.role.as_str()
+        } else {
+            "unreachable"
+        };
+        let applied = r.last_applied.unwrap().to_string();
+        assert_cells(
+            screen,
+            &[&r.addr],
+            &[r.id.to_string(), role.into(), applied],
+        );
+        assert_pair(screen, "applied", &r.last_applied.unwrap().to_string());
+    }
+    let planned: f64 = run.workers.iter().map(|w| w.planned).sum();
+    for w in &run.workers {
+        assert_cells(
+            screen,
+            &[&w.address, "%"],
+            &[
+                w.address.clone(),
+                format!("{:.0}%", w.planned * 100.0 / planned),
+            ],
+        );
+        assert_cells(
+            screen,
+            &[&w.address, &w.state],
+            &[
+                w.region.clone(),
+                format!("{:.0}/{}", w.planned, w.active_vus),
+                format!("{:.1}", w.rps),
+                w.errors.to_string(),
+                format!("{:.1}", w.p95_ms),
+                format!("{:.1}s", w.heartbeat_age_s.unwrap()),
+                format!("{:.1}ms", w.clock_offset_ms.unwrap()),
+            ],
+        );
+    }
+    let workers_header = ["worker", "region", "state", "req/s", "seen", "offset"];
+    assert_cells(
+        screen,
+        &["worker", "offset"],
+        &workers_header.map(String::from),
+    );
+    let mut steps_header = vec!["step", "count", "err", "p95", "p99", "max"];
+    if !narrow {
+        steps_header.push("p50");
+    }
+    let steps_header: Vec<String> = steps_header.iter().map(|h| h.to_string()).collect();
+    assert_cells(screen, &["step", "count"], &steps_header);
+    for s in &run.steps {
+        let mut cells = vec![
+            s.count.to_string(),
+            s.errors.to_string(),
+            format!("{:.1}", s.p95_ms),
+            format!("{:.1}", s.p99_ms),
+            format!("{:.1}", s.max_ms),
+        ];
+        if !narrow {
+            cells.push(format!("{:.1}", s.p50_ms));
+        }
+        assert_cells(screen, &[&s.name], &cells);
+    }
+}
+
 fn draw(model: &Model, w: u16, h: u16) -> String {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
     t.draw(|f| render(model, f)).unwrap();
@@ -103,6 +220,7 @@ fn main_screen() {
     let screen = draw(&model(), 120, 40);
     assert!(screen.contains("leader: node 1 (term 3)"));
     assert!(screen.contains("127.0.0.1:8102"));
+    assert_fits(&model(), &screen, false);
     insta::assert_snapshot!(screen);
 }
 
@@ -118,6 +236,8 @@ fn a_failed_worker() {
         .push("worker 127.0.0.1:8103 failed: no answer for 9.5s".into());
     let screen = draw(&m, 120, 40);
     assert!(screen.contains("failed"));
+    assert_fits(&m, &screen, false);
+    assert_fits(&m, &draw(&m, 80, 24), true);
     insta::assert_snapshot!(screen);
 }
 
@@ -134,6 +254,8 @@ fn a_leader_change() {
     assert!(screen.contains("leader: node 2 (term 4)"));
     assert!(screen.contains("leader changed: node 1 → node 2 (term 4)"));
     assert!(screen.contains("unreachable"));
+    assert_fits(&m, &screen, false);
+    assert_fits(&m, &draw(&m, 80, 24), true);
     insta::assert_snapshot!(screen);
 }
 
@@ -142,6 +264,7 @@ fn fits_80x24() {
     let screen = draw(&model(), 80, 24);
     assert!(screen.contains("leader: node 1"));
     assert!(screen.contains("q quit"));
+    assert_fits(&model(), &screen, true);
     insta::assert_snapshot!(screen);
 }
 
@@ -153,4 +276,16 @@ fn help_and_stop_overlays() {
     m.show_help = false;
     m.confirm_stop = true;
     assert!(draw(&m, 80, 24).contains("y: stop"));
+}
+
+#[test]
+fn a_long_run_name_is_shortened_not_the_figures() {
+    let mut m = model();
+    m.run.as_mut().unwrap().name = "Checkout flow under the Black Friday peak, all regions".into();
+    let screen = draw(&m, 80, 24);
+    let first = screen.lines().next().unwrap();
+    assert!(first.contains("leader: node 1 (term 3)"), "{screen}");
+    assert!(first.contains("… [started] 12s"), "{screen}");
+    assert_pair(&screen, "rps", "300.0");
+    assert_pair(&screen, "vus", "30");
 }
