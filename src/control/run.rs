@@ -346,7 +346,7 @@ mod tests {
         assert_eq!(seconds, (1..=10).collect::<Vec<_>>());
         assert_eq!(rec.timeline[0].requests, 300);
         assert_eq!(rec.timeline[9].requests, 321);
-        let s = crate::distributed::summarize(&rec);
+        let s = rec.summary();
         let on_timeline: u64 = s.timeline.iter().map(|p| p.requests).sum();
         assert_eq!(on_timeline, s.overall.count);
         assert_eq!(s.overall.count, 3_021);

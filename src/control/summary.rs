@@ -47,12 +47,6 @@ impl RunRecord {
             .iter()
             .map(|w| {
                 let all = merged(w.totals());
-                // The worker's own measuring time: its final figure, else how long it has run.
-                let elapsed = w
-                    .results
-                    .as_ref()
-                    .map(|r| r.elapsed_s)
-                    .unwrap_or(w.live.elapsed_s);
                 WorkerSummary {
                     address: w.addr.addr(),
                     region: w.addr.region.clone(),
@@ -67,11 +61,7 @@ impl RunRecord {
                     clock_offset_ms: w.offset.map(|o| o.offset_ms),
                     error: w.error.clone(),
                     active_vus: w.live.active_vus,
-                    rps: if elapsed > 0.0 {
-                        all.count as f64 / elapsed
-                    } else {
-                        0.0
-                    },
+                    rps: w.average_rps(),
                     last_seen_ms: w.last_seen_ms,
                 }
             })

@@ -4,6 +4,7 @@
 //! counts every failed testcase.
 
 use super::RunSummary;
+use crate::phase::Phase;
 use std::fmt::Write;
 
 /// Escapes text for XML attributes and content.
@@ -20,19 +21,18 @@ pub fn render(s: &RunSummary) -> String {
     let mut cases = String::new();
     let mut failures = 0;
     let mut total = 0;
-    if let Some(phase) = &s.phase {
+    if let Some(phase) = s.phase {
         total += 1;
         let _ = write!(
             cases,
             r#"    <testcase classname="{}.run" name="run completed">"#,
             escape(&s.name)
         );
-        if phase != "finished" {
+        if phase != Phase::Finished {
             failures += 1;
             let _ = write!(
                 cases,
-                r#"<failure message="run {}">{}</failure>"#,
-                escape(phase),
+                r#"<failure message="run {phase}">{}</failure>"#,
                 escape(&s.events.join("\n"))
             );
         }
@@ -99,11 +99,11 @@ pub fn render(s: &RunSummary) -> String {
 mod tests {
     use super::*;
 
-    fn summary(phase: Option<&str>, events: &[&str]) -> RunSummary {
+    fn summary(phase: Option<Phase>, events: &[&str]) -> RunSummary {
         let mut s = RunSummary::build("t", &[], &[], 10.0, 0, vec![], &[]);
-        s.phase = phase.map(str::to_string);
+        s.phase = phase;
         s.events = events.iter().map(|e| e.to_string()).collect();
-        s.passed = phase.is_none_or(|p| p == "finished");
+        s.passed = phase.is_none_or(|p| p == Phase::Finished);
         s
     }
 
@@ -115,7 +115,7 @@ mod tests {
     #[test]
     fn a_failed_run_is_a_failure() {
         let xml = render(&summary(
-            Some("failed"),
+            Some(Phase::Failed),
             &[
                 "worker 127.0.0.1:8103 failed: no answer for 9.5s",
                 "too many workers failed",
@@ -130,7 +130,7 @@ mod tests {
 
     #[test]
     fn a_finished_run_passes_its_run_testcase() {
-        let xml = render(&summary(Some("finished"), &[]));
+        let xml = render(&summary(Some(Phase::Finished), &[]));
         assert_eq!(attr(&xml, "failures"), "0", "{xml}");
         assert_eq!(attr(&xml, "tests"), "1", "{xml}");
         assert!(!xml.contains("<failure"), "{xml}");
