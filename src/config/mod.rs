@@ -37,12 +37,12 @@ fn read(path: &Path) -> Result<String, ConfigError> {
     })
 }
 
-fn syntax(path: &Path, e: serde_yaml::Error) -> ConfigError {
+fn syntax(path: &Path, e: serde_norway::Error) -> ConfigError {
     let (line, column) = e
         .location()
         .map(|l| (l.line(), l.column()))
         .unwrap_or((0, 0));
-    // serde_yaml appends " at line L column C"; the prefix already says it.
+    // serde_norway appends " at line L column C"; the prefix already says it.
     let mut message = e.to_string();
     if let Some(i) = message.find(" at line ") {
         message.truncate(i);
@@ -65,7 +65,7 @@ fn invalid(path: &Path, message: impl Into<String>) -> ConfigError {
 /// Reads, merges and checks a test file. `env` names `environments/NAME.yml` beside the file.
 pub fn load(path: &Path, env: Option<&str>) -> Result<TestFile, ConfigError> {
     let text = read(path)?;
-    let mut test: TestFile = serde_yaml::from_str(&text).map_err(|e| syntax(path, e))?;
+    let mut test: TestFile = serde_norway::from_str(&text).map_err(|e| syntax(path, e))?;
     if let Some(name) = env {
         test = apply_env(path, &text, name)?;
     }
@@ -81,7 +81,7 @@ pub fn load(path: &Path, env: Option<&str>) -> Result<TestFile, ConfigError> {
 /// Parses a test from text (used by workers, which receive the test over the wire).
 pub fn from_str(text: &str) -> Result<TestFile, ConfigError> {
     let path = Path::new("<test>");
-    let test: TestFile = serde_yaml::from_str(text).map_err(|e| syntax(path, e))?;
+    let test: TestFile = serde_norway::from_str(text).map_err(|e| syntax(path, e))?;
     check(&test).map_err(|m| invalid(path, m))?;
     Ok(test)
 }
@@ -103,11 +103,12 @@ fn apply_env(path: &Path, text: &str, name: &str) -> Result<TestFile, ConfigErro
                 format!("environment `{name}` not found (looked for environments/{name}.yml)"),
             )
         })?;
-    let mut base: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| syntax(path, e))?;
-    let over: serde_yaml::Value =
-        serde_yaml::from_str(&read(&env_path)?).map_err(|e| syntax(&env_path, e))?;
+    let mut base: serde_norway::Value =
+        serde_norway::from_str(text).map_err(|e| syntax(path, e))?;
+    let over: serde_norway::Value =
+        serde_norway::from_str(&read(&env_path)?).map_err(|e| syntax(&env_path, e))?;
     merge(&mut base, over);
-    serde_yaml::from_value(base).map_err(|e| {
+    serde_norway::from_value(base).map_err(|e| {
         invalid(
             &env_path,
             format!("after merging this environment over the test: {e}"),
@@ -116,9 +117,9 @@ fn apply_env(path: &Path, text: &str, name: &str) -> Result<TestFile, ConfigErro
 }
 
 /// Deep-merges `over` into `base`: mappings merge key by key, anything else replaces.
-fn merge(base: &mut serde_yaml::Value, over: serde_yaml::Value) {
+fn merge(base: &mut serde_norway::Value, over: serde_norway::Value) {
     match (base, over) {
-        (serde_yaml::Value::Mapping(b), serde_yaml::Value::Mapping(o)) => {
+        (serde_norway::Value::Mapping(b), serde_norway::Value::Mapping(o)) => {
             for (k, v) in o {
                 match b.get_mut(&k) {
                     Some(slot) => merge(slot, v),
@@ -143,10 +144,10 @@ fn load_include(path: &Path) -> Result<Vec<Scenario>, ConfigError> {
     }
     let text = read(path)?;
     // Untagged enums hide the inner error, so on failure re-parse as a single scenario for a precise message.
-    match serde_yaml::from_str::<Included>(&text) {
+    match serde_norway::from_str::<Included>(&text) {
         Ok(Included::Many(v)) | Ok(Included::Wrapped { scenarios: v }) => Ok(v),
         Ok(Included::One(s)) => Ok(vec![*s]),
-        Err(_) => serde_yaml::from_str::<Scenario>(&text)
+        Err(_) => serde_norway::from_str::<Scenario>(&text)
             .map(|s| vec![s])
             .map_err(|e| syntax(path, e)),
     }

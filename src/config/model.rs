@@ -1,6 +1,6 @@
 //! The test file as serde types. Every struct denies unknown keys so a typo or an unsupported feature
 //! is refused by name instead of silently ignored; step kinds are checked in [`RawStep`]'s conversion
-//! so the error carries the position serde_yaml reports.
+//! so the error carries the position serde_norway reports.
 
 use super::duration::{de_opt_duration, ThinkTime};
 use serde::{Deserialize, Serialize};
@@ -91,7 +91,7 @@ pub enum Load {
     },
 }
 
-/// `load:` as written. A plain struct (not a tagged enum) so serde_yaml reports the exact line of a
+/// `load:` as written. A plain struct (not a tagged enum) so serde_norway reports the exact line of a
 /// wrongly typed field; the conversion then checks which fields the pattern needs.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -269,7 +269,7 @@ pub struct Scenario {
     #[serde(default)]
     pub think_time: Option<ThinkTime>,
     #[serde(default)]
-    pub variables: BTreeMap<String, serde_yaml::Value>,
+    pub variables: BTreeMap<String, serde_norway::Value>,
     #[serde(default)]
     pub csv_data: Option<CsvData>,
     pub steps: Vec<Step>,
@@ -369,11 +369,11 @@ pub struct RawStep {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub query: BTreeMap<String, serde_yaml::Value>,
+    pub query: BTreeMap<String, serde_norway::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<serde_yaml::Value>,
+    pub body: Option<serde_norway::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub json: Option<serde_yaml::Value>,
+    pub json: Option<serde_norway::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub envelope: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -411,12 +411,12 @@ impl ThinkTimeText {
     }
 }
 
-fn yaml_scalar(v: &serde_yaml::Value) -> String {
+fn yaml_scalar(v: &serde_norway::Value) -> String {
     match v {
-        serde_yaml::Value::String(s) => s.clone(),
-        serde_yaml::Value::Number(n) => n.to_string(),
-        serde_yaml::Value::Bool(b) => b.to_string(),
-        serde_yaml::Value::Null => String::new(),
+        serde_norway::Value::String(s) => s.clone(),
+        serde_norway::Value::Number(n) => n.to_string(),
+        serde_norway::Value::Bool(b) => b.to_string(),
+        serde_norway::Value::Null => String::new(),
         other => serde_json::to_string(other).unwrap_or_default(),
     }
 }
@@ -488,8 +488,8 @@ impl RawStep {
             Some(serde_json::to_string(&j).map_err(|e| e.to_string())?)
         } else {
             match self.body {
-                Some(serde_yaml::Value::String(s)) => Some(s),
-                Some(v @ (serde_yaml::Value::Mapping(_) | serde_yaml::Value::Sequence(_))) => {
+                Some(serde_norway::Value::String(s)) => Some(s),
+                Some(v @ (serde_norway::Value::Mapping(_) | serde_norway::Value::Sequence(_))) => {
                     headers
                         .entry("Content-Type".into())
                         .or_insert_with(|| "application/json".into());
@@ -544,9 +544,9 @@ impl From<Step> for RawStep {
                 query: h
                     .query
                     .into_iter()
-                    .map(|(k, v)| (k, serde_yaml::Value::String(v)))
+                    .map(|(k, v)| (k, serde_norway::Value::String(v)))
                     .collect(),
-                body: h.body.map(serde_yaml::Value::String),
+                body: h.body.map(serde_norway::Value::String),
                 checks: h.checks,
                 extract: h.extract,
                 ..Default::default()
@@ -578,12 +578,12 @@ impl From<Step> for RawStep {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Check {
     Status {
-        value: serde_yaml::Value,
+        value: serde_norway::Value,
         #[serde(default)]
         description: Option<String>,
     },
     ResponseTime {
-        value: serde_yaml::Value,
+        value: serde_norway::Value,
         #[serde(default)]
         operator: Option<String>,
         #[serde(default)]
@@ -594,7 +594,7 @@ pub enum Check {
         #[serde(default)]
         operator: Option<String>,
         #[serde(default)]
-        expected: Option<serde_yaml::Value>,
+        expected: Option<serde_norway::Value>,
         #[serde(default)]
         description: Option<String>,
     },

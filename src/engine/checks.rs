@@ -92,11 +92,11 @@ fn as_text(v: &Value) -> String {
     }
 }
 
-fn yaml_text(v: &serde_yaml::Value) -> String {
+fn yaml_text(v: &serde_norway::Value) -> String {
     match v {
-        serde_yaml::Value::String(s) => s.clone(),
-        serde_yaml::Value::Number(n) => n.to_string(),
-        serde_yaml::Value::Bool(b) => b.to_string(),
+        serde_norway::Value::String(s) => s.clone(),
+        serde_norway::Value::Number(n) => n.to_string(),
+        serde_norway::Value::Bool(b) => b.to_string(),
         _ => String::new(),
     }
 }
@@ -233,7 +233,7 @@ mod tests {
     }
 
     fn check(yaml: &str) -> Check {
-        serde_yaml::from_str(yaml).unwrap()
+        serde_norway::from_str(yaml).unwrap()
     }
 
     #[test]

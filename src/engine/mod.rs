@@ -104,8 +104,8 @@ impl Shared {
         };
         for (k, v) in &self.test.scenarios[scenario].variables {
             let text = match v {
-                serde_yaml::Value::String(s) => s.clone(),
-                other => serde_yaml::to_string(other)
+                serde_norway::Value::String(s) => s.clone(),
+                other => serde_norway::to_string(other)
                     .unwrap_or_default()
                     .trim()
                     .to_string(),
