@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// The load pattern: how many virtual users, when they start, and for how long.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(try_from = "RawLoad", into = "RawLoad")]
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(into = "RawLoad")]
 pub enum Load {
     /// A closed model: `virtual_users` loop over their scenario, started evenly over `ramp_up`.
     Basic {
@@ -89,6 +89,12 @@ fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<
 
 fn need<T>(v: Option<T>, pattern: &str, field: &str) -> Result<T, String> {
     v.ok_or_else(|| format!("load: the `{pattern}` pattern needs `{field}`"))
+}
+
+impl<'de> Deserialize<'de> for Load {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        super::de_converted::<D, RawLoad, Load>(d, "a load pattern (a mapping with `pattern`)")
+    }
 }
 
 impl TryFrom<RawLoad> for Load {

@@ -3,8 +3,10 @@
 //! parser knows it, the line and column.
 
 mod check;
+pub mod compile;
 mod distributed;
 pub mod duration;
+pub mod json_path;
 mod load;
 pub mod model;
 mod scenario;
@@ -12,10 +14,39 @@ mod step;
 mod test_file;
 pub mod threshold;
 
+pub use compile::{compile, Compiled, CompiledStep};
 pub use duration::ThinkTime;
+pub use json_path::JsonPath;
 pub use model::*;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
+
+/// Deserializes a mapping as `R`, then converts it to `T`, inside the mapping's own visitor: the YAML
+/// parser then reports a conversion error at the mapping's line (a step's `-`), where a serde
+/// `try_from` would report it at the enclosing list's first item.
+fn de_converted<'de, D, R, T>(d: D, expecting: &'static str) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    R: serde::Deserialize<'de>,
+    T: TryFrom<R, Error = String>,
+{
+    struct Visitor<R, T>(&'static str, std::marker::PhantomData<(R, T)>);
+    impl<'de, R, T> serde::de::Visitor<'de> for Visitor<R, T>
+    where
+        R: serde::Deserialize<'de>,
+        T: TryFrom<R, Error = String>,
+    {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            let raw = R::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+            T::try_from(raw).map_err(serde::de::Error::custom)
+        }
+    }
+    d.deserialize_map(Visitor(expecting, std::marker::PhantomData))
+}
 
 /// Why a test file was refused.
 #[derive(Debug, Error)]
@@ -169,7 +200,8 @@ fn resolve_csv_paths(test: &mut TestFile, dir: &Path) {
     }
 }
 
-/// Rules serde cannot express: non-empty scenarios, sane load numbers, parseable thresholds.
+/// Rules serde cannot express: non-empty scenarios, numbers in range, parseable thresholds, and
+/// checks and extractions that compile.
 pub fn check(test: &TestFile) -> Result<(), String> {
     if test.scenarios.is_empty() {
         return Err("`scenarios` is empty: a test needs at least one scenario with steps".into());
@@ -195,6 +227,7 @@ pub fn check(test: &TestFile) -> Result<(), String> {
     }
     check_load(&test.load)?;
     check_numbers(test)?;
+    compile(test)?;
     for t in &test.thresholds {
         match t {
             Threshold::Short(s) => threshold::parse(s, None).map(drop)?,
@@ -473,6 +506,78 @@ mod tests {
             "        path: /x\n      - type: wait\n        duration: 1e300\n",
         );
         assert!(refused(&t).contains("365 days"));
+    }
+
+    #[test]
+    fn bad_checks_and_extractions_are_refused_at_their_step_line() {
+        let with = |item: &str| {
+            basic("1s").replace(
+                "        path: /x\n",
+                &format!("        path: /x\n      - name: b\n        path: /y\n{item}"),
+            )
+        };
+        let cases = [
+            (
+                "        checks:\n          - { type: response_time, value: 10, operator: '=<' }\n",
+                "checks[0]: unknown operator `=<`",
+            ),
+            (
+                "        extract:\n          - { name: t, type: regex, expression: '(a' }\n",
+                "extract[0]: extract `t`: bad regex",
+            ),
+            (
+                "        extract:\n          - { name: t, type: json_path, expression: 'a.b' }\n",
+                "extract[0]: JSON path `a.b`",
+            ),
+            (
+                "        checks:\n          - { type: status, value: 2xx }\n",
+                "checks[0]: status check",
+            ),
+        ];
+        for (item, want) in cases {
+            let e = refused(&with(item));
+            assert!(e.starts_with("<test>:13:"), "the line of step `b`: {e}");
+            assert!(e.contains(want), "{e}");
+        }
+    }
+
+    #[test]
+    fn check_refuses_a_bad_check_in_a_test_built_in_code() {
+        let mut test = from_str(&basic("1s")).unwrap();
+        if let Step::Http(h) = &mut test.scenarios[0].steps[0] {
+            h.checks.push(Check::TextContains {
+                value: "x".into(),
+                description: None,
+            });
+            h.extract.push(Extract {
+                name: "t".into(),
+                kind: ExtractKind::Regex,
+                expression: "[".into(),
+                default: None,
+            });
+        }
+        let e = check(&test).unwrap_err();
+        assert!(e.starts_with("scenarios[0].steps[0].extract[0]: "), "{e}");
+    }
+
+    #[test]
+    fn a_test_survives_the_json_trip_to_a_worker() {
+        let text = basic("1.5s").replace(
+            "        path: /x\n",
+            "        path: /x\n        method: post\n        checks:\n          - { type: json_path, value: '$.n', operator: '>=', expected: 2 }\n      - type: wait\n        duration: 1-2s\n",
+        );
+        let test = from_str(&text).unwrap();
+        let back: TestFile = serde_json::from_str(&serde_json::to_string(&test).unwrap()).unwrap();
+        check(&back).unwrap();
+        assert_eq!(back.load, test.load);
+        let (Step::Http(a), Step::Http(b)) =
+            (&test.scenarios[0].steps[0], &back.scenarios[0].steps[0])
+        else {
+            panic!("an HTTP step")
+        };
+        assert_eq!(a, b);
+        assert_eq!(b.method, http::Method::POST);
+        assert_eq!(compile(&back).unwrap().steps[0].checks.len(), 1);
     }
 
     const EXTREMES: &[&str] = &[

@@ -25,6 +25,25 @@ pub struct Scenario {
     pub steps: Vec<Step>,
 }
 
+impl Scenario {
+    /// `variables` as the text a template substitutes: strings as written, other values as YAML.
+    pub fn variable_texts(&self) -> std::collections::HashMap<String, String> {
+        self.variables
+            .iter()
+            .map(|(k, v)| {
+                let text = match v {
+                    serde_norway::Value::String(s) => s.clone(),
+                    other => serde_norway::to_string(other)
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
+                };
+                (k.clone(), text)
+            })
+            .collect()
+    }
+}
+
 fn default_weight() -> u32 {
     100
 }

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// A step, after its `type` has been checked.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(try_from = "RawStep", into = "RawStep")]
+#[derive(Debug, Clone, Serialize)]
+#[serde(into = "RawStep")]
 pub enum Step {
     Http(HttpStep),
     Wait { name: String, duration: ThinkTime },
@@ -28,11 +28,12 @@ impl Step {
     }
 }
 
-/// An HTTP request step (`rest`, or `soap`, which is a POST of an XML envelope).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// An HTTP request step (`rest`, or `soap`, which is a POST of an XML envelope). Read and written
+/// through [`RawStep`].
+#[derive(Debug, Clone, PartialEq)]
 pub struct HttpStep {
     pub name: String,
-    pub method: String,
+    pub method: http::Method,
     /// A path joined to `base_url`, or a whole URL.
     pub target: String,
     pub headers: BTreeMap<String, String>,
@@ -100,6 +101,15 @@ fn yaml_scalar(v: &serde_norway::Value) -> String {
         serde_norway::Value::Bool(b) => b.to_string(),
         serde_norway::Value::Null => String::new(),
         other => serde_json::to_string(other).unwrap_or_default(),
+    }
+}
+
+impl<'de> Deserialize<'de> for Step {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        super::de_converted::<D, RawStep, Step>(
+            d,
+            "a step (a mapping with `path` or `url`, or a `type`)",
+        )
     }
 }
 
@@ -208,11 +218,22 @@ impl RawStep {
                 }
             })
             .to_uppercase();
-        if !matches!(
-            method.as_str(),
-            "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS"
-        ) {
-            return Err(format!("`method` `{method}` is not an HTTP method"));
+        let method = match method.as_str() {
+            "GET" => http::Method::GET,
+            "POST" => http::Method::POST,
+            "PUT" => http::Method::PUT,
+            "PATCH" => http::Method::PATCH,
+            "DELETE" => http::Method::DELETE,
+            "HEAD" => http::Method::HEAD,
+            "OPTIONS" => http::Method::OPTIONS,
+            _ => return Err(format!("`method` `{method}` is not an HTTP method")),
+        };
+        // Compiled here too (and dropped) so a bad check is reported at the step's line.
+        for (k, c) in self.checks.iter().enumerate() {
+            c.compile().map_err(|e| format!("checks[{k}]: {e}"))?;
+        }
+        for (k, x) in self.extract.iter().enumerate() {
+            x.compile().map_err(|e| format!("extract[{k}]: {e}"))?;
         }
         Ok(HttpStep {
             name: self.name.unwrap_or_else(|| format!("{method} {target}")),
@@ -237,7 +258,7 @@ impl From<Step> for RawStep {
             Step::Http(h) => RawStep {
                 name: Some(h.name),
                 kind: Some("rest".into()),
-                method: Some(h.method),
+                method: Some(h.method.to_string()),
                 path: Some(h.target),
                 headers: h.headers,
                 query: h

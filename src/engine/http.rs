@@ -5,7 +5,7 @@
 use super::checks::{run_check, run_extract, Response};
 use super::client::{Prepared, Request, VuClient};
 use super::template::{render, Vars};
-use crate::config::HttpStep;
+use crate::config::{CompiledStep, HttpStep};
 use crate::metrics::Sample;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -33,12 +33,12 @@ pub fn prepare(target: &Target<'_>, step: &HttpStep) -> Option<Prepared> {
         .and_then(Prepared::new)
 }
 
-/// Sends `step` (or its `prepared` form) and measures it. `origin` is when the request should have
+/// Sends `step` (or its `prepared` form), measures it and runs its `compiled` checks and extractions. `origin` is when the request should have
 /// started (open model).
 pub async fn send(
     client: &mut VuClient,
     target: &Target<'_>,
-    (step, prepared): (&HttpStep, Option<&Prepared>),
+    (step, prepared, compiled): (&HttpStep, Option<&Prepared>, &CompiledStep),
     id: usize,
     vars: &Vars,
     origin: Option<Instant>,
@@ -77,18 +77,18 @@ pub async fn send(
     if status >= 400 {
         sample.error = Some(format!("status {status}"));
     }
-    if step.checks.is_empty() && step.extract.is_empty() {
+    if compiled.checks.is_empty() && compiled.extract.is_empty() {
         return (sample, Vec::new());
     }
     let text = String::from_utf8_lossy(&body);
     let response = Response::new(status, latency.as_secs_f64() * 1000.0, &text);
-    for check in &step.checks {
+    for check in &compiled.checks {
         match run_check(check, &response, vars) {
             Ok(()) => sample.checks_passed += 1,
             Err(what) => sample.failed_checks.push(what),
         }
     }
-    let extracted = step
+    let extracted = compiled
         .extract
         .iter()
         .filter_map(|ex| run_extract(ex, &response).map(|v| (ex.name.clone(), v)))
@@ -113,10 +113,8 @@ fn build(target: &Target<'_>, step: &HttpStep, vars: &Vars) -> Result<Request, S
         .chain(&step.headers)
         .map(|(k, v)| (k.clone(), render(v, vars).into_owned()))
         .collect();
-    let method =
-        http::Method::from_bytes(step.method.as_bytes()).map_err(|_| "method".to_string())?;
     Ok(Request {
-        method,
+        method: step.method.clone(),
         url,
         headers,
         body: step.body.as_ref().map(|b| render(b, vars).into_owned()),
@@ -143,7 +141,7 @@ mod tests {
     fn step(target: &str) -> HttpStep {
         HttpStep {
             name: "s".into(),
-            method: "GET".into(),
+            method: http::Method::GET,
             target: target.into(),
             headers: BTreeMap::new(),
             query: BTreeMap::new(),

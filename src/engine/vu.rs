@@ -57,7 +57,7 @@ pub async fn run_iteration(
                     let (sample, extracted) = http::send(
                         client,
                         &target,
-                        (h, shared.prepared[id].as_ref()),
+                        (h, shared.prepared[id].as_ref(), &shared.compiled[id]),
                         id,
                         vars,
                         origin.take(),
