@@ -50,6 +50,23 @@ pub fn from_secs(secs: f64) -> Result<Duration, String> {
     }
 }
 
+/// A number as a user would write it: `1e300`, not three hundred digits.
+struct Shown(f64);
+
+impl std::fmt::Display for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        if self.0.is_nan() {
+            f.write_str(".nan")
+        } else if self.0.is_infinite() {
+            f.write_str(if self.0 > 0.0 { ".inf" } else { "-.inf" })
+        } else if self.0 == 0.0 || (1e-4..1e15).contains(&self.0.abs()) {
+            write!(f, "{}", self.0)
+        } else {
+            write!(f, "{:e}", self.0)
+        }
+    }
+}
+
 /// A duration or think time as users write it: a number of seconds (`30`) or a text with a unit
 /// (`"30s"`, `"1-3s"`). Read with a visitor rather than an untagged enum, so a wrong value (`null`,
 /// a list) is reported at its own line with the shape expected instead of "did not match any
@@ -64,7 +81,7 @@ impl NumOrText {
     /// As a single duration.
     pub fn duration(&self) -> Result<Duration, String> {
         match self {
-            NumOrText::Num(n) => from_secs(*n).map_err(|why| format!("`{n}` {why}")),
+            NumOrText::Num(n) => from_secs(*n).map_err(|why| format!("`{}` {why}", Shown(*n))),
             NumOrText::Text(s) => parse(s),
         }
     }
@@ -87,42 +104,54 @@ impl serde::Serialize for NumOrText {
     }
 }
 
-impl<'de> Deserialize<'de> for NumOrText {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = NumOrText;
+impl NumOrText {
+    /// Reads a number or a text and converts it with `then` inside the visitor, so a conversion
+    /// error (a duration out of range) is reported at the value's own line and column.
+    pub fn deserialize_then<'de, D, T>(
+        d: D,
+        then: impl FnOnce(NumOrText) -> Result<T, String>,
+    ) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+    {
+        struct Visitor<F>(F);
+        impl<T, F: FnOnce(NumOrText) -> Result<T, String>> serde::de::Visitor<'_> for Visitor<F> {
+            type Value = T;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a duration such as \"30s\", \"500ms\", \"2m\" or a number of seconds")
             }
-            fn visit_f64<E>(self, v: f64) -> Result<NumOrText, E> {
-                Ok(NumOrText::Num(v))
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<T, E> {
+                (self.0)(NumOrText::Num(v)).map_err(E::custom)
             }
-            fn visit_u64<E>(self, v: u64) -> Result<NumOrText, E> {
-                Ok(NumOrText::Num(v as f64))
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<T, E> {
+                self.visit_f64(v as f64)
             }
-            fn visit_i64<E>(self, v: i64) -> Result<NumOrText, E> {
-                Ok(NumOrText::Num(v as f64))
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<T, E> {
+                self.visit_f64(v as f64)
             }
-            fn visit_u128<E>(self, v: u128) -> Result<NumOrText, E> {
-                Ok(NumOrText::Num(v as f64))
+            fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<T, E> {
+                self.visit_f64(v as f64)
             }
-            fn visit_i128<E>(self, v: i128) -> Result<NumOrText, E> {
-                Ok(NumOrText::Num(v as f64))
+            fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<T, E> {
+                self.visit_f64(v as f64)
             }
-            fn visit_str<E>(self, v: &str) -> Result<NumOrText, E> {
-                Ok(NumOrText::Text(v.to_string()))
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+                (self.0)(NumOrText::Text(v.to_string())).map_err(E::custom)
             }
         }
-        d.deserialize_any(Visitor)
+        d.deserialize_any(Visitor(then))
+    }
+}
+
+impl<'de> Deserialize<'de> for NumOrText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        NumOrText::deserialize_then(d, Ok)
     }
 }
 
 /// A duration field that accepts a string with a unit or a number of seconds.
 pub fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    NumOrText::deserialize(d)?
-        .duration()
-        .map_err(serde::de::Error::custom)
+    NumOrText::deserialize_then(d, |v| v.duration())
 }
 
 /// Like [`de_duration`] for an optional field (present means a duration; `null` is refused).
@@ -185,9 +214,7 @@ impl serde::Serialize for ThinkTime {
 
 impl<'de> Deserialize<'de> for ThinkTime {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        NumOrText::deserialize(d)?
-            .think_time()
-            .map_err(serde::de::Error::custom)
+        NumOrText::deserialize_then(d, |v| v.think_time())
     }
 }
 

@@ -88,7 +88,7 @@ fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<
 }
 
 fn need<T>(v: Option<T>, pattern: &str, field: &str) -> Result<T, String> {
-    v.ok_or_else(|| format!("load: the `{pattern}` pattern needs `{field}`"))
+    v.ok_or_else(|| format!("the `{pattern}` load pattern needs `{field}`"))
 }
 
 impl<'de> Deserialize<'de> for Load {
@@ -104,9 +104,9 @@ impl TryFrom<RawLoad> for Load {
         let p = r.pattern.as_str();
         let stray = |fields: &[(&str, bool)]| -> Result<(), String> {
             match fields.iter().find(|(_, present)| *present) {
-                Some((name, _)) => Err(format!(
-                    "load: `{name}` does not apply to the `{p}` pattern"
-                )),
+                Some((name, _)) => {
+                    Err(format!("`{name}` does not apply to the `{p}` load pattern"))
+                }
                 None => Ok(()),
             }
         };
@@ -152,7 +152,7 @@ impl TryFrom<RawLoad> for Load {
                 })
             }
             other => Err(format!(
-                "load: unknown pattern `{other}` (supported: basic, stepping, arrivals)"
+                "unknown load pattern `{other}` (supported: basic, stepping, arrivals)"
             )),
         }
     }

@@ -79,11 +79,11 @@ fn syntax(path: &Path, e: serde_norway::Error) -> ConfigError {
         .location()
         .map(|l| (l.line(), l.column()))
         .unwrap_or((0, 0));
-    // serde_norway appends " at line L column C"; the prefix already says it.
-    let mut message = e.to_string();
-    if let Some(i) = message.find(" at line ") {
-        message.truncate(i);
-    }
+    // serde_norway appends " at line L column C"; the prefix already says it. Any later position
+    // ("while scanning a quoted scalar at line 7 column 13") is kept: it points at the cause.
+    let message = e
+        .to_string()
+        .replacen(&format!(" at line {line} column {column}"), "", 1);
     ConfigError::Syntax {
         path: path.display().to_string(),
         line,
@@ -446,6 +446,11 @@ mod tests {
             let e = refused(&basic(d));
             assert!(e.contains("365 days") || e.contains("negative"), "{d}: {e}");
         }
+        assert_eq!(
+            refused(&basic("1e300")),
+            "<test>:5:13: load.duration: `1e300` is longer than the 365 days a duration may last"
+        );
+        assert!(refused(&basic(".inf")).contains("`.inf` is longer"));
         let e = refused(&basic("\"99999999999999999999999h\""));
         assert!(e.contains("365 days"), "{e}");
         assert!(refused(&basic("-1")).contains("negative"));
