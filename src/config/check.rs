@@ -4,6 +4,7 @@
 //! is loaded, so `validate` refuses a bad regex, path or operator instead of a run ignoring it.
 
 use super::json_path::JsonPath;
+use super::template::Template;
 use serde::{Deserialize, Serialize};
 
 /// A check on a response; failures are counted, and do not stop the VU.
@@ -151,10 +152,10 @@ pub enum CheckRule {
     /// The path exists and, when given, its value compares with `expected` (a template).
     JsonPath {
         path: JsonPath,
-        expected: Option<(Op, String)>,
+        expected: Option<(Op, Template)>,
     },
     /// The body contains this text (a template).
-    Contains(String),
+    Contains(Template),
 }
 
 /// A check ready to run on every response.
@@ -305,13 +306,13 @@ impl Check {
                                 operator.as_deref().unwrap_or_default()
                             ));
                         }
-                        Some((op, exp))
+                        Some((op, Template::parse(&exp)))
                     }
                     (None, None) => None,
                 };
                 CheckRule::JsonPath { path, expected }
             }
-            Check::TextContains { value, .. } => CheckRule::Contains(value.clone()),
+            Check::TextContains { value, .. } => CheckRule::Contains(Template::parse(value)),
         };
         Ok(CompiledCheck {
             rule,

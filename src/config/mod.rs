@@ -11,10 +11,11 @@ mod load;
 pub mod model;
 mod scenario;
 mod step;
+pub mod template;
 mod test_file;
 pub mod threshold;
 
-pub use compile::{compile, Compiled, CompiledStep};
+pub use compile::{compile, Compiled, CompiledStep, RequestTemplate};
 pub use duration::ThinkTime;
 pub use json_path::JsonPath;
 pub use model::*;

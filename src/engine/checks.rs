@@ -2,7 +2,7 @@
 //! they are and how they are compiled). Nothing here parses the test: regexes, JSON paths, operators
 //! and status lists were parsed once when the run was set up.
 
-use super::template::{render, Vars};
+use super::template::{expand, Vars};
 use crate::config::{Check, CheckRule, CompiledCheck, CompiledExtract, ExtractSource};
 use serde_json::Value;
 /// A response as checks see it.
@@ -50,10 +50,10 @@ pub fn run_check(check: &CompiledCheck, resp: &Response, vars: &Vars) -> Result<
             match (resp.json().and_then(|j| path.lookup(j)), expected) {
                 (None, _) => false,
                 (Some(_), None) => true,
-                (Some(v), Some((op, exp))) => op.compare(&as_text(&v), &render(exp, vars)),
+                (Some(v), Some((op, exp))) => op.compare(&as_text(&v), &expand(exp, vars)),
             }
         }
-        CheckRule::Contains(text) => resp.body.contains(render(text, vars).as_ref()),
+        CheckRule::Contains(text) => resp.body.contains(expand(text, vars).as_ref()),
     };
     if ok {
         Ok(())

@@ -123,18 +123,19 @@ pub fn step_names(test: &TestFile) -> Vec<String> {
         .collect()
 }
 
-fn prepared(test: &TestFile) -> Vec<Option<client::Prepared>> {
+fn prepared(test: &TestFile, compiled: &[config::CompiledStep]) -> Vec<Option<client::Prepared>> {
     let target = http::Target {
         base_url: test.global.base_url.as_deref(),
-        headers: &test.global.headers,
     };
     test.scenarios
         .iter()
         .flat_map(|s| &s.steps)
         .filter_map(|st| match st {
-            Step::Http(h) => Some(http::prepare(&target, h)),
+            Step::Http(h) => Some(h),
             _ => None,
         })
+        .zip(compiled)
+        .map(|(h, c)| http::prepare(&target, h, c))
         .collect()
 }
 
@@ -187,7 +188,7 @@ pub async fn run(test: Arc<TestFile>, opts: Options) -> Result<Outcome, EngineEr
     let shared = Arc::new(Shared {
         picker: Picker::new(test.scenarios.iter().map(|s| s.weight).collect()),
         step_ids: step_ids(&test),
-        prepared: prepared(&test),
+        prepared: prepared(&test, &compiled.steps),
         compiled: compiled.steps,
         variables: compiled.variables,
         deadline: schedule::duration(&test.load).map(|d| Instant::now() + d),
