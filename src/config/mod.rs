@@ -1,6 +1,12 @@
 //! Loading a test file: YAML → [`TestFile`], with `includes:` of scenario files, `--env NAME`
 //! overrides, and checks that serde cannot express. Every error names the file and, where the
 //! parser knows it, the line and column.
+//!
+//! The model has one file per YAML section, re-exported by [`model`]: `test_file.rs` (`name`,
+//! `global:`, `thresholds:`), `load.rs`, `scenario.rs`, `step.rs`, `check.rs` (`checks:` and
+//! `extract:`) and `distributed.rs`. The small languages inside values have theirs: `duration.rs`,
+//! `threshold.rs`, `json_path.rs`, `template.rs`. `validate.rs` holds the rules across keys, and
+//! `compile.rs` builds the engine-ready form (parsed once) that the engine runs.
 
 mod check;
 pub mod compile;
@@ -9,18 +15,22 @@ pub mod duration;
 pub mod json_path;
 mod load;
 pub mod model;
+mod overrides;
 mod scenario;
 mod step;
 pub mod template;
 mod test_file;
 pub mod threshold;
+mod validate;
 
 pub use compile::{compile, Compiled, CompiledStep, RequestTemplate};
 pub use duration::ThinkTime;
 pub use json_path::JsonPath;
 pub use model::*;
+pub use overrides::Overrides;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
+pub use validate::{check, MAX_RATE, MAX_VUS};
 
 /// Deserializes a mapping as `R`, then converts it to `T`, inside the mapping's own visitor: the YAML
 /// parser then reports a conversion error at the mapping's line (a step's `-`), where a serde
@@ -201,138 +211,6 @@ fn resolve_csv_paths(test: &mut TestFile, dir: &Path) {
     }
 }
 
-/// Rules serde cannot express: non-empty scenarios, numbers in range, parseable thresholds, and
-/// checks and extractions that compile.
-pub fn check(test: &TestFile) -> Result<(), String> {
-    if test.scenarios.is_empty() {
-        return Err("`scenarios` is empty: a test needs at least one scenario with steps".into());
-    }
-    for (i, s) in test.scenarios.iter().enumerate() {
-        if s.steps.is_empty() {
-            return Err(format!("scenarios[{i}] (`{}`): `steps` is empty", s.name));
-        }
-        for step in &s.steps {
-            if let Step::Http(h) = step {
-                let absolute = h.target.starts_with("http://") || h.target.starts_with("https://");
-                if !absolute && test.global.base_url.is_none() && !h.target.starts_with("{{") {
-                    return Err(format!(
-                        "scenarios[{i}] step `{}`: path `{}` needs `global.base_url` (or use a full `url`)",
-                        h.name, h.target
-                    ));
-                }
-            }
-        }
-    }
-    if test.scenarios.iter().all(|s| s.weight == 0) {
-        return Err("every scenario has `weight: 0`".into());
-    }
-    check_load(&test.load)?;
-    check_numbers(test)?;
-    compile(test)?;
-    for t in &test.thresholds {
-        match t {
-            Threshold::Short(s) => threshold::parse(s, None).map(drop)?,
-            Threshold::Long { metric, step } => threshold::parse(metric, step.clone()).map(drop)?,
-        }
-    }
-    Ok(())
-}
-
-/// The most virtual users one test (or one worker's share of it) may ask for. Each one is a task
-/// and a connection; above this a typo (an extra zero, `1e12`) would exhaust memory, not load a target.
-pub const MAX_VUS: u64 = 1_000_000;
-
-/// The highest arrival rate accepted, per second.
-pub const MAX_RATE: f64 = 1_000_000.0;
-
-fn check_load(load: &Load) -> Result<(), String> {
-    let vus = |name: &str, n: u64| {
-        if n > MAX_VUS {
-            Err(format!(
-                "load.{name} is {n}, above the {MAX_VUS} virtual users a test may run"
-            ))
-        } else {
-            Ok(())
-        }
-    };
-    match load {
-        Load::Basic { virtual_users, .. } => vus("virtual_users", *virtual_users)?,
-        Load::Stepping {
-            start_users,
-            step_users,
-            max_users,
-            ..
-        } => {
-            vus("start_users", *start_users)?;
-            vus("step_users", *step_users)?;
-            vus("max_users", *max_users)?;
-        }
-        Load::Arrivals {
-            max_virtual_users,
-            preallocation,
-            ..
-        } => {
-            vus("max_virtual_users", max_virtual_users.unwrap_or(0))?;
-            vus("preallocation", preallocation.unwrap_or(0))?;
-        }
-    }
-    match load {
-        Load::Basic {
-            virtual_users: 0, ..
-        } => Err("load.virtual_users must be at least 1".into()),
-        Load::Basic {
-            duration: None,
-            iterations: None,
-            ..
-        } => Err("load: a `basic` pattern needs `duration` or `iterations`".into()),
-        Load::Stepping { step_duration, .. } if step_duration.is_zero() => {
-            Err("load.step_duration must be above zero".into())
-        }
-        Load::Stepping { max_users: 0, .. } => Err("load.max_users must be at least 1".into()),
-        Load::Arrivals { rate, .. } if !(*rate > 0.0 && *rate <= MAX_RATE) => Err(format!(
-            "load.rate must be a number of arrivals per second above 0 and at most {MAX_RATE}, got {rate}"
-        )),
-        Load::Arrivals {
-            max_virtual_users: Some(0),
-            ..
-        } => Err("load.max_virtual_users must be at least 1".into()),
-        _ => Ok(()),
-    }
-}
-
-/// Range rules of the numbers outside `load:` (durations are bounded when they are parsed).
-fn check_numbers(test: &TestFile) -> Result<(), String> {
-    let max_ms = duration::MAX.as_millis();
-    if u128::from(test.global.timeout) > max_ms {
-        return Err(format!(
-            "global.timeout is {} ms, longer than the 365 days ({max_ms} ms) a duration may last",
-            test.global.timeout
-        ));
-    }
-    let failures = test
-        .distributed
-        .as_ref()
-        .and_then(|d| d.orchestration.as_ref())
-        .and_then(|o| o.failure_handling.as_ref())
-        .and_then(|f| f.worker_failure_threshold)
-        .map(|v| ("orchestration.failure_handling.worker_failure_threshold", v));
-    let rate = test
-        .distributed
-        .as_ref()
-        .and_then(|d| d.fault_tolerance.as_ref())
-        .and_then(|f| f.worker_failures.as_ref())
-        .and_then(|w| w.max_failure_rate)
-        .map(|v| ("fault_tolerance.worker_failures.max_failure_rate", v));
-    for (name, v) in failures.into_iter().chain(rate) {
-        if !(0.0..=100.0).contains(&v) {
-            return Err(format!(
-                "distributed.{name} is a percentage from 0 to 100, got {v}"
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// The thresholds as parsed rules (already validated by [`check`]).
 pub fn rules(test: &TestFile) -> Vec<threshold::Rule> {
     test.thresholds
@@ -344,80 +222,9 @@ pub fn rules(test: &TestFile) -> Vec<threshold::Rule> {
         .collect()
 }
 
-/// Command-line overrides of `run` (and later `distributed`/`console`).
-#[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    pub vus: Option<u64>,
-    pub duration: Option<std::time::Duration>,
-    pub iterations: Option<u64>,
-    pub base_url: Option<String>,
-}
-
-impl Overrides {
-    /// Applies the overrides that fit the test's load pattern; refuses the ones that do not.
-    pub fn apply(&self, test: &mut TestFile) -> Result<(), String> {
-        if let Some(url) = &self.base_url {
-            test.global.base_url = Some(url.clone());
-        }
-        match &mut test.load {
-            Load::Basic {
-                virtual_users,
-                duration,
-                iterations,
-                ..
-            } => {
-                if let Some(v) = self.vus {
-                    *virtual_users = v;
-                }
-                if let Some(d) = self.duration {
-                    *duration = Some(d);
-                }
-                if let Some(i) = self.iterations {
-                    *iterations = Some(i);
-                    if self.duration.is_none() {
-                        *duration = None;
-                    }
-                }
-            }
-            Load::Stepping {
-                duration,
-                max_users,
-                ..
-            } => {
-                if self.iterations.is_some() {
-                    return Err("--iterations applies to the `basic` pattern only".into());
-                }
-                if let Some(v) = self.vus {
-                    *max_users = v;
-                }
-                if let Some(d) = self.duration {
-                    *duration = d;
-                }
-            }
-            Load::Arrivals {
-                duration,
-                max_virtual_users,
-                ..
-            } => {
-                if self.iterations.is_some() {
-                    return Err("--iterations applies to the `basic` pattern only".into());
-                }
-                if let Some(v) = self.vus {
-                    *max_virtual_users = Some(v);
-                }
-                if let Some(d) = self.duration {
-                    *duration = d;
-                }
-            }
-        }
-        check(test)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     /// A whole test with `load:` given as `load` (indented two spaces) and one more top-level block.
     fn test_text(load: &str, extra: &str) -> String {
@@ -442,76 +249,12 @@ mod tests {
     }
 
     #[test]
-    fn huge_and_infinite_durations_are_refused_not_panicked_on() {
-        for d in ["1e300", ".inf", "-.inf", "1e20"] {
-            let e = refused(&basic(d));
-            assert!(e.contains("365 days") || e.contains("negative"), "{d}: {e}");
-        }
-        assert_eq!(
-            refused(&basic("1e300")),
-            "<test>:5:13: load.duration: `1e300` is longer than the 365 days a duration may last"
-        );
-        assert!(refused(&basic(".inf")).contains("`.inf` is longer"));
-        let e = refused(&basic("\"99999999999999999999999h\""));
-        assert!(e.contains("365 days"), "{e}");
-        assert!(refused(&basic("-1")).contains("negative"));
-        assert!(refused(&basic(".nan")).contains("not a number"));
-        assert!(from_str(&basic("1e-300")).is_ok());
-        assert!(from_str(&basic("365d")).is_err());
-    }
-
-    #[test]
     fn null_or_misshapen_duration_says_what_is_expected_and_where() {
         for d in ["~", "[1, 2]", "{a: 1}"] {
             let e = refused(&basic(d));
             assert!(e.contains("expected a duration such as"), "{d}: {e}");
             assert!(e.starts_with("<test>:5:"), "the line of `duration`: {e}");
         }
-    }
-
-    #[test]
-    fn vus_rates_timeouts_and_percentages_are_bounded() {
-        let vus = test_text(
-            "  pattern: basic\n  virtual_users: 1000001\n  duration: 1s",
-            "",
-        );
-        assert!(refused(&vus).contains("1000000 virtual users"));
-        let big = test_text(
-            "  pattern: basic\n  virtual_users: 18446744073709551616\n  duration: 1s",
-            "",
-        );
-        refused(&big);
-        for rate in ["1e300", ".inf", ".nan", "-1", "0"] {
-            let t = test_text(
-                &format!("  pattern: arrivals\n  rate: {rate}\n  duration: 1s"),
-                "",
-            );
-            assert!(refused(&t).contains("load.rate"), "{rate}");
-        }
-        let t = test_text("  pattern: arrivals\n  rate: 1e-300\n  duration: 1s", "");
-        assert!(
-            from_str(&t).is_ok(),
-            "a tiny rate makes no arrivals, which is harmless"
-        );
-        let timeout = basic("1s").replace(
-            "  base_url: http://127.0.0.1:9\n",
-            "  base_url: http://127.0.0.1:9\n  timeout: 31536000001\n",
-        );
-        assert!(refused(&timeout).contains("global.timeout"));
-        let pct = test_text(
-            "  pattern: basic\n  virtual_users: 1\n  duration: 1s",
-            "distributed:\n  fault_tolerance:\n    worker_failures:\n      max_failure_rate: 1e300\n",
-        );
-        assert!(refused(&pct).contains("percentage"));
-    }
-
-    #[test]
-    fn a_wrong_think_time_in_a_step_is_refused() {
-        let t = basic("1s").replace(
-            "        path: /x\n",
-            "        path: /x\n      - type: wait\n        duration: 1e300\n",
-        );
-        assert!(refused(&t).contains("365 days"));
     }
 
     #[test]
@@ -548,25 +291,6 @@ mod tests {
     }
 
     #[test]
-    fn check_refuses_a_bad_check_in_a_test_built_in_code() {
-        let mut test = from_str(&basic("1s")).unwrap();
-        if let Step::Http(h) = &mut test.scenarios[0].steps[0] {
-            h.checks.push(Check::TextContains {
-                value: "x".into(),
-                description: None,
-            });
-            h.extract.push(Extract {
-                name: "t".into(),
-                kind: ExtractKind::Regex,
-                expression: "[".into(),
-                default: None,
-            });
-        }
-        let e = check(&test).unwrap_err();
-        assert!(e.starts_with("scenarios[0].steps[0].extract[0]: "), "{e}");
-    }
-
-    #[test]
     fn a_test_survives_the_json_trip_to_a_worker() {
         let text = basic("1.5s").replace(
             "        path: /x\n",
@@ -584,88 +308,5 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(b.method, http::Method::POST);
         assert_eq!(compile(&back).unwrap().steps[0].checks.len(), 1);
-    }
-
-    const EXTREMES: &[&str] = &[
-        "1e300",
-        "-1",
-        ".inf",
-        "-.inf",
-        ".nan",
-        "1e-300",
-        "18446744073709551616",
-        "0",
-        "-0.0",
-        "~",
-        "\"1e300s\"",
-        "\"-5ms\"",
-    ];
-
-    /// Every numeric key of a test, with where it sits; `{}` is replaced by the value under test.
-    const FIELDS: &[&str] = &[
-        "load:\n  pattern: basic\n  virtual_users: {}\n  duration: 1s\n",
-        "load:\n  pattern: basic\n  virtual_users: 1\n  duration: {}\n",
-        "load:\n  pattern: basic\n  virtual_users: 1\n  ramp_up: {}\n  iterations: 1\n",
-        "load:\n  pattern: basic\n  virtual_users: 1\n  iterations: {}\n",
-        "load:\n  pattern: stepping\n  start_users: {}\n  step_users: 1\n  step_duration: 1s\n  max_users: 2\n  duration: 1s\n",
-        "load:\n  pattern: stepping\n  step_users: {}\n  step_duration: 1s\n  max_users: 2\n  duration: 1s\n",
-        "load:\n  pattern: stepping\n  step_users: 1\n  step_duration: {}\n  max_users: 2\n  duration: 1s\n",
-        "load:\n  pattern: stepping\n  step_users: 1\n  step_duration: 1s\n  max_users: {}\n  duration: 1s\n",
-        "load:\n  pattern: arrivals\n  rate: {}\n  duration: 1s\n",
-        "load:\n  pattern: arrivals\n  rate: 1\n  duration: {}\n",
-        "load:\n  pattern: arrivals\n  rate: 1\n  duration: 1s\n  max_virtual_users: {}\n",
-        "load:\n  pattern: arrivals\n  rate: 1\n  duration: 1s\n  preallocation: {}\n",
-        "load:\n  pattern: basic\n  virtual_users: 1\n  duration: 1s\nglobal:\n  timeout: {}\n",
-        "load:\n  pattern: basic\n  virtual_users: 1\n  duration: 1s\nglobal:\n  think_time: {}\n",
-        "load:\n  pattern: basic\n  virtual_users: 1\n  duration: 1s\ndistributed:\n  coordination:\n    time_skew_tolerance: {}\n",
-        "load:\n  pattern: basic\n  virtual_users: 1\n  duration: 1s\ndistributed:\n  orchestration:\n    heartbeat_interval: {}\n",
-        "load:\n  pattern: basic\n  virtual_users: 1\n  duration: 1s\ndistributed:\n  orchestration:\n    failure_handling:\n      worker_failure_threshold: {}\n",
-    ];
-
-    /// Whatever value any numeric key gets, loading neither panics nor yields a test whose numbers
-    /// would panic the engine later: each is finite and within its bound, in YAML and over JSON.
-    fn load_never_panics(field: &str, value: &str, step: &str) {
-        let text = format!(
-            "name: t\n{}scenarios:\n  - name: s\n    think_time: 1\n    steps:\n      - url: http://127.0.0.1:9/\n{step}",
-            field.replace("{}", value)
-        );
-        if let Ok(test) = from_str(&text) {
-            assert!(
-                crate::engine::max_vus(&test.load) <= MAX_VUS.max(100),
-                "{text}"
-            );
-            let json = serde_json::to_string(&test).expect("a loaded test serialises");
-            let back: TestFile = serde_json::from_str(&json).expect("and reads back");
-            check(&back).expect("and is still valid");
-            let _ = crate::engine::schedule::vu_starts(&back.load);
-        }
-    }
-
-    proptest! {
-        #[test]
-        fn numeric_extremes_never_panic(
-            field in 0..FIELDS.len(),
-            value in 0..EXTREMES.len(),
-            step in 0..4usize,
-            n in any::<f64>(),
-        ) {
-            let value = if value == 0 { format!("{n:e}") } else { EXTREMES[value].to_string() };
-            let step = [
-                String::new(),
-                format!("      - type: wait\n        duration: {value}\n"),
-                format!("      - rendezvous: r\n        count: 1\n        timeout: {value}\n"),
-                format!("      - url: http://127.0.0.1:9/\n        checks:\n          - {{ type: response_time, value: {value} }}\n"),
-            ][step].clone();
-            load_never_panics(FIELDS[field], &value, &step);
-        }
-    }
-
-    #[test]
-    fn every_extreme_in_every_field() {
-        for f in FIELDS {
-            for v in EXTREMES {
-                load_never_panics(f, v, "");
-            }
-        }
     }
 }
