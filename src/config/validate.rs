@@ -291,10 +291,7 @@ mod tests {
             field.replace("{}", value)
         );
         if let Ok(test) = from_str(&text) {
-            assert!(
-                crate::engine::max_vus(&test.load) <= MAX_VUS.max(100),
-                "{text}"
-            );
+            assert!(crate::engine::max_vus(&test.load) <= MAX_VUS, "{text}");
             let json = serde_json::to_string(&test).expect("a loaded test serialises");
             let back: TestFile = serde_json::from_str(&json).expect("and reads back");
             check(&back).expect("and is still valid");

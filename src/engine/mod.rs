@@ -258,7 +258,7 @@ pub fn max_vus(load: &Load) -> u64 {
             ..
         } => max_virtual_users
             .or(*preallocation)
-            .unwrap_or_else(|| ((rate * 10.0).ceil() as u64).max(100)),
+            .unwrap_or_else(|| ((rate * 10.0).ceil() as u64).clamp(100, config::MAX_VUS)),
     }
 }
 
