@@ -319,6 +319,29 @@ mod tests {
     }
 
     #[test]
+    fn extremes_sent_as_json_are_refused() {
+        let base =
+            r#"{"name":"t","scenarios":[{"name":"s","steps":[{"url":"http://a/"}]}],"load":"#;
+        for load in [
+            r#"{"pattern":"basic","virtual_users":1,"duration":1e300}"#,
+            r#"{"pattern":"basic","virtual_users":1,"duration":-1}"#,
+            r#"{"pattern":"basic","virtual_users":1,"duration":"1e300s"}"#,
+            r#"{"pattern":"basic","virtual_users":1,"duration":null}"#,
+            r#"{"pattern":"basic","virtual_users":18446744073709551616,"duration":1}"#,
+            r#"{"pattern":"basic","virtual_users":1e300,"duration":1}"#,
+            r#"{"pattern":"arrivals","rate":1e300,"duration":1}"#,
+            r#"{"pattern":"stepping","step_users":1,"step_duration":0,"max_users":2,"duration":1}"#,
+        ] {
+            let json = format!("{base}{load}}}");
+            let refused = match serde_json::from_str::<TestFile>(&json) {
+                Ok(test) => check(&test).is_err(),
+                Err(_) => true,
+            };
+            assert!(refused, "{json}");
+        }
+    }
+
+    #[test]
     fn every_extreme_in_every_field() {
         for f in FIELDS {
             for v in EXTREMES {
