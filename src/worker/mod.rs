@@ -74,6 +74,9 @@ fn refuse(e: SlotError) -> Response {
         SlotError::NotFinished(_) => StatusCode::ACCEPTED,
         SlotError::NotRunning(_) => StatusCode::CONFLICT,
     };
+    if code != StatusCode::ACCEPTED {
+        tracing::warn!(status = code.as_u16(), "refused: {e}");
+    }
     ApiError::reply(code, e.to_string())
 }
 
