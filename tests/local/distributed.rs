@@ -1,8 +1,7 @@
 //! End-to-end tests of `perfornium worker` and `perfornium distributed`: real worker processes and
 //! the mock on 127.0.0.1 with ports from the OS; the mock's own counts are the reference.
 
-mod support;
-use support::*;
+use crate::support::*;
 
 fn test_yaml(mock: &Proc, load: &str, extra: &str) -> String {
     format!(

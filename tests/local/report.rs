@@ -2,9 +2,8 @@
 //! self-contained HTML report that headless Chromium renders with its charts drawn; `perfornium
 //! report` rebuilds it from a saved summary.
 
-mod support;
+use crate::support::*;
 use std::process::Command;
-use support::*;
 
 const TEST: &str = "name: report\nglobal:\n  base_url: \"http://ADDR\"\nload:\n  pattern: basic\n  virtual_users: 3\n  duration: 3s\nscenarios:\n  - name: s\n    think_time: 20ms\n    steps:\n      - name: list\n        path: /users\n        checks:\n          - { type: status, value: 200 }\n          - { type: text_contains, value: nope, description: has nope }\n      - name: broken\n        path: /status/500\nthresholds:\n  - \"p95 < 2s\"\n  - \"error_rate < 1%\"\n";
 

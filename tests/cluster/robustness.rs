@@ -13,11 +13,10 @@
 //!
 //! `ROBUSTNESS_ROUNDS=N` repeats the partition and worker rounds (CI runs one); the figures in
 //! `bench/results/robustness.md` come from
-//! `ROBUSTNESS_ROUNDS=5 cargo test --test robustness -- --nocapture --test-threads 1`.
+//! `ROBUSTNESS_ROUNDS=5 cargo test --test cluster robustness -- --nocapture --test-threads 1`.
 
-mod support;
+use crate::support::*;
 use std::time::{Duration, Instant};
-use support::*;
 
 fn rounds() -> usize {
     std::env::var("ROBUSTNESS_ROUNDS")

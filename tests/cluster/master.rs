@@ -2,8 +2,7 @@
 //! all on 127.0.0.1. Leaders are killed with SIGKILL in the middle of runs; the mock's count is the
 //! reference for "no request lost, none counted twice".
 
-mod support;
-use support::*;
+use crate::support::*;
 
 fn submit_body(mock: &Proc, workers: &[&Proc], load: &str) -> String {
     let yaml = format!(

@@ -3,11 +3,10 @@
 //! pull the workers see from the new leader, and the requests the final report misses compared with
 //! the mock's own count. Writes `bench/results/failover.md`.
 //!
-//! Run: `cargo test --release --test failover_bench -- --ignored --nocapture`
+//! Run: `cargo test --release --test bench failover -- --ignored --nocapture`
 
-mod support;
+use crate::support::*;
 use std::time::{Duration, Instant};
-use support::*;
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -88,7 +87,7 @@ fn failover_benchmark() {
     let median = (times[rounds / 2 - 1] + times[rounds / 2]) / 2.0;
     let missing: i64 = rows.iter().map(|r| r.2 as i64 - r.1 as i64).sum();
     let mut md = format!(
-        "# Failover benchmark\n\n`cargo test --release --test failover_bench -- --ignored`: 3 master replicas, 2 workers and the mock on 127.0.0.1 (2 cores); {rounds} runs of 4 VUs for 6 s; in each, the leader is SIGKILLed 1.5 s after the workers start, and the killed replica is restarted afterwards.\n\n\
+        "# Failover benchmark\n\n`cargo test --release --test bench failover -- --ignored`: 3 master replicas, 2 workers and the mock on 127.0.0.1 (2 cores); {rounds} runs of 4 VUs for 6 s; in each, the leader is SIGKILLed 1.5 s after the workers start, and the killed replica is restarted afterwards.\n\n\
         Raft timeouts: heartbeat 100 ms, election timeout 500–1000 ms (openraft's defaults are 50 / 150–300 ms; we chose longer ones so an fsync or a busy core on a 2-core machine does not trigger needless elections, and the failover still lands well under the 3 s target: openraft 0.9 fails over in about `election_timeout_max` + a random `[min, max)` + one tick).\n\n\
         Time to driving again = from the kill to the first metrics pull both workers receive from the new leader (the driver polls every second, so up to 1 s of it is the poll period).\n\n\
         | | value |\n|---|---|\n| median time to driving again | {median:.2} s |\n| max | {:.2} s |\n| missing requests (mock count − report count, all rounds) | {missing} |\n\n| round | time to driving again (s) | counted | served by the mock |\n|---|---|---|---|\n",

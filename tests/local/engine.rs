@@ -1,8 +1,7 @@
 //! End-to-end tests of `perfornium run` and `validate`: the real binary against `perfornium mock`
 //! on a port from the OS, with the mock's own counts as the reference.
 
-mod support;
-use support::*;
+use crate::support::*;
 
 fn test_file(base: &str, load: &str, steps: &str, extra: &str) -> String {
     format!("name: e2e\nglobal:\n  base_url: \"http://{base}\"\n  timeout: 5000\nload:\n{load}\nscenarios:\n  - name: s\n    steps:\n{steps}\n{extra}")

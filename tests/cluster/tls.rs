@@ -4,13 +4,12 @@
 //! controller and console that present one; three masters elect a leader over HTTPS raft and drive
 //! a TLS worker to a complete run whose count equals the mock's.
 
-mod support;
+use crate::support::*;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use support::*;
 
 /// A CA and the certificates signed by it, as PEM files in a directory.
 struct Pki {

@@ -3,8 +3,7 @@
 //! `--allow-target` refuses tests aimed elsewhere; oversized bodies get 413; the token never shows
 //! in outputs.
 
-mod support;
-use support::*;
+use crate::support::*;
 
 #[test]
 fn one_token_guards_masters_raft_and_workers() {

@@ -3,9 +3,8 @@
 //! the screen to name the new leader while the request count keeps rising. tmux is required (`.ci/run`
 //! installs it).
 
-mod support;
+use crate::support::*;
 use std::process::Command;
-use support::*;
 
 struct Tmux(String);
 

@@ -2,10 +2,9 @@
 //! its own mock, three workers and three master replicas, runs the example, prints the summary, and
 //! exits by itself with everything stopped.
 
-mod support;
+use crate::support::*;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::*;
 
 #[test]
 fn the_demo_runs_a_whole_local_cluster_and_exits() {
