@@ -55,14 +55,10 @@ fn sync_start_skew_over_20_runs() {
     let ws = [worker(None), worker(None), worker(None)];
     let list = worker_list(&[&ws[0], &ws[1], &ws[2]]);
     let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "t.yaml",
-        &format!(
-            "name: skew\nglobal:\n  base_url: \"http://{}\"\nload:\n  pattern: basic\n  virtual_users: 3\n  duration: 1s\nscenarios:\n  - name: s\n    steps:\n      - name: list\n        path: /users\n",
-            mock.addr
-        ),
-    );
+    let file = yaml(&mock)
+        .name("skew")
+        .load("pattern: basic, virtual_users: 3, duration: 1s")
+        .write(dir.path());
     let mut skews = Vec::new();
     for i in 0..20 {
         let out = dir.path().join(format!("out{i}"));

@@ -8,18 +8,6 @@
 use crate::support::*;
 use std::time::{Duration, Instant};
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-fn status(w: &Proc) -> serde_json::Value {
-    let (_, body) = call("GET", &format!("http://{}/status", w.addr), None, None).unwrap();
-    serde_json::from_str(&body).unwrap()
-}
-
 #[test]
 #[ignore]
 fn failover_benchmark() {
@@ -30,14 +18,16 @@ fn failover_benchmark() {
     let mut rows = Vec::new();
     for round in 1..=rounds {
         let before = mock_stats(&mock)["total"].as_u64().unwrap();
-        let yaml = format!(
-            "name: failover-{round}\nglobal:\n  base_url: \"http://{}\"\nload:\n  pattern: basic\n  virtual_users: 4\n  duration: 6s\nscenarios:\n  - name: s\n    steps:\n      - {{ name: list, path: /users }}\n",
-            mock.addr
-        );
-        let body = serde_json::json!({"test_yaml": yaml, "workers": [
-            {"host": "127.0.0.1", "port": a.addr.split(':').nth(1).unwrap().parse::<u16>().unwrap()},
-            {"host": "127.0.0.1", "port": b.addr.split(':').nth(1).unwrap().parse::<u16>().unwrap()}]})
-        .to_string();
+        // No `strategy`: the default (capacity-based) split, as before.
+        let mut body: serde_json::Value = serde_json::from_str(
+            &yaml(&mock)
+                .name(&format!("failover-{round}"))
+                .load("pattern: basic, virtual_users: 4, duration: 6s")
+                .submit_body(&[&a, &b]),
+        )
+        .unwrap();
+        body.as_object_mut().unwrap().remove("strategy");
+        let body = body.to_string();
         let leader = c.wait_leader(20).expect("leader");
         let (code, resp) = call(
             "POST",
@@ -51,15 +41,15 @@ fn failover_benchmark() {
             .as_str()
             .unwrap()
             .to_string();
-        assert!(wait_for(20, || status(&a)["phase"] == "running"
-            && status(&b)["phase"] == "running"));
+        assert!(wait_for(20, || worker_status(&a)["phase"] == "running"
+            && worker_status(&b)["phase"] == "running"));
         std::thread::sleep(Duration::from_millis(1500));
         let killed_at = now_ms();
         let t0 = Instant::now();
         c.kill(leader);
         let resumed = wait_for(30, || {
-            status(&a)["last_poll_ms"].as_u64().unwrap_or(0) > killed_at
-                && status(&b)["last_poll_ms"].as_u64().unwrap_or(0) > killed_at
+            worker_status(&a)["last_poll_ms"].as_u64().unwrap_or(0) > killed_at
+                && worker_status(&b)["last_poll_ms"].as_u64().unwrap_or(0) > killed_at
         });
         let took = t0.elapsed().as_secs_f64();
         assert!(resumed, "round {round}: no new leader drove the workers");

@@ -8,9 +8,7 @@ use crate::support::*;
 #[test]
 fn one_token_guards_masters_raft_and_workers() {
     let c = Cluster::start_with(Some("cluster-secret"));
-    let leader = c
-        .leader()
-        .expect("the replicas formed a cluster over token-guarded raft RPC");
+    let leader = c.agreed_leader(20);
     let addr = &c.addrs[leader];
     assert_eq!(
         call("GET", &format!("http://{addr}/health"), None, None)
@@ -53,11 +51,10 @@ fn one_token_guards_masters_raft_and_workers() {
     let w = worker(Some("cluster-secret"));
     let dir = tempfile::tempdir().unwrap();
     let token_file = write(dir.path(), "token", "cluster-secret\n");
-    let yaml = format!(
-        "name: sec\nglobal:\n  base_url: \"http://{}\"\nload:\n  pattern: basic\n  virtual_users: 1\n  iterations: 3\nscenarios:\n  - name: s\n    steps:\n      - {{ name: list, path: /users }}\n",
-        mock.addr
-    );
-    let file = write(dir.path(), "t.yaml", &yaml);
+    let file = yaml(&mock)
+        .name("sec")
+        .load("pattern: basic, virtual_users: 1, iterations: 3")
+        .write(dir.path());
     let out = dir.path().join("out");
     let res = run(&[
         "console",
@@ -126,37 +123,17 @@ fn allow_from_keeps_other_networks_out() {
             .0,
         200
     );
-    // The probe of spawn_server would fail here, so start this one by hand and only read its address.
-    let mut child = std::process::Command::new(BIN)
-        .args([
-            "worker",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--allow-from",
-            "10.0.0.0/8",
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stderr.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
-    let (code, body) = call("GET", &format!("http://{addr}/health"), None, None).unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    // The probe of spawn_server would fail here, so only read the address this one prints.
+    let closed = spawn_listening(&[
+        "worker",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--allow-from",
+        "10.0.0.0/8",
+    ]);
+    let (code, body) = call("GET", &format!("http://{}/health", closed.addr), None, None).unwrap();
     assert_eq!(code, 403, "{body}");
     assert!(body.contains("allowed_networks"));
 }
