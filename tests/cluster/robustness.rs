@@ -310,11 +310,9 @@ fn a_frozen_replica_rejoins_without_a_split_brain() {
     assert!(!attempt.answered_health, "it never answered /health");
     assert!(attempt.took < Duration::from_secs(5), "{:?}", attempt.took);
     let live: Vec<usize> = (0..3).filter(|&i| i != victim).collect();
-    assert_eq!(
-        wait_agreed(&c, &live, 20),
-        leader,
-        "the leader kept its place"
-    );
+    // The other two agree on a leader among them (usually the same one; a heartbeat stalled past
+    // the election timeout on a loaded machine may legitimately elect again) and go on serving.
+    let leader = wait_agreed(&c, &live, 20);
     let after = submit(&c, leader, &mock, &[&a, &b], SHORT);
     c.wait_phase(&live, &after, "finished", 20);
     wait_identical(&c, &live, 20);
