@@ -6,7 +6,7 @@
 //! Run: `cargo test --release --test bench failover -- --ignored --nocapture`
 
 use crate::support::*;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[test]
 #[ignore]
@@ -43,7 +43,7 @@ fn failover_benchmark() {
             .to_string();
         assert!(wait_for(20, || worker_status(&a)["phase"] == "running"
             && worker_status(&b)["phase"] == "running"));
-        std::thread::sleep(Duration::from_millis(1500));
+        c.wait_merged(leader, &id, 2, 20);
         let killed_at = now_ms();
         let t0 = Instant::now();
         c.kill(leader);
@@ -77,7 +77,7 @@ fn failover_benchmark() {
     let median = (times[rounds / 2 - 1] + times[rounds / 2]) / 2.0;
     let missing: i64 = rows.iter().map(|r| r.2 as i64 - r.1 as i64).sum();
     let mut md = format!(
-        "# Failover benchmark\n\n`cargo test --release --test bench failover -- --ignored`: 3 master replicas, 2 workers and the mock on 127.0.0.1 (2 cores); {rounds} runs of 4 VUs for 6 s; in each, the leader is SIGKILLed 1.5 s after the workers start, and the killed replica is restarted afterwards.\n\n\
+        "# Failover benchmark\n\n`cargo test --release --test bench failover -- --ignored`: 3 master replicas, 2 workers and the mock on 127.0.0.1 (2 cores); {rounds} runs of 4 VUs for 6 s; in each, the leader is SIGKILLed once it has merged two batches from each worker (about 2 s after they start), and the killed replica is restarted afterwards.\n\n\
         Raft timeouts: heartbeat 100 ms, election timeout 500–1000 ms (openraft's defaults are 50 / 150–300 ms; we chose longer ones so an fsync or a busy core on a 2-core machine does not trigger needless elections, and the failover still lands well under the 3 s target: openraft 0.9 fails over in about `election_timeout_max` + a random `[min, max)` + one tick).\n\n\
         Time to driving again = from the kill to the first metrics pull both workers receive from the new leader (the driver polls every second, so up to 1 s of it is the poll period).\n\n\
         | | value |\n|---|---|\n| median time to driving again | {median:.2} s |\n| max | {:.2} s |\n| missing requests (mock count − report count, all rounds) | {missing} |\n\n| round | time to driving again (s) | counted | served by the mock |\n|---|---|---|---|\n",

@@ -119,9 +119,9 @@ fn the_run_survives_losing_its_leader_and_the_cluster_survives_restarts() {
     let body = test(&mock, "pattern: basic, virtual_users: 4, duration: 8s").submit_body(&[&a, &b]);
     let old = c.agreed_leader(20);
     let id = c.submit(old, &body);
-    // Kill the leader once the workers are producing load.
-    wait_running(&a, 20);
-    std::thread::sleep(std::time::Duration::from_millis(1500)); // mid-run: let a few batches be pulled first
+    // Kill the leader mid-run, once it has merged batches from both workers, so the new leader
+    // resumes from a saved position rather than from nothing.
+    c.wait_merged(old, &id, 2, 20);
     c.kill(old);
     let new = c.wait_leader(10).expect("a new leader within 10 s");
     assert_ne!(new, old);
