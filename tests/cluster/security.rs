@@ -7,6 +7,7 @@ use crate::support::*;
 
 #[test]
 fn one_token_guards_masters_raft_and_workers() {
+    // A leader means the replicas formed a cluster over token-guarded raft RPC.
     let c = Cluster::start_with(Some("cluster-secret"));
     let leader = c.agreed_leader(20);
     let addr = &c.addrs[leader];

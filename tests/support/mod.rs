@@ -302,8 +302,8 @@ pub fn run(args: &[&str]) -> Output {
 
 /// The mock's `/__stats`.
 pub fn mock_stats(mock: &Proc) -> serde_json::Value {
-    let (_, body) = http_get(&format!("http://{}/__stats", mock.addr)).expect("stats");
-    serde_json::from_str(&body).expect("stats JSON")
+    get_json(&format!("http://{}/__stats", mock.addr))
+        .unwrap_or_else(|| panic!("the mock's /__stats; its stderr:\n{}", mock.stderr_tail()))
 }
 
 /// Starts `perfornium mock` on a free port; probed on `/__stats`, which the mock does not count.
