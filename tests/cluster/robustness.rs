@@ -367,18 +367,7 @@ fn frozen_worker_round(redistribute: bool) -> WorkerRound {
     // Freeze only once the controller has pulled a closed batch (the first closes a second after
     // the start): on a loaded machine two seconds of run do not guarantee a pull, and the check
     // that the frozen worker's pulled batches are kept then has nothing to look at.
-    let pulled_a_batch = || {
-        status_b().is_some_and(|v| {
-            let first_closed = v["started_at_ms"].as_f64().unwrap_or(f64::MAX) + 1100.0;
-            v["last_poll_ms"].as_f64().unwrap_or(0.0) > first_closed
-        })
-    };
-    assert!(
-        wait_for(10, pulled_a_batch),
-        "the controller never pulled from worker b: {:?}\n{}",
-        status_b(),
-        child.stderr_tail()
-    );
+    wait_pulled(&b, 10);
     let run_id = status_b().unwrap()["run_id"].as_str().unwrap().to_string();
     let frozen = Frozen::new(&b);
     let t = Instant::now();

@@ -351,6 +351,24 @@ pub fn wait_running(w: &Proc, secs: u64) {
     );
 }
 
+/// Waits until a controller has pulled from worker `w` after its first one-second batch closed
+/// (`last_poll_ms` past `started_at_ms` + 1.1 s, both on the worker's clock), so that batches of
+/// its were merged before a test kills or freezes it.
+pub fn wait_pulled(w: &Proc, secs: u64) {
+    let pulled = || {
+        let v = worker_status(w);
+        let first_closed = v["started_at_ms"].as_f64().unwrap_or(f64::MAX) + 1100.0;
+        v["last_poll_ms"].as_f64().unwrap_or(0.0) > first_closed
+    };
+    assert!(
+        wait_for(secs, pulled),
+        "no controller pulled a closed batch from worker {}: {}\n{}",
+        w.addr,
+        worker_status(w),
+        w.stderr_tail()
+    );
+}
+
 /// Masters must know their own and each other's addresses before they start, so their ports are
 /// picked with [`free_port`]; another process can take one meanwhile. This many attempts are made.
 pub const PORT_ATTEMPTS: usize = 3;
