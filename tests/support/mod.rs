@@ -33,6 +33,9 @@ const TAIL: usize = 200;
 /// How long [`run`] lets a command take before it is killed.
 pub const RUN_DEADLINE: Duration = Duration::from_secs(90);
 
+/// How long the pipes of an exited child may stay open before its output is taken as it is.
+const READERS_GRACE: Duration = Duration::from_secs(5);
+
 /// A child's stderr lines, with when each arrived; only the last `keep` are kept.
 struct Lines {
     lines: VecDeque<(Instant, String)>,
@@ -46,8 +49,8 @@ pub struct Proc {
     pub addr: String,
     what: String,
     stderr: Arc<Mutex<Lines>>,
-    stderr_reader: Option<JoinHandle<()>>,
-    stdout_reader: Option<JoinHandle<Vec<u8>>>,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    readers: Vec<JoinHandle<()>>,
 }
 
 impl Drop for Proc {
@@ -58,18 +61,19 @@ impl Drop for Proc {
 }
 
 /// The `host:port` in a line such as `worker listening on http://127.0.0.1:4100 (open)`, taken
-/// only from a line that says "listening on" (log lines before it are skipped).
+/// only from a line that says "listening on" (log lines before it are skipped); it ends at a space,
+/// quote, comma, slash or terminal escape (a log formatter may colour what follows).
 fn listening_addr(line: &str) -> Option<String> {
     let rest = &line[line.find("listening on")? + "listening on".len()..];
     let url = &rest[rest.find("://")? + 3..];
     let addr = url
-        .split(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ',' || c == '/')
+        .split(|c: char| c.is_whitespace() || "\"',/\x1b".contains(c))
         .next()?;
     (!addr.is_empty()).then(|| addr.to_string())
 }
 
 /// Starts `cmd` with stderr piped and drained by a thread that keeps the last `keep` lines and
-/// sends the first "listening on" address to `on_addr`. Stdout is read to the end by a thread when
+/// sends the first "listening on" address to `on_addr`. Stdout is read by a thread when
 /// `capture_stdout`, else discarded.
 fn spawn_cmd(
     mut cmd: Command,
@@ -122,20 +126,24 @@ fn spawn_cmd(
             }
         }
     });
-    let stdout_reader = child.stdout.take().map(|mut pipe| {
-        std::thread::spawn(move || {
-            let mut out = Vec::new();
-            let _ = pipe.read_to_end(&mut out);
-            out
-        })
-    });
+    let mut readers = vec![stderr_reader];
+    let stdout = Arc::new(Mutex::new(Vec::new()));
+    if let Some(mut pipe) = child.stdout.take() {
+        let sink = stdout.clone();
+        readers.push(std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        }));
+    }
     Proc {
         child,
         addr: String::new(),
         what,
         stderr: lines,
-        stderr_reader: Some(stderr_reader),
-        stdout_reader,
+        stdout,
+        readers,
     }
 }
 
@@ -205,15 +213,20 @@ impl Proc {
         }
     }
 
-    /// Joins the pipe readers (the child has exited, so both pipes reach EOF); returns stdout.
+    /// Lets the pipe readers reach EOF (the child has exited) and returns its stdout. A process
+    /// the child started may still hold the pipes open (chromium's helpers do), so this waits at
+    /// most a few seconds and then returns what was read.
     fn join_readers(&mut self) -> Vec<u8> {
-        if let Some(h) = self.stderr_reader.take() {
-            let _ = h.join();
+        let t = Instant::now();
+        while !self.readers.iter().all(JoinHandle::is_finished) && t.elapsed() < READERS_GRACE {
+            std::thread::sleep(Duration::from_millis(5));
         }
-        self.stdout_reader
-            .take()
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default()
+        for h in std::mem::take(&mut self.readers) {
+            if h.is_finished() {
+                let _ = h.join();
+            }
+        }
+        self.stdout.lock().unwrap().clone()
     }
 
     /// Polls `http://ADDR{path}` until it answers 200; panics with the stderr tail if it never does
@@ -459,6 +472,10 @@ fn the_listening_address_is_read_only_from_its_line() {
     assert_eq!(listening_addr(traced).as_deref(), Some("127.0.0.1:7000"));
     assert_eq!(
         listening_addr("INFO mock listening on http://127.0.0.1:9/").as_deref(),
+        Some("127.0.0.1:9")
+    );
+    assert_eq!(
+        listening_addr("\x1b[32mINFO\x1b[0m listening on http://127.0.0.1:9\x1b[0m").as_deref(),
         Some("127.0.0.1:9")
     );
 }
