@@ -67,7 +67,11 @@ pub struct Compiled {
 }
 
 /// Compiles every check and extraction; an error names the item as `scenarios[i].steps[j].checks[k]`.
-pub fn compile(test: &TestFile) -> Result<Compiled, String> {
+pub fn compile(test: &TestFile) -> Result<Compiled, super::Invalid> {
+    compile_all(test).map_err(super::Invalid)
+}
+
+fn compile_all(test: &TestFile) -> Result<Compiled, String> {
     let mut out = Compiled::default();
     for (i, scenario) in test.scenarios.iter().enumerate() {
         for (j, step) in scenario.steps.iter().enumerate() {

@@ -61,6 +61,12 @@ where
     d.deserialize_map(Visitor(expecting, std::marker::PhantomData))
 }
 
+/// A test that parsed but cannot run as written: what is wrong, naming the key's path
+/// (`scenarios[0].steps[2].checks[1]: ...`). File and line are added by [`load`] where known.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
 /// Why a test file was refused.
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -124,7 +130,7 @@ pub fn load(path: &Path, env: Option<&str>) -> Result<TestFile, ConfigError> {
         test.scenarios.extend(load_include(&dir.join(&include))?);
     }
     resolve_csv_paths(&mut test, &dir);
-    check(&test).map_err(|m| invalid(path, m))?;
+    check(&test).map_err(|m| invalid(path, m.0))?;
     Ok(test)
 }
 
@@ -132,7 +138,7 @@ pub fn load(path: &Path, env: Option<&str>) -> Result<TestFile, ConfigError> {
 pub fn from_str(text: &str) -> Result<TestFile, ConfigError> {
     let path = Path::new("<test>");
     let test: TestFile = serde_norway::from_str(text).map_err(|e| syntax(path, e))?;
-    check(&test).map_err(|m| invalid(path, m))?;
+    check(&test).map_err(|m| invalid(path, m.0))?;
     Ok(test)
 }
 

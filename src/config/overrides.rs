@@ -13,7 +13,7 @@ pub struct Overrides {
 
 impl Overrides {
     /// Applies the overrides that fit the test's load pattern; refuses the ones that do not.
-    pub fn apply(&self, test: &mut TestFile) -> Result<(), String> {
+    pub fn apply(&self, test: &mut TestFile) -> Result<(), super::Invalid> {
         if let Some(url) = &self.base_url {
             test.global.base_url = Some(url.clone());
         }
@@ -43,7 +43,9 @@ impl Overrides {
                 ..
             } => {
                 if self.iterations.is_some() {
-                    return Err("--iterations applies to the `basic` pattern only".into());
+                    return Err(super::Invalid(
+                        "--iterations applies to the `basic` pattern only".into(),
+                    ));
                 }
                 if let Some(v) = self.vus {
                     *max_users = v;
@@ -58,7 +60,9 @@ impl Overrides {
                 ..
             } => {
                 if self.iterations.is_some() {
-                    return Err("--iterations applies to the `basic` pattern only".into());
+                    return Err(super::Invalid(
+                        "--iterations applies to the `basic` pattern only".into(),
+                    ));
                 }
                 if let Some(v) = self.vus {
                     *max_virtual_users = Some(v);

@@ -7,7 +7,11 @@ use super::{compile, duration, threshold, Load, Step, TestFile, Threshold};
 
 /// Rules serde cannot express: non-empty scenarios, numbers in range, parseable thresholds, and
 /// checks and extractions that compile.
-pub fn check(test: &TestFile) -> Result<(), String> {
+pub fn check(test: &TestFile) -> Result<(), super::Invalid> {
+    check_all(test).map_err(super::Invalid)
+}
+
+fn check_all(test: &TestFile) -> Result<(), String> {
     if test.scenarios.is_empty() {
         return Err("`scenarios` is empty: a test needs at least one scenario with steps".into());
     }
@@ -32,7 +36,7 @@ pub fn check(test: &TestFile) -> Result<(), String> {
     }
     check_load(&test.load)?;
     check_numbers(test)?;
-    compile(test)?;
+    compile(test).map_err(|e| e.0)?;
     for t in &test.thresholds {
         match t {
             Threshold::Short(s) => threshold::parse(s, None).map(drop)?,
@@ -244,7 +248,7 @@ mod tests {
             });
         }
         let e = check(&test).unwrap_err();
-        assert!(e.starts_with("scenarios[0].steps[0].extract[0]: "), "{e}");
+        assert!(e.0.starts_with("scenarios[0].steps[0].extract[0]: "), "{e}");
     }
 
     const EXTREMES: &[&str] = &[

@@ -38,10 +38,11 @@ fn as_text(v: &Value) -> String {
     }
 }
 
-/// Runs one check; `Err` carries its label for the summary. Expected values are templated with the
-/// VU's variables, so a check can compare against a CSV column or an extracted value.
-pub fn run_check(check: &CompiledCheck, resp: &Response, vars: &Vars) -> Result<(), String> {
-    let ok = match &check.rule {
+/// Whether one check passes on `resp` (a failure is counted under the check's `label`). Expected
+/// values are templated with the VU's variables, so a check can compare against a CSV column or an
+/// extracted value.
+pub fn passes(check: &CompiledCheck, resp: &Response, vars: &Vars) -> bool {
+    match &check.rule {
         CheckRule::Status(codes) => codes.contains(&resp.status),
         CheckRule::Latency { op, limit_ms } => op
             .compare_numbers(resp.elapsed_ms, *limit_ms)
@@ -54,11 +55,6 @@ pub fn run_check(check: &CompiledCheck, resp: &Response, vars: &Vars) -> Result<
             }
         }
         CheckRule::Contains(text) => resp.body.contains(expand(text, vars).as_ref()),
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(check.label.clone())
     }
 }
 
@@ -95,33 +91,37 @@ mod tests {
         let r = Response::new(200, 12.0, body);
         let mut vars = Vars::default();
         vars.values.insert("word".into(), "users".into());
-        let run_check = |c: &CompiledCheck, r: &Response| run_check(c, r, &vars);
-        assert!(run_check(&check("{type: status, value: 200}"), &r).is_ok());
-        assert!(run_check(&check("{type: status, value: '201|200'}"), &r).is_ok());
-        assert!(run_check(&check("{type: status, value: 201}"), &r).is_err());
-        assert!(run_check(&check("{type: response_time, value: '<2000'}"), &r).is_ok());
-        assert!(run_check(&check("{type: response_time, value: '<2s'}"), &r).is_ok());
-        assert!(run_check(&check("{type: response_time, value: 10, operator: lt}"), &r).is_err());
-        assert!(run_check(&check("{type: json_path, value: '$.users[0].id'}"), &r).is_ok());
-        assert!(run_check(
+        let passes = |c: &CompiledCheck, r: &Response| passes(c, r, &vars);
+        assert!(passes(&check("{type: status, value: 200}"), &r));
+        assert!(passes(&check("{type: status, value: '201|200'}"), &r));
+        assert!(!passes(&check("{type: status, value: 201}"), &r));
+        assert!(passes(&check("{type: response_time, value: '<2000'}"), &r));
+        assert!(passes(&check("{type: response_time, value: '<2s'}"), &r));
+        assert!(!passes(
+            &check("{type: response_time, value: 10, operator: lt}"),
+            &r
+        ));
+        assert!(passes(
+            &check("{type: json_path, value: '$.users[0].id'}"),
+            &r
+        ));
+        assert!(passes(
             &check("{type: json_path, value: '$.users.length', operator: '>', expected: 0}"),
             &r
-        )
-        .is_ok());
-        assert!(run_check(&check("{type: json_path, value: '$.nope'}"), &r).is_err());
-        assert!(run_check(&check("{type: text_contains, value: users}"), &r).is_ok());
-        assert!(run_check(&check("{type: text_contains, value: '{{word}}'}"), &r).is_ok());
-        assert!(run_check(
+        ));
+        assert!(!passes(&check("{type: json_path, value: '$.nope'}"), &r));
+        assert!(passes(&check("{type: text_contains, value: users}"), &r));
+        assert!(passes(
+            &check("{type: text_contains, value: '{{word}}'}"),
+            &r
+        ));
+        assert!(!passes(
             &check("{type: json_path, value: '$.ok', expected: '{{yes}}'}"),
             &r
-        )
-        .is_err());
-        let err = run_check(
-            &check("{type: text_contains, value: zzz, description: has zzz}"),
-            &r,
-        )
-        .unwrap_err();
-        assert_eq!(err, "has zzz");
+        ));
+        let described = check("{type: text_contains, value: zzz, description: has zzz}");
+        assert!(!passes(&described, &r));
+        assert_eq!(described.label, "has zzz");
     }
 
     #[test]

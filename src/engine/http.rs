@@ -2,7 +2,7 @@
 //! the open model gives one), reads the body, runs the checks and extractions, and returns the
 //! [`Sample`] plus the values extracted for later steps.
 
-use super::checks::{run_check, run_extract, Response};
+use super::checks::{passes, run_extract, Response};
 use super::client::{Prepared, Request, VuClient};
 use super::template::{expand, Vars};
 use crate::config::{CompiledStep, HttpStep};
@@ -19,7 +19,7 @@ pub fn prepare(target: &Target<'_>, step: &HttpStep, compiled: &CompiledStep) ->
     compiled
         .request
         .is_fixed()
-        .then(|| build(target, step, compiled, &Vars::default()).ok())
+        .then(|| build(target, step, compiled, &Vars::default()))
         .flatten()
         .and_then(Prepared::new)
 }
@@ -50,8 +50,8 @@ pub async fn send(
             .await
             .map_err(|f| f.kind().to_string()),
         None => match build(target, step, compiled, vars) {
-            Ok(req) => client.send(req).await.map_err(|f| f.kind().to_string()),
-            Err(e) => Err(e),
+            Some(req) => client.send(req).await.map_err(|f| f.kind().to_string()),
+            None => Err("url".to_string()),
         },
     };
     let latency = start.elapsed();
@@ -74,9 +74,10 @@ pub async fn send(
     let text = String::from_utf8_lossy(&body);
     let response = Response::new(status, latency.as_secs_f64() * 1000.0, &text);
     for check in &compiled.checks {
-        match run_check(check, &response, vars) {
-            Ok(()) => sample.checks_passed += 1,
-            Err(what) => sample.failed_checks.push(what),
+        if passes(check, &response, vars) {
+            sample.checks_passed += 1;
+        } else {
+            sample.failed_checks.push(check.label.clone());
         }
     }
     let extracted = compiled
@@ -87,16 +88,16 @@ pub async fn send(
     (sample, extracted)
 }
 
-/// Renders the step into a request; an unusable URL is an error of kind `url`.
+/// Renders the step into a request; `None` for an unusable URL (counted as an error of kind `url`).
 fn build(
     target: &Target<'_>,
     step: &HttpStep,
     compiled: &CompiledStep,
     vars: &Vars,
-) -> Result<Request, String> {
+) -> Option<Request> {
     let request = &compiled.request;
     let url = url_for(target.base_url, &expand(&request.target, vars));
-    let mut url = url::Url::parse(&url).map_err(|_| "url".to_string())?;
+    let mut url = url::Url::parse(&url).ok()?;
     if !request.query.is_empty() {
         let mut pairs = url.query_pairs_mut();
         for (k, v) in &request.query {
@@ -108,7 +109,7 @@ fn build(
         .iter()
         .map(|(k, v)| (k.clone(), expand(v, vars).into_owned()))
         .collect();
-    Ok(Request {
+    Some(Request {
         method: step.method.clone(),
         url,
         headers,

@@ -27,13 +27,16 @@ pub use tokio_util::sync::CancellationToken as StopToken;
 /// Why a run could not start.
 #[derive(Debug, Error)]
 pub enum EngineError {
-    #[error("scenario `{scenario}`: {message}")]
-    Data { scenario: String, message: String },
+    #[error("scenario `{scenario}`: {source}")]
+    Data {
+        scenario: String,
+        source: data::CsvError,
+    },
     #[error("cannot set up TLS for the load: {0}")]
     Tls(String),
     /// A check or extraction that does not compile (a test that skipped `config::check`).
     #[error("the test was refused: {0}")]
-    Invalid(String),
+    Invalid(#[from] config::Invalid),
 }
 
 /// Hooks a caller can attach to a run.
@@ -160,7 +163,7 @@ fn step_ids(test: &TestFile) -> Vec<Vec<Option<usize>>> {
 /// Runs the test to the end (or until stopped) and returns its numbers.
 pub async fn run(test: Arc<TestFile>, opts: Options) -> Result<Outcome, EngineError> {
     let names = step_names(&test);
-    let compiled = config::compile(&test).map_err(EngineError::Invalid)?;
+    let compiled = config::compile(&test)?;
     let feeders = test
         .scenarios
         .iter()
@@ -168,9 +171,9 @@ pub async fn run(test: Arc<TestFile>, opts: Options) -> Result<Outcome, EngineEr
             s.csv_data
                 .as_ref()
                 .map(|c| {
-                    data::Feeder::load(c).map_err(|message| EngineError::Data {
+                    data::Feeder::load(c).map_err(|source| EngineError::Data {
                         scenario: s.name.clone(),
-                        message,
+                        source,
                     })
                 })
                 .transpose()

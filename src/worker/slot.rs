@@ -30,11 +30,17 @@ pub enum SlotError {
     #[error("no run `{0}` here (prepare it first)")]
     Unknown(String),
     #[error("the test was refused: {0}")]
-    BadTest(String),
+    BadTest(#[from] crate::config::Invalid),
     #[error("run `{0}` has not finished yet")]
     NotFinished(String),
     #[error("run `{0}` is not running, so it cannot take more load")]
     NotRunning(String),
+    #[error("target `{0}` cannot be checked against --allow-target")]
+    UncheckableTarget(String),
+    #[error("target `{0}` is not in this worker's --allow-target list")]
+    TargetNotAllowed(String),
+    #[error("`start_at_ms` must be ms since the epoch, at most 365 days from now, got {0}")]
+    BadStart(f64),
 }
 
 struct Run {
@@ -132,9 +138,8 @@ impl Slot {
                 });
             }
         }
-        let checked = crate::config::check(&req.test)
-            .and_then(|_| check_targets(&req.test, &self.allow_targets));
-        checked.map_err(SlotError::BadTest)?;
+        crate::config::check(&req.test)?;
+        check_targets(&req.test, &self.allow_targets)?;
         let steps = engine::step_names(&req.test).len();
         info!(run_id = %req.run_id, test = %req.test.name, "run prepared");
         *guard = Some(Run {
@@ -174,7 +179,7 @@ impl Slot {
             return Ok(run.phase);
         }
         let at = req.start_at_ms.unwrap_or(0.0);
-        check_start_at(at, crate::time::precise_now_ms()).map_err(SlotError::BadTest)?;
+        check_start_at(at, crate::time::precise_now_ms())?;
         run.phase = WorkerPhase::Scheduled;
         run.engines = 1;
         info!(run_id = %run.id, start_at_ms = at, "run scheduled");
@@ -204,12 +209,12 @@ impl Slot {
         if !run.is_active() {
             return Err(SlotError::NotRunning(req.run_id));
         }
-        crate::config::check(&req.test).map_err(SlotError::BadTest)?;
-        check_targets(&req.test, &self.allow_targets).map_err(SlotError::BadTest)?;
+        crate::config::check(&req.test)?;
+        check_targets(&req.test, &self.allow_targets)?;
         if engine::step_names(&req.test) != engine::step_names(&run.test) {
-            return Err(SlotError::BadTest(
+            return Err(SlotError::BadTest(crate::config::Invalid(
                 "extra load must run the same steps as the run".into(),
-            ));
+            )));
         }
         info!(run_id = %run.id, scale_id = %req.scale_id, "extra load added");
         run.scales.insert(req.scale_id);
@@ -411,7 +416,7 @@ impl Slot {
 
 /// Refuses a test that would send requests outside `allowed` (hosts or host:port). A URL still
 /// holding a template cannot be checked before it runs, so it is refused too.
-pub fn check_targets(test: &TestFile, allowed: &[String]) -> Result<(), String> {
+pub fn check_targets(test: &TestFile, allowed: &[String]) -> Result<(), SlotError> {
     if allowed.is_empty() {
         return Ok(());
     }
@@ -430,14 +435,11 @@ pub fn check_targets(test: &TestFile, allowed: &[String]) -> Result<(), String> 
         }
     }
     for u in urls {
-        let parsed = url::Url::parse(u)
-            .map_err(|_| format!("target `{u}` cannot be checked against --allow-target"))?;
+        let parsed = url::Url::parse(u).map_err(|_| SlotError::UncheckableTarget(u.to_string()))?;
         let host = parsed.host_str().unwrap_or("");
         let with_port = format!("{host}:{}", parsed.port_or_known_default().unwrap_or(0));
         if !allowed.iter().any(|a| a == host || *a == with_port) {
-            return Err(format!(
-                "target `{host}` is not in this worker's --allow-target list"
-            ));
+            return Err(SlotError::TargetNotAllowed(host.to_string()));
         }
     }
     Ok(())
@@ -446,14 +448,12 @@ pub fn check_targets(test: &TestFile, allowed: &[String]) -> Result<(), String> 
 /// Refuses a start instant that is not a finite time from the epoch or lies more than
 /// [`crate::config::duration::MAX`] (365 days) after `now_ms`: a controller never sends one, and waiting
 /// for it would panic (`1e300`) or keep the slot `Scheduled` for ever.
-fn check_start_at(at_ms: f64, now_ms: f64) -> Result<(), String> {
+fn check_start_at(at_ms: f64, now_ms: f64) -> Result<(), SlotError> {
     let latest = now_ms + crate::config::duration::MAX.as_secs_f64() * 1000.0;
     if at_ms.is_finite() && at_ms >= 0.0 && at_ms <= latest {
         Ok(())
     } else {
-        Err(format!(
-            "`start_at_ms` must be ms since the epoch, at most 365 days from now, got {at_ms}"
-        ))
+        Err(SlotError::BadStart(at_ms))
     }
 }
 
