@@ -82,16 +82,15 @@ fn sync_start_skew_over_20_runs() {
     let max = skews.iter().cloned().fold(0.0, f64::max);
     let med = median(&mut skews.clone());
     let body = format!(
-        "20 runs, 3 workers and the mock on one host (2 cores), release build, 3 VUs for 1 s each.\n\n\
+        "20 runs, 3 workers and the mock on one host, {}, release build, 3 VUs for 1 s each.\n\n\
          | | skew (ms) |\n|---|---|\n| median | {med:.3} |\n| max | {max:.3} |\n| target | < 2 |\n\n\
          Every run: {}.\n\n\
          The skew is max − min of the instants the workers report they started, mapped into the \
          controller's clock with each worker's estimated offset (lowest-RTT of five round trips). On one \
          host the clocks agree, so this measures the start path itself: timer wake-up and scheduling. \
          Across hosts add the offset error, bounded by half the best round trip. Workers sleep until 2 ms \
-         before the instant and yield on a µs clock for the rest; with tokio's millisecond timer alone \
-         and whole-ms timestamps this measured median 1.23 ms, max 1.75 ms. No peer tool \
-         (k6, Locust, JMeter, Gatling) offers a synchronized multi-worker start to compare with.\n",
+         before the instant and yield on a µs clock for the rest.\n",
+        host_facts(),
         skews
             .iter()
             .map(|s| format!("{s:.3}"))
@@ -196,9 +195,7 @@ fn merging_100_workers_per_second() {
          | serialize the run record saved every second ({:.0} KiB by the end) | {sv:.2} | {:.2} % |\n\
          | total | {:.2} | {:.2} % |\n| target | | < 5 % |\n\n\
          The merge is exact (HDR histograms add bucket by bucket; the test checks the merged count). \
-         Histograms are written in the standard HDR V2 deflate layout at zlib's fast level: with \
-         hdrhistogram's own serializer (default level) the record took 80.7 ms a second (8.1 % of a \
-         core) in this benchmark, for output 3 % smaller. The \
+         Histograms are written in the standard HDR V2 deflate layout at zlib's fast level. The \
          record grows with the per-worker histograms and the timeline; on the HA master it is also \
          replicated, which this does not include (see failover.md for the raft path).\n",
         body_bytes as f64 / 1024.0,

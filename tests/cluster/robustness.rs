@@ -25,33 +25,6 @@ fn rounds() -> usize {
         .unwrap_or(1)
 }
 
-/// SIGSTOPs a process until dropped (or [`Frozen::thaw`]), so a failing test leaves none stopped.
-struct Frozen(u32);
-
-impl Frozen {
-    fn new(p: &Proc) -> Frozen {
-        signal("-STOP", p.child.id());
-        Frozen(p.child.id())
-    }
-
-    fn thaw(self) {}
-}
-
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        signal("-CONT", self.0);
-    }
-}
-
-fn signal(sig: &str, pid: u32) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .expect("kill runs")
-        .success();
-    assert!(ok, "kill {sig} {pid}");
-}
-
 /// `GET path` of a replica, giving up after a second (a frozen one never answers).
 fn get(addr: &str, path: &str) -> Option<serde_json::Value> {
     get_json_within(

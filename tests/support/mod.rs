@@ -479,3 +479,49 @@ fn the_listening_address_is_read_only_from_its_line() {
         Some("127.0.0.1:9")
     );
 }
+
+/// SIGSTOPs a process until dropped (or [`Frozen::thaw`]), so a failing test leaves none stopped.
+pub struct Frozen(u32);
+
+impl Frozen {
+    pub fn new(p: &Proc) -> Frozen {
+        signal("-STOP", p.child.id());
+        Frozen(p.child.id())
+    }
+
+    /// SIGCONTs the process now.
+    pub fn thaw(self) {}
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal("-CONT", self.0);
+    }
+}
+
+/// Sends `sig` (e.g. `-STOP`) to `pid` with kill(1).
+pub fn signal(sig: &str, pid: u32) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill runs")
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// "N cores (CPU model)" of this host, for benchmark result files.
+pub fn host_facts() -> String {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{cores} cores ({cpu})")
+}
