@@ -146,6 +146,7 @@ impl<S: RunStore> Driver<S> {
             let body = api::Prepare {
                 run_id: self.rec.id.clone(),
                 test: self.worker_test(i),
+                worker: Some(self.rec.workers[i].addr.addr()),
             };
             loop {
                 match self.clients[i].prepare(&body).await {
