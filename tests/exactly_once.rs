@@ -1,0 +1,228 @@
+//! Exactly once, observed on the merged path: a three-replica master drives two workers against the
+//! mock, and its leader dies between a pull and the save that would have recorded it (the driver's
+//! test-only `PERFORNIUM_TEST_EXIT_AFTER_PULL` hook). A new leader resumes from the saved record,
+//! whose sequence numbers lie behind batches the dead leader had merged in memory; the workers
+//! still keep those batches, so it pulls them again. At the end every worker's merged batches must
+//! equal its own final totals and the mock's count: none merged twice, none skipped.
+
+mod support;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use support::*;
+
+const HOOK: &str = "PERFORNIUM_TEST_EXIT_AFTER_PULL";
+
+/// Like `support::spawn_server`, with one more variable in the child's environment.
+fn spawn_with_env(args: &[String], var: (&str, &Path)) -> Proc {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env(var.0, var.1)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn perfornium");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent {
+                if let Some(i) = line.find("http://") {
+                    let addr = line[i + 7..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_string();
+                    let _ = tx.send(addr);
+                    sent = true;
+                }
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("server printed its address");
+    let proc = Proc { child, addr };
+    wait_ready(&format!("http://{}/health", proc.addr));
+    proc
+}
+
+/// Three replicas, every one with the hook set to `marker`: whichever leads dies at the first
+/// chance, and only it (the marker is created atomically).
+fn cluster_with_hook(marker: &Path) -> Cluster {
+    let mut c = Cluster {
+        addrs: (0..3)
+            .map(|_| format!("127.0.0.1:{}", free_port()))
+            .collect(),
+        dir: tempfile::tempdir().expect("tempdir"),
+        procs: vec![None, None, None],
+        extra: vec![],
+        token: None,
+    };
+    for i in 0..3 {
+        let args = c.node_args(i);
+        c.procs[i] = Some(spawn_with_env(&args, (HOOK, marker)));
+    }
+    c.wait_leader(20).expect("a leader within 20 s");
+    c
+}
+
+fn submit(c: &Cluster, leader: usize, mock: &Proc, workers: &[&Proc]) -> String {
+    let yaml = format!(
+        "name: once\nglobal:\n  base_url: \"http://{}\"\n  timeout: 5000\nload:\n  pattern: basic\n  virtual_users: 4\n  duration: 6s\nscenarios:\n  - name: s\n    steps:\n      - name: list\n        path: /users\n",
+        mock.addr
+    );
+    let workers: Vec<serde_json::Value> = workers
+        .iter()
+        .map(|w| {
+            let (host, port) = w.addr.split_once(':').unwrap();
+            serde_json::json!({"host": host, "port": port.parse::<u16>().unwrap()})
+        })
+        .collect();
+    let body =
+        serde_json::json!({"test_yaml": yaml, "workers": workers, "strategy": "even"}).to_string();
+    let mut url = format!("http://{}/runs", c.addrs[leader]);
+    for _ in 0..3 {
+        let (code, resp) = call("POST", &url, None, Some(&body)).expect("POST /runs");
+        let v: serde_json::Value = serde_json::from_str(&resp).unwrap_or_default();
+        match code {
+            201 => return v["run_id"].as_str().expect("run_id").to_string(),
+            307 => url = format!("http://{}/runs", v["leader_addr"].as_str().unwrap()),
+            _ => panic!("submission refused: {code} {resp}"),
+        }
+    }
+    panic!("no leader took the run");
+}
+
+/// The worker's own final count (`GET /results`), from the worker itself.
+fn own_count(worker: &Proc, run_id: &str) -> u64 {
+    let (code, body) =
+        ureq_get(&format!("http://{}/results?run_id={run_id}", worker.addr)).expect("GET /results");
+    assert_eq!(code, 200, "{body}");
+    let r: serde_json::Value = serde_json::from_str(&body).unwrap();
+    r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["count"].as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn a_leader_dying_between_a_pull_and_its_save_loses_and_doubles_nothing() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let marker = scratch.path().join("died-between-pull-and-save.json");
+    let mut c = cluster_with_hook(&marker);
+    let mock = mock(2);
+    let (a, b) = (worker(None), worker(None));
+    let first = c.leader().expect("a leader");
+    let id = submit(&c, first, &mock, &[&a, &b]);
+
+    // The leader dies by itself once a pull has merged batches past a saved sequence number ≥ 2.
+    assert!(
+        wait_for(30, || marker.exists()
+            && std::fs::metadata(&marker).is_ok_and(|m| m.len() > 0)),
+        "no replica reached the hook"
+    );
+    let note: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&marker).unwrap()).expect("the hook's note");
+    assert_eq!(note["run_id"], id.as_str());
+    let pid = note["pid"].as_u64().unwrap() as u32;
+    let dead = (0..3)
+        .find(|&i| c.procs[i].as_ref().is_some_and(|p| p.child.id() == pid))
+        .expect("the replica that died is one of ours");
+    let mut proc = c.procs[dead].take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = proc.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the replica did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(137), "it died at the hook");
+    // The premise: batches were merged in memory beyond what the saved record holds.
+    let unsaved: Vec<(u64, u64)> = note["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["saved_seq"].as_u64().unwrap(),
+                w["merged_seq"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        unsaved
+            .iter()
+            .any(|&(saved, merged)| saved >= 2 && merged > saved),
+        "{note}"
+    );
+
+    let new = c.wait_leader(15).expect("a new leader within 15 s");
+    assert_ne!(new, dead);
+    let mut view = serde_json::Value::Null;
+    assert!(
+        wait_for(60, || (0..3).any(|i| match c.run(i, &id) {
+            Some(v) if v["phase"] == "finished" => {
+                view = v;
+                true
+            }
+            _ => false,
+        })),
+        "the run finished under the new leader"
+    );
+    let s = &view["summary"];
+    let rows = s["workers"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    let mut own_total = 0;
+    for w in [&a, &b] {
+        let row = rows
+            .iter()
+            .find(|r| r["address"] == w.addr.as_str())
+            .unwrap_or_else(|| panic!("a row for {}: {s}", w.addr));
+        let own = own_count(w, &id);
+        own_total += own;
+        assert_eq!(row["state"], "finished", "{row}");
+        assert_eq!(
+            row["merged_count"].as_u64(),
+            Some(own),
+            "merged batches: {row}"
+        );
+        assert_eq!(
+            row["final_count"].as_u64(),
+            Some(own),
+            "final totals: {row}"
+        );
+        assert_eq!(row["count"].as_u64(), Some(own), "{row}");
+        assert_eq!(row["merged_errors"], row["final_errors"], "{row}");
+        assert_eq!(row["merged_seq"], row["final_seq"], "{row}");
+        assert_eq!(row["merged_matches_final"], true, "{row}");
+        assert!(own > 0, "{row}");
+    }
+    let served = mock_stats(&mock)["total"].as_u64().unwrap();
+    assert_eq!(
+        own_total, served,
+        "the workers' totals are the mock's count"
+    );
+    assert_eq!(s["overall"]["count"].as_u64(), Some(served));
+    let on_timeline: u64 = s["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(on_timeline, served, "Σ timeline == overall count");
+    let events = s["events"].as_array().cloned().unwrap_or_default();
+    assert!(
+        !events.iter().any(|e| {
+            let e = e.as_str().unwrap_or("");
+            e.contains("differ") || e.contains("never merged")
+        }),
+        "{events:?}"
+    );
+}
