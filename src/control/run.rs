@@ -684,6 +684,37 @@ mod tests {
             );
         }
 
+        /// Why a replica must never run two drivers of one run (`master::leader`'s
+        /// `concurrent_resumes_start_one_driver_per_run`): each acknowledges with its own `since`,
+        /// so one can drop a batch from the worker before the other has seen it.
+        #[test]
+        fn two_controllers_on_one_worker_can_skip_a_batch() {
+            let mut ws = workers(&[vec![(10, 0, 5), (20, 0, 5), (30, 0, 5)]]);
+            let mut one = record();
+            one.workers.truncate(1);
+            let mut two = one.clone();
+            let pull = |rec: &mut RunRecord, w: &mut Worker| {
+                let since = rec.workers[0].last_seq;
+                for iv in w.metrics(since) {
+                    rec.merge_batch(0, &iv);
+                }
+            };
+            ws[0].produced = 1;
+            pull(&mut two, &mut ws[0]); // 1
+            ws[0].produced = 2;
+            pull(&mut one, &mut ws[0]); // 1, 2
+            pull(&mut one, &mut ws[0]); // acknowledges 2
+            ws[0].produced = 3;
+            pull(&mut two, &mut ws[0]); // 3: batch 2 is gone
+            pull(&mut one, &mut ws[0]); // 3
+            assert_eq!(merged_count(&one, 0), 60);
+            assert_eq!(merged_count(&two, 0), 40);
+            assert_eq!(
+                two.workers[0].last_seq, 3,
+                "merge_batch cannot see the hole; the driver's gap event does"
+            );
+        }
+
         /// The one rule the driver keeps for exactly-once: it acknowledges (sends as `since`) only
         /// what it has saved. Pulling twice between saves and then crashing loses batches; the
         /// property above holds because the model, like the driver, saves between two pulls.
