@@ -73,7 +73,14 @@ fn refuse(e: SlotError) -> Response {
         SlotError::BadTest(_) => StatusCode::UNPROCESSABLE_ENTITY,
         SlotError::NotFinished(_) => StatusCode::ACCEPTED,
         SlotError::NotRunning(_) => StatusCode::CONFLICT,
+        // The test (or start instant) cannot run here: the same class of refusal as a bad test.
+        SlotError::UncheckableTarget(_)
+        | SlotError::TargetNotAllowed(_)
+        | SlotError::BadStart(_) => StatusCode::UNPROCESSABLE_ENTITY,
     };
+    if code != StatusCode::ACCEPTED {
+        tracing::warn!(status = code.as_u16(), "refused: {e}");
+    }
     ApiError::reply(code, e.to_string())
 }
 

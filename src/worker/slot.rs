@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 /// Why a call was refused.
 #[derive(Debug, Error, PartialEq)]
@@ -30,11 +30,17 @@ pub enum SlotError {
     #[error("no run `{0}` here (prepare it first)")]
     Unknown(String),
     #[error("the test was refused: {0}")]
-    BadTest(String),
+    BadTest(#[from] crate::config::Invalid),
     #[error("run `{0}` has not finished yet")]
     NotFinished(String),
     #[error("run `{0}` is not running, so it cannot take more load")]
     NotRunning(String),
+    #[error("target `{0}` cannot be checked against --allow-target")]
+    UncheckableTarget(String),
+    #[error("target `{0}` is not in this worker's --allow-target list")]
+    TargetNotAllowed(String),
+    #[error("`start_at_ms` must be ms since the epoch, at most 365 days from now, got {0}")]
+    BadStart(f64),
 }
 
 struct Run {
@@ -126,19 +132,14 @@ impl Slot {
                 return Ok(run.phase);
             }
             if run.is_active() {
-                warn!(run_id = %req.run_id, active = %run.id, "prepare refused: busy with another run");
                 return Err(SlotError::Busy {
                     active: run.id.clone(),
                     requested: req.run_id,
                 });
             }
         }
-        let checked = crate::config::check(&req.test)
-            .and_then(|_| check_targets(&req.test, &self.allow_targets));
-        if let Err(why) = checked {
-            warn!(run_id = %req.run_id, "prepare refused: {why}");
-            return Err(SlotError::BadTest(why));
-        }
+        crate::config::check(&req.test)?;
+        check_targets(&req.test, &self.allow_targets)?;
         let steps = engine::step_names(&req.test).len();
         info!(run_id = %req.run_id, test = %req.test.name, "run prepared");
         *guard = Some(Run {
@@ -177,9 +178,10 @@ impl Slot {
         if run.phase != WorkerPhase::Prepared {
             return Ok(run.phase);
         }
+        let at = req.start_at_ms.unwrap_or(0.0);
+        check_start_at(at, crate::time::precise_now_ms())?;
         run.phase = WorkerPhase::Scheduled;
         run.engines = 1;
-        let at = req.start_at_ms.unwrap_or(0.0);
         info!(run_id = %run.id, start_at_ms = at, "run scheduled");
         let (live_tx, live_rx) = watch::channel(Live::default());
         run.lives.push(live_rx);
@@ -207,12 +209,12 @@ impl Slot {
         if !run.is_active() {
             return Err(SlotError::NotRunning(req.run_id));
         }
-        crate::config::check(&req.test).map_err(SlotError::BadTest)?;
-        check_targets(&req.test, &self.allow_targets).map_err(SlotError::BadTest)?;
+        crate::config::check(&req.test)?;
+        check_targets(&req.test, &self.allow_targets)?;
         if engine::step_names(&req.test) != engine::step_names(&run.test) {
-            return Err(SlotError::BadTest(
+            return Err(SlotError::BadTest(crate::config::Invalid(
                 "extra load must run the same steps as the run".into(),
-            ));
+            )));
         }
         info!(run_id = %run.id, scale_id = %req.scale_id, "extra load added");
         run.scales.insert(req.scale_id);
@@ -414,7 +416,7 @@ impl Slot {
 
 /// Refuses a test that would send requests outside `allowed` (hosts or host:port). A URL still
 /// holding a template cannot be checked before it runs, so it is refused too.
-pub fn check_targets(test: &TestFile, allowed: &[String]) -> Result<(), String> {
+pub fn check_targets(test: &TestFile, allowed: &[String]) -> Result<(), SlotError> {
     if allowed.is_empty() {
         return Ok(());
     }
@@ -433,17 +435,26 @@ pub fn check_targets(test: &TestFile, allowed: &[String]) -> Result<(), String> 
         }
     }
     for u in urls {
-        let parsed = url::Url::parse(u)
-            .map_err(|_| format!("target `{u}` cannot be checked against --allow-target"))?;
+        let parsed = url::Url::parse(u).map_err(|_| SlotError::UncheckableTarget(u.to_string()))?;
         let host = parsed.host_str().unwrap_or("");
         let with_port = format!("{host}:{}", parsed.port_or_known_default().unwrap_or(0));
         if !allowed.iter().any(|a| a == host || *a == with_port) {
-            return Err(format!(
-                "target `{host}` is not in this worker's --allow-target list"
-            ));
+            return Err(SlotError::TargetNotAllowed(host.to_string()));
         }
     }
     Ok(())
+}
+
+/// Refuses a start instant that is not a finite time from the epoch or lies more than
+/// [`crate::config::duration::MAX`] (365 days) after `now_ms`: a controller never sends one, and waiting
+/// for it would panic (`1e300`) or keep the slot `Scheduled` for ever.
+fn check_start_at(at_ms: f64, now_ms: f64) -> Result<(), SlotError> {
+    let latest = now_ms + crate::config::duration::MAX.as_secs_f64() * 1000.0;
+    if at_ms.is_finite() && at_ms >= 0.0 && at_ms <= latest {
+        Ok(())
+    } else {
+        Err(SlotError::BadStart(at_ms))
+    }
 }
 
 /// How early the timer wakes before a start instant; the rest is waited by yielding, because
@@ -455,9 +466,55 @@ const START_SPIN_MS: f64 = 2.0;
 async fn wait_until(at_ms: f64) {
     let early = at_ms - crate::time::precise_now_ms() - START_SPIN_MS;
     if early > 0.0 {
-        tokio::time::sleep(Duration::from_secs_f64(early / 1000.0)).await;
+        // `check_start_at` bounds `at_ms`; the fallback only keeps a bad value from panicking here.
+        let early = Duration::try_from_secs_f64(early / 1000.0).unwrap_or(Duration::ZERO);
+        tokio::time::sleep(early).await;
     }
     while crate::time::precise_now_ms() < at_ms {
         tokio::task::yield_now().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_absurd_start_instant_is_refused_and_the_run_stays_prepared() {
+        let slot = Slot::new(Vec::new());
+        let test = crate::config::from_str(
+            "name: t\nload:\n  pattern: basic\n  virtual_users: 1\n  duration: 1s\n\
+             scenarios:\n  - name: s\n    steps:\n      - url: http://127.0.0.1:9/\n",
+        )
+        .expect("a valid test");
+        let prepare = api::Prepare {
+            run_id: "r".into(),
+            test,
+        };
+        assert_eq!(slot.prepare(prepare).unwrap(), WorkerPhase::Prepared);
+        let now = crate::time::precise_now_ms();
+        for at in [
+            1e300,
+            f64::INFINITY,
+            f64::NAN,
+            -1.0,
+            now + 366.0 * 86_400_000.0,
+        ] {
+            let start = api::Start {
+                run_id: "r".into(),
+                start_at_ms: Some(at),
+            };
+            let e = slot.start(start).unwrap_err().to_string();
+            assert!(e.contains("start_at_ms"), "{at}: {e}");
+        }
+        let start = api::Start {
+            run_id: "r".into(),
+            start_at_ms: Some(now + 60_000.0),
+        };
+        assert_eq!(slot.start(start).unwrap(), WorkerPhase::Scheduled);
+        assert!(
+            check_start_at(0.0, now).is_ok(),
+            "a past instant starts at once"
+        );
     }
 }

@@ -3,23 +3,10 @@
 //! pull the workers see from the new leader, and the requests the final report misses compared with
 //! the mock's own count. Writes `bench/results/failover.md`.
 //!
-//! Run: `cargo test --release --test failover_bench -- --ignored --nocapture`
+//! Run: `cargo test --release --test bench failover -- --ignored --nocapture`
 
-mod support;
-use std::time::{Duration, Instant};
-use support::*;
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-fn status(w: &Proc) -> serde_json::Value {
-    let (_, body) = call("GET", &format!("http://{}/status", w.addr), None, None).unwrap();
-    serde_json::from_str(&body).unwrap()
-}
+use crate::support::*;
+use std::time::Instant;
 
 #[test]
 #[ignore]
@@ -31,14 +18,16 @@ fn failover_benchmark() {
     let mut rows = Vec::new();
     for round in 1..=rounds {
         let before = mock_stats(&mock)["total"].as_u64().unwrap();
-        let yaml = format!(
-            "name: failover-{round}\nglobal:\n  base_url: \"http://{}\"\nload:\n  pattern: basic\n  virtual_users: 4\n  duration: 6s\nscenarios:\n  - name: s\n    steps:\n      - {{ name: list, path: /users }}\n",
-            mock.addr
-        );
-        let body = serde_json::json!({"test_yaml": yaml, "workers": [
-            {"host": "127.0.0.1", "port": a.addr.split(':').nth(1).unwrap().parse::<u16>().unwrap()},
-            {"host": "127.0.0.1", "port": b.addr.split(':').nth(1).unwrap().parse::<u16>().unwrap()}]})
-        .to_string();
+        // No `strategy`: the default (capacity-based) split, as before.
+        let mut body: serde_json::Value = serde_json::from_str(
+            &yaml(&mock)
+                .name(&format!("failover-{round}"))
+                .load("pattern: basic, virtual_users: 4, duration: 6s")
+                .submit_body(&[&a, &b]),
+        )
+        .unwrap();
+        body.as_object_mut().unwrap().remove("strategy");
+        let body = body.to_string();
         let leader = c.wait_leader(20).expect("leader");
         let (code, resp) = call(
             "POST",
@@ -52,15 +41,15 @@ fn failover_benchmark() {
             .as_str()
             .unwrap()
             .to_string();
-        assert!(wait_for(20, || status(&a)["phase"] == "running"
-            && status(&b)["phase"] == "running"));
-        std::thread::sleep(Duration::from_millis(1500));
+        assert!(wait_for(20, || worker_status(&a)["phase"] == "running"
+            && worker_status(&b)["phase"] == "running"));
+        c.wait_merged(leader, &id, 2, 20);
         let killed_at = now_ms();
         let t0 = Instant::now();
         c.kill(leader);
         let resumed = wait_for(30, || {
-            status(&a)["last_poll_ms"].as_u64().unwrap_or(0) > killed_at
-                && status(&b)["last_poll_ms"].as_u64().unwrap_or(0) > killed_at
+            worker_status(&a)["last_poll_ms"].as_u64().unwrap_or(0) > killed_at
+                && worker_status(&b)["last_poll_ms"].as_u64().unwrap_or(0) > killed_at
         });
         let took = t0.elapsed().as_secs_f64();
         assert!(resumed, "round {round}: no new leader drove the workers");
@@ -88,7 +77,7 @@ fn failover_benchmark() {
     let median = (times[rounds / 2 - 1] + times[rounds / 2]) / 2.0;
     let missing: i64 = rows.iter().map(|r| r.2 as i64 - r.1 as i64).sum();
     let mut md = format!(
-        "# Failover benchmark\n\n`cargo test --release --test failover_bench -- --ignored`: 3 master replicas, 2 workers and the mock on 127.0.0.1 (2 cores); {rounds} runs of 4 VUs for 6 s; in each, the leader is SIGKILLed 1.5 s after the workers start, and the killed replica is restarted afterwards.\n\n\
+        "# Failover benchmark\n\n`cargo test --release --test bench failover -- --ignored`: 3 master replicas, 2 workers and the mock on 127.0.0.1 (2 cores); {rounds} runs of 4 VUs for 6 s; in each, the leader is SIGKILLed once it has merged two batches from each worker (about 2 s after they start), and the killed replica is restarted afterwards.\n\n\
         Raft timeouts: heartbeat 100 ms, election timeout 500–1000 ms (openraft's defaults are 50 / 150–300 ms; we chose longer ones so an fsync or a busy core on a 2-core machine does not trigger needless elections, and the failover still lands well under the 3 s target: openraft 0.9 fails over in about `election_timeout_max` + a random `[min, max)` + one tick).\n\n\
         Time to driving again = from the kill to the first metrics pull both workers receive from the new leader (the driver polls every second, so up to 1 s of it is the poll period).\n\n\
         | | value |\n|---|---|\n| median time to driving again | {median:.2} s |\n| max | {:.2} s |\n| missing requests (mock count − report count, all rounds) | {missing} |\n\n| round | time to driving again (s) | counted | served by the mock |\n|---|---|---|---|\n",

@@ -1,7 +1,7 @@
 //! Benchmarks of the distributed controller, run by hand (they are `#[ignore]`d and take ~3 minutes):
 //!
 //! ```sh
-//! cargo test --release --test distributed_bench -- --ignored --nocapture --test-threads 1
+//! cargo test --release --test bench distributed -- --ignored --nocapture --test-threads 1
 //! ```
 //!
 //! Each writes its section of `bench/results/distributed.md`:
@@ -11,13 +11,12 @@
 //!   workers' `GET /metrics` bodies (JSON with compressed HDR histograms), merging each batch
 //!   exactly once, and serializing the run record it saves every second.
 
-mod support;
+use crate::support::*;
 use perfornium::api::worker as api;
 use perfornium::control::{plan::Strategy, submit, workers::WorkerAddr};
 use perfornium::metrics::collector::Interval;
 use perfornium::metrics::{Latency, StepStats};
 use std::time::Instant;
-use support::*;
 
 const RESULTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/results/distributed.md");
 
@@ -29,7 +28,7 @@ fn median(v: &mut [f64]) -> f64 {
 /// Replaces the `## {title}` section of the results file (or appends it).
 fn write_section(title: &str, body: &str) {
     let old = std::fs::read_to_string(RESULTS).unwrap_or_else(|_| {
-        "# Distributed controller benchmarks\n\nReproduce: `cargo test --release --test distributed_bench -- --ignored --nocapture --test-threads 1`.\n".to_string()
+        "# Distributed controller benchmarks\n\nReproduce: `cargo test --release --test bench distributed -- --ignored --nocapture --test-threads 1`.\n".to_string()
     });
     let head = format!("## {title}\n");
     let mut out = String::new();
@@ -56,14 +55,10 @@ fn sync_start_skew_over_20_runs() {
     let ws = [worker(None), worker(None), worker(None)];
     let list = worker_list(&[&ws[0], &ws[1], &ws[2]]);
     let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "t.yaml",
-        &format!(
-            "name: skew\nglobal:\n  base_url: \"http://{}\"\nload:\n  pattern: basic\n  virtual_users: 3\n  duration: 1s\nscenarios:\n  - name: s\n    steps:\n      - name: list\n        path: /users\n",
-            mock.addr
-        ),
-    );
+    let file = yaml(&mock)
+        .name("skew")
+        .load("pattern: basic, virtual_users: 3, duration: 1s")
+        .write(dir.path());
     let mut skews = Vec::new();
     for i in 0..20 {
         let out = dir.path().join(format!("out{i}"));
