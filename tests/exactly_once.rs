@@ -7,70 +7,57 @@
 
 mod support;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 use support::*;
 
 const HOOK: &str = "PERFORNIUM_TEST_EXIT_AFTER_PULL";
 
-/// Like `support::spawn_server`, with one more variable in the child's environment.
-fn spawn_with_env(args: &[String], var: (&str, &Path)) -> Proc {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env(var.0, var.1)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn perfornium");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent {
-                if let Some(i) = line.find("http://") {
-                    let addr = line[i + 7..]
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or("")
-                        .to_string();
-                    let _ = tx.send(addr);
-                    sent = true;
+/// Three replicas, every one with the hook set to `marker`: whichever leads dies at the first
+/// chance, and only it (the marker is created atomically). As `Cluster::start` does, the ports are
+/// chosen before the replicas bind, and the cluster starts again on new ones if one was taken.
+fn cluster_with_hook(marker: &Path) -> Cluster {
+    let mut last = String::new();
+    for _ in 0..PORT_ATTEMPTS {
+        let mut c = Cluster {
+            addrs: (0..3)
+                .map(|_| format!("127.0.0.1:{}", free_port()))
+                .collect(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            procs: vec![None, None, None],
+            extra: vec![],
+            token: None,
+        };
+        for i in 0..3 {
+            let mut cmd = Command::new(BIN);
+            cmd.args(c.node_args(i)).env(HOOK, marker);
+            let mut p = start_cmd(cmd);
+            p.addr = c.addrs[i].clone();
+            c.procs[i] = Some(p);
+        }
+        let health = |c: &Cluster, i: usize| {
+            http_get(&format!("http://{}/health", c.addrs[i])).is_ok_and(|(code, _)| code == 200)
+        };
+        let mut exited = None;
+        wait_for(20, || {
+            for i in 0..3 {
+                if let Ok(Some(_)) = c.procs[i].as_mut().unwrap().child.try_wait() {
+                    exited = Some(c.procs[i].as_ref().unwrap().stderr_tail());
+                    return true;
                 }
             }
+            (0..3).all(|i| health(&c, i))
+        });
+        match exited {
+            None => return c,
+            Some(e) if port_taken(&e) => last = e,
+            Some(e) => panic!("a replica exited at start: {e}"),
         }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("server printed its address");
-    let proc = Proc { child, addr };
-    wait_ready(&format!("http://{}/health", proc.addr));
-    proc
-}
-
-/// Three replicas, every one with the hook set to `marker`: whichever leads dies at the first
-/// chance, and only it (the marker is created atomically).
-fn cluster_with_hook(marker: &Path) -> Cluster {
-    let mut c = Cluster {
-        addrs: (0..3)
-            .map(|_| format!("127.0.0.1:{}", free_port()))
-            .collect(),
-        dir: tempfile::tempdir().expect("tempdir"),
-        procs: vec![None, None, None],
-        extra: vec![],
-        token: None,
-    };
-    for i in 0..3 {
-        let args = c.node_args(i);
-        c.procs[i] = Some(spawn_with_env(&args, (HOOK, marker)));
     }
-    c.wait_leader(20).expect("a leader within 20 s");
-    c
+    panic!("{last}")
 }
 
-fn submit(c: &Cluster, leader: usize, mock: &Proc, workers: &[&Proc]) -> String {
+fn run_body(mock: &Proc, workers: &[&Proc]) -> String {
     let yaml = format!(
         "name: once\nglobal:\n  base_url: \"http://{}\"\n  timeout: 5000\nload:\n  pattern: basic\n  virtual_users: 4\n  duration: 6s\nscenarios:\n  - name: s\n    steps:\n      - name: list\n        path: /users\n",
         mock.addr
@@ -82,25 +69,13 @@ fn submit(c: &Cluster, leader: usize, mock: &Proc, workers: &[&Proc]) -> String 
             serde_json::json!({"host": host, "port": port.parse::<u16>().unwrap()})
         })
         .collect();
-    let body =
-        serde_json::json!({"test_yaml": yaml, "workers": workers, "strategy": "even"}).to_string();
-    let mut url = format!("http://{}/runs", c.addrs[leader]);
-    for _ in 0..3 {
-        let (code, resp) = call("POST", &url, None, Some(&body)).expect("POST /runs");
-        let v: serde_json::Value = serde_json::from_str(&resp).unwrap_or_default();
-        match code {
-            201 => return v["run_id"].as_str().expect("run_id").to_string(),
-            307 => url = format!("http://{}/runs", v["leader_addr"].as_str().unwrap()),
-            _ => panic!("submission refused: {code} {resp}"),
-        }
-    }
-    panic!("no leader took the run");
+    serde_json::json!({"test_yaml": yaml, "workers": workers, "strategy": "even"}).to_string()
 }
 
 /// The worker's own final count (`GET /results`), from the worker itself.
 fn own_count(worker: &Proc, run_id: &str) -> u64 {
     let (code, body) =
-        ureq_get(&format!("http://{}/results?run_id={run_id}", worker.addr)).expect("GET /results");
+        http_get(&format!("http://{}/results?run_id={run_id}", worker.addr)).expect("GET /results");
     assert_eq!(code, 200, "{body}");
     let r: serde_json::Value = serde_json::from_str(&body).unwrap();
     r["steps"]
@@ -161,8 +136,8 @@ fn a_leader_dying_between_a_pull_and_its_save_loses_and_doubles_nothing() {
     let mut c = cluster_with_hook(&marker);
     let mock = mock(2);
     let (a, b) = (worker(None), worker(None));
-    let first = c.leader().expect("a leader");
-    let id = submit(&c, first, &mock, &[&a, &b]);
+    let first = c.agreed_leader(20);
+    let id = c.submit(first, &run_body(&mock, &[&a, &b]));
 
     // The leader dies by itself once a pull has merged batches past a saved sequence number ≥ 2.
     assert!(
@@ -178,14 +153,9 @@ fn a_leader_dying_between_a_pull_and_its_save_loses_and_doubles_nothing() {
         .find(|&i| c.procs[i].as_ref().is_some_and(|p| p.child.id() == pid))
         .expect("the replica that died is one of ours");
     let mut proc = c.procs[dead].take().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = proc.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the replica did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = proc
+        .exit_within(Duration::from_secs(10))
+        .expect("the replica exits");
     assert_eq!(status.code(), Some(137), "it died at the hook");
     // The premise: batches were merged in memory beyond what the saved record holds.
     let unsaved: Vec<(u64, u64)> = note["workers"]
@@ -206,19 +176,10 @@ fn a_leader_dying_between_a_pull_and_its_save_loses_and_doubles_nothing() {
         "{note}"
     );
 
-    let new = c.wait_leader(15).expect("a new leader within 15 s");
+    let new = c.agreed_leader(15);
     assert_ne!(new, dead);
-    let mut view = serde_json::Value::Null;
-    assert!(
-        wait_for(60, || (0..3).any(|i| match c.run(i, &id) {
-            Some(v) if v["phase"] == "finished" => {
-                view = v;
-                true
-            }
-            _ => false,
-        })),
-        "the run finished under the new leader"
-    );
+    let live: Vec<usize> = (0..3).filter(|&i| i != dead).collect();
+    let view = c.wait_phase(&live, &id, "finished", 60);
     let s = &view["summary"];
     let rows = s["workers"].as_array().unwrap();
     assert_eq!(rows.len(), 2);
