@@ -124,6 +124,7 @@ fn rounds(per_kind: usize) -> Vec<Round> {
         }
         let counted = view["summary"]["overall"]["count"].as_u64().unwrap();
         let served = mock_stats(&mock)["total"].as_u64().unwrap() - before;
+        assert_merged_exactly_once(&view["summary"]);
         println!(
             "round {round} ({}): driving again after {:.2} s, counted {counted}, served {served}",
             loss.name(),

@@ -201,6 +201,7 @@ fn partition_round(c: &Cluster, mock: &Proc, workers: &[&Proc], freeze_leader: b
         .map(|id| {
             let view = get(&c.addrs[new_leader], &format!("/runs/{id}")).unwrap();
             assert_eq!(view["phase"], "finished", "{id}");
+            assert_merged_exactly_once(&view["summary"]);
             view["summary"]["overall"]["count"].as_u64().unwrap()
         })
         .sum();
@@ -376,6 +377,8 @@ fn frozen_worker_round(redistribute: bool) -> WorkerRound {
     );
     let live = &s["workers"][0];
     assert_eq!(live["state"], "finished");
+    assert!(hung["final_count"].is_null(), "{hung}");
+    assert_merged_exactly_once(&s);
     if redistribute {
         assert_eq!(live["planned"], 4.0, "2 planned + 2 taken over: {live}");
         assert!(
@@ -414,7 +417,7 @@ fn frozen_worker_round(redistribute: bool) -> WorkerRound {
     let (live_total, hung_total) = (total(&a), total(&b));
     let round = WorkerRound {
         detected,
-        live_reported: live["count"].as_u64().unwrap(),
+        live_reported: live["merged_count"].as_u64().unwrap(),
         live_total,
         hung_reported: hung["count"].as_u64().unwrap(),
         hung_total,
@@ -422,7 +425,7 @@ fn frozen_worker_round(redistribute: bool) -> WorkerRound {
     };
     assert_eq!(
         round.live_reported, round.live_total,
-        "nothing of the survivor's is lost"
+        "nothing of the survivor's is lost on the merged path (its pulled batches == its own totals)"
     );
     assert!(
         round.hung_reported > 0 && round.hung_reported <= round.hung_total,
