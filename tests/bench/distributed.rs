@@ -161,10 +161,12 @@ fn sync_start_skew_over_20_runs() {
          | first-request spread, not compensated | {u_med:.3} | {u_max:.3} |\n\
          | skew the run reports (its workers' own start reports through their offsets) | {r_med:.3} | {r_max:.3} |\n\
          | target | < 2 | |\n\n{verdict}\n\n\
-         Compensated, every run: {}.\n\nNot compensated, every run: {}.\n",
+         Compensated, every run: {}.\n\nNot compensated, every run: {}.\n\n\
+         The host's 1-minute load average at the end: {}.\n",
         host_facts(),
         list_of(&truth),
         list_of(&raw),
+        load_average(),
     );
     println!("{body}");
     write_section("Synchronized start skew", &body);

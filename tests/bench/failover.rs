@@ -191,7 +191,11 @@ fn write_results(per_kind: usize, rows: &[Round]) {
             )
         });
     }
-    md.push_str(&format!("\n{}\n\n", verdicts.join(" ")));
+    md.push_str(&format!(
+        "\n{}\n\nThe host's 1-minute load average when the last round ended: {}.\n\n",
+        verdicts.join(" "),
+        load_average()
+    ));
     md.push_str("| round | loss | time to driving again (s) | counted | served by the mock |\n|---|---|---|---|---|\n");
     for (i, r) in rows.iter().enumerate() {
         md.push_str(&format!(

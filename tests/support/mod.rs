@@ -567,3 +567,12 @@ pub fn assert_merged_exactly_once(s: &serde_json::Value) {
         );
     }
 }
+
+/// This host's 1-minute load average now (from /proc/loadavg), for result files: what else was
+/// running while a benchmark measured.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().next().map(String::from))
+        .unwrap_or_else(|| "unknown".into())
+}
