@@ -355,6 +355,10 @@ fn controller_cost_on_the_save_path() {
             "{n} workers: every batch merged once"
         );
     }
+    md.push_str(&format!(
+        "\nThe host's 1-minute load average at the end: {}.\n",
+        load_average()
+    ));
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results/controller.md");
     std::fs::write(&path, md).unwrap();
 }
