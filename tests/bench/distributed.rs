@@ -18,7 +18,6 @@ use perfornium::metrics::collector::Interval;
 use perfornium::metrics::{Latency, StepStats};
 use std::time::Instant;
 
-const RESULTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/results/distributed.md");
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -27,25 +26,12 @@ fn median(v: &mut [f64]) -> f64 {
 
 /// Replaces the `## {title}` section of the results file (or appends it).
 fn write_section(title: &str, body: &str) {
-    let old = std::fs::read_to_string(RESULTS).unwrap_or_else(|_| {
-        "# Distributed controller benchmarks\n\nReproduce: `cargo test --release --test bench distributed -- --ignored --nocapture --test-threads 1`.\n".to_string()
-    });
-    let head = format!("## {title}\n");
-    let mut out = String::new();
-    let mut skipping = false;
-    for line in old.lines() {
-        if line.starts_with("## ") {
-            skipping = line == head.trim_end();
-        }
-        if !skipping {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out.push('\n');
-    out.push_str(&head);
-    out.push_str(body);
-    std::fs::write(RESULTS, out.replace("\n\n\n", "\n\n")).expect("write results");
+    write_results_section(
+        "distributed.md",
+        "# Distributed controller benchmarks\n\nReproduce: `cargo test --release --test bench distributed -- --ignored --nocapture --test-threads 1`.\n",
+        title,
+        body,
+    );
 }
 
 /// A worker whose clock runs `offset_ms` off the machine's (the hidden test flag).

@@ -576,3 +576,28 @@ pub fn load_average() -> String {
         .and_then(|t| t.split_whitespace().next().map(String::from))
         .unwrap_or_else(|| "unknown".into())
 }
+
+/// Replaces section `## title` of the results file `file` (under `bench/results/`) with `body`,
+/// creating the file with `header` when it does not exist; other sections are kept.
+pub fn write_results_section(file: &str, header: &str, title: &str, body: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("bench/results")
+        .join(file);
+    let old = std::fs::read_to_string(&path).unwrap_or_else(|_| header.to_string());
+    let head = format!("## {title}\n");
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in old.lines() {
+        if line.starts_with("## ") {
+            skipping = line == head.trim_end();
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.push('\n');
+    out.push_str(&head);
+    out.push_str(body);
+    std::fs::write(&path, out.replace("\n\n\n", "\n\n")).expect("write results");
+}
