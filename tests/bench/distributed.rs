@@ -18,7 +18,6 @@ use perfornium::metrics::collector::Interval;
 use perfornium::metrics::{Latency, StepStats};
 use std::time::Instant;
 
-
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -32,22 +31,6 @@ fn write_section(title: &str, body: &str) {
         title,
         body,
     );
-}
-
-/// A worker whose clock runs `offset_ms` off the machine's (the hidden test flag).
-fn skewed_worker(offset_ms: &str) -> Proc {
-    spawn_server(
-        &[
-            "worker",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--test-clock-offset-ms",
-            offset_ms,
-        ],
-        "/health",
-    )
 }
 
 /// One synchronized run against a fresh mock: (the skew the run reports, the spread of the workers'
@@ -82,15 +65,7 @@ fn skew_round(list: &str, clock_sync: bool, i: usize) -> (f64, f64) {
     );
     let s = summary(&out);
     assert_merged_exactly_once(&s);
-    let firsts: Vec<f64> = mock_stats(&mock)["first_request_ms"]
-        .as_object()
-        .expect("first_request_ms")
-        .values()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
-    assert_eq!(firsts.len(), 3, "one first request per worker");
-    let spread = firsts.iter().cloned().fold(f64::MIN, f64::max)
-        - firsts.iter().cloned().fold(f64::MAX, f64::min);
+    let spread = first_request_spread(&mock, 3);
     (s["start_skew_ms"].as_f64().expect("skew"), spread)
 }
 

@@ -600,36 +600,6 @@ fn a_rendezvous_count_spans_workers() {
     assert_eq!(mock_stats(&mock)["total"], 8);
 }
 
-/// Spread of the workers' first requests as the mock saw them (its own clock), in ms.
-fn first_request_spread(mock: &Proc, workers: usize) -> f64 {
-    let firsts: Vec<f64> = mock_stats(mock)["first_request_ms"]
-        .as_object()
-        .expect("first_request_ms")
-        .values()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
-    assert_eq!(firsts.len(), workers, "one first request per worker");
-    let max = firsts.iter().cloned().fold(f64::MIN, f64::max);
-    let min = firsts.iter().cloned().fold(f64::MAX, f64::min);
-    max - min
-}
-
-/// A worker whose clock runs `offset_ms` off the machine's.
-fn skewed_worker(offset_ms: &str) -> Proc {
-    spawn_server(
-        &[
-            "worker",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--test-clock-offset-ms",
-            offset_ms,
-        ],
-        "/health",
-    )
-}
-
 /// The skew measured from outside: the mock timestamps each worker's first request (workers name
 /// themselves in a header). Two of three workers run on clocks 300 ms ahead and behind; with offset
 /// compensation their first requests still arrive together, and without it ~600 ms apart.

@@ -601,3 +601,33 @@ pub fn write_results_section(file: &str, header: &str, title: &str, body: &str) 
     out.push_str(body);
     std::fs::write(&path, out.replace("\n\n\n", "\n\n")).expect("write results");
 }
+
+/// Spread of the workers' first requests as the mock saw them (its own clock), in ms.
+pub fn first_request_spread(mock: &Proc, workers: usize) -> f64 {
+    let firsts: Vec<f64> = mock_stats(mock)["first_request_ms"]
+        .as_object()
+        .expect("first_request_ms")
+        .values()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(firsts.len(), workers, "one first request per worker");
+    let max = firsts.iter().cloned().fold(f64::MIN, f64::max);
+    let min = firsts.iter().cloned().fold(f64::MAX, f64::min);
+    max - min
+}
+
+/// A worker whose clock runs `offset_ms` off the machine's.
+pub fn skewed_worker(offset_ms: &str) -> Proc {
+    spawn_server(
+        &[
+            "worker",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--test-clock-offset-ms",
+            offset_ms,
+        ],
+        "/health",
+    )
+}
