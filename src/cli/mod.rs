@@ -61,8 +61,8 @@ impl Command {
     fn shows_tui(&self) -> bool {
         match self {
             Command::Demo(a) => a.screen.tui(),
-            Command::Console(a) => a.screen.tui(),
-            Command::Distributed(a) => a.screen.tui(),
+            Command::Console(a) => a.drive.screen.tui(),
+            Command::Distributed(a) => a.drive.screen.tui(),
             _ => false,
         }
     }
