@@ -27,9 +27,10 @@ pub struct PlanArgs {
     /// A workers.json file.
     #[arg(long)]
     pub workers_file: Option<PathBuf>,
-    /// How the load is split across the workers.
-    #[arg(short = 's', long, value_enum, default_value_t = Strategy::CapacityBased)]
-    pub strategy: Strategy,
+    /// How the load is split across the workers; wins over the test's `distributed.strategy`,
+    /// `distribution` and `weights` [default: the test's, else capacity_based].
+    #[arg(short = 's', long, value_enum)]
+    pub strategy: Option<Strategy>,
     /// Prepare every worker, then start all at one instant.
     #[arg(long)]
     pub sync_start: bool,

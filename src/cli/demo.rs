@@ -139,7 +139,7 @@ impl Demo {
             test: Some(test),
             test_yaml: None,
             workers: self.workers.clone(),
-            strategy: Strategy::Even,
+            strategy: Some(Strategy::Even),
             sync_start: true,
         };
         Ok(self.client().submit(&body, Duration::from_secs(20)).await?)

@@ -63,7 +63,7 @@ impl DistributedArgs {
 #[derive(Debug, Clone)]
 struct Launch {
     workers: Vec<WorkerAddr>,
-    strategy: Strategy,
+    strategy: Option<Strategy>,
     sync_start: bool,
     /// Bearer token for the workers (else the test's `communication.http.authentication.token`).
     token: Option<String>,

@@ -124,6 +124,9 @@ pub struct RunRecord {
     pub id: String,
     pub test: TestFile,
     pub strategy: Strategy,
+    /// The rule the load was split by, as the plan names it (`weighted`, `custom`, `even`, ...).
+    #[serde(default)]
+    pub split: String,
     pub settings: Settings,
     pub phase: Phase,
     pub workers: Vec<WorkerRun>,
@@ -234,9 +237,14 @@ mod tests {
     fn record() -> RunRecord {
         let test = crate::config::from_str(TEST).unwrap();
         let workers = parse_list("127.0.0.1:8101,127.0.0.1:8102,127.0.0.1:8103").unwrap();
-        let mut rec =
-            crate::control::submit::new_record("r".into(), test, &workers, Strategy::Even, false)
-                .unwrap();
+        let mut rec = crate::control::submit::new_record(
+            "r".into(),
+            test,
+            &workers,
+            Some(Strategy::Even),
+            false,
+        )
+        .unwrap();
         rec.phase = Phase::Started;
         for w in &mut rec.workers {
             w.state = WorkerState::Running;

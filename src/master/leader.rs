@@ -154,7 +154,7 @@ mod tests {
             "race".into(),
             test,
             &workers,
-            crate::control::plan::Strategy::Even,
+            Some(crate::control::plan::Strategy::Even),
             false,
         )
         .unwrap();

@@ -187,7 +187,8 @@ fn merging_100_workers_per_second() {
         "name: m\nglobal:\n  base_url: http://h\nload:\n  pattern: basic\n  virtual_users: 5000\n  duration: 60s\nscenarios:\n  - name: s\n    steps:\n      - name: a\n        path: /a\n      - name: b\n        path: /b\n      - name: c\n        path: /c\n",
     )
     .unwrap();
-    let mut rec = submit::new_record("r".into(), test, &workers, Strategy::Even, false).unwrap();
+    let mut rec =
+        submit::new_record("r".into(), test, &workers, Some(Strategy::Even), false).unwrap();
     let seconds = 30u64;
     let per_step = 1_000; // 3,000 req/s per worker, 300,000 req/s in all
     let bodies: Vec<Vec<String>> = (1..=seconds)
