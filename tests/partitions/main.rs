@@ -1,0 +1,434 @@
+//! Real network partitions: every master replica, every worker and the mock run in a network
+//! namespace of their own (see `netns.rs`), and links between them are cut and healed while a run
+//! is in flight. References for the counts: the mock's own `GET /__stats`, each worker's own
+//! `GET /results`, and the run record the replicas serve. Leadership comes from each replica's
+//! `GET /cluster`.
+//!
+//! Needs root (or CAP_NET_ADMIN) and `ip`; without them every test prints why and passes.
+//! `PARTITION_FULL=1` runs longer versions (longer runs and partitions).
+
+#[path = "../support/mod.rs"]
+mod support;
+mod netns;
+
+use netns::{Net, NsProc};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use support::{call_within, wait_for, BIN};
+
+const MASTER_PORT: u16 = 7000;
+const WORKER_PORT: u16 = 8080;
+const MOCK_PORT: u16 = 3000;
+
+/// Returns from the test with a message when namespaces cannot be made here.
+macro_rules! need_netns {
+    () => {
+        if let Some(why) = netns::unavailable() {
+            eprintln!("SKIP: network namespaces are unavailable here ({why}); run as root with `ip` (iproute2)");
+            return;
+        }
+    };
+}
+
+fn full() -> bool {
+    std::env::var("PARTITION_FULL").is_ok_and(|v| v == "1")
+}
+
+/// Seconds since `t0`, for the figures printed along the way.
+fn secs(t0: Instant) -> f64 {
+    t0.elapsed().as_secs_f64()
+}
+
+/// Three master replicas, `workers` workers and the mock, each in its own namespace.
+/// Fields drop in order: processes first, then the network.
+struct Scene {
+    procs: Vec<NsProc>,
+    dir: tempfile::TempDir,
+    net: Net,
+    workers: usize,
+}
+
+impl Drop for Scene {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for p in &self.procs {
+                eprintln!("{}", p.stderr());
+            }
+        }
+    }
+}
+
+impl Scene {
+    fn start(workers: usize) -> Scene {
+        let mut names = vec!["m1", "m2", "m3", "mock"];
+        let wnames: Vec<String> = (1..=workers).map(|i| format!("w{i}")).collect();
+        names.extend(wnames.iter().map(String::as_str));
+        let net = Net::new(&names).expect("namespaces");
+        let mut s = Scene {
+            procs: Vec::new(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            net,
+            workers,
+        };
+        let mock_ip = s.net.ip_of("mock");
+        let p = s.net.spawn(
+            "mock",
+            BIN,
+            &["mock", "--host", &mock_ip, "--port", &MOCK_PORT.to_string(), "--delay", "5ms"],
+        );
+        s.procs.push(p);
+        for w in &wnames {
+            let ip = s.net.ip_of(w);
+            let p = s
+                .net
+                .spawn(w, BIN, &["worker", "--host", &ip, "--port", &WORKER_PORT.to_string()]);
+            s.procs.push(p);
+        }
+        let peers = (1..=3)
+            .map(|i| format!("{i}={}", s.master_addr(i)))
+            .collect::<Vec<_>>()
+            .join(",");
+        for i in 1..=3 {
+            let data = s.dir.path().join(format!("m{i}"));
+            let p = s.net.spawn(
+                &format!("m{i}"),
+                BIN,
+                &[
+                    "master",
+                    "--id",
+                    &i.to_string(),
+                    "--listen",
+                    &s.master_addr(i),
+                    "--peers",
+                    &peers,
+                    "--data",
+                    data.to_str().unwrap(),
+                ],
+            );
+            s.procs.push(p);
+        }
+        s.ready(&format!("http://{}:{MOCK_PORT}/__stats", mock_ip));
+        for w in &wnames {
+            s.ready(&format!("http://{}/health", s.worker_addr(w)));
+        }
+        for i in 1..=3 {
+            s.ready(&format!("http://{}/health", s.master_addr(i)));
+        }
+        s
+    }
+
+    /// Polls `url` until it answers 200.
+    fn ready(&self, url: &str) {
+        assert!(
+            wait_for(20, || get(url).is_some_and(|(c, _)| c == 200)),
+            "{url} never became ready"
+        );
+    }
+
+    /// Replica `i` (1-based, its raft id).
+    fn master_addr(&self, i: usize) -> String {
+        format!("{}:{MASTER_PORT}", self.net.ip_of(&format!("m{i}")))
+    }
+
+    fn worker_addr(&self, w: &str) -> String {
+        format!("{}:{WORKER_PORT}", self.net.ip_of(w))
+    }
+
+    fn worker_names(&self) -> Vec<String> {
+        (1..=self.workers).map(|i| format!("w{i}")).collect()
+    }
+
+    /// `GET /cluster` of replica `i`.
+    fn view(&self, i: usize) -> Option<Value> {
+        get_json(&format!("http://{}/cluster", self.master_addr(i)))
+    }
+
+    /// The leader every replica in `among` names, once that one says it leads (role "leader").
+    fn leader_among(&self, among: &[usize]) -> Option<usize> {
+        let views: Vec<Value> = among.iter().filter_map(|&i| self.view(i)).collect();
+        if views.len() < among.len() {
+            return None;
+        }
+        let id = views[0]["leader_id"].as_u64()? as usize;
+        if !views.iter().all(|v| v["leader_id"].as_u64() == Some(id as u64)) {
+            return None;
+        }
+        if !among.contains(&id) {
+            return None;
+        }
+        (self.view(id)?["role"] == "leader").then_some(id)
+    }
+
+    fn wait_leader_among(&self, among: &[usize], secs: u64) -> Option<usize> {
+        let mut found = None;
+        wait_for(secs, || {
+            found = self.leader_among(among);
+            found.is_some()
+        });
+        found
+    }
+
+    fn run(&self, i: usize, id: &str) -> Option<Value> {
+        get_json(&format!("http://{}/runs/{id}", self.master_addr(i)))
+    }
+
+    fn runs(&self, i: usize) -> Option<Value> {
+        get_json(&format!("http://{}/runs", self.master_addr(i)))
+    }
+
+    /// The submit body: `vus` VUs for `duration` spread evenly over every worker, plus `extra`
+    /// (a `distributed:` block) in the test.
+    fn body(&self, vus: usize, duration: &str, extra: &str) -> String {
+        let yaml = format!(
+            "name: partitions\nglobal:\n  base_url: \"http://{}:{MOCK_PORT}\"\n  timeout: 5000\nload:\n  pattern: basic\n  virtual_users: {vus}\n  duration: {duration}\nscenarios:\n  - name: s\n    steps:\n      - name: list\n        path: /users\n{extra}",
+            self.net.ip_of("mock")
+        );
+        let workers: Vec<Value> = self
+            .worker_names()
+            .iter()
+            .map(|w| serde_json::json!({"host": self.net.ip_of(w), "port": WORKER_PORT}))
+            .collect();
+        serde_json::json!({"test_yaml": yaml, "workers": workers, "strategy": "even"}).to_string()
+    }
+
+    /// Submits to replica `i`; must be acknowledged with 201.
+    fn submit(&self, i: usize, body: &str) -> String {
+        let (code, resp) = call_within(
+            "POST",
+            &format!("http://{}/runs", self.master_addr(i)),
+            None,
+            Some(body),
+            Duration::from_secs(10),
+        )
+        .expect("submit");
+        assert_eq!(code, 201, "{resp}");
+        serde_json::from_str::<Value>(&resp).unwrap()["run_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn mock_total(&self) -> u64 {
+        get_json(&format!("http://{}:{MOCK_PORT}/__stats", self.net.ip_of("mock")))
+            .expect("mock stats")["total"]
+            .as_u64()
+            .unwrap()
+    }
+
+    fn worker_status(&self, w: &str) -> Option<Value> {
+        get_json(&format!("http://{}/status", self.worker_addr(w)))
+    }
+
+    /// The worker's own final totals for the run (requests over every step), once it finished.
+    fn worker_total(&self, w: &str, id: &str) -> Option<u64> {
+        let v = get_json(&format!("http://{}/results?run_id={id}", self.worker_addr(w)))?;
+        Some(
+            v["steps"]
+                .as_array()?
+                .iter()
+                .map(|s| s["count"].as_u64().unwrap_or(0))
+                .sum(),
+        )
+    }
+
+    /// Waits until every worker reports the run running.
+    fn wait_running(&self) {
+        for w in self.worker_names() {
+            assert!(
+                wait_for(20, || self
+                    .worker_status(&w)
+                    .is_some_and(|s| s["phase"] == "running")),
+                "{w} never ran"
+            );
+        }
+    }
+
+    /// Waits until replica `i` has merged at least one batch from every worker.
+    fn wait_merged(&self, i: usize, id: &str) {
+        assert!(
+            wait_for(20, || self.run(i, id).is_some_and(|v| {
+                let ws = v["summary"]["workers"].as_array().cloned().unwrap_or_default();
+                !ws.is_empty() && ws.iter().all(|w| w["count"].as_u64().unwrap_or(0) > 0)
+            })),
+            "replica {i} never merged a batch from every worker"
+        );
+    }
+
+    /// Waits until every replica serves run `id` in phase `phase`; returns the three views.
+    fn wait_phase_everywhere(&self, id: &str, phase: &str, secs: u64) -> Vec<Value> {
+        let mut views = Vec::new();
+        let ok = wait_for(secs, || {
+            views = (1..=3).filter_map(|i| self.run(i, id)).collect();
+            views.len() == 3 && views.iter().all(|v| v["phase"] == phase)
+        });
+        assert!(
+            ok,
+            "run {id} not {phase} on every replica within {secs}s: {:?}",
+            views.iter().map(|v| v["phase"].clone()).collect::<Vec<_>>()
+        );
+        views
+    }
+
+    /// The worker row of `w` in a run view.
+    fn row<'a>(&self, view: &'a Value, w: &str) -> &'a Value {
+        let addr = self.worker_addr(w);
+        view["summary"]["workers"]
+            .as_array()
+            .expect("workers")
+            .iter()
+            .find(|r| r["address"] == addr.as_str())
+            .unwrap_or_else(|| panic!("no row for {addr} in {}", view["summary"]["workers"]))
+    }
+
+    /// Waits for each worker's own totals (it finished its part).
+    fn worker_totals(&self, id: &str) -> Vec<u64> {
+        self.worker_names()
+            .iter()
+            .map(|w| {
+                let mut t = None;
+                assert!(
+                    wait_for(30, || {
+                        t = self.worker_total(w, id);
+                        t.is_some()
+                    }),
+                    "{w} never finished run {id}"
+                );
+                t.unwrap()
+            })
+            .collect()
+    }
+
+    /// Every replica serves the same run record for `id` (summary, phase, events) and the same list
+    /// of runs; returns the record.
+    fn one_history(&self, id: &str) -> Value {
+        let views = self.wait_phase_everywhere(id, "finished", 30);
+        for i in 1..3 {
+            assert_eq!(views[i]["summary"], views[0]["summary"], "replica {} and 1 differ", i + 1);
+            assert_eq!(views[i]["phase"], views[0]["phase"]);
+        }
+        let lists: Vec<Value> = (1..=3).map(|i| self.runs(i).expect("GET /runs")).collect();
+        for i in 1..3 {
+            assert_eq!(lists[i], lists[0], "replica {}'s run list differs", i + 1);
+        }
+        views[0].clone()
+    }
+
+    /// The independent references agree with the record: the mock served exactly what the
+    /// workers measured, each worker's row equals its own totals, the overall count is their sum.
+    fn counts_add_up(&self, view: &Value, id: &str) -> (u64, Vec<u64>) {
+        let totals = self.worker_totals(id);
+        let served = self.mock_total();
+        let overall = view["summary"]["overall"]["count"].as_u64().unwrap();
+        let rows: Vec<u64> = self
+            .worker_names()
+            .iter()
+            .map(|w| self.row(view, w)["count"].as_u64().unwrap())
+            .collect();
+        eprintln!("figures: mock served {served}, workers measured {totals:?}, record rows {rows:?}, overall {overall}");
+        assert_eq!(totals.iter().sum::<u64>(), served, "the workers measured what the mock served");
+        assert_eq!(rows, totals, "each worker's row is its own totals");
+        assert_eq!(overall, served, "the run counts every request the mock served, once");
+        (served, totals)
+    }
+}
+
+fn get(url: &str) -> Option<(u16, String)> {
+    call_within("GET", url, None, None, Duration::from_secs(2)).ok()
+}
+
+fn get_json(url: &str) -> Option<Value> {
+    let (code, body) = get(url)?;
+    (code == 200).then(|| serde_json::from_str(&body).ok()).flatten()
+}
+
+fn events(view: &Value) -> Vec<String> {
+    view["summary"]["events"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e.as_str().map(String::from)).collect())
+        .unwrap_or_default()
+}
+
+const FAST: &str = "distributed:\n  orchestration:\n    heartbeat_interval: 1s\n";
+
+#[test]
+fn a_leader_cut_from_both_followers_is_replaced_cannot_commit_and_nothing_is_lost() {
+    need_netns!();
+    let t0 = Instant::now();
+    let s = Scene::start(2);
+    let old = s.wait_leader_among(&[1, 2, 3], 20).expect("a leader");
+    let old_term = s.view(old).unwrap()["term"].as_u64().unwrap();
+    let followers: Vec<usize> = (1..=3).filter(|&i| i != old).collect();
+    let duration = if full() { "20s" } else { "8s" };
+    let id = s.submit(old, &s.body(4, duration, FAST));
+    s.wait_running();
+    s.wait_merged(old, &id);
+
+    // The leader loses both followers; it still reaches the workers and the test.
+    let cut_at = Instant::now();
+    let on = |i: usize| format!("m{i}");
+    s.net.cut(&on(old), &on(followers[0]));
+    s.net.cut(&on(old), &on(followers[1]));
+    let new = s
+        .wait_leader_among(&followers, 15)
+        .expect("the followers elect a leader among themselves");
+    let elected_after = cut_at.elapsed().as_secs_f64();
+    let new_view = s.view(new).unwrap();
+    let new_term = new_view["term"].as_u64().unwrap();
+    assert!(new_term > old_term, "a new term: {old_term} -> {new_term}");
+    let old_view = s.view(old).expect("the old leader still answers reads");
+    eprintln!(
+        "figures: new leader m{new} (term {new_term}, was m{old} term {old_term}) {elected_after:.2}s after the cut; the old one says role {} term {}",
+        old_view["role"], old_view["term"]
+    );
+
+    // The old leader cannot acknowledge a write: 201 must not happen (a redirect, 503 or no answer
+    // within the deadline are all refusals).
+    let probe = s.body(1, "1s", "");
+    let answer = call_within(
+        "POST",
+        &format!("http://{}/runs", s.master_addr(old)),
+        None,
+        Some(&probe),
+        Duration::from_secs(3),
+    );
+    eprintln!("figures: a write to the old leader during the partition got {:?}", answer.as_ref().map(|(c, _)| *c).map_err(|e| e.kind()));
+    if let Ok((code, body)) = &answer {
+        assert_ne!(*code, 201, "the cut-off leader acknowledged a write: {body}");
+        assert!(*code >= 300, "the cut-off leader answered {code}: {body}");
+    }
+
+    // The new leader drives the run to its end while the old one is still cut off.
+    let mut done = None;
+    assert!(
+        wait_for(40, || {
+            done = s.run(new, &id).filter(|v| v["phase"] == "finished");
+            done.is_some()
+        }),
+        "the new leader finished the run"
+    );
+    assert_eq!(
+        s.run(new, &id).unwrap()["driven_by"].as_u64(),
+        Some(new as u64),
+        "the new leader drove it"
+    );
+    let partitioned_for = cut_at.elapsed().as_secs_f64();
+
+    // Heal: one leader for all three, one history, nothing lost.
+    s.net.heal_all();
+    let after = s.wait_leader_among(&[1, 2, 3], 20).expect("one leader after healing");
+    let view = s.one_history(&id);
+    let runs = s.runs(old).unwrap();
+    assert_eq!(
+        runs.as_array().unwrap().len(),
+        1,
+        "the write the old leader took is not in the history: {runs}"
+    );
+    let (served, totals) = s.counts_add_up(&view, &id);
+    for w in s.worker_names() {
+        assert_eq!(s.row(&view, &w)["state"], "finished", "{w}");
+    }
+    eprintln!(
+        "figures: partitioned {partitioned_for:.1}s; leader after healing m{after}; served {served} = {totals:?}; test took {:.1}s",
+        secs(t0)
+    );
+}
