@@ -432,3 +432,128 @@ fn a_leader_cut_from_both_followers_is_replaced_cannot_commit_and_nothing_is_los
         secs(t0)
     );
 }
+
+#[test]
+fn a_follower_cut_off_mid_run_changes_nothing_and_catches_up_after_healing() {
+    need_netns!();
+    let t0 = Instant::now();
+    let s = Scene::start(2);
+    let leader = s.wait_leader_among(&[1, 2, 3], 20).expect("a leader");
+    let term = s.view(leader).unwrap()["term"].as_u64().unwrap();
+    let follower = (1..=3).find(|&i| i != leader).unwrap();
+    let other = (1..=3).find(|&i| i != leader && i != follower).unwrap();
+    let duration = if full() { "20s" } else { "8s" };
+    let id = s.submit(leader, &s.body(4, duration, FAST));
+    s.wait_running();
+    s.wait_merged(leader, &id);
+
+    let cut_at = Instant::now();
+    s.net.cut(&format!("m{follower}"), &format!("m{leader}"));
+    s.net.cut(&format!("m{follower}"), &format!("m{other}"));
+    let applied_at_cut = s.view(follower).unwrap()["last_applied"].clone();
+    // The majority side keeps its leader and term, and the record keeps moving there, while the
+    // cut-off follower applies nothing new.
+    let hold = Duration::from_secs(if full() { 10 } else { 3 });
+    let count_at = |i: usize| {
+        s.run(i, &id)
+            .map(|v| v["summary"]["overall"]["count"].as_u64().unwrap_or(0))
+            .unwrap_or(0)
+    };
+    let before = count_at(leader);
+    while cut_at.elapsed() < hold {
+        assert_eq!(s.leader_among(&[leader, other]), Some(leader), "the majority keeps its leader");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let lv = s.view(leader).unwrap();
+    assert_eq!(lv["term"].as_u64(), Some(term), "no election on the majority side");
+    let during = count_at(leader);
+    assert!(during > before, "the run went on: {before} -> {during}");
+    let fv = s.view(follower).unwrap();
+    assert_eq!(fv["last_applied"], applied_at_cut, "the cut-off follower applied nothing");
+    eprintln!(
+        "figures: follower m{follower} cut {:.1}s; its view then: role {} term {} leader {}; majority m{leader} term {term}; merged {before} -> {during} meanwhile",
+        cut_at.elapsed().as_secs_f64(),
+        fv["role"],
+        fv["term"],
+        fv["leader_id"]
+    );
+
+    s.net.heal_all();
+    let healed_at = Instant::now();
+    let after = s.wait_leader_among(&[1, 2, 3], 20).expect("one leader after healing");
+    let agreed_after = healed_at.elapsed().as_secs_f64();
+    let view = s.one_history(&id);
+    let (served, totals) = s.counts_add_up(&view, &id);
+    for w in s.worker_names() {
+        assert_eq!(s.row(&view, &w)["state"], "finished", "{w}");
+    }
+    let term_after = s.view(after).unwrap()["term"].as_u64().unwrap();
+    eprintln!(
+        "figures: after healing all three agree on m{after} (term {term_after}, was m{leader} term {term}) within {agreed_after:.2}s; served {served} = {totals:?}; test took {:.1}s",
+        secs(t0)
+    );
+}
+
+#[test]
+fn a_worker_cut_off_for_less_than_the_detection_timeout_is_merged_exactly_once() {
+    need_netns!();
+    let t0 = Instant::now();
+    let s = Scene::start(2);
+    let leader = s.wait_leader_among(&[1, 2, 3], 20).expect("a leader");
+    let (timeout, cut_for, duration) = if full() { (8, 5, "20s") } else { (3, 1, "8s") };
+    let extra = format!(
+        "{FAST}    failure_handling:\n      worker_failure_threshold: 50\n  fault_tolerance:\n    worker_failures:\n      detection_timeout: {timeout}s\n"
+    );
+    let id = s.submit(leader, &s.body(4, duration, &extra));
+    s.wait_running();
+    s.wait_merged(leader, &id);
+
+    let masters = ["m1", "m2", "m3"];
+    let cut_ms = support_now_ms();
+    s.net.cut_from("w1", &masters);
+    let seen_before = s.worker_status("w1").unwrap()["live"]["requests"].as_u64().unwrap();
+    // The partition's length is what is under test here, so it is timed, not probed.
+    std::thread::sleep(Duration::from_secs(cut_for));
+    let st = s.worker_status("w1").expect("the test still reaches w1");
+    let last_poll = st["last_poll_ms"].as_u64().unwrap();
+    let seen_after = st["live"]["requests"].as_u64().unwrap();
+    let row_during = s.row(&s.run(leader, &id).unwrap(), "w1").clone();
+    s.net.heal_all();
+    assert!(
+        last_poll <= cut_ms + 200,
+        "no controller reached w1 while it was cut off (last poll {} ms after the cut)",
+        last_poll as i64 - cut_ms as i64
+    );
+    assert!(seen_after > seen_before, "w1 kept measuring while cut off: {seen_before} -> {seen_after}");
+    assert_ne!(row_during["state"], "failed", "not failed within the detection timeout");
+    // After healing the controller pulls w1 again.
+    assert!(
+        wait_for(10, || s
+            .worker_status("w1")
+            .is_some_and(|st| st["last_poll_ms"].as_u64().unwrap_or(0) > cut_ms + cut_for * 1000)),
+        "the controller pulls w1 again after healing"
+    );
+
+    let view = s.one_history(&id);
+    for w in s.worker_names() {
+        assert_eq!(s.row(&view, &w)["state"], "finished", "{w}");
+    }
+    let ev = events(&view);
+    assert!(
+        !ev.iter().any(|e| e.contains("failed") || e.contains("differ")),
+        "no failure, and the merged batches equal each worker's final totals: {ev:?}"
+    );
+    let (served, totals) = s.counts_add_up(&view, &id);
+    eprintln!(
+        "figures: w1 cut {cut_for}s (detection timeout {timeout}s); w1 measured {seen_before} -> {seen_after} meanwhile, the record showed {} for it; served {served} = {totals:?}; test took {:.1}s",
+        row_during["count"],
+        secs(t0)
+    );
+}
+
+fn support_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
