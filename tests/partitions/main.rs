@@ -7,9 +7,9 @@
 //! Needs root (or CAP_NET_ADMIN) and `ip`; without them every test prints why and passes.
 //! `PARTITION_FULL=1` runs longer versions (longer runs and partitions).
 
+mod netns;
 #[path = "../support/mod.rs"]
 mod support;
-mod netns;
 
 use netns::{Net, NsProc};
 use serde_json::Value;
@@ -74,14 +74,24 @@ impl Scene {
         let p = s.net.spawn(
             "mock",
             BIN,
-            &["mock", "--host", &mock_ip, "--port", &MOCK_PORT.to_string(), "--delay", "5ms"],
+            &[
+                "mock",
+                "--host",
+                &mock_ip,
+                "--port",
+                &MOCK_PORT.to_string(),
+                "--delay",
+                "5ms",
+            ],
         );
         s.procs.push(p);
         for w in &wnames {
             let ip = s.net.ip_of(w);
-            let p = s
-                .net
-                .spawn(w, BIN, &["worker", "--host", &ip, "--port", &WORKER_PORT.to_string()]);
+            let p = s.net.spawn(
+                w,
+                BIN,
+                &["worker", "--host", &ip, "--port", &WORKER_PORT.to_string()],
+            );
             s.procs.push(p);
         }
         let peers = (1..=3)
@@ -150,7 +160,10 @@ impl Scene {
             return None;
         }
         let id = views[0]["leader_id"].as_u64()? as usize;
-        if !views.iter().all(|v| v["leader_id"].as_u64() == Some(id as u64)) {
+        if !views
+            .iter()
+            .all(|v| v["leader_id"].as_u64() == Some(id as u64))
+        {
             return None;
         }
         if !among.contains(&id) {
@@ -209,8 +222,11 @@ impl Scene {
     }
 
     fn mock_total(&self) -> u64 {
-        get_json(&format!("http://{}:{MOCK_PORT}/__stats", self.net.ip_of("mock")))
-            .expect("mock stats")["total"]
+        get_json(&format!(
+            "http://{}:{MOCK_PORT}/__stats",
+            self.net.ip_of("mock")
+        ))
+        .expect("mock stats")["total"]
             .as_u64()
             .unwrap()
     }
@@ -221,7 +237,10 @@ impl Scene {
 
     /// The worker's own final totals for the run (requests over every step), once it finished.
     fn worker_total(&self, w: &str, id: &str) -> Option<u64> {
-        let v = get_json(&format!("http://{}/results?run_id={id}", self.worker_addr(w)))?;
+        let v = get_json(&format!(
+            "http://{}/results?run_id={id}",
+            self.worker_addr(w)
+        ))?;
         Some(
             v["steps"]
                 .as_array()?
@@ -247,7 +266,10 @@ impl Scene {
     fn wait_merged(&self, i: usize, id: &str) {
         assert!(
             wait_for(20, || self.run(i, id).is_some_and(|v| {
-                let ws = v["summary"]["workers"].as_array().cloned().unwrap_or_default();
+                let ws = v["summary"]["workers"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
                 !ws.is_empty() && ws.iter().all(|w| w["count"].as_u64().unwrap_or(0) > 0)
             })),
             "replica {i} never merged a batch from every worker"
@@ -303,7 +325,12 @@ impl Scene {
     fn one_history(&self, id: &str) -> Value {
         let views = self.wait_phase_everywhere(id, "finished", 30);
         for i in 1..3 {
-            assert_eq!(views[i]["summary"], views[0]["summary"], "replica {} and 1 differ", i + 1);
+            assert_eq!(
+                views[i]["summary"],
+                views[0]["summary"],
+                "replica {} and 1 differ",
+                i + 1
+            );
             assert_eq!(views[i]["phase"], views[0]["phase"]);
         }
         let lists: Vec<Value> = (1..=3).map(|i| self.runs(i).expect("GET /runs")).collect();
@@ -325,9 +352,21 @@ impl Scene {
             .map(|w| self.row(view, w)["count"].as_u64().unwrap())
             .collect();
         eprintln!("figures: mock served {served}, workers measured {totals:?}, record rows {rows:?}, overall {overall}");
-        assert_eq!(totals.iter().sum::<u64>(), served, "the workers measured what the mock served");
+        assert_eq!(
+            totals.iter().sum::<u64>(),
+            served,
+            "the workers measured what the mock served"
+        );
         assert_eq!(rows, totals, "each worker's row is its own totals");
-        assert_eq!(overall, served, "the run counts every request the mock served, once");
+        assert_eq!(
+            overall, served,
+            "the run counts every request the mock served, once"
+        );
+        assert_eq!(
+            timeline_sum(view),
+            overall,
+            "the merged batches (the timeline) add up to the final totals"
+        );
         (served, totals)
     }
 }
@@ -338,13 +377,29 @@ fn get(url: &str) -> Option<(u16, String)> {
 
 fn get_json(url: &str) -> Option<Value> {
     let (code, body) = get(url)?;
-    (code == 200).then(|| serde_json::from_str(&body).ok()).flatten()
+    (code == 200)
+        .then(|| serde_json::from_str(&body).ok())
+        .flatten()
+}
+
+/// Requests over the run's per-second timeline, which is built from merged batches only.
+fn timeline_sum(view: &Value) -> u64 {
+    view["summary"]["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .map(|p| p["requests"].as_u64().unwrap())
+        .sum()
 }
 
 fn events(view: &Value) -> Vec<String> {
     view["summary"]["events"]
         .as_array()
-        .map(|a| a.iter().filter_map(|e| e.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -391,9 +446,15 @@ fn a_leader_cut_from_both_followers_is_replaced_cannot_commit_and_nothing_is_los
         Some(&probe),
         Duration::from_secs(3),
     );
-    eprintln!("figures: a write to the old leader during the partition got {:?}", answer.as_ref().map(|(c, _)| *c).map_err(|e| e.kind()));
+    eprintln!(
+        "figures: a write to the old leader during the partition got {:?}",
+        answer.as_ref().map(|(c, _)| *c).map_err(|e| e.kind())
+    );
     if let Ok((code, body)) = &answer {
-        assert_ne!(*code, 201, "the cut-off leader acknowledged a write: {body}");
+        assert_ne!(
+            *code, 201,
+            "the cut-off leader acknowledged a write: {body}"
+        );
         assert!(*code >= 300, "the cut-off leader answered {code}: {body}");
     }
 
@@ -415,7 +476,9 @@ fn a_leader_cut_from_both_followers_is_replaced_cannot_commit_and_nothing_is_los
 
     // Heal: one leader for all three, one history, nothing lost.
     s.net.heal_all();
-    let after = s.wait_leader_among(&[1, 2, 3], 20).expect("one leader after healing");
+    let after = s
+        .wait_leader_among(&[1, 2, 3], 20)
+        .expect("one leader after healing");
     let view = s.one_history(&id);
     let runs = s.runs(old).unwrap();
     assert_eq!(
@@ -461,15 +524,26 @@ fn a_follower_cut_off_mid_run_changes_nothing_and_catches_up_after_healing() {
     };
     let before = count_at(leader);
     while cut_at.elapsed() < hold {
-        assert_eq!(s.leader_among(&[leader, other]), Some(leader), "the majority keeps its leader");
+        assert_eq!(
+            s.leader_among(&[leader, other]),
+            Some(leader),
+            "the majority keeps its leader"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let lv = s.view(leader).unwrap();
-    assert_eq!(lv["term"].as_u64(), Some(term), "no election on the majority side");
+    assert_eq!(
+        lv["term"].as_u64(),
+        Some(term),
+        "no election on the majority side"
+    );
     let during = count_at(leader);
     assert!(during > before, "the run went on: {before} -> {during}");
     let fv = s.view(follower).unwrap();
-    assert_eq!(fv["last_applied"], applied_at_cut, "the cut-off follower applied nothing");
+    assert_eq!(
+        fv["last_applied"], applied_at_cut,
+        "the cut-off follower applied nothing"
+    );
     eprintln!(
         "figures: follower m{follower} cut {:.1}s; its view then: role {} term {} leader {}; majority m{leader} term {term}; merged {before} -> {during} meanwhile",
         cut_at.elapsed().as_secs_f64(),
@@ -480,7 +554,9 @@ fn a_follower_cut_off_mid_run_changes_nothing_and_catches_up_after_healing() {
 
     s.net.heal_all();
     let healed_at = Instant::now();
-    let after = s.wait_leader_among(&[1, 2, 3], 20).expect("one leader after healing");
+    let after = s
+        .wait_leader_among(&[1, 2, 3], 20)
+        .expect("one leader after healing");
     let agreed_after = healed_at.elapsed().as_secs_f64();
     let view = s.one_history(&id);
     let (served, totals) = s.counts_add_up(&view, &id);
@@ -511,7 +587,9 @@ fn a_worker_cut_off_for_less_than_the_detection_timeout_is_merged_exactly_once()
     let masters = ["m1", "m2", "m3"];
     let cut_ms = support_now_ms();
     s.net.cut_from("w1", &masters);
-    let seen_before = s.worker_status("w1").unwrap()["live"]["requests"].as_u64().unwrap();
+    let seen_before = s.worker_status("w1").unwrap()["live"]["requests"]
+        .as_u64()
+        .unwrap();
     // The partition's length is what is under test here, so it is timed, not probed.
     std::thread::sleep(Duration::from_secs(cut_for));
     let st = s.worker_status("w1").expect("the test still reaches w1");
@@ -524,13 +602,21 @@ fn a_worker_cut_off_for_less_than_the_detection_timeout_is_merged_exactly_once()
         "no controller reached w1 while it was cut off (last poll {} ms after the cut)",
         last_poll as i64 - cut_ms as i64
     );
-    assert!(seen_after > seen_before, "w1 kept measuring while cut off: {seen_before} -> {seen_after}");
-    assert_ne!(row_during["state"], "failed", "not failed within the detection timeout");
+    assert!(
+        seen_after > seen_before,
+        "w1 kept measuring while cut off: {seen_before} -> {seen_after}"
+    );
+    assert_ne!(
+        row_during["state"], "failed",
+        "not failed within the detection timeout"
+    );
     // After healing the controller pulls w1 again.
     assert!(
-        wait_for(10, || s
-            .worker_status("w1")
-            .is_some_and(|st| st["last_poll_ms"].as_u64().unwrap_or(0) > cut_ms + cut_for * 1000)),
+        wait_for(10, || s.worker_status("w1").is_some_and(|st| st
+            ["last_poll_ms"]
+            .as_u64()
+            .unwrap_or(0)
+            > cut_ms + cut_for * 1000)),
         "the controller pulls w1 again after healing"
     );
 
@@ -540,7 +626,8 @@ fn a_worker_cut_off_for_less_than_the_detection_timeout_is_merged_exactly_once()
     }
     let ev = events(&view);
     assert!(
-        !ev.iter().any(|e| e.contains("failed") || e.contains("differ")),
+        !ev.iter()
+            .any(|e| e.contains("failed") || e.contains("differ")),
         "no failure, and the merged batches equal each worker's final totals: {ev:?}"
     );
     let (served, totals) = s.counts_add_up(&view, &id);
@@ -556,4 +643,112 @@ fn support_now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64
+}
+
+#[test]
+fn a_worker_cut_off_past_the_detection_timeout_fails_its_share_moves_and_its_late_batches_count() {
+    need_netns!();
+    let t0 = Instant::now();
+    let s = Scene::start(3);
+    let leader = s.wait_leader_among(&[1, 2, 3], 20).expect("a leader");
+    let (timeout, duration) = if full() { (5, "20s") } else { (2, "8s") };
+    let extra = format!(
+        "{FAST}    failure_handling:\n      worker_failure_threshold: 50\n      continue_on_partial_failure: true\n  fault_tolerance:\n    worker_failures:\n      detection_timeout: {timeout}s\n      recovery:\n        load_redistribution: true\n"
+    );
+    let id = s.submit(leader, &s.body(6, duration, &extra));
+    s.wait_running();
+    s.wait_merged(leader, &id);
+
+    let cut_at = Instant::now();
+    s.net.cut_from("w1", &["m1", "m2", "m3"]);
+    let w1 = s.worker_addr("w1");
+    let mut failed_view = None;
+    assert!(
+        wait_for(20, || {
+            failed_view = s.run(leader, &id).filter(|v| {
+                s.row(v, "w1")["state"] == "failed"
+                    && events(v)
+                        .iter()
+                        .any(|e| e.contains(&format!("share of {w1} was redistributed")))
+            });
+            failed_view.is_some()
+        }),
+        "w1 marked failed and its share redistributed"
+    );
+    let failed_after = cut_at.elapsed().as_secs_f64();
+    let counted_at_failure = s.row(failed_view.as_ref().unwrap(), "w1")["count"]
+        .as_u64()
+        .unwrap();
+    // The survivors run w1's VUs on top of their own (their own answer, not the record's).
+    let vus = |w: &str| {
+        s.worker_status(w)
+            .map(|st| st["live"]["active_vus"].as_u64().unwrap_or(0))
+            .unwrap_or(0)
+    };
+    let mut taken = 0;
+    assert!(
+        wait_for(10, || {
+            taken = vus("w2") + vus("w3");
+            taken == 6
+        }),
+        "w2 and w3 run all 6 VUs between them (they ran {taken})"
+    );
+    let w1_status = s.worker_status("w1").expect("the test still reaches w1");
+    let w1_running = w1_status["phase"] == "running";
+    s.net.heal_all();
+    let partitioned_for = cut_at.elapsed().as_secs_f64();
+
+    let view = s.one_history(&id);
+    let totals = s.worker_totals(&id);
+    let served = s.mock_total();
+    let overall = view["summary"]["overall"]["count"].as_u64().unwrap();
+    let rows: Vec<u64> = s
+        .worker_names()
+        .iter()
+        .map(|w| s.row(&view, w)["count"].as_u64().unwrap())
+        .collect();
+    let ev = events(&view);
+    eprintln!(
+        "figures: w1 failed {failed_after:.1}s after the cut (detection timeout {timeout}s), with {counted_at_failure} counted; healed after {partitioned_for:.1}s (w1 still running then: {w1_running}); mock served {served}, workers measured {totals:?}, record rows {rows:?}, overall {overall}; events {ev:?}"
+    );
+    assert_eq!(s.row(&view, "w1")["state"], "failed");
+    for w in ["w2", "w3"] {
+        assert_eq!(s.row(&view, w)["state"], "finished", "{w}");
+        assert_eq!(
+            s.row(&view, w)["count"].as_u64(),
+            Some(totals[s.worker_names().iter().position(|n| n == w).unwrap()]),
+            "{w}'s row is its own totals"
+        );
+    }
+    assert_eq!(
+        totals.iter().sum::<u64>(),
+        served,
+        "the workers measured what the mock served"
+    );
+    assert!(
+        overall <= served,
+        "nothing counted twice: {overall} > {served}"
+    );
+    assert_eq!(
+        overall,
+        rows.iter().sum::<u64>(),
+        "the overall count is the rows' sum"
+    );
+    // w1 measured past its failure; what it measured late is either merged (the totals meet) or
+    // reported as late in the record, with its number: never silently dropped.
+    let late = served - overall;
+    if late == 0 {
+        assert_eq!(
+            timeline_sum(&view),
+            overall,
+            "the late batches themselves were merged, once"
+        );
+    } else {
+        assert!(
+            ev.iter()
+                .any(|e| e.contains(&w1) && e.contains("late") && e.contains(&late.to_string())),
+            "{late} requests w1 measured after it was marked failed are neither counted nor reported: {ev:?}"
+        );
+    }
+    eprintln!("figures: test took {:.1}s", secs(t0));
 }

@@ -103,7 +103,9 @@ pub fn netem_available() -> bool {
         return false;
     }
     let ok = Command::new("tc")
-        .args(["qdisc", "add", "dev", &probe, "root", "netem", "delay", "1ms"])
+        .args([
+            "qdisc", "add", "dev", &probe, "root", "netem", "delay", "1ms",
+        ])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
@@ -220,7 +222,15 @@ impl Net {
             ip(&["link", "set", &veth, "master", &bridge])?;
             ip(&["link", "set", &veth, "up"])?;
             ip(&["-n", &ns, "link", "set", &peer, "name", "eth0"])?;
-            ip(&["-n", &ns, "addr", "add", &format!("{addr}/24"), "dev", "eth0"])?;
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{addr}/24"),
+                "dev",
+                "eth0",
+            ])?;
             ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
             ip(&["-n", &ns, "link", "set", "lo", "up"])?;
         }
@@ -246,7 +256,11 @@ impl Net {
     /// Starts `BIN ARGS` inside the node's namespace; stderr goes to a file shown on failure.
     pub fn spawn(&self, name: &str, bin: &str, args: &[&str]) -> NsProc {
         let node = self.node(name);
-        let log = std::env::temp_dir().join(format!("{}-{}.stderr", node.ns, NEXT_LOG.fetch_add(1, Ordering::SeqCst)));
+        let log = std::env::temp_dir().join(format!(
+            "{}-{}.stderr",
+            node.ns,
+            NEXT_LOG.fetch_add(1, Ordering::SeqCst)
+        ));
         let file = std::fs::File::create(&log).expect("stderr file");
         let child = Command::new(ip_bin())
             .args(["netns", "exec", &node.ns, bin])
@@ -269,8 +283,17 @@ impl Net {
         for (from, to) in [(ia, ib), (ib, ia)] {
             let (ns, peer) = (&self.nodes[from].ns, &self.nodes[to].ip);
             ip(&[
-                "-n", ns, "neigh", "replace", peer, "lladdr", "02:00:5e:00:53:01", "nud",
-                "permanent", "dev", "eth0",
+                "-n",
+                ns,
+                "neigh",
+                "replace",
+                peer,
+                "lladdr",
+                "02:00:5e:00:53:01",
+                "nud",
+                "permanent",
+                "dev",
+                "eth0",
             ])
             .expect("cut");
         }
@@ -378,7 +401,9 @@ impl NsProc {
             let _ = f.read_to_string(&mut s);
         }
         let cut = s.len().saturating_sub(6000);
-        let cut = (cut..s.len()).find(|&i| s.is_char_boundary(i)).unwrap_or(s.len());
+        let cut = (cut..s.len())
+            .find(|&i| s.is_char_boundary(i))
+            .unwrap_or(s.len());
         format!("--- stderr of {} ---\n{}", self.name, &s[cut..])
     }
 
