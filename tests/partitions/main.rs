@@ -11,7 +11,7 @@ mod netns;
 #[path = "../support/mod.rs"]
 mod support;
 
-use netns::{Net, NsProc};
+use netns::{Impairment, Net, NsProc};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use support::{call_within, wait_for, BIN};
@@ -60,10 +60,20 @@ impl Drop for Scene {
 
 impl Scene {
     fn start(workers: usize) -> Scene {
+        Scene::start_on(workers, Net::new, &[])
+    }
+
+    /// The scene on a network `make` builds from the node names; every replica also gets
+    /// `master_args`.
+    fn start_on(
+        workers: usize,
+        make: impl FnOnce(&[&str]) -> Result<Net, String>,
+        master_args: &[&str],
+    ) -> Scene {
         let mut names = vec!["m1", "m2", "m3", "mock"];
         let wnames: Vec<String> = (1..=workers).map(|i| format!("w{i}")).collect();
         names.extend(wnames.iter().map(String::as_str));
-        let net = Net::new(&names).expect("namespaces");
+        let net = make(&names).expect("namespaces");
         let mut s = Scene {
             procs: Vec::new(),
             dir: tempfile::tempdir().expect("tempdir"),
@@ -100,21 +110,20 @@ impl Scene {
             .join(",");
         for i in 1..=3 {
             let data = s.dir.path().join(format!("m{i}"));
-            let p = s.net.spawn(
-                &format!("m{i}"),
-                BIN,
-                &[
-                    "master",
-                    "--id",
-                    &i.to_string(),
-                    "--listen",
-                    &s.master_addr(i),
-                    "--peers",
-                    &peers,
-                    "--data",
-                    data.to_str().unwrap(),
-                ],
-            );
+            let (id, listen) = (i.to_string(), s.master_addr(i));
+            let mut args = vec![
+                "master",
+                "--id",
+                &id,
+                "--listen",
+                &listen,
+                "--peers",
+                &peers,
+                "--data",
+                data.to_str().unwrap(),
+            ];
+            args.extend_from_slice(master_args);
+            let p = s.net.spawn(&format!("m{i}"), BIN, &args);
             s.procs.push(p);
         }
         s.ready(&format!("http://{}:{MOCK_PORT}/__stats", mock_ip));
@@ -221,14 +230,18 @@ impl Scene {
             .to_string()
     }
 
+    /// What the mock served (asked until it answers: links may lose the question).
     fn mock_total(&self) -> u64 {
-        get_json(&format!(
-            "http://{}:{MOCK_PORT}/__stats",
-            self.net.ip_of("mock")
-        ))
-        .expect("mock stats")["total"]
-            .as_u64()
-            .unwrap()
+        let url = format!("http://{}:{MOCK_PORT}/__stats", self.net.ip_of("mock"));
+        let mut total = None;
+        assert!(
+            wait_for(20, || {
+                total = get_json(&url).and_then(|v| v["total"].as_u64());
+                total.is_some()
+            }),
+            "the mock's stats"
+        );
+        total.unwrap()
     }
 
     fn worker_status(&self, w: &str) -> Option<Value> {
@@ -751,4 +764,86 @@ fn a_worker_cut_off_past_the_detection_timeout_fails_its_share_moves_and_its_lat
         );
     }
     eprintln!("figures: test took {:.1}s", secs(t0));
+}
+
+#[test]
+fn a_whole_run_over_links_with_100ms_50ms_delay_and_5pct_loss_counts_every_request_once() {
+    need_netns!();
+    let t0 = Instant::now();
+    let imp = Impairment {
+        delay_ms: 100,
+        jitter_ms: 50,
+        loss_pct: 5.0,
+    };
+    // The kernel's netem when there is one; else the harness's own switch does the same to every
+    // frame (this machine's kernel has no sch_netem).
+    let netem = netns::netem_available();
+    // Round trips of 100-300 ms plus retransmissions: raft's default timing (heartbeat and
+    // replication deadline 100 ms) cannot work here, so the replicas are told the link is slow.
+    let raft = [
+        "--raft-heartbeat-ms",
+        "1000",
+        "--raft-election-ms",
+        "4000-8000",
+    ];
+    let s = Scene::start_on(
+        2,
+        |names| {
+            if netem {
+                let net = Net::new(names)?;
+                net.netem_all(&["delay", "100ms", "50ms", "loss", "5%"])?;
+                Ok(net)
+            } else {
+                Net::impaired(names, imp)
+            }
+        },
+        &raft,
+    );
+    let started = secs(t0);
+    let leader = s
+        .wait_leader_among(&[1, 2, 3], 30)
+        .expect("a leader over the slow links");
+    let term = s.view(leader).unwrap()["term"].as_u64().unwrap();
+    let duration = if full() { "30s" } else { "10s" };
+    let id = s.submit(leader, &s.body(8, duration, FAST));
+    s.wait_running();
+    // Leadership may move on such links; the run is followed on whichever replica answers.
+    let mut last = None;
+    assert!(
+        wait_for(90, || {
+            last = (1..=3)
+                .find_map(|i| s.run(i, &id))
+                .map(|v| v["phase"].clone());
+            last.as_ref().is_some_and(|p| p == "finished")
+        }),
+        "the run finished over the impaired links (last phase seen {last:?})"
+    );
+    let view = s.one_history(&id);
+    let (served, totals) = s.counts_add_up(&view, &id);
+    for w in s.worker_names() {
+        assert_eq!(
+            s.row(&view, &w)["state"],
+            "finished",
+            "{w}: {:?}",
+            events(&view)
+        );
+    }
+    let after = s
+        .wait_leader_among(&[1, 2, 3], 30)
+        .expect("a leader at the end");
+    let term_after = s.view(after).unwrap()["term"].as_u64().unwrap();
+    let sw = s.net.switch.as_ref().map(|sw| sw.stats());
+    eprintln!(
+        "figures: impairment by {}; scene up in {started:.1}s; leader m{leader} term {term} -> m{after} term {term_after}; served {served} = {totals:?}; frames {sw:?}; events {:?}; test took {:.1}s",
+        if netem { "netem" } else { "the userspace switch" },
+        events(&view),
+        secs(t0)
+    );
+    if let Some(sw) = sw {
+        let pct = sw.lost as f64 * 100.0 / sw.frames.max(1) as f64;
+        assert!(
+            (3.0..7.0).contains(&pct),
+            "about 5 % of frames were lost: {pct:.2} %"
+        );
+    }
 }

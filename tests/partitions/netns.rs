@@ -133,6 +133,8 @@ pub struct Net {
     pub host_ip: String,
     pub nodes: Vec<Node>,
     cuts: Mutex<Vec<(usize, usize)>>,
+    /// When the links are impaired: the userspace switch that carries every frame.
+    pub switch: Option<Switch>,
 }
 
 /// Deletes namespaces and bridges left by test processes that no longer exist.
@@ -200,6 +202,7 @@ impl Net {
             host_ip: host_ip.clone(),
             nodes: Vec::new(),
             cuts: Mutex::new(Vec::new()),
+            switch: None,
         };
         ip(&["link", "add", &bridge, "type", "bridge"])?;
         ip(&["addr", "add", &format!("{host_ip}/24"), "dev", &bridge])?;
@@ -222,6 +225,61 @@ impl Net {
             ip(&["link", "set", &veth, "master", &bridge])?;
             ip(&["link", "set", &veth, "up"])?;
             ip(&["-n", &ns, "link", "set", &peer, "name", "eth0"])?;
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{addr}/24"),
+                "dev",
+                "eth0",
+            ])?;
+            ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        }
+        Ok(net)
+    }
+
+    /// Like [`Net::new`], but every link is impaired: instead of veths on a kernel bridge, each
+    /// namespace (and the host) gets a TAP device whose frames this process switches, losing
+    /// `loss_pct` % of them and delaying each of the others by `delay_ms ± jitter_ms` (uniform; frames
+    /// may overtake each other, as under netem with jitter). For kernels without `sch_netem`.
+    pub fn impaired(names: &[&str], imp: Impairment) -> Result<Net, String> {
+        sweep_stale();
+        let pid = std::process::id();
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let tag = format!("pf{pid}x{n}");
+        let subnet = take_subnet()?;
+        let host_tap = format!("{tag}b");
+        let host_ip = format!("10.231.{subnet}.1");
+        let switch = Switch::new(imp);
+        let mut net = Net {
+            tag: tag.clone(),
+            subnet,
+            bridge: host_tap.clone(),
+            host_ip: host_ip.clone(),
+            nodes: Vec::new(),
+            cuts: Mutex::new(Vec::new()),
+            switch: None,
+        };
+        switch.add_port(open_tap(&host_tap)?);
+        net.switch = Some(switch);
+        ip(&["addr", "add", &format!("{host_ip}/24"), "dev", &host_tap])?;
+        ip(&["link", "set", &host_tap, "up"])?;
+        for (i, name) in names.iter().enumerate() {
+            let ns = format!("pfns-{pid}-{n}-{name}");
+            let tap = format!("{tag}t{i}");
+            let addr = format!("10.231.{subnet}.{}", 10 + i);
+            net.nodes.push(Node {
+                name: name.to_string(),
+                ns: ns.clone(),
+                veth: tap.clone(),
+                ip: addr.clone(),
+            });
+            ip(&["netns", "add", &ns])?;
+            net.switch.as_ref().unwrap().add_port(open_tap(&tap)?);
+            ip(&["link", "set", &tap, "netns", &ns])?;
+            ip(&["-n", &ns, "link", "set", &tap, "name", "eth0"])?;
             ip(&[
                 "-n",
                 &ns,
@@ -329,13 +387,14 @@ impl Net {
         }
     }
 
-    /// `tc qdisc add dev IF root netem ARGS` on both ends of every node's veth (netem must exist).
+    /// `tc qdisc add dev IF root netem ARGS` on the bridge side of every node's veth and on the
+    /// bridge itself (towards the host): every frame between two nodes crosses exactly one of them,
+    /// once, as through [`Net::impaired`]'s switch. Needs `sch_netem` in the kernel.
     pub fn netem_all(&self, args: &[&str]) -> Result<(), String> {
         for n in &self.nodes {
             tc(None, &n.veth, args)?;
-            tc(Some(&n.ns), "eth0", args)?;
         }
-        Ok(())
+        tc(None, &self.bridge, args)
     }
 }
 
@@ -375,6 +434,9 @@ impl Drop for Net {
             let _ = ip(&["link", "del", &node.veth]);
         }
         let _ = ip(&["link", "del", &self.bridge]);
+        if let Some(sw) = self.switch.take() {
+            sw.shut();
+        }
         SUBNETS
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -435,8 +497,240 @@ impl NsProc {
 impl Drop for NsProc {
     fn drop(&mut self) {
         self.kill();
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_file(&self.log);
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// Link impairment for [`Net::impaired`].
+#[derive(Clone, Copy, Debug)]
+pub struct Impairment {
+    pub delay_ms: u64,
+    pub jitter_ms: u64,
+    pub loss_pct: f64,
+}
+
+extern "C" {
+    fn ioctl(fd: std::os::raw::c_int, request: std::os::raw::c_ulong, ...) -> std::os::raw::c_int;
+}
+
+/// Creates TAP device `name` in this (the host) namespace and returns its queue. The device lives
+/// while the file is open or until it is deleted (with its namespace, or `ip link del`).
+fn open_tap(name: &str) -> Result<std::fs::File, String> {
+    use std::os::fd::AsRawFd;
+    const TUNSETIFF: std::os::raw::c_ulong = 0x4004_54ca;
+    const IFF_TAP: u16 = 0x0002;
+    const IFF_NO_PI: u16 = 0x1000;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .map_err(|e| format!("/dev/net/tun: {e}"))?;
+    // struct ifreq: the name (16 bytes), then the flags (a short) in a 24-byte union.
+    let mut ifr = [0u8; 40];
+    if name.len() >= 16 {
+        return Err(format!("{name}: name too long"));
+    }
+    ifr[..name.len()].copy_from_slice(name.as_bytes());
+    ifr[16..18].copy_from_slice(&(IFF_TAP | IFF_NO_PI).to_ne_bytes());
+    // SAFETY: TUNSETIFF reads and writes a struct ifreq, which `ifr` is large enough to hold.
+    let rc = unsafe { ioctl(file.as_raw_fd(), TUNSETIFF, ifr.as_mut_ptr()) };
+    if rc < 0 {
+        return Err(format!(
+            "TUNSETIFF {name}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(file)
+}
+
+type Mac = [u8; 6];
+
+struct Due {
+    at: Instant,
+    seq: u64,
+    port: usize,
+    frame: Vec<u8>,
+}
+impl PartialEq for Due {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Due {}
+impl PartialOrd for Due {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Due {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        // A min-heap on the due instant.
+        (o.at, o.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    heap: std::collections::BinaryHeap<Due>,
+    seq: u64,
+    stop: bool,
+}
+
+/// Frames switched, lost and delivered: the impairment as it happened.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct SwitchStats {
+    pub frames: u64,
+    pub lost: u64,
+    pub delivered: u64,
+}
+
+/// A learning Ethernet switch in this process, one thread per port reading frames and one
+/// delivering them when due.
+pub struct Switch {
+    imp: Impairment,
+    ports: std::sync::Arc<Mutex<Vec<std::sync::Arc<std::fs::File>>>>,
+    macs: std::sync::Arc<Mutex<std::collections::HashMap<Mac, usize>>>,
+    queue: std::sync::Arc<(Mutex<Queue>, std::sync::Condvar)>,
+    stats: std::sync::Arc<Mutex<SwitchStats>>,
+    deliverer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Switch {
+    fn new(imp: Impairment) -> Switch {
+        let ports: std::sync::Arc<Mutex<Vec<std::sync::Arc<std::fs::File>>>> = Default::default();
+        let queue: std::sync::Arc<(Mutex<Queue>, std::sync::Condvar)> = Default::default();
+        let stats: std::sync::Arc<Mutex<SwitchStats>> = Default::default();
+        let deliverer = {
+            let (ports, queue, stats) = (ports.clone(), queue.clone(), stats.clone());
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let (lock, cv) = &*queue;
+                let mut q = lock.lock().unwrap();
+                loop {
+                    if q.stop {
+                        return;
+                    }
+                    let now = Instant::now();
+                    match q.heap.peek() {
+                        Some(d) if d.at <= now => {
+                            let d = q.heap.pop().unwrap();
+                            drop(q);
+                            let port = ports.lock().unwrap().get(d.port).cloned();
+                            if let Some(port) = port {
+                                // A port whose namespace is gone fails; nothing to do then.
+                                if (&*port).write(&d.frame).is_ok() {
+                                    stats.lock().unwrap().delivered += 1;
+                                }
+                            }
+                            q = lock.lock().unwrap();
+                        }
+                        Some(d) => {
+                            let wait = d.at - now;
+                            q = cv.wait_timeout(q, wait).unwrap().0;
+                        }
+                        None => q = cv.wait(q).unwrap(),
+                    }
+                }
+            })
+        };
+        Switch {
+            imp,
+            ports,
+            macs: Default::default(),
+            queue,
+            stats,
+            deliverer: Some(deliverer),
         }
+    }
+
+    pub fn stats(&self) -> SwitchStats {
+        *self.stats.lock().unwrap()
+    }
+
+    fn add_port(&self, file: std::fs::File) {
+        let file = std::sync::Arc::new(file);
+        let me = {
+            let mut ports = self.ports.lock().unwrap();
+            ports.push(file.clone());
+            ports.len() - 1
+        };
+        let (ports, macs, queue, stats, imp) = (
+            self.ports.clone(),
+            self.macs.clone(),
+            self.queue.clone(),
+            self.stats.clone(),
+            self.imp,
+        );
+        // Ends when its device is deleted (read fails) or the switch stops.
+        std::thread::spawn(move || {
+            use rand::Rng;
+            use std::io::Read;
+            let mut rng = rand::thread_rng();
+            let mut buf = vec![0u8; 65_536];
+            loop {
+                let n = match (&*file).read(&mut buf) {
+                    Ok(n) if n >= 14 => n,
+                    Ok(_) => continue,
+                    Err(_) => return,
+                };
+                let frame = &buf[..n];
+                let dst: Mac = frame[0..6].try_into().unwrap();
+                let src: Mac = frame[6..12].try_into().unwrap();
+                let targets: Vec<usize> = {
+                    let mut macs = macs.lock().unwrap();
+                    macs.insert(src, me);
+                    match macs.get(&dst) {
+                        Some(&p) if dst[0] & 1 == 0 => vec![p],
+                        _ => (0..ports.lock().unwrap().len())
+                            .filter(|&p| p != me)
+                            .collect(),
+                    }
+                };
+                let (lock, cv) = &*queue;
+                let mut q = lock.lock().unwrap();
+                if q.stop {
+                    return;
+                }
+                for port in targets {
+                    if port == me {
+                        continue;
+                    }
+                    let mut st = stats.lock().unwrap();
+                    st.frames += 1;
+                    if rng.gen::<f64>() * 100.0 < imp.loss_pct {
+                        st.lost += 1;
+                        continue;
+                    }
+                    drop(st);
+                    let lo = imp.delay_ms.saturating_sub(imp.jitter_ms) as f64;
+                    let hi = (imp.delay_ms + imp.jitter_ms) as f64;
+                    let delay = if hi > lo { rng.gen_range(lo..hi) } else { lo };
+                    q.seq += 1;
+                    let seq = q.seq;
+                    q.heap.push(Due {
+                        at: Instant::now() + Duration::from_secs_f64(delay / 1000.0),
+                        seq,
+                        port,
+                        frame: frame.to_vec(),
+                    });
+                }
+                cv.notify_one();
+            }
+        });
+    }
+
+    /// Stops delivering; the port readers end as their devices go away.
+    fn shut(mut self) {
+        {
+            let (lock, cv) = &*self.queue;
+            let mut q = lock.lock().unwrap();
+            q.stop = true;
+            q.heap.clear();
+            cv.notify_all();
+        }
+        if let Some(t) = self.deliverer.take() {
+            let _ = t.join();
+        }
+        self.ports.lock().unwrap().clear();
     }
 }
