@@ -113,6 +113,18 @@ pub fn netem_available() -> bool {
     ok
 }
 
+/// Why TAP devices (for [`Net::impaired`]) cannot be made here, if they cannot.
+pub fn tap_unavailable() -> Option<String> {
+    let name = format!("pftq{}", std::process::id() % 100_000);
+    match open_tap(&name) {
+        Ok(f) => {
+            drop(f);
+            None
+        }
+        Err(e) => Some(e),
+    }
+}
+
 static NEXT: AtomicU32 = AtomicU32::new(0);
 static SUBNETS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 
