@@ -8,7 +8,10 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 /// Runs `test`, prints progress to stderr, and returns the summary (thresholds evaluated).
-pub async fn run(test: TestFile, stop: engine::StopToken) -> anyhow::Result<RunSummary> {
+pub async fn run(
+    test: TestFile,
+    stop: engine::StopToken,
+) -> Result<RunSummary, engine::EngineError> {
     let rules = config::rules(&test);
     let (live_tx, live_rx) = watch::channel(Live::default());
     let printer = tokio::spawn(report::progress::print(live_rx));

@@ -75,7 +75,7 @@ impl ConsoleArgs {
     /// may run on another machine and never reads this one's disk).
     fn submission(&self, file: &std::path::Path) -> Result<Submit> {
         let mut test = self.over.load(file)?;
-        perfornium::control::data::inline_rows(&mut test).map_err(anyhow::Error::msg)?;
+        perfornium::control::data::inline_rows(&mut test)?;
         Ok(Submit {
             test: Some(test),
             test_yaml: None,

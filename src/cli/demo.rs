@@ -125,7 +125,7 @@ impl Demo {
     fn test(&self, over: &Overrides) -> Result<TestFile> {
         let mut test = perfornium::config::from_str(TEST)?;
         test.global.base_url = Some(self.mock.clone());
-        over.apply(&mut test).map_err(anyhow::Error::msg)?;
+        over.apply(&mut test)?;
         Ok(test)
     }
 

@@ -100,8 +100,7 @@ async fn run(test: TestFile, launch: Launch, stop: CancellationToken) -> Result<
         token: token.or_else(|| test_token(&test)),
         tls,
     };
-    let rec = submit::new_record(submit::run_id(), test, &workers, strategy, sync_start)
-        .map_err(anyhow::Error::msg)?;
+    let rec = submit::new_record(submit::run_id(), test, &workers, strategy, sync_start)?;
     eprint!("{}", plan::text(&rec));
     let master = Embedded::open(data.as_deref()).await?;
     let driver = Driver::new(master.store.clone(), rec, &creds, stop.clone());

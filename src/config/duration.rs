@@ -1,10 +1,16 @@
 //! Durations as users write them: `"30s"`, `"2m"`, `"500ms"`, `"1h"`, or a bare number of seconds,
-//! and think times as ranges (`"1-3"` seconds, `"2-5s"`, `"500ms"`).
+//! and think times as ranges (`"1-3"` seconds, `"2-5s"`, `"500ms"`). Every value is range-checked
+//! here (no NaN, negative, infinite or over-a-year durations), so nothing later can panic on one.
 
 use serde::{Deserialize, Deserializer};
 use std::time::Duration;
 
-/// Parses `"1.5s"`, `"250ms"`, `"2m"`, `"1h"`, `"10"` (seconds).
+/// The longest duration accepted anywhere in a test (durations, timeouts, think times, start
+/// delays): a year is far beyond any load test, and the bound keeps every later `Instant + d` from
+/// overflowing.
+pub const MAX: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Parses `"1.5s"`, `"250ms"`, `"2m"`, `"1h"`, `"10"` (seconds), at most [`MAX`].
 pub fn parse(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let (num, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
@@ -15,9 +21,6 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         .trim()
         .parse()
         .map_err(|_| format!("`{text}` is not a duration (try \"30s\", \"500ms\", \"2m\")"))?;
-    if !(value >= 0.0 && value.is_finite()) {
-        return Err(format!("`{text}` must be a non-negative duration"));
-    }
     let secs = match unit.trim() {
         "ms" => value / 1000.0,
         "s" | "sec" => value,
@@ -29,27 +32,129 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             ))
         }
     };
-    Ok(Duration::from_secs_f64(secs))
+    from_secs(secs).map_err(|why| format!("`{text}` {why}"))
+}
+
+/// A number of seconds as a [`Duration`], refusing NaN, negative, infinite and over-[`MAX`] values
+/// (which `Duration::from_secs_f64` would panic on). The error completes "`<value>` ...".
+pub fn from_secs(secs: f64) -> Result<Duration, String> {
+    if secs.is_nan() {
+        return Err("is not a number".into());
+    }
+    if secs < 0.0 {
+        return Err("is negative; a duration must be 0 or more".into());
+    }
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) if d <= MAX => Ok(d),
+        _ => Err("is longer than the 365 days a duration may last".into()),
+    }
+}
+
+/// A number as a user would write it: `1e300`, not three hundred digits.
+struct Shown(f64);
+
+impl std::fmt::Display for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        if self.0.is_nan() {
+            f.write_str(".nan")
+        } else if self.0.is_infinite() {
+            f.write_str(if self.0 > 0.0 { ".inf" } else { "-.inf" })
+        } else if self.0 == 0.0 || (1e-4..1e15).contains(&self.0.abs()) {
+            write!(f, "{}", self.0)
+        } else {
+            write!(f, "{:e}", self.0)
+        }
+    }
+}
+
+/// A duration or think time as users write it: a number of seconds (`30`) or a text with a unit
+/// (`"30s"`, `"1-3s"`). Read with a visitor rather than an untagged enum, so a wrong value (`null`,
+/// a list) is reported at its own line with the shape expected instead of "did not match any
+/// variant"; written back unchanged so a test survives the trip to a worker.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NumOrText {
+    Num(f64),
+    Text(String),
+}
+
+impl NumOrText {
+    /// As a single duration.
+    pub fn duration(&self) -> Result<Duration, String> {
+        match self {
+            NumOrText::Num(n) => from_secs(*n).map_err(|why| format!("`{}` {why}", Shown(*n))),
+            NumOrText::Text(s) => parse(s),
+        }
+    }
+
+    /// As a think time (a text may be a range).
+    pub fn think_time(&self) -> Result<ThinkTime, String> {
+        match self {
+            NumOrText::Num(_) => self.duration().map(|d| ThinkTime { min: d, max: d }),
+            NumOrText::Text(s) => ThinkTime::parse(s),
+        }
+    }
+}
+
+impl serde::Serialize for NumOrText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            NumOrText::Num(n) => s.serialize_f64(*n),
+            NumOrText::Text(t) => s.serialize_str(t),
+        }
+    }
+}
+
+impl NumOrText {
+    /// Reads a number or a text and converts it with `then` inside the visitor, so a conversion
+    /// error (a duration out of range) is reported at the value's own line and column.
+    pub fn deserialize_then<'de, D, T>(
+        d: D,
+        then: impl FnOnce(NumOrText) -> Result<T, String>,
+    ) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+    {
+        struct Visitor<F>(F);
+        impl<T, F: FnOnce(NumOrText) -> Result<T, String>> serde::de::Visitor<'_> for Visitor<F> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a duration such as \"30s\", \"500ms\", \"2m\" or a number of seconds")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<T, E> {
+                (self.0)(NumOrText::Num(v)).map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<T, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<T, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<T, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<T, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+                (self.0)(NumOrText::Text(v.to_string())).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Visitor(then))
+    }
+}
+
+impl<'de> Deserialize<'de> for NumOrText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        NumOrText::deserialize_then(d, Ok)
+    }
 }
 
 /// A duration field that accepts a string with a unit or a number of seconds.
 pub fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Num(f64),
-        Text(String),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Num(n) if n >= 0.0 => Ok(Duration::from_secs_f64(n)),
-        Raw::Num(n) => Err(serde::de::Error::custom(format!(
-            "duration must be >= 0, got {n}"
-        ))),
-        Raw::Text(s) => parse(&s).map_err(serde::de::Error::custom),
-    }
+    NumOrText::deserialize_then(d, |v| v.duration())
 }
 
-/// Like [`de_duration`] for an optional field.
+/// Like [`de_duration`] for an optional field (present means a duration; `null` is refused).
 pub fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     de_duration(d).map(Some)
 }
@@ -109,17 +214,7 @@ impl serde::Serialize for ThinkTime {
 
 impl<'de> Deserialize<'de> for ThinkTime {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Num(f64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Num(n) => ThinkTime::parse(&n.to_string()),
-            Raw::Text(s) => ThinkTime::parse(&s),
-        }
-        .map_err(serde::de::Error::custom)
+        NumOrText::deserialize_then(d, |v| v.think_time())
     }
 }
 

@@ -1,17 +1,71 @@
 //! Loading a test file: YAML → [`TestFile`], with `includes:` of scenario files, `--env NAME`
 //! overrides, and checks that serde cannot express. Every error names the file and, where the
 //! parser knows it, the line and column.
+//!
+//! The model has one file per YAML section, re-exported by [`model`]: `test_file.rs` (`name`,
+//! `global:`, `thresholds:`), `load.rs`, `scenario.rs`, `step.rs`, `check.rs` (`checks:` and
+//! `extract:`) and `distributed.rs`. The small languages inside values have theirs: `duration.rs`,
+//! `threshold.rs`, `json_path.rs`, `template.rs`. `validate.rs` holds the rules across keys, and
+//! `compile.rs` builds the engine-ready form (parsed once) that the engine runs.
 
+mod check;
+pub mod compile;
+mod distributed;
 pub mod duration;
+pub mod json_path;
+mod load;
 pub mod model;
+mod overrides;
+mod scenario;
+mod step;
 pub mod strategy;
+pub mod template;
+mod test_file;
 pub mod threshold;
+mod validate;
 
+pub use compile::{compile, Compiled, CompiledStep, RequestTemplate};
 pub use duration::ThinkTime;
+pub use json_path::JsonPath;
 pub use model::*;
+pub use overrides::Overrides;
 use std::path::{Path, PathBuf};
 pub use strategy::Strategy;
 use thiserror::Error;
+pub use validate::{check, MAX_RATE, MAX_VUS};
+
+/// Deserializes a mapping as `R`, then converts it to `T`, inside the mapping's own visitor: the YAML
+/// parser then reports a conversion error at the mapping's line (a step's `-`), where a serde
+/// `try_from` would report it at the enclosing list's first item.
+fn de_converted<'de, D, R, T>(d: D, expecting: &'static str) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    R: serde::Deserialize<'de>,
+    T: TryFrom<R, Error = String>,
+{
+    struct Visitor<R, T>(&'static str, std::marker::PhantomData<(R, T)>);
+    impl<'de, R, T> serde::de::Visitor<'de> for Visitor<R, T>
+    where
+        R: serde::Deserialize<'de>,
+        T: TryFrom<R, Error = String>,
+    {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            let raw = R::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+            T::try_from(raw).map_err(serde::de::Error::custom)
+        }
+    }
+    d.deserialize_map(Visitor(expecting, std::marker::PhantomData))
+}
+
+/// A test that parsed but cannot run as written: what is wrong, naming the key's path
+/// (`scenarios[0].steps[2].checks[1]: ...`). File and line are added by [`load`] where known.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
 
 /// Why a test file was refused.
 #[derive(Debug, Error)]
@@ -39,16 +93,16 @@ fn read(path: &Path) -> Result<String, ConfigError> {
     })
 }
 
-fn syntax(path: &Path, e: serde_yaml::Error) -> ConfigError {
+fn syntax(path: &Path, e: serde_norway::Error) -> ConfigError {
     let (line, column) = e
         .location()
         .map(|l| (l.line(), l.column()))
         .unwrap_or((0, 0));
-    // serde_yaml appends " at line L column C"; the prefix already says it.
-    let mut message = e.to_string();
-    if let Some(i) = message.find(" at line ") {
-        message.truncate(i);
-    }
+    // serde_norway appends " at line L column C"; the prefix already says it. Any later position
+    // ("while scanning a quoted scalar at line 7 column 13") is kept: it points at the cause.
+    let message = e
+        .to_string()
+        .replacen(&format!(" at line {line} column {column}"), "", 1);
     ConfigError::Syntax {
         path: path.display().to_string(),
         line,
@@ -67,7 +121,7 @@ fn invalid(path: &Path, message: impl Into<String>) -> ConfigError {
 /// Reads, merges and checks a test file. `env` names `environments/NAME.yml` beside the file.
 pub fn load(path: &Path, env: Option<&str>) -> Result<TestFile, ConfigError> {
     let text = read(path)?;
-    let mut test: TestFile = serde_yaml::from_str(&text).map_err(|e| syntax(path, e))?;
+    let mut test: TestFile = serde_norway::from_str(&text).map_err(|e| syntax(path, e))?;
     if let Some(name) = env {
         test = apply_env(path, &text, name)?;
     }
@@ -76,15 +130,15 @@ pub fn load(path: &Path, env: Option<&str>) -> Result<TestFile, ConfigError> {
         test.scenarios.extend(load_include(&dir.join(&include))?);
     }
     resolve_csv_paths(&mut test, &dir);
-    check(&test).map_err(|m| invalid(path, m))?;
+    check(&test).map_err(|m| invalid(path, m.0))?;
     Ok(test)
 }
 
 /// Parses a test from text (used by workers, which receive the test over the wire).
 pub fn from_str(text: &str) -> Result<TestFile, ConfigError> {
     let path = Path::new("<test>");
-    let test: TestFile = serde_yaml::from_str(text).map_err(|e| syntax(path, e))?;
-    check(&test).map_err(|m| invalid(path, m))?;
+    let test: TestFile = serde_norway::from_str(text).map_err(|e| syntax(path, e))?;
+    check(&test).map_err(|m| invalid(path, m.0))?;
     Ok(test)
 }
 
@@ -105,11 +159,12 @@ fn apply_env(path: &Path, text: &str, name: &str) -> Result<TestFile, ConfigErro
                 format!("environment `{name}` not found (looked for environments/{name}.yml)"),
             )
         })?;
-    let mut base: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| syntax(path, e))?;
-    let over: serde_yaml::Value =
-        serde_yaml::from_str(&read(&env_path)?).map_err(|e| syntax(&env_path, e))?;
+    let mut base: serde_norway::Value =
+        serde_norway::from_str(text).map_err(|e| syntax(path, e))?;
+    let over: serde_norway::Value =
+        serde_norway::from_str(&read(&env_path)?).map_err(|e| syntax(&env_path, e))?;
     merge(&mut base, over);
-    serde_yaml::from_value(base).map_err(|e| {
+    serde_norway::from_value(base).map_err(|e| {
         invalid(
             &env_path,
             format!("after merging this environment over the test: {e}"),
@@ -118,9 +173,9 @@ fn apply_env(path: &Path, text: &str, name: &str) -> Result<TestFile, ConfigErro
 }
 
 /// Deep-merges `over` into `base`: mappings merge key by key, anything else replaces.
-fn merge(base: &mut serde_yaml::Value, over: serde_yaml::Value) {
+fn merge(base: &mut serde_norway::Value, over: serde_norway::Value) {
     match (base, over) {
-        (serde_yaml::Value::Mapping(b), serde_yaml::Value::Mapping(o)) => {
+        (serde_norway::Value::Mapping(b), serde_norway::Value::Mapping(o)) => {
             for (k, v) in o {
                 match b.get_mut(&k) {
                     Some(slot) => merge(slot, v),
@@ -145,10 +200,10 @@ fn load_include(path: &Path) -> Result<Vec<Scenario>, ConfigError> {
     }
     let text = read(path)?;
     // Untagged enums hide the inner error, so on failure re-parse as a single scenario for a precise message.
-    match serde_yaml::from_str::<Included>(&text) {
+    match serde_norway::from_str::<Included>(&text) {
         Ok(Included::Many(v)) | Ok(Included::Wrapped { scenarios: v }) => Ok(v),
         Ok(Included::One(s)) => Ok(vec![*s]),
-        Err(_) => serde_yaml::from_str::<Scenario>(&text)
+        Err(_) => serde_norway::from_str::<Scenario>(&text)
             .map(|s| vec![s])
             .map_err(|e| syntax(path, e)),
     }
@@ -164,65 +219,6 @@ fn resolve_csv_paths(test: &mut TestFile, dir: &Path) {
     }
 }
 
-/// Rules serde cannot express: non-empty scenarios, sane load numbers, parseable thresholds.
-pub fn check(test: &TestFile) -> Result<(), String> {
-    if test.scenarios.is_empty() {
-        return Err("`scenarios` is empty: a test needs at least one scenario with steps".into());
-    }
-    for (i, s) in test.scenarios.iter().enumerate() {
-        if s.steps.is_empty() {
-            return Err(format!("scenarios[{i}] (`{}`): `steps` is empty", s.name));
-        }
-        for step in &s.steps {
-            if let Step::Http(h) = step {
-                let absolute = h.target.starts_with("http://") || h.target.starts_with("https://");
-                if !absolute && test.global.base_url.is_none() && !h.target.starts_with("{{") {
-                    return Err(format!(
-                        "scenarios[{i}] step `{}`: path `{}` needs `global.base_url` (or use a full `url`)",
-                        h.name, h.target
-                    ));
-                }
-            }
-        }
-    }
-    if test.scenarios.iter().all(|s| s.weight == 0) {
-        return Err("every scenario has `weight: 0`".into());
-    }
-    check_load(&test.load)?;
-    for t in &test.thresholds {
-        match t {
-            Threshold::Short(s) => threshold::parse(s, None).map(drop)?,
-            Threshold::Long { metric, step } => threshold::parse(metric, step.clone()).map(drop)?,
-        }
-    }
-    Ok(())
-}
-
-fn check_load(load: &Load) -> Result<(), String> {
-    match load {
-        Load::Basic {
-            virtual_users: 0, ..
-        } => Err("load.virtual_users must be at least 1".into()),
-        Load::Basic {
-            duration: None,
-            iterations: None,
-            ..
-        } => Err("load: a `basic` pattern needs `duration` or `iterations`".into()),
-        Load::Stepping { step_duration, .. } if step_duration.is_zero() => {
-            Err("load.step_duration must be above zero".into())
-        }
-        Load::Stepping { max_users: 0, .. } => Err("load.max_users must be at least 1".into()),
-        Load::Arrivals { rate, .. } if !(*rate > 0.0 && rate.is_finite()) => Err(format!(
-            "load.rate must be a positive number of arrivals per second, got {rate}"
-        )),
-        Load::Arrivals {
-            max_virtual_users: Some(0),
-            ..
-        } => Err("load.max_virtual_users must be at least 1".into()),
-        _ => Ok(()),
-    }
-}
-
 /// The thresholds as parsed rules (already validated by [`check`]).
 pub fn rules(test: &TestFile) -> Vec<threshold::Rule> {
     test.thresholds
@@ -234,72 +230,91 @@ pub fn rules(test: &TestFile) -> Vec<threshold::Rule> {
         .collect()
 }
 
-/// Command-line overrides of `run` (and later `distributed`/`console`).
-#[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    pub vus: Option<u64>,
-    pub duration: Option<std::time::Duration>,
-    pub iterations: Option<u64>,
-    pub base_url: Option<String>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Overrides {
-    /// Applies the overrides that fit the test's load pattern; refuses the ones that do not.
-    pub fn apply(&self, test: &mut TestFile) -> Result<(), String> {
-        if let Some(url) = &self.base_url {
-            test.global.base_url = Some(url.clone());
+    /// A whole test with `load:` given as `load` (indented two spaces) and one more top-level block.
+    fn test_text(load: &str, extra: &str) -> String {
+        format!(
+            "name: t\nload:\n{load}\nglobal:\n  base_url: http://127.0.0.1:9\n{extra}\
+             scenarios:\n  - name: s\n    steps:\n      - name: a\n        path: /x\n"
+        )
+    }
+
+    fn basic(duration: &str) -> String {
+        test_text(
+            &format!("  pattern: basic\n  virtual_users: 2\n  duration: {duration}"),
+            "",
+        )
+    }
+
+    fn refused(text: &str) -> String {
+        match from_str(text) {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => e.to_string(),
         }
-        match &mut test.load {
-            Load::Basic {
-                virtual_users,
-                duration,
-                iterations,
-                ..
-            } => {
-                if let Some(v) = self.vus {
-                    *virtual_users = v;
-                }
-                if let Some(d) = self.duration {
-                    *duration = Some(d);
-                }
-                if let Some(i) = self.iterations {
-                    *iterations = Some(i);
-                    if self.duration.is_none() {
-                        *duration = None;
-                    }
-                }
-            }
-            Load::Stepping {
-                duration,
-                max_users,
-                ..
-            } => {
-                if self.iterations.is_some() {
-                    return Err("--iterations applies to the `basic` pattern only".into());
-                }
-                if let Some(v) = self.vus {
-                    *max_users = v;
-                }
-                if let Some(d) = self.duration {
-                    *duration = d;
-                }
-            }
-            Load::Arrivals {
-                duration,
-                max_virtual_users,
-                ..
-            } => {
-                if self.iterations.is_some() {
-                    return Err("--iterations applies to the `basic` pattern only".into());
-                }
-                if let Some(v) = self.vus {
-                    *max_virtual_users = Some(v);
-                }
-                if let Some(d) = self.duration {
-                    *duration = d;
-                }
-            }
+    }
+
+    #[test]
+    fn null_or_misshapen_duration_says_what_is_expected_and_where() {
+        for d in ["~", "[1, 2]", "{a: 1}"] {
+            let e = refused(&basic(d));
+            assert!(e.contains("expected a duration such as"), "{d}: {e}");
+            assert!(e.starts_with("<test>:5:"), "the line of `duration`: {e}");
         }
-        check(test)
+    }
+
+    #[test]
+    fn bad_checks_and_extractions_are_refused_at_their_step_line() {
+        let with = |item: &str| {
+            basic("1s").replace(
+                "        path: /x\n",
+                &format!("        path: /x\n      - name: b\n        path: /y\n{item}"),
+            )
+        };
+        let cases = [
+            (
+                "        checks:\n          - { type: response_time, value: 10, operator: '=<' }\n",
+                "checks[0]: unknown operator `=<`",
+            ),
+            (
+                "        extract:\n          - { name: t, type: regex, expression: '(a' }\n",
+                "extract[0]: extract `t`: bad regex",
+            ),
+            (
+                "        extract:\n          - { name: t, type: json_path, expression: 'a.b' }\n",
+                "extract[0]: JSON path `a.b`",
+            ),
+            (
+                "        checks:\n          - { type: status, value: 2xx }\n",
+                "checks[0]: status check",
+            ),
+        ];
+        for (item, want) in cases {
+            let e = refused(&with(item));
+            assert!(e.starts_with("<test>:13:"), "the line of step `b`: {e}");
+            assert!(e.contains(want), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_test_survives_the_json_trip_to_a_worker() {
+        let text = basic("1.5s").replace(
+            "        path: /x\n",
+            "        path: /x\n        method: post\n        checks:\n          - { type: json_path, value: '$.n', operator: '>=', expected: 2 }\n      - type: wait\n        duration: 1-2s\n",
+        );
+        let test = from_str(&text).unwrap();
+        let back: TestFile = serde_json::from_str(&serde_json::to_string(&test).unwrap()).unwrap();
+        check(&back).unwrap();
+        assert_eq!(back.load, test.load);
+        let (Step::Http(a), Step::Http(b)) =
+            (&test.scenarios[0].steps[0], &back.scenarios[0].steps[0])
+        else {
+            panic!("an HTTP step")
+        };
+        assert_eq!(a, b);
+        assert_eq!(b.method, http::Method::POST);
+        assert_eq!(compile(&back).unwrap().steps[0].checks.len(), 1);
     }
 }

@@ -5,10 +5,10 @@
 
 use super::run::{WorkerRun, WorkerState};
 use crate::config::{CsvDistributionMode, TestFile};
-use crate::engine::data::read_rows;
+use crate::engine::data::{read_rows, CsvError};
 
 /// Reads every scenario's CSV file into inline rows.
-pub fn inline_rows(test: &mut TestFile) -> Result<(), String> {
+pub fn inline_rows(test: &mut TestFile) -> Result<(), CsvError> {
     for s in &mut test.scenarios {
         if let Some(csv) = &mut s.csv_data {
             if csv.rows.is_none() {

@@ -150,6 +150,7 @@ impl<S: RunStore> Driver<S> {
             let body = api::Prepare {
                 run_id: self.rec.id.clone(),
                 test: self.worker_test(i),
+                worker: Some(self.rec.workers[i].addr.addr()),
             };
             loop {
                 match self.clients[i].prepare(&body).await {
@@ -247,6 +248,9 @@ impl<S: RunStore> Driver<S> {
         ));
         let mut failed_run = false;
         loop {
+            // What each worker's batches are merged up to in the saved record: every pass ends
+            // with a save, and the record a driver starts from is a saved one.
+            let saved: Vec<u64> = self.rec.workers.iter().map(|w| w.last_seq).collect();
             for i in 0..self.clients.len() {
                 if self.rec.workers[i].is_active() {
                     self.poll_worker(i).await;
@@ -254,6 +258,7 @@ impl<S: RunStore> Driver<S> {
                     self.poll_failed(i).await;
                 }
             }
+            test_hook::exit_after_pull(&self.rec, &saved);
             self.close_reported_seconds();
             self.update_skew();
             if !failed_run && !self.too_many_failures() {
@@ -367,6 +372,17 @@ impl<S: RunStore> Driver<S> {
 
     async fn absorb(&mut self, i: usize, m: api::Metrics) {
         for iv in &m.batches {
+            // A worker keeps every batch after the last `since` it was sent and numbers them without
+            // gaps, so a gap means someone else acknowledged batches this record never merged.
+            let next = self.rec.workers[i].last_seq + 1;
+            if iv.seq > next {
+                let note = format!(
+                    "worker {}: batches {next}..{} were acknowledged but never merged (lost)",
+                    self.rec.workers[i].addr.addr(),
+                    iv.seq - 1
+                );
+                self.event(note);
+            }
             self.rec.merge_batch(i, iv);
         }
         let offset = self.rec.workers[i]
@@ -388,16 +404,15 @@ impl<S: RunStore> Driver<S> {
                 Ok(None) => {}
                 Ok(Some(r)) => {
                     let w = &mut self.rec.workers[i];
-                    if r.steps != w.merged {
+                    w.results = Some(r);
+                    w.state = WorkerState::Finished;
+                    if w.merged_matches_final() == Some(false) {
                         let note = format!(
                             "worker {}: final totals differ from merged batches; using the totals",
                             w.addr.addr()
                         );
                         self.event(note);
                     }
-                    let w = &mut self.rec.workers[i];
-                    w.results = Some(r);
-                    w.state = WorkerState::Finished;
                 }
                 Err(e) => self.event(format!(
                     "worker {}: results not ready: {e}",
@@ -525,5 +540,67 @@ impl<S: RunStore> Driver<S> {
             };
             self.event(note);
         }
+    }
+}
+
+/// A test-only hook to crash a controller between a pull and its save, the moment a failover has
+/// to get right: batches are merged in memory but not saved, and the worker still keeps them (it
+/// drops batches only up to the `since` of a later pull, which comes after the save).
+///
+/// When `PERFORNIUM_TEST_EXIT_AFTER_PULL=<path>` is set, the first driver to finish a round of
+/// pulls that merged a batch past a saved sequence number of at least 2 (so the run resumes from
+/// a non-trivial `last_seq`) creates `<path>` (atomically: only one process anywhere wins),
+/// writes into it what it had saved and merged per worker, and exits with status 137 at once,
+/// without saving. A driver that finds `<path>` already there carries on. Not for production use:
+/// nothing sets it outside the test suite (`tests/exactly_once.rs`).
+mod test_hook {
+    use super::RunRecord;
+    use std::sync::OnceLock;
+
+    pub const EXIT_AFTER_PULL: &str = "PERFORNIUM_TEST_EXIT_AFTER_PULL";
+
+    pub fn exit_after_pull(rec: &RunRecord, saved: &[u64]) {
+        static PATH: OnceLock<Option<std::ffi::OsString>> = OnceLock::new();
+        let Some(path) = PATH.get_or_init(|| std::env::var_os(EXIT_AFTER_PULL)) else {
+            return;
+        };
+        let unsaved = rec
+            .workers
+            .iter()
+            .zip(saved)
+            .any(|(w, &s)| s >= 2 && w.last_seq > s);
+        if !unsaved {
+            return;
+        }
+        let Ok(mut file) = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+        else {
+            return;
+        };
+        let workers: Vec<serde_json::Value> = rec
+            .workers
+            .iter()
+            .zip(saved)
+            .map(|(w, &s)| {
+                serde_json::json!({
+                    "addr": w.addr.addr(),
+                    "saved_seq": s,
+                    "merged_seq": w.last_seq,
+                    "merged_count": crate::metrics::collector::merged(&w.merged).count,
+                })
+            })
+            .collect();
+        let note = serde_json::json!({
+            "pid": std::process::id(),
+            "run_id": rec.id,
+            "workers": workers,
+        });
+        use std::io::Write;
+        let _ = file.write_all(note.to_string().as_bytes());
+        let _ = file.sync_all();
+        tracing::warn!(run_id = %rec.id, "{EXIT_AFTER_PULL}: exiting between a pull and its save");
+        std::process::exit(137);
     }
 }

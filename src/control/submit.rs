@@ -48,6 +48,17 @@ fn is_empty(load: &Load) -> bool {
     plan::units(load) == 0
 }
 
+/// Why a run could not be recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// A scenario's CSV file could not be read.
+    #[error(transparent)]
+    Data(#[from] crate::engine::data::CsvError),
+    /// The load cannot be split across these workers.
+    #[error(transparent)]
+    Plan(#[from] plan::PlanError),
+}
+
 /// A new run record in phase `Submitted`.
 pub fn new_record(
     id: String,
@@ -55,10 +66,9 @@ pub fn new_record(
     workers: &[WorkerAddr],
     strategy: Strategy,
     sync_start: bool,
-) -> Result<RunRecord, String> {
+) -> Result<RunRecord, SubmitError> {
     super::data::inline_rows(&mut test)?;
-    let shares = plan::shares(&test.load, workers, strategy, test.distributed.as_ref())
-        .map_err(|e| e.to_string())?;
+    let shares = plan::shares(&test.load, workers, strategy, test.distributed.as_ref())?;
     let step_names = engine::step_names(&test);
     let runs = workers
         .iter()

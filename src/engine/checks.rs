@@ -1,11 +1,10 @@
-//! Checks on a response and extraction of values from it. JSON paths cover what load tests use:
-//! `$.a.b`, `$.items[0].id`, `$[2]`, `$['key']` and `.length` of an array, object or string. (A full
-//! RFC 9535 crate was not worth its weight for this subset; say so if you need filters.)
+//! Runs the compiled checks and extractions of a step on a response (see `config::check` for what
+//! they are and how they are compiled). Nothing here parses the test: regexes, JSON paths, operators
+//! and status lists were parsed once when the run was set up.
 
-use super::template::{render, Vars};
-use crate::config::{Check, Extract, ExtractKind};
+use super::template::{expand, Vars};
+use crate::config::{CheckRule, CompiledCheck, CompiledExtract, ExtractSource};
 use serde_json::Value;
-
 /// A response as checks see it.
 pub struct Response<'a> {
     pub status: u16,
@@ -32,59 +31,6 @@ impl<'a> Response<'a> {
     }
 }
 
-/// Looks up a JSON path; `None` when any segment is missing.
-pub fn json_path<'v>(root: &'v Value, path: &str) -> Option<std::borrow::Cow<'v, Value>> {
-    use std::borrow::Cow;
-    let mut rest = path.trim().strip_prefix('$').unwrap_or(path.trim());
-    let mut cur: Cow<'v, Value> = Cow::Borrowed(root);
-    while !rest.is_empty() {
-        if let Some(r) = rest.strip_prefix('.') {
-            let end = r.find(['.', '[']).unwrap_or(r.len());
-            let key = &r[..end];
-            rest = &r[end..];
-            cur = child(cur, key)?;
-        } else if let Some(r) = rest.strip_prefix('[') {
-            let end = r.find(']')?;
-            let key = r[..end].trim().trim_matches(|c| c == '\'' || c == '"');
-            rest = &r[end + 1..];
-            cur = child(cur, key)?;
-        } else {
-            return None;
-        }
-    }
-    Some(cur)
-}
-
-fn child<'v>(cur: std::borrow::Cow<'v, Value>, key: &str) -> Option<std::borrow::Cow<'v, Value>> {
-    use std::borrow::Cow;
-    if key == "length" {
-        let len = match cur.as_ref() {
-            Value::Array(a) => a.len(),
-            Value::Object(o) if !o.contains_key("length") => o.len(),
-            Value::String(s) => s.chars().count(),
-            _ => return get(cur, key),
-        };
-        return Some(Cow::Owned(Value::from(len)));
-    }
-    get(cur, key)
-}
-
-fn get<'v>(cur: std::borrow::Cow<'v, Value>, key: &str) -> Option<std::borrow::Cow<'v, Value>> {
-    use std::borrow::Cow;
-    match cur {
-        Cow::Borrowed(v) => match v {
-            Value::Object(o) => o.get(key).map(Cow::Borrowed),
-            Value::Array(a) => key
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| a.get(i))
-                .map(Cow::Borrowed),
-            _ => None,
-        },
-        Cow::Owned(_) => None,
-    }
-}
-
 fn as_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -92,125 +38,37 @@ fn as_text(v: &Value) -> String {
     }
 }
 
-fn yaml_text(v: &serde_yaml::Value) -> String {
-    match v {
-        serde_yaml::Value::String(s) => s.clone(),
-        serde_yaml::Value::Number(n) => n.to_string(),
-        serde_yaml::Value::Bool(b) => b.to_string(),
-        _ => String::new(),
-    }
-}
-
-/// Compares two values: numerically when both are numbers, as text otherwise.
-fn compare(left: &str, op: &str, right: &str) -> bool {
-    if let (Ok(l), Ok(r)) = (left.parse::<f64>(), right.parse::<f64>()) {
-        return match op {
-            "<" | "lt" => l < r,
-            "<=" | "lte" | "le" => l <= r,
-            ">" | "gt" => l > r,
-            ">=" | "gte" | "ge" => l >= r,
-            "!=" | "ne" => l != r,
-            _ => l == r,
-        };
-    }
-    match op {
-        "!=" | "ne" => left != right,
-        "contains" => left.contains(right),
-        _ => left == right,
-    }
-}
-
-/// Splits `"<2000"` into (`"<"`, `"2000"`); a bare value means `<`.
-fn split_op(text: &str) -> (&str, &str) {
-    for op in ["<=", ">=", "!=", "==", "<", ">"] {
-        if let Some(rest) = text.trim().strip_prefix(op) {
-            return (op, rest.trim());
-        }
-    }
-    ("<", text.trim())
-}
-
-/// Runs one check; `Err` carries a description of the failure for the summary. Expected values are
-/// templated with the VU's variables, so a check can compare against a CSV column or extracted value.
-pub fn run_check(check: &Check, resp: &Response, vars: &Vars) -> Result<(), String> {
-    let ok = match check {
-        Check::Status { value, .. } => {
-            let want = yaml_text(value);
-            want.split(['|', ','])
-                .any(|w| w.trim() == resp.status.to_string())
-        }
-        Check::ResponseTime {
-            value, operator, ..
-        } => {
-            let text = yaml_text(value);
-            let (op, limit) = match operator {
-                Some(op) => (op.as_str(), text.as_str()),
-                None => split_op(&text),
-            };
-            compare(&resp.elapsed_ms.to_string(), op, limit)
-        }
-        Check::JsonPath {
-            value,
-            operator,
-            expected,
-            ..
-        } => match (resp.json().and_then(|j| json_path(j, value)), expected) {
-            (None, _) => false,
-            (Some(_), None) => true,
-            (Some(v), Some(exp)) => {
-                let exp = render(&yaml_text(exp), vars).into_owned();
-                compare(&as_text(&v), operator.as_deref().unwrap_or("=="), &exp)
+/// Whether one check passes on `resp` (a failure is counted under the check's `label`). Expected
+/// values are templated with the VU's variables, so a check can compare against a CSV column or an
+/// extracted value.
+pub fn passes(check: &CompiledCheck, resp: &Response, vars: &Vars) -> bool {
+    match &check.rule {
+        CheckRule::Status(codes) => codes.contains(&resp.status),
+        CheckRule::Latency { op, limit_ms } => op
+            .compare_numbers(resp.elapsed_ms, *limit_ms)
+            .unwrap_or(false),
+        CheckRule::JsonPath { path, expected } => {
+            match (resp.json().and_then(|j| path.lookup(j)), expected) {
+                (None, _) => false,
+                (Some(_), None) => true,
+                (Some(v), Some((op, exp))) => op.compare(&as_text(&v), &expand(exp, vars)),
             }
-        },
-        Check::TextContains { value, .. } => resp.body.contains(render(value, vars).as_ref()),
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(label(check))
+        }
+        CheckRule::Contains(text) => resp.body.contains(expand(text, vars).as_ref()),
     }
-}
-
-/// The name a check is reported under: its `description`, or a short form of what it tests.
-pub fn label(check: &Check) -> String {
-    let (description, fallback) = match check {
-        Check::Status { value, description } => {
-            (description, format!("status == {}", yaml_text(value)))
-        }
-        Check::ResponseTime {
-            value,
-            operator,
-            description,
-        } => {
-            let text = yaml_text(value);
-            let (op, limit) = match operator {
-                Some(op) => (op.as_str(), text.as_str()),
-                None => split_op(&text),
-            };
-            (description, format!("response_time {op} {limit}"))
-        }
-        Check::JsonPath {
-            value, description, ..
-        } => (description, format!("json_path {value}")),
-        Check::TextContains { value, description } => {
-            (description, format!("text_contains {value}"))
-        }
-    };
-    description.clone().unwrap_or(fallback)
 }
 
 /// Runs one extraction; falls back to `default`, and yields `None` when there is neither.
-pub fn run_extract(ex: &Extract, resp: &Response) -> Option<String> {
-    let found = match ex.kind {
-        ExtractKind::JsonPath => resp
+pub fn run_extract(ex: &CompiledExtract, resp: &Response) -> Option<String> {
+    let found = match &ex.source {
+        ExtractSource::JsonPath(path) => resp
             .json()
-            .and_then(|j| json_path(j, &ex.expression))
+            .and_then(|j| path.lookup(j))
             .map(|v| as_text(&v)),
-        ExtractKind::Regex => regex::Regex::new(&ex.expression).ok().and_then(|re| {
-            re.captures(resp.body)
-                .and_then(|c| c.get(1).or_else(|| c.get(0)))
-                .map(|m| m.as_str().to_string())
-        }),
+        ExtractSource::Regex(re) => re
+            .captures(resp.body)
+            .and_then(|c| c.get(1).or_else(|| c.get(0)))
+            .map(|m| m.as_str().to_string()),
     };
     found.or_else(|| ex.default.clone())
 }
@@ -218,22 +76,13 @@ pub fn run_extract(ex: &Extract, resp: &Response) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::config::{Check, Extract, ExtractKind};
 
-    #[test]
-    fn json_paths() {
-        let v = json!({"user": {"id": 5, "tags": ["a", "b"]}, "items": [{"id": 1}, {"id": 2}]});
-        assert_eq!(*json_path(&v, "$.user.id").unwrap(), json!(5));
-        assert_eq!(*json_path(&v, "$.items[1].id").unwrap(), json!(2));
-        assert_eq!(*json_path(&v, "$['user'].tags[0]").unwrap(), json!("a"));
-        assert_eq!(*json_path(&v, "$.items.length").unwrap(), json!(2));
-        assert!(json_path(&v, "$.user.missing").is_none());
-        assert!(json_path(&v, "$.items[9]").is_none());
-        assert_eq!(*json_path(&json!([1, 2, 3]), "$[2]").unwrap(), json!(3));
-    }
-
-    fn check(yaml: &str) -> Check {
-        serde_yaml::from_str(yaml).unwrap()
+    fn check(yaml: &str) -> CompiledCheck {
+        serde_norway::from_str::<Check>(yaml)
+            .unwrap()
+            .compile()
+            .unwrap()
     }
 
     #[test]
@@ -242,41 +91,75 @@ mod tests {
         let r = Response::new(200, 12.0, body);
         let mut vars = Vars::default();
         vars.values.insert("word".into(), "users".into());
-        let run_check = |c: &Check, r: &Response| run_check(c, r, &vars);
-        assert!(run_check(&check("{type: status, value: 200}"), &r).is_ok());
-        assert!(run_check(&check("{type: status, value: 201}"), &r).is_err());
-        assert!(run_check(&check("{type: response_time, value: '<2000'}"), &r).is_ok());
-        assert!(run_check(&check("{type: response_time, value: 10, operator: lt}"), &r).is_err());
-        assert!(run_check(&check("{type: json_path, value: '$.users[0].id'}"), &r).is_ok());
-        assert!(run_check(
+        let passes = |c: &CompiledCheck, r: &Response| passes(c, r, &vars);
+        assert!(passes(&check("{type: status, value: 200}"), &r));
+        assert!(passes(&check("{type: status, value: '201|200'}"), &r));
+        assert!(!passes(&check("{type: status, value: 201}"), &r));
+        assert!(passes(&check("{type: response_time, value: '<2000'}"), &r));
+        assert!(passes(&check("{type: response_time, value: '<2s'}"), &r));
+        assert!(!passes(
+            &check("{type: response_time, value: 10, operator: lt}"),
+            &r
+        ));
+        assert!(passes(
+            &check("{type: json_path, value: '$.users[0].id'}"),
+            &r
+        ));
+        assert!(passes(
             &check("{type: json_path, value: '$.users.length', operator: '>', expected: 0}"),
             &r
-        )
-        .is_ok());
-        assert!(run_check(&check("{type: json_path, value: '$.nope'}"), &r).is_err());
-        assert!(run_check(&check("{type: text_contains, value: users}"), &r).is_ok());
-        assert!(run_check(&check("{type: text_contains, value: '{{word}}'}"), &r).is_ok());
-        assert!(run_check(
+        ));
+        assert!(!passes(&check("{type: json_path, value: '$.nope'}"), &r));
+        assert!(passes(&check("{type: text_contains, value: users}"), &r));
+        assert!(passes(
+            &check("{type: text_contains, value: '{{word}}'}"),
+            &r
+        ));
+        assert!(!passes(
             &check("{type: json_path, value: '$.ok', expected: '{{yes}}'}"),
             &r
-        )
-        .is_err());
-        let err = run_check(
-            &check("{type: text_contains, value: zzz, description: has zzz}"),
-            &r,
-        )
-        .unwrap_err();
-        assert_eq!(err, "has zzz");
+        ));
+        let described = check("{type: text_contains, value: zzz, description: has zzz}");
+        assert!(!passes(&described, &r));
+        assert_eq!(described.label, "has zzz");
+    }
+
+    #[test]
+    fn bad_checks_do_not_compile() {
+        let refused = |yaml: &str| {
+            serde_norway::from_str::<Check>(yaml)
+                .unwrap()
+                .compile()
+                .unwrap_err()
+        };
+        assert!(refused("{type: response_time, value: 10, operator: '=<'}")
+            .contains("unknown operator `=<`"));
+        assert!(
+            refused("{type: json_path, value: '$.a', operator: '~', expected: 1}")
+                .contains("unknown operator")
+        );
+        assert!(refused("{type: json_path, value: '$.a[0', expected: 1}").contains("not closed"));
+        assert!(
+            refused("{type: json_path, value: '$.a', operator: '<', expected: abc}")
+                .contains("compares numbers")
+        );
+        assert!(refused("{type: json_path, value: '$.a', operator: '<'}").contains("expected"));
+        assert!(refused("{type: status, value: '2xx'}").contains("not an HTTP status"));
+        assert!(refused("{type: response_time, value: '<soon'}").contains("milliseconds"));
     }
 
     #[test]
     fn extraction_with_default() {
         let r = Response::new(200, 1.0, r#"{"id": 77, "token": "abc"} session=xyz;"#);
-        let ex = |kind, expr: &str, default: Option<&str>| Extract {
-            name: "x".into(),
-            kind,
-            expression: expr.into(),
-            default: default.map(String::from),
+        let ex = |kind, expr: &str, default: Option<&str>| {
+            Extract {
+                name: "x".into(),
+                kind,
+                expression: expr.into(),
+                default: default.map(String::from),
+            }
+            .compile()
+            .unwrap()
         };
         // Not valid JSON as a whole, so JSON extraction falls back.
         assert_eq!(
@@ -296,5 +179,12 @@ mod tests {
             run_extract(&ex(ExtractKind::JsonPath, "$.nope", None), &r),
             None
         );
+        let bad = Extract {
+            name: "x".into(),
+            kind: ExtractKind::Regex,
+            expression: "(unclosed".into(),
+            default: None,
+        };
+        assert!(bad.compile().unwrap_err().contains("bad regex"));
     }
 }

@@ -16,7 +16,7 @@ pub struct Feeder {
 
 impl Feeder {
     /// Reads the rows (or takes the inline ones).
-    pub fn load(csv: &CsvData) -> Result<Self, String> {
+    pub fn load(csv: &CsvData) -> Result<Self, CsvError> {
         let rows = match &csv.rows {
             Some(rows) => rows
                 .iter()
@@ -54,21 +54,30 @@ impl Feeder {
     }
 }
 
+/// A CSV file that could not be read or parsed.
+#[derive(Debug, thiserror::Error)]
+#[error("csv_data `{path}`: {source}")]
+pub struct CsvError {
+    pub path: String,
+    pub source: csv::Error,
+}
+
 /// Reads a CSV file with a header row into maps of column → value.
-pub fn read_rows(path: &str, delimiter: char) -> Result<Vec<HashMap<String, String>>, String> {
+pub fn read_rows(path: &str, delimiter: char) -> Result<Vec<HashMap<String, String>>, CsvError> {
+    let err = |source| CsvError {
+        path: path.to_string(),
+        source,
+    };
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter as u8)
         .trim(csv::Trim::All)
         .from_path(path)
-        .map_err(|e| format!("csv_data `{path}`: {e}"))?;
-    let headers = reader
-        .headers()
-        .map_err(|e| format!("csv_data `{path}`: {e}"))?
-        .clone();
+        .map_err(err)?;
+    let headers = reader.headers().map_err(err)?.clone();
     reader
         .records()
         .map(|r| {
-            let r = r.map_err(|e| format!("csv_data `{path}`: {e}"))?;
+            let r = r.map_err(err)?;
             Ok(headers
                 .iter()
                 .zip(r.iter())

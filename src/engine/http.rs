@@ -2,43 +2,34 @@
 //! the open model gives one), reads the body, runs the checks and extractions, and returns the
 //! [`Sample`] plus the values extracted for later steps.
 
-use super::checks::{run_check, run_extract, Response};
+use super::checks::{passes, run_extract, Response};
 use super::client::{Prepared, Request, VuClient};
-use super::template::{render, Vars};
-use crate::config::HttpStep;
+use super::template::{expand, Vars};
+use crate::config::{CompiledStep, HttpStep};
 use crate::metrics::Sample;
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// What every VU shares to send steps.
 pub struct Target<'a> {
     pub base_url: Option<&'a str>,
-    pub headers: &'a BTreeMap<String, String>,
 }
 
-/// `step` rendered once, when nothing in it is templated.
-pub fn prepare(target: &Target<'_>, step: &HttpStep) -> Option<Prepared> {
-    let templated = |s: &String| s.contains("{{");
-    let fixed = !templated(&step.target)
-        && !step.query.iter().any(|(k, v)| templated(k) || templated(v))
-        && !step
-            .headers
-            .values()
-            .chain(target.headers.values())
-            .any(templated)
-        && !step.body.as_ref().is_some_and(templated);
-    fixed
-        .then(|| build(target, step, &Vars::default()).ok())
+/// `step` built once, when nothing in it is templated.
+pub fn prepare(target: &Target<'_>, step: &HttpStep, compiled: &CompiledStep) -> Option<Prepared> {
+    compiled
+        .request
+        .is_fixed()
+        .then(|| build(target, step, compiled, &Vars::default()))
         .flatten()
         .and_then(Prepared::new)
 }
 
-/// Sends `step` (or its `prepared` form) and measures it. `origin` is when the request should have
+/// Sends `step` (or its `prepared` form), measures it and runs its `compiled` checks and extractions. `origin` is when the request should have
 /// started (open model).
 pub async fn send(
     client: &mut VuClient,
     target: &Target<'_>,
-    (step, prepared): (&HttpStep, Option<&Prepared>),
+    (step, prepared, compiled): (&HttpStep, Option<&Prepared>, &CompiledStep),
     id: usize,
     vars: &Vars,
     origin: Option<Instant>,
@@ -58,9 +49,9 @@ pub async fn send(
             .send_prepared(p)
             .await
             .map_err(|f| f.kind().to_string()),
-        None => match build(target, step, vars) {
-            Ok(req) => client.send(req).await.map_err(|f| f.kind().to_string()),
-            Err(e) => Err(e),
+        None => match build(target, step, compiled, vars) {
+            Some(req) => client.send(req).await.map_err(|f| f.kind().to_string()),
+            None => Err("url".to_string()),
         },
     };
     let latency = start.elapsed();
@@ -77,18 +68,19 @@ pub async fn send(
     if status >= 400 {
         sample.error = Some(format!("status {status}"));
     }
-    if step.checks.is_empty() && step.extract.is_empty() {
+    if compiled.checks.is_empty() && compiled.extract.is_empty() {
         return (sample, Vec::new());
     }
     let text = String::from_utf8_lossy(&body);
     let response = Response::new(status, latency.as_secs_f64() * 1000.0, &text);
-    for check in &step.checks {
-        match run_check(check, &response, vars) {
-            Ok(()) => sample.checks_passed += 1,
-            Err(what) => sample.failed_checks.push(what),
+    for check in &compiled.checks {
+        if passes(check, &response, vars) {
+            sample.checks_passed += 1;
+        } else {
+            sample.failed_checks.push(check.label.clone());
         }
     }
-    let extracted = step
+    let extracted = compiled
         .extract
         .iter()
         .filter_map(|ex| run_extract(ex, &response).map(|v| (ex.name.clone(), v)))
@@ -96,30 +88,32 @@ pub async fn send(
     (sample, extracted)
 }
 
-/// Renders the step into a request; an unusable URL is an error of kind `url`.
-fn build(target: &Target<'_>, step: &HttpStep, vars: &Vars) -> Result<Request, String> {
-    let url = url_for(target.base_url, &render(&step.target, vars));
-    let mut url = url::Url::parse(&url).map_err(|_| "url".to_string())?;
-    if !step.query.is_empty() {
+/// Renders the step into a request; `None` for an unusable URL (counted as an error of kind `url`).
+fn build(
+    target: &Target<'_>,
+    step: &HttpStep,
+    compiled: &CompiledStep,
+    vars: &Vars,
+) -> Option<Request> {
+    let request = &compiled.request;
+    let url = url_for(target.base_url, &expand(&request.target, vars));
+    let mut url = url::Url::parse(&url).ok()?;
+    if !request.query.is_empty() {
         let mut pairs = url.query_pairs_mut();
-        for (k, v) in &step.query {
-            pairs.append_pair(k, &render(v, vars));
+        for (k, v) in &request.query {
+            pairs.append_pair(k, &expand(v, vars));
         }
     }
-    let headers = target
+    let headers = request
         .headers
         .iter()
-        .filter(|(k, _)| !step.headers.contains_key(*k))
-        .chain(&step.headers)
-        .map(|(k, v)| (k.clone(), render(v, vars).into_owned()))
+        .map(|(k, v)| (k.clone(), expand(v, vars).into_owned()))
         .collect();
-    let method =
-        http::Method::from_bytes(step.method.as_bytes()).map_err(|_| "method".to_string())?;
-    Ok(Request {
-        method,
+    Some(Request {
+        method: step.method.clone(),
         url,
         headers,
-        body: step.body.as_ref().map(|b| render(b, vars).into_owned()),
+        body: request.body.as_ref().map(|b| expand(b, vars).into_owned()),
     })
 }
 
@@ -138,12 +132,13 @@ fn url_for(base: Option<&str>, target: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::{prepare, url_for, HttpStep, Target};
+    use crate::config::{CompiledStep, RequestTemplate};
     use std::collections::BTreeMap;
 
     fn step(target: &str) -> HttpStep {
         HttpStep {
             name: "s".into(),
-            method: "GET".into(),
+            method: http::Method::GET,
             target: target.into(),
             headers: BTreeMap::new(),
             query: BTreeMap::new(),
@@ -153,26 +148,29 @@ mod tests {
         }
     }
 
+    fn prepared(step: &HttpStep, global: &BTreeMap<String, String>) -> bool {
+        let target = Target {
+            base_url: Some("http://127.0.0.1:9"),
+        };
+        let compiled = CompiledStep {
+            request: RequestTemplate::new(step, global),
+            ..Default::default()
+        };
+        prepare(&target, step, &compiled).is_some()
+    }
+
     #[test]
     fn only_steps_with_nothing_templated_are_prepared() {
         let mut headers = BTreeMap::new();
-        let target = Target {
-            base_url: Some("http://127.0.0.1:9"),
-            headers: &headers,
-        };
-        assert!(prepare(&target, &step("/users")).is_some());
-        assert!(prepare(&target, &step("/users/{{id}}")).is_none());
-        assert!(prepare(&target, &step("https://example.test/")).is_some());
+        assert!(prepared(&step("/users"), &headers));
+        assert!(!prepared(&step("/users/{{id}}"), &headers));
+        assert!(prepared(&step("https://example.test/"), &headers));
         let mut with_body = step("/users");
         with_body.body = Some("{\"n\": {{__VU}}}".into());
-        assert!(prepare(&target, &with_body).is_none());
+        assert!(!prepared(&with_body, &headers));
         headers.insert("X-Run".into(), "{{env.RUN}}".into());
-        let target = Target {
-            base_url: Some("http://127.0.0.1:9"),
-            headers: &headers,
-        };
         assert!(
-            prepare(&target, &step("/users")).is_none(),
+            !prepared(&step("/users"), &headers),
             "a templated global header"
         );
     }

@@ -13,7 +13,7 @@ pub mod schedule;
 pub mod template;
 mod vu;
 
-use crate::config::{Load, Step, TestFile};
+use crate::config::{self, Load, Step, TestFile};
 use crate::metrics::collector::{Collector, Gauges, Interval, Live, Totals};
 use crate::metrics::Sample;
 use std::sync::Arc;
@@ -27,10 +27,16 @@ pub use tokio_util::sync::CancellationToken as StopToken;
 /// Why a run could not start.
 #[derive(Debug, Error)]
 pub enum EngineError {
-    #[error("scenario `{scenario}`: {message}")]
-    Data { scenario: String, message: String },
+    #[error("scenario `{scenario}`: {source}")]
+    Data {
+        scenario: String,
+        source: data::CsvError,
+    },
     #[error("cannot set up TLS for the load: {0}")]
     Tls(String),
+    /// A check or extraction that does not compile (a test that skipped `config::check`).
+    #[error("the test was refused: {0}")]
+    Invalid(#[from] config::Invalid),
 }
 
 /// Hooks a caller can attach to a run.
@@ -66,6 +72,10 @@ pub(crate) struct Shared {
     step_ids: Vec<Vec<Option<usize>>>,
     /// By that index: the step's request rendered once, when nothing in it is templated.
     prepared: Vec<Option<client::Prepared>>,
+    /// By that index: the step's checks and extractions, compiled once.
+    compiled: Vec<config::CompiledStep>,
+    /// By scenario: its `variables` as text, rendered once (each VU starts from a copy).
+    variables: Vec<std::collections::HashMap<String, String>>,
     feeders: Vec<Option<data::Feeder>>,
     picker: Picker,
     rendezvous: Arc<rendezvous::Rendezvous>,
@@ -98,21 +108,11 @@ impl Shared {
     }
 
     fn initial_vars(&self, scenario: usize, vu: u64) -> template::Vars {
-        let mut vars = template::Vars {
+        template::Vars {
             vu,
+            values: self.variables[scenario].clone(),
             ..Default::default()
-        };
-        for (k, v) in &self.test.scenarios[scenario].variables {
-            let text = match v {
-                serde_yaml::Value::String(s) => s.clone(),
-                other => serde_yaml::to_string(other)
-                    .unwrap_or_default()
-                    .trim()
-                    .to_string(),
-            };
-            vars.values.insert(k.clone(), text);
         }
-        vars
     }
 }
 
@@ -126,18 +126,19 @@ pub fn step_names(test: &TestFile) -> Vec<String> {
         .collect()
 }
 
-fn prepared(test: &TestFile) -> Vec<Option<client::Prepared>> {
+fn prepared(test: &TestFile, compiled: &[config::CompiledStep]) -> Vec<Option<client::Prepared>> {
     let target = http::Target {
         base_url: test.global.base_url.as_deref(),
-        headers: &test.global.headers,
     };
     test.scenarios
         .iter()
         .flat_map(|s| &s.steps)
         .filter_map(|st| match st {
-            Step::Http(h) => Some(http::prepare(&target, h)),
+            Step::Http(h) => Some(h),
             _ => None,
         })
+        .zip(compiled)
+        .map(|(h, c)| http::prepare(&target, h, c))
         .collect()
 }
 
@@ -162,6 +163,7 @@ fn step_ids(test: &TestFile) -> Vec<Vec<Option<usize>>> {
 /// Runs the test to the end (or until stopped) and returns its numbers.
 pub async fn run(test: Arc<TestFile>, opts: Options) -> Result<Outcome, EngineError> {
     let names = step_names(&test);
+    let compiled = config::compile(&test)?;
     let feeders = test
         .scenarios
         .iter()
@@ -169,9 +171,9 @@ pub async fn run(test: Arc<TestFile>, opts: Options) -> Result<Outcome, EngineEr
             s.csv_data
                 .as_ref()
                 .map(|c| {
-                    data::Feeder::load(c).map_err(|message| EngineError::Data {
+                    data::Feeder::load(c).map_err(|source| EngineError::Data {
                         scenario: s.name.clone(),
-                        message,
+                        source,
                     })
                 })
                 .transpose()
@@ -189,7 +191,9 @@ pub async fn run(test: Arc<TestFile>, opts: Options) -> Result<Outcome, EngineEr
     let shared = Arc::new(Shared {
         picker: Picker::new(test.scenarios.iter().map(|s| s.weight).collect()),
         step_ids: step_ids(&test),
-        prepared: prepared(&test),
+        prepared: prepared(&test, &compiled.steps),
+        compiled: compiled.steps,
+        variables: compiled.variables,
         deadline: schedule::duration(&test.load).map(|d| Instant::now() + d),
         test: test.clone(),
         tls,
@@ -257,7 +261,7 @@ pub fn max_vus(load: &Load) -> u64 {
             ..
         } => max_virtual_users
             .or(*preallocation)
-            .unwrap_or_else(|| ((rate * 10.0).ceil() as u64).max(100)),
+            .unwrap_or_else(|| ((rate * 10.0).ceil() as u64).clamp(100, config::MAX_VUS)),
     }
 }
 

@@ -1,9 +1,11 @@
-//! `{{...}}` templating for paths, headers, query values and bodies. A VU's variables (scenario
+//! `{{...}}` templating for paths, headers, query values and bodies (parsed once by
+//! `config::template`; expanded here for every request). A VU's variables (scenario
 //! `variables`, CSV columns, extracted values) resolve by name; a few generators need no variable:
 //! `{{env.NAME}}`, `{{randomInt(a, b)}}`, `{{uuid}}`, `{{timestamp}}`, `{{__VU}}`, `{{__ITER}}`,
 //! `{{csv:column}}` and some `faker.*` names. An unknown name is left as written so the request
 //! shows what was not resolved.
 
+use crate::config::template::{Part, Template};
 use rand::Rng;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -16,32 +18,30 @@ pub struct Vars {
     pub iteration: u64,
 }
 
-/// Renders `text`, borrowing it unchanged when it has no `{{`.
+/// Renders `text`, borrowing it unchanged when it has no `{{`. Parses on every call: the engine
+/// uses [`expand`] on templates parsed once, this is for one-off texts.
 pub fn render<'a>(text: &'a str, vars: &Vars) -> Cow<'a, str> {
     if !text.contains("{{") {
         return Cow::Borrowed(text);
     }
-    let mut out = String::with_capacity(text.len() + 16);
-    let mut rest = text;
-    while let Some(open) = rest.find("{{") {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 2..];
-        match after.find("}}") {
-            Some(close) => {
-                let expr = after[..close].trim();
-                match resolve(expr, vars) {
-                    Some(v) => out.push_str(&v),
-                    None => out.push_str(&rest[open..open + 2 + close + 2]),
-                }
-                rest = &after[close + 2..];
-            }
-            None => {
-                out.push_str(&rest[open..]);
-                rest = "";
-            }
+    Cow::Owned(expand(&Template::parse(text), vars).into_owned())
+}
+
+/// Renders a parsed template, borrowing it when nothing in it is templated.
+pub fn expand<'t>(template: &'t Template, vars: &Vars) -> Cow<'t, str> {
+    if let Some(text) = template.fixed() {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::new();
+    for part in template.parts() {
+        match part {
+            Part::Text(t) => out.push_str(t),
+            Part::Expr { expr, raw } => match resolve(expr, vars) {
+                Some(v) => out.push_str(&v),
+                None => out.push_str(raw),
+            },
         }
     }
-    out.push_str(rest);
     Cow::Owned(out)
 }
 

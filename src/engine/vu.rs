@@ -44,7 +44,6 @@ pub async fn run_iteration(
     let think = sc.think_time.or(shared.test.global.think_time);
     let target = Target {
         base_url: shared.test.global.base_url.as_deref(),
-        headers: &shared.test.global.headers,
     };
     for _ in 0..sc.repeat.max(1) {
         for (i, step) in sc.steps.iter().enumerate() {
@@ -57,7 +56,7 @@ pub async fn run_iteration(
                     let (sample, extracted) = http::send(
                         client,
                         &target,
-                        (h, shared.prepared[id].as_ref()),
+                        (h, shared.prepared[id].as_ref(), &shared.compiled[id]),
                         id,
                         vars,
                         origin.take(),

@@ -35,7 +35,7 @@ pub fn check_labels(test: &crate::config::TestFile) -> Vec<Vec<String>> {
         .flat_map(|s| s.steps.iter())
         .filter_map(|st| match st {
             crate::config::Step::Http(h) => {
-                Some(h.checks.iter().map(crate::engine::checks::label).collect())
+                Some(h.checks.iter().map(crate::config::Check::label).collect())
             }
             _ => None,
         })

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 /// Why a call was refused.
 #[derive(Debug, Error, PartialEq)]
@@ -30,11 +30,17 @@ pub enum SlotError {
     #[error("no run `{0}` here (prepare it first)")]
     Unknown(String),
     #[error("the test was refused: {0}")]
-    BadTest(String),
+    BadTest(#[from] crate::config::Invalid),
     #[error("run `{0}` has not finished yet")]
     NotFinished(String),
     #[error("run `{0}` is not running, so it cannot take more load")]
     NotRunning(String),
+    #[error("target `{0}` cannot be checked against --allow-target")]
+    UncheckableTarget(String),
+    #[error("target `{0}` is not in this worker's --allow-target list")]
+    TargetNotAllowed(String),
+    #[error("`start_at_ms` must be ms since the epoch, at most 365 days from now, got {0}")]
+    BadStart(f64),
 }
 
 struct Run {
@@ -99,6 +105,9 @@ impl Run {
 #[derive(Clone, Default)]
 pub struct Slot {
     run: Arc<Mutex<Option<Run>>>,
+    /// Added to this machine's clock wherever the worker reads it (tests only: a worker with a
+    /// deliberately wrong clock, to show the controller's offset compensation at work).
+    clock_offset_ms: f64,
     /// Hosts tests may target (`host` or `host:port`); empty allows any.
     allow_targets: Arc<Vec<String>>,
     /// When a controller last pulled metrics (Unix ms), to see from outside who is driving.
@@ -108,10 +117,21 @@ pub struct Slot {
 impl Slot {
     /// A slot that refuses tests aiming outside `allow_targets` (empty allows any).
     pub fn new(allow_targets: Vec<String>) -> Self {
+        Self::with_clock_offset(allow_targets, 0.0)
+    }
+
+    /// Like [`Slot::new`], on a clock `offset_ms` off this machine's (tests only).
+    pub fn with_clock_offset(allow_targets: Vec<String>, offset_ms: f64) -> Self {
         Self {
+            clock_offset_ms: offset_ms,
             allow_targets: Arc::new(allow_targets),
             ..Default::default()
         }
+    }
+
+    /// This worker's clock: ms since the epoch with µs precision (plus the test-only offset).
+    pub fn now_ms(&self) -> f64 {
+        crate::time::precise_now_ms() + self.clock_offset_ms
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Run>> {
@@ -126,24 +146,19 @@ impl Slot {
                 return Ok(run.phase);
             }
             if run.is_active() {
-                warn!(run_id = %req.run_id, active = %run.id, "prepare refused: busy with another run");
                 return Err(SlotError::Busy {
                     active: run.id.clone(),
                     requested: req.run_id,
                 });
             }
         }
-        let checked = crate::config::check(&req.test)
-            .and_then(|_| check_targets(&req.test, &self.allow_targets));
-        if let Err(why) = checked {
-            warn!(run_id = %req.run_id, "prepare refused: {why}");
-            return Err(SlotError::BadTest(why));
-        }
+        crate::config::check(&req.test)?;
+        check_targets(&req.test, &self.allow_targets)?;
         let steps = engine::step_names(&req.test).len();
         info!(run_id = %req.run_id, test = %req.test.name, "run prepared");
         *guard = Some(Run {
             id: req.run_id,
-            test: Arc::new(req.test),
+            test: Arc::new(with_worker_header(req.test, req.worker.as_deref())),
             phase: WorkerPhase::Prepared,
             started_at_ms: None,
             started: None,
@@ -177,9 +192,10 @@ impl Slot {
         if run.phase != WorkerPhase::Prepared {
             return Ok(run.phase);
         }
+        let at = req.start_at_ms.unwrap_or(0.0);
+        check_start_at(at, self.now_ms())?;
         run.phase = WorkerPhase::Scheduled;
         run.engines = 1;
-        let at = req.start_at_ms.unwrap_or(0.0);
         info!(run_id = %run.id, start_at_ms = at, "run scheduled");
         let (live_tx, live_rx) = watch::channel(Live::default());
         run.lives.push(live_rx);
@@ -207,21 +223,23 @@ impl Slot {
         if !run.is_active() {
             return Err(SlotError::NotRunning(req.run_id));
         }
-        crate::config::check(&req.test).map_err(SlotError::BadTest)?;
-        check_targets(&req.test, &self.allow_targets).map_err(SlotError::BadTest)?;
+        crate::config::check(&req.test)?;
+        check_targets(&req.test, &self.allow_targets)?;
         if engine::step_names(&req.test) != engine::step_names(&run.test) {
-            return Err(SlotError::BadTest(
+            return Err(SlotError::BadTest(crate::config::Invalid(
                 "extra load must run the same steps as the run".into(),
-            ));
+            )));
         }
         info!(run_id = %run.id, scale_id = %req.scale_id, "extra load added");
         run.scales.insert(req.scale_id);
         run.engines += 1;
         let (live_tx, live_rx) = watch::channel(Live::default());
         run.lives.push(live_rx);
+        // The extra load is named like the run's own.
+        let name = run.test.global.headers.get(api::WORKER_HEADER).cloned();
         tokio::spawn(self.clone().execute(
             run.id.clone(),
-            Arc::new(req.test),
+            Arc::new(with_worker_header(req.test, name.as_deref())),
             run.stop.clone(),
             0.0,
             (live_tx, run.rendezvous.clone()),
@@ -238,7 +256,7 @@ impl Slot {
         (live, rendezvous): (watch::Sender<Live>, Arc<Rendezvous>),
     ) {
         tokio::select! {
-            _ = wait_until(at_ms) => {}
+            _ = wait_until(at_ms - self.clock_offset_ms) => {}
             _ = stop.cancelled() => {}
         }
         let offset_s = {
@@ -249,7 +267,7 @@ impl Slot {
             if run.started.is_none() && !stop.is_cancelled() {
                 info!(run_id = %id, "run started");
                 run.phase = WorkerPhase::Running;
-                run.started_at_ms = Some(crate::time::precise_now_ms());
+                run.started_at_ms = Some(self.now_ms());
                 run.started = Some(Instant::now());
             }
             run.started
@@ -414,7 +432,7 @@ impl Slot {
 
 /// Refuses a test that would send requests outside `allowed` (hosts or host:port). A URL still
 /// holding a template cannot be checked before it runs, so it is refused too.
-pub fn check_targets(test: &TestFile, allowed: &[String]) -> Result<(), String> {
+pub fn check_targets(test: &TestFile, allowed: &[String]) -> Result<(), SlotError> {
     if allowed.is_empty() {
         return Ok(());
     }
@@ -433,17 +451,38 @@ pub fn check_targets(test: &TestFile, allowed: &[String]) -> Result<(), String> 
         }
     }
     for u in urls {
-        let parsed = url::Url::parse(u)
-            .map_err(|_| format!("target `{u}` cannot be checked against --allow-target"))?;
+        let parsed = url::Url::parse(u).map_err(|_| SlotError::UncheckableTarget(u.to_string()))?;
         let host = parsed.host_str().unwrap_or("");
         let with_port = format!("{host}:{}", parsed.port_or_known_default().unwrap_or(0));
         if !allowed.iter().any(|a| a == host || *a == with_port) {
-            return Err(format!(
-                "target `{host}` is not in this worker's --allow-target list"
-            ));
+            return Err(SlotError::TargetNotAllowed(host.to_string()));
         }
     }
     Ok(())
+}
+
+/// Refuses a start instant that is not a finite time from the epoch or lies more than
+/// [`crate::config::duration::MAX`] (365 days) after `now_ms`: a controller never sends one, and waiting
+/// for it would panic (`1e300`) or keep the slot `Scheduled` for ever.
+fn check_start_at(at_ms: f64, now_ms: f64) -> Result<(), SlotError> {
+    let latest = now_ms + crate::config::duration::MAX.as_secs_f64() * 1000.0;
+    if at_ms.is_finite() && at_ms >= 0.0 && at_ms <= latest {
+        Ok(())
+    } else {
+        Err(SlotError::BadStart(at_ms))
+    }
+}
+
+/// Names this worker on every load request of the run (see [`api::WORKER_HEADER`]), unless the
+/// test sets that header itself.
+fn with_worker_header(mut test: TestFile, worker: Option<&str>) -> TestFile {
+    if let Some(name) = worker {
+        test.global
+            .headers
+            .entry(api::WORKER_HEADER.to_string())
+            .or_insert_with(|| name.to_string());
+    }
+    test
 }
 
 /// How early the timer wakes before a start instant; the rest is waited by yielding, because
@@ -455,9 +494,56 @@ const START_SPIN_MS: f64 = 2.0;
 async fn wait_until(at_ms: f64) {
     let early = at_ms - crate::time::precise_now_ms() - START_SPIN_MS;
     if early > 0.0 {
-        tokio::time::sleep(Duration::from_secs_f64(early / 1000.0)).await;
+        // `check_start_at` bounds `at_ms`; the fallback only keeps a bad value from panicking here.
+        let early = Duration::try_from_secs_f64(early / 1000.0).unwrap_or(Duration::ZERO);
+        tokio::time::sleep(early).await;
     }
     while crate::time::precise_now_ms() < at_ms {
         tokio::task::yield_now().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_absurd_start_instant_is_refused_and_the_run_stays_prepared() {
+        let slot = Slot::new(Vec::new());
+        let test = crate::config::from_str(
+            "name: t\nload:\n  pattern: basic\n  virtual_users: 1\n  duration: 1s\n\
+             scenarios:\n  - name: s\n    steps:\n      - url: http://127.0.0.1:9/\n",
+        )
+        .expect("a valid test");
+        let prepare = api::Prepare {
+            run_id: "r".into(),
+            test,
+            worker: None,
+        };
+        assert_eq!(slot.prepare(prepare).unwrap(), WorkerPhase::Prepared);
+        let now = crate::time::precise_now_ms();
+        for at in [
+            1e300,
+            f64::INFINITY,
+            f64::NAN,
+            -1.0,
+            now + 366.0 * 86_400_000.0,
+        ] {
+            let start = api::Start {
+                run_id: "r".into(),
+                start_at_ms: Some(at),
+            };
+            let e = slot.start(start).unwrap_err().to_string();
+            assert!(e.contains("start_at_ms"), "{at}: {e}");
+        }
+        let start = api::Start {
+            run_id: "r".into(),
+            start_at_ms: Some(now + 60_000.0),
+        };
+        assert_eq!(slot.start(start).unwrap(), WorkerPhase::Scheduled);
+        assert!(
+            check_start_at(0.0, now).is_ok(),
+            "a past instant starts at once"
+        );
     }
 }

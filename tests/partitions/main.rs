@@ -461,7 +461,7 @@ fn a_leader_cut_from_both_followers_is_replaced_cannot_commit_and_nothing_is_los
     );
     eprintln!(
         "figures: a write to the old leader during the partition got {:?}",
-        answer.as_ref().map(|(c, _)| *c).map_err(|e| e.kind())
+        answer.as_ref().map(|(c, _)| *c).map_err(|e| e.to_string())
     );
     if let Ok((code, body)) = &answer {
         assert_ne!(

@@ -1,19 +1,56 @@
-//! Test harness: starts the real `perfornium` binary as child processes on 127.0.0.1 with ports
-//! chosen by the OS, waits for readiness by reading the address a server prints and polling it, and
-//! kills every child on drop.
-#![allow(dead_code)]
+//! Test harness shared by every test binary: starts the real `perfornium` binary as child processes
+//! on 127.0.0.1 with ports chosen by the OS, waits for readiness by reading the address a server
+//! prints and polling it, awaits every child with a deadline, and kills every child on drop.
+//!
+//! - [`Proc`]: a child whose stderr is drained by a thread (a chatty child never blocks on a full
+//!   pipe) and whose last lines are kept for panic messages ([`Proc::stderr_tail`]);
+//! - [`http`]: a blocking HTTP client (ureq) that returns (status, body) for any status;
+//! - [`yaml`]: the one builder of test files aimed at the mock;
+//! - [`cluster`]: three master replicas, and submitting to them.
+#![allow(dead_code, unused_imports)]
 
-use std::io::{BufRead, BufReader};
+pub mod cluster;
+pub mod http;
+pub mod yaml;
+
+pub use cluster::Cluster;
+pub use http::{call, call_within, get_json, get_json_within, http_get};
+pub use yaml::{yaml, Yaml};
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_perfornium");
 
-/// A child process killed when dropped.
+/// How many stderr lines a server keeps for panic messages.
+const TAIL: usize = 200;
+
+/// How long [`run`] lets a command take before it is killed.
+pub const RUN_DEADLINE: Duration = Duration::from_secs(90);
+
+/// How long the pipes of an exited child may stay open before its output is taken as it is.
+const READERS_GRACE: Duration = Duration::from_secs(5);
+
+/// A child's stderr lines, with when each arrived; only the last `keep` are kept.
+struct Lines {
+    lines: VecDeque<(Instant, String)>,
+    keep: usize,
+}
+
+/// A child process, killed when dropped. Its stderr is read by a thread as it comes.
 pub struct Proc {
     pub child: Child,
+    /// The address a server printed (`host:port`); empty for commands that do not listen.
     pub addr: String,
+    what: String,
+    stderr: Arc<Mutex<Lines>>,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    readers: Vec<JoinHandle<()>>,
 }
 
 impl Drop for Proc {
@@ -23,71 +60,263 @@ impl Drop for Proc {
     }
 }
 
+/// The `host:port` in a line such as `worker listening on http://127.0.0.1:4100 (open)`, taken
+/// only from a line that says "listening on" (log lines before it are skipped); it ends at a space,
+/// quote, comma, slash or terminal escape (a log formatter may colour what follows).
+fn listening_addr(line: &str) -> Option<String> {
+    let rest = &line[line.find("listening on")? + "listening on".len()..];
+    let url = &rest[rest.find("://")? + 3..];
+    let addr = url
+        .split(|c: char| c.is_whitespace() || "\"',/\x1b".contains(c))
+        .next()?;
+    (!addr.is_empty()).then(|| addr.to_string())
+}
+
+/// Starts `cmd` with stderr piped and drained by a thread that keeps the last `keep` lines and
+/// sends the first "listening on" address to `on_addr`. Stdout is read by a thread when
+/// `capture_stdout`, else discarded.
+fn spawn_cmd(
+    mut cmd: Command,
+    keep: usize,
+    capture_stdout: bool,
+    on_addr: Option<mpsc::Sender<String>>,
+) -> Proc {
+    let program = Path::new(cmd.get_program());
+    let what = format!(
+        "{} {}",
+        program
+            .file_name()
+            .unwrap_or(program.as_os_str())
+            .to_string_lossy(),
+        cmd.get_args()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    cmd.stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .stdout(if capture_stdout {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+    let lines = Arc::new(Mutex::new(Lines {
+        lines: VecDeque::new(),
+        keep,
+    }));
+    let pipe = child.stderr.take().expect("piped stderr");
+    let sink = lines.clone();
+    let stderr_reader = std::thread::spawn(move || {
+        let mut on_addr = on_addr;
+        let mut reader = BufReader::new(pipe);
+        let mut buf = Vec::new();
+        while reader.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
+            let line = String::from_utf8_lossy(&buf)
+                .trim_end_matches(['\n', '\r'])
+                .to_string();
+            buf.clear();
+            if let Some(addr) = on_addr.as_ref().and_then(|_| listening_addr(&line)) {
+                let _ = on_addr.take().expect("checked").send(addr);
+            }
+            let mut l = sink.lock().unwrap();
+            l.lines.push_back((Instant::now(), line));
+            if l.lines.len() > l.keep {
+                l.lines.pop_front();
+            }
+        }
+    });
+    let mut readers = vec![stderr_reader];
+    let stdout = Arc::new(Mutex::new(Vec::new()));
+    if let Some(mut pipe) = child.stdout.take() {
+        let sink = stdout.clone();
+        readers.push(std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        }));
+    }
+    Proc {
+        child,
+        addr: String::new(),
+        what,
+        stderr: lines,
+        stdout,
+        readers,
+    }
+}
+
+impl Proc {
+    /// The last lines the process wrote on stderr (up to 200 for a server, all for a command).
+    pub fn stderr_tail(&self) -> String {
+        let l = self.stderr.lock().unwrap();
+        let mut text = String::new();
+        for (_, line) in &l.lines {
+            text.push_str(line);
+            text.push('\n');
+        }
+        text
+    }
+
+    /// When a stderr line containing `needle` first arrived (among the lines kept).
+    pub fn stderr_line_at(&self, needle: &str) -> Option<Instant> {
+        let l = self.stderr.lock().unwrap();
+        l.lines
+            .iter()
+            .find(|(_, line)| line.contains(needle))
+            .map(|(t, _)| *t)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILLs the process and reaps it.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("kill");
+        let _ = self.child.wait();
+    }
+
+    /// Waits up to `deadline` for the process to exit; if it is still running then, kills it and
+    /// panics with its stderr.
+    pub fn wait_with_deadline(mut self, deadline: Duration) -> Output {
+        let status = self.exit_within(deadline).unwrap_or_else(|| {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            self.join_readers();
+            panic!(
+                "`{}` still running after {deadline:?}: killed. Its stderr:\n{}",
+                self.what,
+                self.stderr_tail()
+            )
+        });
+        let stdout = self.join_readers();
+        Output {
+            status,
+            stdout,
+            stderr: self.stderr_tail().into_bytes(),
+        }
+    }
+
+    /// Polls for the exit status for up to `deadline`.
+    pub fn exit_within(&mut self, deadline: Duration) -> Option<ExitStatus> {
+        let t = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                return Some(s);
+            }
+            if t.elapsed() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Lets the pipe readers reach EOF (the child has exited) and returns its stdout. A process
+    /// the child started may still hold the pipes open (chromium's helpers do), so this waits at
+    /// most a few seconds and then returns what was read.
+    fn join_readers(&mut self) -> Vec<u8> {
+        let t = Instant::now();
+        while !self.readers.iter().all(JoinHandle::is_finished) && t.elapsed() < READERS_GRACE {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for h in std::mem::take(&mut self.readers) {
+            if h.is_finished() {
+                let _ = h.join();
+            }
+        }
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Polls `http://ADDR{path}` until it answers 200; panics with the stderr tail if it never does
+    /// within 20 s or the process exits.
+    pub fn wait_ready(&mut self, path: &str) {
+        let url = format!("http://{}{path}", self.addr);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "`{}` exited ({status}) before {url} was ready. Its stderr:\n{}",
+                    self.what,
+                    self.stderr_tail()
+                );
+            }
+            if http_get(&url).is_ok_and(|(code, _)| code == 200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "{url} never became ready. `{}` stderr:\n{}",
+            self.what,
+            self.stderr_tail()
+        );
+    }
+}
+
 /// Starts `perfornium ARGS`, reads the `http://ADDR` it prints on stderr when listening, and polls
 /// `probe` (a path) until it answers 200.
 pub fn spawn_server(args: &[&str], probe: &str) -> Proc {
-    let proc = spawn_listening(args);
-    wait_ready(&format!("http://{}{probe}", proc.addr));
+    let mut proc = spawn_listening(args);
+    proc.wait_ready(probe);
     proc
 }
 
 /// Starts `perfornium ARGS` and waits until it prints the `http://ADDR` or `https://ADDR` it
 /// listens on (the caller probes readiness its own way, e.g. over TLS).
 pub fn spawn_listening(args: &[&str]) -> Proc {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn perfornium");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent {
-                if let Some(i) = line.find("://").filter(|_| line.contains("http")) {
-                    let addr = line[i + 3..]
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or("")
-                        .to_string();
-                    let _ = tx.send(addr);
-                    sent = true;
-                }
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("server printed its address");
-    Proc { child, addr }
+    try_spawn_listening(args).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Polls `url` until it answers 200 (a readiness probe, not a sleep).
-pub fn wait_ready(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(r) = ureq_get(url) {
-            if r.0 == 200 {
-                return;
-            }
+/// [`spawn_listening`] that returns the stderr of a process that exited (or did not say where it
+/// listens within 20 s) instead of panicking, so a caller can retry on a port taken meanwhile.
+pub fn try_spawn_listening(args: &[&str]) -> Result<Proc, String> {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    let (tx, rx) = mpsc::channel();
+    let mut proc = spawn_cmd(cmd, TAIL, false, Some(tx));
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(addr) => {
+            proc.addr = addr;
+            Ok(proc)
         }
-        std::thread::sleep(Duration::from_millis(20));
+        Err(_) => {
+            let _ = proc.child.kill();
+            let status = proc.child.wait();
+            proc.join_readers();
+            Err(format!(
+                "`{}` never said where it listens ({status:?}). Its stderr:\n{}",
+                proc.what,
+                proc.stderr_tail()
+            ))
+        }
     }
-    panic!("{url} never became ready");
 }
 
-/// A blocking GET (see [`call`]), so tests need no HTTP client runtime.
-pub fn ureq_get(url: &str) -> std::io::Result<(u16, String)> {
-    call("GET", url, None, None)
+/// Starts `cmd` (a command that runs to completion) with its stdout and all of its
+/// stderr captured; await it with [`Proc::wait_with_deadline`].
+pub fn start_cmd(cmd: Command) -> Proc {
+    spawn_cmd(cmd, usize::MAX, true, None)
+}
+
+/// [`start_cmd`] of `perfornium ARGS`.
+pub fn start(args: &[&str]) -> Proc {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    start_cmd(cmd)
+}
+
+/// Runs `perfornium ARGS` to completion and returns its output; killed, with a panic showing its
+/// stderr, if it runs longer than [`RUN_DEADLINE`].
+pub fn run(args: &[&str]) -> Output {
+    start(args).wait_with_deadline(RUN_DEADLINE)
 }
 
 /// The mock's `/__stats`.
 pub fn mock_stats(mock: &Proc) -> serde_json::Value {
-    let (_, body) = ureq_get(&format!("http://{}/__stats", mock.addr)).expect("stats");
-    serde_json::from_str(&body).expect("stats JSON")
+    get_json(&format!("http://{}/__stats", mock.addr))
+        .unwrap_or_else(|| panic!("the mock's /__stats; its stderr:\n{}", mock.stderr_tail()))
 }
 
 /// Starts `perfornium mock` on a free port; probed on `/__stats`, which the mock does not count.
@@ -96,15 +325,6 @@ pub fn mock(delay_ms: u64) -> Proc {
         &["mock", "--port", "0", "--delay", &format!("{delay_ms}ms")],
         "/__stats",
     )
-}
-
-/// Runs `perfornium ARGS` to completion (bounded by the test's own durations) and returns its output.
-pub fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run perfornium")
 }
 
 /// Writes `text` as `name` in `dir` and returns its path as a string.
@@ -129,23 +349,75 @@ pub fn worker(token: Option<&str>) -> Proc {
     spawn_server(&args, "/health")
 }
 
+/// `GET /status` of a worker as JSON (`Null` if it does not answer).
+pub fn worker_status(w: &Proc) -> serde_json::Value {
+    get_json(&format!("http://{}/status", w.addr)).unwrap_or_default()
+}
+
+/// Waits until worker `w` reports its run as running.
+pub fn wait_running(w: &Proc, secs: u64) {
+    assert!(
+        wait_for(secs, || worker_status(w)["phase"] == "running"),
+        "worker {} never ran; its stderr:\n{}",
+        w.addr,
+        w.stderr_tail()
+    );
+}
+
+/// Waits until a controller has pulled from worker `w` after its first one-second batch closed
+/// (`last_poll_ms` past `started_at_ms` + 1.1 s, both on the worker's clock), so that batches of
+/// its were merged before a test kills or freezes it.
+pub fn wait_pulled(w: &Proc, secs: u64) {
+    let pulled = || {
+        let v = worker_status(w);
+        let first_closed = v["started_at_ms"].as_f64().unwrap_or(f64::MAX) + 1100.0;
+        v["last_poll_ms"].as_f64().unwrap_or(0.0) > first_closed
+    };
+    assert!(
+        wait_for(secs, pulled),
+        "no controller pulled a closed batch from worker {}: {}\n{}",
+        w.addr,
+        worker_status(w),
+        w.stderr_tail()
+    );
+}
+
+/// Masters must know their own and each other's addresses before they start, so their ports are
+/// picked with [`free_port`]; another process can take one meanwhile. This many attempts are made.
+pub const PORT_ATTEMPTS: usize = 3;
+
+/// Whether a failed start was a port taken between [`free_port`] and the bind.
+pub fn port_taken(stderr: &str) -> bool {
+    stderr.contains("in use")
+}
+
 /// A one-replica `perfornium master` on a free port over `data` (it elects itself).
 pub fn one_replica_master(data: &Path) -> Proc {
-    let listen = format!("127.0.0.1:{}", free_port());
-    spawn_server(
-        &[
+    let mut last = String::new();
+    for _ in 0..PORT_ATTEMPTS {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let peers = format!("1={listen}");
+        let args = [
             "master",
             "--id",
             "1",
             "--listen",
             &listen,
             "--peers",
-            &format!("1={listen}"),
+            &peers,
             "--data",
             data.to_str().expect("a UTF-8 path"),
-        ],
-        "/health",
-    )
+        ];
+        match try_spawn_listening(&args) {
+            Ok(mut m) => {
+                m.wait_ready("/health");
+                return m;
+            }
+            Err(e) if port_taken(&e) => last = e,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("{last}")
 }
 
 /// `h:p,h:p` for `-w`.
@@ -155,56 +427,6 @@ pub fn worker_list(workers: &[&Proc]) -> String {
         .map(|w| w.addr.clone())
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// A blocking HTTP call with a method, optional bearer token and JSON body; returns (status, body).
-pub fn call(
-    method: &str,
-    url: &str,
-    token: Option<&str>,
-    body: Option<&str>,
-) -> std::io::Result<(u16, String)> {
-    call_within(method, url, token, body, Duration::from_secs(10))
-}
-
-/// [`call`] that gives up after `timeout` (a stopped process accepts connections but never answers).
-pub fn call_within(
-    method: &str,
-    url: &str,
-    token: Option<&str>,
-    body: Option<&str>,
-    timeout: Duration,
-) -> std::io::Result<(u16, String)> {
-    use std::io::{Read, Write};
-    let rest = url.strip_prefix("http://").expect("http url");
-    let (host, path) = rest
-        .split_once('/')
-        .map(|(h, p)| (h, format!("/{p}")))
-        .unwrap_or((rest, "/".into()));
-    let addr: std::net::SocketAddr = host.parse().expect("tests call numeric addresses");
-    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)?;
-    s.set_read_timeout(Some(timeout))?;
-    let body = body.unwrap_or("");
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf)?;
-    let status = buf
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = buf
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
 }
 
 /// Polls `cond` every 50 ms until it holds or `secs` pass.
@@ -220,7 +442,8 @@ pub fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 /// A port the OS says is free right now (bound, read, released). Masters must know each other's
-/// addresses before they start, so this is the one place a port is chosen before the server binds.
+/// addresses before they start, so this is the one place a port is chosen before the server binds
+/// (callers retry on "address in use", see [`PORT_ATTEMPTS`]).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
@@ -229,142 +452,76 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Three `perfornium master` replicas on loopback, each with its own data directory.
-pub struct Cluster {
-    pub addrs: Vec<String>,
-    pub dir: tempfile::TempDir,
-    pub procs: Vec<Option<Proc>>,
-    /// Extra arguments every replica gets (e.g. `--token T`).
-    pub extra: Vec<String>,
-    /// The token to read replicas with, when they need one.
-    pub token: Option<String>,
+/// Milliseconds since the Unix epoch (the clock workers report `last_poll_ms` in).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64
 }
 
-impl Cluster {
-    /// Starts three replicas and waits until they agree on a leader.
-    pub fn start() -> Cluster {
-        Cluster::start_with(None)
+#[test]
+fn the_listening_address_is_read_only_from_its_line() {
+    assert_eq!(listening_addr("INFO starting up on http://x"), None);
+    assert_eq!(
+        listening_addr("worker listening on http://127.0.0.1:4100 (open)").as_deref(),
+        Some("127.0.0.1:4100")
+    );
+    let traced = "2026-01-01T00:00:00Z  INFO perfornium: master 1 listening on \
+                  https://127.0.0.1:7000 (data /d)";
+    assert_eq!(listening_addr(traced).as_deref(), Some("127.0.0.1:7000"));
+    assert_eq!(
+        listening_addr("INFO mock listening on http://127.0.0.1:9/").as_deref(),
+        Some("127.0.0.1:9")
+    );
+    assert_eq!(
+        listening_addr("\x1b[32mINFO\x1b[0m listening on http://127.0.0.1:9\x1b[0m").as_deref(),
+        Some("127.0.0.1:9")
+    );
+}
+
+/// SIGSTOPs a process until dropped (or [`Frozen::thaw`]), so a failing test leaves none stopped.
+pub struct Frozen(u32);
+
+impl Frozen {
+    pub fn new(p: &Proc) -> Frozen {
+        signal("-STOP", p.child.id());
+        Frozen(p.child.id())
     }
 
-    /// Like [`Cluster::start`], every replica guarded by `token`.
-    pub fn start_with(token: Option<&str>) -> Cluster {
-        let addrs: Vec<String> = (0..3)
-            .map(|_| format!("127.0.0.1:{}", free_port()))
-            .collect();
-        let extra = token
-            .map(|t| vec!["--token".to_string(), t.to_string()])
-            .unwrap_or_default();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut c = Cluster {
-            addrs,
-            dir,
-            procs: vec![None, None, None],
-            extra,
-            token: token.map(String::from),
-        };
-        for i in 0..3 {
-            c.start_node(i);
-        }
-        c.wait_leader(20).expect("a leader within 20 s");
-        c
-    }
+    /// SIGCONTs the process now.
+    pub fn thaw(self) {}
+}
 
-    /// `1=h:p,2=h:p,3=h:p`.
-    pub fn peers(&self) -> String {
-        self.addrs
-            .iter()
-            .enumerate()
-            .map(|(i, a)| format!("{}={a}", i + 1))
-            .collect::<Vec<_>>()
-            .join(",")
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal("-CONT", self.0);
     }
+}
 
-    /// `--cluster` value.
-    pub fn list(&self) -> String {
-        self.addrs.join(",")
-    }
+/// Sends `sig` (e.g. `-STOP`) to `pid` with kill(1).
+pub fn signal(sig: &str, pid: u32) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill runs")
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
 
-    /// Replica `i`'s data directory (0-based; node id i+1).
-    pub fn data_dir(&self, i: usize) -> std::path::PathBuf {
-        self.dir.path().join(format!("m{}", i + 1))
-    }
-
-    /// The `perfornium` arguments that start replica `i` from its directory.
-    pub fn node_args(&self, i: usize) -> Vec<String> {
-        let mut args: Vec<String> = [
-            "master",
-            "--id",
-            &(i + 1).to_string(),
-            "--listen",
-            &self.addrs[i],
-            "--peers",
-            &self.peers(),
-            "--data",
-            self.data_dir(i).to_str().unwrap(),
-        ]
-        .map(String::from)
-        .to_vec();
-        args.extend(self.extra.iter().cloned());
-        args
-    }
-
-    /// (Re)starts replica `i` from its directory.
-    pub fn start_node(&mut self, i: usize) {
-        let args = self.node_args(i);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.procs[i] = Some(spawn_server(&args, "/health"));
-    }
-
-    /// SIGKILLs replica `i`.
-    pub fn kill(&mut self, i: usize) {
-        if let Some(mut p) = self.procs[i].take() {
-            p.child.kill().expect("kill");
-            let _ = p.child.wait();
-        }
-    }
-
-    /// `GET path` of replica `i` as JSON, if it is running and answers 200.
-    fn get_json(&self, i: usize, path: &str) -> Option<serde_json::Value> {
-        self.procs[i].as_ref()?;
-        let url = format!("http://{}{path}", self.addrs[i]);
-        let (code, body) = call("GET", &url, self.token.as_deref(), None).ok()?;
-        (code == 200)
-            .then(|| serde_json::from_str(&body).ok())
-            .flatten()
-    }
-
-    /// `GET /cluster` of replica `i`.
-    pub fn view(&self, i: usize) -> Option<serde_json::Value> {
-        self.get_json(i, "/cluster")
-    }
-
-    /// The leader's index once every live replica names the same leader and it says it leads.
-    pub fn leader(&self) -> Option<usize> {
-        let views: Vec<serde_json::Value> = (0..3).filter_map(|i| self.view(i)).collect();
-        let live = self.procs.iter().filter(|p| p.is_some()).count();
-        if views.len() < live || views.is_empty() {
-            return None;
-        }
-        let id = views[0]["leader_id"].as_u64()?;
-        if !views.iter().all(|v| v["leader_id"].as_u64() == Some(id)) {
-            return None;
-        }
-        let i = id as usize - 1;
-        (self.view(i)?["role"] == "leader").then_some(i)
-    }
-
-    /// Waits up to `secs` for an agreed leader.
-    pub fn wait_leader(&self, secs: u64) -> Option<usize> {
-        let mut found = None;
-        wait_for(secs, || {
-            found = self.leader();
-            found.is_some()
-        });
-        found
-    }
-
-    /// `GET /runs/{id}` from replica `i`.
-    pub fn run(&self, i: usize, id: &str) -> Option<serde_json::Value> {
-        self.get_json(i, &format!("/runs/{id}"))
-    }
+/// "N cores (CPU model)" of this host, for benchmark result files.
+pub fn host_facts() -> String {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{cores} cores ({cpu})")
 }

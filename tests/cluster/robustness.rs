@@ -13,11 +13,10 @@
 //!
 //! `ROBUSTNESS_ROUNDS=N` repeats the partition and worker rounds (CI runs one); the figures in
 //! `bench/results/robustness.md` come from
-//! `ROBUSTNESS_ROUNDS=5 cargo test --test robustness -- --nocapture --test-threads 1`.
+//! `ROBUSTNESS_ROUNDS=5 cargo test --test cluster robustness -- --nocapture --test-threads 1`.
 
-mod support;
+use crate::support::*;
 use std::time::{Duration, Instant};
-use support::*;
 
 fn rounds() -> usize {
     std::env::var("ROBUSTNESS_ROUNDS")
@@ -26,46 +25,13 @@ fn rounds() -> usize {
         .unwrap_or(1)
 }
 
-/// SIGSTOPs a process until dropped (or [`Frozen::thaw`]), so a failing test leaves none stopped.
-struct Frozen(u32);
-
-impl Frozen {
-    fn new(p: &Proc) -> Frozen {
-        signal("-STOP", p.child.id());
-        Frozen(p.child.id())
-    }
-
-    fn thaw(self) {}
-}
-
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        signal("-CONT", self.0);
-    }
-}
-
-fn signal(sig: &str, pid: u32) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .expect("kill runs")
-        .success();
-    assert!(ok, "kill {sig} {pid}");
-}
-
 /// `GET path` of a replica, giving up after a second (a frozen one never answers).
 fn get(addr: &str, path: &str) -> Option<serde_json::Value> {
-    let (code, body) = call_within(
-        "GET",
+    get_json_within(
         &format!("http://{addr}{path}"),
-        None,
         None,
         Duration::from_secs(1),
     )
-    .ok()?;
-    (code == 200)
-        .then(|| serde_json::from_str(&body).ok())
-        .flatten()
 }
 
 /// The leader index that every replica in `live` names and that says it leads.
@@ -97,43 +63,17 @@ fn wait_agreed(c: &Cluster, live: &[usize], secs: u64) -> usize {
 
 /// The body of `POST /runs` for `load` against the mock on `workers`.
 fn run_body(mock: &Proc, workers: &[&Proc], load: &str) -> String {
-    let yaml = format!(
-        "name: robust\nglobal:\n  base_url: \"http://{}\"\n  timeout: 5000\nload:\n{load}\nscenarios:\n  - name: s\n    steps:\n      - name: list\n        path: /users\n",
-        mock.addr
-    );
-    serde_json::json!({
-        "test_yaml": yaml,
-        "workers": workers.iter().map(|w| {
-            let (host, port) = w.addr.split_once(':').unwrap();
-            serde_json::json!({"host": host, "port": port.parse::<u16>().unwrap()})
-        }).collect::<Vec<_>>(),
-        "strategy": "even",
-    })
-    .to_string()
+    yaml(mock).name("robust").load(load).submit_body(workers)
 }
 
 /// A run long enough to be in flight when a replica is frozen.
-const LONG: &str = "  pattern: basic\n  virtual_users: 4\n  duration: 5s";
+const LONG: &str = "pattern: basic, virtual_users: 4, duration: 5s";
 /// A run that completes in well under a second.
-const SHORT: &str = "  pattern: basic\n  virtual_users: 2\n  iterations: 25";
+const SHORT: &str = "pattern: basic, virtual_users: 2, iterations: 25";
 
 /// Submits to replica `leader`, which must acknowledge (201); returns the run id.
 fn submit(c: &Cluster, leader: usize, mock: &Proc, workers: &[&Proc], load: &str) -> String {
-    let url = format!("http://{}/runs", c.addrs[leader]);
-    let (code, resp) = call("POST", &url, None, Some(&run_body(mock, workers, load))).unwrap();
-    assert_eq!(code, 201, "{resp}");
-    let v: serde_json::Value = serde_json::from_str(&resp).unwrap();
-    v["run_id"].as_str().unwrap().to_string()
-}
-
-fn wait_phase(c: &Cluster, live: &[usize], id: &str, phase: &str, secs: u64) {
-    let path = format!("/runs/{id}");
-    assert!(
-        wait_for(secs, || live.iter().any(
-            |&i| get(&c.addrs[i], &path).is_some_and(|v| v["phase"] == phase)
-        )),
-        "run {id} did not reach {phase} within {secs} s"
-    );
+    c.submit(leader, &run_body(mock, workers, load))
 }
 
 /// What must be identical on every replica once healed: the last applied entry, the run list, and
@@ -190,7 +130,7 @@ fn partition_round(c: &Cluster, mock: &Proc, workers: &[&Proc], freeze_leader: b
     let leader = wait_agreed(c, &all, 20);
     let before = mock_stats(mock)["total"].as_u64().unwrap();
     let mut acknowledged = vec![submit(c, leader, mock, workers, LONG)];
-    wait_phase(c, &all, &acknowledged[0], "started", 20);
+    c.wait_phase(&all, &acknowledged[0], "started", 20);
     let victim = if freeze_leader {
         leader
     } else {
@@ -202,10 +142,10 @@ fn partition_round(c: &Cluster, mock: &Proc, workers: &[&Proc], freeze_leader: b
     let new_leader = wait_agreed(c, &live, 20);
     let elected = freeze_leader.then(|| t.elapsed());
     assert_ne!(new_leader, victim);
-    wait_phase(c, &live, &acknowledged[0], "finished", 40);
+    c.wait_phase(&live, &acknowledged[0], "finished", 40);
     // A write acknowledged and completed entirely during the partition.
     let during = submit(c, new_leader, mock, workers, SHORT);
-    wait_phase(c, &live, &during, "finished", 20);
+    c.wait_phase(&live, &during, "finished", 20);
     acknowledged.push(during);
     // Frozen past the election timeout (500–1000 ms) whichever it was.
     assert!(t.elapsed() > Duration::from_secs(2));
@@ -241,7 +181,7 @@ fn partition_round(c: &Cluster, mock: &Proc, workers: &[&Proc], freeze_leader: b
         if code == 201 {
             let v: serde_json::Value = serde_json::from_str(&resp).unwrap();
             let id = v["run_id"].as_str().unwrap().to_string();
-            wait_phase(c, &all, &id, "finished", 20);
+            c.wait_phase(&all, &id, "finished", 20);
             acknowledged.push(id);
         } else {
             assert!(
@@ -343,13 +283,11 @@ fn a_frozen_replica_rejoins_without_a_split_brain() {
     assert!(!attempt.answered_health, "it never answered /health");
     assert!(attempt.took < Duration::from_secs(5), "{:?}", attempt.took);
     let live: Vec<usize> = (0..3).filter(|&i| i != victim).collect();
-    assert_eq!(
-        wait_agreed(&c, &live, 20),
-        leader,
-        "the leader kept its place"
-    );
+    // The other two agree on a leader among them (usually the same one; a heartbeat stalled past
+    // the election timeout on a loaded machine may legitimately elect again) and go on serving.
+    let leader = wait_agreed(&c, &live, 20);
     let after = submit(&c, leader, &mock, &[&a, &b], SHORT);
-    wait_phase(&c, &live, &after, "finished", 20);
+    c.wait_phase(&live, &after, "finished", 20);
     wait_identical(&c, &live, 20);
     lines.push(format!(
         "member {} restarted with its db truncated to half: refused after {:.2} s; the other two \
@@ -376,7 +314,6 @@ struct WorkerRound {
 /// Runs `perfornium distributed` on two workers and freezes the second mid-run; with
 /// `redistribute`, its share goes to the survivor, otherwise the run goes on without it.
 fn frozen_worker_round(redistribute: bool) -> WorkerRound {
-    use std::io::{BufRead, BufReader};
     let mock = mock(2);
     let (a, b) = (worker(None), worker(None));
     let dir = tempfile::tempdir().unwrap();
@@ -385,64 +322,43 @@ fn frozen_worker_round(redistribute: bool) -> WorkerRound {
     } else {
         ""
     };
-    let file = write(
-        dir.path(),
-        "t.yaml",
-        &format!(
-            "name: hang\nglobal:\n  base_url: \"http://{}\"\n  timeout: 5000\nload:\n  pattern: basic\n  virtual_users: 4\n  duration: 6s\nscenarios:\n  - name: s\n    steps:\n      - name: list\n        path: /users\ndistributed:\n  orchestration:\n    heartbeat_interval: 1s\n    failure_handling:\n      worker_failure_threshold: 50\n      continue_on_partial_failure: true\n  fault_tolerance:\n    worker_failures:\n      detection_timeout: 2s\n{recovery}",
-            mock.addr
-        ),
-    );
+    let file = yaml(&mock)
+        .name("hang")
+        .load("pattern: basic, virtual_users: 4, duration: 6s")
+        .extra(&format!("distributed:\n  orchestration:\n    heartbeat_interval: 1s\n    failure_handling:\n      worker_failure_threshold: 50\n      continue_on_partial_failure: true\n  fault_tolerance:\n    worker_failures:\n      detection_timeout: 2s\n{recovery}"))
+        .write(dir.path());
     let out = dir.path().join("out");
-    let mut child = std::process::Command::new(BIN)
-        .args([
-            "distributed",
-            &file,
-            "-w",
-            &worker_list(&[&a, &b]),
-            "-s",
-            "even",
-            "--no-tui",
-        ])
-        .args(["-o", out.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Progress lines say "failed workers N" from the first save after the worker is marked.
-    let stderr = child.stderr.take().unwrap();
-    let (tx, failed_at) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("failed workers") {
-                let _ = tx.send(Instant::now());
-            }
-        }
-    });
-    let mut child = Proc {
-        child,
-        addr: String::new(),
-    };
+    let list = worker_list(&[&a, &b]);
+    let out_s = out.display().to_string();
+    let args = ["distributed", &file, "-w", &list, "-s", "even", "--no-tui"];
+    let mut child = start(&[&args[..], &["-o", &out_s]].concat());
     let status_b = || get(&b.addr, "/status");
     assert!(wait_for(20, || status_b()
         .and_then(|v| v["live"]["elapsed_s"].as_f64())
         .unwrap_or(0.0)
         >= 2.0));
+    // Freeze only once the controller has pulled a closed batch (the first closes a second after
+    // the start): on a loaded machine two seconds of run do not guarantee a pull, and the check
+    // that the frozen worker's pulled batches are kept then has nothing to look at.
+    wait_pulled(&b, 10);
     let run_id = status_b().unwrap()["run_id"].as_str().unwrap().to_string();
     let frozen = Frozen::new(&b);
     let t = Instant::now();
-    let status = loop {
-        if let Some(s) = child.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "the controller hangs on a frozen worker"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = child
+        .exit_within(Duration::from_secs(30))
+        .unwrap_or_else(|| {
+            panic!(
+                "the controller hangs on a frozen worker:\n{}",
+                child.stderr_tail()
+            )
+        });
+    // Progress lines say "failed workers N" from the first save after the worker is marked.
+    let mut failed_at = None;
+    wait_for(5, || {
+        failed_at = child.stderr_line_at("failed workers");
+        failed_at.is_some()
+    });
     let detected = failed_at
-        .recv_timeout(Duration::from_secs(5))
         .expect("a progress line names the failed worker")
         .duration_since(t);
     frozen.thaw();
@@ -632,55 +548,53 @@ struct Attempt {
 
 /// Starts `perfornium master ARGS` listening on `listen` and waits until it exits or `ready`
 /// holds: a refusal must be an exit with a non-zero status.
-fn attempt(
-    args: &[&str],
-    listen: &str,
-    log: &std::path::Path,
-    ready: impl Fn() -> bool,
-) -> Attempt {
-    let mut child = std::process::Command::new(BIN)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
+fn attempt(args: &[&str], listen: &str, ready: impl Fn() -> bool) -> Attempt {
+    let mut p = start(args);
+    p.addr = listen.to_string();
     let t = Instant::now();
     let mut answered_health = false;
     while t.elapsed() < Duration::from_secs(20) {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(!status.success(), "a refused start exits non-zero");
+        if p.child.try_wait().unwrap().is_some() {
+            let took = t.elapsed();
+            let out = p.wait_with_deadline(Duration::from_secs(5));
+            assert!(!out.status.success(), "a refused start exits non-zero");
             return Attempt {
-                refusal: Some(std::fs::read_to_string(log).unwrap()),
+                refusal: Some(String::from_utf8_lossy(&out.stderr).into_owned()),
                 serving: None,
                 answered_health,
-                took: t.elapsed(),
+                took,
             };
         }
         answered_health |= get(listen, "/health").is_some();
         if ready() {
             return Attempt {
                 refusal: None,
-                serving: Some(Proc {
-                    child,
-                    addr: listen.to_string(),
-                }),
+                serving: Some(p),
                 answered_health,
                 took: t.elapsed(),
             };
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = child.kill();
-    let _ = child.wait();
     panic!(
         "the master {args:?} neither served nor exited: {}",
-        std::fs::read_to_string(log).unwrap()
+        p.stderr_tail()
     );
 }
 
-/// Starts a one-replica master on `data`; it counts as serving once it lists its runs.
+/// Starts a one-replica master on `data`; it counts as serving once it lists its runs. Its port is
+/// chosen before it binds, so a start that failed because the port was taken meanwhile is retried.
 fn start_master(data: &std::path::Path) -> Attempt {
+    for _ in 1..PORT_ATTEMPTS {
+        let a = start_master_once(data);
+        if !a.refusal.as_deref().is_some_and(port_taken) {
+            return a;
+        }
+    }
+    start_master_once(data)
+}
+
+fn start_master_once(data: &std::path::Path) -> Attempt {
     let listen = format!("127.0.0.1:{}", free_port());
     let peers = format!("1={listen}");
     let args = [
@@ -694,7 +608,7 @@ fn start_master(data: &std::path::Path) -> Attempt {
         "--data",
         data.to_str().unwrap(),
     ];
-    attempt(&args, &listen, &data.with_extension("log"), || {
+    attempt(&args, &listen, || {
         get(&listen, "/runs").is_some_and(|r| r.as_array().is_some_and(|a| !a.is_empty()))
     })
 }
@@ -702,13 +616,10 @@ fn start_master(data: &std::path::Path) -> Attempt {
 /// Restarts member `i` of `c` from its directory, as [`Cluster::start_node`] does; it counts as
 /// serving once it answers `/health`.
 fn start_member(c: &Cluster, i: usize) -> Attempt {
-    let data = c.data_dir(i);
     let args = c.node_args(i);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let listen = c.addrs[i].clone();
-    attempt(&args, &listen, &data.with_extension("log"), || {
-        get(&listen, "/health").is_some()
-    })
+    attempt(&args, &listen, || get(&listen, "/health").is_some())
 }
 
 #[test]

@@ -1,29 +1,17 @@
 //! End-to-end tests of `perfornium run` and `validate`: the real binary against `perfornium mock`
 //! on a port from the OS, with the mock's own counts as the reference.
 
-mod support;
-use support::*;
-
-fn test_file(base: &str, load: &str, steps: &str, extra: &str) -> String {
-    format!("name: e2e\nglobal:\n  base_url: \"http://{base}\"\n  timeout: 5000\nload:\n{load}\nscenarios:\n  - name: s\n    steps:\n{steps}\n{extra}")
-}
+use crate::support::*;
 
 #[test]
 fn request_count_matches_the_servers_count() {
     let mock = mock(0);
     let dir = tempfile::tempdir().unwrap();
-    let steps =
-        "      - name: list\n        path: /users\n      - name: one\n        path: /users/2\n";
-    let file = write(
-        dir.path(),
-        "t.yaml",
-        &test_file(
-            &mock.addr,
-            "  pattern: basic\n  virtual_users: 4\n  iterations: 25",
-            steps,
-            "",
-        ),
-    );
+    let file = yaml(&mock)
+        .load("pattern: basic, virtual_users: 4, iterations: 25")
+        .step("{ name: list, path: /users }")
+        .step("{ name: one, path: /users/2 }")
+        .write(dir.path());
     let out = dir.path().join("out");
     let res = run(&["run", &file, "-o", out.to_str().unwrap()]);
     assert!(
@@ -49,17 +37,9 @@ fn request_count_matches_the_servers_count() {
 fn a_duration_run_also_matches_the_server_and_stops_on_time() {
     let mock = mock(1);
     let dir = tempfile::tempdir().unwrap();
-    let steps = "      - name: list\n        path: /users\n";
-    let file = write(
-        dir.path(),
-        "t.yaml",
-        &test_file(
-            &mock.addr,
-            "  pattern: basic\n  virtual_users: 8\n  ramp_up: 1s\n  duration: 2s",
-            steps,
-            "",
-        ),
-    );
+    let file = yaml(&mock)
+        .load("pattern: basic, virtual_users: 8, ramp_up: 1s, duration: 2s")
+        .write(dir.path());
     let out = dir.path().join("out");
     let started = std::time::Instant::now();
     let res = run(&["run", &file, "-o", out.to_str().unwrap()]);
@@ -79,17 +59,11 @@ fn failed_checks_and_5xx_are_counted_and_fail_thresholds() {
     let mock = mock(0);
     let dir = tempfile::tempdir().unwrap();
     let steps = "      - name: broken\n        path: /status/503\n        checks:\n          - { type: status, value: 200 }\n          - { type: text_contains, value: '503' }\n";
-    let thresholds = "thresholds:\n  - \"error_rate < 1%\"\n";
-    let file = write(
-        dir.path(),
-        "t.yaml",
-        &test_file(
-            &mock.addr,
-            "  pattern: basic\n  virtual_users: 2\n  iterations: 10",
-            steps,
-            thresholds,
-        ),
-    );
+    let file = yaml(&mock)
+        .load("pattern: basic, virtual_users: 2, iterations: 10")
+        .steps(steps)
+        .thresholds(&["error_rate < 1%"])
+        .write(dir.path());
     let out = dir.path().join("out");
     let res = run(&["run", &file, "-o", out.to_str().unwrap()]);
     assert_eq!(
@@ -118,16 +92,7 @@ fn an_extracted_value_is_sent_by_the_next_step() {
     let mock = mock(0);
     let dir = tempfile::tempdir().unwrap();
     let steps = "      - name: list\n        path: /users\n        extract:\n          - { name: mail, type: json_path, expression: '$.users[2].email' }\n      - name: use\n        path: /users/1\n        headers:\n          x-trace: \"{{mail}}\"\n";
-    let file = write(
-        dir.path(),
-        "t.yaml",
-        &test_file(
-            &mock.addr,
-            "  pattern: basic\n  virtual_users: 1\n  iterations: 1",
-            steps,
-            "",
-        ),
-    );
+    let file = yaml(&mock).steps(steps).write(dir.path());
     let res = run(&["run", &file]);
     assert!(res.status.success());
     assert_eq!(mock_stats(&mock)["last_x_trace"], "user3@example.com");
@@ -138,12 +103,10 @@ fn arrivals_that_find_every_vu_busy_are_counted_as_dropped() {
     let mock = mock(0);
     let dir = tempfile::tempdir().unwrap();
     let steps = "      - name: slow\n        path: /delay/300\n";
-    let load = "  pattern: arrivals\n  rate: 40\n  duration: 2s\n  max_virtual_users: 4";
-    let file = write(
-        dir.path(),
-        "t.yaml",
-        &test_file(&mock.addr, load, steps, ""),
-    );
+    let file = yaml(&mock)
+        .load("pattern: arrivals, rate: 40, duration: 2s, max_virtual_users: 4")
+        .steps(steps)
+        .write(dir.path());
     let out = dir.path().join("out");
     let res = run(&["run", &file, "-o", out.to_str().unwrap()]);
     assert!(
@@ -174,17 +137,11 @@ fn csv_rows_feed_the_requests() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "people.csv", "name,email\nA,a@x.io\nB,b@x.io\n");
     let steps = "      - name: create\n        method: POST\n        path: /users\n        json: { email: \"{{email}}\" }\n        checks:\n          - { type: status, value: 201 }\n          - { type: text_contains, value: \"{{email}}\" }\n";
-    let text = test_file(
-        &mock.addr,
-        "  pattern: basic\n  virtual_users: 2\n  iterations: 3",
-        steps,
-        "",
-    )
-    .replace(
-        "  - name: s\n",
-        "  - name: s\n    csv_data: { file: people.csv, mode: shared }\n",
-    );
-    let file = write(dir.path(), "t.yaml", &text);
+    let file = yaml(&mock)
+        .load("pattern: basic, virtual_users: 2, iterations: 3")
+        .csv("people.csv")
+        .steps(steps)
+        .write(dir.path());
     let out = dir.path().join("out");
     let res = run(&["run", &file, "-o", out.to_str().unwrap()]);
     assert!(

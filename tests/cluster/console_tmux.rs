@@ -3,9 +3,8 @@
 //! the screen to name the new leader while the request count keeps rising. tmux is required (`.ci/run`
 //! installs it).
 
-mod support;
+use crate::support::*;
 use std::process::Command;
-use support::*;
 
 struct Tmux(String);
 
@@ -46,11 +45,11 @@ fn the_console_follows_a_new_leader_in_a_real_terminal() {
     let mock = mock(2);
     let (a, b) = (worker(None), worker(None));
     let dir = tempfile::tempdir().unwrap();
-    let yaml = format!(
-        "name: tmux\nglobal:\n  base_url: \"http://{}\"\nload:\n  pattern: basic\n  virtual_users: 2\n  duration: 20s\nscenarios:\n  - name: s\n    think_time: 10ms\n    steps:\n      - {{ name: list, path: /users }}\n",
-        mock.addr
-    );
-    let file = write(dir.path(), "t.yaml", &yaml);
+    let file = yaml(&mock)
+        .name("tmux")
+        .load("pattern: basic, virtual_users: 2, duration: 20s")
+        .scenario("think_time: 10ms")
+        .write(dir.path());
     let session = format!("perfornium-test-{}", std::process::id());
     let cmd = format!(
         "{BIN} console --cluster {} {file} -w {},{}; sleep 60",

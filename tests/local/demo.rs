@@ -2,38 +2,23 @@
 //! its own mock, three workers and three master replicas, runs the example, prints the summary, and
 //! exits by itself with everything stopped.
 
-mod support;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-use support::*;
+use crate::support::*;
+use std::time::Duration;
 
 #[test]
 fn the_demo_runs_a_whole_local_cluster_and_exits() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let mut child = Command::new(BIN)
-        .args([
-            "demo",
-            "--duration",
-            "3s",
-            "--no-tui",
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(90) {
-            child.kill().unwrap();
-            panic!("the demo did not exit by itself");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let res = child.wait_with_output().unwrap();
+    // Killed, with its stderr shown, if it does not exit by itself; its pipes are read as it runs.
+    let res = start(&[
+        "demo",
+        "--duration",
+        "3s",
+        "--no-tui",
+        "-o",
+        out.to_str().unwrap(),
+    ])
+    .wait_with_deadline(Duration::from_secs(90));
     let (stdout, stderr) = (
         String::from_utf8_lossy(&res.stdout),
         String::from_utf8_lossy(&res.stderr),

@@ -2,71 +2,17 @@
 //! all on 127.0.0.1. Leaders are killed with SIGKILL in the middle of runs; the mock's count is the
 //! reference for "no request lost, none counted twice".
 
-mod support;
-use support::*;
+use crate::support::*;
 
-fn submit_body(mock: &Proc, workers: &[&Proc], load: &str) -> String {
-    let yaml = format!(
-        "name: ha\nglobal:\n  base_url: \"http://{}\"\n  timeout: 5000\nload:\n{load}\nscenarios:\n  - name: s\n    steps:\n      - name: list\n        path: /users\n",
-        mock.addr
-    );
-    let workers: Vec<serde_json::Value> = workers
-        .iter()
-        .map(|w| {
-            let (host, port) = w.addr.split_once(':').unwrap();
-            serde_json::json!({"host": host, "port": port.parse::<u16>().unwrap()})
-        })
-        .collect();
-    serde_json::json!({"test_yaml": yaml, "workers": workers, "strategy": "even"}).to_string()
-}
-
-/// Submits to replica `i`, following one redirect to the leader.
-fn submit(c: &Cluster, i: usize, body: &str) -> String {
-    let (code, resp) = call(
-        "POST",
-        &format!("http://{}/runs", c.addrs[i]),
-        None,
-        Some(body),
-    )
-    .unwrap();
-    let (code, resp) = if code == 307 {
-        let v: serde_json::Value = serde_json::from_str(&resp).unwrap();
-        call(
-            "POST",
-            &format!("http://{}/runs", v["leader_addr"].as_str().unwrap()),
-            None,
-            Some(body),
-        )
-        .unwrap()
-    } else {
-        (code, resp)
-    };
-    assert_eq!(code, 201, "{resp}");
-    serde_json::from_str::<serde_json::Value>(&resp).unwrap()["run_id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-fn wait_phase(c: &Cluster, id: &str, phase: &str, secs: u64) -> serde_json::Value {
-    let mut last = serde_json::Value::Null;
-    let ok = wait_for(secs, || {
-        (0..3).any(|i| match c.run(i, id) {
-            Some(v) if v["phase"] == phase => {
-                last = v;
-                true
-            }
-            _ => false,
-        })
-    });
-    assert!(ok, "run {id} did not reach {phase} in {secs}s");
-    last
+/// The test every run here uses: `GET /users` against the mock.
+fn test(mock: &Proc, load: &str) -> Yaml {
+    yaml(mock).name("ha").load(load)
 }
 
 #[test]
 fn a_run_submitted_to_a_follower_is_forwarded_and_completes() {
     let c = Cluster::start();
-    let leader = c.leader().unwrap();
+    let leader = c.agreed_leader(20);
     for i in 0..3 {
         assert_eq!(
             c.view(i).unwrap()["leader_id"].as_u64(),
@@ -77,11 +23,8 @@ fn a_run_submitted_to_a_follower_is_forwarded_and_completes() {
     let follower = (leader + 1) % 3;
     let mock = mock(0);
     let (a, b) = (worker(None), worker(None));
-    let body = submit_body(
-        &mock,
-        &[&a, &b],
-        "  pattern: basic\n  virtual_users: 4\n  iterations: 10",
-    );
+    let body =
+        test(&mock, "pattern: basic, virtual_users: 4, iterations: 10").submit_body(&[&a, &b]);
     let (code, resp) = call(
         "POST",
         &format!("http://{}/runs", c.addrs[follower]),
@@ -94,13 +37,13 @@ fn a_run_submitted_to_a_follower_is_forwarded_and_completes() {
         serde_json::from_str::<serde_json::Value>(&resp).unwrap()["leader_addr"],
         c.addrs[leader].as_str()
     );
-    let id = submit(&c, follower, &body);
-    let view = wait_phase(&c, &id, "finished", 30);
+    let id = c.submit(follower, &body);
+    let view = c.wait_phase(&[0, 1, 2], &id, "finished", 30);
     assert_eq!(view["summary"]["overall"]["count"], 40);
     assert_eq!(mock_stats(&mock)["total"], 40);
 
     // Prometheus exposition: parsed by a real parser, numbers from the run.
-    let (_, text) = ureq_get(&format!("http://{}/metrics", c.addrs[leader])).unwrap();
+    let (_, text) = http_get(&format!("http://{}/metrics", c.addrs[leader])).unwrap();
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
         .expect("valid Prometheus text");
     let find = |name: &str| {
@@ -157,7 +100,7 @@ fn a_run_submitted_to_a_follower_is_forwarded_and_completes() {
     .unwrap();
     assert_eq!(code, 422);
     assert!(resp.contains("virtual_users"), "{resp}");
-    let (_, runs) = ureq_get(&format!("http://{}/runs", c.addrs[leader])).unwrap();
+    let (_, runs) = http_get(&format!("http://{}/runs", c.addrs[leader])).unwrap();
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&runs)
             .unwrap()
@@ -173,23 +116,16 @@ fn the_run_survives_losing_its_leader_and_the_cluster_survives_restarts() {
     let mut c = Cluster::start();
     let mock = mock(2);
     let (a, b) = (worker(None), worker(None));
-    let body = submit_body(
-        &mock,
-        &[&a, &b],
-        "  pattern: basic\n  virtual_users: 4\n  duration: 8s",
-    );
-    let old = c.leader().unwrap();
-    let id = submit(&c, old, &body);
-    // Kill the leader once the workers are producing load.
-    let a_status = format!("http://{}/status", a.addr);
-    assert!(wait_for(20, || call("GET", &a_status, None, None)
-        .map(|(_, b)| b.contains("\"running\""))
-        .unwrap_or(false)));
-    std::thread::sleep(std::time::Duration::from_millis(1500)); // mid-run: let a few batches be pulled first
+    let body = test(&mock, "pattern: basic, virtual_users: 4, duration: 8s").submit_body(&[&a, &b]);
+    let old = c.agreed_leader(20);
+    let id = c.submit(old, &body);
+    // Kill the leader mid-run, once it has merged batches from both workers, so the new leader
+    // resumes from a saved position rather than from nothing.
+    c.wait_merged(old, &id, 2, 20);
     c.kill(old);
     let new = c.wait_leader(10).expect("a new leader within 10 s");
     assert_ne!(new, old);
-    let view = wait_phase(&c, &id, "finished", 40);
+    let view = c.wait_phase(&[0, 1, 2], &id, "finished", 40);
     let counted = view["summary"]["overall"]["count"].as_u64().unwrap();
     assert_eq!(
         counted,
@@ -234,20 +170,23 @@ fn a_follower_killed_mid_run_changes_nothing() {
     let mut c = Cluster::start();
     let mock = mock(2);
     let (a, b) = (worker(None), worker(None));
-    let body = submit_body(
-        &mock,
-        &[&a, &b],
-        "  pattern: basic\n  virtual_users: 2\n  duration: 4s",
-    );
-    let leader = c.leader().unwrap();
-    let id = submit(&c, leader, &body);
-    let a_status = format!("http://{}/status", a.addr);
-    assert!(wait_for(20, || call("GET", &a_status, None, None)
-        .map(|(_, b)| b.contains("\"running\""))
-        .unwrap_or(false)));
+    let body = test(&mock, "pattern: basic, virtual_users: 2, duration: 4s").submit_body(&[&a, &b]);
+    let leader = c.agreed_leader(20);
+    let id = c.submit(leader, &body);
+    wait_running(&a, 20);
     c.kill((leader + 1) % 3);
-    let view = wait_phase(&c, &id, "finished", 30);
-    assert_eq!(c.leader(), Some(leader), "the leader kept its place");
+    let view = c.wait_phase(&[0, 1, 2], &id, "finished", 30);
+    // The two left agree on a live leader. Losing a follower gives no reason to elect, but on a
+    // loaded 2-core machine a heartbeat can stall past the 500-1000 ms election timeout and
+    // legitimately elect again; what must not change is the run: finished, every request once.
+    let now = c.agreed_leader(20);
+    if now != leader {
+        eprintln!(
+            "note: the leader moved from node {} to {}",
+            leader + 1,
+            now + 1
+        );
+    }
     assert_eq!(
         view["summary"]["overall"]["count"],
         mock_stats(&mock)["total"]
@@ -260,10 +199,11 @@ fn console_no_tui_submits_follows_and_sets_the_exit_code() {
     let mock = mock(0);
     let w = worker(None);
     let dir = tempfile::tempdir().unwrap();
-    let yaml = format!(
-        "name: c\nglobal:\n  base_url: \"http://{}\"\nload:\n  pattern: basic\n  virtual_users: 2\n  iterations: 5\nscenarios:\n  - name: s\n    steps:\n      - {{ name: list, path: /users }}\nthresholds:\n  - \"p95 < 5s\"\n",
-        mock.addr
-    );
+    let yaml = yaml(&mock)
+        .name("c")
+        .load("pattern: basic, virtual_users: 2, iterations: 5")
+        .thresholds(&["p95 < 5s"])
+        .text();
     let ok = write(dir.path(), "ok.yaml", &yaml);
     let out = dir.path().join("out");
     let res = run(&[
@@ -297,18 +237,35 @@ fn console_no_tui_submits_follows_and_sets_the_exit_code() {
         "--no-tui",
     ]);
     assert_eq!(res.status.code(), Some(1), "a failed threshold exits 1");
+}
 
+/// Apart from the cluster test above, so that the console's patience (it retries an unreachable
+/// cluster) overlaps other tests instead of lengthening one.
+#[test]
+fn console_exits_2_when_the_cluster_is_unreachable() {
+    let w = worker(None);
+    let dir = tempfile::tempdir().unwrap();
+    let file = Yaml::at("http://127.0.0.1:9").write(dir.path());
     let nowhere = format!("127.0.0.1:{}", free_port());
-    let res = run(&[
-        "console",
-        "--cluster",
-        &nowhere,
-        &ok,
-        "-w",
-        &w.addr,
-        "--no-tui",
-    ]);
-    assert_eq!(res.status.code(), Some(2), "an unreachable cluster exits 2");
+    let mut console = std::process::Command::new(BIN);
+    console
+        .args(["console", "--cluster", &nowhere, &file])
+        .args(["-w", &w.addr, "--no-tui"])
+        // The console keeps trying to reach a leader for --patience (20 s by default).
+        .env("PERFORNIUM_CONSOLE_PATIENCE", "1s");
+    let started = std::time::Instant::now();
+    let res = start_cmd(console).wait_with_deadline(RUN_DEADLINE);
+    let took = started.elapsed();
+    assert_eq!(
+        res.status.code(),
+        Some(2),
+        "an unreachable cluster exits 2: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert!(
+        took < std::time::Duration::from_secs(6),
+        "a 1 s patience gives up within a few seconds, took {took:?}"
+    );
 }
 
 /// CPU seconds (user + system) process `pid` has used, from /proc.

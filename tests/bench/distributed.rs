@@ -1,7 +1,7 @@
 //! Benchmarks of the distributed controller, run by hand (they are `#[ignore]`d and take ~3 minutes):
 //!
 //! ```sh
-//! cargo test --release --test distributed_bench -- --ignored --nocapture --test-threads 1
+//! cargo test --release --test bench distributed -- --ignored --nocapture --test-threads 1
 //! ```
 //!
 //! Each writes its section of `bench/results/distributed.md`:
@@ -11,13 +11,12 @@
 //!   workers' `GET /metrics` bodies (JSON with compressed HDR histograms), merging each batch
 //!   exactly once, and serializing the run record it saves every second.
 
-mod support;
+use crate::support::*;
 use perfornium::api::worker as api;
 use perfornium::control::{plan::Strategy, submit, workers::WorkerAddr};
 use perfornium::metrics::collector::Interval;
 use perfornium::metrics::{Latency, StepStats};
 use std::time::Instant;
-use support::*;
 
 const RESULTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/results/distributed.md");
 
@@ -29,7 +28,7 @@ fn median(v: &mut [f64]) -> f64 {
 /// Replaces the `## {title}` section of the results file (or appends it).
 fn write_section(title: &str, body: &str) {
     let old = std::fs::read_to_string(RESULTS).unwrap_or_else(|_| {
-        "# Distributed controller benchmarks\n\nReproduce: `cargo test --release --test distributed_bench -- --ignored --nocapture --test-threads 1`.\n".to_string()
+        "# Distributed controller benchmarks\n\nReproduce: `cargo test --release --test bench distributed -- --ignored --nocapture --test-threads 1`.\n".to_string()
     });
     let head = format!("## {title}\n");
     let mut out = String::new();
@@ -56,14 +55,10 @@ fn sync_start_skew_over_20_runs() {
     let ws = [worker(None), worker(None), worker(None)];
     let list = worker_list(&[&ws[0], &ws[1], &ws[2]]);
     let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "t.yaml",
-        &format!(
-            "name: skew\nglobal:\n  base_url: \"http://{}\"\nload:\n  pattern: basic\n  virtual_users: 3\n  duration: 1s\nscenarios:\n  - name: s\n    steps:\n      - name: list\n        path: /users\n",
-            mock.addr
-        ),
-    );
+    let file = yaml(&mock)
+        .name("skew")
+        .load("pattern: basic, virtual_users: 3, duration: 1s")
+        .write(dir.path());
     let mut skews = Vec::new();
     for i in 0..20 {
         let out = dir.path().join(format!("out{i}"));
@@ -87,16 +82,15 @@ fn sync_start_skew_over_20_runs() {
     let max = skews.iter().cloned().fold(0.0, f64::max);
     let med = median(&mut skews.clone());
     let body = format!(
-        "20 runs, 3 workers and the mock on one host (2 cores), release build, 3 VUs for 1 s each.\n\n\
+        "20 runs, 3 workers and the mock on one host, {}, release build, 3 VUs for 1 s each.\n\n\
          | | skew (ms) |\n|---|---|\n| median | {med:.3} |\n| max | {max:.3} |\n| target | < 2 |\n\n\
          Every run: {}.\n\n\
          The skew is max − min of the instants the workers report they started, mapped into the \
          controller's clock with each worker's estimated offset (lowest-RTT of five round trips). On one \
          host the clocks agree, so this measures the start path itself: timer wake-up and scheduling. \
          Across hosts add the offset error, bounded by half the best round trip. Workers sleep until 2 ms \
-         before the instant and yield on a µs clock for the rest; with tokio's millisecond timer alone \
-         and whole-ms timestamps this measured median 1.23 ms, max 1.75 ms. No peer tool \
-         (k6, Locust, JMeter, Gatling) offers a synchronized multi-worker start to compare with.\n",
+         before the instant and yield on a µs clock for the rest.\n",
+        host_facts(),
         skews
             .iter()
             .map(|s| format!("{s:.3}"))
@@ -201,9 +195,7 @@ fn merging_100_workers_per_second() {
          | serialize the run record saved every second ({:.0} KiB by the end) | {sv:.2} | {:.2} % |\n\
          | total | {:.2} | {:.2} % |\n| target | | < 5 % |\n\n\
          The merge is exact (HDR histograms add bucket by bucket; the test checks the merged count). \
-         Histograms are written in the standard HDR V2 deflate layout at zlib's fast level: with \
-         hdrhistogram's own serializer (default level) the record took 80.7 ms a second (8.1 % of a \
-         core) in this benchmark, for output 3 % smaller. The \
+         Histograms are written in the standard HDR V2 deflate layout at zlib's fast level. The \
          record grows with the per-worker histograms and the timeline; on the HA master it is also \
          replicated, which this does not include (see failover.md for the raft path).\n",
         body_bytes as f64 / 1024.0,

@@ -1,14 +1,16 @@
 //! End-to-end tests of `perfornium worker` and `perfornium distributed`: real worker processes and
 //! the mock on 127.0.0.1 with ports from the OS; the mock's own counts are the reference.
 
-mod support;
-use support::*;
+use crate::support::*;
+use std::time::Duration;
 
-fn test_yaml(mock: &Proc, load: &str, extra: &str) -> String {
-    format!(
-        "name: dist\nglobal:\n  base_url: \"http://{}\"\n  timeout: 5000\nload:\n{load}\nscenarios:\n  - name: s\n    steps:\n      - name: list\n        path: /users\n      - name: one\n        path: /users/1\n{extra}",
-        mock.addr
-    )
+/// The test every run here uses: `GET /users` then `GET /users/1` against the mock.
+fn test_yaml(mock: &Proc, load: &str) -> Yaml {
+    yaml(mock)
+        .name("dist")
+        .load(load)
+        .step("{ name: list, path: /users }")
+        .step("{ name: one, path: /users/1 }")
 }
 
 #[test]
@@ -16,15 +18,8 @@ fn three_workers_split_evenly_and_the_merged_count_matches_the_server() {
     let mock = mock(0);
     let (a, b, c) = (worker(None), worker(None), worker(None));
     let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "t.yaml",
-        &test_yaml(
-            &mock,
-            "  pattern: basic\n  virtual_users: 7\n  iterations: 10",
-            "",
-        ),
-    );
+    let file =
+        test_yaml(&mock, "pattern: basic, virtual_users: 7, iterations: 10").write(dir.path());
     let out = dir.path().join("out");
     let res = run(&[
         "distributed",
@@ -78,16 +73,12 @@ fn synchronized_start_reports_a_small_skew() {
     let mock = mock(0);
     let (a, b) = (worker(None), worker(None));
     let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "t.yaml",
-        &test_yaml(
-            &mock,
-            "  pattern: basic\n  virtual_users: 2\n  duration: 1s",
-            // No tolerance at all: any measured skew is reported as exceeding it.
-            "distributed:\n  coordination:\n    synchronized_start: true\n    time_skew_tolerance: 0\n",
-        ),
-    );
+    // No tolerance at all: any measured skew is reported as exceeding it.
+    let extra =
+        "distributed:\n  coordination:\n    synchronized_start: true\n    time_skew_tolerance: 0\n";
+    let file = test_yaml(&mock, "pattern: basic, virtual_users: 2, duration: 1s")
+        .extra(extra)
+        .write(dir.path());
     let out = dir.path().join("out");
     let started = std::time::Instant::now();
     let res = run(&[
@@ -154,15 +145,8 @@ fn a_token_guards_every_call_but_health() {
 
     let mock = mock(0);
     let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "t.yaml",
-        &test_yaml(
-            &mock,
-            "  pattern: basic\n  virtual_users: 1\n  iterations: 1",
-            "",
-        ),
-    );
+    let file =
+        test_yaml(&mock, "pattern: basic, virtual_users: 1, iterations: 1").write(dir.path());
     let res = run(&["distributed", &file, "-w", &w.addr]);
     assert_eq!(res.status.code(), Some(2), "no token: the run fails");
     assert!(
@@ -338,41 +322,31 @@ fn a_dead_worker_is_detected_and_the_survivors_finish() {
     let (a, b, mut c) = (worker(None), worker(None), worker(None));
     let dir = tempfile::tempdir().unwrap();
     let extra = "distributed:\n  orchestration:\n    heartbeat_interval: 1s\n    failure_handling:\n      worker_failure_threshold: 50\n      continue_on_partial_failure: true\n  fault_tolerance:\n    worker_failures:\n      detection_timeout: 2s\n";
-    let file = write(
-        dir.path(),
-        "t.yaml",
-        &test_yaml(
-            &mock,
-            "  pattern: basic\n  virtual_users: 3\n  duration: 6s",
-            extra,
-        ),
-    );
+    let file = test_yaml(&mock, "pattern: basic, virtual_users: 3, duration: 6s")
+        .extra(extra)
+        .write(dir.path());
     let out = dir.path().join("out");
     let list = worker_list(&[&a, &b, &c]);
-    let child = std::process::Command::new(BIN)
-        .args([
-            "distributed",
-            &file,
-            "-w",
-            &list,
-            "-s",
-            "even",
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = start(&[
+        "distributed",
+        &file,
+        "-w",
+        &list,
+        "-s",
+        "even",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     // Kill worker c once it has closed a few one-second batches (so the controller has pulled some).
-    let c_status = format!("http://{}/status", c.addr);
-    let elapsed = || {
-        let (_, body) = call("GET", &c_status, None, None).ok()?;
-        serde_json::from_str::<serde_json::Value>(&body).ok()?["live"]["elapsed_s"].as_f64()
-    };
-    assert!(wait_for(20, || elapsed().unwrap_or(0.0) >= 3.0));
-    c.child.kill().unwrap();
-    let res = child.wait_with_output().unwrap();
+    assert!(wait_for(20, || worker_status(&c)["live"]["elapsed_s"]
+        .as_f64()
+        .unwrap_or(0.0)
+        >= 3.0));
+    // On a loaded machine three seconds of run do not guarantee a pull; the check that the dead
+    // worker's pulled batches are kept needs one.
+    wait_pulled(&c, 10);
+    c.kill();
+    let res = child.wait_with_deadline(Duration::from_secs(60));
     assert!(
         res.status.success(),
         "one failed worker of three is within a 50% threshold: {}",
@@ -408,37 +382,23 @@ fn past_the_failure_threshold_the_run_fails_and_keeps_what_it_measured() {
     let (a, mut b) = (worker(None), worker(None));
     let dir = tempfile::tempdir().unwrap();
     let extra = "distributed:\n  orchestration:\n    failure_handling:\n      worker_failure_threshold: 0\n  fault_tolerance:\n    worker_failures:\n      detection_timeout: 1s\n";
-    let file = write(
-        dir.path(),
-        "t.yaml",
-        &test_yaml(
-            &mock,
-            "  pattern: basic\n  virtual_users: 2\n  duration: 20s",
-            extra,
-        ),
-    );
+    let file = test_yaml(&mock, "pattern: basic, virtual_users: 2, duration: 20s")
+        .extra(extra)
+        .write(dir.path());
     let out = dir.path().join("out");
     let list = worker_list(&[&a, &b]);
-    let child = std::process::Command::new(BIN)
-        .args([
-            "distributed",
-            &file,
-            "-w",
-            &list,
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let b_status = format!("http://{}/status", b.addr);
-    assert!(wait_for(20, || call("GET", &b_status, None, None)
-        .map(|(_, b)| b.contains("\"running\""))
-        .unwrap_or(false)));
+    let child = start(&[
+        "distributed",
+        &file,
+        "-w",
+        &list,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    wait_running(&b, 20);
     let started = std::time::Instant::now();
-    b.child.kill().unwrap();
-    let res = child.wait_with_output().unwrap();
+    b.kill();
+    let res = child.wait_with_deadline(Duration::from_secs(60));
     assert_eq!(res.status.code(), Some(2), "a failed run exits 2");
     assert!(
         started.elapsed().as_secs() < 15,
@@ -462,11 +422,13 @@ fn partitioned_csv_rows_reach_the_target_once_each() {
         "rows.csv",
         "email\nr0@x.io\nr1@x.io\nr2@x.io\nr3@x.io\n",
     );
-    let text = format!(
-        "name: csv\nglobal:\n  base_url: \"http://{}\"\nload:\n  pattern: basic\n  virtual_users: 2\n  iterations: 2\nscenarios:\n  - name: s\n    csv_data: {{ file: rows.csv, mode: shared }}\n    steps:\n      - name: create\n        method: POST\n        path: /users\n        json: {{ email: \"{{{{email}}}}\" }}\ndistributed:\n  data_consistency:\n    csv_data:\n      distribution_mode: partition\n",
-        mock.addr
-    );
-    let file = write(dir.path(), "t.yaml", &text);
+    let file = yaml(&mock)
+        .name("csv")
+        .load("pattern: basic, virtual_users: 2, iterations: 2")
+        .csv("rows.csv")
+        .steps("      - name: create\n        method: POST\n        path: /users\n        json: { email: \"{{email}}\" }\n")
+        .extra("distributed:\n  data_consistency:\n    csv_data:\n      distribution_mode: partition\n")
+        .write(dir.path());
     let res = run(&[
         "distributed",
         &file,
@@ -480,7 +442,7 @@ fn partitioned_csv_rows_reach_the_target_once_each() {
         "{}",
         String::from_utf8_lossy(&res.stderr)
     );
-    let (_, body) = ureq_get(&format!("http://{}/users", mock.addr)).unwrap();
+    let (_, body) = http_get(&format!("http://{}/users", mock.addr)).unwrap();
     let users: serde_json::Value = serde_json::from_str(&body).unwrap();
     let mut emails: Vec<String> = users["users"]
         .as_array()
@@ -515,47 +477,27 @@ fn a_dead_workers_share_is_redistributed_to_the_survivors() {
     let (a, b, mut c) = (worker(None), worker(None), worker(None));
     let dir = tempfile::tempdir().unwrap();
     let extra = "distributed:\n  orchestration:\n    failure_handling:\n      worker_failure_threshold: 50\n  fault_tolerance:\n    worker_failures:\n      detection_timeout: 1s\n      recovery:\n        load_redistribution: true\n";
-    let file = write(
-        dir.path(),
-        "t.yaml",
-        &test_yaml(
-            &mock,
-            "  pattern: basic\n  virtual_users: 3\n  duration: 9s",
-            extra,
-        ),
-    );
+    let file = test_yaml(&mock, "pattern: basic, virtual_users: 3, duration: 9s")
+        .extra(extra)
+        .write(dir.path());
     let out = dir.path().join("out");
     let list = worker_list(&[&a, &b, &c]);
-    let child = std::process::Command::new(BIN)
-        .args([
-            "distributed",
-            &file,
-            "-w",
-            &list,
-            "-s",
-            "even",
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let c_status = format!("http://{}/status", c.addr);
-    assert!(wait_for(20, || call("GET", &c_status, None, None)
-        .map(|(_, b)| b.contains("\"running\""))
-        .unwrap_or(false)));
-    c.child.kill().unwrap();
+    let child = start(&[
+        "distributed",
+        &file,
+        "-w",
+        &list,
+        "-s",
+        "even",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    wait_running(&c, 20);
+    c.kill();
     // The survivor that takes the share runs two VUs at once.
-    let a_status = format!("http://{}/status", a.addr);
-    let doubled = wait_for(15, || {
-        call("GET", &a_status, None, None)
-            .ok()
-            .and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok())
-            .is_some_and(|v| v["live"]["active_vus"] == 2)
-    });
+    let doubled = wait_for(15, || worker_status(&a)["live"]["active_vus"] == 2);
     assert!(doubled, "worker a never ran the extra VU");
-    let res = child.wait_with_output().unwrap();
+    let res = child.wait_with_deadline(Duration::from_secs(60));
     assert!(res.status.success());
     let s = summary(&out);
     assert_eq!(s["workers"][0]["planned"], 2.0, "1 planned + 1 taken over");
@@ -584,15 +526,8 @@ fn the_embedded_master_keeps_the_run_where_a_real_master_can_read_it() {
     let mock = mock(0);
     let a = worker(None);
     let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "t.yaml",
-        &test_yaml(
-            &mock,
-            "  pattern: basic\n  virtual_users: 2\n  iterations: 3",
-            "",
-        ),
-    );
+    let file =
+        test_yaml(&mock, "pattern: basic, virtual_users: 2, iterations: 3").write(dir.path());
     let data = dir.path().join("master");
     let res = run(&[
         "distributed",
@@ -624,14 +559,13 @@ fn a_rendezvous_count_spans_workers() {
     let dir = tempfile::tempdir().unwrap();
     // 4 VUs, 2 per worker, meet at a point that needs all 4: no worker can reach it alone, so
     // without the controller's release every VU would wait out the 20 s timeout.
-    let file = write(
-        dir.path(),
-        "t.yaml",
-        &format!(
-            "name: spike\nglobal:\n  base_url: \"http://{}\"\nload:\n  pattern: basic\n  virtual_users: 4\n  iterations: 1\nscenarios:\n  - name: s\n    steps:\n      - name: before\n        path: /users\n      - name: meet\n        rendezvous: spike\n        count: 4\n        timeout: 20s\n      - name: after\n        path: /users/1\n",
-            mock.addr
-        ),
-    );
+    let file = yaml(&mock)
+        .name("spike")
+        .load("pattern: basic, virtual_users: 4, iterations: 1")
+        .step("{ name: before, path: /users }")
+        .step("{ name: meet, rendezvous: spike, count: 4, timeout: 20s }")
+        .step("{ name: after, path: /users/1 }")
+        .write(dir.path());
     let out = dir.path().join("out");
     let started = std::time::Instant::now();
     let res = run(&[

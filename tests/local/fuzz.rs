@@ -9,7 +9,7 @@ use perfornium::worker::{router, WorkerOptions};
 use proptest::prelude::*;
 use tower::ServiceExt;
 
-const EXAMPLE: &str = include_str!("../examples/basic.yaml");
+const EXAMPLE: &str = include_str!("../../examples/basic.yaml");
 
 fn json_value() -> impl Strategy<Value = serde_json::Value> {
     let leaf = prop_oneof![

@@ -2,16 +2,23 @@
 //! self-contained HTML report that headless Chromium renders with its charts drawn; `perfornium
 //! report` rebuilds it from a saved summary.
 
-mod support;
+use crate::support::*;
 use std::process::Command;
-use support::*;
+use std::time::Duration;
 
-const TEST: &str = "name: report\nglobal:\n  base_url: \"http://ADDR\"\nload:\n  pattern: basic\n  virtual_users: 3\n  duration: 3s\nscenarios:\n  - name: s\n    think_time: 20ms\n    steps:\n      - name: list\n        path: /users\n        checks:\n          - { type: status, value: 200 }\n          - { type: text_contains, value: nope, description: has nope }\n      - name: broken\n        path: /status/500\nthresholds:\n  - \"p95 < 2s\"\n  - \"error_rate < 1%\"\n";
+/// How long headless Chromium may take to render or screenshot the report before it is killed.
+const CHROMIUM_DEADLINE: Duration = Duration::from_secs(60);
 
 fn run_with_report() -> (tempfile::TempDir, std::path::PathBuf) {
     let mock = mock(1);
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "t.yaml", &TEST.replace("ADDR", &mock.addr));
+    let file = yaml(&mock)
+        .name("report")
+        .load("pattern: basic, virtual_users: 3, duration: 3s")
+        .scenario("think_time: 20ms")
+        .steps("      - name: list\n        path: /users\n        checks:\n          - { type: status, value: 200 }\n          - { type: text_contains, value: nope, description: has nope }\n      - name: broken\n        path: /status/500\n")
+        .thresholds(&["p95 < 2s", "error_rate < 1%"])
+        .write(dir.path());
     let out = dir.path().join("out");
     let res = run(&["run", &file, "--report", "-o", out.to_str().unwrap()]);
     assert_eq!(
@@ -105,12 +112,9 @@ fn the_html_report_is_self_contained_and_its_charts_draw_in_chromium() {
     ];
     let url = format!("file://{}", html_path.display());
     let user_data = format!("--user-data-dir={}", profile.path().display());
-    let dom = Command::new(chromium)
-        .args(flags)
-        .arg(&user_data)
-        .args(["--dump-dom", &url])
-        .output()
-        .unwrap();
+    let mut dump = Command::new(chromium);
+    dump.args(flags).arg(&user_data).args(["--dump-dom", &url]);
+    let dom = start_cmd(dump).wait_with_deadline(CHROMIUM_DEADLINE);
     let dom = String::from_utf8_lossy(&dom.stdout);
     assert!(
         dom.contains("charts 3/3"),
@@ -119,13 +123,13 @@ fn the_html_report_is_self_contained_and_its_charts_draw_in_chromium() {
     );
 
     let shot = dir.path().join("report.png");
-    let res = Command::new(chromium)
+    let mut screenshot = Command::new(chromium);
+    screenshot
         .args(flags)
         .arg(&user_data)
         .arg(format!("--screenshot={}", shot.display()))
-        .arg(&url)
-        .output()
-        .unwrap();
+        .arg(&url);
+    let res = start_cmd(screenshot).wait_with_deadline(CHROMIUM_DEADLINE);
     assert!(
         shot.exists(),
         "no screenshot: {}",

@@ -3,12 +3,12 @@
 //! the worker Deployment listens on the port its Service and probe use. (No cluster runs here; this
 //! checks what a typo would break.)
 
-use serde_yaml::Value;
+use serde_norway::Value;
 
 fn docs(name: &str) -> Vec<Value> {
     let path = format!("{}/deploy/k8s/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap();
-    serde_yaml::Deserializer::from_str(&text)
+    serde_norway::Deserializer::from_str(&text)
         .map(|d| Value::deserialize(d).unwrap_or_else(|e| panic!("{path}: {e}")))
         .collect()
 }

@@ -4,13 +4,12 @@
 //! controller and console that present one; three masters elect a leader over HTTPS raft and drive
 //! a TLS worker to a complete run whose count equals the mock's.
 
-mod support;
+use crate::support::*;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use support::*;
 
 /// A CA and the certificates signed by it, as PEM files in a directory.
 struct Pki {
@@ -139,14 +138,10 @@ fn tls_worker(pki: &Pki) -> Proc {
 }
 
 fn test_yaml(dir: &Path, mock: &Proc) -> String {
-    write(
-        dir,
-        "t.yaml",
-        &format!(
-            "name: tls\nglobal:\n  base_url: \"http://{}\"\nload:\n  pattern: basic\n  virtual_users: 3\n  iterations: 5\nscenarios:\n  - name: s\n    steps:\n      - name: list\n        path: /users\n",
-            mock.addr
-        ),
-    )
+    yaml(mock)
+        .name("tls")
+        .load("pattern: basic, virtual_users: 3, iterations: 5")
+        .write(dir)
 }
 
 #[test]
@@ -157,7 +152,7 @@ fn a_worker_with_mutual_tls_refuses_every_client_without_a_valid_certificate() {
     let w = tls_worker(&pki);
     let health = format!("https://{}/health", w.addr);
 
-    let plain = ureq_get(&format!("http://{}/health", w.addr));
+    let plain = http_get(&format!("http://{}/health", w.addr));
     assert!(
         !matches!(plain, Ok((200, _))),
         "plain HTTP must not be served: {plain:?}"
@@ -202,35 +197,52 @@ fn a_worker_with_mutual_tls_refuses_every_client_without_a_valid_certificate() {
     assert_eq!(mock_stats(&mock)["total"], 15);
 }
 
+/// Three master replicas serving HTTPS and requiring `pki`'s client certificates. Their ports are
+/// chosen before they bind (each must know the others'), so if one was taken meanwhile they are all
+/// started again on new ports.
+fn tls_masters(dir: &Path, pki: &Pki) -> (Vec<String>, Vec<Proc>) {
+    let serve = pki.serve_args();
+    let mut last = String::new();
+    for attempt in 0..PORT_ATTEMPTS {
+        let addrs: Vec<String> = (0..3)
+            .map(|_| format!("127.0.0.1:{}", free_port()))
+            .collect();
+        let peers = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{}={a}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let started: Result<Vec<Proc>, String> = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| {
+                let id = (i + 1).to_string();
+                let data = dir.join(format!("attempt{attempt}/m{id}"));
+                let data = data.display().to_string();
+                let mut args = vec![
+                    "master", "--id", &id, "--listen", addr, "--peers", &peers, "--data", &data,
+                ];
+                args.extend(serve.iter().map(String::as_str));
+                try_spawn_listening(&args)
+            })
+            .collect();
+        match started {
+            Ok(masters) => return (addrs, masters),
+            Err(e) if port_taken(&e) => last = e,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("{last}")
+}
+
 #[test]
 fn a_tls_cluster_elects_over_https_raft_and_completes_a_run_on_a_tls_worker() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::new(tmp.path(), "cluster");
     let w = tls_worker(&pki);
     let mock = mock(0);
-    let addrs: Vec<String> = (0..3)
-        .map(|_| format!("127.0.0.1:{}", free_port()))
-        .collect();
-    let peers = addrs
-        .iter()
-        .enumerate()
-        .map(|(i, a)| format!("{}={a}", i + 1))
-        .collect::<Vec<_>>()
-        .join(",");
-    let serve = pki.serve_args();
-    let _masters: Vec<Proc> = addrs
-        .iter()
-        .enumerate()
-        .map(|(i, addr)| {
-            let id = (i + 1).to_string();
-            let data = tmp.path().join(format!("m{id}")).display().to_string();
-            let mut args = vec![
-                "master", "--id", &id, "--listen", addr, "--peers", &peers, "--data", &data,
-            ];
-            args.extend(serve.iter().map(String::as_str));
-            spawn_listening(&args)
-        })
-        .collect();
+    let (addrs, _masters) = tls_masters(tmp.path(), &pki);
     let client = pki.client(Some(&pki));
     for a in &addrs {
         wait_tls_ready(&client, a);
@@ -272,7 +284,7 @@ fn a_tls_cluster_elects_over_https_raft_and_completes_a_run_on_a_tls_worker() {
     assert_eq!(refused.status.code(), Some(2));
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("TLS failed"), "{said}");
-    let plain = ureq_get(&format!("http://{}/cluster", addrs[0]));
+    let plain = http_get(&format!("http://{}/cluster", addrs[0]));
     assert!(!matches!(plain, Ok((200, _))), "{plain:?}");
 }
 
@@ -288,14 +300,11 @@ fn load_goes_over_https_to_a_trusted_target_and_fails_as_tls_to_an_untrusted_one
     let client = pki.client(None);
     let stats_url = format!("https://{}/__stats", m.addr);
     assert!(wait_for(20, || get(&client, &stats_url) == Ok(200)));
-    let file = write(
-        tmp.path(),
-        "t.yaml",
-        &format!(
-            "name: https\nglobal:\n  base_url: \"https://{}\"\nload:\n  pattern: basic\n  virtual_users: 2\n  iterations: 5\nscenarios:\n  - name: s\n    steps:\n      - name: list\n        path: /users\n        checks:\n          - type: status\n            value: 200\n",
-            m.addr
-        ),
-    );
+    let file = Yaml::at(&format!("https://{}", m.addr))
+        .name("https")
+        .load("pattern: basic, virtual_users: 2, iterations: 5")
+        .steps("      - name: list\n        path: /users\n        checks:\n          - type: status\n            value: 200\n")
+        .write(tmp.path());
     let served = || -> u64 {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -323,7 +332,7 @@ fn load_goes_over_https_to_a_trusted_target_and_fails_as_tls_to_an_untrusted_one
         if let Some(ca) = ca {
             cmd.env("SSL_CERT_FILE", ca);
         }
-        cmd.output().unwrap()
+        start_cmd(cmd).wait_with_deadline(RUN_DEADLINE)
     };
 
     // Not trusted: every request fails in the handshake, and is counted as a `tls` error.

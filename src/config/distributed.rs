@@ -1,0 +1,178 @@
+//! `distributed:`, the seed document's settings for a run across workers. Only keys the program
+//! implements are accepted; any other is refused by name (for example `communication.protocol: grpc`).
+
+use super::duration::de_opt_duration;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The `distributed:` block of the seed document. Only keys the program implements are accepted;
+/// any other is refused by name (for example `communication.protocol: grpc`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Distributed {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordination: Option<Coordination>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orchestration: Option<Orchestration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_tolerance: Option<FaultTolerance>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_consistency: Option<DataConsistency>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub communication: Option<Communication>,
+    /// Region, `host:port` or `worker-N` → relative weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<BTreeMap<String, u64>>,
+    /// `host:port` or `worker-N` → exact VU count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<BTreeMap<String, u64>>,
+    /// `weighted`, `even`, ... as the seed writes it beside `weights`; the CLI's `-s` wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
+}
+
+/// `distributed.coordination`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Coordination {
+    #[serde(default)]
+    pub synchronized_start: Option<bool>,
+    /// Largest acceptable start skew between workers; exceeding it is reported as a warning.
+    #[serde(default, deserialize_with = "de_opt_duration", skip_serializing)]
+    pub time_skew_tolerance: Option<Duration>,
+}
+
+/// `distributed.orchestration`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Orchestration {
+    #[serde(default, deserialize_with = "de_opt_duration", skip_serializing)]
+    pub heartbeat_interval: Option<Duration>,
+    #[serde(default, deserialize_with = "de_opt_duration", skip_serializing)]
+    pub coordination_timeout: Option<Duration>,
+    #[serde(default)]
+    pub failure_handling: Option<FailureHandling>,
+}
+
+/// `distributed.orchestration.failure_handling`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FailureHandling {
+    /// Percent of workers that may fail before the run fails.
+    #[serde(default)]
+    pub worker_failure_threshold: Option<f64>,
+    #[serde(default)]
+    pub continue_on_partial_failure: Option<bool>,
+}
+
+/// `distributed.fault_tolerance`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FaultTolerance {
+    #[serde(default)]
+    pub worker_failures: Option<WorkerFailures>,
+}
+
+/// `distributed.fault_tolerance.worker_failures`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerFailures {
+    #[serde(default, deserialize_with = "de_opt_duration", skip_serializing)]
+    pub detection_timeout: Option<Duration>,
+    /// Same meaning as `worker_failure_threshold` (percent).
+    #[serde(default)]
+    pub max_failure_rate: Option<f64>,
+    #[serde(default)]
+    pub recovery: Option<Recovery>,
+}
+
+/// `distributed.fault_tolerance.worker_failures.recovery`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Recovery {
+    /// Re-assign a failed worker's share (VUs, arrival rate, CSV slice) to the survivors.
+    #[serde(default)]
+    pub load_redistribution: Option<bool>,
+}
+
+/// `distributed.data_consistency`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DataConsistency {
+    #[serde(default)]
+    pub csv_data: Option<CsvDistribution>,
+}
+
+/// `distributed.data_consistency.csv_data`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CsvDistribution {
+    #[serde(default)]
+    pub distribution_mode: CsvDistributionMode,
+    /// Only `round_robin` (row i to worker i mod n) is implemented.
+    #[serde(default)]
+    pub partition_strategy: Option<PartitionStrategy>,
+}
+
+/// How CSV rows reach workers.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CsvDistributionMode {
+    /// Every worker gets every row (same as `replicate`).
+    #[default]
+    Shared,
+    /// Each worker gets a disjoint slice, round-robin by row.
+    Partition,
+    Replicate,
+}
+
+/// The one partition strategy implemented.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PartitionStrategy {
+    RoundRobin,
+}
+
+/// `distributed.communication`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Communication {
+    /// Only `http` is implemented.
+    #[serde(default)]
+    pub protocol: Option<Protocol>,
+    #[serde(default)]
+    pub http: Option<HttpCommunication>,
+}
+
+/// Transport between controller and workers.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    Http,
+}
+
+/// `distributed.communication.http`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCommunication {
+    #[serde(default)]
+    pub authentication: Option<Authentication>,
+}
+
+/// Bearer-token authentication to workers; the token is usually `{{env.WORKER_TOKEN}}`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Authentication {
+    #[serde(rename = "type", default)]
+    pub kind: Option<AuthKind>,
+    #[serde(default, skip_serializing)]
+    pub token: Option<String>,
+}
+
+/// The one authentication type implemented.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthKind {
+    BearerToken,
+}

@@ -1,0 +1,77 @@
+//! Command-line overrides of a test's load (`--vus`, `--duration`, `--iterations`, `--base-url`),
+//! applied only where they fit the load pattern, then re-checked.
+
+use super::{check, Load, TestFile};
+
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub vus: Option<u64>,
+    pub duration: Option<std::time::Duration>,
+    pub iterations: Option<u64>,
+    pub base_url: Option<String>,
+}
+
+impl Overrides {
+    /// Applies the overrides that fit the test's load pattern; refuses the ones that do not.
+    pub fn apply(&self, test: &mut TestFile) -> Result<(), super::Invalid> {
+        if let Some(url) = &self.base_url {
+            test.global.base_url = Some(url.clone());
+        }
+        match &mut test.load {
+            Load::Basic {
+                virtual_users,
+                duration,
+                iterations,
+                ..
+            } => {
+                if let Some(v) = self.vus {
+                    *virtual_users = v;
+                }
+                if let Some(d) = self.duration {
+                    *duration = Some(d);
+                }
+                if let Some(i) = self.iterations {
+                    *iterations = Some(i);
+                    if self.duration.is_none() {
+                        *duration = None;
+                    }
+                }
+            }
+            Load::Stepping {
+                duration,
+                max_users,
+                ..
+            } => {
+                if self.iterations.is_some() {
+                    return Err(super::Invalid(
+                        "--iterations applies to the `basic` pattern only".into(),
+                    ));
+                }
+                if let Some(v) = self.vus {
+                    *max_users = v;
+                }
+                if let Some(d) = self.duration {
+                    *duration = d;
+                }
+            }
+            Load::Arrivals {
+                duration,
+                max_virtual_users,
+                ..
+            } => {
+                if self.iterations.is_some() {
+                    return Err(super::Invalid(
+                        "--iterations applies to the `basic` pattern only".into(),
+                    ));
+                }
+                if let Some(v) = self.vus {
+                    *max_virtual_users = Some(v);
+                }
+                if let Some(d) = self.duration {
+                    *duration = d;
+                }
+            }
+        }
+        check(test)
+    }
+}

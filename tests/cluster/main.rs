@@ -1,0 +1,13 @@
+//! End-to-end tests of the replicated master: three `perfornium master` processes with workers and
+//! the mock (forwarding, failover, restarts, the console), faults injected with SIGSTOP, SIGKILL and
+//! damaged data directories, TLS and mutual TLS, and access control.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod console_tmux;
+mod logs;
+mod master;
+mod robustness;
+mod security;
+mod tls;
