@@ -370,8 +370,9 @@ impl<S: RunStore> Driver<S> {
         }
     }
 
-    async fn absorb(&mut self, i: usize, m: api::Metrics) {
-        for iv in &m.batches {
+    /// Merges a pull's batches from worker `i`, each exactly once.
+    fn merge_batches(&mut self, i: usize, batches: &[crate::metrics::collector::Interval]) {
+        for iv in batches {
             // A worker keeps every batch after the last `since` it was sent and numbers them without
             // gaps, so a gap means someone else acknowledged batches this record never merged.
             let next = self.rec.workers[i].last_seq + 1;
@@ -385,6 +386,10 @@ impl<S: RunStore> Driver<S> {
             }
             self.rec.merge_batch(i, iv);
         }
+    }
+
+    async fn absorb(&mut self, i: usize, m: api::Metrics) {
+        self.merge_batches(i, &m.batches);
         let offset = self.rec.workers[i]
             .offset
             .map(|o| o.offset_ms)
@@ -511,15 +516,21 @@ impl<S: RunStore> Driver<S> {
                 let _ = self.clients[i].stop(&self.rec.id).await;
             }
         }
-        for iv in &m.batches {
-            self.rec.merge_batch(i, iv);
-        }
+        self.merge_batches(i, &m.batches);
         let w = &mut self.rec.workers[i];
         w.last_seen_ms = now_ms();
         w.live = m.live;
         if m.phase.is_done() {
             if let Ok(Some(r)) = self.clients[i].results(&self.rec.id).await {
-                self.rec.workers[i].results = Some(r);
+                let w = &mut self.rec.workers[i];
+                w.results = Some(r);
+                if w.merged_matches_final() == Some(false) {
+                    let note = format!(
+                        "worker {}: final totals differ from merged batches; using the totals",
+                        w.addr.addr()
+                    );
+                    self.event(note);
+                }
             }
         }
         let w = &mut self.rec.workers[i];
