@@ -91,6 +91,24 @@ impl OverrideArgs {
     }
 }
 
+/// Everything a command that drives (or submits) a distributed run takes besides its own flags:
+/// the workers and split, how to reach them, the test's overrides, the outputs and the screen.
+#[derive(Args, Clone, Debug)]
+pub struct DriveArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    #[command(flatten)]
+    pub tls: CallTlsArgs,
+    #[command(flatten)]
+    pub access: Access,
+    #[command(flatten)]
+    pub over: OverrideArgs,
+    #[command(flatten)]
+    pub output: Output,
+    #[command(flatten)]
+    pub screen: Screen,
+}
+
 /// Where a finished run's results go.
 #[derive(Args, Clone, Debug)]
 pub struct Output {

@@ -201,10 +201,11 @@ impl<S: RunStore> Driver<S> {
             if self.rec.workers[i].state != WorkerState::Prepared {
                 continue;
             }
-            let offset = self.rec.workers[i]
-                .offset
-                .map(|o| o.offset_ms)
-                .unwrap_or(0.0);
+            // In the worker's clock, unless compensation is off (`clock_sync: false`).
+            let offset = match self.rec.workers[i].offset {
+                Some(o) if self.rec.settings.clock_sync => o.offset_ms,
+                _ => 0.0,
+            };
             let start_at_ms = self.rec.start_at_ms.map(|t| (t as f64 + offset).max(0.0));
             let body = api::Start {
                 run_id: self.rec.id.clone(),

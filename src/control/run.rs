@@ -112,6 +112,14 @@ pub struct Settings {
     /// Lead time for a synchronized start.
     pub start_delay_ms: u64,
     pub time_skew_tolerance_ms: Option<u64>,
+    /// Give each worker the start instant in its own clock (its estimated offset added); off, every
+    /// worker gets the controller's instant as is.
+    #[serde(default = "yes")]
+    pub clock_sync: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A distributed run.

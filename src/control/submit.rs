@@ -24,8 +24,11 @@ pub fn settings(test: &TestFile, sync_start: bool) -> Settings {
         .and_then(|f| f.worker_failures)
         .unwrap_or_default();
     let heartbeat_ms = ms(orch.heartbeat_interval, 5_000);
+    let sync = orch.synchronization.clone().unwrap_or_default();
     Settings {
-        sync_start: sync_start || coord.synchronized_start.unwrap_or(false),
+        sync_start: sync_start
+            || coord.synchronized_start.unwrap_or(false)
+            || sync.start_barrier.unwrap_or(false),
         heartbeat_ms,
         detection_timeout_ms: ms(failures.detection_timeout, 3 * heartbeat_ms),
         coordination_timeout_ms: ms(orch.coordination_timeout, 60_000),
@@ -40,6 +43,7 @@ pub fn settings(test: &TestFile, sync_start: bool) -> Settings {
             .unwrap_or(false),
         start_delay_ms: 5_000,
         time_skew_tolerance_ms: coord.time_skew_tolerance.map(|d| d.as_millis() as u64),
+        clock_sync: sync.clock_sync.unwrap_or(true),
     }
 }
 

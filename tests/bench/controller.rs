@@ -268,6 +268,7 @@ fn measure(n: usize, seconds: u64) -> Cost {
         .unwrap_or(0);
     let done = c.wait_phase(&[leader], &id, "finished", 60 + seconds * 3);
     let counted = done["summary"]["overall"]["count"].as_u64().unwrap();
+    assert_merged_exactly_once(&done["summary"]);
     let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
     let written = |i: usize| (after[i].1 - before[i].1) as f64 / window_s;
     Cost {
@@ -354,6 +355,10 @@ fn controller_cost_on_the_save_path() {
             "{n} workers: every batch merged once"
         );
     }
+    md.push_str(&format!(
+        "\nThe host's 1-minute load average at the end: {}.\n",
+        load_average()
+    ));
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results/controller.md");
     std::fs::write(&path, md).unwrap();
 }

@@ -124,6 +124,7 @@ fn rounds(per_kind: usize) -> Vec<Round> {
         }
         let counted = view["summary"]["overall"]["count"].as_u64().unwrap();
         let served = mock_stats(&mock)["total"].as_u64().unwrap() - before;
+        assert_merged_exactly_once(&view["summary"]);
         println!(
             "round {round} ({}): driving again after {:.2} s, counted {counted}, served {served}",
             loss.name(),
@@ -190,7 +191,11 @@ fn write_results(per_kind: usize, rows: &[Round]) {
             )
         });
     }
-    md.push_str(&format!("\n{}\n\n", verdicts.join(" ")));
+    md.push_str(&format!(
+        "\n{}\n\nThe host's 1-minute load average when the last round ended: {}.\n\n",
+        verdicts.join(" "),
+        load_average()
+    ));
     md.push_str("| round | loss | time to driving again (s) | counted | served by the mock |\n|---|---|---|---|---|\n");
     for (i, r) in rows.iter().enumerate() {
         md.push_str(&format!(

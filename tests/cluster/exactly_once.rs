@@ -5,11 +5,10 @@
 //! still keep those batches, so it pulls them again. At the end every worker's merged batches must
 //! equal its own final totals and the mock's count: none merged twice, none skipped.
 
-mod support;
+use crate::support::*;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-use support::*;
 
 const HOOK: &str = "PERFORNIUM_TEST_EXIT_AFTER_PULL";
 
@@ -84,49 +83,6 @@ fn own_count(worker: &Proc, run_id: &str) -> u64 {
         .iter()
         .map(|s| s["count"].as_u64().unwrap())
         .sum()
-}
-
-/// Exactly once, on the merged path, in a final distributed summary (`summary.json` or a
-/// `/runs/{id}` view's `summary`): every worker with final totals has merged batches equal to them,
-/// a worker without them counts what was merged, the timeline adds up to the overall count, and no
-/// event reports a batch lost or merged twice. (Meant for `tests/support`, so every distributed,
-/// failover and robustness test can call it.)
-pub fn assert_merged_exactly_once(s: &serde_json::Value) {
-    assert!(
-        ["finished", "failed", "stopped"].contains(&s["phase"].as_str().unwrap_or("")),
-        "only a final summary has its whole timeline: {}",
-        s["phase"]
-    );
-    for w in s["workers"].as_array().expect("a distributed summary") {
-        if w["final_count"].is_null() {
-            assert_eq!(w["merged_count"], w["count"], "{w}");
-        } else {
-            assert_eq!(
-                w["merged_matches_final"], true,
-                "merged batches differ from the worker's final totals: {w}"
-            );
-            assert_eq!(w["merged_count"], w["final_count"], "{w}");
-            assert_eq!(w["merged_errors"], w["final_errors"], "{w}");
-        }
-    }
-    let on_timeline: u64 = s["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["requests"].as_u64().unwrap())
-        .sum();
-    assert_eq!(
-        Some(on_timeline),
-        s["overall"]["count"].as_u64(),
-        "Σ timeline == overall count"
-    );
-    for e in s["events"].as_array().into_iter().flatten() {
-        let e = e.as_str().unwrap_or("");
-        assert!(
-            !e.contains("differ from merged") && !e.contains("never merged"),
-            "{e}"
-        );
-    }
 }
 
 #[test]
