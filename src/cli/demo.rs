@@ -101,6 +101,7 @@ impl Demo {
                 allowed: Vec::new(),
                 tls: None,
                 client_tls: None,
+                raft_timing: None,
             };
             let s = stop.clone();
             tasks.push(tokio::spawn(async move {

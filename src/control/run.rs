@@ -44,6 +44,10 @@ pub struct WorkerRun {
     /// This failed worker's share has been handed to the survivors.
     #[serde(default)]
     pub redistributed: bool,
+    /// A failed worker that answered again (a partition healed): requests merged since then.
+    /// Its batches are merged like anyone's, by sequence number, so nothing counts twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late: Option<u64>,
 }
 
 impl WorkerRun {

@@ -132,6 +132,7 @@ pub fn new_record(
             csv_rows: Default::default(),
             extra_units: 0,
             redistributed: false,
+            late: None,
         })
         .collect();
     Ok(RunRecord {
