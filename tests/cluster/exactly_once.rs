@@ -19,8 +19,9 @@ fn cluster_with_hook(marker: &Path) -> Cluster {
     let mut last = String::new();
     for _ in 0..PORT_ATTEMPTS {
         let mut c = Cluster {
-            addrs: (0..3)
-                .map(|_| format!("127.0.0.1:{}", free_port()))
+            addrs: free_ports(3)
+                .into_iter()
+                .map(|p| format!("127.0.0.1:{p}"))
                 .collect(),
             dir: tempfile::tempdir().expect("tempdir"),
             procs: vec![None, None, None],

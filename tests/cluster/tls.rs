@@ -205,8 +205,9 @@ fn tls_masters(dir: &Path, pki: &Pki) -> (Vec<String>, Vec<Proc>) {
     let serve = pki.serve_args();
     let mut last = String::new();
     for attempt in 0..PORT_ATTEMPTS {
-        let addrs: Vec<String> = (0..3)
-            .map(|_| format!("127.0.0.1:{}", free_port()))
+        let addrs: Vec<String> = free_ports(3)
+            .into_iter()
+            .map(|p| format!("127.0.0.1:{p}"))
             .collect();
         let peers = addrs
             .iter()

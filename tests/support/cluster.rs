@@ -1,7 +1,7 @@
 //! Three `perfornium master` replicas on loopback, each with its own data directory, and the
 //! master API calls tests make against them: submit a run, wait for its phase, wait for merges.
 
-use super::{call, free_port, get_json_within, port_taken, try_spawn_listening, wait_for, Proc};
+use super::{call, free_ports, get_json_within, port_taken, try_spawn_listening, wait_for, Proc};
 use std::time::Duration;
 
 /// Three replicas; `procs[i]` is `None` while replica `i` is down.
@@ -39,8 +39,9 @@ impl Cluster {
     pub fn start_with_args(extra: &[String], token: Option<&str>) -> Cluster {
         let mut last = String::new();
         for _ in 0..super::PORT_ATTEMPTS {
-            let addrs: Vec<String> = (0..3)
-                .map(|_| format!("127.0.0.1:{}", free_port()))
+            let addrs: Vec<String> = free_ports(3)
+                .into_iter()
+                .map(|p| format!("127.0.0.1:{p}"))
                 .collect();
             let mut c = Cluster {
                 addrs,

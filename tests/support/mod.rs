@@ -452,6 +452,17 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `n` distinct free ports on 127.0.0.1 (all held open until every one is chosen, so two calls in a
+/// row cannot hand out the same port, as separate [`free_port`] calls can).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().expect("addr").port())
+        .collect()
+}
+
 /// Milliseconds since the Unix epoch (the clock workers report `last_poll_ms` in).
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
