@@ -145,6 +145,7 @@ mod tests {
             body: None,
             checks: vec![],
             extract: vec![],
+            options: Default::default(),
         }
     }
 
