@@ -13,5 +13,6 @@ mod demo;
 mod deploy;
 mod distributed;
 mod engine;
+mod format;
 mod fuzz;
 mod report;
