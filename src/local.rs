@@ -37,6 +37,7 @@ pub async fn run(
         &rules,
     )
     .with_checks(&test);
+    summary.debug_samples = outcome.captured.clone();
     for why in &outcome.failures {
         summary.thresholds.push(report::ThresholdResult {
             threshold: why.clone(),

@@ -61,6 +61,8 @@ pub struct Outcome {
     /// Why the run failed regardless of its thresholds: a step threshold's `fail_test` or `abort`,
     /// CSV rows exhausted with `stop_test`. Each fails the verdict (exit code 1).
     pub failures: Vec<String>,
+    /// `debug` captures of requests (see `config::Debug`), the first 100.
+    pub captured: Vec<serde_json::Value>,
 }
 
 /// State every VU of a run shares.
@@ -91,6 +93,9 @@ pub(crate) struct Shared {
     /// Step threshold breaches logged so far (the first 20 are).
     threshold_logs: std::sync::atomic::AtomicU64,
     failures: std::sync::Mutex<Vec<String>>,
+    /// `debug` captures asked for, and those made.
+    debug: Option<config::Debug>,
+    captured: std::sync::Mutex<Vec<serde_json::Value>>,
 }
 
 impl Shared {
@@ -126,6 +131,7 @@ impl Shared {
     fn initial_vars(&self, scenario: usize, vu: u64) -> template::Vars {
         template::Vars {
             vu,
+            seed: self.test.global.faker.as_ref().and_then(|f| f.seed),
             values: self.variables[scenario].clone(),
             ..Default::default()
         }
@@ -240,6 +246,8 @@ pub async fn run(test: Arc<TestFile>, opts: Options) -> Result<Outcome, EngineEr
         compiled_thresholds,
         threshold_logs: Default::default(),
         failures: Default::default(),
+        debug: test.global.debug.clone().filter(|d| d.captures()),
+        captured: Default::default(),
     });
     match &test.load {
         Load::Phases(phases) => {
@@ -256,12 +264,14 @@ pub async fn run(test: Arc<TestFile>, opts: Options) -> Result<Outcome, EngineEr
         load => run_load(shared.clone(), load).await,
     }
     let failures = std::mem::take(&mut *shared.failures.lock().expect("failures lock"));
+    let captured = std::mem::take(&mut *shared.captured.lock().expect("captures lock"));
     drop(shared);
     let totals = collecting.await.expect("the collector task does not panic");
     Ok(Outcome {
         step_names: names,
         totals,
         failures,
+        captured,
     })
 }
 

@@ -133,6 +133,8 @@ async fn http_step(
     let previous = h.options.timeout.map(|t| client.set_timeout(t));
     let mut after = After::Next;
     for attempt in 1..=attempts {
+        let mut captured =
+            (shared.debug.is_some() || h.options.log_full_response).then(http::Captured::default);
         let (mut sample, extracted) = http::send(
             client,
             target,
@@ -140,19 +142,37 @@ async fn http_step(
             id,
             vars,
             origin.take(),
+            captured.as_mut(),
         )
         .await;
         let failed_request = sample.error.is_some() || !sample.failed_checks.is_empty();
         let verdict = thresholds(shared, h, id, &mut sample);
         let failed = failed_request || sample.error.is_some();
+        tracing::debug!(
+            step = %h.name,
+            status = ?sample.status,
+            latency_ms = sample.latency_us as f64 / 1000.0,
+            error = ?sample.error,
+            "request"
+        );
         if failed && h.options.log_full_response {
+            let body = captured
+                .as_ref()
+                .and_then(|c| c.response.as_ref())
+                .map(|b| String::from_utf8_lossy(b).into_owned());
             tracing::warn!(
                 step = %h.name,
                 status = ?sample.status,
                 error = ?sample.error,
                 failed_checks = ?sample.failed_checks,
+                body = body.as_deref().unwrap_or(""),
                 "step failed"
             );
+        }
+        if let (Some(debug), Some(c)) = (&shared.debug, &captured) {
+            if failed || debug.capture_only_failures == Some(false) {
+                record_capture(shared, debug, h, &sample, c);
+            }
         }
         let _ = shared.samples.send(sample);
         vars.values.extend(extracted);
@@ -186,6 +206,45 @@ async fn http_step(
         client.set_timeout(t);
     }
     after
+}
+
+/// Keeps what `debug` asks for of one request, the first 100 of a run.
+fn record_capture(
+    shared: &Shared,
+    debug: &crate::config::Debug,
+    h: &HttpStep,
+    sample: &Sample,
+    c: &http::Captured,
+) {
+    let mut all = shared.captured.lock().expect("captures lock");
+    if all.len() >= 100 {
+        return;
+    }
+    let max = debug.max_response_body_size.unwrap_or(10_000);
+    let cut = |b: &[u8]| String::from_utf8_lossy(&b[..b.len().min(max)]).into_owned();
+    let mut v = serde_json::json!({
+        "step": h.name,
+        "method": c.method,
+        "url": c.url,
+        "status": sample.status,
+        "error": sample.error,
+        "failed_checks": sample.failed_checks,
+        "latency_ms": sample.latency_us as f64 / 1000.0,
+    });
+    if debug.capture_request_headers || debug.log_headers {
+        v["request_headers"] = serde_json::json!(c
+            .headers
+            .iter()
+            .cloned()
+            .collect::<std::collections::BTreeMap<_, _>>());
+    }
+    if debug.capture_request_body || debug.log_body {
+        v["request_body"] = serde_json::json!(c.body.as_deref().map(|b| cut(b.as_bytes())));
+    }
+    if debug.capture_response_body || debug.log_body {
+        v["response_body"] = serde_json::json!(c.response.as_deref().map(cut));
+    }
+    all.push(v);
 }
 
 /// Checks a result against its step's thresholds; marks it failed and acts as they say.

@@ -273,3 +273,71 @@ fn validate_warns_suggests_and_explains() {
         "{err}"
     );
 }
+
+#[test]
+fn debug_captures_failing_requests_into_the_summary() {
+    let mock = mock(0);
+    let dir = tempfile::tempdir().unwrap();
+    let file = yaml(&mock)
+        .load("pattern: basic, vus: 1, iterations: 2")
+        .step("{ name: broken, path: /status/503, headers: { X-Probe: yes } }")
+        .step("{ name: fine, path: /users }")
+        .extra("debug: { log_level: debug, capture_request_headers: true, capture_response_body: true, max_response_body_size: 5 }\n")
+        .write(dir.path());
+    let out = dir.path().join("out");
+    let base = format!("http://{}", mock.addr);
+    let res = run(&[
+        "run",
+        &file,
+        "--base-url",
+        &base,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let s = summary(&out);
+    let samples = s["debug_samples"]
+        .as_array()
+        .expect("captures in summary.json");
+    assert_eq!(samples.len(), 2, "only the failing requests: {samples:?}");
+    assert_eq!(samples[0]["step"], "broken");
+    assert_eq!(samples[0]["status"], 503);
+    assert_eq!(samples[0]["request_headers"]["X-Probe"], "yes");
+    assert!(samples[0]["response_body"].as_str().unwrap().len() <= 5);
+    assert!(samples[0].get("request_body").is_none(), "not asked for");
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        err.contains("DEBUG") && err.contains("request"),
+        "log_level debug: {err}"
+    );
+}
+
+#[test]
+fn a_faker_seed_repeats_generated_values_run_to_run() {
+    let mock = mock(0);
+    let dir = tempfile::tempdir().unwrap();
+    let bodies = |seed: u64| {
+        let file = yaml(&mock)
+            .load("pattern: basic, vus: 2, iterations: 2")
+            .step("{ name: make, method: POST, path: /echo, json: { who: '{{faker.person.fullName}}', id: '{{uuid}}', n: '{{randomInt(1, 1000000)}}' } }")
+            .extra("debug: { capture_only_failures: false, capture_request_body: true }\n")
+            .write(dir.path());
+        let text = std::fs::read_to_string(&file).unwrap().replace(
+            "  timeout: 5000\n",
+            &format!("  timeout: 5000\n  faker: {{ locale: en, seed: {seed} }}\n"),
+        );
+        std::fs::write(&file, text).unwrap();
+        let (_, s) = run_at(&mock, &file, dir.path());
+        let mut got: Vec<String> = s["debug_samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["request_body"].as_str().unwrap().to_string())
+            .collect();
+        got.sort();
+        got
+    };
+    let a = bodies(42);
+    assert_eq!(a.len(), 4);
+    assert_eq!(a, bodies(42), "the same seed, the same values");
+    assert_ne!(a, bodies(43));
+}
