@@ -159,6 +159,7 @@ impl TryFrom<RawStep> for Step {
                 ("continueOnError", raw.continue_on_error.is_some()),
                 ("retry", raw.retry.is_some()),
                 ("thresholds", !raw.thresholds.is_empty()),
+                ("timeout", kind == "wait" && raw.timeout.is_some()),
             ];
             if let Some((key, _)) = common.iter().find(|(_, present)| *present) {
                 return Err(format!(

@@ -172,6 +172,8 @@ pub struct CompiledThreshold {
     pub value: f64,
     pub action: ThresholdAction,
     pub label: String,
+    /// warning, error or critical: reported with each breach.
+    pub severity: String,
 }
 
 impl CompiledThreshold {
@@ -255,6 +257,7 @@ impl StepThreshold {
             value,
             action: self.action,
             label,
+            severity: self.severity.clone().unwrap_or_else(|| "error".into()),
         })
     }
 }

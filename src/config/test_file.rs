@@ -54,11 +54,10 @@ pub struct RunCheck {
     /// `throughput`: the fewest requests per second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_value: Option<f64>,
-    /// Accepted for the TypeScript docs: a failed check always fails the run (exit code 1).
+    /// `true` or absent: a failed check fails the run (exit code 1), as every threshold does.
+    /// `false` is refused: a check that cannot fail the run would be ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_test: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
 }
 
 /// `debug:` (top level or `global.debug`): what is captured about failing requests.

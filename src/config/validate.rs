@@ -102,6 +102,11 @@ fn normalize_all(test: &mut TestFile) -> Result<(), String> {
     }
     for (i, c) in std::mem::take(&mut test.checks).into_iter().enumerate() {
         let at = format!("checks[{i}]");
+        if c.fail_test == Some(false) {
+            return Err(format!(
+                "{at}: `fail_test: false` is not supported: a run check always decides the verdict"
+            ));
+        }
         let rule = match c.kind.as_str() {
             "response_time" => {
                 let p = c.percentile.unwrap_or(95.0);
