@@ -635,6 +635,16 @@ mod tests {
         "load:\n  pattern: arrivals\n  rate: 1\n  duration: 1s\n  max_virtual_users: {}\n",
         "load:\n  pattern: arrivals\n  rate: 1\n  duration: 1s\n  preallocation: {}\n",
         "load:\n  pattern: basic\n  virtual_users: 1\n  duration: 1s\nglobal:\n  timeout: {}\n",
+        "load:\n  pattern: basic\n  virtual_users: 2\n  duration: 10s\n  ramp_down: {}\n",
+        "load:\n  pattern: stepping\n  steps:\n    - {users: 2, duration: {}}\n    - {users: 1, duration: 1s, ramp_up: {}}\n",
+        "load:\n  pattern: stepping\n  steps:\n    - {users: {}, duration: 1s}\n",
+        "load:\n  pattern: stepping\n  start_users: 1\n  step_users: 1\n  step_duration: 1s\n  max_users: 3\n  hold_final: {}\n",
+        "load:\n  pattern: stepping\n  start_users: 1\n  step_users: 1\n  step_duration: 1s\n  max_users: 3\n  duration: 5s\n  ramp_step: {}\n",
+        "load:\n  pattern: arrivals\n  rate: 1\n  duration: 1s\n  vu_duration: {}\n",
+        "load:\n  pattern: arrivals\n  rate: 1\n  duration: 10s\n  ramp_up: {}\n",
+        "load:\n  pattern: arrivals\n  rate_profile:\n    - {rate: {}, duration: 1s}\n",
+        "load:\n  pattern: arrivals\n  rate_profile:\n    - {rate: 2, duration: {}}\n",
+        "load:\n  - {pattern: basic, vus: {}, duration: 1s}\n  - {pattern: arrivals, rate: 2, duration: 1s}\n",
         "load:\n  pattern: basic\n  virtual_users: 1\n  duration: 1s\nglobal:\n  think_time: {}\n",
         "load:\n  pattern: basic\n  virtual_users: 1\n  duration: 1s\ndistributed:\n  coordination:\n    time_skew_tolerance: {}\n",
         "load:\n  pattern: basic\n  virtual_users: 1\n  duration: 1s\ndistributed:\n  orchestration:\n    heartbeat_interval: {}\n",
@@ -654,6 +664,25 @@ mod tests {
             let back: TestFile = serde_json::from_str(&json).expect("and reads back");
             check(&back).expect("and is still valid");
             let _ = crate::engine::schedule::vu_starts(&back.load);
+            let _ = crate::engine::schedule::duration(&back.load);
+            let loads = match &back.load {
+                Load::Phases(ps) => ps.iter().map(|p| p.load.clone()).collect(),
+                other => vec![other.clone()],
+            };
+            for l in loads {
+                let _ = crate::engine::schedule::vu_starts(&l);
+                if let Load::Arrivals {
+                    rate,
+                    duration,
+                    shape,
+                    ..
+                } = &l
+                {
+                    let _ = crate::engine::schedule::Arrivals::new(*rate, *duration, shape)
+                        .take(1000)
+                        .count();
+                }
+            }
         }
     }
 
@@ -662,7 +691,7 @@ mod tests {
         fn numeric_extremes_never_panic(
             field in 0..FIELDS.len(),
             value in 0..EXTREMES.len(),
-            step in 0..4usize,
+            step in 0..5usize,
             n in any::<f64>(),
         ) {
             let value = if value == 0 { format!("{n:e}") } else { EXTREMES[value].to_string() };
@@ -671,6 +700,7 @@ mod tests {
                 format!("      - type: wait\n        duration: {value}\n"),
                 format!("      - rendezvous: r\n        count: 1\n        timeout: {value}\n"),
                 format!("      - url: http://127.0.0.1:9/\n        checks:\n          - {{ type: response_time, value: {value} }}\n"),
+                format!("      - url: http://127.0.0.1:9/\n        timeout: {value}\n        retry: {{ max_attempts: 2, delay: {value} }}\n        thresholds:\n          - {{ metric: response_time, value: {value} }}\n"),
             ][step].clone();
             load_never_panics(FIELDS[field], &value, &step);
         }
