@@ -37,6 +37,15 @@ pub struct Scenario {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sla_requirements: Option<Sla>,
     pub steps: Vec<Step>,
+    /// Refused by name: scripts in the TypeScript tool (`validate.rs` gives the reason).
+    #[serde(default, skip_serializing)]
+    pub setup: Option<serde_norway::Value>,
+    #[serde(default, skip_serializing)]
+    pub teardown: Option<serde_norway::Value>,
+    #[serde(default, skip_serializing)]
+    pub hooks: Option<serde_norway::Value>,
+    #[serde(default, skip_serializing)]
+    pub condition: Option<serde_norway::Value>,
 }
 
 fn yes() -> bool {

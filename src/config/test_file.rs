@@ -37,6 +37,15 @@ pub struct TestFile {
     pub debug: Option<Debug>,
     #[serde(default)]
     pub distributed: Option<Distributed>,
+    /// Refused by name, each with its reason (in `validate.rs`).
+    #[serde(default, skip_serializing)]
+    pub outputs: Option<serde_norway::Value>,
+    #[serde(default, skip_serializing)]
+    pub report: Option<serde_norway::Value>,
+    #[serde(default, skip_serializing)]
+    pub hooks: Option<serde_norway::Value>,
+    #[serde(default, skip_serializing)]
+    pub workers: Option<serde_norway::Value>,
 }
 
 /// A top-level check on the whole run, as the TypeScript docs write them.

@@ -197,6 +197,19 @@ fn check_all(test: &TestFile) -> Result<(), String> {
         if s.steps.is_empty() {
             return Err(format!("scenarios[{i}] (`{}`): `steps` is empty", s.name));
         }
+        for (key, present) in [
+            ("setup", s.setup.is_some()),
+            ("teardown", s.teardown.is_some()),
+            ("hooks", s.hooks.is_some()),
+            ("condition", s.condition.is_some()),
+        ] {
+            if present {
+                return Err(format!(
+                    "scenarios[{i}] (`{}`): `{key}` is not supported: it runs JavaScript in the TypeScript tool, and Perfornium-rs runs no scripts",
+                    s.name
+                ));
+            }
+        }
         if let Some(csv) = &s.csv_data {
             csv.policy(s.csv_mode.as_deref())
                 .map_err(|e| format!("scenarios[{i}] (`{}`): {e}", s.name))?;
@@ -208,6 +221,15 @@ fn check_all(test: &TestFile) -> Result<(), String> {
         }
     }
     check_global(&test.global)?;
+    let top = [
+        (test.outputs.is_some(), "outputs", "results are written with `perfornium run -o DIR` (summary.json, timeline.ndjson, junit.xml); `outputs:` sinks are not implemented"),
+        (test.report.is_some(), "report", "the HTML report is written with `--report` or `perfornium report RESULTS.json`"),
+        (test.hooks.is_some(), "hooks", "hooks run scripts, and Perfornium-rs runs no scripts"),
+        (test.workers.is_some(), "workers", "workers are given on the command line (`-w host:port,...` or `--workers-file`)"),
+    ];
+    if let Some((_, key, why)) = top.iter().find(|(present, _, _)| *present) {
+        return Err(format!("`{key}` is not supported: {why}"));
+    }
     if test.scenarios.iter().all(|s| s.weight == 0) {
         return Err("every scenario has `weight: 0`".into());
     }
@@ -510,6 +532,10 @@ mod tests {
             );
             assert!(refused(&t).contains(want), "{bad}: {}", refused(&t));
         }
+        let hooks = basic("1s").replace("  - name: s\n", "  - name: s\n    setup: 'x = 1'\n");
+        assert!(refused(&hooks).contains("`setup` is not supported"));
+        let outputs = basic("1s") + "outputs:\n  - {type: json, file: r.json}\n";
+        assert!(refused(&outputs).contains("-o DIR"));
         let loop_mode = basic("1s").replace(
             "  - name: s\n",
             "  - name: s\n    loop: {count: 2, mode: x}\n",
