@@ -341,3 +341,38 @@ fn a_faker_seed_repeats_generated_values_run_to_run() {
     assert_eq!(a, bodies(42), "the same seed, the same values");
     assert_ne!(a, bodies(43));
 }
+
+#[test]
+fn phases_levels_and_rate_profiles_split_across_workers() {
+    let mock = mock(0);
+    let (a, b) = (worker(None), worker(None));
+    let dir = tempfile::tempdir().unwrap();
+    // Phases split one by one: 4 VUs x 2 iterations, then levels of 2 and 4 VUs, then 20 arrivals/s
+    // for 1 s in a profile (10 on each worker).
+    let file = yaml(&mock).load("x: y").write(dir.path());
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "load: { x: y }\n",
+        "load:\n  - { name: warm, pattern: basic, vus: 4, iterations: 2 }\n  - { pattern: stepping, steps: [{users: 2, duration: 300ms}, {users: 4, duration: 300ms}] }\n  - { pattern: arrivals, rate_profile: [{rate: 20, duration: 1s}], max_virtual_users: 10 }\n",
+    );
+    std::fs::write(&file, text).unwrap();
+    let out = dir.path().join("out");
+    let res = run(&[
+        "distributed",
+        &file,
+        "-w",
+        &worker_list(&[&a, &b]),
+        "-s",
+        "even",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let s = summary(&out);
+    let n = count(&s);
+    assert!(n >= 8 + 20 + 2, "{n}");
+    assert_eq!(mock_stats(&mock)["total"].as_u64().unwrap(), n);
+}
