@@ -106,9 +106,11 @@ pub struct Debug {
 }
 
 impl Debug {
-    /// Whether anything is captured.
+    /// Whether requests are captured (any capture option, `capture_only_failures` included;
+    /// every capture has the step, method, URL, status, error and latency).
     pub fn captures(&self) -> bool {
-        self.capture_request_headers
+        self.capture_only_failures.is_some()
+            || self.capture_request_headers
             || self.capture_request_body
             || self.capture_response_headers
             || self.capture_response_body

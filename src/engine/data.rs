@@ -57,6 +57,11 @@ impl Feeder {
         })
     }
 
+    /// `change_policy: each_vu`: a VU keeps the first row it got.
+    pub fn keeps_row(&self) -> bool {
+        self.policy.per_vu
+    }
+
     pub fn len(&self) -> usize {
         self.rows.len()
     }
@@ -68,7 +73,7 @@ impl Feeder {
     /// The row for VU `vu` in its iteration `iteration`.
     pub fn row(&self, vu: u64, iteration: u64) -> Pick<'_> {
         let n = self.rows.len() as u64;
-        if n == 0 || (self.policy.per_vu && iteration > 0) {
+        if n == 0 {
             return Pick::None;
         }
         let at = |i: u64| Pick::Row(&self.rows[self.order[(i % n) as usize]]);
@@ -266,8 +271,7 @@ mod tests {
             c.cycle_on_exhaustion = Some(false);
             c.change_policy = Some("each_vu".into());
         });
-        assert_eq!(n(f.row(0, 0)), "0");
-        assert_eq!(n(f.row(0, 1)), "None", "each_vu: the first row stays");
+        assert!(f.keeps_row(), "each_vu: the VU keeps its first row");
         let f = load(|c| c.filter = Some("n>=1".into()));
         assert_eq!(f.len(), 2);
         let f = load(|c| c.filter = Some("n != 1".into()));

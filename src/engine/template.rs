@@ -20,6 +20,8 @@ pub struct Vars {
     /// drawn from the seed, the VU, its iteration and the draw's order within it.
     pub seed: Option<u64>,
     pub draws: Draws,
+    /// Whether this VU already took a CSV row (for `change_policy: each_vu`).
+    pub has_row: bool,
 }
 
 /// How many seeded values a VU has drawn (atomic so a VU's future stays `Send`).

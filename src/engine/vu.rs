@@ -60,11 +60,16 @@ pub async fn run_iteration(
     until: Option<Instant>,
 ) -> bool {
     let sc = &shared.test.scenarios[scenario];
-    if let Some(feeder) = &shared.feeders[scenario] {
+    if let Some(feeder) = shared.feeders[scenario]
+        .as_ref()
+        .filter(|f| !(f.keeps_row() && vars.has_row))
+    {
         match feeder.row(vars.vu, vars.iteration) {
-            super::data::Pick::Row(row) => vars
-                .values
-                .extend(row.iter().map(|(k, v)| (k.clone(), v.clone()))),
+            super::data::Pick::Row(row) => {
+                vars.has_row = true;
+                vars.values
+                    .extend(row.iter().map(|(k, v)| (k.clone(), v.clone())))
+            }
             super::data::Pick::None => {}
             super::data::Pick::StopVu => return true,
             super::data::Pick::StopTest => {

@@ -376,3 +376,36 @@ fn phases_levels_and_rate_profiles_split_across_workers() {
     assert!(n >= 8 + 20 + 2, "{n}");
     assert_eq!(mock_stats(&mock)["total"].as_u64().unwrap(), n);
 }
+
+#[test]
+fn change_policy_each_vu_keeps_a_vus_first_row() {
+    let mock = mock(0);
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "ids.csv", "id\n11\n22\n33\n");
+    let file = yaml(&mock)
+        .load("pattern: basic, vus: 2, iterations: 3")
+        .scenario("csv_data: { file: ids.csv, mode: shared, change_policy: each_vu }")
+        .step("{ name: one, path: '/users/{{id}}' }")
+        .extra("debug: { capture_only_failures: false }\n")
+        .write(dir.path());
+    let (_, s) = run_at(&mock, &file, dir.path());
+    assert_eq!(count(&s), 6);
+    assert_eq!(mock_stats(&mock)["total"], 6);
+    let mut urls: Vec<String> = s["debug_samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            c["url"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    urls.sort();
+    urls.dedup();
+    assert_eq!(urls, ["11", "22"], "two VUs, one row each");
+}
