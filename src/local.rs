@@ -27,7 +27,7 @@ pub async fn run(
     .await?;
     let _ = printer.await;
     let t = &outcome.totals;
-    let summary = RunSummary::build(
+    let mut summary = RunSummary::build(
         &test.name,
         &outcome.step_names,
         &t.steps,
@@ -37,5 +37,15 @@ pub async fn run(
         &rules,
     )
     .with_checks(&test);
+    summary.debug_samples = outcome.captured.clone();
+    for why in &outcome.failures {
+        summary.thresholds.push(report::ThresholdResult {
+            threshold: why.clone(),
+            step: None,
+            actual: None,
+            passed: false,
+        });
+        summary.passed = false;
+    }
     Ok(summary)
 }

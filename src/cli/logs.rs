@@ -31,14 +31,30 @@ pub struct LogArgs {
 /// `raft role` lines report elections in one line each.
 const DEFAULT_FILTER: &str = "info,openraft=warn";
 
+/// Replaces the installed filter (set by `init` when no `RUST_LOG` fixed it).
+type Reload = Box<dyn Fn(EnvFilter) + Send + Sync>;
+static RELOAD: std::sync::OnceLock<Reload> = std::sync::OnceLock::new();
+
+/// A test's `debug.log_level` (debug, info, warn, error) for Perfornium's own events, unless
+/// `RUST_LOG` set the filter (it wins) or a console owns the terminal.
+pub fn set_test_level(level: &str) {
+    if let Some(reload) = RELOAD.get() {
+        reload(EnvFilter::new(format!("{level},openraft=warn")));
+    }
+}
+
 impl LogArgs {
     /// Installs the global subscriber. `tui`: a console will own the terminal.
     pub fn init(&self, tui: bool) -> anyhow::Result<()> {
+        let mut fixed = true;
         let filter = match std::env::var("RUST_LOG") {
             Ok(f) if !f.trim().is_empty() => EnvFilter::try_new(&f)
                 .map_err(|e| anyhow::anyhow!("RUST_LOG `{f}` is not a valid filter: {e}"))?,
             _ if tui => EnvFilter::new("off"),
-            _ => EnvFilter::new(DEFAULT_FILTER),
+            _ => {
+                fixed = false;
+                EnvFilter::new(DEFAULT_FILTER)
+            }
         };
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
@@ -48,12 +64,30 @@ impl LogArgs {
             .log_internal_errors(false)
             .with_writer(std::io::stderr);
         let installed = match self.log_format {
-            LogFormat::Text => builder.try_init(),
-            LogFormat::Json => builder
-                .json()
-                .with_current_span(true)
-                .with_span_list(false)
-                .try_init(),
+            LogFormat::Text => {
+                let builder = builder.with_filter_reloading();
+                let handle = builder.reload_handle();
+                if !fixed {
+                    let _ = RELOAD.set(Box::new(move |f| {
+                        let _ = handle.reload(f);
+                    }));
+                }
+                builder.try_init()
+            }
+            LogFormat::Json => {
+                let builder = builder
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_filter_reloading();
+                let handle = builder.reload_handle();
+                if !fixed {
+                    let _ = RELOAD.set(Box::new(move |f| {
+                        let _ = handle.reload(f);
+                    }));
+                }
+                builder.try_init()
+            }
         };
         installed.map_err(|e| anyhow::anyhow!("installing the logger: {e}"))
     }

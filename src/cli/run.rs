@@ -22,6 +22,9 @@ impl RunArgs {
     /// Runs the test, prints the summary, writes the outputs; the exit code is the verdict.
     pub async fn run(self) -> Result<ExitCode> {
         let test = self.over.load(&self.file)?;
+        if let Some(level) = test.global.debug.as_ref().and_then(|d| d.level()) {
+            super::logs::set_test_level(level);
+        }
         let stop = shutdown::on_ctrl_c("stopping: requests in flight will finish and be counted");
         let summary = perfornium::local::run(test, stop).await?;
         output::write(&summary, &self.output)?;

@@ -12,13 +12,22 @@ pub struct ValidateArgs {
     /// Merge environments/NAME.yml over the test.
     #[arg(long)]
     env: Option<String>,
+    /// Print how each section was understood (pattern, units, defaults applied).
+    #[arg(long)]
+    explain: bool,
 }
 
 impl ValidateArgs {
-    /// 0 and `ok` when the test is valid; 1 and `file:line:column: message` when not.
+    /// 0 and `ok` when the test is valid (warnings on stderr, the explanation with `--explain`); 1 and `file:line:column: message` when not.
     pub fn run(self) -> ExitCode {
         match perfornium::config::load(&self.file, self.env.as_deref()) {
-            Ok(_) => {
+            Ok(test) => {
+                for w in perfornium::config::warnings(&test) {
+                    eprintln!("{}: warning: {w}", self.file.display());
+                }
+                if self.explain {
+                    print!("{}", perfornium::config::explain(&test));
+                }
                 println!("ok");
                 ExitCode::SUCCESS
             }

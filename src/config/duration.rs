@@ -1,4 +1,6 @@
-//! Durations as users write them: `"30s"`, `"2m"`, `"500ms"`, `"1h"`, or a bare number of seconds,
+//! Durations as users write them: `"30s"`, `"2m"`, `"500ms"`, `"1h"`, or a bare number: seconds
+//! for think times and `distributed.*`, milliseconds for `load.*` durations, a wait's `duration`,
+//! `timeout`s and `vu_duration` (as the TypeScript tool reads them),
 //! and think times as ranges (`"1-3"` seconds, `"2-5s"`, `"500ms"`). Every value is range-checked
 //! here (no NaN, negative, infinite or over-a-year durations), so nothing later can panic on one.
 
@@ -12,10 +14,20 @@ pub const MAX: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Parses `"1.5s"`, `"250ms"`, `"2m"`, `"1h"`, `"10"` (seconds), at most [`MAX`].
 pub fn parse(text: &str) -> Result<Duration, String> {
+    parse_in(text, "s")
+}
+
+/// Like [`parse`], for the keys where a number without a unit means milliseconds (as in the
+/// TypeScript tool: `load.duration`, `load.ramp_up`, a wait's `duration`, timeouts).
+pub fn parse_ms(text: &str) -> Result<Duration, String> {
+    parse_in(text, "ms")
+}
+
+fn parse_in(text: &str, default_unit: &str) -> Result<Duration, String> {
     let t = text.trim();
     let (num, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
         Some(i) => (&t[..i], &t[i..]),
-        None => (t, "s"),
+        None => (t, default_unit),
     };
     let value: f64 = num
         .trim()
@@ -93,6 +105,23 @@ impl NumOrText {
             NumOrText::Text(s) => ThinkTime::parse(s),
         }
     }
+
+    /// As a single duration where a number without a unit is milliseconds.
+    pub fn duration_ms(&self) -> Result<Duration, String> {
+        match self {
+            NumOrText::Num(n) => from_secs(*n / 1000.0)
+                .map_err(|why| format!("`{}` {why} (a bare number is ms)", Shown(*n))),
+            NumOrText::Text(s) => parse_ms(s),
+        }
+    }
+
+    /// As a pause or range where a number without a unit is milliseconds (`500`, `"200-400"`).
+    pub fn think_time_ms(&self) -> Result<ThinkTime, String> {
+        match self {
+            NumOrText::Num(_) => self.duration_ms().map(|d| ThinkTime { min: d, max: d }),
+            NumOrText::Text(s) => ThinkTime::parse_in(s, "ms"),
+        }
+    }
 }
 
 impl serde::Serialize for NumOrText {
@@ -159,6 +188,11 @@ pub fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duratio
     de_duration(d).map(Some)
 }
 
+/// An optional duration where a number without a unit is milliseconds.
+pub fn de_opt_duration_ms<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    NumOrText::deserialize_then(d, |v| v.duration_ms()).map(Some)
+}
+
 /// A think time: a fixed pause or a uniform range between two bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct ThinkTime {
@@ -169,6 +203,11 @@ pub struct ThinkTime {
 impl ThinkTime {
     /// Parses `"1-3"` (seconds), `"2-5s"`, `"500ms"`, `"1"`. A unit after the range applies to both ends.
     pub fn parse(text: &str) -> Result<Self, String> {
+        Self::parse_in(text, "s")
+    }
+
+    /// Like [`ThinkTime::parse`] with `default_unit` for numbers written without one.
+    pub fn parse_in(text: &str, default_unit: &str) -> Result<Self, String> {
         let t = text.trim();
         if let Some((a, b)) = t.split_once('-') {
             let unit: String = b.chars().skip_while(|c| !c.is_ascii_alphabetic()).collect();
@@ -177,7 +216,7 @@ impl ThinkTime {
             } else {
                 format!("{a}{unit}")
             };
-            let (min, max) = (parse(&a)?, parse(b)?);
+            let (min, max) = (parse_in(&a, default_unit)?, parse_in(b, default_unit)?);
             if min > max {
                 return Err(format!(
                     "think time `{text}`: lower bound is above upper bound"
@@ -185,7 +224,7 @@ impl ThinkTime {
             }
             Ok(Self { min, max })
         } else {
-            let d = parse(t)?;
+            let d = parse_in(t, default_unit)?;
             Ok(Self { min: d, max: d })
         }
     }

@@ -12,12 +12,14 @@ mod check;
 pub mod compile;
 mod distributed;
 pub mod duration;
+mod explain;
 pub mod json_path;
 mod load;
 pub mod model;
 mod overrides;
 mod scenario;
 mod step;
+pub mod step_options;
 pub mod strategy;
 pub mod template;
 mod test_file;
@@ -26,13 +28,14 @@ mod validate;
 
 pub use compile::{compile, Compiled, CompiledStep, RequestTemplate};
 pub use duration::ThinkTime;
+pub use explain::explain;
 pub use json_path::JsonPath;
 pub use model::*;
 pub use overrides::Overrides;
 use std::path::{Path, PathBuf};
 pub use strategy::Strategy;
 use thiserror::Error;
-pub use validate::{check, MAX_RATE, MAX_VUS};
+pub use validate::{check, normalize, runnable, warnings, MAX_RATE, MAX_VUS};
 
 /// Deserializes a mapping as `R`, then converts it to `T`, inside the mapping's own visitor: the YAML
 /// parser then reports a conversion error at the mapping's line (a step's `-`), where a serde
@@ -103,11 +106,39 @@ fn syntax(path: &Path, e: serde_norway::Error) -> ConfigError {
     let message = e
         .to_string()
         .replacen(&format!(" at line {line} column {column}"), "", 1);
+    let message = suggest(message);
     ConfigError::Syntax {
         path: path.display().to_string(),
         line,
         column,
         message,
+    }
+}
+
+/// Adds "did you mean `x`?" to serde's "unknown field `y`, expected one of `a`, `b`" when one of
+/// the expected keys is close to the unknown one.
+fn suggest(message: String) -> String {
+    let Some(rest) = message.split("unknown field `").nth(1) else {
+        return message;
+    };
+    let Some((unknown, expected)) = rest.split_once('`') else {
+        return message;
+    };
+    let best = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|k| {
+            (
+                strsim::jaro_winkler(&unknown.to_lowercase(), &k.to_lowercase()),
+                k,
+            )
+        })
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match best {
+        Some((_, k)) => format!("{message} (did you mean `{k}`?)"),
+        None => message,
     }
 }
 
@@ -129,6 +160,7 @@ pub fn load(path: &Path, env: Option<&str>) -> Result<TestFile, ConfigError> {
     for include in std::mem::take(&mut test.includes) {
         test.scenarios.extend(load_include(&dir.join(&include))?);
     }
+    normalize(&mut test).map_err(|m| invalid(path, m.0))?;
     resolve_csv_paths(&mut test, &dir);
     check(&test).map_err(|m| invalid(path, m.0))?;
     Ok(test)
@@ -137,7 +169,8 @@ pub fn load(path: &Path, env: Option<&str>) -> Result<TestFile, ConfigError> {
 /// Parses a test from text (used by workers, which receive the test over the wire).
 pub fn from_str(text: &str) -> Result<TestFile, ConfigError> {
     let path = Path::new("<test>");
-    let test: TestFile = serde_norway::from_str(text).map_err(|e| syntax(path, e))?;
+    let mut test: TestFile = serde_norway::from_str(text).map_err(|e| syntax(path, e))?;
+    normalize(&mut test).map_err(|m| invalid(path, m.0))?;
     check(&test).map_err(|m| invalid(path, m.0))?;
     Ok(test)
 }

@@ -18,6 +18,13 @@ impl Overrides {
             test.global.base_url = Some(url.clone());
         }
         match &mut test.load {
+            Load::Levels { .. } | Load::Phases(_) => {
+                if self.vus.is_some() || self.duration.is_some() || self.iterations.is_some() {
+                    return Err(super::Invalid(
+                        "--vus, --duration and --iterations do not apply to `steps[]` levels or a `load:` list of phases".into(),
+                    ));
+                }
+            }
             Load::Basic {
                 virtual_users,
                 duration,

@@ -3,6 +3,7 @@
 //! it there (not with a tagged enum) keeps the line and column of the step in every error.
 
 use super::duration::{NumOrText, ThinkTime};
+use super::step_options::{OnError, Retry, StepOptions, StepThreshold};
 use super::{Check, Extract};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -41,6 +42,8 @@ pub struct HttpStep {
     pub body: Option<String>,
     pub checks: Vec<Check>,
     pub extract: Vec<Extract>,
+    /// The keys common to every step (`think_time`, `timeout`, `on_error`, `retry`, `thresholds`).
+    pub options: Box<StepOptions>,
 }
 
 /// A named meeting point: VUs wait until `count` arrive (or `timeout`).
@@ -92,6 +95,24 @@ pub struct RawStep {
     pub timeout: Option<NumOrText>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    // The keys common to every step (config/step_options.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub think_time: Option<ThinkTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<OnError>,
+    #[serde(
+        default,
+        rename = "continueOnError",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub continue_on_error: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<StepThreshold>,
+    /// Refused by name: a JavaScript expression in the TypeScript tool.
+    #[serde(default, skip_serializing)]
+    pub condition: Option<serde_norway::Value>,
 }
 
 fn yaml_scalar(v: &serde_norway::Value) -> String {
@@ -117,6 +138,13 @@ impl TryFrom<RawStep> for Step {
     type Error = String;
 
     fn try_from(raw: RawStep) -> Result<Self, String> {
+        if raw.condition.is_some() {
+            return Err(
+                "`condition` is not supported: it is a JavaScript expression in the \
+                 TypeScript tool, and Perfornium-rs runs no scripts"
+                    .into(),
+            );
+        }
         let kind = raw.kind.clone().unwrap_or_else(|| {
             if raw.rendezvous.is_some() {
                 "rendezvous".into()
@@ -124,6 +152,21 @@ impl TryFrom<RawStep> for Step {
                 "rest".into()
             }
         });
+        if kind != "rest" && kind != "soap" {
+            let common = [
+                ("think_time", raw.think_time.is_some()),
+                ("on_error", raw.on_error.is_some()),
+                ("continueOnError", raw.continue_on_error.is_some()),
+                ("retry", raw.retry.is_some()),
+                ("thresholds", !raw.thresholds.is_empty()),
+                ("timeout", kind == "wait" && raw.timeout.is_some()),
+            ];
+            if let Some((key, _)) = common.iter().find(|(_, present)| *present) {
+                return Err(format!(
+                    "`{key}` applies to HTTP steps (rest, soap), not to a `{kind}` step"
+                ));
+            }
+        }
         match kind.as_str() {
             "rest" | "soap" => raw.into_http(&kind).map(Step::Http),
             "wait" => raw.into_wait(),
@@ -141,7 +184,7 @@ impl RawStep {
         let duration = self
             .duration
             .ok_or("a `wait` step needs `duration`")?
-            .think_time()?;
+            .think_time_ms()?;
         let name = self.name.unwrap_or_else(|| "wait".into());
         Ok(Step::Wait { name, duration })
     }
@@ -159,7 +202,7 @@ impl RawStep {
             }
         }
         let timeout = match self.timeout {
-            Some(t) => t.think_time()?.max,
+            Some(t) => t.duration_ms()?,
             None => Duration::from_secs(30),
         };
         Ok(Rendezvous {
@@ -235,7 +278,16 @@ impl RawStep {
         for (k, x) in self.extract.iter().enumerate() {
             x.compile().map_err(|e| format!("extract[{k}]: {e}"))?;
         }
+        let options = super::step_options::options(
+            self.think_time,
+            self.timeout.as_ref(),
+            self.on_error,
+            self.continue_on_error,
+            self.retry,
+            self.thresholds,
+        )?;
         Ok(HttpStep {
+            options: Box::new(options),
             name: self.name.unwrap_or_else(|| format!("{method} {target}")),
             method,
             target,
@@ -269,6 +321,14 @@ impl From<Step> for RawStep {
                 body: h.body.map(serde_norway::Value::String),
                 checks: h.checks,
                 extract: h.extract,
+                think_time: h.options.think_time,
+                timeout: h
+                    .options
+                    .timeout
+                    .map(|t| NumOrText::Text(format!("{}ms", t.as_secs_f64() * 1000.0))),
+                on_error: h.options.on_error(),
+                retry: h.options.retry,
+                thresholds: h.options.thresholds,
                 ..Default::default()
             },
             Step::Wait { name, duration } => RawStep {

@@ -3,7 +3,185 @@
 //! parsed), thresholds that parse, and checks and extractions that compile. Every path that accepts
 //! a test runs them: `load`, `from_str`, a worker's `prepare` and the master's submit.
 
+use super::duration::NumOrText;
 use super::{compile, duration, threshold, Load, Step, TestFile, Threshold};
+
+/// Rewrites what the format offers as shorthand into the one form the engine runs, before
+/// [`check`]: scenarios with `enabled: false` are removed; `global.variables` and
+/// `global.csv_data` (with `global.csv_mode`) go to every scenario (a scenario's own win);
+/// `sla_requirements` and top-level `checks` become `thresholds`. Idempotent, so a test that
+/// travels to a worker and is loaded again stays the same.
+pub fn normalize(test: &mut TestFile) -> Result<(), super::Invalid> {
+    normalize_all(test).map_err(super::Invalid)
+}
+
+fn normalize_all(test: &mut TestFile) -> Result<(), String> {
+    test.scenarios.retain(|s| s.enabled);
+    let vars = std::mem::take(&mut test.global.variables);
+    let csv = test.global.csv_data.take();
+    let csv_mode = test.global.csv_mode.take();
+    for s in &mut test.scenarios {
+        for (k, v) in &vars {
+            s.variables.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        if s.csv_data.is_none() {
+            if let Some(c) = &csv {
+                s.csv_data = Some(c.clone());
+                if s.csv_mode.is_none() && c.mode.is_none() {
+                    s.csv_mode.clone_from(&csv_mode);
+                }
+            }
+        }
+    }
+    if csv.is_none() && csv_mode.is_some() {
+        for s in &mut test.scenarios {
+            if s.csv_data.as_ref().is_some_and(|c| c.mode.is_none()) && s.csv_mode.is_none() {
+                s.csv_mode.clone_from(&csv_mode);
+            }
+        }
+    }
+    let ms = |v: &NumOrText, key: &str| -> Result<f64, String> {
+        v.duration_ms()
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .map_err(|e| format!("{key}: {e}"))
+    };
+    let pct = |v: &NumOrText, key: &str| -> Result<f64, String> {
+        let p = match v {
+            NumOrText::Num(n) => *n,
+            NumOrText::Text(t) => t
+                .trim()
+                .trim_end_matches('%')
+                .trim()
+                .parse()
+                .map_err(|_| format!("{key}: `{t}` is not a percentage"))?,
+        };
+        if !(0.0..=100.0).contains(&p) {
+            return Err(format!("{key}: {p} is not a percentage from 0 to 100"));
+        }
+        Ok(p)
+    };
+    let mut added = Vec::new();
+    for (i, s) in test.scenarios.iter_mut().enumerate() {
+        let Some(sla) = s.sla_requirements.take() else {
+            continue;
+        };
+        let at = format!("scenarios[{i}].sla_requirements");
+        let mut rules = Vec::new();
+        if let Some(v) = &sla.p95_response_time {
+            rules.push(format!(
+                "p95 < {}ms",
+                ms(v, &format!("{at}.p95_response_time"))?
+            ));
+        }
+        if let Some(v) = &sla.p99_response_time {
+            rules.push(format!(
+                "p99 < {}ms",
+                ms(v, &format!("{at}.p99_response_time"))?
+            ));
+        }
+        if let Some(v) = &sla.availability {
+            let a = pct(v, &format!("{at}.availability"))?;
+            rules.push(format!("error_rate <= {}%", 100.0 - a));
+        }
+        if let Some(t) = sla.throughput {
+            if !(t.is_finite() && t >= 0.0) {
+                return Err(format!("{at}.throughput: {t} is not a rate per second"));
+            }
+            rules.push(format!("rps >= {t}"));
+        }
+        for step in &s.steps {
+            if let Step::Http(h) = step {
+                for r in &rules {
+                    added.push(Threshold::Long {
+                        metric: r.clone(),
+                        step: Some(h.name.clone()),
+                    });
+                }
+            }
+        }
+    }
+    for (i, c) in std::mem::take(&mut test.checks).into_iter().enumerate() {
+        let at = format!("checks[{i}]");
+        if c.fail_test == Some(false) {
+            return Err(format!(
+                "{at}: `fail_test: false` is not supported: a run check always decides the verdict"
+            ));
+        }
+        let rule = match c.kind.as_str() {
+            "response_time" => {
+                let p = c.percentile.unwrap_or(95.0);
+                let name = [
+                    (50.0, "p50"),
+                    (90.0, "p90"),
+                    (95.0, "p95"),
+                    (99.0, "p99"),
+                    (99.9, "p99.9"),
+                ]
+                .iter()
+                .find(|(v, _)| *v == p)
+                .map(|(_, n)| *n)
+                .ok_or_else(|| {
+                    format!("{at}: percentile {p} is not one of 50, 90, 95, 99, 99.9")
+                })?;
+                let v = c.value.as_ref().ok_or(format!("{at}: needs `value` (ms)"))?;
+                format!("{name} < {}ms", ms(v, &at)?)
+            }
+            "throughput" => {
+                let v = c.min_value.ok_or(format!("{at}: needs `min_value` (requests per second)"))?;
+                format!("rps >= {v}")
+            }
+            "error_rate" => {
+                let v = c.value.as_ref().ok_or(format!("{at}: needs `value` (percent)"))?;
+                format!("error_rate < {}%", pct(v, &at)?)
+            }
+            other => {
+                return Err(format!(
+                    "{at}: check type `{other}` is not supported on the run (supported: response_time, throughput, error_rate)"
+                ))
+            }
+        };
+        added.push(Threshold::Short(rule));
+    }
+    if test.debug.is_some() {
+        test.global.debug = test.debug.take();
+    }
+    test.thresholds.extend(added);
+    Ok(())
+}
+
+/// What is worth saying about a valid test: a relative `path` with no `global.base_url` (the run
+/// then needs `--base-url`).
+pub fn warnings(test: &TestFile) -> Vec<String> {
+    let mut out = Vec::new();
+    if test.global.base_url.is_some() {
+        return out;
+    }
+    for (i, s) in test.scenarios.iter().enumerate() {
+        for step in &s.steps {
+            if let Step::Http(h) = step {
+                if is_relative(&h.target) {
+                    out.push(format!(
+                        "scenarios[{i}] step `{}`: path `{}` needs a base URL: set `global.base_url`, use a full `url`, or run with `--base-url`",
+                        h.name, h.target
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn is_relative(target: &str) -> bool {
+    !(target.starts_with("http://") || target.starts_with("https://") || target.starts_with("{{"))
+}
+
+/// Refuses to run a test whose relative paths have no base URL (validation only warns).
+pub fn runnable(test: &TestFile) -> Result<(), super::Invalid> {
+    match warnings(test).into_iter().next() {
+        Some(w) => Err(super::Invalid(w)),
+        None => Ok(()),
+    }
+}
 
 /// Rules serde cannot express: non-empty scenarios, numbers in range, parseable thresholds, and
 /// checks and extractions that compile.
@@ -19,17 +197,38 @@ fn check_all(test: &TestFile) -> Result<(), String> {
         if s.steps.is_empty() {
             return Err(format!("scenarios[{i}] (`{}`): `steps` is empty", s.name));
         }
-        for step in &s.steps {
-            if let Step::Http(h) = step {
-                let absolute = h.target.starts_with("http://") || h.target.starts_with("https://");
-                if !absolute && test.global.base_url.is_none() && !h.target.starts_with("{{") {
-                    return Err(format!(
-                        "scenarios[{i}] step `{}`: path `{}` needs `global.base_url` (or use a full `url`)",
-                        h.name, h.target
-                    ));
-                }
+        for (key, present) in [
+            ("setup", s.setup.is_some()),
+            ("teardown", s.teardown.is_some()),
+            ("hooks", s.hooks.is_some()),
+            ("condition", s.condition.is_some()),
+        ] {
+            if present {
+                return Err(format!(
+                    "scenarios[{i}] (`{}`): `{key}` is not supported: it runs JavaScript in the TypeScript tool, and Perfornium-rs runs no scripts",
+                    s.name
+                ));
             }
         }
+        if let Some(csv) = &s.csv_data {
+            csv.policy(s.csv_mode.as_deref())
+                .map_err(|e| format!("scenarios[{i}] (`{}`): {e}", s.name))?;
+        } else if s.csv_mode.is_some() {
+            return Err(format!(
+                "scenarios[{i}] (`{}`): `csv_mode` needs `csv_data` (here or in `global`)",
+                s.name
+            ));
+        }
+    }
+    check_global(&test.global)?;
+    let top = [
+        (test.outputs.is_some(), "outputs", "results are written with `perfornium run -o DIR` (summary.json, timeline.ndjson, junit.xml); `outputs:` sinks are not implemented"),
+        (test.report.is_some(), "report", "the HTML report is written with `--report` or `perfornium report RESULTS.json`"),
+        (test.hooks.is_some(), "hooks", "hooks run scripts, and Perfornium-rs runs no scripts"),
+        (test.workers.is_some(), "workers", "workers are given on the command line (`-w host:port,...` or `--workers-file`)"),
+    ];
+    if let Some((_, key, why)) = top.iter().find(|(present, _, _)| *present) {
+        return Err(format!("`{key}` is not supported: {why}"));
     }
     if test.scenarios.iter().all(|s| s.weight == 0) {
         return Err("every scenario has `weight: 0`".into());
@@ -44,6 +243,43 @@ fn check_all(test: &TestFile) -> Result<(), String> {
         match t {
             Threshold::Short(s) => threshold::parse(s, None).map(drop)?,
             Threshold::Long { metric, step } => threshold::parse(metric, step.clone()).map(drop)?,
+        }
+    }
+    Ok(())
+}
+
+/// The `global` keys refused by name, and the checks of the accepted ones.
+fn check_global(g: &super::Global) -> Result<(), String> {
+    let refused = [
+        (g.influxdb.is_some(), "influxdb", "outputs to InfluxDB are set with `outputs: [{type: influxdb, ...}]` (not yet implemented)"),
+        (g.browser.is_some(), "browser", "browser tests are not supported: Perfornium-rs drives HTTP"),
+        (g.web.is_some(), "web", "browser tests are not supported: Perfornium-rs drives HTTP"),
+        (g.ssl.is_some(), "ssl", "TLS options are not supported: https uses the system's trusted roots"),
+        (g.proxy.is_some(), "proxy", "proxies are not supported: requests go straight to the target"),
+        (g.connection_pool.is_some(), "connection_pool", "not supported: each VU keeps one connection per target, reused across requests"),
+    ];
+    if let Some((_, key, why)) = refused.iter().find(|(present, _, _)| *present) {
+        return Err(format!("global.{key} is not supported: {why}"));
+    }
+    if let Some(f) = &g.faker {
+        if let Some(l) = &f.locale {
+            if l != "en" {
+                return Err(format!(
+                    "global.faker.locale `{l}` is not supported: generated values are English (`en`) only"
+                ));
+            }
+        }
+    }
+    if let Some(d) = &g.debug {
+        if let Some(l) = d.level() {
+            if !["debug", "info", "warn", "error"].contains(&l) {
+                return Err(format!(
+                    "debug.log_level `{l}`: expected debug, info, warn or error"
+                ));
+            }
+        }
+        if d.capture_response_headers {
+            return Err("debug.capture_response_headers is not supported yet: responses are captured with their status and body".into());
         }
     }
     Ok(())
@@ -78,6 +314,14 @@ fn check_load(load: &Load) -> Result<(), String> {
             vus("step_users", *step_users)?;
             vus("max_users", *max_users)?;
         }
+        Load::Levels { levels } => {
+            for (i, l) in levels.iter().enumerate() {
+                vus(&format!("steps[{i}].users"), l.users)?;
+            }
+            if levels.iter().all(|l| l.users == 0) {
+                return Err("load.steps: every level has 0 users".into());
+            }
+        }
         Load::Arrivals {
             max_virtual_users,
             preallocation,
@@ -86,16 +330,19 @@ fn check_load(load: &Load) -> Result<(), String> {
             vus("max_virtual_users", max_virtual_users.unwrap_or(0))?;
             vus("preallocation", preallocation.unwrap_or(0))?;
         }
+        Load::Phases(phases) => {
+            for (i, p) in phases.iter().enumerate() {
+                check_load(&p.load).map_err(|e| match &p.name {
+                    Some(n) => format!("load[{i}] (`{n}`): {e}"),
+                    None => format!("load[{i}]: {e}"),
+                })?;
+            }
+        }
     }
     match load {
         Load::Basic {
             virtual_users: 0, ..
         } => Err("load.virtual_users must be at least 1".into()),
-        Load::Basic {
-            duration: None,
-            iterations: None,
-            ..
-        } => Err("load: a `basic` pattern needs `duration` or `iterations`".into()),
         Load::Stepping { step_duration, .. } if step_duration.is_zero() => {
             Err("load.step_duration must be above zero".into())
         }
@@ -179,7 +426,7 @@ mod tests {
         }
         assert_eq!(
             refused(&basic("1e300")),
-            "<test>:5:13: load.duration: `1e300` is longer than the 365 days a duration may last"
+            "<test>:5:13: load.duration: `1e300` is longer than the 365 days a duration may last (a bare number is ms)"
         );
         assert!(refused(&basic(".inf")).contains("`.inf` is longer"));
         let e = refused(&basic("\"99999999999999999999999h\""));
@@ -224,6 +471,139 @@ mod tests {
             "distributed:\n  fault_tolerance:\n    worker_failures:\n      max_failure_rate: 1e300\n",
         );
         assert!(refused(&pct).contains("percentage"));
+    }
+
+    #[test]
+    fn unknown_keys_suggest_the_nearest() {
+        let t = basic("1s").replace(
+            "        path: /x\n",
+            "        path: /x\n        thinktime: 1s\n",
+        );
+        let e = refused(&t);
+        assert!(e.contains("did you mean `think_time`?"), "{e}");
+        let t = basic("1s").replace("  pattern: basic", "  pattern: basic\n  virtual_user: 2");
+        assert!(refused(&t).contains("did you mean `virtual_users`?"));
+        let t = basic("1s").replace("  pattern: basic", "  pattern: basic\n  zzz: 2");
+        assert!(!refused(&t).contains("did you mean"));
+    }
+
+    #[test]
+    fn a_relative_path_without_base_url_is_a_warning_not_an_error() {
+        let t = basic("1s").replace("  base_url: http://127.0.0.1:9\n", "  timeout: 1000\n");
+        let test = from_str(&t).unwrap();
+        assert_eq!(warnings(&test).len(), 1);
+        assert!(runnable(&test).unwrap_err().0.contains("--base-url"));
+        assert!(warnings(&from_str(&basic("1s")).unwrap()).is_empty());
+    }
+
+    #[test]
+    fn shorthands_become_thresholds_variables_and_rows() {
+        let t = basic("1s")
+            .replace(
+                "  base_url: http://127.0.0.1:9\n",
+                "  base_url: http://127.0.0.1:9\n  variables: {a: 1, b: 2}\n  csv_data: {file: u.csv}\n  csv_mode: unique\n",
+            )
+            .replace(
+                "  - name: s\n",
+                "  - name: off\n    enabled: false\n    steps: [{path: /y}]\n  - name: s\n    description: d\n    variables: {b: 3}\n    sla_requirements: {p95_response_time: 500, availability: 99.5, throughput: 10}\n    loop: {duration: 2s}\n",
+            )
+            + "checks:\n  - {type: response_time, percentile: 99, value: 2s}\n  - {type: throughput, min_value: 5}\n  - {type: error_rate, value: 1}\n";
+        let test = from_str(&t).unwrap();
+        assert_eq!(test.scenarios.len(), 1, "the disabled scenario is gone");
+        let s = &test.scenarios[0];
+        assert_eq!(s.variable_texts()["a"], "1");
+        assert_eq!(s.variable_texts()["b"], "3", "the scenario's own wins");
+        assert_eq!(s.csv_mode.as_deref(), Some("unique"));
+        assert_eq!(s.looping.duration, Some(std::time::Duration::from_secs(2)));
+        let rules: Vec<String> = rules(&test).iter().map(|r| format!("{r:?}")).collect();
+        assert_eq!(rules.len(), 6, "{rules:?}");
+        let again = from_str(&serde_norway::to_string(&test).unwrap()).unwrap();
+        assert_eq!(
+            again.thresholds, test.thresholds,
+            "normalizing twice changes nothing"
+        );
+        for (bad, want) in [
+            ("  influxdb: {url: x}\n", "not yet implemented"),
+            ("  browser: {headless: true}\n", "Perfornium-rs drives HTTP"),
+            ("  proxy: x\n", "global.proxy"),
+            ("  faker: {locale: de}\n", "`de` is not supported"),
+            ("  timeout: 2m\n  debug: {log_level: loud}\n", "log_level"),
+        ] {
+            let t = basic("1s").replace(
+                "  base_url: http://127.0.0.1:9\n",
+                &format!("  base_url: http://127.0.0.1:9\n{bad}"),
+            );
+            assert!(refused(&t).contains(want), "{bad}: {}", refused(&t));
+        }
+        let hooks = basic("1s").replace("  - name: s\n", "  - name: s\n    setup: 'x = 1'\n");
+        assert!(refused(&hooks).contains("`setup` is not supported"));
+        let outputs = basic("1s") + "outputs:\n  - {type: json, file: r.json}\n";
+        assert!(refused(&outputs).contains("-o DIR"));
+        let loop_mode = basic("1s").replace(
+            "  - name: s\n",
+            "  - name: s\n    loop: {count: 2, mode: x}\n",
+        );
+        assert!(refused(&loop_mode).contains("loop.mode is not supported"));
+    }
+
+    #[test]
+    fn step_common_keys_are_checked() {
+        let with = |keys: &str| {
+            basic("1s").replace("        path: /x\n", &format!("        path: /x\n{keys}"))
+        };
+        let test = from_str(&with("        timeout: 250\n        think_time: 1\n        on_error: {continue: false}\n        retry: {max_attempts: 3, delay: 10, backoff: exponential}\n        thresholds:\n          - {metric: response_time, value: 1s, operator: lt, action: fail_step}\n")).unwrap();
+        let Step::Http(h) = &test.scenarios[0].steps[0] else {
+            panic!()
+        };
+        assert_eq!(
+            h.options.timeout,
+            Some(std::time::Duration::from_millis(250))
+        );
+        assert_eq!(
+            h.options.think_time.unwrap().max,
+            std::time::Duration::from_secs(1)
+        );
+        assert!(!h.options.continue_on_error);
+        assert_eq!(
+            h.options.retry.as_ref().unwrap().delay_before(2).unwrap(),
+            std::time::Duration::from_millis(20)
+        );
+        assert_eq!(h.options.thresholds[0].compile().unwrap().value, 1000.0);
+        let back = from_str(&serde_norway::to_string(&test).unwrap()).unwrap();
+        let Step::Http(b) = &back.scenarios[0].steps[0] else {
+            panic!()
+        };
+        assert_eq!(b.options, h.options);
+        for (keys, want) in [
+            ("        retry: {max_attempts: 0}\n", "max_attempts"),
+            (
+                "        thresholds: [{metric: custom, value: 1}]\n",
+                "runs no scripts",
+            ),
+            (
+                "        thresholds: [{metric: response_time, value: 1, action: explode}]\n",
+                "unknown variant",
+            ),
+            (
+                "        condition: 'x > 1'\n",
+                "`condition` is not supported",
+            ),
+            (
+                "        on_error: {continue: true}\n        continueOnError: false\n",
+                "disagree",
+            ),
+        ] {
+            assert!(
+                refused(&with(keys)).contains(want),
+                "{keys}: {}",
+                refused(&with(keys))
+            );
+        }
+        let wait = basic("1s").replace(
+            "        path: /x\n",
+            "        path: /x\n      - {type: wait, duration: 1, retry: {max_attempts: 2}}\n",
+        );
+        assert!(refused(&wait).contains("applies to HTTP steps"));
     }
 
     #[test]
@@ -284,6 +664,16 @@ mod tests {
         "load:\n  pattern: arrivals\n  rate: 1\n  duration: 1s\n  max_virtual_users: {}\n",
         "load:\n  pattern: arrivals\n  rate: 1\n  duration: 1s\n  preallocation: {}\n",
         "load:\n  pattern: basic\n  virtual_users: 1\n  duration: 1s\nglobal:\n  timeout: {}\n",
+        "load:\n  pattern: basic\n  virtual_users: 2\n  duration: 10s\n  ramp_down: {}\n",
+        "load:\n  pattern: stepping\n  steps:\n    - {users: 2, duration: {}}\n    - {users: 1, duration: 1s, ramp_up: {}}\n",
+        "load:\n  pattern: stepping\n  steps:\n    - {users: {}, duration: 1s}\n",
+        "load:\n  pattern: stepping\n  start_users: 1\n  step_users: 1\n  step_duration: 1s\n  max_users: 3\n  hold_final: {}\n",
+        "load:\n  pattern: stepping\n  start_users: 1\n  step_users: 1\n  step_duration: 1s\n  max_users: 3\n  duration: 5s\n  ramp_step: {}\n",
+        "load:\n  pattern: arrivals\n  rate: 1\n  duration: 1s\n  vu_duration: {}\n",
+        "load:\n  pattern: arrivals\n  rate: 1\n  duration: 10s\n  ramp_up: {}\n",
+        "load:\n  pattern: arrivals\n  rate_profile:\n    - {rate: {}, duration: 1s}\n",
+        "load:\n  pattern: arrivals\n  rate_profile:\n    - {rate: 2, duration: {}}\n",
+        "load:\n  - {pattern: basic, vus: {}, duration: 1s}\n  - {pattern: arrivals, rate: 2, duration: 1s}\n",
         "load:\n  pattern: basic\n  virtual_users: 1\n  duration: 1s\nglobal:\n  think_time: {}\n",
         "load:\n  pattern: basic\n  virtual_users: 1\n  duration: 1s\ndistributed:\n  coordination:\n    time_skew_tolerance: {}\n",
         "load:\n  pattern: basic\n  virtual_users: 1\n  duration: 1s\ndistributed:\n  orchestration:\n    heartbeat_interval: {}\n",
@@ -303,6 +693,25 @@ mod tests {
             let back: TestFile = serde_json::from_str(&json).expect("and reads back");
             check(&back).expect("and is still valid");
             let _ = crate::engine::schedule::vu_starts(&back.load);
+            let _ = crate::engine::schedule::duration(&back.load);
+            let loads = match &back.load {
+                Load::Phases(ps) => ps.iter().map(|p| p.load.clone()).collect(),
+                other => vec![other.clone()],
+            };
+            for l in loads {
+                let _ = crate::engine::schedule::vu_starts(&l);
+                if let Load::Arrivals {
+                    rate,
+                    duration,
+                    shape,
+                    ..
+                } = &l
+                {
+                    let _ = crate::engine::schedule::Arrivals::new(*rate, *duration, shape)
+                        .take(1000)
+                        .count();
+                }
+            }
         }
     }
 
@@ -311,7 +720,7 @@ mod tests {
         fn numeric_extremes_never_panic(
             field in 0..FIELDS.len(),
             value in 0..EXTREMES.len(),
-            step in 0..4usize,
+            step in 0..5usize,
             n in any::<f64>(),
         ) {
             let value = if value == 0 { format!("{n:e}") } else { EXTREMES[value].to_string() };
@@ -320,6 +729,7 @@ mod tests {
                 format!("      - type: wait\n        duration: {value}\n"),
                 format!("      - rendezvous: r\n        count: 1\n        timeout: {value}\n"),
                 format!("      - url: http://127.0.0.1:9/\n        checks:\n          - {{ type: response_time, value: {value} }}\n"),
+                format!("      - url: http://127.0.0.1:9/\n        timeout: {value}\n        retry: {{ max_attempts: 2, delay: {value} }}\n        thresholds:\n          - {{ metric: response_time, value: {value} }}\n"),
             ][step].clone();
             load_never_panics(FIELDS[field], &value, &step);
         }

@@ -5,14 +5,14 @@
 
 use super::run::{WorkerRun, WorkerState};
 use crate::config::{CsvDistributionMode, TestFile};
-use crate::engine::data::{read_rows, CsvError};
+use crate::engine::data::{read_csv, CsvError};
 
 /// Reads every scenario's CSV file into inline rows.
 pub fn inline_rows(test: &mut TestFile) -> Result<(), CsvError> {
     for s in &mut test.scenarios {
         if let Some(csv) = &mut s.csv_data {
             if csv.rows.is_none() {
-                let rows = read_rows(&csv.file, csv.delimiter.unwrap_or(','))?;
+                let rows = read_csv(csv)?;
                 csv.rows = Some(rows.into_iter().map(|r| r.into_iter().collect()).collect());
             }
         }

@@ -327,7 +327,9 @@ pub fn units(load: &Load) -> u64 {
     match load {
         Load::Basic { virtual_users, .. } => *virtual_users,
         Load::Stepping { max_users, .. } => *max_users,
+        Load::Levels { levels } => levels.iter().map(|l| l.users).max().unwrap_or(0),
         Load::Arrivals { rate, .. } => milli(*rate),
+        Load::Phases(ps) => ps.iter().map(|p| units(&p.load)).max().unwrap_or(0),
     }
 }
 
@@ -335,7 +337,8 @@ pub fn units(load: &Load) -> u64 {
 pub fn unit(load: &Load) -> LoadUnit {
     match load {
         Load::Arrivals { .. } => LoadUnit::ArrivalsPerSecond,
-        Load::Basic { .. } | Load::Stepping { .. } => LoadUnit::Vus,
+        Load::Basic { .. } | Load::Stepping { .. } | Load::Levels { .. } => LoadUnit::Vus,
+        Load::Phases(ps) => ps.first().map_or(LoadUnit::Vus, |p| unit(&p.load)),
     }
 }
 
@@ -397,6 +400,37 @@ pub fn shares(
         Load::Basic { .. } => basic_shares(load, &rule, workers),
         Load::Stepping { .. } => stepping_shares(load, &rule, workers),
         Load::Arrivals { .. } => arrival_shares(load, &rule, workers),
+        Load::Levels { levels } => {
+            let each: Vec<Vec<u64>> = levels.iter().map(|l| rule.like(l.users, workers)).collect();
+            Ok((0..workers.len())
+                .map(|w| Load::Levels {
+                    levels: levels
+                        .iter()
+                        .zip(&each)
+                        .map(|(l, e)| crate::config::Level { users: e[w], ..*l })
+                        .collect(),
+                })
+                .collect())
+        }
+        Load::Phases(ps) => {
+            let each = ps
+                .iter()
+                .map(|p| shares(&p.load, workers, strategy, dist))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((0..workers.len())
+                .map(|w| {
+                    Load::Phases(
+                        ps.iter()
+                            .zip(&each)
+                            .map(|(p, e)| crate::config::Phase {
+                                name: p.name.clone(),
+                                load: e[w].clone(),
+                            })
+                            .collect(),
+                    )
+                })
+                .collect())
+        }
     }
 }
 
@@ -580,6 +614,7 @@ mod tests {
             duration: Duration::from_secs(30),
             max_virtual_users: max,
             preallocation: pre,
+            shape: Default::default(),
         }
     }
 

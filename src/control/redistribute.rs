@@ -25,20 +25,30 @@ pub fn remaining(rec: &RunRecord) -> Option<Duration> {
 
 /// The extra load carrying `units` of `load` for `left`.
 pub fn scaled(load: &Load, units: u64, of: u64, left: Duration) -> Load {
-    match *load {
-        Load::Basic { .. } | Load::Stepping { .. } => Load::Basic {
+    match load {
+        Load::Phases(ps) => match ps.last() {
+            Some(p) => scaled(&p.load, units, of, left),
+            None => load.clone(),
+        },
+        Load::Basic { .. } | Load::Stepping { .. } | Load::Levels { .. } => Load::Basic {
             virtual_users: units,
             ramp_up: Duration::ZERO,
             duration: Some(left),
             iterations: None,
         },
         Load::Arrivals {
-            max_virtual_users, ..
+            max_virtual_users,
+            shape,
+            ..
         } => Load::Arrivals {
             rate: units as f64 / 1000.0,
             duration: left,
             max_virtual_users: max_virtual_users.map(|m| (m * units).div_ceil(of.max(1)).max(1)),
             preallocation: None,
+            shape: crate::config::ArrivalShape {
+                vu_duration: shape.vu_duration,
+                ..Default::default()
+            },
         },
     }
 }
@@ -107,6 +117,7 @@ mod tests {
             duration: Duration::from_secs(60),
             max_virtual_users: Some(20),
             preallocation: None,
+            shape: Default::default(),
         };
         match scaled(&open, 2500, 5000, Duration::from_secs(30)) {
             Load::Arrivals {

@@ -4,22 +4,32 @@
 //! At most `max_virtual_users` iterations run at once; an arrival that finds them all busy is counted
 //! as dropped, never silently lost.
 
-use super::schedule::{arrival_at, arrival_count};
+use super::schedule::Arrivals;
 use super::{vu, Shared};
+use crate::config::ArrivalShape;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
-/// Dispatches arrivals for `duration`, then waits for the iterations still running.
-pub async fn run(shared: Arc<Shared>, rate: f64, duration: Duration, max_vus: u64) {
+/// Dispatches arrivals for `duration`, then waits for the iterations still running. With a
+/// `vu_duration`, each arrival loops over its scenario that long from its intended start.
+pub async fn run(
+    shared: Arc<Shared>,
+    rate: f64,
+    duration: Duration,
+    shape: &ArrivalShape,
+    max_vus: u64,
+) {
     let slots = Arc::new(Semaphore::new(
         max_vus.min(Semaphore::MAX_PERMITS as u64) as usize
     ));
     let start = tokio::time::Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for k in 0..arrival_count(rate, duration) {
-        let due = start + arrival_at(k, rate);
+    let lasts = shape.vu_duration;
+    for (k, at) in Arrivals::new(rate, duration, shape).enumerate() {
+        let k = k as u64;
+        let due = start + at;
         tokio::select! {
             _ = tokio::time::sleep_until(due) => {}
             _ = shared.cancel.cancelled() => break,
@@ -36,7 +46,40 @@ pub async fn run(shared: Arc<Shared>, rate: f64, duration: Duration, max_vus: u6
             let mut vars = shared.initial_vars(scenario, k % max_vus);
             vars.iteration = k;
             let mut client = shared.take_client();
-            vu::run_iteration(&shared, &mut client, scenario, &mut vars, Some(intended)).await;
+            match lasts {
+                None => {
+                    vu::run_iteration(
+                        &shared,
+                        &mut client,
+                        scenario,
+                        &mut vars,
+                        Some(intended),
+                        None,
+                    )
+                    .await;
+                }
+                Some(d) => {
+                    let until = intended + d;
+                    let mut origin = Some(intended);
+                    let mut iteration = 0;
+                    while !shared.stopped() && std::time::Instant::now() < until {
+                        vars.iteration = iteration;
+                        let ended = vu::run_iteration(
+                            &shared,
+                            &mut client,
+                            scenario,
+                            &mut vars,
+                            origin.take(),
+                            Some(until),
+                        )
+                        .await;
+                        iteration += 1;
+                        if ended {
+                            break;
+                        }
+                    }
+                }
+            }
             shared.return_client(client);
             shared.gauges.active_vus.fetch_sub(1, Ordering::Relaxed);
             drop(permit);

@@ -168,6 +168,11 @@ impl VuClient {
         }
     }
 
+    /// Replaces the request timeout (a step's own `timeout`); returns the one it replaced.
+    pub fn set_timeout(&mut self, timeout: Duration) -> Duration {
+        std::mem::replace(&mut self.timeout, timeout)
+    }
+
     /// Sends `req` and reads the whole body, within the request timeout.
     pub async fn send(&mut self, req: Request) -> Result<(u16, Bytes), Failure> {
         let timeout = self.timeout;

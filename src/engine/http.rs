@@ -9,6 +9,16 @@ use crate::config::{CompiledStep, HttpStep};
 use crate::metrics::Sample;
 use std::time::Instant;
 
+/// What was sent and received, kept for `debug` captures when asked (`send`'s `capture`).
+#[derive(Debug, Default)]
+pub struct Captured {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    pub response: Option<bytes::Bytes>,
+}
+
 /// What every VU shares to send steps.
 pub struct Target<'a> {
     pub base_url: Option<&'a str>,
@@ -33,6 +43,7 @@ pub async fn send(
     id: usize,
     vars: &Vars,
     origin: Option<Instant>,
+    mut capture: Option<&mut Captured>,
 ) -> (Sample, Vec<(String, String)>) {
     let mut sample = Sample {
         step: id,
@@ -43,6 +54,12 @@ pub async fn send(
         failed_checks: Vec::new(),
         bytes: 0,
     };
+    if let Some(c) = capture.as_deref_mut() {
+        if let Some(r) = build(target, step, compiled, vars).filter(|_| prepared.is_some()) {
+            (c.method, c.url, c.headers, c.body) =
+                (r.method.to_string(), r.url.to_string(), r.headers, r.body);
+        }
+    }
     let start = origin.unwrap_or_else(Instant::now);
     let result = match prepared {
         Some(p) => client
@@ -50,7 +67,17 @@ pub async fn send(
             .await
             .map_err(|f| f.kind().to_string()),
         None => match build(target, step, compiled, vars) {
-            Some(req) => client.send(req).await.map_err(|f| f.kind().to_string()),
+            Some(req) => {
+                if let Some(c) = capture.as_deref_mut() {
+                    (c.method, c.url, c.headers, c.body) = (
+                        req.method.to_string(),
+                        req.url.to_string(),
+                        req.headers.clone(),
+                        req.body.clone(),
+                    );
+                }
+                client.send(req).await.map_err(|f| f.kind().to_string())
+            }
             None => Err("url".to_string()),
         },
     };
@@ -65,6 +92,9 @@ pub async fn send(
     };
     sample.status = Some(status);
     sample.bytes = body.len() as u64;
+    if let Some(c) = capture {
+        c.response = Some(body.clone());
+    }
     if status >= 400 {
         sample.error = Some(format!("status {status}"));
     }
@@ -145,6 +175,7 @@ mod tests {
             body: None,
             checks: vec![],
             extract: vec![],
+            options: Default::default(),
         }
     }
 

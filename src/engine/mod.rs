@@ -58,6 +58,11 @@ pub struct Options {
 pub struct Outcome {
     pub step_names: Vec<String>,
     pub totals: Totals,
+    /// Why the run failed regardless of its thresholds: a step threshold's `fail_test` or `abort`,
+    /// CSV rows exhausted with `stop_test`. Each fails the verdict (exit code 1).
+    pub failures: Vec<String>,
+    /// `debug` captures of requests (see `config::Debug`), the first 100.
+    pub captured: Vec<serde_json::Value>,
 }
 
 /// State every VU of a run shares.
@@ -83,9 +88,25 @@ pub(crate) struct Shared {
     gauges: Arc<Gauges>,
     cancel: CancellationToken,
     deadline: Option<Instant>,
+    /// By HTTP step: its `thresholds[]`, compiled.
+    compiled_thresholds: Vec<Vec<config::step_options::CompiledThreshold>>,
+    /// Step threshold breaches logged so far (the first 20 are).
+    threshold_logs: std::sync::atomic::AtomicU64,
+    failures: std::sync::Mutex<Vec<String>>,
+    /// `debug` captures asked for, and those made.
+    debug: Option<config::Debug>,
+    captured: std::sync::Mutex<Vec<serde_json::Value>>,
 }
 
 impl Shared {
+    /// Records why the run fails (kept once per reason).
+    fn fail(&self, why: String) {
+        let mut f = self.failures.lock().expect("failures lock");
+        if !f.contains(&why) {
+            f.push(why);
+        }
+    }
+
     fn stopped(&self) -> bool {
         self.cancel.is_cancelled() || self.deadline.is_some_and(|d| Instant::now() >= d)
     }
@@ -110,6 +131,7 @@ impl Shared {
     fn initial_vars(&self, scenario: usize, vu: u64) -> template::Vars {
         template::Vars {
             vu,
+            seed: self.test.global.faker.as_ref().and_then(|f| f.seed),
             values: self.variables[scenario].clone(),
             ..Default::default()
         }
@@ -163,7 +185,23 @@ fn step_ids(test: &TestFile) -> Vec<Vec<Option<usize>>> {
 /// Runs the test to the end (or until stopped) and returns its numbers.
 pub async fn run(test: Arc<TestFile>, opts: Options) -> Result<Outcome, EngineError> {
     let names = step_names(&test);
+    config::runnable(&test)?;
     let compiled = config::compile(&test)?;
+    let compiled_thresholds = test
+        .scenarios
+        .iter()
+        .flat_map(|s| &s.steps)
+        .filter_map(|st| match st {
+            Step::Http(h) => Some(
+                h.options
+                    .thresholds
+                    .iter()
+                    .map(|t| t.compile().map_err(config::Invalid))
+                    .collect::<Result<Vec<_>, _>>(),
+            ),
+            _ => None,
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let feeders = test
         .scenarios
         .iter()
@@ -171,15 +209,16 @@ pub async fn run(test: Arc<TestFile>, opts: Options) -> Result<Outcome, EngineEr
             s.csv_data
                 .as_ref()
                 .map(|c| {
-                    data::Feeder::load(c).map_err(|source| EngineError::Data {
-                        scenario: s.name.clone(),
-                        source,
+                    data::Feeder::load(c, s.csv_mode.as_deref()).map_err(|source| {
+                        EngineError::Data {
+                            scenario: s.name.clone(),
+                            source,
+                        }
                     })
                 })
                 .transpose()
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let vus = max_vus(&test.load);
     let timeout = Duration::from_millis(test.global.timeout.max(1));
     let tls = client::tls_config().map_err(EngineError::Tls)?;
     let gauges = Arc::new(Gauges::default());
@@ -204,37 +243,82 @@ pub async fn run(test: Arc<TestFile>, opts: Options) -> Result<Outcome, EngineEr
         samples,
         gauges,
         cancel: opts.stop,
+        compiled_thresholds,
+        threshold_logs: Default::default(),
+        failures: Default::default(),
+        debug: test.global.debug.clone().filter(|d| d.captures()),
+        captured: Default::default(),
     });
     match &test.load {
-        Load::Arrivals { rate, duration, .. } => arrivals::run(shared, *rate, *duration, vus).await,
-        load => run_closed(shared, load).await,
+        Load::Phases(phases) => {
+            for p in phases {
+                if shared.stopped() {
+                    break;
+                }
+                if let Some(name) = &p.name {
+                    tracing::info!(phase = %name, "load phase");
+                }
+                run_load(shared.clone(), &p.load).await;
+            }
+        }
+        load => run_load(shared.clone(), load).await,
     }
+    let failures = std::mem::take(&mut *shared.failures.lock().expect("failures lock"));
+    let captured = std::mem::take(&mut *shared.captured.lock().expect("captures lock"));
+    drop(shared);
     let totals = collecting.await.expect("the collector task does not panic");
     Ok(Outcome {
         step_names: names,
         totals,
+        failures,
+        captured,
     })
 }
 
-/// Starts every VU at its offset and waits for all of them.
+/// Runs one load pattern (a whole test, or one phase) to its end.
+async fn run_load(shared: Arc<Shared>, load: &Load) {
+    match load {
+        Load::Arrivals {
+            rate,
+            duration,
+            shape,
+            ..
+        } => {
+            let vus = max_vus(load);
+            arrivals::run(shared, *rate, *duration, shape, vus).await
+        }
+        load => run_closed(shared, load).await,
+    }
+}
+
+/// Starts every VU at its offset, stops it at its own end or the pattern's, and waits for all.
 async fn run_closed(shared: Arc<Shared>, load: &Load) {
     let iterations = match load {
-        Load::Basic { iterations, .. } => *iterations,
+        Load::Basic {
+            iterations,
+            duration,
+            ..
+        } => iterations.or(if duration.is_none() { Some(1) } else { None }),
         _ => None,
     };
     let start = tokio::time::Instant::now();
-    let tasks: Vec<_> = schedule::vu_starts(load)
+    let end = schedule::duration(load).map(|d| start.into_std() + d);
+    let tasks: Vec<_> = schedule::vu_windows(load)
         .into_iter()
         .enumerate()
-        .map(|(i, offset)| {
+        .map(|(i, (offset, stop))| {
             let shared = shared.clone();
+            let until = match (stop.map(|s| start.into_std() + s), end) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             tokio::spawn(async move {
                 tokio::select! {
                     _ = tokio::time::sleep_until(start + offset) => {}
                     _ = shared.cancel.cancelled() => return,
                 }
-                if !shared.stopped() {
-                    vu::run_closed(shared, i as u64, iterations).await;
+                if !shared.stopped() && until.is_none_or(|u| Instant::now() < u) {
+                    vu::run_closed(shared, i as u64, iterations, until).await;
                 }
             })
         })
@@ -254,14 +338,20 @@ pub fn max_vus(load: &Load) -> u64 {
             max_users,
             ..
         } => (*start_users).max(*max_users),
+        Load::Levels { levels } => levels.iter().map(|l| l.users).max().unwrap_or(0),
         Load::Arrivals {
             max_virtual_users,
             preallocation,
             rate,
+            shape,
             ..
-        } => max_virtual_users
-            .or(*preallocation)
-            .unwrap_or_else(|| ((rate * 10.0).ceil() as u64).clamp(100, config::MAX_VUS)),
+        } => max_virtual_users.or(*preallocation).unwrap_or_else(|| {
+            let busy = shape
+                .vu_duration
+                .map_or(10.0, |d| d.as_secs_f64() * 1.5 + 1.0);
+            ((rate * busy).ceil().min(config::MAX_VUS as f64) as u64).clamp(100, config::MAX_VUS)
+        }),
+        Load::Phases(ps) => ps.iter().map(|p| max_vus(&p.load)).max().unwrap_or(0),
     }
 }
 

@@ -16,6 +16,45 @@ pub struct Vars {
     pub values: HashMap<String, String>,
     pub vu: u64,
     pub iteration: u64,
+    /// `global.faker.seed`: generated values (faker, `randomInt`, `uuid`) then repeat run to run,
+    /// drawn from the seed, the VU, its iteration and the draw's order within it.
+    pub seed: Option<u64>,
+    pub draws: Draws,
+    /// Whether this VU already took a CSV row (for `change_policy: each_vu`).
+    pub has_row: bool,
+}
+
+/// How many seeded values a VU has drawn (atomic so a VU's future stays `Send`).
+#[derive(Debug, Default)]
+pub struct Draws(std::sync::atomic::AtomicU64);
+
+impl Clone for Draws {
+    fn clone(&self) -> Self {
+        Draws(std::sync::atomic::AtomicU64::new(
+            self.0.load(std::sync::atomic::Ordering::Relaxed),
+        ))
+    }
+}
+
+impl Vars {
+    /// The generator for one draw: seeded when the test gives a seed, else the thread's.
+    fn rng(&self) -> Box<dyn rand::RngCore> {
+        match self.seed {
+            None => Box::new(rand::thread_rng()),
+            Some(seed) => {
+                use rand::SeedableRng;
+                let n = self
+                    .draws
+                    .0
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let mix = seed
+                    ^ self.vu.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    ^ self.iteration.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+                    ^ n.wrapping_mul(0x1656_67B1_9E37_79F9);
+                Box::new(rand::rngs::StdRng::seed_from_u64(mix))
+            }
+        }
+    }
 }
 
 /// Renders `text`, borrowing it unchanged when it has no `{{`. Parses on every call: the engine
@@ -58,7 +97,15 @@ fn resolve(expr: &str, vars: &Vars) -> Option<String> {
     match expr {
         "__VU" => return Some(vars.vu.to_string()),
         "__ITER" => return Some(vars.iteration.to_string()),
-        "uuid" | "faker.string.uuid" => return Some(uuid::Uuid::new_v4().to_string()),
+        "uuid" | "faker.string.uuid" => {
+            let mut bytes = [0u8; 16];
+            vars.rng().fill_bytes(&mut bytes);
+            return Some(
+                uuid::Builder::from_random_bytes(bytes)
+                    .into_uuid()
+                    .to_string(),
+            );
+        }
         "timestamp" => {
             let ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -75,9 +122,10 @@ fn resolve(expr: &str, vars: &Vars) -> Option<String> {
         let (a, b) = args.split_once(',')?;
         let (a, b): (i64, i64) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
         let (lo, hi) = (a.min(b), a.max(b));
-        return Some(rand::thread_rng().gen_range(lo..=hi).to_string());
+        return Some(vars.rng().gen_range(lo..=hi).to_string());
     }
-    expr.strip_prefix("faker.").and_then(faker)
+    expr.strip_prefix("faker.")
+        .and_then(|name| faker(name, &mut vars.rng()))
 }
 
 const FIRST: &[&str] = &[
@@ -103,38 +151,39 @@ const PRODUCT: &[&str] = &[
     "Chair", "Lamp", "Keyboard", "Kettle", "Backpack", "Monitor", "Bottle", "Desk",
 ];
 
-fn pick(list: &[&str]) -> String {
-    list[rand::thread_rng().gen_range(0..list.len())].to_string()
+fn pick(rng: &mut rand::rngs::StdRng, list: &[&str]) -> String {
+    list[rng.gen_range(0..list.len())].to_string()
 }
 
-fn faker(name: &str) -> Option<String> {
-    let mut rng = rand::thread_rng();
+fn faker(name: &str, source: &mut dyn rand::RngCore) -> Option<String> {
+    use rand::SeedableRng;
+    let rng = &mut rand::rngs::StdRng::from_rng(source).ok()?;
     Some(match name {
-        "person.firstName" => pick(FIRST),
-        "person.lastName" => pick(LAST),
-        "person.fullName" => format!("{} {}", pick(FIRST), pick(LAST)),
+        "person.firstName" => pick(rng, FIRST),
+        "person.lastName" => pick(rng, LAST),
+        "person.fullName" => format!("{} {}", pick(rng, FIRST), pick(rng, LAST)),
         "internet.email" => format!(
             "{}.{}{}@example.com",
-            pick(FIRST),
-            pick(LAST),
+            pick(rng, FIRST),
+            pick(rng, LAST),
             rng.gen_range(1..10_000)
         )
         .to_lowercase(),
         "internet.userName" => {
-            format!("{}{}", pick(FIRST), rng.gen_range(1..10_000)).to_lowercase()
+            format!("{}{}", pick(rng, FIRST), rng.gen_range(1..10_000)).to_lowercase()
         }
-        "internet.password" => format!("Pw{}!{}", rng.gen_range(100_000..999_999), pick(WORD)),
-        "location.city" => pick(CITY),
-        "location.streetAddress" => format!("{} {} Street", rng.gen_range(1..999), pick(LAST)),
-        "lorem.word" => pick(WORD),
+        "internet.password" => format!("Pw{}!{}", rng.gen_range(100_000..999_999), pick(rng, WORD)),
+        "location.city" => pick(rng, CITY),
+        "location.streetAddress" => format!("{} {} Street", rng.gen_range(1..999), pick(rng, LAST)),
+        "lorem.word" => pick(rng, WORD),
         "lorem.sentence" => format!(
             "{} {} {} {}.",
-            pick(WORD),
-            pick(WORD),
-            pick(WORD),
-            pick(WORD)
+            pick(rng, WORD),
+            pick(rng, WORD),
+            pick(rng, WORD),
+            pick(rng, WORD)
         ),
-        "commerce.productName" => format!("{} {}", pick(WORD), pick(PRODUCT)),
+        "commerce.productName" => format!("{} {}", pick(rng, WORD), pick(rng, PRODUCT)),
         "number.int" => rng.gen_range(0..1_000_000).to_string(),
         _ => return None,
     })
@@ -168,6 +217,22 @@ mod tests {
         assert!((5..=9).contains(&n));
         assert_eq!(render("{{uuid}}", &v).len(), 36);
         assert!(render("{{faker.internet.email}}", &v).contains('@'));
+        let seeded = |vu| Vars {
+            vu,
+            seed: Some(7),
+            ..Default::default()
+        };
+        let text = "{{faker.person.fullName}} {{uuid}} {{randomInt(1, 1000000)}}";
+        assert_eq!(
+            render(text, &seeded(1)),
+            render(text, &seeded(1)),
+            "a seed repeats"
+        );
+        assert_ne!(
+            render(text, &seeded(1)),
+            render(text, &seeded(2)),
+            "VUs differ"
+        );
         std::env::set_var("PERFORNIUM_TEMPLATE_TEST", "yes");
         assert_eq!(render("{{env.PERFORNIUM_TEMPLATE_TEST}}", &v), "yes");
     }

@@ -1,100 +1,321 @@
 //! A virtual user: picks its scenario, keeps its own variables, and runs iterations of the
-//! scenario's steps until its iterations are done, the test's deadline passes or the run is stopped.
-//! A failed step is recorded and the VU goes on, as load tests do.
+//! scenario's steps until its iterations are done, its own end (a level that stops it, a phase's
+//! end), the test's deadline passes or the run is stopped. A failed step is recorded and the VU
+//! goes on, as load tests do, unless the step says `on_error: {continue: false}`; a step's `retry`
+//! sends a failed request again (every attempt is a sample), and its `thresholds` are checked
+//! against each result with their action.
 
 use super::client::VuClient;
 use super::http::{self, Target};
 use super::template::Vars;
 use super::Shared;
-use crate::config::{Step, ThinkTime};
+use crate::config::step_options::{StepMetric, ThresholdAction};
+use crate::config::{HttpStep, Step, ThinkTime};
+use crate::metrics::Sample;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-/// A closed-model VU: loops until done.
-pub async fn run_closed(shared: std::sync::Arc<Shared>, vu: u64, iterations: Option<u64>) {
+/// A closed-model VU: loops until done, or until `until`.
+pub async fn run_closed(
+    shared: std::sync::Arc<Shared>,
+    vu: u64,
+    iterations: Option<u64>,
+    until: Option<Instant>,
+) {
     shared.gauges.active_vus.fetch_add(1, Ordering::Relaxed);
     let scenario = shared.picker.pick(vu);
     let mut vars = shared.initial_vars(scenario, vu);
     let mut client = shared.client();
     let mut iteration = 0;
-    while iterations.is_none_or(|n| iteration < n) && !shared.stopped() {
+    while iterations.is_none_or(|n| iteration < n)
+        && !shared.stopped()
+        && until.is_none_or(|u| Instant::now() < u)
+    {
         vars.iteration = iteration;
-        run_iteration(&shared, &mut client, scenario, &mut vars, None).await;
+        let end = run_iteration(&shared, &mut client, scenario, &mut vars, None, until).await;
         iteration += 1;
+        if end {
+            break;
+        }
     }
     shared.gauges.active_vus.fetch_sub(1, Ordering::Relaxed);
 }
 
-/// One iteration of a scenario (its steps, `loop` times). `origin` is the open model's intended start,
-/// which the first request is timed from.
+/// What a step's result asks of its VU.
+enum After {
+    Next,
+    /// End this iteration (a failed step with `continue: false`, a `fail_scenario` threshold).
+    EndIteration,
+}
+
+/// One iteration of a scenario (its steps, `loop` times, or for the loop's `duration`). `origin` is
+/// the open model's intended start, which the first request is timed from; `until` is the VU's own
+/// end. Returns whether the VU must end now (its CSV rows are exhausted).
 pub async fn run_iteration(
     shared: &Shared,
     client: &mut VuClient,
     scenario: usize,
     vars: &mut Vars,
     mut origin: Option<Instant>,
-) {
+    until: Option<Instant>,
+) -> bool {
     let sc = &shared.test.scenarios[scenario];
-    if let Some(feeder) = &shared.feeders[scenario] {
-        if let Some(row) = feeder.row(vars.vu, vars.iteration) {
-            vars.values
-                .extend(row.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if let Some(feeder) = shared.feeders[scenario]
+        .as_ref()
+        .filter(|f| !(f.keeps_row() && vars.has_row))
+    {
+        match feeder.row(vars.vu, vars.iteration) {
+            super::data::Pick::Row(row) => {
+                vars.has_row = true;
+                vars.values
+                    .extend(row.iter().map(|(k, v)| (k.clone(), v.clone())))
+            }
+            super::data::Pick::None => {}
+            super::data::Pick::StopVu => return true,
+            super::data::Pick::StopTest => {
+                shared.fail("CSV data exhausted (on_exhausted: stop_test)".into());
+                shared.cancel.cancel();
+                return true;
+            }
         }
     }
     let think = sc.think_time.or(shared.test.global.think_time);
     let target = Target {
         base_url: shared.test.global.base_url.as_deref(),
     };
-    for _ in 0..sc.repeat.max(1) {
+    let ends = |shared: &Shared| shared.stopped() || until.is_some_and(|u| Instant::now() >= u);
+    let loop_end = sc.looping.duration.map(|d| Instant::now() + d);
+    let mut round = 0u32;
+    loop {
+        if loop_end.is_some() {
+            if loop_end.is_some_and(|e| Instant::now() >= e) {
+                break;
+            }
+        } else if round >= sc.looping.count.max(1) {
+            break;
+        }
+        round += 1;
         for (i, step) in sc.steps.iter().enumerate() {
-            if shared.stopped() {
-                return;
+            if ends(shared) {
+                return false;
             }
             match step {
                 Step::Http(h) => {
                     let id = shared.step_ids[scenario][i].expect("every HTTP step has an id");
-                    let (sample, extracted) = http::send(
-                        client,
-                        &target,
-                        (h, shared.prepared[id].as_ref(), &shared.compiled[id]),
-                        id,
-                        vars,
-                        origin.take(),
-                    )
-                    .await;
-                    let _ = shared.samples.send(sample);
-                    vars.values.extend(extracted);
-                    if let Some(t) = think {
-                        pause(shared, t).await;
+                    let after =
+                        http_step(shared, client, &target, h, id, vars, origin.take()).await;
+                    if let Some(t) = h.options.think_time.or(think) {
+                        pause(shared, t, until).await;
+                    }
+                    if matches!(after, After::EndIteration) {
+                        return false;
                     }
                 }
-                Step::Wait { duration, .. } => pause(shared, *duration).await,
+                Step::Wait { duration, .. } => pause(shared, *duration, until).await,
                 Step::Rendezvous(r) => {
                     tokio::select! {
                         _ = shared.rendezvous.wait(&r.point, r.count, r.timeout) => {}
-                        _ = shared.cancel.cancelled() => return,
+                        _ = shared.cancel.cancelled() => return false,
                     }
                 }
             }
         }
     }
+    false
 }
 
-/// Sleeps for a think time, cut short by the deadline or a stop.
-async fn pause(shared: &Shared, t: ThinkTime) {
+/// Sends one HTTP step (with its retries), records every attempt, and applies its thresholds.
+async fn http_step(
+    shared: &Shared,
+    client: &mut VuClient,
+    target: &Target<'_>,
+    h: &HttpStep,
+    id: usize,
+    vars: &mut Vars,
+    mut origin: Option<Instant>,
+) -> After {
+    let attempts = h.options.retry.as_ref().map_or(1, |r| r.max_attempts);
+    let previous = h.options.timeout.map(|t| client.set_timeout(t));
+    let mut after = After::Next;
+    for attempt in 1..=attempts {
+        let mut captured =
+            (shared.debug.is_some() || h.options.log_full_response).then(http::Captured::default);
+        let (mut sample, extracted) = http::send(
+            client,
+            target,
+            (h, shared.prepared[id].as_ref(), &shared.compiled[id]),
+            id,
+            vars,
+            origin.take(),
+            captured.as_mut(),
+        )
+        .await;
+        let failed_request = sample.error.is_some() || !sample.failed_checks.is_empty();
+        let verdict = thresholds(shared, h, id, &mut sample);
+        let failed = failed_request || sample.error.is_some();
+        tracing::debug!(
+            step = %h.name,
+            status = ?sample.status,
+            latency_ms = sample.latency_us as f64 / 1000.0,
+            error = ?sample.error,
+            "request"
+        );
+        if failed && h.options.log_full_response {
+            let body = captured
+                .as_ref()
+                .and_then(|c| c.response.as_ref())
+                .map(|b| String::from_utf8_lossy(b).into_owned());
+            tracing::warn!(
+                step = %h.name,
+                status = ?sample.status,
+                error = ?sample.error,
+                failed_checks = ?sample.failed_checks,
+                body = body.as_deref().unwrap_or(""),
+                "step failed"
+            );
+        }
+        if let (Some(debug), Some(c)) = (&shared.debug, &captured) {
+            if failed || debug.capture_only_failures == Some(false) {
+                record_capture(shared, debug, h, &sample, c);
+            }
+        }
+        let _ = shared.samples.send(sample);
+        vars.values.extend(extracted);
+        after = verdict;
+        if !failed || attempt == attempts || shared.stopped() {
+            after = match after {
+                After::Next if failed && !h.options.continue_on_error => After::EndIteration,
+                other => other,
+            };
+            break;
+        }
+        let delay = h
+            .options
+            .retry
+            .as_ref()
+            .and_then(|r| r.delay_before(attempt).ok())
+            .unwrap_or_default();
+        if !delay.is_zero() {
+            pause(
+                shared,
+                ThinkTime {
+                    min: delay,
+                    max: delay,
+                },
+                None,
+            )
+            .await;
+        }
+    }
+    if let Some(t) = previous {
+        client.set_timeout(t);
+    }
+    after
+}
+
+/// Keeps what `debug` asks for of one request, the first 100 of a run.
+fn record_capture(
+    shared: &Shared,
+    debug: &crate::config::Debug,
+    h: &HttpStep,
+    sample: &Sample,
+    c: &http::Captured,
+) {
+    let mut all = shared.captured.lock().expect("captures lock");
+    if all.len() >= 100 {
+        return;
+    }
+    let max = debug.max_response_body_size.unwrap_or(10_000);
+    let cut = |b: &[u8]| String::from_utf8_lossy(&b[..b.len().min(max)]).into_owned();
+    let mut v = serde_json::json!({
+        "step": h.name,
+        "method": c.method,
+        "url": c.url,
+        "status": sample.status,
+        "error": sample.error,
+        "failed_checks": sample.failed_checks,
+        "latency_ms": sample.latency_us as f64 / 1000.0,
+    });
+    if debug.capture_request_headers || debug.log_headers {
+        v["request_headers"] = serde_json::json!(c
+            .headers
+            .iter()
+            .cloned()
+            .collect::<std::collections::BTreeMap<_, _>>());
+    }
+    if debug.capture_request_body || debug.log_body {
+        v["request_body"] = serde_json::json!(c.body.as_deref().map(|b| cut(b.as_bytes())));
+    }
+    if debug.capture_response_body || debug.log_body {
+        v["response_body"] = serde_json::json!(c.response.as_deref().map(cut));
+    }
+    all.push(v);
+}
+
+/// Checks a result against its step's thresholds; marks it failed and acts as they say.
+fn thresholds(shared: &Shared, h: &HttpStep, id: usize, sample: &mut Sample) -> After {
+    let mut after = After::Next;
+    for t in &shared.compiled_thresholds[id] {
+        let ms = sample.latency_us as f64 / 1000.0;
+        let actual = match t.metric {
+            StepMetric::ResponseTime => ms,
+            StepMetric::StatusCode => f64::from(sample.status.unwrap_or(0)),
+            StepMetric::ErrorRate => {
+                if sample.error.is_some() || !sample.failed_checks.is_empty() {
+                    100.0
+                } else {
+                    0.0
+                }
+            }
+            StepMetric::Throughput => {
+                if ms > 0.0 {
+                    1000.0 / ms
+                } else {
+                    0.0
+                }
+            }
+        };
+        if t.holds(actual) {
+            continue;
+        }
+        let what = format!(
+            "step `{}` threshold `{}` (got {actual:.3})",
+            h.name, t.label
+        );
+        if shared.threshold_logs.fetch_add(1, Ordering::Relaxed) < 20 {
+            tracing::warn!(action = ?t.action, "{what}");
+        }
+        if t.action != ThresholdAction::Log && sample.error.is_none() {
+            sample.error = Some("threshold".into());
+        }
+        match t.action {
+            ThresholdAction::Log | ThresholdAction::FailStep => {}
+            ThresholdAction::FailScenario => after = After::EndIteration,
+            ThresholdAction::FailTest => shared.fail(format!("{what}: fail_test")),
+            ThresholdAction::Abort => {
+                shared.fail(format!("{what}: abort"));
+                shared.cancel.cancel();
+                after = After::EndIteration;
+            }
+        }
+    }
+    after
+}
+
+/// Sleeps for a think time, cut short by the deadline, the VU's own end or a stop.
+async fn pause(shared: &Shared, t: ThinkTime, until: Option<Instant>) {
     let pause = t.sample();
     // A zero pause must not touch the timer: tokio's timer wheel rounds up to the next millisecond,
     // which would cap every VU at about a thousand requests per second.
     if pause.is_zero() {
         return;
     }
-    let until = tokio::time::Instant::now() + pause;
-    let until = match shared.deadline {
-        Some(d) => until.min(tokio::time::Instant::from_std(d)),
-        None => until,
-    };
+    let mut end = tokio::time::Instant::now() + pause;
+    for d in shared.deadline.iter().chain(until.iter()) {
+        end = end.min(tokio::time::Instant::from_std(*d));
+    }
     tokio::select! {
-        _ = tokio::time::sleep_until(until) => {}
+        _ = tokio::time::sleep_until(end) => {}
         _ = shared.cancel.cancelled() => {}
     }
 }

@@ -127,6 +127,10 @@ pub struct RunSummary {
     pub phase: Option<Phase>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<String>,
+    /// `debug` captures: requests (failing ones unless `capture_only_failures: false`) with what
+    /// the test asked to capture of them, the first 100 of the run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub debug_samples: Vec<serde_json::Value>,
 }
 
 /// One worker's part in a distributed run.
@@ -224,6 +228,7 @@ impl RunSummary {
             start_skew_ms: None,
             phase: None,
             events: Vec::new(),
+            debug_samples: Vec::new(),
         }
     }
 }

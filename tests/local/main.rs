@@ -13,6 +13,7 @@ mod demo;
 mod deploy;
 mod distributed;
 mod engine;
+mod format;
 mod fuzz;
 mod memory;
 mod report;
