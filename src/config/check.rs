@@ -5,7 +5,9 @@
 
 use super::json_path::JsonPath;
 use super::template::Template;
+use super::xpath::XPath;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A check on a response; failures are counted, and do not stop the VU.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -37,26 +39,83 @@ pub enum Check {
         #[serde(default)]
         description: Option<String>,
     },
+    /// An XPath over an XML response (see `config::xpath` for the subset and namespaces):
+    /// existence, or `operator` + `expected` (`value` is accepted for `expected`).
+    Xpath {
+        expression: String,
+        #[serde(default)]
+        operator: Option<String>,
+        #[serde(default)]
+        expected: Option<serde_norway::Value>,
+        #[serde(default)]
+        value: Option<serde_norway::Value>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        namespaces: BTreeMap<String, String>,
+        #[serde(default)]
+        description: Option<String>,
+    },
+    /// Whether the response is a SOAP Fault: `expected: true` expects one (default `false`).
+    SoapFault {
+        #[serde(default)]
+        expected: Option<bool>,
+        #[serde(default)]
+        description: Option<String>,
+    },
+    /// A response header: present, or compared (`value` or `expected`, with `operator`).
+    Header {
+        name: String,
+        #[serde(default)]
+        value: Option<serde_norway::Value>,
+        #[serde(default)]
+        expected: Option<serde_norway::Value>,
+        #[serde(default)]
+        operator: Option<String>,
+        #[serde(default)]
+        description: Option<String>,
+    },
 }
 
 /// Pulls a value out of a response into a variable for later steps.
+/// `expression` may be written `path`; `default` may be any scalar (a number or boolean becomes its
+/// text); `namespaces` serves `xpath`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Extract {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: ExtractKind,
+    #[serde(alias = "path")]
     pub expression: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "scalar_default")]
     pub default: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub namespaces: BTreeMap<String, String>,
 }
 
-/// Where an extracted value comes from.
+fn scalar_default<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<serde_norway::Value>::deserialize(d)? {
+        None | Some(serde_norway::Value::Null) => Ok(None),
+        Some(
+            v @ (serde_norway::Value::String(_)
+            | serde_norway::Value::Number(_)
+            | serde_norway::Value::Bool(_)),
+        ) => Ok(Some(scalar_text(&v))),
+        Some(_) => Err(serde::de::Error::custom(
+            "`default` must be a string, number or boolean",
+        )),
+    }
+}
+
+/// Where an extracted value comes from (`jsonpath` is read as `json_path`; `header` takes the header's
+/// name as `expression`).
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum ExtractKind {
+    #[serde(alias = "jsonpath")]
     JsonPath,
     Regex,
+    Xpath,
+    Header,
 }
 
 /// A comparison operator of a `response_time` or `json_path` check.
@@ -156,6 +215,18 @@ pub enum CheckRule {
     },
     /// The body contains this text (a template).
     Contains(Template),
+    /// The XPath selects something and, when given, its text compares with `expected`.
+    XPath {
+        path: XPath,
+        expected: Option<(Op, Template)>,
+    },
+    /// The response is (`true`) or is not (`false`) a SOAP Fault.
+    SoapFault(bool),
+    /// The header is present and, when given, its value compares with `expected`.
+    Header {
+        name: http::HeaderName,
+        expected: Option<(Op, Template)>,
+    },
 }
 
 /// A check ready to run on every response.
@@ -172,6 +243,10 @@ pub enum ExtractSource {
     JsonPath(JsonPath),
     /// The first capture group, or the whole match when there is none.
     Regex(regex::Regex),
+    /// The text of the first node the XPath selects.
+    XPath(XPath),
+    /// A response header's value.
+    Header(http::HeaderName),
 }
 
 /// An extraction ready to run on every response.
@@ -244,6 +319,21 @@ impl Check {
             Check::TextContains { value, description } => {
                 (description, format!("text_contains {value}"))
             }
+            Check::Xpath {
+                expression,
+                description,
+                ..
+            } => (description, format!("xpath {expression}")),
+            Check::SoapFault {
+                expected,
+                description,
+            } => (
+                description,
+                format!("soap_fault == {}", expected.unwrap_or(false)),
+            ),
+            Check::Header {
+                name, description, ..
+            } => (description, format!("header {name}")),
         };
         description.clone().unwrap_or(fallback)
     }
@@ -313,6 +403,50 @@ impl Check {
                 CheckRule::JsonPath { path, expected }
             }
             Check::TextContains { value, .. } => CheckRule::Contains(Template::parse(value)),
+            Check::Xpath {
+                expression,
+                operator,
+                expected,
+                value,
+                namespaces,
+                ..
+            } => {
+                let path = XPath::parse(expression, namespaces)?;
+                let expected = match (expected, value) {
+                    (Some(_), Some(_)) => {
+                        return Err(format!(
+                            "xpath `{expression}`: give `expected` or `value`, not both"
+                        ))
+                    }
+                    (e, v) => e.as_ref().or(v.as_ref()),
+                };
+                let expected = comparison(&format!("xpath `{expression}`"), operator, expected)?;
+                CheckRule::XPath { path, expected }
+            }
+            Check::SoapFault { expected, .. } => CheckRule::SoapFault(expected.unwrap_or(false)),
+            Check::Header {
+                name,
+                value,
+                expected,
+                operator,
+                ..
+            } => {
+                let header = http::HeaderName::from_bytes(name.trim().as_bytes())
+                    .map_err(|_| format!("header check: `{name}` is not a header name"))?;
+                let expected = match (expected, value) {
+                    (Some(_), Some(_)) => {
+                        return Err(format!(
+                            "header `{name}`: give `expected` or `value`, not both"
+                        ))
+                    }
+                    (e, v) => e.as_ref().or(v.as_ref()),
+                };
+                let expected = comparison(&format!("header `{name}`"), operator, expected)?;
+                CheckRule::Header {
+                    name: header,
+                    expected,
+                }
+            }
         };
         Ok(CompiledCheck {
             rule,
@@ -321,10 +455,51 @@ impl Check {
     }
 }
 
+/// An `operator` and an expected value, for checks where `exists` (or neither) means presence.
+fn comparison(
+    what: &str,
+    operator: &Option<String>,
+    expected: Option<&serde_norway::Value>,
+) -> Result<Option<(Op, Template)>, String> {
+    match (operator.as_deref().map(str::trim), expected) {
+        (Some("exists"), None) | (None, None) => Ok(None),
+        (Some("exists"), Some(_)) => Err(format!("{what}: `exists` takes no expected value")),
+        (Some(op), None) => Err(format!("{what}: `operator` `{op}` needs `expected`")),
+        (op, Some(exp)) => {
+            let op = op.map(Op::parse).transpose()?.unwrap_or(Op::Eq);
+            let exp = scalar_text(exp);
+            if op.orders() && !exp.contains("{{") && exp.trim().parse::<f64>().is_err() {
+                return Err(format!(
+                    "{what}: `{op:?}` compares numbers, and `{exp}` is not one"
+                ));
+            }
+            Ok(Some((op, Template::parse(&exp))))
+        }
+    }
+}
+
 impl Extract {
     /// Compiles the regex or parses the path.
     pub fn compile(&self) -> Result<CompiledExtract, String> {
+        if !self.namespaces.is_empty() && self.kind != ExtractKind::Xpath {
+            return Err(format!(
+                "extract `{}`: `namespaces` serves only `xpath` extractions",
+                self.name
+            ));
+        }
         let source = match self.kind {
+            ExtractKind::Xpath => ExtractSource::XPath(
+                XPath::parse(&self.expression, &self.namespaces)
+                    .map_err(|e| format!("extract `{}`: {e}", self.name))?,
+            ),
+            ExtractKind::Header => ExtractSource::Header(
+                http::HeaderName::from_bytes(self.expression.trim().as_bytes()).map_err(|_| {
+                    format!(
+                        "extract `{}`: `{}` is not a header name",
+                        self.name, self.expression
+                    )
+                })?,
+            ),
             ExtractKind::JsonPath => ExtractSource::JsonPath(JsonPath::parse(&self.expression)?),
             ExtractKind::Regex => ExtractSource::Regex(
                 regex::Regex::new(&self.expression)

@@ -23,6 +23,7 @@ pub mod template;
 mod test_file;
 pub mod threshold;
 mod validate;
+pub mod xpath;
 
 pub use compile::{compile, Compiled, CompiledStep, RequestTemplate};
 pub use duration::ThinkTime;
@@ -289,6 +290,10 @@ mod tests {
             (
                 "        checks:\n          - { type: status, value: 2xx }\n",
                 "checks[0]: status check",
+            ),
+            (
+                "        extract:\n          - { name: t, type: xpath, expression: '//p:A' }\n",
+                "extract[0]: extract `t`: XPath `//p:A`: prefix `p` is not declared",
             ),
         ];
         for (item, want) in cases {

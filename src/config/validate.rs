@@ -245,6 +245,7 @@ mod tests {
                 kind: ExtractKind::Regex,
                 expression: "[".into(),
                 default: None,
+                namespaces: Default::default(),
             });
         }
         let e = check(&test).unwrap_err();

@@ -34,11 +34,20 @@ impl Failure {
 }
 
 /// A request ready to send.
+#[derive(Debug, Clone)]
 pub struct Request {
     pub method: http::Method,
     pub url: url::Url,
     pub headers: Vec<(String, String)>,
-    pub body: Option<String>,
+    pub body: Option<Vec<u8>>,
+}
+
+/// A response read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
 }
 
 /// Where a connection goes: `scheme://host:port` identifies it, `addr` is dialled, and
@@ -169,7 +178,7 @@ impl VuClient {
     }
 
     /// Sends `req` and reads the whole body, within the request timeout.
-    pub async fn send(&mut self, req: Request) -> Result<(u16, Bytes), Failure> {
+    pub async fn send(&mut self, req: Request) -> Result<Reply, Failure> {
         let timeout = self.timeout;
         let result = tokio::time::timeout(timeout, async {
             let (origin, parts, body) = request_parts(req)?;
@@ -181,7 +190,7 @@ impl VuClient {
     }
 
     /// Sends a prepared request and reads the whole body, within the request timeout.
-    pub async fn send_prepared(&mut self, p: &Prepared) -> Result<(u16, Bytes), Failure> {
+    pub async fn send_prepared(&mut self, p: &Prepared) -> Result<Reply, Failure> {
         let timeout = self.timeout;
         let result = tokio::time::timeout(timeout, self.exchange(&p.origin, p.request())).await;
         self.timed_out_unless(result)
@@ -189,8 +198,8 @@ impl VuClient {
 
     fn timed_out_unless(
         &mut self,
-        result: Result<Result<(u16, Bytes), Failure>, tokio::time::error::Elapsed>,
-    ) -> Result<(u16, Bytes), Failure> {
+        result: Result<Result<Reply, Failure>, tokio::time::error::Elapsed>,
+    ) -> Result<Reply, Failure> {
         match result {
             Ok(r) => r,
             Err(_) => {
@@ -206,7 +215,7 @@ impl VuClient {
         &mut self,
         origin: &Origin,
         request: http::Request<Full<Bytes>>,
-    ) -> Result<(u16, Bytes), Failure> {
+    ) -> Result<Reply, Failure> {
         let sender = self.connection(origin).await?;
         let response = match sender.send_request(request).await {
             Ok(r) => r,
@@ -216,8 +225,13 @@ impl VuClient {
             }
         };
         let status = response.status().as_u16();
-        match response.into_body().collect().await {
-            Ok(body) => Ok((status, body.to_bytes())),
+        let (parts, body) = response.into_parts();
+        match body.collect().await {
+            Ok(body) => Ok(Reply {
+                status,
+                headers: parts.headers,
+                body: body.to_bytes(),
+            }),
             Err(_) => {
                 self.conn = None;
                 Err(Failure::Request)

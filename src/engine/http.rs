@@ -56,13 +56,14 @@ pub async fn send(
     };
     let latency = start.elapsed();
     sample.latency_us = latency.as_micros() as u64;
-    let (status, body) = match result {
-        Ok(pair) => pair,
+    let reply = match result {
+        Ok(reply) => reply,
         Err(kind) => {
             sample.error = Some(kind);
             return (sample, Vec::new());
         }
     };
+    let (status, body) = (reply.status, &reply.body);
     sample.status = Some(status);
     sample.bytes = body.len() as u64;
     if status >= 400 {
@@ -71,8 +72,9 @@ pub async fn send(
     if compiled.checks.is_empty() && compiled.extract.is_empty() {
         return (sample, Vec::new());
     }
-    let text = String::from_utf8_lossy(&body);
-    let response = Response::new(status, latency.as_secs_f64() * 1000.0, &text);
+    let text = String::from_utf8_lossy(body);
+    let response =
+        Response::new(status, latency.as_secs_f64() * 1000.0, &text).with_headers(&reply.headers);
     for check in &compiled.checks {
         if passes(check, &response, vars) {
             sample.checks_passed += 1;
@@ -113,7 +115,10 @@ fn build(
         method: step.method.clone(),
         url,
         headers,
-        body: request.body.as_ref().map(|b| expand(b, vars).into_owned()),
+        body: request
+            .body
+            .as_ref()
+            .map(|b| expand(b, vars).into_owned().into_bytes()),
     })
 }
 
