@@ -45,6 +45,9 @@ pub struct Global {
     pub think_time: Option<ThinkTime>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// The WSDL of `soap` steps that name no `wsdl` of their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wsdl_url: Option<String>,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -58,6 +61,7 @@ impl Default for Global {
             timeout: default_timeout_ms(),
             think_time: None,
             headers: BTreeMap::new(),
+            wsdl_url: None,
         }
     }
 }

@@ -3,9 +3,10 @@
 //! [`Sample`] plus the values extracted for later steps.
 
 use super::checks::{passes, run_extract, Response};
-use super::client::{Prepared, Request, VuClient};
+use super::client::{Prepared, Reply, Request, VuClient};
 use super::template::{expand, Vars};
-use crate::config::{CompiledStep, HttpStep};
+use crate::config::compile::Part;
+use crate::config::{AuthScheme, CheckRule, CompiledStep, HttpStep};
 use crate::metrics::Sample;
 use std::time::Instant;
 
@@ -50,7 +51,7 @@ pub async fn send(
             .await
             .map_err(|f| f.kind().to_string()),
         None => match build(target, step, compiled, vars) {
-            Some(req) => client.send(req).await.map_err(|f| f.kind().to_string()),
+            Some(req) => send_built(client, req, compiled, vars).await,
             None => Err("url".to_string()),
         },
     };
@@ -69,12 +70,24 @@ pub async fn send(
     if status >= 400 {
         sample.error = Some(format!("status {status}"));
     }
-    if compiled.checks.is_empty() && compiled.extract.is_empty() {
+    let fault_matters = compiled.request.fault_is_error
+        || compiled
+            .checks
+            .iter()
+            .any(|c| matches!(c.rule, CheckRule::SoapFault(true)));
+    if compiled.checks.is_empty() && compiled.extract.is_empty() && !fault_matters {
         return (sample, Vec::new());
     }
     let text = String::from_utf8_lossy(body);
     let response =
         Response::new(status, latency.as_secs_f64() * 1000.0, &text).with_headers(&reply.headers);
+    if fault_matters && response.is_soap_fault() {
+        // A Fault is an error of its own kind, or no error when a check expects it.
+        sample.error = compiled
+            .request
+            .fault_is_error
+            .then(|| "soap_fault".to_string());
+    }
     for check in &compiled.checks {
         if passes(check, &response, vars) {
             sample.checks_passed += 1;
@@ -88,6 +101,56 @@ pub async fn send(
         .filter_map(|ex| run_extract(ex, &response).map(|v| (ex.name.clone(), v)))
         .collect();
     (sample, extracted)
+}
+
+/// Sends a built request; with `auth: {type: digest}`, answers a `401` Digest challenge once, on
+/// the same connection, with the computed `Authorization`.
+async fn send_built(
+    client: &mut VuClient,
+    req: Request,
+    compiled: &CompiledStep,
+    vars: &Vars,
+) -> Result<Reply, String> {
+    let kind = |f: super::client::Failure| f.kind().to_string();
+    let digest = compiled
+        .request
+        .auth
+        .as_ref()
+        .filter(|a| a.scheme == AuthScheme::Digest);
+    let Some(auth) = digest else {
+        return client.send(req).await.map_err(kind);
+    };
+    let mut again = req.clone();
+    let reply = client.send(req).await.map_err(kind)?;
+    if reply.status != 401 {
+        return Ok(reply);
+    }
+    let challenge = reply
+        .headers
+        .get_all(http::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(super::digest::parse);
+    let Some(challenge) = challenge else {
+        return Ok(reply);
+    };
+    let uri = match again.url.query() {
+        Some(q) => format!("{}?{q}", again.url.path()),
+        None => again.url.path().to_string(),
+    };
+    let cnonce = format!("{:016x}", rand::random::<u64>());
+    let Some(header) = super::digest::authorization(
+        &challenge,
+        again.method.as_str(),
+        &uri,
+        &expand(&auth.username, vars),
+        &expand(&auth.password, vars),
+        &cnonce,
+    ) else {
+        return Err("digest".to_string());
+    };
+    again.headers.push(("Authorization".into(), header));
+    client.send(again).await.map_err(kind)
 }
 
 /// Renders the step into a request; `None` for an unusable URL (counted as an error of kind `url`).
@@ -106,20 +169,120 @@ fn build(
             pairs.append_pair(k, &expand(v, vars));
         }
     }
-    let headers = request
+    let mut headers: Vec<(String, String)> = request
         .headers
         .iter()
         .map(|(k, v)| (k.clone(), expand(v, vars).into_owned()))
         .collect();
+    let body = if !request.form.is_empty() {
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &request.form {
+            form.append_pair(k, &expand(v, vars));
+        }
+        Some(form.finish().into_bytes())
+    } else if !request.multipart.is_empty() {
+        // The boundary is ours, so it replaces a bare `multipart/form-data` the step may set.
+        headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
+        headers.push((
+            "Content-Type".into(),
+            format!("multipart/form-data; boundary={}", request.boundary),
+        ));
+        Some(multipart(&request.multipart, &request.boundary, vars))
+    } else if let Some((base, overrides)) = &request.overrides {
+        let mut json = base.clone();
+        for (path, value) in overrides {
+            path.set(&mut json, json_scalar(&expand(value, vars)));
+        }
+        Some(serde_json::to_vec(&json).ok()?)
+    } else {
+        request
+            .body
+            .as_ref()
+            .map(|b| expand(b, vars).into_owned().into_bytes())
+    };
+    if let Some(auth) = &request.auth {
+        if auth.scheme == AuthScheme::Basic
+            && !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
+            use base64::Engine;
+            let pair = format!(
+                "{}:{}",
+                expand(&auth.username, vars),
+                expand(&auth.password, vars)
+            );
+            headers.push((
+                "Authorization".into(),
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                ),
+            ));
+        }
+    }
     Some(Request {
         method: step.method.clone(),
         url,
         headers,
-        body: request
-            .body
-            .as_ref()
-            .map(|b| expand(b, vars).into_owned().into_bytes()),
+        body,
     })
+}
+
+/// An override's text as JSON: `true`, `false` and numbers become JSON values (as the TypeScript
+/// tool does), anything else a string.
+fn json_scalar(text: &str) -> serde_json::Value {
+    match text {
+        "true" => serde_json::Value::Bool(true),
+        "false" => serde_json::Value::Bool(false),
+        t => match t.trim().parse::<f64>() {
+            Ok(n) if !t.trim().is_empty() => serde_json::Number::from_f64(n)
+                .map(|n| {
+                    // Keep integers integers.
+                    t.trim()
+                        .parse::<i64>()
+                        .map(serde_json::Value::from)
+                        .unwrap_or(serde_json::Value::Number(n))
+                })
+                .unwrap_or_else(|| serde_json::Value::String(t.into())),
+            _ => serde_json::Value::String(t.into()),
+        },
+    }
+}
+
+/// A `multipart/form-data` body.
+fn multipart(parts: &[(String, Part)], boundary: &str, vars: &Vars) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, part) in parts {
+        out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        let name = name.replace('"', "%22");
+        match part {
+            Part::Text(t) => {
+                out.extend_from_slice(
+                    format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+                );
+                out.extend_from_slice(expand(t, vars).as_bytes());
+            }
+            Part::File {
+                filename,
+                content_type,
+                data,
+            } => {
+                let filename = filename.replace('"', "%22");
+                out.extend_from_slice(
+                    format!(
+                        "Content-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\n\
+                         Content-Type: {content_type}\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+                out.extend_from_slice(data);
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    out
 }
 
 fn url_for(base: Option<&str>, target: &str) -> String {
@@ -150,6 +313,12 @@ mod tests {
             body: None,
             checks: vec![],
             extract: vec![],
+            form: BTreeMap::new(),
+            multipart: BTreeMap::new(),
+            json_file: None,
+            overrides: BTreeMap::new(),
+            auth: None,
+            soap: None,
         }
     }
 

@@ -14,4 +14,5 @@ mod deploy;
 mod distributed;
 mod engine;
 mod fuzz;
+mod protocols;
 mod report;
