@@ -130,7 +130,7 @@ pub fn load(path: &Path, env: Option<&str>) -> Result<TestFile, ConfigError> {
     for include in std::mem::take(&mut test.includes) {
         test.scenarios.extend(load_include(&dir.join(&include))?);
     }
-    resolve_csv_paths(&mut test, &dir);
+    resolve_csv_paths(&mut test, &dir).map_err(|m| invalid(path, m))?;
     check(&test).map_err(|m| invalid(path, m.0))?;
     Ok(test)
 }
@@ -210,11 +210,12 @@ fn load_include(path: &Path) -> Result<Vec<Scenario>, ConfigError> {
     }
 }
 
-fn resolve_csv_paths(test: &mut TestFile, dir: &Path) {
-    for s in &mut test.scenarios {
-        for step in &mut s.steps {
+fn resolve_csv_paths(test: &mut TestFile, dir: &Path) -> Result<(), String> {
+    for (i, s) in test.scenarios.iter_mut().enumerate() {
+        for (j, step) in s.steps.iter_mut().enumerate() {
             if let Step::Http(h) = step {
-                h.resolve_paths(dir);
+                h.resolve_paths(dir)
+                    .map_err(|e| format!("scenarios[{i}].steps[{j}]: {e}"))?;
             }
         }
         if let Some(csv) = &mut s.csv_data {
@@ -223,6 +224,7 @@ fn resolve_csv_paths(test: &mut TestFile, dir: &Path) {
             }
         }
     }
+    Ok(())
 }
 
 /// The thresholds as parsed rules (already validated by [`check`]).

@@ -47,7 +47,8 @@ pub struct HttpStep {
     pub form: BTreeMap<String, String>,
     /// `multipart:` fields, sent as `multipart/form-data`.
     pub multipart: BTreeMap<String, MultipartValue>,
-    /// `jsonFile:` the JSON body's file (relative to the test file; read when the test is compiled).
+    /// `jsonFile:` the JSON body's file, relative to the test file. `config::load` reads it into
+    /// `body` (so the test travels to workers whole); a test parsed from text reads it when compiled.
     pub json_file: Option<String>,
     /// `overrides:` `dot.path[i]` → a template, set in the JSON body (of `json`, `body` or
     /// `jsonFile`) for every request; `true`/`false`/numbers become JSON booleans and numbers.
@@ -561,15 +562,21 @@ fn sniff(body: &str) -> &'static str {
 }
 
 impl HttpStep {
-    /// Makes the step's file paths (`jsonFile`, multipart files) relative to `dir` (the test file's).
-    pub fn resolve_paths(&mut self, dir: &std::path::Path) {
+    /// Makes the step's file paths (multipart files, a WSDL file) relative to `dir` (the test
+    /// file's), and reads `jsonFile` into the body, so a worker that receives the test needs no file.
+    pub fn resolve_paths(&mut self, dir: &std::path::Path) -> Result<(), String> {
         let join = |p: &mut String| {
             if std::path::Path::new(p.as_str()).is_relative() {
                 *p = dir.join(p.as_str()).display().to_string();
             }
         };
-        if let Some(f) = &mut self.json_file {
-            join(f);
+        if let Some(mut f) = self.json_file.take() {
+            join(&mut f);
+            let text = std::fs::read_to_string(&f)
+                .map_err(|e| format!("jsonFile `{f}`: cannot read: {e}"))?;
+            serde_json::from_str::<serde_json::Value>(&text)
+                .map_err(|e| format!("jsonFile `{f}`: not JSON: {e}"))?;
+            self.body = Some(text);
         }
         if let Some(w) = self.soap.as_mut().and_then(|s| s.wsdl.as_mut()) {
             if !w.starts_with("http://") && !w.starts_with("https://") {
@@ -587,6 +594,7 @@ impl HttpStep {
                 MultipartValue::Text(_) => {}
             }
         }
+        Ok(())
     }
 }
 
