@@ -2,7 +2,8 @@
 //! `/status/{code}`, `/health`), plus what the protocol features need: a SOAP calculator with its
 //! WSDL (`GET /soap/calculator?wsdl`; `POST /soap/calculator` answers `Add` and `Subtract` of two
 //! ints, and a Fault for anything else), `POST /form` and `POST /multipart` echoing the fields they
-//! received as JSON, `/digest/{md5|sha-256}` behind HTTP Digest auth and `/auth/basic` behind Basic
+//! received as JSON, `/digest/{md5|sha-256}` behind HTTP Digest auth (`qop=auth`; nonces it issued,
+//! with `nc` counting up) and `/auth/basic` behind Basic
 //! auth (user `mock`, password `secret`), and `/auth/bearer` echoing a bearer token. It counts every request it serves, by route and status, and reports the counts at
 //! `GET /__stats`, so tests can check the engine's numbers against the server's.
 
@@ -38,6 +39,8 @@ pub struct Stats {
 struct Inner {
     stats: Stats,
     users: Vec<Value>,
+    /// Digest nonces issued, with the highest `nc` answered so far (a replay is refused).
+    nonces: std::collections::HashMap<String, u64>,
 }
 
 #[derive(Clone)]
@@ -299,7 +302,14 @@ async fn digest(
         .and_then(|f| {
             let want =
                 crate::engine::digest::expected_response(&f, method.as_str(), DIGEST_PASSWORD)?;
-            (f.get("response") == Some(&want)).then_some(())
+            (f.get("response") == Some(&want)).then_some(f)
+        })
+        .and_then(|f| {
+            // The nonce must be one we issued, and `nc` must count up (no replays).
+            let nc = u64::from_str_radix(f.get("nc")?, 16).ok()?;
+            let mut inner = m.inner.lock().expect("mock lock poisoned");
+            let last = inner.nonces.get_mut(f.get("nonce")?)?;
+            (nc > *last).then(|| *last = nc)
         })
         .is_some();
     if verified {
@@ -308,6 +318,13 @@ async fn digest(
             .into_response();
     }
     let nonce = uuid::Uuid::new_v4().simple().to_string();
+    {
+        let mut inner = m.inner.lock().expect("mock lock poisoned");
+        if inner.nonces.len() >= 10_000 {
+            inner.nonces.clear();
+        }
+        inner.nonces.insert(nonce.clone(), 0);
+    }
     let challenge = format!(
         "Digest realm=\"{REALM}\", qop=\"auth\", algorithm={algorithm}, nonce=\"{nonce}\", opaque=\"mock\""
     );

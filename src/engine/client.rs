@@ -165,6 +165,9 @@ pub struct VuClient {
     conn: Option<(String, SendRequest<Full<Bytes>>)>,
     tls: tokio_rustls::TlsConnector,
     timeout: Duration,
+    /// By step: the last Digest challenge and the count of requests that answered it, so later
+    /// requests authenticate at once (RFC 7616 `nc`) instead of meeting a `401` every time.
+    pub digest: std::collections::HashMap<usize, (super::digest::Challenge, u32)>,
 }
 
 impl VuClient {
@@ -174,6 +177,7 @@ impl VuClient {
             conn: None,
             tls,
             timeout,
+            digest: std::collections::HashMap::new(),
         }
     }
 

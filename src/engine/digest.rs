@@ -71,14 +71,14 @@ fn hasher(algorithm: &str) -> Option<fn(&str) -> String> {
 }
 
 /// The `Authorization` value answering `c` for `method` on `uri` (path and query); `cnonce` is the
-/// client's nonce. `None` when the algorithm is not MD5 or SHA-256 (or their `-sess`).
+/// client's nonce and `nc` the count of requests sent with this nonce (from 1). `None` when the
+/// algorithm is not MD5 or SHA-256 (or their `-sess`).
 pub fn authorization(
     c: &Challenge,
-    method: &str,
-    uri: &str,
-    username: &str,
-    password: &str,
+    (method, uri): (&str, &str),
+    (username, password): (&str, &str),
     cnonce: &str,
+    nc: u32,
 ) -> Option<String> {
     let h = hasher(&c.algorithm)?;
     let mut ha1 = h(&format!("{username}:{}:{password}", c.realm));
@@ -86,7 +86,7 @@ pub fn authorization(
         ha1 = h(&format!("{ha1}:{}:{cnonce}", c.nonce));
     }
     let ha2 = h(&format!("{method}:{uri}"));
-    let nc = "00000001";
+    let nc = format!("{nc:08x}");
     let response = if c.qop_auth {
         h(&format!("{ha1}:{}:{nc}:{cnonce}:auth:{ha2}", c.nonce))
     } else {
@@ -168,15 +168,9 @@ mod tests {
         let c = parse(header).unwrap();
         assert!(c.qop_auth);
         let cnonce = "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ";
-        let a = authorization(
-            &c,
-            "GET",
-            "/dir/index.html",
-            "Mufasa",
-            "Circle of Life",
-            cnonce,
-        )
-        .unwrap();
+        let req = ("GET", "/dir/index.html");
+        let user = ("Mufasa", "Circle of Life");
+        let a = authorization(&c, req, user, cnonce, 1).unwrap();
         assert!(
             a.contains(
                 r#"response="753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1""#
@@ -187,15 +181,7 @@ mod tests {
             algorithm: "MD5".into(),
             ..c.clone()
         };
-        let a = authorization(
-            &md5,
-            "GET",
-            "/dir/index.html",
-            "Mufasa",
-            "Circle of Life",
-            cnonce,
-        )
-        .unwrap();
+        let a = authorization(&md5, req, user, cnonce, 1).unwrap();
         assert!(
             a.contains(r#"response="8ca523f5e9506fed4657c9700eebdbec""#),
             "{a}"
@@ -211,6 +197,12 @@ mod tests {
             algorithm: "SHA-512-256".into(),
             ..c
         };
-        assert!(authorization(&unknown, "GET", "/", "u", "p", "c").is_none());
+        assert!(authorization(&unknown, req, user, "c", 1).is_none());
+        let second = authorization(&md5, req, user, cnonce, 2).unwrap();
+        assert!(second.contains("nc=00000002"), "{second}");
+        assert_eq!(
+            expected_response(&fields(&second).unwrap(), "GET", "Circle of Life"),
+            fields(&second).unwrap().get("response").cloned()
+        );
     }
 }

@@ -51,7 +51,7 @@ pub async fn send(
             .await
             .map_err(|f| f.kind().to_string()),
         None => match build(target, step, compiled, vars) {
-            Some(req) => send_built(client, req, compiled, vars).await,
+            Some(req) => send_built(client, req, (id, compiled), vars).await,
             None => Err("url".to_string()),
         },
     };
@@ -103,12 +103,14 @@ pub async fn send(
     (sample, extracted)
 }
 
-/// Sends a built request; with `auth: {type: digest}`, answers a `401` Digest challenge once, on
-/// the same connection, with the computed `Authorization`.
+/// Sends a built request; with `auth: {type: digest}`, answers the server's `401` Digest challenge
+/// on the same connection with the computed `Authorization`, and keeps the challenge (per step) so
+/// the VU's later requests authenticate at once with the next `nc`; a `401` to those (a stale
+/// nonce) is answered once more with the new challenge.
 async fn send_built(
     client: &mut VuClient,
     req: Request,
-    compiled: &CompiledStep,
+    (id, compiled): (usize, &CompiledStep),
     vars: &Vars,
 ) -> Result<Reply, String> {
     let kind = |f: super::client::Failure| f.kind().to_string();
@@ -120,8 +122,30 @@ async fn send_built(
     let Some(auth) = digest else {
         return client.send(req).await.map_err(kind);
     };
-    let mut again = req.clone();
-    let reply = client.send(req).await.map_err(kind)?;
+    let (user, password) = (expand(&auth.username, vars), expand(&auth.password, vars));
+    let uri = match req.url.query() {
+        Some(q) => format!("{}?{q}", req.url.path()),
+        None => req.url.path().to_string(),
+    };
+    let answer = |c: &super::digest::Challenge, nc: u32| {
+        let cnonce = format!("{:016x}", rand::random::<u64>());
+        super::digest::authorization(
+            c,
+            (req.method.as_str(), &uri),
+            (&user, &password),
+            &cnonce,
+            nc,
+        )
+        .ok_or_else(|| "digest".to_string())
+    };
+    let mut first = req.clone();
+    if let Some((challenge, nc)) = client.digest.get_mut(&id) {
+        *nc += 1;
+        first
+            .headers
+            .push(("Authorization".into(), answer(challenge, *nc)?));
+    }
+    let reply = client.send(first).await.map_err(kind)?;
     if reply.status != 401 {
         return Ok(reply);
     }
@@ -132,24 +156,14 @@ async fn send_built(
         .filter_map(|v| v.to_str().ok())
         .find_map(super::digest::parse);
     let Some(challenge) = challenge else {
+        client.digest.remove(&id);
         return Ok(reply);
     };
-    let uri = match again.url.query() {
-        Some(q) => format!("{}?{q}", again.url.path()),
-        None => again.url.path().to_string(),
-    };
-    let cnonce = format!("{:016x}", rand::random::<u64>());
-    let Some(header) = super::digest::authorization(
-        &challenge,
-        again.method.as_str(),
-        &uri,
-        &expand(&auth.username, vars),
-        &expand(&auth.password, vars),
-        &cnonce,
-    ) else {
-        return Err("digest".to_string());
-    };
-    again.headers.push(("Authorization".into(), header));
+    let mut again = req.clone();
+    again
+        .headers
+        .push(("Authorization".into(), answer(&challenge, 1)?));
+    client.digest.insert(id, (challenge, 1));
     client.send(again).await.map_err(kind)
 }
 
