@@ -90,6 +90,9 @@ pub struct Extract {
     pub default: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub namespaces: BTreeMap<String, String>,
+    /// `regex`: the capture group to take (default: the first, or the whole match without groups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<usize>,
 }
 
 fn scalar_default<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -241,8 +244,8 @@ pub struct CompiledCheck {
 #[derive(Debug, Clone)]
 pub enum ExtractSource {
     JsonPath(JsonPath),
-    /// The first capture group, or the whole match when there is none.
-    Regex(regex::Regex),
+    /// The capture group `group` (when given), else the first, or the whole match when there is none.
+    Regex(regex::Regex, Option<usize>),
     /// The text of the first node the XPath selects.
     XPath(XPath),
     /// A response header's value.
@@ -481,6 +484,12 @@ fn comparison(
 impl Extract {
     /// Compiles the regex or parses the path.
     pub fn compile(&self) -> Result<CompiledExtract, String> {
+        if self.group.is_some() && self.kind != ExtractKind::Regex {
+            return Err(format!(
+                "extract `{}`: `group` serves only `regex` extractions",
+                self.name
+            ));
+        }
         if !self.namespaces.is_empty() && self.kind != ExtractKind::Xpath {
             return Err(format!(
                 "extract `{}`: `namespaces` serves only `xpath` extractions",
@@ -501,10 +510,20 @@ impl Extract {
                 })?,
             ),
             ExtractKind::JsonPath => ExtractSource::JsonPath(JsonPath::parse(&self.expression)?),
-            ExtractKind::Regex => ExtractSource::Regex(
-                regex::Regex::new(&self.expression)
-                    .map_err(|e| format!("extract `{}`: bad regex: {e}", self.name))?,
-            ),
+            ExtractKind::Regex => {
+                let re = regex::Regex::new(&self.expression)
+                    .map_err(|e| format!("extract `{}`: bad regex: {e}", self.name))?;
+                if let Some(g) = self.group {
+                    if g >= re.captures_len() {
+                        return Err(format!(
+                            "extract `{}`: `group: {g}`, and the regex has {} group(s)",
+                            self.name,
+                            re.captures_len() - 1
+                        ));
+                    }
+                }
+                ExtractSource::Regex(re, self.group)
+            }
         };
         Ok(CompiledExtract {
             name: self.name.clone(),

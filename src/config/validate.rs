@@ -246,6 +246,7 @@ mod tests {
                 expression: "[".into(),
                 default: None,
                 namespaces: Default::default(),
+                group: None,
             });
         }
         let e = check(&test).unwrap_err();

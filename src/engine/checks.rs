@@ -128,9 +128,12 @@ pub fn run_extract(ex: &CompiledExtract, resp: &Response) -> Option<String> {
             .json()
             .and_then(|j| path.lookup(j))
             .map(|v| as_text(&v)),
-        ExtractSource::Regex(re) => re
+        ExtractSource::Regex(re, group) => re
             .captures(resp.body)
-            .and_then(|c| c.get(1).or_else(|| c.get(0)))
+            .and_then(|c| match group {
+                Some(g) => c.get(*g),
+                None => c.get(1).or_else(|| c.get(0)),
+            })
             .map(|m| m.as_str().to_string()),
         ExtractSource::XPath(path) => resp.xml().and_then(|d| path.text(d)),
         ExtractSource::Header(name) => resp.header(name),
@@ -223,6 +226,7 @@ mod tests {
                 expression: expr.into(),
                 default: default.map(String::from),
                 namespaces: Default::default(),
+                group: None,
             }
             .compile()
             .unwrap()
@@ -251,6 +255,7 @@ mod tests {
             expression: "(unclosed".into(),
             default: None,
             namespaces: Default::default(),
+            group: None,
         };
         assert!(bad.compile().unwrap_err().contains("bad regex"));
     }
@@ -345,5 +350,8 @@ mod tests {
             serde_norway::from_str("{name: s, type: regex, expression: a, namespaces: {a: b}}")
                 .unwrap();
         assert!(x.compile().unwrap_err().contains("only `xpath`"));
+        let x: Extract =
+            serde_norway::from_str("{name: s, type: regex, expression: '(a)', group: 2}").unwrap();
+        assert!(x.compile().unwrap_err().contains("has 1 group(s)"));
     }
 }
