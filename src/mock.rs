@@ -1,7 +1,7 @@
 //! `perfornium mock`: a small JSON API to aim tests at (users list/get/create, `/delay/{ms}`,
 //! `/status/{code}`, `/health`), plus what the protocol features need: a SOAP calculator with its
 //! WSDL (`GET /soap/calculator?wsdl`; `POST /soap/calculator` answers `Add` and `Subtract` of two
-//! ints, and a Fault for anything else), `POST /form` and `POST /multipart` echoing the fields they
+//! ints sent with their SOAPAction, and a Fault for anything else), `POST /form` and `POST /multipart` echoing the fields they
 //! received as JSON, `/digest/{md5|sha-256}` behind HTTP Digest auth (`qop=auth`; nonces it issued,
 //! with `nc` counting up) and `/auth/basic` behind Basic
 //! auth (user `mock`, password `secret`), and `/auth/bearer` echoing a bearer token. It counts every request it serves, by route and status, and reports the counts at
@@ -468,14 +468,17 @@ async fn soap(State(m): State<Mock>, headers: axum::http::HeaderMap, body: Strin
     if call.tag_name().namespace() != Some(CALC_NS) {
         return fault("Client", &format!("`{op}` is not in namespace {CALC_NS}"));
     }
+    // SOAP 1.1: the SOAPAction must name the operation the body calls.
     let action = headers
         .get("soapaction")
         .and_then(|v| v.to_str().ok())
-        .map(|a| a.trim_matches('"').to_string());
-    if let Some(a) = action.filter(|a| !a.is_empty()) {
-        if a != format!("{CALC_NS}{op}") {
-            return fault("Client", &format!("SOAPAction `{a}` does not match `{op}`"));
-        }
+        .map(|a| a.trim_matches('"').to_string())
+        .unwrap_or_default();
+    if action != format!("{CALC_NS}{op}") {
+        return fault(
+            "Client",
+            &format!("SOAPAction `{action}` is not `{CALC_NS}{op}`"),
+        );
     }
     let arg = |name: &str| {
         call.children()

@@ -38,6 +38,9 @@ pub struct RequestTemplate {
     pub auth: Option<AuthTemplate>,
     /// A SOAP call to resolve from its WSDL when the run starts (see `engine::soap`).
     pub wsdl_call: Option<WsdlCall>,
+    /// A raw envelope without a `SOAPAction`: the WSDL whose operation for the envelope's body
+    /// element gives it, when the run starts.
+    pub action_from: Option<String>,
     /// A SOAP step: a Fault in the response counts as an error of kind `soap_fault`, unless a
     /// `soap_fault` check expects one.
     pub fault_is_error: bool,
@@ -207,6 +210,19 @@ impl RequestTemplate {
                 }
                 (None, _) => {}
             }
+            let has_action = self
+                .headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("soapaction"));
+            if soap.operation.is_none() && !has_action {
+                match wsdl {
+                    Some(w) => self.action_from = Some(w.to_string()),
+                    // SOAP 1.1 wants the header; empty says "no intent given".
+                    None => self
+                        .headers
+                        .push(("SOAPAction".into(), Template::parse("\"\""))),
+                }
+            }
         }
         Ok(())
     }
@@ -215,6 +231,7 @@ impl RequestTemplate {
     pub fn is_fixed(&self) -> bool {
         self.overrides.is_none()
             && self.wsdl_call.is_none()
+            && self.action_from.is_none()
             && self.form.iter().all(|(_, v)| v.fixed().is_some())
             && self.multipart.iter().all(|(_, p)| match p {
                 Part::Text(t) => t.fixed().is_some(),

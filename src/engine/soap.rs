@@ -233,6 +233,29 @@ fn element(out: &mut String, name: &str, v: &serde_json::Value) -> Result<(), St
     Ok(())
 }
 
+/// A template's text as written (`{{...}}` kept).
+fn as_written(t: &Template) -> String {
+    use crate::config::template::Part;
+    t.parts()
+        .iter()
+        .map(|p| match p {
+            Part::Text(t) => t.as_str(),
+            Part::Expr { raw, .. } => raw.as_str(),
+        })
+        .collect()
+}
+
+/// The local name of the first element in an envelope's Body.
+fn body_element(envelope: &str) -> Option<String> {
+    let doc = roxmltree::Document::parse(envelope).ok()?;
+    let body = doc
+        .descendants()
+        .find(|n| n.is_element() && n.tag_name().name() == "Body")?;
+    body.children()
+        .find(|c| c.is_element())
+        .map(|c| c.tag_name().name().to_string())
+}
+
 /// Fetches a WSDL: over HTTP(S) with the run's client, or from a file.
 async fn fetch(
     url: &str,
@@ -267,16 +290,43 @@ pub async fn resolve(
 ) -> Result<(), String> {
     let mut wsdls: HashMap<String, Wsdl> = HashMap::new();
     for step in steps.iter_mut() {
+        let wanted = step
+            .request
+            .wsdl_call
+            .as_ref()
+            .map(|c| c.wsdl.clone())
+            .or_else(|| step.request.action_from.clone());
+        if let Some(url) = wanted.filter(|u| !wsdls.contains_key(u)) {
+            let text = fetch(&url, tls.clone(), timeout)
+                .await
+                .map_err(|e| format!("WSDL {url}: {e}"))?;
+            let parsed = parse(&text).map_err(|e| format!("WSDL {url}: {e}"))?;
+            wsdls.insert(url, parsed);
+        }
+        if let Some(url) = step.request.action_from.take() {
+            // A raw envelope: the SOAPAction of the operation whose element its body holds.
+            let action = step
+                .request
+                .body
+                .as_ref()
+                .and_then(|b| body_element(&as_written(b)))
+                .and_then(|el| {
+                    wsdls[&url]
+                        .operations
+                        .iter()
+                        .find(|(name, op)| op.element == el || **name == el)
+                        .map(|(_, op)| op.soap_action.clone())
+                })
+                .unwrap_or_default();
+            step.request.headers.push((
+                "SOAPAction".into(),
+                Template::parse(&format!("\"{action}\"")),
+            ));
+            continue;
+        }
         let Some(call) = step.request.wsdl_call.take() else {
             continue;
         };
-        if !wsdls.contains_key(&call.wsdl) {
-            let text = fetch(&call.wsdl, tls.clone(), timeout)
-                .await
-                .map_err(|e| format!("WSDL {}: {e}", call.wsdl))?;
-            let parsed = parse(&text).map_err(|e| format!("WSDL {}: {e}", call.wsdl))?;
-            wsdls.insert(call.wsdl.clone(), parsed);
-        }
         let wsdl = &wsdls[&call.wsdl];
         let op = wsdl.operations.get(&call.operation).ok_or_else(|| {
             let mut names: Vec<&String> = wsdl.operations.keys().collect();
