@@ -38,6 +38,8 @@ pub struct RequestTemplate {
     pub auth: Option<AuthTemplate>,
     /// A SOAP call to resolve from its WSDL when the run starts (see `engine::soap`).
     pub wsdl_call: Option<WsdlCall>,
+    /// The body is XML built from `args`: values expanded into it are XML-escaped.
+    pub xml_values: bool,
     /// A raw envelope without a `SOAPAction`: the WSDL whose operation for the envelope's body
     /// element gives it, when the run starts.
     pub action_from: Option<String>,

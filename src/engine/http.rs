@@ -6,6 +6,7 @@ use super::checks::{passes, run_extract, Response};
 use super::client::{Prepared, Reply, Request, VuClient};
 use super::template::{expand, Vars};
 use crate::config::compile::Part;
+use crate::config::template::{Part as TemplatePart, Template};
 use crate::config::{AuthScheme, CheckRule, CompiledStep, HttpStep};
 use crate::metrics::Sample;
 use std::time::Instant;
@@ -208,6 +209,11 @@ fn build(
             path.set(&mut json, json_scalar(&expand(value, vars)));
         }
         Some(serde_json::to_vec(&json).ok()?)
+    } else if request.xml_values {
+        request
+            .body
+            .as_ref()
+            .map(|b| expand_xml(b, vars).into_bytes())
     } else {
         request
             .body
@@ -241,6 +247,27 @@ fn build(
         headers,
         body,
     })
+}
+
+/// Expands an XML body built from `args`, escaping what each `{{...}}` gives (`&`, `<`, `>`), so a
+/// value such as `Smith & Sons` keeps the envelope well formed.
+fn expand_xml(body: &Template, vars: &Vars) -> String {
+    let mut out = String::new();
+    for part in body.parts() {
+        match part {
+            TemplatePart::Text(t) => out.push_str(t),
+            TemplatePart::Expr { raw, .. } => {
+                let value = expand(&Template::parse(raw), vars).into_owned();
+                out.push_str(
+                    &value
+                        .replace('&', "&amp;")
+                        .replace('<', "&lt;")
+                        .replace('>', "&gt;"),
+                );
+            }
+        }
+    }
+    out
 }
 
 /// An override's text as JSON: `true`, `false` and numbers become JSON values (as the TypeScript
@@ -368,5 +395,16 @@ mod tests {
         assert_eq!(url_for(Some("http://h:1/"), "/a"), "http://h:1/a");
         assert_eq!(url_for(Some("http://h:1/api"), "a"), "http://h:1/api/a");
         assert_eq!(url_for(Some("http://h:1"), "https://x/y"), "https://x/y");
+    }
+
+    #[test]
+    fn values_expanded_into_a_built_envelope_are_escaped() {
+        let mut vars = crate::engine::template::Vars::default();
+        vars.values.insert("who".into(), "Smith & <Sons>".into());
+        let body = crate::config::template::Template::parse("<n>{{who}}</n><i>{{__VU}}</i>");
+        assert_eq!(
+            super::expand_xml(&body, &vars),
+            "<n>Smith &amp; &lt;Sons&gt;</n><i>0</i>"
+        );
     }
 }

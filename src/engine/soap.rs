@@ -353,6 +353,7 @@ pub async fn resolve(
             request.target = Template::parse(&address);
         }
         request.body = Some(Template::parse(&envelope(op, &call.args)?));
+        request.xml_values = true;
         if !request
             .headers
             .iter()
