@@ -194,3 +194,34 @@ fn bad_protocol_keys_are_refused_with_their_line() {
     let err = String::from_utf8_lossy(&run(&["validate", &no_wsdl]).stderr).into_owned();
     assert!(err.contains("needs `wsdl` (or `global.wsdl_url`)"), "{err}");
 }
+
+#[test]
+fn a_wsdl_file_beside_the_test_and_a_name_with_an_ampersand() {
+    let mock = mock(0);
+    let dir = tempfile::tempdir().unwrap();
+    let (status, wsdl) = http_get(&format!("http://{}/soap/calculator?wsdl", mock.addr)).unwrap();
+    assert_eq!(status, 200);
+    write(dir.path(), "calc.wsdl", &wsdl);
+    // `who` is XML-escaped into the envelope; the mock would answer a broken envelope with a Fault.
+    let steps = "      - name: add\n        type: soap\n        wsdl: calc.wsdl\n        operation: Add\n        args: { intA: 1, intB: 2, note: '{{who}}' }\n        checks:\n          - { type: xpath, expression: '//AddResult', expected: 3 }\n";
+    let file = yaml(&mock)
+        .scenario("variables: { who: 'Smith & <Sons>' }")
+        .steps(steps)
+        .write(dir.path());
+    let out = dir.path().join("out");
+    let res = run(&["run", &file, "-o", out.to_str().unwrap()]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let s = summary(&out);
+    assert_eq!(s["overall"]["checks_failed"], 0, "{s}");
+    assert_eq!(s["overall"]["errors"], 0, "{s}");
+    let stats = mock_stats(&mock);
+    assert_eq!(stats["soap_ok"], 1);
+    assert_eq!(
+        stats["total"], 2,
+        "the WSDL fetched by the test, and the call: {stats}"
+    );
+}
