@@ -52,6 +52,8 @@ enum Axis {
     Attribute,
     SelfNode,
     Parent,
+    /// Before `//@name`: the node and all its descendants.
+    DescendantOrSelf,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -232,6 +234,7 @@ fn select<'a, 'i>(path: &Path, ctx: Item<'a, 'i>) -> Vec<Item<'a, 'i>> {
                     .collect(),
                 Axis::Attribute => vec![node.attributes().map(Item::Attr).collect()],
                 Axis::SelfNode => vec![vec![Item::Node(node)]],
+                Axis::DescendantOrSelf => vec![node.descendants().map(Item::Node).collect()],
                 Axis::Parent => vec![node.parent().map(Item::Node).into_iter().collect()],
             };
             let mut matched = Vec::new();
@@ -443,6 +446,16 @@ impl Parser<'_> {
             }
         }
         loop {
+            self.ws();
+            if axis == Axis::Descendant && self.peek() == Some(b'@') {
+                // `//@id`: attributes of the node and every descendant.
+                steps.push(Step {
+                    axis: Axis::DescendantOrSelf,
+                    test: Test::Node,
+                    preds: Vec::new(),
+                });
+                axis = Axis::Child;
+            }
             steps.push(self.step(axis)?);
             if self.eat("//") {
                 axis = Axis::Descendant;
@@ -586,6 +599,8 @@ mod tests {
             Some("AddResponse")
         );
         assert_eq!(run("//Nope"), None);
+        assert_eq!(run("count(//@id)").as_deref(), Some("2"));
+        assert_eq!(run("//Item/@id").as_deref(), Some("a"));
     }
 
     #[test]
