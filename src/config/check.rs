@@ -51,12 +51,17 @@ pub enum Check {
         value: Option<serde_norway::Value>,
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         namespaces: BTreeMap<String, String>,
+        /// `should_exist: false` or `should_not_exist: true`: passes when nothing is selected.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        should_exist: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        should_not_exist: Option<bool>,
         #[serde(default)]
         description: Option<String>,
     },
     /// Whether the response is a SOAP Fault: `expected: true` expects one (default `false`).
     SoapFault {
-        #[serde(default)]
+        #[serde(default, alias = "should_exist")]
         expected: Option<bool>,
         #[serde(default)]
         description: Option<String>,
@@ -66,6 +71,9 @@ pub enum Check {
         name: String,
         #[serde(default)]
         value: Option<serde_norway::Value>,
+        /// Shorthand for `operator: contains` + `expected`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        contains: Option<String>,
         #[serde(default)]
         expected: Option<serde_norway::Value>,
         #[serde(default)]
@@ -93,6 +101,21 @@ pub struct Extract {
     /// `regex`: the capture group to take (default: the first, or the whole match without groups).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<usize>,
+    /// `xpath`: `text` (the default), `number`, `xml` (the element as written) or `array` (every
+    /// selected item's text, as a JSON array).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_type: Option<ReturnType>,
+}
+
+/// What an `xpath` extraction stores.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ReturnType {
+    #[default]
+    Text,
+    Number,
+    Xml,
+    Array,
 }
 
 fn scalar_default<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -222,6 +245,8 @@ pub enum CheckRule {
     XPath {
         path: XPath,
         expected: Option<(Op, Template)>,
+        /// Passes when the XPath selects nothing.
+        absent: bool,
     },
     /// The response is (`true`) or is not (`false`) a SOAP Fault.
     SoapFault(bool),
@@ -246,8 +271,8 @@ pub enum ExtractSource {
     JsonPath(JsonPath),
     /// The capture group `group` (when given), else the first, or the whole match when there is none.
     Regex(regex::Regex, Option<usize>),
-    /// The text of the first node the XPath selects.
-    XPath(XPath),
+    /// The text of the first node the XPath selects (or what `return_type` asks for).
+    XPath(XPath, ReturnType),
     /// A response header's value.
     Header(http::HeaderName),
 }
@@ -412,6 +437,8 @@ impl Check {
                 expected,
                 value,
                 namespaces,
+                should_exist,
+                should_not_exist,
                 ..
             } => {
                 let path = XPath::parse(expression, namespaces)?;
@@ -424,7 +451,17 @@ impl Check {
                     (e, v) => e.as_ref().or(v.as_ref()),
                 };
                 let expected = comparison(&format!("xpath `{expression}`"), operator, expected)?;
-                CheckRule::XPath { path, expected }
+                let absent = *should_exist == Some(false) || *should_not_exist == Some(true);
+                if absent && expected.is_some() {
+                    return Err(format!(
+                        "xpath `{expression}`: a check that nothing exists takes no expected value"
+                    ));
+                }
+                CheckRule::XPath {
+                    path,
+                    expected,
+                    absent,
+                }
             }
             Check::SoapFault { expected, .. } => CheckRule::SoapFault(expected.unwrap_or(false)),
             Check::Header {
@@ -432,6 +469,7 @@ impl Check {
                 value,
                 expected,
                 operator,
+                contains,
                 ..
             } => {
                 let header = http::HeaderName::from_bytes(name.trim().as_bytes())
@@ -444,7 +482,13 @@ impl Check {
                     }
                     (e, v) => e.as_ref().or(v.as_ref()),
                 };
-                let expected = comparison(&format!("header `{name}`"), operator, expected)?;
+                let expected = match contains {
+                    Some(_) if expected.is_some() || operator.is_some() => return Err(format!(
+                        "header `{name}`: `contains` stands for `operator` + `expected`; give one"
+                    )),
+                    Some(text) => Some((Op::Contains, Template::parse(text))),
+                    None => comparison(&format!("header `{name}`"), operator, expected)?,
+                };
                 CheckRule::Header {
                     name: header,
                     expected,
@@ -490,6 +534,12 @@ impl Extract {
                 self.name
             ));
         }
+        if self.return_type.is_some() && self.kind != ExtractKind::Xpath {
+            return Err(format!(
+                "extract `{}`: `return_type` serves only `xpath` extractions",
+                self.name
+            ));
+        }
         if !self.namespaces.is_empty() && self.kind != ExtractKind::Xpath {
             return Err(format!(
                 "extract `{}`: `namespaces` serves only `xpath` extractions",
@@ -500,6 +550,7 @@ impl Extract {
             ExtractKind::Xpath => ExtractSource::XPath(
                 XPath::parse(&self.expression, &self.namespaces)
                     .map_err(|e| format!("extract `{}`: {e}", self.name))?,
+                self.return_type.unwrap_or_default(),
             ),
             ExtractKind::Header => ExtractSource::Header(
                 http::HeaderName::from_bytes(self.expression.trim().as_bytes()).map_err(|_| {

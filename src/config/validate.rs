@@ -247,6 +247,7 @@ mod tests {
                 default: None,
                 namespaces: Default::default(),
                 group: None,
+                return_type: None,
             });
         }
         let e = check(&test).unwrap_err();

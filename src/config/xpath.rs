@@ -8,7 +8,8 @@
 //! `local-name(path)`, `name(path)`, and string or number literals.
 //!
 //! Namespaces: a prefixed name must have its prefix in the check's `namespaces` map and matches
-//! that namespace URI exactly. An unprefixed name matches an element of that local name in **any**
+//! that namespace URI exactly; the envelope prefixes `soap`, `soapenv`, `SOAP-ENV`, `env` and `soap12`
+//! need no declaration and match the SOAP 1.1 or 1.2 envelope namespace. An unprefixed name matches an element of that local name in **any**
 //! namespace (so `//AddResult` finds `<AddResult xmlns="http://tempuri.org/">`, as SOAP tests
 //! written for the TypeScript tool expect; XPath 1.0 proper would find nothing there).
 
@@ -60,7 +61,7 @@ enum Axis {
 enum Test {
     /// `ns` is `None` for an unprefixed name (any namespace).
     Name {
-        ns: Option<String>,
+        ns: Option<Vec<String>>,
         local: String,
     },
     Any,
@@ -161,6 +162,26 @@ impl XPath {
     /// `None` when a path selects nothing.
     pub fn text(&self, doc: &roxmltree::Document) -> Option<String> {
         eval(&self.expr, Item::Node(doc.root())).text()
+    }
+
+    /// Every selected item's text (a function's value as one item); empty when nothing is selected.
+    pub fn texts(&self, doc: &roxmltree::Document) -> Vec<String> {
+        match eval(&self.expr, Item::Node(doc.root())) {
+            Value::Nodes(n) => n.iter().map(Item::text).collect(),
+            other => other.text().into_iter().collect(),
+        }
+    }
+
+    /// The first selected node as XML text (as it appears in the document), or its text for an
+    /// attribute, text node or function value.
+    pub fn xml(&self, doc: &roxmltree::Document) -> Option<String> {
+        match eval(&self.expr, Item::Node(doc.root())) {
+            Value::Nodes(n) => n.first().map(|i| match i {
+                Item::Node(node) if node.is_element() => doc.input_text()[node.range()].to_string(),
+                other => other.text(),
+            }),
+            other => other.text(),
+        }
     }
 
     /// Whether the expression selects something (or yields a non-empty value).
@@ -305,10 +326,13 @@ fn matches(test: &Test, axis: Axis, item: &Item) -> bool {
                 && n.tag_name().name() == local
                 && ns
                     .as_deref()
-                    .is_none_or(|uri| n.tag_name().namespace() == Some(uri))
+                    .is_none_or(|uris| uris.iter().any(|u| n.tag_name().namespace() == Some(u)))
         }
         (Test::Name { ns, local }, Item::Attr(a)) => {
-            a.name() == local && ns.as_deref().is_none_or(|uri| a.namespace() == Some(uri))
+            a.name() == local
+                && ns
+                    .as_deref()
+                    .is_none_or(|uris| uris.iter().any(|u| a.namespace() == Some(u)))
         }
         _ => false,
     }
@@ -488,13 +512,21 @@ impl Parser<'_> {
                 {
                     self.at += 1;
                     let local = self.name().ok_or_else(|| self.err("expected a name"))?;
-                    let uri = self.ns.get(&first).ok_or_else(|| {
-                        self.err(&format!(
-                            "prefix `{first}` is not declared (add it to `namespaces`)"
-                        ))
-                    })?;
+                    let uris = match (self.ns.get(&first), first.as_str()) {
+                        (Some(uri), _) => vec![uri.clone()],
+                        // The envelope's usual prefixes need no declaration; either SOAP version.
+                        (None, "soap" | "soapenv" | "SOAP-ENV" | "env" | "soap12") => vec![
+                            "http://schemas.xmlsoap.org/soap/envelope/".to_string(),
+                            "http://www.w3.org/2003/05/soap-envelope".to_string(),
+                        ],
+                        (None, _) => {
+                            return Err(self.err(&format!(
+                                "prefix `{first}` is not declared (add it to `namespaces`)"
+                            )))
+                        }
+                    };
                     Test::Name {
-                        ns: Some(uri.clone()),
+                        ns: Some(uris),
                         local,
                     }
                 } else if (first == "text" || first == "node") && self.eat("(") {

@@ -3,7 +3,7 @@
 //! and status lists were parsed once when the run was set up.
 
 use super::template::{expand, Vars};
-use crate::config::{CheckRule, CompiledCheck, CompiledExtract, ExtractSource};
+use crate::config::{CheckRule, CompiledCheck, CompiledExtract, ExtractSource, ReturnType};
 use serde_json::Value;
 /// A response as checks see it.
 pub struct Response<'a> {
@@ -103,8 +103,17 @@ pub fn passes(check: &CompiledCheck, resp: &Response, vars: &Vars) -> bool {
             }
         }
         CheckRule::Contains(text) => resp.body.contains(expand(text, vars).as_ref()),
-        CheckRule::XPath { path, expected } => {
-            let Some(doc) = resp.xml() else { return false };
+        CheckRule::XPath {
+            path,
+            expected,
+            absent,
+        } => {
+            let Some(doc) = resp.xml() else {
+                return false;
+            };
+            if *absent {
+                return !path.exists(doc);
+            }
             match expected {
                 None => path.exists(doc),
                 Some((op, exp)) => path
@@ -135,7 +144,25 @@ pub fn run_extract(ex: &CompiledExtract, resp: &Response) -> Option<String> {
                 None => c.get(1).or_else(|| c.get(0)),
             })
             .map(|m| m.as_str().to_string()),
-        ExtractSource::XPath(path) => resp.xml().and_then(|d| path.text(d)),
+        ExtractSource::XPath(path, kind) => resp.xml().and_then(|d| match kind {
+            ReturnType::Text => path.text(d),
+            ReturnType::Number => {
+                path.text(d)
+                    .and_then(|t| t.trim().parse::<f64>().ok())
+                    .map(|n| {
+                        if n.fract() == 0.0 && n.abs() < 1e15 {
+                            format!("{}", n as i64)
+                        } else {
+                            n.to_string()
+                        }
+                    })
+            }
+            ReturnType::Xml => path.xml(d),
+            ReturnType::Array => {
+                let all = path.texts(d);
+                (!all.is_empty()).then(|| Value::from(all).to_string())
+            }
+        }),
         ExtractSource::Header(name) => resp.header(name),
     };
     found.or_else(|| ex.default.clone())
@@ -227,6 +254,7 @@ mod tests {
                 default: default.map(String::from),
                 namespaces: Default::default(),
                 group: None,
+                return_type: None,
             }
             .compile()
             .unwrap()
@@ -256,6 +284,7 @@ mod tests {
             default: None,
             namespaces: Default::default(),
             group: None,
+            return_type: None,
         };
         assert!(bad.compile().unwrap_err().contains("bad regex"));
     }
