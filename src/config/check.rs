@@ -483,9 +483,11 @@ impl Check {
                     (e, v) => e.as_ref().or(v.as_ref()),
                 };
                 let expected = match contains {
-                    Some(_) if expected.is_some() || operator.is_some() => return Err(format!(
+                    Some(_) if expected.is_some() || operator.is_some() => {
+                        return Err(format!(
                         "header `{name}`: `contains` stands for `operator` + `expected`; give one"
-                    )),
+                    ))
+                    }
                     Some(text) => Some((Op::Contains, Template::parse(text))),
                     None => comparison(&format!("header `{name}`"), operator, expected)?,
                 };

@@ -339,7 +339,8 @@ mod tests {
              \x20     - { name: j, path: /j, method: post, json: { a: { b: 1 } }, overrides: { a.b: '{{__ITER}}' } }\n\
              \x20     - { name: s, type: soap, wsdl: 'http://h/s?wsdl', operation: Add, args: { a: { b: 1 } } }\n\
              \x20     - { name: r, type: soap, wsdl: 'http://h/s?wsdl', soap_action: A, envelope: '<e/>' }\n\
-             \x20     - { name: t, path: /t, method: post, body: '<a/>' }\n",
+             \x20     - { name: t, path: /t, method: post, body: '<a/>' }\n\
+             \x20     - { name: e, type: soap, endpoint: 'http://h/e', wsdl: 'http://h/s?wsdl', operation: Add, parameters: { a: 1 } }\n",
         )
         .replace("MANIFEST", concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
         let test = from_str(&text).unwrap();
@@ -362,5 +363,10 @@ mod tests {
             panic!()
         };
         assert_eq!(xml.headers["Content-Type"], "application/xml", "sniffed");
+        let Step::Http(e) = &test.scenarios[0].steps[6] else {
+            panic!()
+        };
+        assert_eq!(e.target, "http://h/e");
+        assert_eq!(e.soap.as_ref().unwrap().args, serde_json::json!({"a": 1}));
     }
 }

@@ -129,7 +129,8 @@ pub struct RawStep {
     pub method: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `endpoint` is the SOAP documentation's name for it.
+    #[serde(default, alias = "endpoint", skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
@@ -147,7 +148,8 @@ pub struct RawStep {
     pub wsdl: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `parameters` is the SOAP documentation's name for it.
+    #[serde(default, alias = "parameters", skip_serializing_if = "Option::is_none")]
     pub args: Option<serde_norway::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub form: Option<BTreeMap<String, serde_norway::Value>>,
