@@ -567,9 +567,14 @@ impl HttpStep {
     /// Makes the step's file paths (multipart files, a WSDL file) relative to `dir` (the test
     /// file's), and reads `jsonFile` into the body, so a worker that receives the test needs no file.
     pub fn resolve_paths(&mut self, dir: &std::path::Path) -> Result<(), String> {
+        // Relative to the test file; failing that, to the working directory (where the TypeScript
+        // tool looks), so tests written for it run unchanged.
         let join = |p: &mut String| {
-            if std::path::Path::new(p.as_str()).is_relative() {
-                *p = dir.join(p.as_str()).display().to_string();
+            let beside = dir.join(p.as_str());
+            if std::path::Path::new(p.as_str()).is_relative()
+                && (beside.exists() || !std::path::Path::new(p.as_str()).exists())
+            {
+                *p = beside.display().to_string();
             }
         };
         if let Some(mut f) = self.json_file.take() {
