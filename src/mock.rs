@@ -33,6 +33,11 @@ pub struct Stats {
     /// Digest-protected requests whose `Authorization` verified.
     #[serde(default)]
     pub digest_ok: u64,
+    /// When the first request of each worker of a distributed run arrived (this machine's clock,
+    /// ms since the epoch, µs precision), by the worker's name in `x-perfornium-worker`: the
+    /// ground truth for how closely a synchronized start really started the workers together.
+    #[serde(default)]
+    pub first_request_ms: BTreeMap<String, f64>,
 }
 
 #[derive(Default)]
@@ -88,6 +93,12 @@ pub async fn serve(
 }
 
 async fn count(State(m): State<Mock>, req: Request, next: Next) -> Response {
+    let arrived_ms = crate::time::precise_now_ms();
+    let worker = req
+        .headers()
+        .get(crate::api::worker::WORKER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
     let route = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
@@ -112,6 +123,9 @@ async fn count(State(m): State<Mock>, req: Request, next: Next) -> Response {
         .or_default() += 1;
     if trace.is_some() {
         inner.stats.last_x_trace = trace;
+    }
+    if let Some(w) = worker {
+        inner.stats.first_request_ms.entry(w).or_insert(arrived_ms);
     }
     resp
 }

@@ -41,8 +41,9 @@ pub struct Submit {
     #[serde(default)]
     pub test_yaml: Option<String>,
     pub workers: Vec<WorkerAddr>,
+    /// Wins over the test's `distributed.strategy`, `distribution` and `weights` when given.
     #[serde(default)]
-    pub strategy: Strategy,
+    pub strategy: Option<Strategy>,
     #[serde(default)]
     pub sync_start: bool,
 }

@@ -93,11 +93,19 @@ pub struct Ack {
     pub phase: WorkerPhase,
 }
 
+/// The header every load request of a distributed run carries: the worker's name in the run, so
+/// the system under test (and the mock's start-skew check) can tell the workers' traffic apart.
+pub const WORKER_HEADER: &str = "x-perfornium-worker";
+
 /// `POST /prepare`: the test with this worker's share already applied.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Prepare {
     pub run_id: String,
     pub test: TestFile,
+    /// This worker's name in the run (its address as the controller knows it); its load requests
+    /// carry it in [`WORKER_HEADER`].
+    #[serde(default)]
+    pub worker: Option<String>,
 }
 
 /// `POST /start`: when to start, in the worker's own clock (Unix ms); now when absent.

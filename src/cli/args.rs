@@ -27,9 +27,10 @@ pub struct PlanArgs {
     /// A workers.json file.
     #[arg(long)]
     pub workers_file: Option<PathBuf>,
-    /// How the load is split across the workers.
-    #[arg(short = 's', long, value_enum, default_value_t = Strategy::CapacityBased)]
-    pub strategy: Strategy,
+    /// How the load is split across the workers; wins over the test's `distributed.strategy`,
+    /// `distribution` and `weights` [default: the test's, else capacity_based].
+    #[arg(short = 's', long, value_enum)]
+    pub strategy: Option<Strategy>,
     /// Prepare every worker, then start all at one instant.
     #[arg(long)]
     pub sync_start: bool,
@@ -89,6 +90,24 @@ impl OverrideArgs {
             .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
         Ok(test)
     }
+}
+
+/// Everything a command that drives (or submits) a distributed run takes besides its own flags:
+/// the workers and split, how to reach them, the test's overrides, the outputs and the screen.
+#[derive(Args, Clone, Debug)]
+pub struct DriveArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    #[command(flatten)]
+    pub tls: CallTlsArgs,
+    #[command(flatten)]
+    pub access: Access,
+    #[command(flatten)]
+    pub over: OverrideArgs,
+    #[command(flatten)]
+    pub output: Output,
+    #[command(flatten)]
+    pub screen: Screen,
 }
 
 /// Where a finished run's results go.

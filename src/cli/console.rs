@@ -1,6 +1,6 @@
 //! `perfornium console`: attach to whichever replica leads, optionally submit a run, follow it.
 
-use super::args::{Access, CallTlsArgs, Output, OverrideArgs, PlanArgs, Screen};
+use super::args::DriveArgs;
 use super::output;
 use anyhow::Result;
 use clap::Args;
@@ -22,17 +22,7 @@ pub struct ConsoleArgs {
     /// A test to submit (otherwise the current or latest run is shown).
     file: Option<PathBuf>,
     #[command(flatten)]
-    plan: PlanArgs,
-    #[command(flatten)]
-    tls: CallTlsArgs,
-    #[command(flatten)]
-    access: Access,
-    #[command(flatten)]
-    over: OverrideArgs,
-    #[command(flatten)]
-    output: Output,
-    #[command(flatten)]
-    pub screen: Screen,
+    pub drive: DriveArgs,
     /// How long to keep trying to reach a leader before giving up (exit 2).
     #[arg(long, env = "PERFORNIUM_CONSOLE_PATIENCE", value_parser = super::args::duration, default_value = DEFAULT_PATIENCE)]
     patience: Duration,
@@ -52,8 +42,8 @@ impl ConsoleArgs {
             .filter(|a| !a.is_empty())
             .collect();
         anyhow::ensure!(!addrs.is_empty(), "--cluster needs at least one host:port");
-        let tls = self.tls.client()?;
-        let mut client = ClusterClient::new(addrs, self.access.token()?, tls.as_ref());
+        let tls = self.drive.tls.client()?;
+        let mut client = ClusterClient::new(addrs, self.drive.access.token()?, tls.as_ref());
         let run_id = match console::pick_run(&mut client, submit, self.patience).await {
             Ok(id) => id,
             Err(e) => {
@@ -62,26 +52,26 @@ impl ConsoleArgs {
                 return Ok(ExitCode::from(2));
             }
         };
-        let last = if self.screen.tui() {
+        let last = if self.drive.screen.tui() {
             console::screen::attach(client, run_id).await?
         } else {
             eprintln!("following run {run_id}");
             console::headless(client, run_id, Duration::from_secs(2)).await
         };
-        output::finish_console(last, &self.output)
+        output::finish_console(last, &self.drive.output)
     }
 
     /// The body of `POST /runs`: the test with overrides applied and CSV rows inlined (the master
     /// may run on another machine and never reads this one's disk).
     fn submission(&self, file: &std::path::Path) -> Result<Submit> {
-        let mut test = self.over.load(file)?;
+        let mut test = self.drive.over.load(file)?;
         perfornium::control::data::inline_rows(&mut test)?;
         Ok(Submit {
             test: Some(test),
             test_yaml: None,
-            workers: self.plan.workers()?,
-            strategy: self.plan.strategy,
-            sync_start: self.plan.sync_start,
+            workers: self.drive.plan.workers()?,
+            strategy: self.drive.plan.strategy,
+            sync_start: self.drive.plan.sync_start,
         })
     }
 }

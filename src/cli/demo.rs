@@ -101,6 +101,7 @@ impl Demo {
                 allowed: Vec::new(),
                 tls: None,
                 client_tls: None,
+                raft_timing: None,
             };
             let s = stop.clone();
             tasks.push(tokio::spawn(async move {
@@ -139,7 +140,7 @@ impl Demo {
             test: Some(test),
             test_yaml: None,
             workers: self.workers.clone(),
-            strategy: Strategy::Even,
+            strategy: Some(Strategy::Even),
             sync_start: true,
         };
         Ok(self.client().submit(&body, Duration::from_secs(20)).await?)

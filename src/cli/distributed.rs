@@ -3,7 +3,7 @@
 //! HA master uses over an embedded single-node master ([`Embedded`]), so every state change goes
 //! through the same replicated store, prints progress, and turns the final record into the summary.
 
-use super::args::{Access, CallTlsArgs, Output, OverrideArgs, PlanArgs, Screen};
+use super::args::DriveArgs;
 use super::{output, shutdown};
 use anyhow::Result;
 use clap::Args;
@@ -27,17 +27,7 @@ pub struct DistributedArgs {
     /// The test file.
     file: PathBuf,
     #[command(flatten)]
-    plan: PlanArgs,
-    #[command(flatten)]
-    tls: CallTlsArgs,
-    #[command(flatten)]
-    access: Access,
-    #[command(flatten)]
-    over: OverrideArgs,
-    #[command(flatten)]
-    output: Output,
-    #[command(flatten)]
-    pub screen: Screen,
+    pub drive: DriveArgs,
     /// Keep the embedded master's state here (default: a temporary directory).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -47,19 +37,19 @@ impl DistributedArgs {
     /// Drives the run, prints the summary, writes the outputs; 2 when the run did not finish.
     pub async fn run(self) -> Result<ExitCode> {
         let launch = Launch {
-            workers: self.plan.workers()?,
-            strategy: self.plan.strategy,
-            sync_start: self.plan.sync_start,
-            token: self.access.token()?,
-            tls: self.tls.client()?,
-            tui: self.screen.tui(),
+            workers: self.drive.plan.workers()?,
+            strategy: self.drive.plan.strategy,
+            sync_start: self.drive.plan.sync_start,
+            token: self.drive.access.token()?,
+            tls: self.drive.tls.client()?,
+            tui: self.drive.screen.tui(),
             data: self.data.clone(),
         };
-        let test = self.over.load(&self.file)?;
+        let test = self.drive.over.load(&self.file)?;
         let stop = shutdown::on_ctrl_c("stopping: requests in flight will finish and be counted");
         let rec = run(test, launch, stop).await?;
         let summary = rec.summary();
-        output::write(&summary, &self.output)?;
+        output::write(&summary, &self.drive.output)?;
         let code = output::verdict(&summary);
         Ok(if rec.phase == Phase::Finished {
             code
@@ -73,7 +63,7 @@ impl DistributedArgs {
 #[derive(Debug, Clone)]
 struct Launch {
     workers: Vec<WorkerAddr>,
-    strategy: Strategy,
+    strategy: Option<Strategy>,
     sync_start: bool,
     /// Bearer token for the workers (else the test's `communication.http.authentication.token`).
     token: Option<String>,

@@ -32,6 +32,26 @@ pub struct MasterArgs {
     /// With --tls-cert: the CA trusted when calling peers and workers (default: --tls-ca).
     #[arg(long, requires = "tls_cert")]
     ca: Option<PathBuf>,
+    /// Raft heartbeat in ms, also each replication call's deadline: it must exceed the round trip
+    /// between replicas (default 100, for a LAN). Every replica should get the same timing.
+    #[arg(long, value_name = "MS")]
+    raft_heartbeat_ms: Option<u64>,
+    /// Raft election timeout in ms, MIN-MAX, above the heartbeat (default 500-1000).
+    #[arg(long, value_name = "MIN-MAX", value_parser = min_max)]
+    raft_election_ms: Option<(u64, u64)>,
+}
+
+/// `MIN-MAX` in ms.
+fn min_max(text: &str) -> Result<(u64, u64), String> {
+    let (a, b) = text
+        .split_once('-')
+        .ok_or_else(|| format!("`{text}` is not MIN-MAX"))?;
+    let n = |s: &str| {
+        s.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("`{s}` is not a number of ms"))
+    };
+    Ok((n(a)?, n(b)?))
 }
 
 impl MasterArgs {
@@ -46,6 +66,17 @@ impl MasterArgs {
             allowed: self.allow.allow_from,
             tls: self.tls.server()?,
             client_tls: self.tls.peer_client(self.ca.as_deref())?,
+            raft_timing: match (self.raft_heartbeat_ms, self.raft_election_ms) {
+                (None, None) => None,
+                (h, e) => {
+                    let (min, max) = e.unwrap_or((500, 1000));
+                    Some(perfornium::master::RaftTiming {
+                        heartbeat_ms: h.unwrap_or(100),
+                        election_min_ms: min,
+                        election_max_ms: max,
+                    })
+                }
+            },
         };
         let listener = bind(&cfg.listen).await?;
         eprintln!(

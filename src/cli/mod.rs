@@ -61,8 +61,8 @@ impl Command {
     fn shows_tui(&self) -> bool {
         match self {
             Command::Demo(a) => a.screen.tui(),
-            Command::Console(a) => a.screen.tui(),
-            Command::Distributed(a) => a.screen.tui(),
+            Command::Console(a) => a.drive.screen.tui(),
+            Command::Distributed(a) => a.drive.screen.tui(),
             _ => false,
         }
     }
@@ -74,6 +74,11 @@ pub fn main() -> ExitCode {
     if let Err(e) = cli.logs.init(cli.command.shows_tui()) {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
+    }
+    // Every VU holds its own connection: take the most file descriptors the system allows.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(nofile = n, "open-file limit"),
+        Err(e) => tracing::warn!("could not raise the open-file limit: {e}"),
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

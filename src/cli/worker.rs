@@ -25,15 +25,30 @@ pub struct WorkerArgs {
     allow_target: Vec<String>,
     #[command(flatten)]
     tls: ServeTlsArgs,
+    /// Tests only: run this worker's clock this many ms off the machine's (negative: behind), to
+    /// show the controller's clock-offset compensation.
+    #[arg(
+        long,
+        hide = true,
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    test_clock_offset_ms: f64,
 }
 
 impl WorkerArgs {
     /// Serves until Ctrl-C.
     pub async fn run(self) -> Result<ExitCode> {
+        anyhow::ensure!(
+            self.test_clock_offset_ms.is_finite()
+                && self.test_clock_offset_ms.abs() <= 86_400_000.0,
+            "--test-clock-offset-ms must be within a day"
+        );
         let opts = WorkerOptions {
             guard: Guard::new(self.access.token()?, self.allow.allow_from),
             allow_targets: self.allow_target,
             tls: self.tls.server()?,
+            clock_offset_ms: self.test_clock_offset_ms,
         };
         let listener = bind(&format!("{}:{}", self.host, self.port)).await?;
         let addr = listener.local_addr()?;

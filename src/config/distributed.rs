@@ -27,9 +27,43 @@ pub struct Distributed {
     /// `host:port` or `worker-N` → exact VU count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distribution: Option<BTreeMap<String, u64>>,
-    /// `weighted`, `even`, ... as the seed writes it beside `weights`; the CLI's `-s` wins.
+    /// How the load is split, as the seed writes it: `even`, `weighted` (by `weights`), `geographic`,
+    /// `custom` (by `distribution`), `capacity_based`, `round_robin`. The command line's `-s` (or a
+    /// submission's `strategy`) wins over it and over the maps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub strategy: Option<String>,
+    pub strategy: Option<SplitStrategy>,
+}
+
+impl SplitStrategy {
+    /// The name as written in YAML.
+    pub fn name(self) -> &'static str {
+        match self {
+            SplitStrategy::Even => "even",
+            SplitStrategy::Weighted => "weighted",
+            SplitStrategy::Geographic => "geographic",
+            SplitStrategy::Custom => "custom",
+            SplitStrategy::CapacityBased => "capacity_based",
+            SplitStrategy::RoundRobin => "round_robin",
+        }
+    }
+}
+
+/// `distributed.strategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SplitStrategy {
+    /// The same share for every worker.
+    Even,
+    /// In proportion to `distributed.weights` (by region, `host:port` or `worker-N`).
+    Weighted,
+    /// Even across regions, then within each.
+    Geographic,
+    /// Exactly `distributed.distribution`'s VU counts.
+    Custom,
+    /// In proportion to each worker's `capacity`.
+    CapacityBased,
+    /// Unit k to worker k mod n.
+    RoundRobin,
 }
 
 /// `distributed.coordination`.
@@ -53,6 +87,65 @@ pub struct Orchestration {
     pub coordination_timeout: Option<Duration>,
     #[serde(default)]
     pub failure_handling: Option<FailureHandling>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synchronization: Option<Synchronization>,
+}
+
+/// `distributed.orchestration.synchronization`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Synchronization {
+    /// Prepare every worker, then start all at one instant: the same as
+    /// `coordination.synchronized_start` (either one turns it on).
+    #[serde(default)]
+    pub start_barrier: Option<bool>,
+    /// Align stepping levels and rate-profile phases to controller instants. Not available yet
+    /// (each worker times its levels from the common start), so `true` is refused by name.
+    #[serde(default)]
+    pub phase_synchronization: Option<bool>,
+    /// Compensate each worker's clock offset (estimated from round trips) when giving it the start
+    /// instant; `false` sends the controller's instant as is. Default true.
+    #[serde(default)]
+    pub clock_sync: Option<bool>,
+}
+
+impl Distributed {
+    /// Keys that parse but cannot act yet, or contradict each other, refused by name with the reason.
+    pub fn not_yet(&self) -> Result<(), String> {
+        use SplitStrategy::*;
+        match (self.strategy, &self.weights, &self.distribution) {
+            (Some(Weighted), None, _) => {
+                return Err("distributed.strategy: `weighted` needs `distributed.weights`".into())
+            }
+            (Some(Custom), _, None) => {
+                return Err("distributed.strategy: `custom` needs `distributed.distribution`".into())
+            }
+            (Some(Weighted), _, Some(_)) | (Some(Custom), Some(_), _) => {
+                return Err("distributed: give either `weights` (strategy `weighted`) or `distribution` (strategy `custom`), not both".into())
+            }
+            (Some(s @ (Even | Geographic | CapacityBased | RoundRobin)), w, d)
+                if w.is_some() || d.is_some() =>
+            {
+                let map = if d.is_some() { "distribution" } else { "weights" };
+                return Err(format!(
+                    "distributed.strategy `{}` would not use `distributed.{map}`: say `strategy: {}` or drop the map",
+                    s.name(),
+                    if d.is_some() { "custom" } else { "weighted" }
+                ));
+            }
+            _ => {}
+        }
+        let sync = self
+            .orchestration
+            .as_ref()
+            .and_then(|o| o.synchronization.as_ref());
+        if sync.and_then(|s| s.phase_synchronization) == Some(true) {
+            return Err("distributed.orchestration.synchronization.phase_synchronization: not available yet; \
+                 every worker times its stepping levels and rate_profile phases from the common start instant"
+                .into());
+        }
+        Ok(())
+    }
 }
 
 /// `distributed.orchestration.failure_handling`.

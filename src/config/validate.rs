@@ -36,6 +36,9 @@ fn check_all(test: &TestFile) -> Result<(), String> {
     }
     check_load(&test.load)?;
     check_numbers(test)?;
+    if let Some(d) = &test.distributed {
+        d.not_yet()?;
+    }
     compile(test).map_err(|e| e.0)?;
     for t in &test.thresholds {
         match t {

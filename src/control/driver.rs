@@ -30,6 +30,8 @@ pub struct Driver<S: RunStore> {
     view: watch::Sender<RunRecord>,
     stop: CancellationToken,
     stop_sent: bool,
+    /// When each failed worker may next be asked whether it is back (controller clock, ms).
+    next_late_probe: Vec<u64>,
 }
 
 impl<S: RunStore> Driver<S> {
@@ -42,6 +44,7 @@ impl<S: RunStore> Driver<S> {
             .map(|w| WorkerClient::new(&w.addr, creds, timeout))
             .collect();
         let (view, _) = watch::channel(rec.clone());
+        let rec_workers = rec.workers.len();
         Self {
             store,
             clients,
@@ -49,6 +52,7 @@ impl<S: RunStore> Driver<S> {
             view,
             stop,
             stop_sent: false,
+            next_late_probe: vec![0; rec_workers],
         }
     }
 
@@ -146,6 +150,7 @@ impl<S: RunStore> Driver<S> {
             let body = api::Prepare {
                 run_id: self.rec.id.clone(),
                 test: self.worker_test(i),
+                worker: Some(self.rec.workers[i].addr.addr()),
             };
             loop {
                 match self.clients[i].prepare(&body).await {
@@ -196,10 +201,11 @@ impl<S: RunStore> Driver<S> {
             if self.rec.workers[i].state != WorkerState::Prepared {
                 continue;
             }
-            let offset = self.rec.workers[i]
-                .offset
-                .map(|o| o.offset_ms)
-                .unwrap_or(0.0);
+            // In the worker's clock, unless compensation is off (`clock_sync: false`).
+            let offset = match self.rec.workers[i].offset {
+                Some(o) if self.rec.settings.clock_sync => o.offset_ms,
+                _ => 0.0,
+            };
             let start_at_ms = self.rec.start_at_ms.map(|t| (t as f64 + offset).max(0.0));
             let body = api::Start {
                 run_id: self.rec.id.clone(),
@@ -243,11 +249,17 @@ impl<S: RunStore> Driver<S> {
         ));
         let mut failed_run = false;
         loop {
+            // What each worker's batches are merged up to in the saved record: every pass ends
+            // with a save, and the record a driver starts from is a saved one.
+            let saved: Vec<u64> = self.rec.workers.iter().map(|w| w.last_seq).collect();
             for i in 0..self.clients.len() {
                 if self.rec.workers[i].is_active() {
                     self.poll_worker(i).await;
+                } else if self.rec.workers[i].state == WorkerState::Failed {
+                    self.poll_failed(i).await;
                 }
             }
+            test_hook::exit_after_pull(&self.rec, &saved);
             self.close_reported_seconds();
             self.update_skew();
             if !failed_run && !self.too_many_failures() {
@@ -263,7 +275,10 @@ impl<S: RunStore> Driver<S> {
                 self.event("stop requested".into());
                 self.stop_workers().await;
             }
-            if !self.rec.workers.iter().any(|w| w.is_active()) {
+            if !self.rec.workers.iter().any(|w| w.is_active())
+                && !(0..self.rec.workers.len()).any(|i| self.draining(i))
+            {
+                self.report_late();
                 break;
             }
             self.save().await?;
@@ -356,10 +371,26 @@ impl<S: RunStore> Driver<S> {
         }
     }
 
-    async fn absorb(&mut self, i: usize, m: api::Metrics) {
-        for iv in &m.batches {
+    /// Merges a pull's batches from worker `i`, each exactly once.
+    fn merge_batches(&mut self, i: usize, batches: &[crate::metrics::collector::Interval]) {
+        for iv in batches {
+            // A worker keeps every batch after the last `since` it was sent and numbers them without
+            // gaps, so a gap means someone else acknowledged batches this record never merged.
+            let next = self.rec.workers[i].last_seq + 1;
+            if iv.seq > next {
+                let note = format!(
+                    "worker {}: batches {next}..{} were acknowledged but never merged (lost)",
+                    self.rec.workers[i].addr.addr(),
+                    iv.seq - 1
+                );
+                self.event(note);
+            }
             self.rec.merge_batch(i, iv);
         }
+    }
+
+    async fn absorb(&mut self, i: usize, m: api::Metrics) {
+        self.merge_batches(i, &m.batches);
         let offset = self.rec.workers[i]
             .offset
             .map(|o| o.offset_ms)
@@ -379,16 +410,15 @@ impl<S: RunStore> Driver<S> {
                 Ok(None) => {}
                 Ok(Some(r)) => {
                     let w = &mut self.rec.workers[i];
-                    if r.steps != w.merged {
+                    w.results = Some(r);
+                    w.state = WorkerState::Finished;
+                    if w.merged_matches_final() == Some(false) {
                         let note = format!(
                             "worker {}: final totals differ from merged batches; using the totals",
                             w.addr.addr()
                         );
                         self.event(note);
                     }
-                    let w = &mut self.rec.workers[i];
-                    w.results = Some(r);
-                    w.state = WorkerState::Finished;
                 }
                 Err(e) => self.event(format!(
                     "worker {}: results not ready: {e}",
@@ -441,5 +471,148 @@ impl<S: RunStore> Driver<S> {
                 }
             }
         }
+    }
+
+    /// A failed worker that answered again and has not handed in its final totals, and has not
+    /// gone silent again: the run waits for its last batches.
+    fn draining(&self, i: usize) -> bool {
+        let w = &self.rec.workers[i];
+        w.state == WorkerState::Failed
+            && w.late.is_some()
+            && w.results.is_none()
+            && now_ms().saturating_sub(w.last_seen_ms) <= self.rec.settings.detection_timeout_ms
+    }
+
+    /// Pulls a worker marked failed, in case it comes back (a healed partition): what it measured
+    /// meanwhile is merged exactly once (by sequence number, as for any worker) instead of being
+    /// dropped. Its state stays failed. When its share went to the survivors it is told to stop,
+    /// so the load is not run twice.
+    async fn poll_failed(&mut self, i: usize) {
+        if self.rec.workers[i].results.is_some() {
+            return;
+        }
+        // Until it answers, a failed worker is asked once per detection timeout, so a worker that
+        // stays away costs the other workers' pulls at most one call timeout now and then.
+        if self.rec.workers[i].late.is_none() {
+            if now_ms() < self.next_late_probe[i] {
+                return;
+            }
+            self.next_late_probe[i] = now_ms() + self.rec.settings.detection_timeout_ms;
+        }
+        let Ok(m) = self.clients[i].metrics(self.rec.workers[i].last_seq).await else {
+            return;
+        };
+        if m.run_id.as_deref() != Some(self.rec.id.as_str()) {
+            return;
+        }
+        let addr = self.rec.workers[i].addr.addr();
+        let count = |w: &super::run::WorkerRun| w.totals().iter().map(|s| s.count).sum::<u64>();
+        let before = count(&self.rec.workers[i]);
+        if self.rec.workers[i].late.is_none() {
+            self.rec.workers[i].late = Some(0);
+            self.event(format!(
+                "worker {addr} answered again after it was marked failed; merging its late batches"
+            ));
+            if self.rec.workers[i].redistributed {
+                let _ = self.clients[i].stop(&self.rec.id).await;
+            }
+        }
+        self.merge_batches(i, &m.batches);
+        let w = &mut self.rec.workers[i];
+        w.last_seen_ms = now_ms();
+        w.live = m.live;
+        if m.phase.is_done() {
+            if let Ok(Some(r)) = self.clients[i].results(&self.rec.id).await {
+                let w = &mut self.rec.workers[i];
+                w.results = Some(r);
+                if w.merged_matches_final() == Some(false) {
+                    let note = format!(
+                        "worker {}: final totals differ from merged batches; using the totals",
+                        w.addr.addr()
+                    );
+                    self.event(note);
+                }
+            }
+        }
+        let w = &mut self.rec.workers[i];
+        let after = count(w);
+        w.late = Some(w.late.unwrap_or(0) + after.saturating_sub(before));
+    }
+
+    /// Names, per failed worker that came back, what it measured late and whether all of it is in.
+    fn report_late(&mut self) {
+        for i in 0..self.rec.workers.len() {
+            let w = &self.rec.workers[i];
+            let Some(late) = w.late else { continue };
+            let addr = w.addr.addr();
+            let note = if w.results.is_some() {
+                format!("worker {addr}: {late} requests measured after it was marked failed were merged late; its final totals are counted")
+            } else {
+                format!("worker {addr}: {late} requests measured after it was marked failed were merged late; it went silent again before its final totals")
+            };
+            self.event(note);
+        }
+    }
+}
+
+/// A test-only hook to crash a controller between a pull and its save, the moment a failover has
+/// to get right: batches are merged in memory but not saved, and the worker still keeps them (it
+/// drops batches only up to the `since` of a later pull, which comes after the save).
+///
+/// When `PERFORNIUM_TEST_EXIT_AFTER_PULL=<path>` is set, the first driver to finish a round of
+/// pulls that merged a batch past a saved sequence number of at least 2 (so the run resumes from
+/// a non-trivial `last_seq`) creates `<path>` (atomically: only one process anywhere wins),
+/// writes into it what it had saved and merged per worker, and exits with status 137 at once,
+/// without saving. A driver that finds `<path>` already there carries on. Not for production use:
+/// nothing sets it outside the test suite (`tests/exactly_once.rs`).
+mod test_hook {
+    use super::RunRecord;
+    use std::sync::OnceLock;
+
+    pub const EXIT_AFTER_PULL: &str = "PERFORNIUM_TEST_EXIT_AFTER_PULL";
+
+    pub fn exit_after_pull(rec: &RunRecord, saved: &[u64]) {
+        static PATH: OnceLock<Option<std::ffi::OsString>> = OnceLock::new();
+        let Some(path) = PATH.get_or_init(|| std::env::var_os(EXIT_AFTER_PULL)) else {
+            return;
+        };
+        let unsaved = rec
+            .workers
+            .iter()
+            .zip(saved)
+            .any(|(w, &s)| s >= 2 && w.last_seq > s);
+        if !unsaved {
+            return;
+        }
+        let Ok(mut file) = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+        else {
+            return;
+        };
+        let workers: Vec<serde_json::Value> = rec
+            .workers
+            .iter()
+            .zip(saved)
+            .map(|(w, &s)| {
+                serde_json::json!({
+                    "addr": w.addr.addr(),
+                    "saved_seq": s,
+                    "merged_seq": w.last_seq,
+                    "merged_count": crate::metrics::collector::merged(&w.merged).count,
+                })
+            })
+            .collect();
+        let note = serde_json::json!({
+            "pid": std::process::id(),
+            "run_id": rec.id,
+            "workers": workers,
+        });
+        use std::io::Write;
+        let _ = file.write_all(note.to_string().as_bytes());
+        let _ = file.sync_all();
+        tracing::warn!(run_id = %rec.id, "{EXIT_AFTER_PULL}: exiting between a pull and its save");
+        std::process::exit(137);
     }
 }

@@ -350,7 +350,12 @@ pub fn amount(units: u64, unit: LoadUnit) -> f64 {
 /// The plan as a table, one line per worker: its share, region and capacity.
 pub fn text(rec: &RunRecord) -> String {
     let unit = unit(&rec.test.load);
-    let mut out = format!("plan ({} strategy, run {}):\n", rec.strategy, rec.id);
+    let rule = if rec.split.is_empty() {
+        rec.strategy.to_string()
+    } else {
+        rec.split.clone()
+    };
+    let mut out = format!("plan ({rule} strategy, run {}):\n", rec.id);
     for w in &rec.workers {
         let share = amount(units(&w.load), unit);
         out.push_str(&format!(

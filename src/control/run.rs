@@ -44,6 +44,10 @@ pub struct WorkerRun {
     /// This failed worker's share has been handed to the survivors.
     #[serde(default)]
     pub redistributed: bool,
+    /// A failed worker that answered again (a partition healed): requests merged since then.
+    /// Its batches are merged like anyone's, by sequence number, so nothing counts twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late: Option<u64>,
 }
 
 impl WorkerRun {
@@ -53,6 +57,15 @@ impl WorkerRun {
             Some(r) => &r.steps,
             None => &self.merged,
         }
+    }
+
+    /// Whether the batches merged from this worker add up to its final totals, step by step and
+    /// up to its last sequence number: every batch it produced was merged, and merged once. `None`
+    /// until it has final totals.
+    pub fn merged_matches_final(&self) -> Option<bool> {
+        self.results
+            .as_ref()
+            .map(|r| r.steps == self.merged && r.last_seq == self.last_seq)
     }
 
     /// Requests per second over the worker's whole part: its count over its own elapsed seconds (from
@@ -99,6 +112,14 @@ pub struct Settings {
     /// Lead time for a synchronized start.
     pub start_delay_ms: u64,
     pub time_skew_tolerance_ms: Option<u64>,
+    /// Give each worker the start instant in its own clock (its estimated offset added); off, every
+    /// worker gets the controller's instant as is.
+    #[serde(default = "yes")]
+    pub clock_sync: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A distributed run.
@@ -107,6 +128,9 @@ pub struct RunRecord {
     pub id: String,
     pub test: TestFile,
     pub strategy: Strategy,
+    /// The rule the load was split by, as the plan names it (`weighted`, `custom`, `even`, ...).
+    #[serde(default)]
+    pub split: String,
     pub settings: Settings,
     pub phase: Phase,
     pub workers: Vec<WorkerRun>,
@@ -217,9 +241,14 @@ mod tests {
     fn record() -> RunRecord {
         let test = crate::config::from_str(TEST).unwrap();
         let workers = parse_list("127.0.0.1:8101,127.0.0.1:8102,127.0.0.1:8103").unwrap();
-        let mut rec =
-            crate::control::submit::new_record("r".into(), test, &workers, Strategy::Even, false)
-                .unwrap();
+        let mut rec = crate::control::submit::new_record(
+            "r".into(),
+            test,
+            &workers,
+            Some(Strategy::Even),
+            false,
+        )
+        .unwrap();
         rec.phase = Phase::Started;
         for w in &mut rec.workers {
             w.state = WorkerState::Running;
@@ -369,5 +398,370 @@ mod tests {
         let on_timeline: u64 = rec.timeline.iter().map(|p| p.requests).sum();
         let merged: u64 = rec.merged_steps().iter().map(|s| s.count).sum();
         assert_eq!(on_timeline, merged);
+    }
+
+    /// Exactly once, modelled: one controller driving workers the way `driver.rs` does, against
+    /// workers that behave like `worker/slot.rs`, through saves and crashes.
+    mod exactly_once {
+        use super::*;
+        use crate::metrics::Sample;
+        use proptest::prelude::{
+            prop_assert, prop_assert_eq, prop_oneof, proptest, Just, ProptestConfig,
+        };
+        use proptest::strategy::Strategy as _;
+        use std::collections::BTreeSet;
+
+        /// A worker as `Slot` keeps its batches: numbered 1, 2, 3... without gaps, each kept until a
+        /// pull's `since` acknowledges it (`metrics(since)` drops everything up to `since`, then
+        /// answers with the rest).
+        struct Worker {
+            batches: Vec<Interval>,
+            produced: usize,
+            acked: u64,
+        }
+
+        impl Worker {
+            fn metrics(&mut self, since: u64) -> Vec<Interval> {
+                self.acked = self.acked.max(since);
+                self.batches[..self.produced]
+                    .iter()
+                    .filter(|b| b.seq > self.acked)
+                    .cloned()
+                    .collect()
+            }
+
+            fn totals(&self) -> Vec<StepStats> {
+                let mut t = vec![StepStats::default()];
+                for b in &self.batches {
+                    t[0].merge(&b.steps[0]);
+                }
+                t
+            }
+        }
+
+        /// `requests` requests, `errors` of them failed, with distinct latencies so the histograms
+        /// take part in every comparison.
+        fn stats(requests: u64, errors: u64, salt: u64) -> StepStats {
+            let mut s = StepStats::default();
+            for i in 0..requests {
+                s.record(&Sample {
+                    step: 0,
+                    latency_us: 1_000 + 37 * i + 1_009 * salt,
+                    status: Some(if i < errors { 500 } else { 200 }),
+                    error: (i < errors).then(|| "status 500".into()),
+                    checks_passed: 0,
+                    failed_checks: vec![],
+                    bytes: 3,
+                });
+            }
+            s
+        }
+
+        fn workers(batches: &[Vec<(u64, u64, u64)>]) -> Vec<Worker> {
+            batches
+                .iter()
+                .enumerate()
+                .map(|(w, list)| Worker {
+                    batches: list
+                        .iter()
+                        .enumerate()
+                        .map(|(k, &(requests, errors, jitter_ms))| Interval {
+                            seq: k as u64 + 1,
+                            elapsed_s: (k + 1) as f64 + jitter_ms as f64 / 1000.0,
+                            steps: vec![stats(requests, errors.min(requests), w as u64)],
+                            active_vus: 1,
+                            dropped: 0,
+                        })
+                        .collect(),
+                    produced: 0,
+                    acked: 0,
+                })
+                .collect()
+        }
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            /// The worker closes up to this many more batches.
+            Produce(usize, usize),
+            /// The controller pulls `since` = its `last_seq` and merges the answer (once per worker
+            /// between saves, as the driver does: each pass pulls every worker once, then saves).
+            Pull(usize),
+            /// The pull reaches the worker (which drops what `since` acknowledges) but the
+            /// answer is lost (a timeout).
+            LostAnswer(usize),
+            /// An answer delivered again, late: batches the record has already merged.
+            Repeat(usize),
+            /// The end of a pass: the record is saved (a raft write: JSON).
+            Save,
+            /// The controller dies; another resumes from the last saved record.
+            Crash,
+            /// Seconds every worker has reported past are closed onto the timeline.
+            Close(u64),
+        }
+
+        fn op(n: usize) -> impl proptest::strategy::Strategy<Value = Op> {
+            prop_oneof![
+                3 => (0..n, 1..4usize).prop_map(|(w, k)| Op::Produce(w, k)),
+                4 => (0..n).prop_map(Op::Pull),
+                1 => (0..n).prop_map(Op::LostAnswer),
+                1 => (0..n).prop_map(Op::Repeat),
+                3 => Just(Op::Save),
+                1 => Just(Op::Crash),
+                1 => (0..14u64).prop_map(Op::Close),
+            ]
+        }
+
+        /// A record saved and read back as the replicated store does.
+        fn through_store(rec: &RunRecord) -> RunRecord {
+            serde_json::from_slice(&serde_json::to_vec(rec).unwrap()).unwrap()
+        }
+
+        fn merged_count(rec: &RunRecord, w: usize) -> u64 {
+            rec.workers[w].merged.iter().map(|s| s.count).sum()
+        }
+
+        /// Requests in worker `w`'s batches up to `seq`: what merging each of them once gives.
+        fn prefix_count(worker: &Worker, seq: u64) -> u64 {
+            worker.batches[..seq as usize]
+                .iter()
+                .map(|b| b.steps[0].count)
+                .sum()
+        }
+
+        /// Plays `ops`, then drives to the end (every batch produced, pulled and saved), checking
+        /// after every step that the record holds exactly the batches up to its `last_seq`, once.
+        fn play(batches: &[Vec<(u64, u64, u64)>], ops: &[Op]) -> (RunRecord, Vec<Worker>) {
+            let mut ws = workers(batches);
+            let mut rec = record();
+            rec.workers.truncate(ws.len());
+            let mut saved = through_store(&rec);
+            let mut pulled = BTreeSet::new();
+            let check = |rec: &RunRecord, ws: &[Worker]| {
+                for (w, worker) in ws.iter().enumerate() {
+                    let seq = rec.workers[w].last_seq;
+                    assert!(seq as usize <= worker.produced);
+                    // The driver acknowledges only what it saved, so a resumed record never lies
+                    // behind what the worker has dropped.
+                    assert!(
+                        seq >= worker.acked,
+                        "worker {w} dropped batches up to {} but the record has merged only up to {seq}",
+                        worker.acked
+                    );
+                    assert_eq!(
+                        merged_count(rec, w),
+                        prefix_count(worker, seq),
+                        "worker {w}"
+                    );
+                }
+            };
+            for op in ops {
+                match *op {
+                    Op::Produce(w, k) => {
+                        ws[w].produced = (ws[w].produced + k).min(ws[w].batches.len())
+                    }
+                    Op::Pull(w) | Op::LostAnswer(w) if pulled.contains(&w) => {}
+                    Op::Pull(w) => {
+                        pulled.insert(w);
+                        let since = rec.workers[w].last_seq;
+                        for iv in ws[w].metrics(since) {
+                            rec.merge_batch(w, &iv);
+                        }
+                    }
+                    Op::LostAnswer(w) => {
+                        pulled.insert(w);
+                        let since = rec.workers[w].last_seq;
+                        ws[w].metrics(since);
+                    }
+                    Op::Repeat(w) => {
+                        let upto = rec.workers[w].last_seq as usize;
+                        for iv in &ws[w].batches[..upto] {
+                            assert!(!rec.merge_batch(w, iv), "batch {} merged twice", iv.seq);
+                        }
+                    }
+                    Op::Save => {
+                        saved = through_store(&rec);
+                        pulled.clear();
+                    }
+                    Op::Crash => {
+                        rec = through_store(&saved);
+                        pulled.clear();
+                    }
+                    Op::Close(upto) => rec.close_seconds(upto),
+                }
+                check(&rec, &ws);
+            }
+            // To the end: everything produced, then passes of pull-everyone-and-save.
+            for w in &mut ws {
+                w.produced = w.batches.len();
+            }
+            // (The pass in progress ends with its save; a sequence that ends in a crash has
+            // already restored the saved record.)
+            rec = through_store(&rec);
+            for _ in 0..2 {
+                for (w, worker) in ws.iter_mut().enumerate() {
+                    let since = rec.workers[w].last_seq;
+                    for iv in worker.metrics(since) {
+                        rec.merge_batch(w, &iv);
+                    }
+                }
+                rec = through_store(&rec);
+                check(&rec, &ws);
+            }
+            rec.close_seconds(u64::MAX);
+            (rec, ws)
+        }
+
+        fn batches_strategy() -> impl proptest::strategy::Strategy<Value = Vec<Vec<(u64, u64, u64)>>>
+        {
+            proptest::collection::vec(
+                proptest::collection::vec((0..20u64, 0..3u64, 0..400u64), 1..10),
+                1..4,
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(128))]
+
+            #[test]
+            fn every_batch_is_merged_once_through_any_pulls_saves_and_crashes(
+                batches in batches_strategy(),
+                ops in proptest::collection::vec(op(3), 0..60),
+            ) {
+                let ops: Vec<Op> = ops
+                    .into_iter()
+                    .map(|o| match o {
+                        Op::Produce(w, k) => Op::Produce(w % batches.len(), k),
+                        Op::Pull(w) => Op::Pull(w % batches.len()),
+                        Op::LostAnswer(w) => Op::LostAnswer(w % batches.len()),
+                        Op::Repeat(w) => Op::Repeat(w % batches.len()),
+                        other => other,
+                    })
+                    .collect();
+                let (mut rec, ws) = play(&batches, &ops);
+                for (w, worker) in ws.iter().enumerate() {
+                    prop_assert_eq!(rec.workers[w].last_seq, worker.batches.len() as u64);
+                    prop_assert_eq!(&rec.workers[w].merged, &worker.totals(), "worker {}", w);
+                }
+                let merged: u64 = (0..ws.len()).map(|w| merged_count(&rec, w)).sum();
+                let on_timeline: u64 = rec.timeline.iter().map(|p| p.requests).sum();
+                prop_assert_eq!(on_timeline, merged);
+                let seconds: Vec<u64> = rec.timeline.iter().map(|p| p.second).collect();
+                prop_assert!(seconds.windows(2).all(|p| p[0] < p[1]), "{:?}", seconds);
+                // The workers finish with their own totals: the summary shows both, and they agree.
+                for (w, worker) in ws.iter().enumerate() {
+                    finish(&mut rec, w, worker.batches.len() as f64);
+                    let r = rec.workers[w].results.as_mut().unwrap();
+                    r.steps = worker.totals();
+                    r.last_seq = worker.batches.len() as u64;
+                }
+                let s = rec.summary();
+                for (w, row) in s.workers.iter().enumerate() {
+                    prop_assert_eq!(row.merged_matches_final, Some(true), "worker {}", w);
+                    prop_assert_eq!(Some(row.merged_count), row.final_count);
+                    prop_assert_eq!(row.count, row.merged_count);
+                    prop_assert_eq!(Some(row.merged_seq), row.final_seq);
+                }
+                let on_timeline: u64 = s.timeline.iter().map(|p| p.requests).sum();
+                prop_assert_eq!(on_timeline, s.overall.count);
+            }
+        }
+
+        #[test]
+        fn a_lost_or_repeated_batch_shows_in_the_summary() {
+            let mut ws = workers(&[vec![(10, 1, 5), (20, 0, 5), (30, 2, 5)]]);
+            ws[0].produced = 3;
+            let mut rec = record();
+            rec.workers.truncate(1);
+            // Batch 2 is skipped (acknowledged elsewhere), 1 and 3 merged.
+            rec.merge_batch(0, &ws[0].batches[0]);
+            rec.merge_batch(0, &ws[0].batches[2]);
+            finish(&mut rec, 0, 3.0);
+            let r = rec.workers[0].results.as_mut().unwrap();
+            r.steps = ws[0].totals();
+            r.last_seq = 3;
+            let row = &rec.summary().workers[0];
+            assert_eq!((row.merged_count, row.final_count), (40, Some(60)));
+            assert_eq!((row.merged_errors, row.final_errors), (3, Some(3)));
+            assert_eq!(row.count, 60, "what is reported is still the final totals");
+            assert_eq!(row.merged_matches_final, Some(false));
+            // Final totals equal in count but not in content (a batch counted twice, another
+            // lost) do not match either: the histograms and status codes differ.
+            let mut twice = record();
+            twice.workers.truncate(1);
+            twice.merge_batch(0, &ws[0].batches[0]);
+            twice.merge_batch(0, &ws[0].batches[1]);
+            twice.workers[0].last_seq = 1;
+            twice.merge_batch(0, &ws[0].batches[1]);
+            twice.merge_batch(0, &ws[0].batches[2]);
+            finish(&mut twice, 0, 3.0);
+            twice.workers[0].results.as_mut().unwrap().steps = ws[0].totals();
+            assert_eq!(twice.workers[0].merged_matches_final(), Some(false));
+            // A worker without final totals has nothing to compare.
+            let mut failed = record();
+            failed.merge_batch(0, &ws[0].batches[0]);
+            let row = &failed.summary().workers[0];
+            assert_eq!(
+                (row.merged_count, row.final_count, row.merged_matches_final),
+                (10, None, None)
+            );
+        }
+
+        /// Why a replica must never run two drivers of one run (`master::leader`'s
+        /// `concurrent_resumes_start_one_driver_per_run`): each acknowledges with its own `since`,
+        /// so one can drop a batch from the worker before the other has seen it.
+        #[test]
+        fn two_controllers_on_one_worker_can_skip_a_batch() {
+            let mut ws = workers(&[vec![(10, 0, 5), (20, 0, 5), (30, 0, 5)]]);
+            let mut one = record();
+            one.workers.truncate(1);
+            let mut two = one.clone();
+            let pull = |rec: &mut RunRecord, w: &mut Worker| {
+                let since = rec.workers[0].last_seq;
+                for iv in w.metrics(since) {
+                    rec.merge_batch(0, &iv);
+                }
+            };
+            ws[0].produced = 1;
+            pull(&mut two, &mut ws[0]); // 1
+            ws[0].produced = 2;
+            pull(&mut one, &mut ws[0]); // 1, 2
+            pull(&mut one, &mut ws[0]); // acknowledges 2
+            ws[0].produced = 3;
+            pull(&mut two, &mut ws[0]); // 3: batch 2 is gone
+            pull(&mut one, &mut ws[0]); // 3
+            assert_eq!(merged_count(&one, 0), 60);
+            assert_eq!(merged_count(&two, 0), 40);
+            assert_eq!(
+                two.workers[0].last_seq, 3,
+                "merge_batch cannot see the hole; the driver's gap event does"
+            );
+        }
+
+        /// The one rule the driver keeps for exactly-once: it acknowledges (sends as `since`) only
+        /// what it has saved. Pulling twice between saves and then crashing loses batches; the
+        /// property above holds because the model, like the driver, saves between two pulls.
+        #[test]
+        fn acknowledging_past_the_save_would_lose_batches() {
+            let mut ws = workers(&[vec![(10, 0, 5), (20, 0, 5), (30, 0, 5)]]);
+            let mut rec = record();
+            rec.workers.truncate(1);
+            let saved = through_store(&rec);
+            ws[0].produced = 1;
+            for iv in ws[0].metrics(rec.workers[0].last_seq) {
+                rec.merge_batch(0, &iv);
+            }
+            ws[0].produced = 3;
+            // A second pull without a save acknowledges batch 1...
+            for iv in ws[0].metrics(rec.workers[0].last_seq) {
+                rec.merge_batch(0, &iv);
+            }
+            // ...so a controller resuming from the saved record never sees it again.
+            let mut resumed = through_store(&saved);
+            for iv in ws[0].metrics(resumed.workers[0].last_seq) {
+                resumed.merge_batch(0, &iv);
+            }
+            assert_eq!(merged_count(&rec, 0), 60);
+            assert_eq!(merged_count(&resumed, 0), 50, "batch 1 lost");
+        }
     }
 }

@@ -24,8 +24,11 @@ pub fn settings(test: &TestFile, sync_start: bool) -> Settings {
         .and_then(|f| f.worker_failures)
         .unwrap_or_default();
     let heartbeat_ms = ms(orch.heartbeat_interval, 5_000);
+    let sync = orch.synchronization.clone().unwrap_or_default();
     Settings {
-        sync_start: sync_start || coord.synchronized_start.unwrap_or(false),
+        sync_start: sync_start
+            || coord.synchronized_start.unwrap_or(false)
+            || sync.start_barrier.unwrap_or(false),
         heartbeat_ms,
         detection_timeout_ms: ms(failures.detection_timeout, 3 * heartbeat_ms),
         coordination_timeout_ms: ms(orch.coordination_timeout, 60_000),
@@ -40,6 +43,7 @@ pub fn settings(test: &TestFile, sync_start: bool) -> Settings {
             .unwrap_or(false),
         start_delay_ms: 5_000,
         time_skew_tolerance_ms: coord.time_skew_tolerance.map(|d| d.as_millis() as u64),
+        clock_sync: sync.clock_sync.unwrap_or(true),
     }
 }
 
@@ -59,15 +63,51 @@ pub enum SubmitError {
     Plan(#[from] plan::PlanError),
 }
 
-/// A new run record in phase `Submitted`.
+/// How the load is split, and who said so: the command line's `-s` (or a submission's `strategy`)
+/// wins over the test; otherwise `distributed.strategy`, then `distributed.distribution` (exact
+/// counts), then `distributed.weights`, then `capacity_based`. When the command line wins, the test's
+/// maps are dropped from the run's copy of the test, so every later split (a redistribution) follows
+/// the same rule. Returns the strategy the plan falls back to and the rule's name for the plan text.
+pub fn resolve_split(cli: Option<Strategy>, test: &mut TestFile) -> (Strategy, String) {
+    use crate::config::SplitStrategy as S;
+    if let Some(s) = cli {
+        if let Some(d) = &mut test.distributed {
+            let overridden =
+                d.distribution.is_some() || d.weights.is_some() || d.strategy.is_some();
+            d.distribution = None;
+            d.weights = None;
+            d.strategy = None;
+            if overridden {
+                return (s, format!("{s}, from the command line over the test's"));
+            }
+        }
+        return (s, s.to_string());
+    }
+    let d = test.distributed.as_ref();
+    let by_map = |name: &str| (Strategy::CapacityBased, name.to_string());
+    match d.and_then(|d| d.strategy) {
+        Some(S::Weighted) => by_map("weighted"),
+        Some(S::Custom) => by_map("custom"),
+        Some(S::Even) => (Strategy::Even, "even".into()),
+        Some(S::Geographic) => (Strategy::Geographic, "geographic".into()),
+        Some(S::CapacityBased) => (Strategy::CapacityBased, "capacity_based".into()),
+        Some(S::RoundRobin) => (Strategy::RoundRobin, "round_robin".into()),
+        None if d.is_some_and(|d| d.distribution.is_some()) => by_map("custom"),
+        None if d.is_some_and(|d| d.weights.is_some()) => by_map("weighted"),
+        None => (Strategy::CapacityBased, "capacity_based".into()),
+    }
+}
+
+/// A new run record in phase `Submitted`; `strategy` is the command line's, if it gave one.
 pub fn new_record(
     id: String,
     mut test: TestFile,
     workers: &[WorkerAddr],
-    strategy: Strategy,
+    strategy: Option<Strategy>,
     sync_start: bool,
 ) -> Result<RunRecord, SubmitError> {
     super::data::inline_rows(&mut test)?;
+    let (strategy, split) = resolve_split(strategy, &mut test);
     let shares = plan::shares(&test.load, workers, strategy, test.distributed.as_ref())?;
     let step_names = engine::step_names(&test);
     let runs = workers
@@ -92,6 +132,7 @@ pub fn new_record(
             csv_rows: Default::default(),
             extra_units: 0,
             redistributed: false,
+            late: None,
         })
         .collect();
     Ok(RunRecord {
@@ -99,6 +140,7 @@ pub fn new_record(
         settings: settings(&test, sync_start),
         test,
         strategy,
+        split,
         phase: Phase::Submitted,
         workers: runs,
         step_names,
@@ -120,4 +162,94 @@ pub fn run_id() -> String {
         now_ms(),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::workers::parse_list;
+
+    fn test_with(distributed: &str) -> TestFile {
+        crate::config::from_str(&format!(
+            "name: t\nglobal:\n  base_url: http://127.0.0.1:9\nload:\n  pattern: basic\n  virtual_users: 10\n  duration: 1s\nscenarios:\n  - name: s\n    steps:\n      - name: a\n        path: /a\n{distributed}"
+        ))
+        .unwrap()
+    }
+
+    fn vus(rec: &RunRecord) -> Vec<u64> {
+        rec.workers.iter().map(|w| plan::units(&w.load)).collect()
+    }
+
+    const TWO: &str = "127.0.0.1:1,127.0.0.1:2";
+
+    #[test]
+    fn the_tests_strategy_splits_when_the_command_line_says_nothing() {
+        let weighted = test_with(
+            "distributed:\n  strategy: weighted\n  weights:\n    127.0.0.1:1: 4\n    127.0.0.1:2: 1\n",
+        );
+        let rec = new_record("r".into(), weighted, &parse_list(TWO).unwrap(), None, false).unwrap();
+        assert_eq!(vus(&rec), vec![8, 2]);
+        assert!(
+            plan::text(&rec).contains("(weighted strategy"),
+            "{}",
+            plan::text(&rec)
+        );
+        let even = test_with("distributed:\n  strategy: round_robin\n");
+        let rec = new_record("r".into(), even, &parse_list(TWO).unwrap(), None, false).unwrap();
+        assert_eq!(
+            (rec.strategy, rec.split.as_str()),
+            (Strategy::RoundRobin, "round_robin")
+        );
+    }
+
+    #[test]
+    fn the_command_line_wins_and_the_runs_copy_drops_the_tests_maps() {
+        let weighted = test_with(
+            "distributed:\n  strategy: weighted\n  weights:\n    127.0.0.1:1: 4\n    127.0.0.1:2: 1\n",
+        );
+        let rec = new_record(
+            "r".into(),
+            weighted,
+            &parse_list(TWO).unwrap(),
+            Some(Strategy::Even),
+            false,
+        )
+        .unwrap();
+        assert_eq!(vus(&rec), vec![5, 5]);
+        let d = rec.test.distributed.as_ref().unwrap();
+        assert!(d.weights.is_none() && d.strategy.is_none());
+        assert!(
+            plan::text(&rec).contains("from the command line"),
+            "{}",
+            plan::text(&rec)
+        );
+    }
+
+    #[test]
+    fn contradictory_or_incomplete_strategies_are_refused_by_name() {
+        let base = "name: t\nglobal:\n  base_url: http://127.0.0.1:9\nload:\n  pattern: basic\n  virtual_users: 10\n  duration: 1s\nscenarios:\n  - name: s\n    steps:\n      - name: a\n        path: /a\n";
+        for (block, says) in [
+            (
+                "distributed:\n  strategy: weighted\n",
+                "needs `distributed.weights`",
+            ),
+            (
+                "distributed:\n  strategy: custom\n",
+                "needs `distributed.distribution`",
+            ),
+            (
+                "distributed:\n  strategy: even\n  weights:\n    a: 1\n",
+                "would not use `distributed.weights`",
+            ),
+            (
+                "distributed:\n  strategy: fastest\n",
+                "unknown variant `fastest`",
+            ),
+        ] {
+            let e = crate::config::from_str(&format!("{base}{block}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{block}: {e}");
+        }
+    }
 }

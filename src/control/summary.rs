@@ -47,6 +47,8 @@ impl RunRecord {
             .iter()
             .map(|w| {
                 let all = merged(w.totals());
+                let pulled = merged(&w.merged);
+                let final_all = w.results.as_ref().map(|r| merged(&r.steps));
                 WorkerSummary {
                     address: w.addr.addr(),
                     region: w.addr.region.clone(),
@@ -63,6 +65,13 @@ impl RunRecord {
                     active_vus: w.live.active_vus,
                     rps: w.average_rps(),
                     last_seen_ms: w.last_seen_ms,
+                    merged_count: pulled.count,
+                    merged_errors: pulled.errors,
+                    merged_seq: w.last_seq,
+                    final_count: final_all.as_ref().map(|f| f.count),
+                    final_errors: final_all.as_ref().map(|f| f.errors),
+                    final_seq: w.results.as_ref().map(|r| r.last_seq),
+                    merged_matches_final: w.merged_matches_final(),
                 }
             })
             .collect();

@@ -99,7 +99,7 @@ mod tests {
             "r1".into(),
             test,
             &workers,
-            crate::control::plan::Strategy::Even,
+            Some(crate::control::plan::Strategy::Even),
             false,
         )
         .unwrap()

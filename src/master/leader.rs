@@ -19,6 +19,8 @@ type Driving = (JoinHandle<()>, CancellationToken);
 #[derive(Clone, Default)]
 pub struct Drivers {
     inner: Arc<Mutex<HashMap<String, Driving>>>,
+    /// How many drivers this replica has started, ever.
+    started: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Drivers {
@@ -38,10 +40,18 @@ impl Drivers {
         self.lock().get(id).is_some_and(|(h, _)| !h.is_finished())
     }
 
-    /// Starts driving every unfinished run that has no live driver here.
+    /// How many drivers this replica has started since it began.
+    pub fn started(&self) -> u64 {
+        self.started.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Starts driving every unfinished run that has no live driver here. The check and the start
+    /// happen under one lock: the submit handler and the supervisor call this concurrently, and
+    /// two drivers of one run would acknowledge batches to the workers behind each other's back.
     pub fn resume_all(&self, store: &RaftStore, creds: &Credentials) {
+        let mut drivers = self.lock();
         for rec in store.runs().into_iter().filter(|r| !r.phase.is_final()) {
-            if self.is_driving(&rec.id) {
+            if drivers.get(&rec.id).is_some_and(|(h, _)| !h.is_finished()) {
                 continue;
             }
             let stop = CancellationToken::new();
@@ -51,11 +61,13 @@ impl Drivers {
             let id = rec.id.clone();
             info!(run_id = %id, phase = %rec.phase, "resuming run as leader");
             let driver = Driver::new(store.clone(), rec, creds, stop.clone());
+            self.started
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let handle = tokio::spawn(async move {
                 // An Err means the record could not be saved: this replica is no longer leader.
                 let _ = driver.drive().await;
             });
-            self.lock().insert(id, (handle, stop));
+            drivers.insert(id, (handle, stop));
         }
     }
 
@@ -123,4 +135,47 @@ pub async fn supervise(
         }
     }
     drivers.abort_all();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::store::RunStore;
+
+    /// `resume_all` runs from the submit handler and from the supervisor's tick at the same time.
+    /// Two drivers for one run would each acknowledge batches to the workers with their own
+    /// `since`, so one could skip batches the other had acknowledged: at most one may start.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_resumes_start_one_driver_per_run() {
+        let m = crate::master::embedded::Embedded::open(None).await.unwrap();
+        let test = crate::config::from_str("name: t\nload:\n  pattern: basic\n  virtual_users: 2\n  duration: 1s\nscenarios:\n  - name: s\n    steps:\n      - name: a\n        url: http://127.0.0.1:9/\n").unwrap();
+        let workers = crate::control::workers::parse_list("127.0.0.1:1,127.0.0.1:2").unwrap();
+        let rec = crate::control::submit::new_record(
+            "race".into(),
+            test,
+            &workers,
+            Some(crate::control::plan::Strategy::Even),
+            false,
+        )
+        .unwrap();
+        m.store.save(&rec).await.unwrap();
+        let drivers = Drivers::default();
+        let creds = Credentials::default();
+        let runtime = tokio::runtime::Handle::current();
+        let callers = 8;
+        let barrier = std::sync::Barrier::new(callers);
+        std::thread::scope(|s| {
+            for _ in 0..callers {
+                s.spawn(|| {
+                    let _in_runtime = runtime.enter();
+                    barrier.wait();
+                    drivers.resume_all(&m.store, &creds);
+                });
+            }
+        });
+        assert_eq!(drivers.started(), 1, "one driver for the run");
+        assert!(drivers.is_driving("race"));
+        drivers.abort_all();
+        m.close().await.unwrap();
+    }
 }

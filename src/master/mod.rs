@@ -30,6 +30,18 @@ pub struct MasterConfig {
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// How this replica calls its peers and the workers over HTTPS; a TLS cluster sets both.
     pub client_tls: Option<crate::tls::ClientTls>,
+    /// Raft timing, ms: the leader's heartbeat (also the deadline of each replication call, so it
+    /// must exceed the round trip between replicas) and the election timeout's bounds. `None`:
+    /// the defaults, 100 and 500–1000, for replicas less than ~50 ms apart.
+    pub raft_timing: Option<RaftTiming>,
+}
+
+/// Raft timing for replicas on slow links (see [`MasterConfig::raft_timing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RaftTiming {
+    pub heartbeat_ms: u64,
+    pub election_min_ms: u64,
+    pub election_max_ms: u64,
 }
 
 /// Every replica of the cluster, by id: `1=h:p,2=h:p,3=h:p` on the command line.
@@ -112,6 +124,11 @@ pub async fn serve(
     }
     let mut raft = ReplicaConfig::new(cfg.id, cfg.listen.clone(), cfg.peers.clone(), &cfg.data);
     raft.token = cfg.token.clone();
+    if let Some(t) = cfg.raft_timing {
+        raft.heartbeat_ms = t.heartbeat_ms;
+        raft.election_min_ms = t.election_min_ms;
+        raft.election_max_ms = t.election_max_ms;
+    }
     raft.tls_client = cfg
         .client_tls
         .as_ref()

@@ -155,6 +155,34 @@ pub struct WorkerSummary {
     /// When the worker last answered (controller clock, Unix ms).
     #[serde(default)]
     pub last_seen_ms: u64,
+    /// Requests in the interval batches the controller merged from this worker (each batch once,
+    /// by sequence number, across leader failovers). `count` is the worker's final totals once it
+    /// finished; these are the same figures as pulled second by second, which the timeline and
+    /// the live view are made of.
+    #[serde(default)]
+    pub merged_count: u64,
+    /// Errors in the merged batches (see `merged_count`).
+    #[serde(default)]
+    pub merged_errors: u64,
+    /// The sequence number this worker's batches were merged up to.
+    #[serde(default)]
+    pub merged_seq: u64,
+    /// Requests in the worker's own final totals (`GET /results`), once it finished; `None` for a
+    /// worker that never finished (failed, or still running).
+    #[serde(default)]
+    pub final_count: Option<u64>,
+    /// Errors in the worker's final totals (see `final_count`).
+    #[serde(default)]
+    pub final_errors: Option<u64>,
+    /// The worker's last batch sequence number as its final totals state it.
+    #[serde(default)]
+    pub final_seq: Option<u64>,
+    /// Whether the merged batches equal the final totals, step by step (counts, errors, status
+    /// codes, checks and latency histograms) and up to the same sequence number: `Some(true)` when
+    /// every batch was merged exactly once, `Some(false)` when one was lost or merged twice (the
+    /// run's events then say so too), `None` while there are no final totals to compare.
+    #[serde(default)]
+    pub merged_matches_final: Option<bool>,
 }
 
 impl RunSummary {

@@ -29,6 +29,9 @@ pub struct WorkerOptions {
     pub allow_targets: Vec<String>,
     /// Serve HTTPS with this configuration (which may require client certificates).
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// Tests only: this worker's clock runs this many ms off the machine's (see
+    /// `perfornium worker --test-clock-offset`).
+    pub clock_offset_ms: f64,
 }
 
 #[derive(Clone)]
@@ -39,7 +42,7 @@ struct Worker {
 /// The worker's routes behind its guard.
 pub fn router(opts: WorkerOptions) -> Router {
     let state = Worker {
-        slot: Slot::new(opts.allow_targets),
+        slot: Slot::with_clock_offset(opts.allow_targets, opts.clock_offset_ms),
     };
     let routes = Router::new()
         .route("/health", get(health))
@@ -91,10 +94,10 @@ fn phase(r: Result<api::WorkerPhase, SlotError>) -> Response {
     }
 }
 
-async fn health() -> Json<api::Health> {
+async fn health(State(w): State<Worker>) -> Json<api::Health> {
     Json(api::Health {
         status: "ok".into(),
-        now_ms: crate::time::precise_now_ms(),
+        now_ms: w.slot.now_ms(),
     })
 }
 

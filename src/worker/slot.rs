@@ -105,6 +105,9 @@ impl Run {
 #[derive(Clone, Default)]
 pub struct Slot {
     run: Arc<Mutex<Option<Run>>>,
+    /// Added to this machine's clock wherever the worker reads it (tests only: a worker with a
+    /// deliberately wrong clock, to show the controller's offset compensation at work).
+    clock_offset_ms: f64,
     /// Hosts tests may target (`host` or `host:port`); empty allows any.
     allow_targets: Arc<Vec<String>>,
     /// When a controller last pulled metrics (Unix ms), to see from outside who is driving.
@@ -114,10 +117,21 @@ pub struct Slot {
 impl Slot {
     /// A slot that refuses tests aiming outside `allow_targets` (empty allows any).
     pub fn new(allow_targets: Vec<String>) -> Self {
+        Self::with_clock_offset(allow_targets, 0.0)
+    }
+
+    /// Like [`Slot::new`], on a clock `offset_ms` off this machine's (tests only).
+    pub fn with_clock_offset(allow_targets: Vec<String>, offset_ms: f64) -> Self {
         Self {
+            clock_offset_ms: offset_ms,
             allow_targets: Arc::new(allow_targets),
             ..Default::default()
         }
+    }
+
+    /// This worker's clock: ms since the epoch with µs precision (plus the test-only offset).
+    pub fn now_ms(&self) -> f64 {
+        crate::time::precise_now_ms() + self.clock_offset_ms
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Run>> {
@@ -144,7 +158,7 @@ impl Slot {
         info!(run_id = %req.run_id, test = %req.test.name, "run prepared");
         *guard = Some(Run {
             id: req.run_id,
-            test: Arc::new(req.test),
+            test: Arc::new(with_worker_header(req.test, req.worker.as_deref())),
             phase: WorkerPhase::Prepared,
             started_at_ms: None,
             started: None,
@@ -179,7 +193,7 @@ impl Slot {
             return Ok(run.phase);
         }
         let at = req.start_at_ms.unwrap_or(0.0);
-        check_start_at(at, crate::time::precise_now_ms())?;
+        check_start_at(at, self.now_ms())?;
         run.phase = WorkerPhase::Scheduled;
         run.engines = 1;
         info!(run_id = %run.id, start_at_ms = at, "run scheduled");
@@ -221,9 +235,11 @@ impl Slot {
         run.engines += 1;
         let (live_tx, live_rx) = watch::channel(Live::default());
         run.lives.push(live_rx);
+        // The extra load is named like the run's own.
+        let name = run.test.global.headers.get(api::WORKER_HEADER).cloned();
         tokio::spawn(self.clone().execute(
             run.id.clone(),
-            Arc::new(req.test),
+            Arc::new(with_worker_header(req.test, name.as_deref())),
             run.stop.clone(),
             0.0,
             (live_tx, run.rendezvous.clone()),
@@ -240,7 +256,7 @@ impl Slot {
         (live, rendezvous): (watch::Sender<Live>, Arc<Rendezvous>),
     ) {
         tokio::select! {
-            _ = wait_until(at_ms) => {}
+            _ = wait_until(at_ms - self.clock_offset_ms) => {}
             _ = stop.cancelled() => {}
         }
         let offset_s = {
@@ -251,7 +267,7 @@ impl Slot {
             if run.started.is_none() && !stop.is_cancelled() {
                 info!(run_id = %id, "run started");
                 run.phase = WorkerPhase::Running;
-                run.started_at_ms = Some(crate::time::precise_now_ms());
+                run.started_at_ms = Some(self.now_ms());
                 run.started = Some(Instant::now());
             }
             run.started
@@ -457,6 +473,18 @@ fn check_start_at(at_ms: f64, now_ms: f64) -> Result<(), SlotError> {
     }
 }
 
+/// Names this worker on every load request of the run (see [`api::WORKER_HEADER`]), unless the
+/// test sets that header itself.
+fn with_worker_header(mut test: TestFile, worker: Option<&str>) -> TestFile {
+    if let Some(name) = worker {
+        test.global
+            .headers
+            .entry(api::WORKER_HEADER.to_string())
+            .or_insert_with(|| name.to_string());
+    }
+    test
+}
+
 /// How early the timer wakes before a start instant; the rest is waited by yielding, because
 /// tokio's timer only has millisecond resolution and several workers must start together.
 const START_SPIN_MS: f64 = 2.0;
@@ -490,6 +518,7 @@ mod tests {
         let prepare = api::Prepare {
             run_id: "r".into(),
             test,
+            worker: None,
         };
         assert_eq!(slot.prepare(prepare).unwrap(), WorkerPhase::Prepared);
         let now = crate::time::precise_now_ms();

@@ -1,5 +1,6 @@
-//! Benchmarks, run by hand: every test here is `#[ignore]`d, so `cargo test` builds them (they keep
-//! compiling) without running them. Each writes its results under `bench/results/`:
+//! Benchmarks, run by hand: the full benchmarks are `#[ignore]`d, so `cargo test` builds them (they
+//! keep compiling) and runs only their CI-sized versions, whose thresholds turn a regression into a
+//! failed CI run. Each full benchmark writes its results under `bench/results/`:
 //!
 //! ```sh
 //! cargo test --release --test bench -- --ignored --nocapture --test-threads 1
@@ -8,5 +9,6 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod controller;
 mod distributed;
 mod failover;

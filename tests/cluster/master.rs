@@ -41,6 +41,7 @@ fn a_run_submitted_to_a_follower_is_forwarded_and_completes() {
     let view = c.wait_phase(&[0, 1, 2], &id, "finished", 30);
     assert_eq!(view["summary"]["overall"]["count"], 40);
     assert_eq!(mock_stats(&mock)["total"], 40);
+    assert_merged_exactly_once(&view["summary"]);
 
     // Prometheus exposition: parsed by a real parser, numbers from the run.
     let (_, text) = http_get(&format!("http://{}/metrics", c.addrs[leader])).unwrap();
@@ -133,6 +134,7 @@ fn the_run_survives_losing_its_leader_and_the_cluster_survives_restarts() {
         "no request lost or counted twice across the failover"
     );
     assert!(counted > 100);
+    assert_merged_exactly_once(&view["summary"]);
 
     // (d) The killed replica restarts from its directory, catches up, and shows the finished run.
     c.start_node(old);
@@ -146,6 +148,7 @@ fn the_run_survives_losing_its_leader_and_the_cluster_survives_restarts() {
         c.run(old, &id).unwrap()["summary"]["overall"]["count"].as_u64(),
         Some(counted)
     );
+    assert_merged_exactly_once(&c.run(old, &id).unwrap()["summary"]);
 
     // (e) All three stop and restart: the finished run is still there.
     for i in 0..3 {
@@ -191,6 +194,7 @@ fn a_follower_killed_mid_run_changes_nothing() {
         view["summary"]["overall"]["count"],
         mock_stats(&mock)["total"]
     );
+    assert_merged_exactly_once(&view["summary"]);
 }
 
 #[test]
@@ -221,6 +225,7 @@ fn console_no_tui_submits_follows_and_sets_the_exit_code() {
     assert_eq!(res.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("leader: node"), "{stderr}");
     assert_eq!(summary(&out)["overall"]["count"], 10);
+    assert_merged_exactly_once(&summary(&out));
 
     let failing = write(
         dir.path(),

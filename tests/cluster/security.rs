@@ -80,6 +80,7 @@ fn one_token_guards_masters_raft_and_workers() {
         3,
         "the leader drove the token-guarded worker"
     );
+    assert_merged_exactly_once(&summary(&out));
     for text in [
         stdout.to_string(),
         stderr.to_string(),

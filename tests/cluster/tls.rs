@@ -194,6 +194,7 @@ fn a_worker_with_mutual_tls_refuses_every_client_without_a_valid_certificate() {
         String::from_utf8_lossy(&res.stderr)
     );
     assert_eq!(summary(&out)["overall"]["count"], 15);
+    assert_merged_exactly_once(&summary(&out));
     assert_eq!(mock_stats(&mock)["total"], 15);
 }
 
@@ -272,6 +273,7 @@ fn a_tls_cluster_elects_over_https_raft_and_completes_a_run_on_a_tls_worker() {
         String::from_utf8_lossy(&res.stderr)
     );
     assert_eq!(summary(&out)["overall"]["count"], 15);
+    assert_merged_exactly_once(&summary(&out));
     assert_eq!(
         mock_stats(&mock)["total"],
         15,

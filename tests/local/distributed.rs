@@ -42,6 +42,7 @@ fn three_workers_split_evenly_and_the_merged_count_matches_the_server() {
         "the plan is printed before the run: {stderr}"
     );
     let s = summary(&out);
+    assert_merged_exactly_once(&s);
     assert_eq!(
         s["overall"]["count"], 140,
         "7 VUs x 10 iterations x 2 steps"
@@ -100,6 +101,7 @@ fn synchronized_start_reports_a_small_skew() {
         "the start instant is about now + 5 s"
     );
     let s = summary(&out);
+    assert_merged_exactly_once(&s);
     let skew = s["start_skew_ms"].as_f64().expect("skew reported");
     assert!(
         skew < 200.0,
@@ -353,6 +355,7 @@ fn a_dead_worker_is_detected_and_the_survivors_finish() {
         String::from_utf8_lossy(&res.stdout)
     );
     let s = summary(&out);
+    assert_merged_exactly_once(&s);
     assert_eq!(s["phase"], "finished");
     let dead = &s["workers"][2];
     assert_eq!(dead["state"], "failed");
@@ -405,6 +408,7 @@ fn past_the_failure_threshold_the_run_fails_and_keeps_what_it_measured() {
         "the survivor was stopped instead of running its 20 s"
     );
     let s = summary(&out);
+    assert_merged_exactly_once(&s);
     assert_eq!(s["phase"], "failed");
     assert!(
         s["workers"][0]["count"].as_u64().unwrap() > 0,
@@ -500,6 +504,7 @@ fn a_dead_workers_share_is_redistributed_to_the_survivors() {
     let res = child.wait_with_deadline(Duration::from_secs(60));
     assert!(res.status.success());
     let s = summary(&out);
+    assert_merged_exactly_once(&s);
     assert_eq!(s["workers"][0]["planned"], 2.0, "1 planned + 1 taken over");
     assert_eq!(s["workers"][1]["planned"], 1.0);
     assert!(
@@ -590,6 +595,47 @@ fn a_rendezvous_count_spans_workers() {
         "released by the count over both workers, not by the 20 s timeout: {took:?}"
     );
     let s = summary(&out);
+    assert_merged_exactly_once(&s);
     assert_eq!(s["overall"]["count"], 8);
     assert_eq!(mock_stats(&mock)["total"], 8);
+}
+
+/// The skew measured from outside: the mock timestamps each worker's first request (workers name
+/// themselves in a header). Two of three workers run on clocks 300 ms ahead and behind; with offset
+/// compensation their first requests still arrive together, and without it ~600 ms apart.
+#[test]
+fn a_synchronized_start_lands_together_at_the_target_despite_wrong_worker_clocks() {
+    let workers = [
+        skewed_worker("0"),
+        skewed_worker("300"),
+        skewed_worker("-300"),
+    ];
+    let list = worker_list(&workers.iter().collect::<Vec<_>>());
+    let run_with = |mock: &Proc, clock_sync: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let extra = format!(
+            "distributed:\n  orchestration:\n    synchronization:\n      start_barrier: true\n      clock_sync: {clock_sync}\n"
+        );
+        let file = test_yaml(mock, "pattern: basic, virtual_users: 3, iterations: 3")
+            .extra(&extra)
+            .write(dir.path());
+        let res = run(&["distributed", &file, "-w", &list, "-s", "even"]);
+        assert!(
+            res.status.success(),
+            "{}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+        first_request_spread(mock, workers.len())
+    };
+    let compensated = run_with(&mock(0), true);
+    let raw = run_with(&mock(0), false);
+    println!("first-request spread: {compensated:.2} ms compensated, {raw:.2} ms without");
+    assert!(
+        compensated < 20.0,
+        "with offset compensation the workers' first requests arrive within 20 ms, got {compensated:.2} ms"
+    );
+    assert!(
+        raw > 400.0,
+        "without compensation clocks 600 ms apart start ~600 ms apart, got {raw:.2} ms"
+    );
 }

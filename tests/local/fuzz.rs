@@ -224,3 +224,111 @@ fn master_and_raft_endpoints_answer_random_json_with_4xx_and_store_nothing() {
         master.close().await.unwrap();
     });
 }
+
+/// Every numeric field of a real test, one at a time, set to an extreme and sent to a worker's
+/// `/prepare` (the JSON a controller sends): the answer is a 2xx or a 4xx, never a panic or a 5xx;
+/// and `/start` with extreme instants is refused without leaving the slot stuck.
+#[test]
+fn numeric_extremes_in_every_field_are_refused_or_accepted_never_panicked_on() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let test = perfornium::config::from_str(EXAMPLE).unwrap();
+    let base = serde_json::to_value(&test).unwrap();
+    fn numeric_paths(v: &serde_json::Value, at: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        match v {
+            serde_json::Value::Number(_) => out.push(at.clone()),
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    at.push(k.clone());
+                    numeric_paths(x, at, out);
+                    at.pop();
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    at.push(i.to_string());
+                    numeric_paths(x, at, out);
+                    at.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut paths = Vec::new();
+    numeric_paths(&base, &mut Vec::new(), &mut paths);
+    assert!(
+        paths.len() >= 3,
+        "the example has numeric fields: {paths:?}"
+    );
+    let extremes: [serde_json::Value; 6] = [
+        serde_json::json!(1e300),
+        serde_json::json!(-1),
+        serde_json::json!(-1e300),
+        serde_json::json!(1e-300),
+        serde_json::json!(u64::MAX),
+        serde_json::json!(i64::MIN),
+    ];
+    let post = |app: &axum::Router, path: &str, body: String| {
+        rt.block_on(async {
+            let req = Request::post(path)
+                .header("content-type", "application/json")
+                .body(Body::from(body))
+                .unwrap();
+            app.clone().oneshot(req).await.unwrap().status()
+        })
+    };
+    for p in &paths {
+        for x in &extremes {
+            let mut t = base.clone();
+            let mut slot = &mut t;
+            for k in p {
+                slot = match slot {
+                    serde_json::Value::Array(a) => &mut a[k.parse::<usize>().unwrap()],
+                    other => &mut other[k.as_str()],
+                };
+            }
+            *slot = x.clone();
+            let app = router(WorkerOptions::default());
+            let status = post(
+                &app,
+                "/prepare",
+                serde_json::json!({"run_id": "r", "test": t}).to_string(),
+            );
+            assert!(
+                status.is_success() || status.is_client_error(),
+                "{} = {x} -> {status}",
+                p.join(".")
+            );
+        }
+    }
+    let app = router(WorkerOptions::default());
+    let ok = post(
+        &app,
+        "/prepare",
+        serde_json::json!({"run_id": "r", "test": base}).to_string(),
+    );
+    assert!(ok.is_success());
+    for at in [
+        serde_json::json!(1e300),
+        serde_json::json!(-5),
+        serde_json::json!(f64::MAX),
+    ] {
+        let status = post(
+            &app,
+            "/start",
+            serde_json::json!({"run_id": "r", "start_at_ms": at}).to_string(),
+        );
+        assert!(status.is_client_error(), "start_at_ms {at} -> {status}");
+    }
+    let stop = post(
+        &app,
+        "/stop",
+        serde_json::json!({"run_id": "r"}).to_string(),
+    );
+    assert!(
+        stop.is_success(),
+        "the refused starts left the run stoppable: {stop}"
+    );
+}

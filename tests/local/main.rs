@@ -14,5 +14,6 @@ mod deploy;
 mod distributed;
 mod engine;
 mod fuzz;
+mod memory;
 mod protocols;
 mod report;

@@ -246,7 +246,9 @@ impl Cluster {
         let ok = wait_for(secs, || {
             if let Some(v) = self.run(i, id) {
                 for (w, counts) in seen.iter_mut().enumerate() {
-                    let n = v["summary"]["workers"][w]["count"].as_u64().unwrap_or(0);
+                    let n = v["summary"]["workers"][w]["merged_count"]
+                        .as_u64()
+                        .unwrap_or(0);
                     if n > 0 && !counts.contains(&n) {
                         counts.push(n);
                     }

@@ -479,3 +479,155 @@ fn the_listening_address_is_read_only_from_its_line() {
         Some("127.0.0.1:9")
     );
 }
+
+/// SIGSTOPs a process until dropped (or [`Frozen::thaw`]), so a failing test leaves none stopped.
+pub struct Frozen(u32);
+
+impl Frozen {
+    pub fn new(p: &Proc) -> Frozen {
+        signal("-STOP", p.child.id());
+        Frozen(p.child.id())
+    }
+
+    /// SIGCONTs the process now.
+    pub fn thaw(self) {}
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal("-CONT", self.0);
+    }
+}
+
+/// Sends `sig` (e.g. `-STOP`) to `pid` with kill(1).
+pub fn signal(sig: &str, pid: u32) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill runs")
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// "N cores (CPU model)" of this host, for benchmark result files.
+pub fn host_facts() -> String {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{cores} cores ({cpu})")
+}
+
+/// Exactly once, on the merged path, in a final distributed summary (`summary.json` or a
+/// `/runs/{id}` view's `summary`): every worker with final totals has merged batches equal to them,
+/// a worker without them counts what was merged, the timeline adds up to the overall count, and no
+/// event reports a batch lost or merged twice.
+pub fn assert_merged_exactly_once(s: &serde_json::Value) {
+    assert!(
+        ["finished", "failed", "stopped"].contains(&s["phase"].as_str().unwrap_or("")),
+        "only a final summary has its whole timeline: {}",
+        s["phase"]
+    );
+    for w in s["workers"].as_array().expect("a distributed summary") {
+        if w["final_count"].is_null() {
+            assert_eq!(w["merged_count"], w["count"], "{w}");
+        } else {
+            assert_eq!(
+                w["merged_matches_final"], true,
+                "merged batches differ from the worker's final totals: {w}"
+            );
+            assert_eq!(w["merged_count"], w["final_count"], "{w}");
+            assert_eq!(w["merged_errors"], w["final_errors"], "{w}");
+        }
+    }
+    let on_timeline: u64 = s["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        Some(on_timeline),
+        s["overall"]["count"].as_u64(),
+        "Σ timeline == overall count"
+    );
+    for e in s["events"].as_array().into_iter().flatten() {
+        let e = e.as_str().unwrap_or("");
+        assert!(
+            !e.contains("differ from merged") && !e.contains("never merged"),
+            "{e}"
+        );
+    }
+}
+
+/// This host's 1-minute load average now (from /proc/loadavg), for result files: what else was
+/// running while a benchmark measured.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().next().map(String::from))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Replaces section `## title` of the results file `file` (under `bench/results/`) with `body`,
+/// creating the file with `header` when it does not exist; other sections are kept.
+pub fn write_results_section(file: &str, header: &str, title: &str, body: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("bench/results")
+        .join(file);
+    let old = std::fs::read_to_string(&path).unwrap_or_else(|_| header.to_string());
+    let head = format!("## {title}\n");
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in old.lines() {
+        if line.starts_with("## ") {
+            skipping = line == head.trim_end();
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.push('\n');
+    out.push_str(&head);
+    out.push_str(body);
+    std::fs::write(&path, out.replace("\n\n\n", "\n\n")).expect("write results");
+}
+
+/// Spread of the workers' first requests as the mock saw them (its own clock), in ms.
+pub fn first_request_spread(mock: &Proc, workers: usize) -> f64 {
+    let firsts: Vec<f64> = mock_stats(mock)["first_request_ms"]
+        .as_object()
+        .expect("first_request_ms")
+        .values()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(firsts.len(), workers, "one first request per worker");
+    let max = firsts.iter().cloned().fold(f64::MIN, f64::max);
+    let min = firsts.iter().cloned().fold(f64::MAX, f64::min);
+    max - min
+}
+
+/// A worker whose clock runs `offset_ms` off the machine's.
+pub fn skewed_worker(offset_ms: &str) -> Proc {
+    spawn_server(
+        &[
+            "worker",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--test-clock-offset-ms",
+            offset_ms,
+        ],
+        "/health",
+    )
+}
