@@ -5,7 +5,9 @@
 
 use super::json_path::JsonPath;
 use super::template::Template;
+use super::xpath::XPath;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A check on a response; failures are counted, and do not stop the VU.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -37,26 +39,109 @@ pub enum Check {
         #[serde(default)]
         description: Option<String>,
     },
+    /// An XPath over an XML response (see `config::xpath` for the subset and namespaces):
+    /// existence, or `operator` + `expected` (`value` is accepted for `expected`).
+    Xpath {
+        expression: String,
+        #[serde(default)]
+        operator: Option<String>,
+        #[serde(default)]
+        expected: Option<serde_norway::Value>,
+        #[serde(default)]
+        value: Option<serde_norway::Value>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        namespaces: BTreeMap<String, String>,
+        /// `should_exist: false` or `should_not_exist: true`: passes when nothing is selected.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        should_exist: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        should_not_exist: Option<bool>,
+        #[serde(default)]
+        description: Option<String>,
+    },
+    /// Whether the response is a SOAP Fault: `expected: true` expects one (default `false`).
+    SoapFault {
+        #[serde(default, alias = "should_exist")]
+        expected: Option<bool>,
+        #[serde(default)]
+        description: Option<String>,
+    },
+    /// A response header: present, or compared (`value` or `expected`, with `operator`).
+    Header {
+        name: String,
+        #[serde(default)]
+        value: Option<serde_norway::Value>,
+        /// Shorthand for `operator: contains` + `expected`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        contains: Option<String>,
+        #[serde(default)]
+        expected: Option<serde_norway::Value>,
+        #[serde(default)]
+        operator: Option<String>,
+        #[serde(default)]
+        description: Option<String>,
+    },
 }
 
 /// Pulls a value out of a response into a variable for later steps.
+/// `expression` may be written `path`; `default` may be any scalar (a number or boolean becomes its
+/// text); `namespaces` serves `xpath`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Extract {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: ExtractKind,
+    #[serde(alias = "path")]
     pub expression: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "scalar_default")]
     pub default: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub namespaces: BTreeMap<String, String>,
+    /// `regex`: the capture group to take (default: the first, or the whole match without groups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<usize>,
+    /// `xpath`: `text` (the default), `number`, `xml` (the element as written) or `array` (every
+    /// selected item's text, as a JSON array).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_type: Option<ReturnType>,
 }
 
-/// Where an extracted value comes from.
+/// What an `xpath` extraction stores.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ReturnType {
+    #[default]
+    Text,
+    Number,
+    Xml,
+    Array,
+}
+
+fn scalar_default<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<serde_norway::Value>::deserialize(d)? {
+        None | Some(serde_norway::Value::Null) => Ok(None),
+        Some(
+            v @ (serde_norway::Value::String(_)
+            | serde_norway::Value::Number(_)
+            | serde_norway::Value::Bool(_)),
+        ) => Ok(Some(scalar_text(&v))),
+        Some(_) => Err(serde::de::Error::custom(
+            "`default` must be a string, number or boolean",
+        )),
+    }
+}
+
+/// Where an extracted value comes from (`jsonpath` is read as `json_path`; `header` takes the header's
+/// name as `expression`).
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum ExtractKind {
+    #[serde(alias = "jsonpath")]
     JsonPath,
     Regex,
+    Xpath,
+    Header,
 }
 
 /// A comparison operator of a `response_time` or `json_path` check.
@@ -156,6 +241,20 @@ pub enum CheckRule {
     },
     /// The body contains this text (a template).
     Contains(Template),
+    /// The XPath selects something and, when given, its text compares with `expected`.
+    XPath {
+        path: XPath,
+        expected: Option<(Op, Template)>,
+        /// Passes when the XPath selects nothing.
+        absent: bool,
+    },
+    /// The response is (`true`) or is not (`false`) a SOAP Fault.
+    SoapFault(bool),
+    /// The header is present and, when given, its value compares with `expected`.
+    Header {
+        name: http::HeaderName,
+        expected: Option<(Op, Template)>,
+    },
 }
 
 /// A check ready to run on every response.
@@ -170,8 +269,12 @@ pub struct CompiledCheck {
 #[derive(Debug, Clone)]
 pub enum ExtractSource {
     JsonPath(JsonPath),
-    /// The first capture group, or the whole match when there is none.
-    Regex(regex::Regex),
+    /// The capture group `group` (when given), else the first, or the whole match when there is none.
+    Regex(regex::Regex, Option<usize>),
+    /// The text of the first node the XPath selects (or what `return_type` asks for).
+    XPath(XPath, ReturnType),
+    /// A response header's value.
+    Header(http::HeaderName),
 }
 
 /// An extraction ready to run on every response.
@@ -244,6 +347,21 @@ impl Check {
             Check::TextContains { value, description } => {
                 (description, format!("text_contains {value}"))
             }
+            Check::Xpath {
+                expression,
+                description,
+                ..
+            } => (description, format!("xpath {expression}")),
+            Check::SoapFault {
+                expected,
+                description,
+            } => (
+                description,
+                format!("soap_fault == {}", expected.unwrap_or(false)),
+            ),
+            Check::Header {
+                name, description, ..
+            } => (description, format!("header {name}")),
         };
         description.clone().unwrap_or(fallback)
     }
@@ -313,6 +431,71 @@ impl Check {
                 CheckRule::JsonPath { path, expected }
             }
             Check::TextContains { value, .. } => CheckRule::Contains(Template::parse(value)),
+            Check::Xpath {
+                expression,
+                operator,
+                expected,
+                value,
+                namespaces,
+                should_exist,
+                should_not_exist,
+                ..
+            } => {
+                let path = XPath::parse(expression, namespaces)?;
+                let expected = match (expected, value) {
+                    (Some(_), Some(_)) => {
+                        return Err(format!(
+                            "xpath `{expression}`: give `expected` or `value`, not both"
+                        ))
+                    }
+                    (e, v) => e.as_ref().or(v.as_ref()),
+                };
+                let expected = comparison(&format!("xpath `{expression}`"), operator, expected)?;
+                let absent = *should_exist == Some(false) || *should_not_exist == Some(true);
+                if absent && expected.is_some() {
+                    return Err(format!(
+                        "xpath `{expression}`: a check that nothing exists takes no expected value"
+                    ));
+                }
+                CheckRule::XPath {
+                    path,
+                    expected,
+                    absent,
+                }
+            }
+            Check::SoapFault { expected, .. } => CheckRule::SoapFault(expected.unwrap_or(false)),
+            Check::Header {
+                name,
+                value,
+                expected,
+                operator,
+                contains,
+                ..
+            } => {
+                let header = http::HeaderName::from_bytes(name.trim().as_bytes())
+                    .map_err(|_| format!("header check: `{name}` is not a header name"))?;
+                let expected = match (expected, value) {
+                    (Some(_), Some(_)) => {
+                        return Err(format!(
+                            "header `{name}`: give `expected` or `value`, not both"
+                        ))
+                    }
+                    (e, v) => e.as_ref().or(v.as_ref()),
+                };
+                let expected = match contains {
+                    Some(_) if expected.is_some() || operator.is_some() => {
+                        return Err(format!(
+                        "header `{name}`: `contains` stands for `operator` + `expected`; give one"
+                    ))
+                    }
+                    Some(text) => Some((Op::Contains, Template::parse(text))),
+                    None => comparison(&format!("header `{name}`"), operator, expected)?,
+                };
+                CheckRule::Header {
+                    name: header,
+                    expected,
+                }
+            }
         };
         Ok(CompiledCheck {
             rule,
@@ -321,15 +504,79 @@ impl Check {
     }
 }
 
+/// An `operator` and an expected value, for checks where `exists` (or neither) means presence.
+fn comparison(
+    what: &str,
+    operator: &Option<String>,
+    expected: Option<&serde_norway::Value>,
+) -> Result<Option<(Op, Template)>, String> {
+    match (operator.as_deref().map(str::trim), expected) {
+        (Some("exists"), None) | (None, None) => Ok(None),
+        (Some("exists"), Some(_)) => Err(format!("{what}: `exists` takes no expected value")),
+        (Some(op), None) => Err(format!("{what}: `operator` `{op}` needs `expected`")),
+        (op, Some(exp)) => {
+            let op = op.map(Op::parse).transpose()?.unwrap_or(Op::Eq);
+            let exp = scalar_text(exp);
+            if op.orders() && !exp.contains("{{") && exp.trim().parse::<f64>().is_err() {
+                return Err(format!(
+                    "{what}: `{op:?}` compares numbers, and `{exp}` is not one"
+                ));
+            }
+            Ok(Some((op, Template::parse(&exp))))
+        }
+    }
+}
+
 impl Extract {
     /// Compiles the regex or parses the path.
     pub fn compile(&self) -> Result<CompiledExtract, String> {
+        if self.group.is_some() && self.kind != ExtractKind::Regex {
+            return Err(format!(
+                "extract `{}`: `group` serves only `regex` extractions",
+                self.name
+            ));
+        }
+        if self.return_type.is_some() && self.kind != ExtractKind::Xpath {
+            return Err(format!(
+                "extract `{}`: `return_type` serves only `xpath` extractions",
+                self.name
+            ));
+        }
+        if !self.namespaces.is_empty() && self.kind != ExtractKind::Xpath {
+            return Err(format!(
+                "extract `{}`: `namespaces` serves only `xpath` extractions",
+                self.name
+            ));
+        }
         let source = match self.kind {
-            ExtractKind::JsonPath => ExtractSource::JsonPath(JsonPath::parse(&self.expression)?),
-            ExtractKind::Regex => ExtractSource::Regex(
-                regex::Regex::new(&self.expression)
-                    .map_err(|e| format!("extract `{}`: bad regex: {e}", self.name))?,
+            ExtractKind::Xpath => ExtractSource::XPath(
+                XPath::parse(&self.expression, &self.namespaces)
+                    .map_err(|e| format!("extract `{}`: {e}", self.name))?,
+                self.return_type.unwrap_or_default(),
             ),
+            ExtractKind::Header => ExtractSource::Header(
+                http::HeaderName::from_bytes(self.expression.trim().as_bytes()).map_err(|_| {
+                    format!(
+                        "extract `{}`: `{}` is not a header name",
+                        self.name, self.expression
+                    )
+                })?,
+            ),
+            ExtractKind::JsonPath => ExtractSource::JsonPath(JsonPath::parse(&self.expression)?),
+            ExtractKind::Regex => {
+                let re = regex::Regex::new(&self.expression)
+                    .map_err(|e| format!("extract `{}`: bad regex: {e}", self.name))?;
+                if let Some(g) = self.group {
+                    if g >= re.captures_len() {
+                        return Err(format!(
+                            "extract `{}`: `group: {g}`, and the regex has {} group(s)",
+                            self.name,
+                            re.captures_len() - 1
+                        ));
+                    }
+                }
+                ExtractSource::Regex(re, self.group)
+            }
         };
         Ok(CompiledExtract {
             name: self.name.clone(),

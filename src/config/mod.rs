@@ -25,6 +25,7 @@ pub mod template;
 mod test_file;
 pub mod threshold;
 mod validate;
+pub mod xpath;
 
 pub use compile::{compile, Compiled, CompiledStep, RequestTemplate};
 pub use duration::ThinkTime;
@@ -161,7 +162,7 @@ pub fn load(path: &Path, env: Option<&str>) -> Result<TestFile, ConfigError> {
         test.scenarios.extend(load_include(&dir.join(&include))?);
     }
     normalize(&mut test).map_err(|m| invalid(path, m.0))?;
-    resolve_csv_paths(&mut test, &dir);
+    resolve_csv_paths(&mut test, &dir).map_err(|m| invalid(path, m))?;
     check(&test).map_err(|m| invalid(path, m.0))?;
     Ok(test)
 }
@@ -242,14 +243,21 @@ fn load_include(path: &Path) -> Result<Vec<Scenario>, ConfigError> {
     }
 }
 
-fn resolve_csv_paths(test: &mut TestFile, dir: &Path) {
-    for s in &mut test.scenarios {
+fn resolve_csv_paths(test: &mut TestFile, dir: &Path) -> Result<(), String> {
+    for (i, s) in test.scenarios.iter_mut().enumerate() {
+        for (j, step) in s.steps.iter_mut().enumerate() {
+            if let Step::Http(h) = step {
+                h.resolve_paths(dir)
+                    .map_err(|e| format!("scenarios[{i}].steps[{j}]: {e}"))?;
+            }
+        }
         if let Some(csv) = &mut s.csv_data {
             if Path::new(&csv.file).is_relative() {
                 csv.file = dir.join(&csv.file).display().to_string();
             }
         }
     }
+    Ok(())
 }
 
 /// The thresholds as parsed rules (already validated by [`check`]).
@@ -323,6 +331,10 @@ mod tests {
                 "        checks:\n          - { type: status, value: 2xx }\n",
                 "checks[0]: status check",
             ),
+            (
+                "        extract:\n          - { name: t, type: xpath, expression: '//p:A' }\n",
+                "extract[0]: extract `t`: XPath `//p:A`: prefix `p` is not declared",
+            ),
         ];
         for (item, want) in cases {
             let e = refused(&with(item));
@@ -349,5 +361,45 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(b.method, http::Method::POST);
         assert_eq!(compile(&back).unwrap().steps[0].checks.len(), 1);
+    }
+
+    #[test]
+    fn protocol_keys_survive_the_json_trip_to_a_worker() {
+        let text = basic("1s").replace(
+            "        path: /x\n",
+            "        path: /x\n        method: post\n        form: { a: '{{__VU}}', b: 2 }\n        auth: { type: basic, username: u, password: p }\n\
+             \x20     - { name: m, path: /m, method: post, multipart: { f: '@MANIFEST', t: x } }\n\
+             \x20     - { name: j, path: /j, method: post, json: { a: { b: 1 } }, overrides: { a.b: '{{__ITER}}' } }\n\
+             \x20     - { name: s, type: soap, wsdl: 'http://h/s?wsdl', operation: Add, args: { a: { b: 1 } } }\n\
+             \x20     - { name: r, type: soap, wsdl: 'http://h/s?wsdl', soap_action: A, envelope: '<e/>' }\n\
+             \x20     - { name: t, path: /t, method: post, body: '<a/>' }\n\
+             \x20     - { name: e, type: soap, endpoint: 'http://h/e', wsdl: 'http://h/s?wsdl', operation: Add, parameters: { a: 1 } }\n",
+        )
+        .replace("MANIFEST", concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+        let test = from_str(&text).unwrap();
+        let back: TestFile = serde_json::from_str(&serde_json::to_string(&test).unwrap()).unwrap();
+        for (a, b) in test.scenarios[0].steps.iter().zip(&back.scenarios[0].steps) {
+            let (Step::Http(a), Step::Http(b)) = (a, b) else {
+                panic!("HTTP steps")
+            };
+            assert_eq!(a, b);
+        }
+        let Step::Http(raw) = &test.scenarios[0].steps[4] else {
+            panic!()
+        };
+        assert_eq!(
+            raw.target, "http://h/s",
+            "a raw envelope goes to the WSDL minus ?wsdl"
+        );
+        assert_eq!(raw.headers["SOAPAction"], "A");
+        let Step::Http(xml) = &test.scenarios[0].steps[5] else {
+            panic!()
+        };
+        assert_eq!(xml.headers["Content-Type"], "application/xml", "sniffed");
+        let Step::Http(e) = &test.scenarios[0].steps[6] else {
+            panic!()
+        };
+        assert_eq!(e.target, "http://h/e");
+        assert_eq!(e.soap.as_ref().unwrap().args, serde_json::json!({"a": 1}));
     }
 }

@@ -151,6 +151,9 @@ pub struct Global {
     pub think_time: Option<ThinkTime>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// The WSDL of `soap` steps that name no `wsdl` of their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wsdl_url: Option<String>,
     /// Variables every scenario starts with (a scenario's own win); merged when the test is loaded.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, serde_norway::Value>,
@@ -208,6 +211,7 @@ impl Default for Global {
             ssl: None,
             proxy: None,
             connection_pool: None,
+            wsdl_url: None,
         }
     }
 }

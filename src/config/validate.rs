@@ -628,6 +628,9 @@ mod tests {
                 kind: ExtractKind::Regex,
                 expression: "[".into(),
                 default: None,
+                namespaces: Default::default(),
+                group: None,
+                return_type: None,
             });
         }
         let e = check(&test).unwrap_err();

@@ -34,11 +34,20 @@ impl Failure {
 }
 
 /// A request ready to send.
+#[derive(Debug, Clone)]
 pub struct Request {
     pub method: http::Method,
     pub url: url::Url,
     pub headers: Vec<(String, String)>,
-    pub body: Option<String>,
+    pub body: Option<Vec<u8>>,
+}
+
+/// A response read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
 }
 
 /// Where a connection goes: `scheme://host:port` identifies it, `addr` is dialled, and
@@ -156,6 +165,9 @@ pub struct VuClient {
     conn: Option<(String, SendRequest<Full<Bytes>>)>,
     tls: tokio_rustls::TlsConnector,
     timeout: Duration,
+    /// By step: the last Digest challenge and the count of requests that answered it, so later
+    /// requests authenticate at once (RFC 7616 `nc`) instead of meeting a `401` every time.
+    pub digest: std::collections::HashMap<usize, (super::digest::Challenge, u32)>,
 }
 
 impl VuClient {
@@ -165,6 +177,7 @@ impl VuClient {
             conn: None,
             tls,
             timeout,
+            digest: std::collections::HashMap::new(),
         }
     }
 
@@ -174,7 +187,7 @@ impl VuClient {
     }
 
     /// Sends `req` and reads the whole body, within the request timeout.
-    pub async fn send(&mut self, req: Request) -> Result<(u16, Bytes), Failure> {
+    pub async fn send(&mut self, req: Request) -> Result<Reply, Failure> {
         let timeout = self.timeout;
         let result = tokio::time::timeout(timeout, async {
             let (origin, parts, body) = request_parts(req)?;
@@ -186,7 +199,7 @@ impl VuClient {
     }
 
     /// Sends a prepared request and reads the whole body, within the request timeout.
-    pub async fn send_prepared(&mut self, p: &Prepared) -> Result<(u16, Bytes), Failure> {
+    pub async fn send_prepared(&mut self, p: &Prepared) -> Result<Reply, Failure> {
         let timeout = self.timeout;
         let result = tokio::time::timeout(timeout, self.exchange(&p.origin, p.request())).await;
         self.timed_out_unless(result)
@@ -194,8 +207,8 @@ impl VuClient {
 
     fn timed_out_unless(
         &mut self,
-        result: Result<Result<(u16, Bytes), Failure>, tokio::time::error::Elapsed>,
-    ) -> Result<(u16, Bytes), Failure> {
+        result: Result<Result<Reply, Failure>, tokio::time::error::Elapsed>,
+    ) -> Result<Reply, Failure> {
         match result {
             Ok(r) => r,
             Err(_) => {
@@ -211,7 +224,7 @@ impl VuClient {
         &mut self,
         origin: &Origin,
         request: http::Request<Full<Bytes>>,
-    ) -> Result<(u16, Bytes), Failure> {
+    ) -> Result<Reply, Failure> {
         let sender = self.connection(origin).await?;
         let response = match sender.send_request(request).await {
             Ok(r) => r,
@@ -221,8 +234,13 @@ impl VuClient {
             }
         };
         let status = response.status().as_u16();
-        match response.into_body().collect().await {
-            Ok(body) => Ok((status, body.to_bytes())),
+        let (parts, body) = response.into_parts();
+        match body.collect().await {
+            Ok(body) => Ok(Reply {
+                status,
+                headers: parts.headers,
+                body: body.to_bytes(),
+            }),
             Err(_) => {
                 self.conn = None;
                 Err(Failure::Request)

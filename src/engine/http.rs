@@ -3,9 +3,11 @@
 //! [`Sample`] plus the values extracted for later steps.
 
 use super::checks::{passes, run_extract, Response};
-use super::client::{Prepared, Request, VuClient};
+use super::client::{Prepared, Reply, Request, VuClient};
 use super::template::{expand, Vars};
-use crate::config::{CompiledStep, HttpStep};
+use crate::config::compile::Part;
+use crate::config::template::{Part as TemplatePart, Template};
+use crate::config::{AuthScheme, CheckRule, CompiledStep, HttpStep};
 use crate::metrics::Sample;
 use std::time::Instant;
 
@@ -56,8 +58,12 @@ pub async fn send(
     };
     if let Some(c) = capture.as_deref_mut() {
         if let Some(r) = build(target, step, compiled, vars).filter(|_| prepared.is_some()) {
-            (c.method, c.url, c.headers, c.body) =
-                (r.method.to_string(), r.url.to_string(), r.headers, r.body);
+            (c.method, c.url, c.headers, c.body) = (
+                r.method.to_string(),
+                r.url.to_string(),
+                r.headers,
+                r.body.map(|b| String::from_utf8_lossy(&b).into_owned()),
+            );
         }
     }
     let start = origin.unwrap_or_else(Instant::now);
@@ -73,23 +79,26 @@ pub async fn send(
                         req.method.to_string(),
                         req.url.to_string(),
                         req.headers.clone(),
-                        req.body.clone(),
+                        req.body
+                            .as_ref()
+                            .map(|b| String::from_utf8_lossy(b).into_owned()),
                     );
                 }
-                client.send(req).await.map_err(|f| f.kind().to_string())
+                send_built(client, req, (id, compiled), vars).await
             }
             None => Err("url".to_string()),
         },
     };
     let latency = start.elapsed();
     sample.latency_us = latency.as_micros() as u64;
-    let (status, body) = match result {
-        Ok(pair) => pair,
+    let reply = match result {
+        Ok(reply) => reply,
         Err(kind) => {
             sample.error = Some(kind);
             return (sample, Vec::new());
         }
     };
+    let (status, body) = (reply.status, &reply.body);
     sample.status = Some(status);
     sample.bytes = body.len() as u64;
     if let Some(c) = capture {
@@ -98,11 +107,24 @@ pub async fn send(
     if status >= 400 {
         sample.error = Some(format!("status {status}"));
     }
-    if compiled.checks.is_empty() && compiled.extract.is_empty() {
+    let fault_matters = compiled.request.fault_is_error
+        || compiled
+            .checks
+            .iter()
+            .any(|c| matches!(c.rule, CheckRule::SoapFault(true)));
+    if compiled.checks.is_empty() && compiled.extract.is_empty() && !fault_matters {
         return (sample, Vec::new());
     }
-    let text = String::from_utf8_lossy(&body);
-    let response = Response::new(status, latency.as_secs_f64() * 1000.0, &text);
+    let text = String::from_utf8_lossy(body);
+    let response =
+        Response::new(status, latency.as_secs_f64() * 1000.0, &text).with_headers(&reply.headers);
+    if fault_matters && response.is_soap_fault() {
+        // A Fault is an error of its own kind, or no error when a check expects it.
+        sample.error = compiled
+            .request
+            .fault_is_error
+            .then(|| "soap_fault".to_string());
+    }
     for check in &compiled.checks {
         if passes(check, &response, vars) {
             sample.checks_passed += 1;
@@ -116,6 +138,70 @@ pub async fn send(
         .filter_map(|ex| run_extract(ex, &response).map(|v| (ex.name.clone(), v)))
         .collect();
     (sample, extracted)
+}
+
+/// Sends a built request; with `auth: {type: digest}`, answers the server's `401` Digest challenge
+/// on the same connection with the computed `Authorization`, and keeps the challenge (per step) so
+/// the VU's later requests authenticate at once with the next `nc`; a `401` to those (a stale
+/// nonce) is answered once more with the new challenge.
+async fn send_built(
+    client: &mut VuClient,
+    req: Request,
+    (id, compiled): (usize, &CompiledStep),
+    vars: &Vars,
+) -> Result<Reply, String> {
+    let kind = |f: super::client::Failure| f.kind().to_string();
+    let digest = compiled
+        .request
+        .auth
+        .as_ref()
+        .filter(|a| a.scheme == AuthScheme::Digest);
+    let Some(auth) = digest else {
+        return client.send(req).await.map_err(kind);
+    };
+    let (user, password) = (expand(&auth.username, vars), expand(&auth.password, vars));
+    let uri = match req.url.query() {
+        Some(q) => format!("{}?{q}", req.url.path()),
+        None => req.url.path().to_string(),
+    };
+    let answer = |c: &super::digest::Challenge, nc: u32| {
+        let cnonce = format!("{:016x}", rand::random::<u64>());
+        super::digest::authorization(
+            c,
+            (req.method.as_str(), &uri),
+            (&user, &password),
+            &cnonce,
+            nc,
+        )
+        .ok_or_else(|| "digest".to_string())
+    };
+    let mut first = req.clone();
+    if let Some((challenge, nc)) = client.digest.get_mut(&id) {
+        *nc += 1;
+        first
+            .headers
+            .push(("Authorization".into(), answer(challenge, *nc)?));
+    }
+    let reply = client.send(first).await.map_err(kind)?;
+    if reply.status != 401 {
+        return Ok(reply);
+    }
+    let challenge = reply
+        .headers
+        .get_all(http::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(super::digest::parse);
+    let Some(challenge) = challenge else {
+        client.digest.remove(&id);
+        return Ok(reply);
+    };
+    let mut again = req.clone();
+    again
+        .headers
+        .push(("Authorization".into(), answer(&challenge, 1)?));
+    client.digest.insert(id, (challenge, 1));
+    client.send(again).await.map_err(kind)
 }
 
 /// Renders the step into a request; `None` for an unusable URL (counted as an error of kind `url`).
@@ -134,17 +220,146 @@ fn build(
             pairs.append_pair(k, &expand(v, vars));
         }
     }
-    let headers = request
+    let mut headers: Vec<(String, String)> = request
         .headers
         .iter()
         .map(|(k, v)| (k.clone(), expand(v, vars).into_owned()))
         .collect();
+    let body = if !request.form.is_empty() {
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &request.form {
+            form.append_pair(k, &expand(v, vars));
+        }
+        Some(form.finish().into_bytes())
+    } else if !request.multipart.is_empty() {
+        // The boundary is ours, so it replaces a bare `multipart/form-data` the step may set.
+        headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
+        headers.push((
+            "Content-Type".into(),
+            format!("multipart/form-data; boundary={}", request.boundary),
+        ));
+        Some(multipart(&request.multipart, &request.boundary, vars))
+    } else if let Some((base, overrides)) = &request.overrides {
+        let mut json = base.clone();
+        for (path, value) in overrides {
+            path.set(&mut json, json_scalar(&expand(value, vars)));
+        }
+        Some(serde_json::to_vec(&json).ok()?)
+    } else if request.xml_values {
+        request
+            .body
+            .as_ref()
+            .map(|b| expand_xml(b, vars).into_bytes())
+    } else {
+        request
+            .body
+            .as_ref()
+            .map(|b| expand(b, vars).into_owned().into_bytes())
+    };
+    if let Some(auth) = &request.auth {
+        if auth.scheme == AuthScheme::Basic
+            && !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
+            use base64::Engine;
+            let pair = format!(
+                "{}:{}",
+                expand(&auth.username, vars),
+                expand(&auth.password, vars)
+            );
+            headers.push((
+                "Authorization".into(),
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                ),
+            ));
+        }
+    }
     Some(Request {
         method: step.method.clone(),
         url,
         headers,
-        body: request.body.as_ref().map(|b| expand(b, vars).into_owned()),
+        body,
     })
+}
+
+/// Expands an XML body built from `args`, escaping what each `{{...}}` gives (`&`, `<`, `>`), so a
+/// value such as `Smith & Sons` keeps the envelope well formed.
+fn expand_xml(body: &Template, vars: &Vars) -> String {
+    let mut out = String::new();
+    for part in body.parts() {
+        match part {
+            TemplatePart::Text(t) => out.push_str(t),
+            TemplatePart::Expr { raw, .. } => {
+                let value = expand(&Template::parse(raw), vars).into_owned();
+                out.push_str(
+                    &value
+                        .replace('&', "&amp;")
+                        .replace('<', "&lt;")
+                        .replace('>', "&gt;"),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// An override's text as JSON: `true`, `false` and numbers become JSON values (as the TypeScript
+/// tool does), anything else a string.
+fn json_scalar(text: &str) -> serde_json::Value {
+    match text {
+        "true" => serde_json::Value::Bool(true),
+        "false" => serde_json::Value::Bool(false),
+        t => match t.trim().parse::<f64>() {
+            Ok(n) if !t.trim().is_empty() => serde_json::Number::from_f64(n)
+                .map(|n| {
+                    // Keep integers integers.
+                    t.trim()
+                        .parse::<i64>()
+                        .map(serde_json::Value::from)
+                        .unwrap_or(serde_json::Value::Number(n))
+                })
+                .unwrap_or_else(|| serde_json::Value::String(t.into())),
+            _ => serde_json::Value::String(t.into()),
+        },
+    }
+}
+
+/// A `multipart/form-data` body.
+fn multipart(parts: &[(String, Part)], boundary: &str, vars: &Vars) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, part) in parts {
+        out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        let name = name.replace('"', "%22");
+        match part {
+            Part::Text(t) => {
+                out.extend_from_slice(
+                    format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+                );
+                out.extend_from_slice(expand(t, vars).as_bytes());
+            }
+            Part::File {
+                filename,
+                content_type,
+                data,
+            } => {
+                let filename = filename.replace('"', "%22");
+                out.extend_from_slice(
+                    format!(
+                        "Content-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\n\
+                         Content-Type: {content_type}\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+                out.extend_from_slice(data);
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    out
 }
 
 fn url_for(base: Option<&str>, target: &str) -> String {
@@ -176,6 +391,12 @@ mod tests {
             checks: vec![],
             extract: vec![],
             options: Default::default(),
+            form: BTreeMap::new(),
+            multipart: BTreeMap::new(),
+            json_file: None,
+            overrides: BTreeMap::new(),
+            auth: None,
+            soap: None,
         }
     }
 
@@ -211,5 +432,16 @@ mod tests {
         assert_eq!(url_for(Some("http://h:1/"), "/a"), "http://h:1/a");
         assert_eq!(url_for(Some("http://h:1/api"), "a"), "http://h:1/api/a");
         assert_eq!(url_for(Some("http://h:1"), "https://x/y"), "https://x/y");
+    }
+
+    #[test]
+    fn values_expanded_into_a_built_envelope_are_escaped() {
+        let mut vars = crate::engine::template::Vars::default();
+        vars.values.insert("who".into(), "Smith & <Sons>".into());
+        let body = crate::config::template::Template::parse("<n>{{who}}</n><i>{{__VU}}</i>");
+        assert_eq!(
+            super::expand_xml(&body, &vars),
+            "<n>Smith &amp; &lt;Sons&gt;</n><i>0</i>"
+        );
     }
 }

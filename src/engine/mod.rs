@@ -7,9 +7,11 @@ mod arrivals;
 pub mod checks;
 mod client;
 pub mod data;
+pub mod digest;
 mod http;
 pub mod rendezvous;
 pub mod schedule;
+mod soap;
 pub mod template;
 mod vu;
 
@@ -34,6 +36,9 @@ pub enum EngineError {
     },
     #[error("cannot set up TLS for the load: {0}")]
     Tls(String),
+    /// A WSDL-mode SOAP step whose WSDL cannot be fetched or has no such operation.
+    #[error("soap: {0}")]
+    Soap(String),
     /// A check or extraction that does not compile (a test that skipped `config::check`).
     #[error("the test was refused: {0}")]
     Invalid(#[from] config::Invalid),
@@ -186,7 +191,7 @@ fn step_ids(test: &TestFile) -> Vec<Vec<Option<usize>>> {
 pub async fn run(test: Arc<TestFile>, opts: Options) -> Result<Outcome, EngineError> {
     let names = step_names(&test);
     config::runnable(&test)?;
-    let compiled = config::compile(&test)?;
+    let mut compiled = config::compile(&test)?;
     let compiled_thresholds = test
         .scenarios
         .iter()
@@ -221,6 +226,9 @@ pub async fn run(test: Arc<TestFile>, opts: Options) -> Result<Outcome, EngineEr
         .collect::<Result<Vec<_>, _>>()?;
     let timeout = Duration::from_millis(test.global.timeout.max(1));
     let tls = client::tls_config().map_err(EngineError::Tls)?;
+    soap::resolve(&mut compiled.steps, tls.clone(), timeout)
+        .await
+        .map_err(EngineError::Soap)?;
     let gauges = Arc::new(Gauges::default());
     let live = opts
         .live

@@ -16,4 +16,5 @@ mod engine;
 mod format;
 mod fuzz;
 mod memory;
+mod protocols;
 mod report;
