@@ -211,9 +211,24 @@ impl<S: RunStore> Driver<S> {
                 run_id: self.rec.id.clone(),
                 start_at_ms,
             };
-            match self.clients[i].start(&body).await {
-                Ok(_) => self.rec.workers[i].state = WorkerState::Started,
-                Err(e) => self.fail_worker(i, e.to_string()),
+            // `/start` is idempotent: a call lost on a lossy link is sent again until the
+            // coordination timeout, as `/prepare` is, instead of failing the worker at once.
+            let deadline = now_ms() + self.rec.settings.coordination_timeout_ms;
+            loop {
+                match self.clients[i].start(&body).await {
+                    Ok(_) => {
+                        self.rec.workers[i].state = WorkerState::Started;
+                        break;
+                    }
+                    Err(e) if e.is_permanent() || now_ms() >= deadline => {
+                        self.fail_worker(i, e.to_string());
+                        break;
+                    }
+                    Err(e) => {
+                        warn!(worker = %self.clients[i].addr, "start not acknowledged, sending it again: {e}");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
             }
         }
         if self.too_many_failures() {
