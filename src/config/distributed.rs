@@ -1,7 +1,7 @@
 //! `distributed:`, the seed document's settings for a run across workers. Only keys the program
 //! implements are accepted; any other is refused by name (for example `communication.protocol: grpc`).
 
-use super::duration::de_opt_duration;
+use super::duration::{de_opt_duration, ser_opt_duration};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -73,7 +73,12 @@ pub struct Coordination {
     #[serde(default)]
     pub synchronized_start: Option<bool>,
     /// Largest acceptable start skew between workers; exceeding it is reported as a warning.
-    #[serde(default, deserialize_with = "de_opt_duration", skip_serializing)]
+    #[serde(
+        default,
+        deserialize_with = "de_opt_duration",
+        serialize_with = "ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub time_skew_tolerance: Option<Duration>,
 }
 
@@ -81,9 +86,19 @@ pub struct Coordination {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Orchestration {
-    #[serde(default, deserialize_with = "de_opt_duration", skip_serializing)]
+    #[serde(
+        default,
+        deserialize_with = "de_opt_duration",
+        serialize_with = "ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub heartbeat_interval: Option<Duration>,
-    #[serde(default, deserialize_with = "de_opt_duration", skip_serializing)]
+    #[serde(
+        default,
+        deserialize_with = "de_opt_duration",
+        serialize_with = "ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub coordination_timeout: Option<Duration>,
     #[serde(default)]
     pub failure_handling: Option<FailureHandling>,
@@ -171,7 +186,12 @@ pub struct FaultTolerance {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerFailures {
-    #[serde(default, deserialize_with = "de_opt_duration", skip_serializing)]
+    #[serde(
+        default,
+        deserialize_with = "de_opt_duration",
+        serialize_with = "ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub detection_timeout: Option<Duration>,
     /// Same meaning as `worker_failure_threshold` (percent).
     #[serde(default)]
@@ -268,4 +288,23 @@ pub struct Authentication {
 #[serde(rename_all = "snake_case")]
 pub enum AuthKind {
     BearerToken,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations_survive_the_trip_through_json() {
+        let test = crate::config::from_str(
+            "name: t\nglobal:\n  base_url: http://127.0.0.1:9\nload:\n  pattern: basic\n  virtual_users: 1\n  duration: 1s\nscenarios:\n  - name: s\n    steps:\n      - name: a\n        path: /a\ndistributed:\n  coordination:\n    time_skew_tolerance: 250ms\n  orchestration:\n    heartbeat_interval: 1.5s\n    coordination_timeout: 20s\n  fault_tolerance:\n    worker_failures:\n      detection_timeout: 3s\n",
+        )
+        .unwrap();
+        let json = serde_json::to_string(&test).unwrap();
+        let back: crate::config::TestFile = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.distributed, test.distributed, "{json}");
+        let o = back.distributed.unwrap().orchestration.unwrap();
+        assert_eq!(
+            o.heartbeat_interval,
+            Some(std::time::Duration::from_millis(1500))
+        );
+    }
 }

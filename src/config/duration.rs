@@ -290,3 +290,15 @@ mod tests {
         assert!(ThinkTime::parse("3-1").is_err());
     }
 }
+
+/// Writes an optional duration as text in ms (`"1500ms"`), which every duration key reads back
+/// exactly whatever its bare-number unit: a test sent over the wire as JSON keeps its durations.
+pub fn ser_opt_duration<S: serde::Serializer>(
+    d: &Option<Duration>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_str(&format!("{}ms", d.as_secs_f64() * 1000.0)),
+        None => s.serialize_none(),
+    }
+}
