@@ -257,6 +257,23 @@ impl<'de> Deserialize<'de> for ThinkTime {
     }
 }
 
+/// Writes a duration as text in ms (`"1500ms"`), which every duration key reads back exactly,
+/// whatever its bare-number unit: a test sent over the wire as JSON keeps its durations.
+pub fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{}ms", d.as_secs_f64() * 1000.0))
+}
+
+/// [`ser_duration`] for an optional duration.
+pub fn ser_opt_duration<S: serde::Serializer>(
+    d: &Option<Duration>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => ser_duration(d, s),
+        None => s.serialize_none(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,17 +305,5 @@ mod tests {
             assert!(s >= t.min && s <= t.max);
         }
         assert!(ThinkTime::parse("3-1").is_err());
-    }
-}
-
-/// Writes an optional duration as text in ms (`"1500ms"`), which every duration key reads back
-/// exactly whatever its bare-number unit: a test sent over the wire as JSON keeps its durations.
-pub fn ser_opt_duration<S: serde::Serializer>(
-    d: &Option<Duration>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.serialize_str(&format!("{}ms", d.as_secs_f64() * 1000.0)),
-        None => s.serialize_none(),
     }
 }

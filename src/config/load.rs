@@ -7,7 +7,7 @@
 //! `vu_duration` and each `steps[]`/`rate_profile[]` `duration` take `"30s"`, `"500ms"`, `"2m"`,
 //! `"1h"`; a bare number is **milliseconds**, as in the TypeScript tool. `rate` is per second.
 
-use super::duration::de_opt_duration_ms;
+use super::duration::{de_opt_duration_ms, ser_duration, ser_opt_duration};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -100,10 +100,6 @@ fn de_ms_or_zero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::
     de_ms(d)
 }
 
-fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format!("{}ms", d.as_secs_f64() * 1000.0))
-}
-
 /// `load:` as written. A plain struct (not a tagged enum) so serde_norway reports the exact line of a
 /// wrongly typed field; the conversion then checks which fields the pattern needs.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -192,13 +188,6 @@ pub struct RawLoad {
     /// Refused by name: the TypeScript tool ignores it.
     #[serde(default, skip_serializing)]
     pub think_time: Option<serde_norway::Value>,
-}
-
-fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => ser_duration(d, s),
-        None => s.serialize_none(),
-    }
 }
 
 fn need<T>(v: Option<T>, pattern: &str, field: &str) -> Result<T, String> {
