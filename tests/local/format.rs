@@ -222,8 +222,12 @@ fn csv_exhaustion_with_stop_test_ends_the_run() {
     let (code, s) = run_at(&mock, &file, dir.path());
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(code, Some(1), "stop_test fails the run");
-    assert_eq!(count(&s), 3);
-    assert_eq!(mock_stats(&mock)["total"], 3);
+    // Three rows, each used once. The VU that finds the rows exhausted stops the run; the other VU may
+    // have drawn the third row and not yet sent it (a request not yet started when the run stops is
+    // not sent), so 2 or 3 requests, never a row twice, and the target saw exactly those.
+    let n = count(&s);
+    assert!((2..=3).contains(&n), "each of 3 rows at most once: {n}");
+    assert_eq!(mock_stats(&mock)["total"].as_u64().unwrap(), n);
 }
 
 #[test]
