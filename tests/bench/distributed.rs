@@ -229,7 +229,7 @@ fn merging_100_workers_per_second() {
          The merge is exact (HDR histograms add bucket by bucket; the test checks the merged count). \
          Histograms are written in the standard HDR V2 deflate layout at zlib's fast level. The \
          record grows with the per-worker histograms and the timeline; on the HA master it is also \
-         replicated, which this does not include (see failover.md for the raft path).\n",
+         replicated, which this does not include (controller.md measures the whole save path).\n",
         body_bytes as f64 / 1024.0,
         m / 10.0,
         record_bytes as f64 / 1024.0,
