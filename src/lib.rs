@@ -8,6 +8,7 @@
 //! - [`metrics`]: HDR histograms per step and per-second intervals, merged exactly.
 //! - [`engine`]: virtual users on tokio that run a test and record into [`metrics`].
 //! - [`report`]: the run summary, thresholds' verdicts, text, JSON, JUnit and HTML.
+//! - [`outputs`]: the test file's `outputs:` (files, InfluxDB, Graphite, a webhook) and `report:`.
 //! - [`api`]: the wire contract of the worker API and the master API (types only).
 //! - [`control`]: distributed runs: plan, clocks, the run record and the driver that advances it.
 //! - At the edges, each serving or calling over the network: [`worker`] (the worker API around the
@@ -29,6 +30,7 @@ pub mod local;
 pub mod master;
 pub mod metrics;
 pub mod mock;
+pub mod outputs;
 pub mod phase;
 pub mod report;
 pub mod time;

@@ -1,18 +1,33 @@
-//! Running a test in this process (`perfornium run`): engine, progress line, summary, verdict.
+//! Running a test in this process (`perfornium run`): engine, progress line, summary, verdict,
+//! and the test file's `outputs:` and `report:` fed from the engine's closed seconds.
 
 use crate::config::{self, TestFile};
 use crate::engine::{self, Options};
 use crate::metrics::collector::Live;
+use crate::outputs;
 use crate::report::{self, RunSummary};
 use std::sync::Arc;
+use thiserror::Error;
 use tokio::sync::watch;
 
-/// Runs `test`, prints progress to stderr, and returns the summary (thresholds evaluated).
-pub async fn run(
-    test: TestFile,
-    stop: engine::StopToken,
-) -> Result<RunSummary, engine::EngineError> {
+/// Why a local run produced no summary, or its outputs could not be written.
+#[derive(Debug, Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
+    #[error(transparent)]
+    Outputs(#[from] outputs::OutputError),
+}
+
+/// Runs `test`, prints progress to stderr, writes the test's outputs and report, and returns the
+/// summary (thresholds evaluated).
+pub async fn run(test: TestFile, stop: engine::StopToken) -> Result<RunSummary, RunError> {
     let rules = config::rules(&test);
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let outs = outputs::start(&test, &run_id)?;
+    if outs.is_some() {
+        tracing::info!(run_id = %run_id, "writing the test's outputs");
+    }
     let (live_tx, live_rx) = watch::channel(Live::default());
     let printer = tokio::spawn(report::progress::print(live_rx));
     let test = Arc::new(test);
@@ -20,6 +35,7 @@ pub async fn run(
         test.clone(),
         Options {
             live: Some(live_tx),
+            sink: outs.as_ref().map(outputs::Outputs::sender),
             stop,
             ..Default::default()
         },
@@ -46,6 +62,9 @@ pub async fn run(
             passed: false,
         });
         summary.passed = false;
+    }
+    if let Some(o) = outs {
+        o.finish(&summary).await?;
     }
     Ok(summary)
 }

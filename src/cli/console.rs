@@ -65,6 +65,16 @@ impl ConsoleArgs {
     /// may run on another machine and never reads this one's disk).
     fn submission(&self, file: &std::path::Path) -> Result<Submit> {
         let mut test = self.drive.over.load(file)?;
+        if test.outputs.iter().any(|o| o.enabled)
+            || test.report.as_ref().is_some_and(|r| r.generate)
+        {
+            anyhow::bail!(
+                "{}: `outputs:` and `report:` are written by `perfornium run` and `perfornium distributed`; \
+                 a run submitted to a master cluster is not (its leader may change mid-run): use `-o DIR` \
+                 and `--report` here, or set `enabled: false` / `generate: false`",
+                file.display()
+            );
+        }
         perfornium::control::data::inline_rows(&mut test)?;
         Ok(Submit {
             test: Some(test),

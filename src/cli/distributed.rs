@@ -90,10 +90,17 @@ async fn run(test: TestFile, launch: Launch, stop: CancellationToken) -> Result<
         token: token.or_else(|| test_token(&test)),
         tls,
     };
-    let rec = submit::new_record(submit::run_id(), test, &workers, strategy, sync_start)?;
+    let run_id = submit::run_id();
+    // The test's outputs are written here, from the controller's merged seconds: once per run,
+    // never by the workers (the test they receive has no `outputs:`).
+    let outs = perfornium::outputs::start(&test, &run_id)?;
+    let rec = submit::new_record(run_id, test, &workers, strategy, sync_start)?;
     eprint!("{}", plan::text(&rec));
     let master = Embedded::open(data.as_deref()).await?;
-    let driver = Driver::new(master.store.clone(), rec, &creds, stop.clone());
+    let mut driver = Driver::new(master.store.clone(), rec, &creds, stop.clone());
+    if let Some(o) = &outs {
+        driver.feed_seconds(o.sender());
+    }
     let updates = driver.subscribe();
     let driving = tokio::spawn(driver.drive());
     if tui {
@@ -105,6 +112,9 @@ async fn run(test: TestFile, launch: Launch, stop: CancellationToken) -> Result<
         .map_err(|e| anyhow::anyhow!("the driver task failed: {e}"))??;
     progress.abort();
     master.close().await?;
+    if let Some(o) = outs {
+        o.finish(&rec.summary()).await?;
+    }
     Ok(rec)
 }
 

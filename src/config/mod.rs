@@ -16,6 +16,7 @@ mod explain;
 pub mod json_path;
 mod load;
 pub mod model;
+pub mod outputs;
 mod overrides;
 mod scenario;
 mod step;

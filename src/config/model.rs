@@ -5,6 +5,7 @@
 pub use super::check::*;
 pub use super::distributed::*;
 pub use super::load::*;
+pub use super::outputs::{Output, OutputKind, Report};
 pub use super::scenario::*;
 pub use super::step::*;
 pub use super::test_file::*;

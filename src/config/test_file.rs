@@ -37,11 +37,14 @@ pub struct TestFile {
     pub debug: Option<Debug>,
     #[serde(default)]
     pub distributed: Option<Distributed>,
+    /// Where the run's per-second records and summary go (`outputs.rs`); written by the process
+    /// that runs or drives the test, so never sent to workers.
+    #[serde(default, skip_serializing)]
+    pub outputs: Vec<super::Output>,
+    /// The HTML report written after the run (`outputs.rs`).
+    #[serde(default, skip_serializing)]
+    pub report: Option<super::Report>,
     /// Refused by name, each with its reason (in `validate.rs`).
-    #[serde(default, skip_serializing)]
-    pub outputs: Option<serde_norway::Value>,
-    #[serde(default, skip_serializing)]
-    pub report: Option<serde_norway::Value>,
     #[serde(default, skip_serializing)]
     pub hooks: Option<serde_norway::Value>,
     #[serde(default, skip_serializing)]

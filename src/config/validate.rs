@@ -222,10 +222,16 @@ fn check_all(test: &TestFile) -> Result<(), String> {
     }
     check_global(&test.global)?;
     let top = [
-        (test.outputs.is_some(), "outputs", "results are written with `perfornium run -o DIR` (summary.json, timeline.ndjson, junit.xml); `outputs:` sinks are not implemented"),
-        (test.report.is_some(), "report", "the HTML report is written with `--report` or `perfornium report RESULTS.json`"),
-        (test.hooks.is_some(), "hooks", "hooks run scripts, and Perfornium-rs runs no scripts"),
-        (test.workers.is_some(), "workers", "workers are given on the command line (`-w host:port,...` or `--workers-file`)"),
+        (
+            test.hooks.is_some(),
+            "hooks",
+            "hooks run scripts, and Perfornium-rs runs no scripts",
+        ),
+        (
+            test.workers.is_some(),
+            "workers",
+            "workers are given on the command line (`-w host:port,...` or `--workers-file`)",
+        ),
     ];
     if let Some((_, key, why)) = top.iter().find(|(present, _, _)| *present) {
         return Err(format!("`{key}` is not supported: {why}"));
@@ -251,7 +257,7 @@ fn check_all(test: &TestFile) -> Result<(), String> {
 /// The `global` keys refused by name, and the checks of the accepted ones.
 fn check_global(g: &super::Global) -> Result<(), String> {
     let refused = [
-        (g.influxdb.is_some(), "influxdb", "outputs to InfluxDB are set with `outputs: [{type: influxdb, ...}]` (not yet implemented)"),
+        (g.influxdb.is_some(), "influxdb", "live metrics to InfluxDB 2 (token, org, bucket) are not supported: write to InfluxDB 1.x with `outputs: [{type: influxdb, url, database}]`"),
         (g.browser.is_some(), "browser", "browser tests are not supported: Perfornium-rs drives HTTP"),
         (g.web.is_some(), "web", "browser tests are not supported: Perfornium-rs drives HTTP"),
         (g.ssl.is_some(), "ssl", "TLS options are not supported: https uses the system's trusted roots"),
@@ -523,7 +529,7 @@ mod tests {
             "normalizing twice changes nothing"
         );
         for (bad, want) in [
-            ("  influxdb: {url: x}\n", "not yet implemented"),
+            ("  influxdb: {url: x}\n", "outputs: [{type: influxdb"),
             ("  browser: {headless: true}\n", "Perfornium-rs drives HTTP"),
             ("  proxy: x\n", "global.proxy"),
             ("  faker: {locale: de}\n", "`de` is not supported"),
@@ -537,8 +543,8 @@ mod tests {
         }
         let hooks = basic("1s").replace("  - name: s\n", "  - name: s\n    setup: 'x = 1'\n");
         assert!(refused(&hooks).contains("`setup` is not supported"));
-        let outputs = basic("1s") + "outputs:\n  - {type: json, file: r.json}\n";
-        assert!(refused(&outputs).contains("-o DIR"));
+        let outputs = basic("1s") + "outputs:\n  - {type: json, file: r.json, compression: gzip}\n";
+        assert!(refused(&outputs).contains("`compression` is not supported"));
         let loop_mode = basic("1s").replace(
             "  - name: s\n",
             "  - name: s\n    loop: {count: 2, mode: x}\n",

@@ -32,6 +32,8 @@ pub struct Driver<S: RunStore> {
     stop_sent: bool,
     /// When each failed worker may next be asked whether it is back (controller clock, ms).
     next_late_probe: Vec<u64>,
+    /// Receives each second once it is closed, merged over the workers (the test's outputs).
+    seconds: Option<tokio::sync::mpsc::UnboundedSender<crate::metrics::collector::Interval>>,
 }
 
 impl<S: RunStore> Driver<S> {
@@ -53,6 +55,24 @@ impl<S: RunStore> Driver<S> {
             stop,
             stop_sent: false,
             next_late_probe: vec![0; rec_workers],
+            seconds: None,
+        }
+    }
+
+    /// Sends every second closed from now on, merged over the workers, to `tx`.
+    pub fn feed_seconds(
+        &mut self,
+        tx: tokio::sync::mpsc::UnboundedSender<crate::metrics::collector::Interval>,
+    ) {
+        self.seconds = Some(tx);
+    }
+
+    fn close_seconds(&mut self, upto: u64) {
+        let closed = self.rec.close_seconds(upto);
+        if let Some(tx) = &self.seconds {
+            for iv in closed {
+                let _ = tx.send(iv);
+            }
         }
     }
 
@@ -355,7 +375,7 @@ impl<S: RunStore> Driver<S> {
     }
 
     async fn finish(&mut self, phase: Phase) -> Result<(), StoreError> {
-        self.rec.close_seconds(u64::MAX);
+        self.close_seconds(u64::MAX);
         self.rec.phase = phase;
         self.rec.finished_ms = Some(now_ms());
         let requests: u64 = self.rec.merged_steps().iter().map(|s| s.count).sum();
@@ -453,9 +473,9 @@ impl<S: RunStore> Driver<S> {
             .map(|w| w.live.elapsed_s.floor() as u64)
             .min();
         match reported {
-            Some(s) if s > 1 => self.rec.close_seconds(s - 1),
+            Some(s) if s > 1 => self.close_seconds(s - 1),
             Some(_) => {}
-            None => self.rec.close_seconds(u64::MAX),
+            None => self.close_seconds(u64::MAX),
         }
     }
 

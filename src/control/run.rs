@@ -178,12 +178,14 @@ impl RunRecord {
         true
     }
 
-    /// Turns pending seconds up to `upto` into timeline points.
-    pub fn close_seconds(&mut self, upto: u64) {
+    /// Turns pending seconds up to `upto` into timeline points; returns them as merged intervals
+    /// (one per second, in order) for the test's outputs.
+    pub fn close_seconds(&mut self, upto: u64) -> Vec<Interval> {
         let rest = match upto.checked_add(1) {
             Some(next) => self.pending.split_off(&next),
             None => Default::default(),
         };
+        let mut closed = Vec::new();
         for (second, steps) in std::mem::replace(&mut self.pending, rest) {
             let iv = Interval {
                 seq: second,
@@ -195,7 +197,9 @@ impl RunRecord {
             let mut p = Point::from_interval(&iv);
             p.active_vus = self.live().active_vus;
             self.timeline.push(p);
+            closed.push(iv);
         }
+        closed
     }
 
     /// Step totals merged over every worker — the run's numbers.
@@ -586,7 +590,9 @@ mod tests {
                         rec = through_store(&saved);
                         pulled.clear();
                     }
-                    Op::Close(upto) => rec.close_seconds(upto),
+                    Op::Close(upto) => {
+                        rec.close_seconds(upto);
+                    }
                 }
                 check(&rec, &ws);
             }

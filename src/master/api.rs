@@ -133,6 +133,15 @@ async fn submit_run(
         Ok(t) => t,
         Err(e) => return refuse_submit(StatusCode::UNPROCESSABLE_ENTITY, e),
     };
+    if test.outputs.iter().any(|o| o.enabled) || test.report.as_ref().is_some_and(|r| r.generate) {
+        return refuse_submit(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "`outputs:` and `report:` are written by `perfornium run` and `perfornium distributed`, \
+             not by a master cluster (its leader may change mid-run): set `enabled: false` / \
+             `generate: false`, and use the console's `-o DIR` and `--report`"
+                .into(),
+        );
+    }
     if req.workers.is_empty() {
         return refuse_submit(
             StatusCode::UNPROCESSABLE_ENTITY,

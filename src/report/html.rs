@@ -94,6 +94,11 @@ fn metric_row(name: &str, s: &super::StepSummary) -> String {
 
 /// Renders the whole report.
 pub fn render(s: &RunSummary) -> String {
+    render_titled(s, &s.name, None)
+}
+
+/// Renders the whole report under `title` (page title and heading), with `description` under it.
+pub fn render_titled(s: &RunSummary, title: &str, description: Option<&str>) -> String {
     let t = &s.timeline;
     let pts = |f: fn(&crate::metrics::collector::Point) -> f64| {
         t.iter()
@@ -105,7 +110,7 @@ pub fn render(s: &RunSummary) -> String {
     let _ = write!(
         body,
         "<h1>{} <span class=\"{}\">{verdict}</span></h1>\n<p>{:.1} s · {} requests · {:.1} req/s · {} errors ({:.2}%) · p95 {:.2} ms · p99 {:.2} ms{}</p>\n",
-        escape(&s.name),
+        escape(title),
         verdict.to_lowercase(),
         s.duration_s,
         s.overall.count,
@@ -116,6 +121,9 @@ pub fn render(s: &RunSummary) -> String {
         s.overall.p99,
         s.phase.map(|p| format!(" · phase {p}")).unwrap_or_default()
     );
+    if let Some(d) = description {
+        let _ = writeln!(body, "<p class=\"note\">{}</p>", escape(d));
+    }
     body.push_str(&chart(
         "Latency percentiles over time",
         "ms",
@@ -212,7 +220,7 @@ pub fn render(s: &RunSummary) -> String {
     }
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n<style>{CSS}</style></head>\n<body>\n{body}<script>{SCRIPT}</script>\n</body></html>\n",
-        escape(&s.name)
+        escape(title)
     )
 }
 

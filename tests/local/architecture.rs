@@ -14,7 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["metrics"],
     &["engine"],
     &["report"],
-    &["api"],
+    &["api", "outputs"],
     &["guard", "control"],
     &["local", "mock", "worker", "master", "console"],
 ];
