@@ -225,5 +225,6 @@ pub fn explain(test: &TestFile) -> String {
             ),
         };
     }
+    super::outputs::explain(test, &mut out);
     out
 }

@@ -281,7 +281,7 @@ impl TryFrom<RawOutput> for Output {
             }
         };
         if let Some((key, why)) = raw.refused() {
-            return Err(format!("outputs: `{key}` is not supported: {why}"));
+            return Err(format!("`{key}` is not supported: {why}"));
         }
         let t = raw.kind.as_str();
         let only = |present: bool, key: &str, types: &[OutputKind]| -> Result<(), String> {
@@ -539,18 +539,18 @@ impl TryFrom<RawReport> for Report {
             (raw.performance.is_some(), "performance", "the report is small and written at once"),
         ];
         if let Some((_, key, why)) = refused.iter().find(|(p, _, _)| *p) {
-            return Err(format!("report: `{key}` is not supported: {why}"));
+            return Err(format!("`{key}` is not supported: {why}"));
         }
         if let Some(t) = raw.template.as_deref() {
             if t != "default" {
                 return Err(format!(
-                    "report: `template: {t}` is not supported: {fixed} (`default`)"
+                    "`template: {t}` is not supported: {fixed} (`default`)"
                 ));
             }
         }
         if raw.include_charts == Some(false) {
             return Err(format!(
-                "report: `include_charts: false` is not supported: {fixed}"
+                "`include_charts: false` is not supported: {fixed}"
             ));
         }
         Ok(Report {
@@ -559,6 +559,68 @@ impl TryFrom<RawReport> for Report {
             title: raw.title,
             description: raw.description,
         })
+    }
+}
+
+/// The `outputs:` and `report:` lines of `perfornium validate --explain`.
+pub fn explain(test: &super::TestFile, out: &mut String) {
+    use std::fmt::Write;
+    if !test.outputs.is_empty() {
+        let _ = writeln!(
+            out,
+            "outputs: one record per step per second (count, errors, mean, p50/p90/p95/p99, max in ms, stamped with the run's start plus that second) from the same intervals as `-o DIR`'s timeline.ndjson, then the run's summary; requests are not kept. A distributed run writes the controller's merged seconds, once"
+        );
+    }
+    for o in &test.outputs {
+        let what = match o.kind {
+            OutputKind::Json | OutputKind::Csv => format!(
+                "{} {} ({}{}; a `file` without {{{{timestamp}}}} gets one before its extension, local time YYYYMMDD-HHMMSS-mmm; relative to the working directory)",
+                format!("{:?}", o.kind).to_lowercase(),
+                o.file_path(&test.name).unwrap_or_default(),
+                match (o.kind, o.format) {
+                    (OutputKind::Csv, _) => format!("columns {}", o.fields.join(",")),
+                    (_, JsonFormat::Array) => "one document written at the end".into(),
+                    (_, JsonFormat::Ndjson) => "a line per record as each second closes, then the summary".into(),
+                },
+                if o.include_percentiles { "" } else { ", no percentiles" }
+            ),
+            OutputKind::Influxdb => format!(
+                "influxdb {} database {} (created if missing), measurement `{}` tagged test, run_id, step{}; the summary in `{}_summary`; line protocol, precision ms, up to {} lines per write every {} ms; a failed write is logged and retried at the next flush",
+                o.url.as_deref().unwrap_or_default(),
+                o.database.as_deref().unwrap_or_default(),
+                o.measurement,
+                o.tags.keys().map(|k| format!(", {k}")).collect::<String>(),
+                o.measurement,
+                o.batch_size,
+                o.flush_interval.as_millis()
+            ),
+            OutputKind::Graphite => format!(
+                "graphite {} (plaintext TCP): perfornium.<test>.<step>.<metric> per second, perfornium.<test>.summary.<step|all>.<metric> at the end; up to {} lines per write every {} ms",
+                o.url.as_deref().unwrap_or_default(),
+                o.batch_size,
+                o.flush_interval.as_millis()
+            ),
+            OutputKind::Webhook => format!(
+                "webhook POST {} once, when the run ends: {}{}",
+                o.url.as_deref().unwrap_or_default(),
+                if o.template.is_some() { "the template rendered (must be JSON)" } else { "the summary as JSON" },
+                if o.headers.is_empty() { String::new() } else { format!(", headers {}", o.headers.keys().cloned().collect::<Vec<_>>().join(", ")) }
+            ),
+        };
+        let _ = writeln!(out, "  {}{what}", if o.enabled { "" } else { "disabled: " });
+    }
+    if let Some(r) = &test.report {
+        if r.generate {
+            let _ = writeln!(
+                out,
+                "report: HTML written after the run to {} (title: {}){}",
+                r.path(&test.name),
+                r.title.as_deref().unwrap_or(&test.name),
+                if r.description.is_some() { ", with its description" } else { "" }
+            );
+        } else {
+            let _ = writeln!(out, "report: `generate: false`, none written");
+        }
     }
 }
 

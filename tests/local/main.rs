@@ -16,5 +16,6 @@ mod engine;
 mod format;
 mod fuzz;
 mod memory;
+mod outputs;
 mod protocols;
 mod report;
