@@ -549,9 +549,7 @@ impl TryFrom<RawReport> for Report {
             }
         }
         if raw.include_charts == Some(false) {
-            return Err(format!(
-                "`include_charts: false` is not supported: {fixed}"
-            ));
+            return Err(format!("`include_charts: false` is not supported: {fixed}"));
         }
         Ok(Report {
             generate: raw.generate.unwrap_or(true),
@@ -616,7 +614,11 @@ pub fn explain(test: &super::TestFile, out: &mut String) {
                 "report: HTML written after the run to {} (title: {}){}",
                 r.path(&test.name),
                 r.title.as_deref().unwrap_or(&test.name),
-                if r.description.is_some() { ", with its description" } else { "" }
+                if r.description.is_some() {
+                    ", with its description"
+                } else {
+                    ""
+                }
             );
         } else {
             let _ = writeln!(out, "report: `generate: false`, none written");

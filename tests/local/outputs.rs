@@ -47,14 +47,14 @@ fn one_file(dir: &Path, prefix: &str) -> PathBuf {
     let found: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(prefix)
-        })
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
         .collect();
-    assert_eq!(found.len(), 1, "one {prefix}* in {}: {found:?}", dir.display());
+    assert_eq!(
+        found.len(),
+        1,
+        "one {prefix}* in {}: {found:?}",
+        dir.display()
+    );
     found.into_iter().next().unwrap()
 }
 
@@ -103,7 +103,16 @@ fn json_csv_files_and_the_report_hold_what_the_mock_counted() {
             keys.insert((r["second"].as_u64(), r["step"].as_str().map(String::from))),
             "each step once per second: {r}"
         );
-        for k in ["timestamp", "errors", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms"] {
+        for k in [
+            "timestamp",
+            "errors",
+            "mean_ms",
+            "p50_ms",
+            "p90_ms",
+            "p95_ms",
+            "p99_ms",
+            "max_ms",
+        ] {
             assert!(r.get(k).is_some(), "{k} in {r}");
         }
     }
@@ -121,7 +130,9 @@ fn json_csv_files_and_the_report_hold_what_the_mock_counted() {
     let (secs, last) = lines.split_at(lines.len() - 1);
     assert!(secs.iter().all(|l| l["type"] == "second"));
     assert_eq!(
-        secs.iter().map(|l| l["count"].as_u64().unwrap()).sum::<u64>(),
+        secs.iter()
+            .map(|l| l["count"].as_u64().unwrap())
+            .sum::<u64>(),
         total
     );
     assert_eq!(last[0]["type"], "summary");
@@ -147,15 +158,20 @@ fn json_csv_files_and_the_report_hold_what_the_mock_counted() {
 
     // `fields` choose and order the columns; `include_percentiles: false` leaves p95 empty.
     let mut p = csv::Reader::from_path(one_file(&results, "p-")).unwrap();
-    assert_eq!(p.headers().unwrap(), vec!["step", "count", "p95_ms", "max_ms"]);
+    assert_eq!(
+        p.headers().unwrap(),
+        vec!["step", "count", "p95_ms", "max_ms"]
+    );
     let first = p.records().next().unwrap().unwrap();
     assert_eq!(&first[2], "", "no percentiles: {first:?}");
     assert!(first[3].parse::<f64>().unwrap() > 0.0);
 
     assert!(
-        !std::fs::read_dir(&results)
+        !std::fs::read_dir(&results).unwrap().any(|e| e
             .unwrap()
-            .any(|e| e.unwrap().file_name().to_string_lossy().starts_with("off")),
+            .file_name()
+            .to_string_lossy()
+            .starts_with("off")),
         "`enabled: false` writes nothing"
     );
 
@@ -163,10 +179,16 @@ fn json_csv_files_and_the_report_hold_what_the_mock_counted() {
     let report = one_file(&dir.path().join("reports"), "run-");
     assert_timestamped(&report, "run", ".html");
     let html = std::fs::read_to_string(report).unwrap();
-    assert!(html.contains("<title>Nightly &lt;API&gt; run</title>"), "title");
+    assert!(
+        html.contains("<title>Nightly &lt;API&gt; run</title>"),
+        "title"
+    );
     assert!(html.contains("<h1>Nightly &lt;API&gt; run"), "heading");
     assert!(html.contains("from the test file"));
-    assert!(html.contains(&format!("{total} requests")), "the run's count");
+    assert!(
+        html.contains(&format!("{total} requests")),
+        "the run's count"
+    );
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -240,7 +262,8 @@ impl Influx {
 
 /// Runs an InfluxQL query on `db` at `url`; returns the first series' rows.
 fn query(url: &str, db: &str, q: &str) -> Vec<Vec<serde_json::Value>> {
-    let url = url::Url::parse_with_params(&format!("{url}/query"), &[("db", db), ("q", q)]).unwrap();
+    let url =
+        url::Url::parse_with_params(&format!("{url}/query"), &[("db", db), ("q", q)]).unwrap();
     let (code, body) = http_get(url.as_str()).unwrap();
     assert_eq!(code, 200, "{q}: {body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -281,17 +304,29 @@ fn influxdb_stores_points_that_add_up_to_the_mocks_count() {
         total,
         "the per-second points add up to the mock's count"
     );
-    let points = influx.query("perf", "SELECT \"count\" FROM \"perfornium\" GROUP BY \"step\"");
+    let points = influx.query(
+        "perf",
+        "SELECT \"count\" FROM \"perfornium\" GROUP BY \"step\"",
+    );
     assert!(points.len() >= 2, "a point per second per step: {points:?}");
     for (tag, want) in [("env", "ci"), ("team", "load test"), ("test", "influx")] {
-        let values = influx.query("perf", &format!("SHOW TAG VALUES FROM \"perfornium\" WITH KEY = \"{tag}\""));
+        let values = influx.query(
+            "perf",
+            &format!("SHOW TAG VALUES FROM \"perfornium\" WITH KEY = \"{tag}\""),
+        );
         assert_eq!(values.len(), 1, "{tag}: {values:?}");
         assert_eq!(values[0][1], want, "{tag}");
     }
-    let steps = influx.query("perf", "SHOW TAG VALUES FROM \"perfornium\" WITH KEY = \"step\"");
+    let steps = influx.query(
+        "perf",
+        "SHOW TAG VALUES FROM \"perfornium\" WITH KEY = \"step\"",
+    );
     assert_eq!(steps.len(), 2, "{steps:?}");
     assert_eq!(
-        influx.sum("perf", "SELECT sum(\"count\") FROM \"perfornium_summary\" WHERE \"step\" = 'all'"),
+        influx.sum(
+            "perf",
+            "SELECT sum(\"count\") FROM \"perfornium_summary\" WHERE \"step\" = 'all'"
+        ),
         total,
         "the summary point"
     );
@@ -309,15 +344,15 @@ fn a_failed_influxdb_write_is_logged_and_retried_at_the_next_flush() {
         .extra(&influx_output("http://127.0.0.1:PORT", "late"));
     let conf_dir = tempfile::tempdir().unwrap();
     let ports = free_ports(2);
-    let file = file
-        .text()
-        .replace("PORT", &ports[1].to_string());
+    let file = file.text().replace("PORT", &ports[1].to_string());
     let path = write(dir.path(), "t.yaml", &file);
     let mut cmd = Command::new(BIN);
     cmd.args(["run", &path]).current_dir(dir.path());
     let run = start_cmd(cmd);
     assert!(
-        wait_for(10, || run.stderr_line_at("will retry at the next flush").is_some()),
+        wait_for(10, || run
+            .stderr_line_at("will retry at the next flush")
+            .is_some()),
         "the failed write is logged: {}",
         run.stderr_tail()
     );
@@ -332,7 +367,8 @@ fn a_failed_influxdb_write_is_logged_and_retried_at_the_next_flush() {
     let server = try_start(icmd, "influxd (Debian package `influxdb`)");
     let url = format!("http://127.0.0.1:{}", ports[1]);
     assert!(
-        wait_for(20, || http_get(&format!("{url}/ping")).is_ok_and(|(c, _)| c == 204)),
+        wait_for(20, || http_get(&format!("{url}/ping"))
+            .is_ok_and(|(c, _)| c == 204)),
         "influxd never answered /ping: {}",
         server.stderr_tail()
     );
@@ -364,7 +400,14 @@ fn a_distributed_run_writes_the_merged_points_once() {
     let out = dir.path().join("out");
     run_in(
         dir.path(),
-        &["distributed", &file, "-w", &worker_list(&[&a, &b]), "-o", out.to_str().unwrap()],
+        &[
+            "distributed",
+            &file,
+            "-w",
+            &worker_list(&[&a, &b]),
+            "-o",
+            out.to_str().unwrap(),
+        ],
     );
     let total = mock_total(&mock);
     assert_eq!(summary(&out)["overall"]["count"], total);
@@ -373,10 +416,16 @@ fn a_distributed_run_writes_the_merged_points_once() {
         total,
         "merged once, not once per worker"
     );
-    let runs = influx.query("dist", "SHOW TAG VALUES FROM \"perfornium\" WITH KEY = \"run_id\"");
+    let runs = influx.query(
+        "dist",
+        "SHOW TAG VALUES FROM \"perfornium\" WITH KEY = \"run_id\"",
+    );
     assert_eq!(runs.len(), 1, "one writer, the controller: {runs:?}");
     // One point per step and second: the workers' shares of a second were merged before writing.
-    let per_step = influx.query("dist", "SELECT count(\"count\") FROM \"perfornium\" WHERE \"step\" = 'list'");
+    let per_step = influx.query(
+        "dist",
+        "SELECT count(\"count\") FROM \"perfornium\" WHERE \"step\" = 'list'",
+    );
     let timeline = summary(&out)["timeline"].as_array().unwrap().clone();
     let seconds_with_list = timeline
         .iter()
@@ -443,7 +492,10 @@ fn carbon() -> Carbon {
         );
         let mut cmd = Command::new("carbon-cache");
         cmd.args([&format!("--config={conf_path}"), "--nodaemon", "start"]);
-        let mut proc = try_start(cmd, "carbon-cache (Debian package `graphite-carbon`, see .ci/run)");
+        let mut proc = try_start(
+            cmd,
+            "carbon-cache (Debian package `graphite-carbon`, see .ci/run)",
+        );
         let t = Instant::now();
         while t.elapsed() < SERVER_READY {
             if proc.child.try_wait().unwrap().is_some() {
@@ -480,9 +532,14 @@ impl Carbon {
             return 0.0;
         }
         let mut cmd = Command::new("whisper-fetch");
-        cmd.arg(format!("--from={}", now_ms() / 1000 - 3000)).arg(&path);
+        cmd.arg(format!("--from={}", now_ms() / 1000 - 3000))
+            .arg(&path);
         let out = start_cmd(cmd).wait_with_deadline(Duration::from_secs(20));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
@@ -505,10 +562,13 @@ fn graphite_carbon_stores_points_that_add_up_to_the_mocks_count() {
     let total = mock_total(&mock) as f64;
     assert!(total > 20.0);
     // carbon writes its cache to disk on its own schedule: read until the sums are there.
-    let sum = || carbon.sum("perfornium.graph.list.count") + carbon.sum("perfornium.graph.one.count");
+    let sum =
+        || carbon.sum("perfornium.graph.list.count") + carbon.sum("perfornium.graph.one.count");
     let stored = wait_for(20, || sum() == total);
     assert!(stored, "whisper holds {} of {total}", sum());
-    assert!(wait_for(20, || carbon.sum("perfornium.graph.summary.all.count") == total));
+    assert!(wait_for(20, || carbon
+        .sum("perfornium.graph.summary.all.count")
+        == total));
     assert!(carbon.sum("perfornium.graph.list.p95_ms") > 0.0);
 }
 
@@ -561,7 +621,8 @@ fn receiver() -> (String, Arc<Mutex<Vec<Received>>>) {
                 headers,
                 String::from_utf8_lossy(&body).to_string(),
             ));
-            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
         }
     });
     (format!("http://{addr}"), got)
@@ -584,7 +645,10 @@ fn a_webhook_gets_one_post_with_the_summary() {
     assert_eq!(plain.len(), 1, "exactly one POST: {got:?}");
     let (method, _, headers, body) = plain[0];
     assert_eq!(method, "POST");
-    assert!(headers.contains(&("x-token".into(), "abc".into())), "{headers:?}");
+    assert!(
+        headers.contains(&("x-token".into(), "abc".into())),
+        "{headers:?}"
+    );
     let v: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(v["type"], "test_completed");
     assert_eq!(v["summary"]["overall"]["count"], total);
@@ -604,17 +668,36 @@ fn output_and_report_keys_that_cannot_act_are_refused_by_name_at_their_line() {
     let dir = tempfile::tempdir().unwrap();
     let base = "name: t\nglobal:\n  base_url: http://127.0.0.1:9\nload: { pattern: basic, virtual_users: 1, iterations: 1 }\nscenarios:\n  - name: s\n    steps:\n      - path: /\n";
     for (extra, line, want) in [
-        ("outputs:\n  - { type: json, file: r.json }\n  - { type: csv, compression: gzip }\n", 11, "`compression` is not supported: files are written uncompressed"),
-        ("outputs:\n  - { type: influxdb, url: \"http://h:8086\", databse: d }\n", 10, "did you mean `database`?"),
+        (
+            "outputs:\n  - { type: json, file: r.json }\n  - { type: csv, compression: gzip }\n",
+            11,
+            "`compression` is not supported: files are written uncompressed",
+        ),
+        (
+            "outputs:\n  - { type: influxdb, url: \"http://h:8086\", databse: d }\n",
+            10,
+            "did you mean `database`?",
+        ),
         ("outputs:\n  - { type: jsno }\n", 10, "did you mean `json`?"),
-        ("outputs:\n  - { type: json, include_response_body: true }\n", 10, "not a request"),
-        ("report:\n  generate: true\n  branding: { logo: x.png }\n", 10, "`branding` is not supported"),
+        (
+            "outputs:\n  - { type: json, include_response_body: true }\n",
+            10,
+            "not a request",
+        ),
+        (
+            "report:\n  generate: true\n  branding: { logo: x.png }\n",
+            10,
+            "`branding` is not supported",
+        ),
     ] {
         let path = write(dir.path(), "t.yaml", &format!("{base}{extra}"));
         let res = run(&["validate", &path]);
         let stderr = String::from_utf8_lossy(&res.stderr);
         assert_eq!(res.status.code(), Some(1), "{extra}: {stderr}");
-        assert!(stderr.contains(&format!("t.yaml:{line}:")), "{extra}: line {line}: {stderr}");
+        assert!(
+            stderr.contains(&format!("t.yaml:{line}:")),
+            "{extra}: line {line}: {stderr}"
+        );
         assert!(stderr.contains(want), "{extra}: {stderr}");
     }
     let path = write(
@@ -624,8 +707,15 @@ fn output_and_report_keys_that_cannot_act_are_refused_by_name_at_their_line() {
     );
     let res = run(&["validate", "--explain", &path]);
     let stdout = String::from_utf8_lossy(&res.stdout);
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
-    assert!(stdout.contains("one record per step per second"), "{stdout}");
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert!(
+        stdout.contains("one record per step per second"),
+        "{stdout}"
+    );
     assert!(stdout.contains("http://h:8086"), "{stdout}");
     assert!(stdout.contains("disabled"), "{stdout}");
     assert!(stdout.contains("r-{{timestamp}}.html"), "{stdout}");
