@@ -23,7 +23,7 @@ enum Kind {
     },
     Ndjson(BufWriter<File>),
     Csv {
-        out: csv::Writer<File>,
+        out: Box<csv::Writer<File>>,
         fields: Vec<String>,
     },
 }
@@ -49,7 +49,7 @@ impl FileSink {
                     .and_then(|_| out.flush().map_err(csv::Error::from))
                     .map_err(|e| fail(std::io::Error::other(e)))?;
                 Kind::Csv {
-                    out,
+                    out: Box::new(out),
                     fields: o.fields.clone(),
                 }
             }

@@ -240,7 +240,9 @@ pub fn start(test: &TestFile, run_id: &str) -> Result<Option<Outputs>, OutputErr
     let mut sinks = Vec::new();
     for o in enabled {
         sinks.push(match o.kind {
-            OutputKind::Json | OutputKind::Csv => Sink::File(files::FileSink::create(o, &info)?),
+            OutputKind::Json | OutputKind::Csv => {
+                Sink::File(Box::new(files::FileSink::create(o, &info)?))
+            }
             OutputKind::Influxdb => Sink::Influx(net::Influx::new(o, &info)),
             OutputKind::Graphite => Sink::Graphite(net::Graphite::new(o, &info)),
             OutputKind::Webhook => Sink::Webhook(net::Webhook::new(o, &info)),
@@ -331,7 +333,7 @@ fn prepare_report(r: &Report, test: &str) -> Result<String, OutputError> {
 }
 
 enum Sink {
-    File(files::FileSink),
+    File(Box<files::FileSink>),
     Influx(net::Influx),
     Graphite(net::Graphite),
     Webhook(net::Webhook),
