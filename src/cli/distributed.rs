@@ -102,6 +102,22 @@ async fn run(test: TestFile, launch: Launch, stop: CancellationToken) -> Result<
         driver.feed_seconds(o.sender());
     }
     let updates = driver.subscribe();
+    // The records are stamped from the agreed start instant once the driver has set it.
+    let stamping = outs.as_ref().map(|o| {
+        let clock = o.start_clock();
+        let mut rx = updates.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Some(t) = rx.borrow_and_update().start_at_ms {
+                    clock.set(t);
+                    return;
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+    });
     let driving = tokio::spawn(driver.drive());
     if tui {
         show_console(updates.clone(), stop).await?;
@@ -111,6 +127,9 @@ async fn run(test: TestFile, launch: Launch, stop: CancellationToken) -> Result<
         .await
         .map_err(|e| anyhow::anyhow!("the driver task failed: {e}"))??;
     progress.abort();
+    if let Some(s) = stamping {
+        s.abort();
+    }
     master.close().await?;
     if let Some(o) = outs {
         o.finish(&rec.summary()).await?;

@@ -216,9 +216,26 @@ pub struct RunInfo {
     pub start_ms: u64,
 }
 
+/// The run's start (Unix ms) as the records are stamped with it: when the outputs started, until
+/// the caller knows better ([`Outputs::start_clock`]: a distributed run's agreed start instant).
+#[derive(Debug, Clone)]
+pub struct StartClock(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl StartClock {
+    /// Stamps the records of seconds not yet written as counted from `unix_ms`.
+    pub fn set(&self, unix_ms: u64) {
+        self.0.store(unix_ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// A running set of outputs: feed it intervals through [`Outputs::sender`], then [`Outputs::finish`].
 pub struct Outputs {
     tx: mpsc::UnboundedSender<Interval>,
+    clock: StartClock,
     done: oneshot::Sender<RunSummary>,
     task: JoinHandle<Result<(), OutputError>>,
 }
@@ -254,21 +271,33 @@ pub fn start(test: &TestFile, run_id: &str) -> Result<Option<Outputs>, OutputErr
     };
     let (tx, rx) = mpsc::unbounded_channel();
     let (done, done_rx) = oneshot::channel();
+    let clock = StartClock(std::sync::Arc::new(info.start_ms.into()));
     let task = tokio::spawn(run_sinks(
         info,
+        clock.clone(),
         names,
         sinks,
         rx,
         done_rx,
         report.zip(report_path),
     ));
-    Ok(Some(Outputs { tx, done, task }))
+    Ok(Some(Outputs {
+        tx,
+        clock,
+        done,
+        task,
+    }))
 }
 
 impl Outputs {
     /// Where the run's closed seconds go (the engine's `sink`, or the controller's merged seconds).
     pub fn sender(&self) -> mpsc::UnboundedSender<Interval> {
         self.tx.clone()
+    }
+
+    /// Sets the instant second 0 is counted from (default: when the outputs started).
+    pub fn start_clock(&self) -> StartClock {
+        self.clock.clone()
     }
 
     /// Writes the last seconds, the summary and the report, and waits until every sink is done
@@ -400,7 +429,8 @@ fn to_records(info: &RunInfo, names: &[String], p: &Pending) -> Vec<Record> {
 }
 
 async fn run_sinks(
-    info: RunInfo,
+    mut info: RunInfo,
+    clock: StartClock,
     names: Vec<String>,
     mut sinks: Vec<Sink>,
     mut rx: mpsc::UnboundedReceiver<Interval>,
@@ -416,6 +446,7 @@ async fn run_sinks(
         tokio::select! {
             iv = rx.recv(), if open => match iv {
                 Some(iv) => {
+                    info.start_ms = clock.get();
                     if let Some(done) = absorb(&mut pending, iv, names.len()) {
                         hand_on(&mut sinks, &to_records(&info, &names, &done), &mut first_error).await;
                     }
@@ -433,6 +464,7 @@ async fn run_sinks(
             }
         }
     };
+    info.start_ms = clock.get();
     while let Ok(iv) = rx.try_recv() {
         if let Some(done) = absorb(&mut pending, iv, names.len()) {
             hand_on(
