@@ -3,7 +3,8 @@
 //! seconds in a distributed run: the same stream `-o DIR`'s `timeline.ndjson` is made of), turns
 //! each second into one [`Record`] per step, and hands them to every enabled sink; at the end it
 //! writes the summary to each and the HTML report. The load never waits for an output: intervals
-//! are queued without a bound, and a slow or failing server only delays its own sink.
+//! are queued without a bound, and a slow or failing server (each request bounded by a 3 s
+//! timeout) only delays the outputs; at the end, the process waits for their last tries.
 //!
 //! What one record is: one step over one second — count, errors, mean, p50/p90/p95/p99 and max in
 //! ms, stamped with the run's start plus that second. Individual requests are not kept.

@@ -720,3 +720,45 @@ fn output_and_report_keys_that_cannot_act_are_refused_by_name_at_their_line() {
     assert!(stdout.contains("disabled"), "{stdout}");
     assert!(stdout.contains("r-{{timestamp}}.html"), "{stdout}");
 }
+
+#[test]
+fn an_influxdb_that_never_answers_does_not_slow_the_load() {
+    // A listener that accepts connections and never answers: every write waits for its timeout.
+    let hole = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = hole.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in hole.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    let mock = mock(0);
+    let dir = tempfile::tempdir().unwrap();
+    let file = yaml(&mock)
+        .name("hole")
+        .load("pattern: arrivals, rate: 50, duration: 2s")
+        .extra(&format!(
+            "outputs:\n  - {{ type: influxdb, url: \"http://{addr}\", database: d, flush_interval: 100ms }}\n"
+        ))
+        .write(dir.path());
+    let out = dir.path().join("out");
+    let started = Instant::now();
+    let res = run_in(dir.path(), &["run", &file, "-o", out.to_str().unwrap()]);
+    let took = started.elapsed();
+    let s = summary(&out);
+    assert_eq!(mock_total(&mock), 100, "50/s for 2 s, every arrival sent");
+    assert_eq!(s["overall"]["count"], 100);
+    assert_eq!(s["dropped_iterations"], 0);
+    assert!(
+        s["duration_s"].as_f64().unwrap() < 2.5,
+        "the load kept its pace: {}",
+        s["duration_s"]
+    );
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        stderr.contains("points not written when the run ended"),
+        "{stderr}"
+    );
+    // After the load: the last flush's two tries, each bounded by the 3 s request timeout.
+    assert!(took < Duration::from_secs(15), "{took:?}");
+}
