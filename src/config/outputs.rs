@@ -404,6 +404,16 @@ impl TryFrom<RawOutput> for Output {
             }
             Json | Csv => {}
         }
+        if let Some(k) = raw
+            .tags
+            .iter()
+            .flat_map(|t| t.keys())
+            .find(|k| ["test", "run_id", "step"].contains(&k.as_str()))
+        {
+            return Err(format!(
+                "influxdb `tags.{k}` is not allowed: every point is already tagged test, run_id and step"
+            ));
+        }
         if raw.batch_size == Some(0) {
             return Err("`batch_size` must be at least 1".into());
         }
@@ -666,6 +676,11 @@ mod tests {
             .unwrap_err()
             .contains("did you mean `json`?"));
         assert!(one("{type: html}").unwrap_err().contains("report:"));
+        assert!(
+            one("{type: influxdb, url: 'http://h:8086', database: d, tags: {step: x}}")
+                .unwrap_err()
+                .contains("already tagged")
+        );
         assert!(one("{type: json, include_response_body: true}")
             .unwrap_err()
             .contains("`include_response_body` is not supported"));

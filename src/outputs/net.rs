@@ -435,14 +435,21 @@ impl Webhook {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            let mut req = self
-                .client
-                .post(&self.url)
-                .header(
+            let mut req = self.client.post(&self.url).body(body.to_string());
+            let has = |name: &str| {
+                self.headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case(name))
+            };
+            if !has("content-type") {
+                req = req.header("Content-Type", "application/json");
+            }
+            if !has("user-agent") {
+                req = req.header(
                     "User-Agent",
                     concat!("perfornium/", env!("CARGO_PKG_VERSION")),
-                )
-                .json(&body);
+                );
+            }
             for (k, v) in &self.headers {
                 req = req.header(k.as_str(), v.as_str());
             }

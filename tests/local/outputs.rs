@@ -635,7 +635,7 @@ fn a_webhook_gets_one_post_with_the_summary() {
     let dir = tempfile::tempdir().unwrap();
     let file = two_step_test(&mock, "hook")
         .extra(&format!(
-            "outputs:\n  - type: webhook\n    url: \"{url}/plain\"\n    method: POST\n    headers: {{ X-Token: abc }}\n  - type: webhook\n    url: \"{url}/templated\"\n    template: '{{\"text\": \"{{{{test_name}}}}: {{{{total_requests}}}} requests, {{{{success_rate}}}}% ok\", \"p95\": {{{{summary.overall.p95_ms}}}}}}'\n"
+            "outputs:\n  - type: webhook\n    url: \"{url}/plain\"\n    method: POST\n    headers: {{ X-Token: abc, Content-Type: application/json }}\n  - type: webhook\n    url: \"{url}/templated\"\n    template: '{{\"text\": \"{{{{test_name}}}}: {{{{total_requests}}}} requests, {{{{success_rate}}}}% ok\", \"p95\": {{{{summary.overall.p95_ms}}}}}}'\n"
         ))
         .write(dir.path());
     run_in(dir.path(), &["run", &file]);
@@ -648,6 +648,11 @@ fn a_webhook_gets_one_post_with_the_summary() {
     assert!(
         headers.contains(&("x-token".into(), "abc".into())),
         "{headers:?}"
+    );
+    assert_eq!(
+        headers.iter().filter(|(k, _)| k == "content-type").count(),
+        1,
+        "a Content-Type given in `headers` replaces the default: {headers:?}"
     );
     let v: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(v["type"], "test_completed");
