@@ -133,9 +133,13 @@ impl<S: RunStore> Driver<S> {
             return false;
         }
         let pct = failed as f64 * 100.0 / taking_part.len().max(1) as f64;
+        let running = taking_part.len() - failed;
+        let too_few =
+            running < self.rec.settings.min_workers as usize && !self.rec.settings.scale_down_load;
         !self.rec.settings.continue_on_partial_failure
             || pct > self.rec.settings.failure_threshold_pct
             || failed == taking_part.len()
+            || too_few
     }
 
     async fn prepare_all(&mut self) -> Result<(), StoreError> {
@@ -153,17 +157,26 @@ impl<S: RunStore> Driver<S> {
                 worker: Some(self.rec.workers[i].addr.addr()),
             };
             loop {
-                match self.clients[i].prepare(&body).await {
-                    Ok(_) => {
+                let left = Duration::from_millis(deadline.saturating_sub(now_ms()));
+                match tokio::time::timeout(left, self.clients[i].prepare(&body)).await {
+                    Ok(Ok(_)) => {
                         self.rec.workers[i].state = WorkerState::Prepared;
                         self.rec.workers[i].last_seen_ms = now_ms();
                         break;
                     }
-                    Err(e) if e.is_permanent() || now_ms() >= deadline => {
+                    Ok(Err(e)) if e.is_permanent() || now_ms() >= deadline => {
                         self.fail_worker(i, e.to_string());
                         break;
                     }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                    Err(_) => {
+                        let why = format!(
+                            "not prepared within the coordination timeout ({} ms)",
+                            self.rec.settings.coordination_timeout_ms
+                        );
+                        self.fail_worker(i, why);
+                        break;
+                    }
+                    Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(200)).await,
                 }
             }
         }
@@ -184,11 +197,15 @@ impl<S: RunStore> Driver<S> {
     }
 
     async fn start_all(&mut self) -> Result<(), StoreError> {
+        let estimates_by = now_ms() + self.rec.settings.coordination_timeout_ms;
         for i in 0..self.clients.len() {
             if self.rec.workers[i].offset.is_none()
                 && self.rec.workers[i].state == WorkerState::Prepared
             {
-                if let Ok(o) = clock::estimate(&self.clients[i], 5).await {
+                let left = Duration::from_millis(estimates_by.saturating_sub(now_ms()));
+                if let Ok(Ok(o)) =
+                    tokio::time::timeout(left, clock::estimate(&self.clients[i], 5)).await
+                {
                     self.rec.workers[i].offset = Some(o);
                 }
             }
@@ -215,16 +232,25 @@ impl<S: RunStore> Driver<S> {
             // coordination timeout, as `/prepare` is, instead of failing the worker at once.
             let deadline = now_ms() + self.rec.settings.coordination_timeout_ms;
             loop {
-                match self.clients[i].start(&body).await {
-                    Ok(_) => {
+                let left = Duration::from_millis(deadline.saturating_sub(now_ms()));
+                match tokio::time::timeout(left, self.clients[i].start(&body)).await {
+                    Ok(Ok(_)) => {
                         self.rec.workers[i].state = WorkerState::Started;
                         break;
                     }
-                    Err(e) if e.is_permanent() || now_ms() >= deadline => {
+                    Ok(Err(e)) if e.is_permanent() || now_ms() >= deadline => {
                         self.fail_worker(i, e.to_string());
                         break;
                     }
-                    Err(e) => {
+                    Err(_) => {
+                        let why = format!(
+                            "not started within the coordination timeout ({} ms)",
+                            self.rec.settings.coordination_timeout_ms
+                        );
+                        self.fail_worker(i, why);
+                        break;
+                    }
+                    Ok(Err(e)) => {
                         warn!(worker = %self.clients[i].addr, "start not acknowledged, sending it again: {e}");
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
@@ -314,14 +340,18 @@ impl<S: RunStore> Driver<S> {
 
     /// Hands each newly failed worker's share to the survivors, when the test asks for it.
     async fn redistribute_failed(&mut self) {
-        if !self.rec.settings.load_redistribution || !self.rec.settings.continue_on_partial_failure
-        {
+        if !self.rec.settings.continue_on_partial_failure {
+            return;
+        }
+        self.scale_down_failed();
+        if !self.rec.settings.load_redistribution {
             return;
         }
         let dead: Vec<usize> = (0..self.rec.workers.len())
             .filter(|&i| {
                 self.rec.workers[i].state == WorkerState::Failed
                     && !self.rec.workers[i].redistributed
+                    && !self.rec.workers[i].scaled_down
             })
             .collect();
         for d in dead {
@@ -350,6 +380,52 @@ impl<S: RunStore> Driver<S> {
             }
             self.event(format!(
                 "the share of {addr} was redistributed to the surviving workers"
+            ));
+        }
+    }
+
+    /// `graceful_degradation.scale_down_load`: once fewer than `min_workers_threshold` workers are
+    /// running, each newly failed worker's share is dropped — the survivors keep their own shares,
+    /// so the total load goes down by that share — and the run goes on.
+    fn scale_down_failed(&mut self) {
+        let s = &self.rec.settings;
+        if !s.scale_down_load {
+            return;
+        }
+        let taking_part = self
+            .rec
+            .workers
+            .iter()
+            .filter(|w| w.state != WorkerState::Idle)
+            .count();
+        let running = self
+            .rec
+            .workers
+            .iter()
+            .filter(|w| w.state != WorkerState::Idle && w.state != WorkerState::Failed)
+            .count();
+        if running >= s.min_workers as usize {
+            return;
+        }
+        let total: u64 = self.rec.workers.iter().map(|w| super::plan::units(&w.load)).sum();
+        for i in 0..self.rec.workers.len() {
+            let w = &self.rec.workers[i];
+            if w.state != WorkerState::Failed || w.redistributed || w.scaled_down {
+                continue;
+            }
+            self.rec.workers[i].scaled_down = true;
+            let dropped: u64 = self
+                .rec
+                .workers
+                .iter()
+                .filter(|w| w.scaled_down)
+                .map(|w| super::plan::units(&w.load))
+                .sum();
+            let addr = self.rec.workers[i].addr.addr();
+            let left = 100.0 * (total - dropped) as f64 / total.max(1) as f64;
+            self.event(format!(
+                "the share of {addr} was dropped (scale_down_load: {running} of {taking_part} workers running, fewer than min_workers_threshold {}); the load is now {left:.1}% of the plan",
+                self.rec.settings.min_workers
             ));
         }
     }
@@ -503,7 +579,7 @@ impl<S: RunStore> Driver<S> {
     /// dropped. Its state stays failed. When its share went to the survivors it is told to stop,
     /// so the load is not run twice.
     async fn poll_failed(&mut self, i: usize) {
-        if self.rec.workers[i].results.is_some() {
+        if self.rec.workers[i].results.is_some() || !self.rec.settings.auto_reconnect {
             return;
         }
         // Until it answers, a failed worker is asked once per detection timeout, so a worker that

@@ -21,29 +21,58 @@ pub fn settings(test: &TestFile, sync_start: bool) -> Settings {
     let handling = orch.failure_handling.clone().unwrap_or_default();
     let failures = d
         .fault_tolerance
-        .and_then(|f| f.worker_failures)
+        .as_ref()
+        .and_then(|f| f.worker_failures.clone())
         .unwrap_or_default();
     let heartbeat_ms = ms(orch.heartbeat_interval, 5_000);
     let sync = orch.synchronization.clone().unwrap_or_default();
+    let geo = d
+        .geographic
+        .as_ref()
+        .and_then(|g| g.coordination.clone())
+        .unwrap_or_default();
+    let partitions = d
+        .fault_tolerance
+        .as_ref()
+        .and_then(|f| f.network_partitions.clone())
+        .unwrap_or_default();
+    let degrade = failures.graceful_degradation.clone().unwrap_or_default();
     Settings {
         sync_start: sync_start
             || coord.synchronized_start.unwrap_or(false)
+            || geo.synchronized_start.unwrap_or(false)
             || sync.start_barrier.unwrap_or(false),
         heartbeat_ms,
-        detection_timeout_ms: ms(failures.detection_timeout, 3 * heartbeat_ms),
+        detection_timeout_ms: ms(
+            failures.detection_timeout.or(partitions.detection_timeout),
+            3 * heartbeat_ms,
+        ),
         coordination_timeout_ms: ms(orch.coordination_timeout, 60_000),
         failure_threshold_pct: handling
             .worker_failure_threshold
             .or(failures.max_failure_rate)
             .unwrap_or(20.0),
-        continue_on_partial_failure: handling.continue_on_partial_failure.unwrap_or(true),
+        continue_on_partial_failure: handling
+            .continue_on_partial_failure
+            .or(handling.graceful_degradation)
+            .or(degrade.enabled)
+            .unwrap_or(true),
         load_redistribution: failures
             .recovery
             .and_then(|r| r.load_redistribution)
             .unwrap_or(false),
         start_delay_ms: 5_000,
-        time_skew_tolerance_ms: coord.time_skew_tolerance.map(|d| d.as_millis() as u64),
+        time_skew_tolerance_ms: coord
+            .time_skew_tolerance
+            .or(geo.time_skew_tolerance)
+            .map(|d| d.as_millis() as u64),
         clock_sync: sync.clock_sync.unwrap_or(true),
+        min_workers: degrade.min_workers_threshold.unwrap_or(0),
+        scale_down_load: degrade.scale_down_load.unwrap_or(false),
+        auto_reconnect: partitions
+            .recovery
+            .and_then(|r| r.auto_reconnect)
+            .unwrap_or(true),
     }
 }
 
@@ -72,11 +101,17 @@ pub fn resolve_split(cli: Option<Strategy>, test: &mut TestFile) -> (Strategy, S
     use crate::config::SplitStrategy as S;
     if let Some(s) = cli {
         if let Some(d) = &mut test.distributed {
-            let overridden =
-                d.distribution.is_some() || d.weights.is_some() || d.strategy.is_some();
+            let regions = d.geographic.as_ref().is_some_and(|g| g.active());
+            let overridden = d.distribution.is_some()
+                || d.weights.is_some()
+                || d.strategy.is_some()
+                || regions;
             d.distribution = None;
             d.weights = None;
             d.strategy = None;
+            if let Some(g) = d.geographic.as_mut().filter(|_| regions) {
+                g.enabled = Some(false);
+            }
             if overridden {
                 return (s, format!("{s}, from the command line over the test's"));
             }
@@ -85,6 +120,14 @@ pub fn resolve_split(cli: Option<Strategy>, test: &mut TestFile) -> (Strategy, S
     }
     let d = test.distributed.as_ref();
     let by_map = |name: &str| (Strategy::CapacityBased, name.to_string());
+    if d.and_then(|d| d.geographic.as_ref())
+        .is_some_and(|g| g.active())
+    {
+        return (
+            Strategy::Geographic,
+            "geographic, by the regions' load_percentage".into(),
+        );
+    }
     match d.and_then(|d| d.strategy) {
         Some(S::Weighted) => by_map("weighted"),
         Some(S::Custom) => by_map("custom"),
@@ -132,6 +175,7 @@ pub fn new_record(
             csv_rows: Default::default(),
             extra_units: 0,
             redistributed: false,
+            scaled_down: false,
             late: None,
         })
         .collect();

@@ -191,10 +191,11 @@ fn check_list(workers: &[WorkerAddr], origin: &str) -> Result<(), WorkersError> 
         });
     }
     for (j, w) in workers.iter().enumerate() {
-        if let Some(i) = workers[..j].iter().position(|o| o.addr() == w.addr()) {
+        let same = |o: &WorkerAddr| o.addr() == w.addr() || (w.id.is_some() && o.id == w.id);
+        if let Some(i) = workers[..j].iter().position(same) {
             return Err(WorkersError::Duplicate {
                 origin: origin.to_string(),
-                addr: w.addr(),
+                addr: w.id.clone().filter(|id| workers[i].id.as_ref() == Some(id)).unwrap_or_else(|| w.addr()),
                 first: i + 1,
                 second: j + 1,
             });
