@@ -22,6 +22,10 @@ use tracing::{info, warn, Instrument};
 /// How often workers are polled for metrics (each answer is also a heartbeat).
 pub const POLL: Duration = Duration::from_secs(1);
 
+/// The least time a `/start` call (or a clock estimate) is given when the coordination deadline is
+/// near: workers are started one after another, so a late one still gets one real try.
+const MIN_CALL: Duration = Duration::from_secs(1);
+
 /// Drives one run.
 pub struct Driver<S: RunStore> {
     store: S,
@@ -146,38 +150,47 @@ impl<S: RunStore> Driver<S> {
         self.rec.phase = Phase::Preparing;
         info!("preparing workers");
         self.save().await?;
+        // Every worker is prepared at once, so `coordination_timeout` bounds the whole phase: a
+        // worker that accepts the connection and never answers fails at the deadline.
         let deadline = now_ms() + self.rec.settings.coordination_timeout_ms;
-        for i in 0..self.clients.len() {
-            if self.rec.workers[i].state != WorkerState::Pending {
-                continue;
-            }
-            let body = api::Prepare {
-                run_id: self.rec.id.clone(),
-                test: self.worker_test(i),
-                worker: Some(self.rec.workers[i].addr.addr()),
-            };
+        let timeout_ms = self.rec.settings.coordination_timeout_ms;
+        let pending: Vec<(usize, api::Prepare)> = (0..self.clients.len())
+            .filter(|&i| self.rec.workers[i].state == WorkerState::Pending)
+            .map(|i| {
+                let body = api::Prepare {
+                    run_id: self.rec.id.clone(),
+                    test: self.worker_test(i),
+                    worker: Some(self.rec.workers[i].addr.addr()),
+                };
+                (i, body)
+            })
+            .collect();
+        let clients = &self.clients;
+        let outcomes = futures_util::future::join_all(pending.iter().map(|(i, body)| async move {
             loop {
                 let left = Duration::from_millis(deadline.saturating_sub(now_ms()));
-                match tokio::time::timeout(left, self.clients[i].prepare(&body)).await {
-                    Ok(Ok(_)) => {
-                        self.rec.workers[i].state = WorkerState::Prepared;
-                        self.rec.workers[i].last_seen_ms = now_ms();
-                        break;
-                    }
+                match tokio::time::timeout(left, clients[*i].prepare(body)).await {
+                    Ok(Ok(_)) => return (*i, Ok(())),
                     Ok(Err(e)) if e.is_permanent() || now_ms() >= deadline => {
-                        self.fail_worker(i, e.to_string());
-                        break;
+                        return (*i, Err(e.to_string()))
                     }
                     Err(_) => {
-                        let why = format!(
-                            "not prepared within the coordination timeout ({} ms)",
-                            self.rec.settings.coordination_timeout_ms
-                        );
-                        self.fail_worker(i, why);
-                        break;
+                        let why =
+                            format!("not prepared within the coordination timeout ({timeout_ms} ms)");
+                        return (*i, Err(why));
                     }
                     Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(200)).await,
                 }
+            }
+        }))
+        .await;
+        for (i, outcome) in outcomes {
+            match outcome {
+                Ok(()) => {
+                    self.rec.workers[i].state = WorkerState::Prepared;
+                    self.rec.workers[i].last_seen_ms = now_ms();
+                }
+                Err(why) => self.fail_worker(i, why),
             }
         }
         if self.too_many_failures() {
@@ -202,7 +215,8 @@ impl<S: RunStore> Driver<S> {
             if self.rec.workers[i].offset.is_none()
                 && self.rec.workers[i].state == WorkerState::Prepared
             {
-                let left = Duration::from_millis(estimates_by.saturating_sub(now_ms()));
+                let left = Duration::from_millis(estimates_by.saturating_sub(now_ms()))
+                    .max(MIN_CALL);
                 if let Ok(Ok(o)) =
                     tokio::time::timeout(left, clock::estimate(&self.clients[i], 5)).await
                 {
@@ -232,7 +246,7 @@ impl<S: RunStore> Driver<S> {
             // coordination timeout, as `/prepare` is, instead of failing the worker at once.
             let deadline = now_ms() + self.rec.settings.coordination_timeout_ms;
             loop {
-                let left = Duration::from_millis(deadline.saturating_sub(now_ms()));
+                let left = Duration::from_millis(deadline.saturating_sub(now_ms())).max(MIN_CALL);
                 match tokio::time::timeout(left, self.clients[i].start(&body)).await {
                     Ok(Ok(_)) => {
                         self.rec.workers[i].state = WorkerState::Started;

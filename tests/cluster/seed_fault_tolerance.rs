@@ -1,0 +1,103 @@
+//! The seed's orchestration and fault-tolerance keys on real worker processes: the coordination
+//! timeout bounding prepare, and graceful degradation scaling the load down.
+
+use crate::support::*;
+use std::time::{Duration, Instant};
+
+fn test_yaml(mock: &Proc, load: &str) -> Yaml {
+    yaml(mock)
+        .name("ft")
+        .load(load)
+        .step("{ name: list, path: /users }")
+}
+
+/// A worker that accepts connections and never answers (SIGSTOPped) fails the run when
+/// `coordination_timeout` (2 s) ends, not when a call's own timeout (here 5 s, from the 5 s
+/// heartbeat) would end it.
+#[test]
+fn an_unresponsive_worker_fails_the_run_at_the_coordination_timeout() {
+    let mock = mock(0);
+    let (a, b) = (worker(None), worker(None));
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "distributed:\n  orchestration:\n    coordination_timeout: 2s\n    heartbeat_interval: 5s\n    failure_handling:\n      continue_on_partial_failure: false\n";
+    let file = test_yaml(&mock, "pattern: basic, virtual_users: 2, duration: 3s")
+        .extra(extra)
+        .write(dir.path());
+    let out = dir.path().join("out");
+    let frozen = Frozen::new(&b);
+    let began = Instant::now();
+    let res = run(&[
+        "distributed",
+        &file,
+        "-w",
+        &worker_list(&[&a, &b]),
+        "-s",
+        "even",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let took = began.elapsed();
+    frozen.thaw();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(!res.status.success(), "the run fails: {stderr}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_millis(4_500),
+        "failed after {took:?}, expected the 2 s coordination timeout (plus the process' own start and stop), well before the 5 s call timeout: {stderr}"
+    );
+    let s = summary(&out);
+    assert_eq!(s["phase"], "failed", "{s}");
+    let events = s["events"].to_string();
+    assert!(
+        events.contains("not prepared within the coordination timeout (2000 ms)"),
+        "{events}"
+    );
+    assert_eq!(
+        mock_stats(&mock)["total"],
+        0,
+        "no load ran: the run failed at prepare"
+    );
+}
+
+/// Three workers, `min_workers_threshold: 3` and `scale_down_load`: when one dies, two are left,
+/// fewer than three, so its share is dropped instead of going to the survivors (even with
+/// `load_redistribution` on) and the run goes on to finish with two thirds of the load.
+#[test]
+fn below_min_workers_a_failed_share_is_dropped_and_the_run_goes_on() {
+    let mock = mock(5);
+    let (a, b, mut c) = (worker(None), worker(None), worker(None));
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "distributed:\n  orchestration:\n    heartbeat_interval: 1s\n  fault_tolerance:\n    worker_failures:\n      detection_timeout: 1s\n      max_failure_rate: 50\n      recovery:\n        load_redistribution: true\n      graceful_degradation:\n        enabled: true\n        min_workers_threshold: 3\n        scale_down_load: true\n";
+    let file = test_yaml(&mock, "pattern: basic, virtual_users: 3, duration: 5s")
+        .extra(extra)
+        .write(dir.path());
+    let out = dir.path().join("out");
+    let child = start(&[
+        "distributed",
+        &file,
+        "-w",
+        &worker_list(&[&a, &b, &c]),
+        "-s",
+        "even",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    wait_running(&c, 20);
+    c.kill();
+    let res = child.wait_with_deadline(Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    let s = summary(&out);
+    assert_eq!(s["phase"], "finished", "{stderr}\n{s}");
+    assert_merged_exactly_once(&s);
+    let events = s["events"].to_string();
+    assert!(
+        events.contains("was dropped (scale_down_load: 2 of 3 workers running")
+            && events.contains("the load is now 66.7% of the plan"),
+        "{events}"
+    );
+    assert!(!events.contains("redistributed to the surviving"), "{events}");
+    assert_eq!(s["workers"][0]["planned"], 1.0, "no extra VU for a: {s}");
+    assert_eq!(s["workers"][1]["planned"], 1.0, "no extra VU for b: {s}");
+    // What the killed worker sent after its last pull reached the mock but was never counted.
+    let counted: u64 = s["overall"]["count"].as_u64().unwrap();
+    assert!(mock_stats(&mock)["total"].as_u64().unwrap() >= counted);
+}
