@@ -253,8 +253,9 @@ pub struct Synchronization {
     /// `coordination.synchronized_start` (either one turns it on).
     #[serde(default)]
     pub start_barrier: Option<bool>,
-    /// Align stepping levels and rate-profile phases to controller instants. Not available yet
-    /// (each worker times its levels from the common start), so `true` is refused by name.
+    /// Time every worker's schedule (VU starts, stepping levels, arrivals, `rate_profile` and the
+    /// phases of a list) from the one start instant the controller gives, instead of from when each
+    /// worker's engine is ready or its previous phase drained. Implies a synchronized start.
     #[serde(default)]
     pub phase_synchronization: Option<bool>,
     /// Compensate each worker's clock offset (estimated from round trips) when giving it the start
@@ -376,12 +377,6 @@ impl Distributed {
 
     fn check_orchestration(&self) -> Result<(), String> {
         let orch = self.orchestration.as_ref();
-        let sync = orch.and_then(|o| o.synchronization.as_ref());
-        if sync.and_then(|s| s.phase_synchronization) == Some(true) {
-            return Err("distributed.orchestration.synchronization.phase_synchronization: not available yet; \
-                 every worker times its stepping levels and rate_profile phases from the common start instant"
-                .into());
-        }
         let handling = orch.and_then(|o| o.failure_handling.as_ref());
         let degrade = self.degradation();
         if let (Some(a), Some(b)) = (
@@ -528,15 +523,25 @@ impl Distributed {
             .unwrap_or_default();
         let orch = self.orchestration.clone().unwrap_or_default();
         let sync = orch.synchronization.clone().unwrap_or_default();
-        let barrier = coord.synchronized_start.or(geo.synchronized_start).unwrap_or(false)
-            || sync.start_barrier.unwrap_or(false);
+        let phased = sync.phase_synchronization == Some(true);
+        let barrier = coord
+            .synchronized_start
+            .or(geo.synchronized_start)
+            .unwrap_or(false)
+            || sync.start_barrier.unwrap_or(false)
+            || phased;
         let _ = writeln!(
             out,
-            "  orchestration: {}, clock offsets {}, prepare and start bounded by {} (coordination_timeout), heartbeat every {}{}",
+            "  orchestration: {}{}, clock offsets {}, prepare and start bounded by {} (coordination_timeout), heartbeat every {}{}",
             if barrier {
                 "every worker prepared, then all started at one instant (start barrier)"
             } else {
                 "each worker started as soon as it is prepared"
+            },
+            if phased {
+                "; every worker's stepping levels, arrivals, rate_profile and phases timed from that instant (phase_synchronization)"
+            } else {
+                ""
             },
             if sync.clock_sync == Some(false) { "not compensated (clock_sync: false)" } else { "compensated" },
             orch.coordination_timeout.map_or("60000ms (default)".into(), ms),

@@ -41,7 +41,8 @@ pub fn settings(test: &TestFile, sync_start: bool) -> Settings {
         sync_start: sync_start
             || coord.synchronized_start.unwrap_or(false)
             || geo.synchronized_start.unwrap_or(false)
-            || sync.start_barrier.unwrap_or(false),
+            || sync.start_barrier.unwrap_or(false)
+            || sync.phase_synchronization.unwrap_or(false),
         heartbeat_ms,
         detection_timeout_ms: ms(
             failures.detection_timeout.or(partitions.detection_timeout),

@@ -81,7 +81,7 @@ fn geographic_regions_split_the_load_by_percentage_and_the_plan_shows_their_time
 /// "Coordination and Synchronization" and "Fault Tolerance" sections, as written, each in a test
 /// given to `perfornium validate`. The seed's first block holds two alternatives (an even
 /// `load.distributed` and a weighted top-level block, with different strategies), so it is placed
-/// as two tests; given together they are refused as the same setting with two values. Three keys
+/// as two tests; given together they are refused as the same setting with two values. Two keys
 /// are refused by name with their reason, and the blocks pass once those are taken out.
 #[test]
 fn the_seeds_distributed_blocks_validate_or_are_refused_by_name() {
@@ -110,6 +110,7 @@ fn the_seeds_distributed_blocks_validate_or_are_refused_by_name() {
         ("weighted.yaml", format!("{head}{basic}{weighted}")),
         ("geographic.yaml", format!("{head}{basic}{geographic}")),
         ("partitions.yaml", format!("{head}{basic}{partitions}")),
+        ("orchestration.yaml", format!("{head}{basic}{orchestration}")),
     ] {
         let (ok, out) = validate(name, text);
         assert!(ok, "{name}: {out}");
@@ -122,17 +123,13 @@ fn the_seeds_distributed_blocks_validate_or_are_refused_by_name() {
             && out.contains("start skew over 5000ms"),
         "{out}"
     );
+    let (_, out) = validate("orchestration.yaml", format!("{head}{basic}{orchestration}"));
+    assert!(out.contains("(phase_synchronization)"), "{out}");
     let (_, out) = validate("partitions.yaml", format!("{head}{basic}{partitions}"));
     assert!(out.contains("raft log gives it"), "{out}");
     let (ok, out) = validate("both.yaml", format!("{head}{even}{weighted}"));
     assert!(!ok && out.contains("same setting with different values"), "{out}");
     for (name, text, refused, fixed) in [
-        (
-            "orchestration.yaml",
-            orchestration,
-            "phase_synchronization: not available yet",
-            ("phase_synchronization: true", "phase_synchronization: false"),
-        ),
         (
             "worker_failures.yaml",
             worker_failures,

@@ -101,3 +101,75 @@ fn below_min_workers_a_failed_share_is_dropped_and_the_run_goes_on() {
     let counted: u64 = s["overall"]["count"].as_u64().unwrap();
     assert!(mock_stats(&mock)["total"].as_u64().unwrap() >= counted);
 }
+
+/// The stepping test of the phase-synchronization checks: nobody for 1.5 s, then one VU per worker.
+const LEVELS: &str = "pattern: stepping, steps: [{ users: 0, duration: 1.5s }, { users: 2, duration: 1s }]";
+
+/// `phase_synchronization: true` on two workers: the level change at 1.5 s (from 0 to 1 VU each)
+/// reaches the mock from both within a bound, and 1.5 s after each worker's start.
+#[test]
+fn with_phase_synchronization_two_workers_level_changes_line_up_at_the_mock() {
+    let mock = mock(0);
+    let (a, b) = (worker(None), worker(None));
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "distributed:\n  orchestration:\n    synchronization:\n      phase_synchronization: true\n";
+    let file = test_yaml(&mock, LEVELS).extra(extra).write(dir.path());
+    let out = dir.path().join("out");
+    let res = run(&[
+        "distributed",
+        &file,
+        "-w",
+        &worker_list(&[&a, &b]),
+        "-s",
+        "even",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let first = mock_stats(&mock)["first_request_ms"].clone();
+    let (fa, fb) = (
+        first[a.addr.as_str()].as_f64().unwrap_or_else(|| panic!("{first}")),
+        first[b.addr.as_str()].as_f64().unwrap_or_else(|| panic!("{first}")),
+    );
+    let apart = (fa - fb).abs();
+    eprintln!("level change seen at the mock {apart:.2} ms apart");
+    assert!(apart < 50.0, "the level changes {apart:.2} ms apart: {first}");
+    // When each worker says it started (its clock is this machine's).
+    let start = [&a, &b]
+        .iter()
+        .map(|w| {
+            let st = worker_status(w);
+            st["started_at_ms"].as_f64().unwrap_or_else(|| panic!("{st}"))
+        })
+        .fold(f64::MAX, f64::min);
+    let after = fa.min(fb) - start;
+    assert!(
+        (1490.0..1650.0).contains(&after),
+        "the first level change {after:.1} ms after the start, expected 1500"
+    );
+}
+
+/// What `phase_synchronization` changes in the engine: with the schedule's origin a second in the
+/// past, the level change due at 1.5 s comes 0.5 s after the engine starts; without it, 1.5 s
+/// after. The mock's first-request time is the reference.
+#[test]
+fn the_schedule_origin_moves_the_level_change() {
+    let mock = mock(0);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let first_after = |name: &str, back: Option<Duration>| {
+        let text = test_yaml(&mock, LEVELS)
+            .text()
+            .replace("  timeout: 5000\n", &format!("  timeout: 5000\n  headers:\n    x-perfornium-worker: {name}\n"));
+        let test = std::sync::Arc::new(perfornium::config::from_str(&text).unwrap());
+        let began = now_ms() as f64;
+        let origin = back.map(|b| Instant::now() - b);
+        rt.block_on(perfornium::engine::run_from(test, Default::default(), origin))
+            .unwrap();
+        mock_stats(&mock)["first_request_ms"][name].as_f64().unwrap() - began
+    };
+    let plain = first_after("plain", None);
+    let moved = first_after("moved", Some(Duration::from_secs(1)));
+    eprintln!("first request {plain:.1} ms after the engine started, {moved:.1} ms with the origin 1 s back");
+    assert!((1490.0..1700.0).contains(&plain), "{plain}");
+    assert!((490.0..700.0).contains(&moved), "{moved}");
+}
