@@ -420,9 +420,6 @@ impl Distributed {
         if recovery.and_then(|r| r.replacement_workers) == Some(true) {
             return Err("distributed.fault_tolerance.worker_failures.recovery.replacement_workers: needs registered idle workers — the dynamic cluster, issue 15 (worker registration is not available yet)".into());
         }
-        if recovery.and_then(|r| r.auto_restart) == Some(true) {
-            return Err("distributed.fault_tolerance.worker_failures.recovery.auto_restart: not available yet; a failed worker that comes back with the run is re-attached (network_partitions.recovery.auto_reconnect), but a restarted one is not prepared again".into());
-        }
         if let Some(g) = wf.and_then(|w| w.graceful_degradation.as_ref()) {
             if g.min_workers_threshold == Some(0) {
                 return Err("distributed.fault_tolerance.worker_failures.graceful_degradation.min_workers_threshold: must be at least 1".into());

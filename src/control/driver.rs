@@ -123,11 +123,12 @@ impl<S: RunStore> Driver<S> {
 
     /// True when the failed share of workers is more than the run tolerates.
     fn too_many_failures(&self) -> bool {
+        // A worker restarted by `auto_restart` counts once, as its new entry.
         let taking_part: Vec<_> = self
             .rec
             .workers
             .iter()
-            .filter(|w| w.state != WorkerState::Idle)
+            .filter(|w| w.state != WorkerState::Idle && w.restarted_as.is_none())
             .collect();
         let failed = taking_part
             .iter()
@@ -366,6 +367,7 @@ impl<S: RunStore> Driver<S> {
                 self.rec.workers[i].state == WorkerState::Failed
                     && !self.rec.workers[i].redistributed
                     && !self.rec.workers[i].scaled_down
+                    && self.rec.workers[i].restarted_as.is_none()
             })
             .collect();
         for d in dead {
@@ -398,6 +400,82 @@ impl<S: RunStore> Driver<S> {
         }
     }
 
+    /// `recovery.auto_restart`: failed worker `i` answers without any run (it was restarted), so it
+    /// is prepared and started again with its share for the time left, as a new entry of the record
+    /// (what it measured before it failed stays in its old entry, so every batch is still merged
+    /// once). Not when its share went to the survivors or was dropped, nor when the run has less
+    /// than a second left or is bounded by iterations.
+    async fn restart(&mut self, i: usize) {
+        let w = &self.rec.workers[i];
+        if w.restarted_as.is_some() || w.redistributed || w.scaled_down || w.results.is_some() {
+            return;
+        }
+        let addr = w.addr.addr();
+        let left = match super::redistribute::remaining(&self.rec) {
+            Some(left) if left >= Duration::from_secs(1) => left,
+            _ => {
+                self.event(format!("worker {addr} came back restarted but was not given its share again: its share is defined by iterations or less than a second of the run is left"));
+                return;
+            }
+        };
+        let units = super::plan::units(&w.load);
+        let mut test = self.rec.test.clone();
+        super::data::apply_rows(&mut test, &self.rec.workers, i);
+        test.load = super::redistribute::scaled(&w.load, units, units, left);
+        let fresh = super::run::WorkerRun {
+            addr: w.addr.clone(),
+            load: test.load.clone(),
+            state: WorkerState::Prepared,
+            last_seq: 0,
+            merged: vec![Default::default(); self.rec.step_names.len()],
+            results: None,
+            offset: None,
+            started_at_ms: None,
+            last_seen_ms: now_ms(),
+            error: None,
+            live: Default::default(),
+            csv_rows: w.csv_rows.clone(),
+            extra_units: 0,
+            redistributed: false,
+            scaled_down: false,
+            restarted_as: None,
+            restart_of: Some(i),
+            late: None,
+        };
+        let budget = Duration::from_millis(self.rec.settings.coordination_timeout_ms).max(MIN_CALL);
+        let prepare = api::Prepare {
+            run_id: self.rec.id.clone(),
+            test,
+            worker: Some(addr.clone()),
+        };
+        let start = api::Start {
+            run_id: self.rec.id.clone(),
+            start_at_ms: None,
+        };
+        let client = self.clients[i].clone();
+        let outcome = tokio::time::timeout(budget, async {
+            client.prepare(&prepare).await?;
+            client.start(&start).await
+        })
+        .await;
+        match outcome {
+            Ok(Ok(_)) => {
+                let j = self.rec.workers.len();
+                self.rec.workers.push(fresh);
+                self.rec.workers[j].state = WorkerState::Started;
+                self.rec.workers[i].restarted_as = Some(j);
+                self.clients.push(client);
+                self.next_late_probe.push(0);
+                self.event(format!(
+                    "worker {addr} came back restarted; prepared and started again with its share for the {:.1} s left (auto_restart)",
+                    left.as_secs_f64()
+                ));
+            }
+            Ok(Err(e)) => self.event(format!("worker {addr} came back restarted but could not be prepared again: {e}")),
+            Err(_) => self.event(format!("worker {addr} came back restarted but was not prepared again within the coordination timeout")),
+        }
+    }
+
     /// `graceful_degradation.scale_down_load`: once fewer than `min_workers_threshold` workers are
     /// running, each newly failed worker's share is dropped — the survivors keep their own shares,
     /// so the total load goes down by that share — and the run goes on.
@@ -410,7 +488,7 @@ impl<S: RunStore> Driver<S> {
             .rec
             .workers
             .iter()
-            .filter(|w| w.state != WorkerState::Idle)
+            .filter(|w| w.state != WorkerState::Idle && w.restarted_as.is_none())
             .count();
         let running = self
             .rec
@@ -424,7 +502,11 @@ impl<S: RunStore> Driver<S> {
         let total: u64 = self.rec.workers.iter().map(|w| super::plan::units(&w.load)).sum();
         for i in 0..self.rec.workers.len() {
             let w = &self.rec.workers[i];
-            if w.state != WorkerState::Failed || w.redistributed || w.scaled_down {
+            if w.state != WorkerState::Failed
+                || w.redistributed
+                || w.scaled_down
+                || w.restarted_as.is_some()
+            {
                 continue;
             }
             self.rec.workers[i].scaled_down = true;
@@ -555,13 +637,14 @@ impl<S: RunStore> Driver<S> {
             .workers
             .iter()
             .filter(|w| w.state != WorkerState::Idle && w.state != WorkerState::Failed)
+            .filter(|w| w.restart_of.is_none())
             .filter_map(|w| w.started_at_ms)
             .collect();
         let taking_part = self
             .rec
             .workers
             .iter()
-            .filter(|w| w.state != WorkerState::Idle)
+            .filter(|w| w.state != WorkerState::Idle && w.restart_of.is_none())
             .count();
         if starts.len() == taking_part && !starts.is_empty() && self.rec.skew_ms.is_none() {
             let max = starts.iter().cloned().fold(f64::MIN, f64::max);
@@ -593,7 +676,11 @@ impl<S: RunStore> Driver<S> {
     /// dropped. Its state stays failed. When its share went to the survivors it is told to stop,
     /// so the load is not run twice.
     async fn poll_failed(&mut self, i: usize) {
-        if self.rec.workers[i].results.is_some() || !self.rec.settings.auto_reconnect {
+        // A restarted worker's batches belong to its new entry.
+        if self.rec.workers[i].results.is_some()
+            || !self.rec.settings.auto_reconnect
+            || self.rec.workers[i].restarted_as.is_some()
+        {
             return;
         }
         // Until it answers, a failed worker is asked once per detection timeout, so a worker that
@@ -608,6 +695,9 @@ impl<S: RunStore> Driver<S> {
             return;
         };
         if m.run_id.as_deref() != Some(self.rec.id.as_str()) {
+            if self.rec.settings.auto_restart && m.run_id.is_none() {
+                self.restart(i).await;
+            }
             return;
         }
         let addr = self.rec.workers[i].addr.addr();

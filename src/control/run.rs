@@ -47,6 +47,13 @@ pub struct WorkerRun {
     /// This failed worker's share was dropped (`scale_down_load`): the run goes on with less load.
     #[serde(default)]
     pub scaled_down: bool,
+    /// This failed worker came back restarted and was prepared again (`auto_restart`): the entry
+    /// that runs its share for the rest of the run. What this entry measured before stays here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_as: Option<usize>,
+    /// This entry is a restarted worker's second life: the entry it continues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_of: Option<usize>,
     /// A failed worker that answered again (a partition healed): requests merged since then.
     /// Its batches are merged like anyone's, by sequence number, so nothing counts twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -129,6 +136,10 @@ pub struct Settings {
     /// Keep asking a failed worker for its batches, and re-attach it when it answers.
     #[serde(default = "yes")]
     pub auto_reconnect: bool,
+    /// Prepare and start again, with its share for the time left, a failed worker that answers
+    /// without the run (it was restarted).
+    #[serde(default)]
+    pub auto_restart: bool,
 }
 
 fn yes() -> bool {

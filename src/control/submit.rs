@@ -60,6 +60,7 @@ pub fn settings(test: &TestFile, sync_start: bool) -> Settings {
             .unwrap_or(true),
         load_redistribution: failures
             .recovery
+            .as_ref()
             .and_then(|r| r.load_redistribution)
             .unwrap_or(false),
         start_delay_ms: 5_000,
@@ -74,6 +75,11 @@ pub fn settings(test: &TestFile, sync_start: bool) -> Settings {
             .recovery
             .and_then(|r| r.auto_reconnect)
             .unwrap_or(true),
+        auto_restart: failures
+            .recovery
+            .as_ref()
+            .and_then(|r| r.auto_restart)
+            .unwrap_or(false),
     }
 }
 
@@ -177,6 +183,8 @@ pub fn new_record(
             extra_units: 0,
             redistributed: false,
             scaled_down: false,
+            restarted_as: None,
+            restart_of: None,
             late: None,
         })
         .collect();

@@ -145,18 +145,10 @@ fn the_seeds_distributed_blocks_validate_or_are_refused_by_name() {
     ] {
         let (ok, out) = validate(name, format!("{head}{basic}{text}"));
         assert!(!ok && out.contains(refused), "{name}: {out}");
-        let text = text.replace(fixed.0, fixed.1).replace("auto_restart: true", "auto_restart: false");
+        let text = text.replace(fixed.0, fixed.1);
         let (ok, out) = validate(name, format!("{head}{basic}{text}"));
         assert!(ok, "{name} without the refused key: {out}");
     }
-    let (ok, out) = validate(
-        "auto_restart.yaml",
-        format!(
-            "{head}{basic}{}",
-            worker_failures.replace("replacement_workers: true", "replacement_workers: false")
-        ),
-    );
-    assert!(!ok && out.contains("auto_restart: not available yet"), "{out}");
 }
 
 /// A region's percentages must add up to 100, and a time zone must be an IANA name; both are

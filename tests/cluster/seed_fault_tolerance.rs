@@ -173,3 +173,60 @@ fn the_schedule_origin_moves_the_level_change() {
     assert!((1490.0..1700.0).contains(&plain), "{plain}");
     assert!((490.0..700.0).contains(&moved), "{moved}");
 }
+
+/// `auto_restart`: a worker killed mid-run and started again on its port answers without the run;
+/// it is prepared and started again with its share for the time left, as a new row of the
+/// summary, and the run finishes. What the first process measured before it died stays in its
+/// own row; every merged batch is counted once.
+#[test]
+fn a_restarted_worker_is_prepared_again_and_given_its_share() {
+    let mock = mock(5);
+    let (a, mut c) = (worker(None), worker(None));
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "distributed:\n  orchestration:\n    heartbeat_interval: 1s\n  fault_tolerance:\n    worker_failures:\n      detection_timeout: 1s\n      max_failure_rate: 50\n      recovery:\n        auto_restart: true\n";
+    let file = test_yaml(&mock, "pattern: basic, virtual_users: 2, duration: 7s")
+        .extra(extra)
+        .write(dir.path());
+    let out = dir.path().join("out");
+    let child = start(&[
+        "distributed",
+        &file,
+        "-w",
+        &worker_list(&[&a, &c]),
+        "-s",
+        "even",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    wait_running(&c, 20);
+    let port = c.addr.rsplit_once(':').unwrap().1.to_string();
+    c.kill();
+    let again = spawn_server(
+        &["worker", "--host", "127.0.0.1", "--port", &port],
+        "/health",
+    );
+    wait_running(&again, 20);
+    let res = child.wait_with_deadline(Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    let s = summary(&out);
+    assert_eq!(s["phase"], "finished", "{stderr}\n{s}");
+    assert_merged_exactly_once(&s);
+    let events = s["events"].to_string();
+    assert!(
+        events.contains("came back restarted; prepared and started again with its share"),
+        "{events}"
+    );
+    let rows = s["workers"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "a, the first c, the restarted c: {s}");
+    assert_eq!(rows[2]["address"], rows[1]["address"]);
+    assert_eq!(rows[2]["planned"], 1.0, "its own share again: {s}");
+    assert!(
+        rows[2]["count"].as_u64().unwrap() > 0 && rows[2]["state"] == "finished",
+        "the restarted worker ran: {}",
+        rows[2]
+    );
+    let counted: u64 = s["overall"]["count"].as_u64().unwrap();
+    let sum: u64 = rows.iter().map(|r| r["count"].as_u64().unwrap()).sum();
+    assert_eq!(counted, sum);
+    assert!(mock_stats(&mock)["total"].as_u64().unwrap() >= counted);
+}
