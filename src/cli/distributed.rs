@@ -90,6 +90,11 @@ async fn run(test: TestFile, launch: Launch, stop: CancellationToken) -> Result<
         token: token.or_else(|| test_token(&test)),
         tls,
     };
+    let one = submit::Masters {
+        replicas: 1,
+        election_max_ms: 0,
+    };
+    submit::check_masters(&test, one).map_err(anyhow::Error::msg)?;
     let rec = submit::new_record(submit::run_id(), test, &workers, strategy, sync_start)?;
     eprint!("{}", plan::text(&rec));
     let master = Embedded::open(data.as_deref()).await?;

@@ -83,6 +83,60 @@ pub fn settings(test: &TestFile, sync_start: bool) -> Settings {
     }
 }
 
+/// The masters a run is submitted to, as `fault_tolerance.master_failure` is checked against them.
+#[derive(Debug, Clone, Copy)]
+pub struct Masters {
+    /// Replicas in the cluster (1 for `perfornium distributed`'s embedded master).
+    pub replicas: usize,
+    /// The cluster's election timeout, upper bound (0: no elections, a single master).
+    pub election_max_ms: u64,
+}
+
+/// `distributed.fault_tolerance.master_failure` against the masters that take the run: with
+/// `high_availability: true` there must be a replica cluster (3 or more masters, so a majority
+/// survives one loss); `failover.backup_masters` must be the replica count minus one; the
+/// cluster's election timeout must not exceed `failover.election_timeout`. (`election_algorithm`,
+/// `state_persistence` are checked when the test is read.)
+pub fn check_masters(test: &TestFile, masters: Masters) -> Result<(), String> {
+    let Some(m) = test
+        .distributed
+        .as_ref()
+        .and_then(|d| d.fault_tolerance.as_ref())
+        .and_then(|f| f.master_failure.as_ref())
+    else {
+        return Ok(());
+    };
+    let at = "distributed.fault_tolerance.master_failure";
+    let n = masters.replicas;
+    if m.high_availability == Some(true) && n < 3 {
+        return Err(format!(
+            "{at}.high_availability: needs a replica cluster of 3 or more masters (`perfornium master --peers`), but this run goes to {n} master{}",
+            if n == 1 { " (`perfornium distributed` runs one, embedded)" } else { "s" }
+        ));
+    }
+    let f = m.failover.clone().unwrap_or_default();
+    if let Some(b) = f.backup_masters {
+        if b as usize + 1 != n {
+            return Err(format!(
+                "{at}.failover.backup_masters: {b}, but the cluster taking this run has {n} master{} ({} backup{})",
+                if n == 1 { "" } else { "s" },
+                n.saturating_sub(1),
+                if n == 2 { "" } else { "s" }
+            ));
+        }
+    }
+    if let Some(t) = f.election_timeout {
+        if masters.election_max_ms as u128 > t.as_millis() {
+            return Err(format!(
+                "{at}.failover.election_timeout: {} ms, but this cluster's elections may take up to {} ms (`perfornium master --raft-election-ms`)",
+                t.as_millis(),
+                masters.election_max_ms
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// True when a share gives a worker nothing to do.
 fn is_empty(load: &Load) -> bool {
     plan::units(load) == 0

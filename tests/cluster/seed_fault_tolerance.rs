@@ -230,3 +230,59 @@ fn a_restarted_worker_is_prepared_again_and_given_its_share() {
     assert_eq!(counted, sum);
     assert!(mock_stats(&mock)["total"].as_u64().unwrap() >= counted);
 }
+
+/// `master_failure` as the seed writes it (with `backend: raft`) is checked against the cluster that
+/// takes the run: three replicas accept `backup_masters: 2` and refuse `backup_masters: 4`; the
+/// embedded master of `perfornium distributed` refuses `high_availability: true`. The accepted run
+/// also carries its geographic regions, with their time zones, in the run view.
+#[test]
+fn master_failure_is_checked_against_the_masters_that_take_the_run() {
+    let c = Cluster::start();
+    let leader = c.agreed_leader(20);
+    let mock = mock(0);
+    let (a, b) = (worker(None), worker(None));
+    let master_block = |backups: u32| {
+        format!("distributed:\n  geographic:\n    regions:\n      - {{ name: east, workers: [worker-1], load_percentage: 75, timezone: America/New_York }}\n      - {{ name: west, workers: [worker-2], load_percentage: 25, timezone: America/Los_Angeles }}\n  fault_tolerance:\n    master_failure:\n      high_availability: true\n      failover:\n        backup_masters: {backups}\n        election_timeout: 30s\n        election_algorithm: \"raft\"\n      state_persistence:\n        enabled: true\n        backend: \"raft\"\n        backup_interval: 60s\n")
+    };
+    let body = |backups: u32| {
+        let text = test_yaml(&mock, "pattern: basic, virtual_users: 4, iterations: 2")
+            .extra(&master_block(backups))
+            .text();
+        let workers: Vec<serde_json::Value> = [&a, &b]
+            .iter()
+            .map(|w| {
+                let (host, port) = w.addr.split_once(':').unwrap();
+                serde_json::json!({"host": host, "port": port.parse::<u16>().unwrap()})
+            })
+            .collect();
+        serde_json::json!({"test_yaml": text, "workers": workers}).to_string()
+    };
+    let url = format!("http://{}/runs", c.addrs[leader]);
+    let (code, resp) = call("POST", &url, None, Some(&body(4))).expect("POST /runs");
+    assert_eq!(code, 422, "{resp}");
+    assert!(
+        resp.contains("backup_masters: 4, but the cluster taking this run has 3 masters (2 backups)"),
+        "{resp}"
+    );
+    let id = c.submit(leader, &body(2));
+    let view = c.wait_phase(&[0, 1, 2], &id, "finished", 30);
+    let regions = &view["regions"];
+    assert_eq!(regions[0]["name"], "east", "{view}");
+    assert_eq!(regions[0]["timezone"], "America/New_York");
+    assert_eq!(regions[0]["planned_units"], 3, "75 % of 4 VUs");
+    assert_eq!(regions[1]["timezone"], "America/Los_Angeles");
+    assert_eq!(regions[1]["planned_units"], 1);
+    assert_eq!(mock_stats(&mock)["total"], 8, "4 VUs x 2 iterations");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = test_yaml(&mock, "pattern: basic, virtual_users: 4, iterations: 2")
+        .extra(&master_block(2))
+        .write(dir.path());
+    let res = run(&["distributed", &file, "-w", &worker_list(&[&a, &b])]);
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        !res.status.success()
+            && stderr.contains("high_availability: needs a replica cluster of 3 or more masters"),
+        "{stderr}"
+    );
+}
