@@ -568,7 +568,7 @@ impl Distributed {
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "  worker failures: a worker unheard for {} is failed; the run {}, and fails when more than {}% of the workers fail{}; a failed worker's share {}{}",
+            "  worker failures: a worker unheard for {} is failed; the run {}, and fails when more than {}% of the workers fail{}; a failed worker's share {}{}{}",
             wf.detection_timeout
                 .or(np.detection_timeout)
                 .map_or("3 heartbeats".into(), ms),
@@ -579,6 +579,7 @@ impl Distributed {
                 .unwrap_or(20.0),
             degrade
                 .min_workers_threshold
+                .filter(|_| degrade.scale_down_load != Some(true))
                 .map(|n| format!(" or fewer than {n} are running"))
                 .unwrap_or_default(),
             if wf.recovery.as_ref().and_then(|r| r.load_redistribution) == Some(true) {
@@ -593,6 +594,11 @@ impl Distributed {
                 )
             } else {
                 String::new()
+            },
+            if wf.recovery.as_ref().and_then(|r| r.auto_restart) == Some(true) {
+                "; a failed worker that comes back restarted is prepared and started again with its share for the time left (auto_restart), unless that share already went to the survivors or was dropped"
+            } else {
+                ""
             }
         );
         let _ = writeln!(

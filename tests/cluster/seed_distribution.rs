@@ -181,3 +181,57 @@ fn region_percentages_and_time_zones_are_checked() {
         assert!(!res.status.success() && err.contains(says), "{block}: {err}");
     }
 }
+
+/// `examples/seed-distribution.yaml` (the seed's blocks together) validates and runs on five
+/// workers named by the ids its regions use: 20 VUs split 8 (4 + 4) / 6 / 4 / 2, every request
+/// counted once and seen by the mock.
+#[test]
+fn the_seed_distribution_example_runs_on_five_named_workers() {
+    let mock = mock(0);
+    let workers: Vec<Proc> = (0..5).map(|_| worker(None)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let ids = [
+        "worker-us-east-1",
+        "worker-us-east-2",
+        "worker-us-west-1",
+        "worker-eu-1",
+        "worker-asia-1",
+    ];
+    let entries: Vec<String> = workers
+        .iter()
+        .zip(ids)
+        .map(|(w, id)| {
+            let (host, port) = w.addr.rsplit_once(':').unwrap();
+            format!("{{\"host\": \"{host}\", \"port\": {port}, \"id\": \"{id}\"}}")
+        })
+        .collect();
+    let workers_file = write(dir.path(), "workers.json", &format!("[{}]", entries.join(", ")));
+    let example = format!("{}/examples/seed-distribution.yaml", env!("CARGO_MANIFEST_DIR"));
+    let res = run(&["validate", &example]);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let out = dir.path().join("out");
+    let res = run(&[
+        "distributed",
+        &example,
+        "--workers-file",
+        &workers_file,
+        "--base-url",
+        &format!("http://{}", mock.addr),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert!(stderr.contains("timezone Asia/Tokyo"), "{stderr}");
+    let s = summary(&out);
+    assert_merged_exactly_once(&s);
+    let planned: Vec<f64> = s["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["planned"].as_f64().unwrap())
+        .collect();
+    assert_eq!(planned, [4.0, 4.0, 6.0, 4.0, 2.0]);
+    assert_eq!(s["overall"]["count"], 40, "20 VUs x 2 iterations");
+    assert_eq!(mock_stats(&mock)["total"], 40);
+}
