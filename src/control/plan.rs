@@ -775,6 +775,68 @@ mod tests {
         }
     }
 
+    fn with_regions(regions: &[(&str, &[&str], f64)]) -> Distributed {
+        Distributed {
+            geographic: Some(crate::config::Geographic {
+                enabled: None,
+                regions: regions
+                    .iter()
+                    .map(|(name, workers, pct)| crate::config::Region {
+                        name: name.to_string(),
+                        workers: workers.iter().map(|w| w.to_string()).collect(),
+                        load_percentage: *pct,
+                        timezone: None,
+                    })
+                    .collect(),
+                coordination: None,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn regions_split_by_percentage_exactly_with_the_remainder_in_the_order_written() {
+        let mut ws = plain(4);
+        ws[3].region = "eu".into();
+        ws[0].id = Some("east-1".into());
+        let d = with_regions(&[
+            ("west", &["worker-3"], 30.0),
+            ("east", &["east-1", "h:2"], 40.0),
+            ("eu", &[], 30.0),
+        ]);
+        // 11 VUs: floors 3 / 4 / 3, the one left over to `west`, written first.
+        assert_eq!(
+            split_with(11, &ws, Strategy::Even, Some(&d)).unwrap(),
+            vec![2, 2, 4, 3]
+        );
+        // 7.001 arrivals/s in milli-arrivals: 2100 / 2800 / 2100 + 1 to `west`; the sum holds.
+        let loads = shares(&arrivals(7.001, None, None), &ws, Strategy::Even, Some(&d)).unwrap();
+        let rates: Vec<u64> = loads.iter().map(|l| arrival_fields(l).0).collect();
+        assert_eq!(rates, vec![1400, 1400, 2101, 2100]);
+        assert_eq!(rates.iter().sum::<u64>(), 7001);
+    }
+
+    #[test]
+    fn a_region_naming_an_unknown_worker_or_covering_none_is_refused() {
+        let e = split_with(4, &plain(2), Strategy::Even, Some(&with_regions(&[("a", &["worker-9"], 100.0)])))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`worker-9` names no worker"), "{e}");
+        let e = split_with(4, &plain(2), Strategy::Even, Some(&with_regions(&[("mars", &[], 100.0)])))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("region `mars` has no workers"), "{e}");
+        let e = split_with(
+            4,
+            &plain(2),
+            Strategy::Even,
+            Some(&with_regions(&[("a", &["worker-1"], 50.0), ("b", &["h:1"], 50.0)])),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("both cover worker h:1"), "{e}");
+    }
+
     #[test]
     fn even_gives_remainder_to_first() {
         assert_eq!(split(10, &plain(3), Strategy::Even), vec![4, 3, 3]);

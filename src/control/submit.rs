@@ -310,6 +310,45 @@ mod tests {
     }
 
     #[test]
+    fn the_command_line_turns_the_regions_off_and_the_view_carries_them_otherwise() {
+        let geo = "distributed:\n  geographic:\n    regions:\n      - { name: a, workers: [worker-1], load_percentage: 70, timezone: Europe/Paris }\n      - { name: b, workers: [worker-2], load_percentage: 30 }\n";
+        let rec = new_record("r".into(), test_with(geo), &parse_list(TWO).unwrap(), None, false).unwrap();
+        assert_eq!(vus(&rec), vec![7, 3]);
+        let view = rec.view(1);
+        assert_eq!(view.regions.len(), 2);
+        assert_eq!(view.regions[0].timezone.as_deref(), Some("Europe/Paris"));
+        assert_eq!(view.regions[0].planned_units, 7);
+        assert!(plan::text(&rec).contains("timezone Europe/Paris"), "{}", plan::text(&rec));
+        let rec = new_record(
+            "r".into(),
+            test_with(geo),
+            &parse_list(TWO).unwrap(),
+            Some(Strategy::Even),
+            false,
+        )
+        .unwrap();
+        assert_eq!(vus(&rec), vec![5, 5]);
+        assert!(rec.view(1).regions.is_empty());
+        assert!(plan::text(&rec).contains("from the command line"));
+    }
+
+    #[test]
+    fn load_distributed_is_the_same_setting_as_the_top_level_block() {
+        let base = "name: t\nglobal:\n  base_url: http://127.0.0.1:9\nscenarios:\n  - name: s\n    steps:\n      - name: a\n        path: /a\n";
+        let load = "load:\n  pattern: basic\n  virtual_users: 10\n  duration: 1s\n  distributed:\n    strategy: custom\n    distribution: { worker-1: 9, worker-2: 1 }\n";
+        let t = crate::config::from_str(&format!("{base}{load}")).unwrap();
+        let rec = new_record("r".into(), t, &parse_list(TWO).unwrap(), None, false).unwrap();
+        assert_eq!(vus(&rec), vec![9, 1]);
+        let e = crate::config::from_str(&format!("{base}{load}distributed:\n  strategy: custom\n  distribution: {{ worker-1: 5, worker-2: 5 }}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`load.distributed.distribution`") && e.contains("different values"), "{e}");
+        let phases = "load:\n  - pattern: basic\n    virtual_users: 1\n    duration: 1s\n    distributed: { strategy: even }\n";
+        let e = crate::config::from_str(&format!("{base}{phases}")).unwrap_err().to_string();
+        assert!(e.contains("`distributed` in a load phase"), "{e}");
+    }
+
+    #[test]
     fn the_command_line_wins_and_the_runs_copy_drops_the_tests_maps() {
         let weighted = test_with(
             "distributed:\n  strategy: weighted\n  weights:\n    127.0.0.1:1: 4\n    127.0.0.1:2: 1\n",

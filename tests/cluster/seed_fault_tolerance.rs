@@ -286,3 +286,49 @@ fn master_failure_is_checked_against_the_masters_that_take_the_run() {
         "{stderr}"
     );
 }
+
+/// `network_partitions.recovery.auto_reconnect: false`: a worker frozen long enough to be failed
+/// and then thawed is never asked again, so what it measures after the partition is not merged
+/// (the mock saw more than was counted) and no re-attachment is reported. (With the default, the
+/// partition tests show it re-attached and merged exactly once.)
+#[test]
+fn without_auto_reconnect_a_worker_back_from_a_partition_is_not_re_attached() {
+    let mock = mock(5);
+    let (a, b) = (worker(None), worker(None));
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "distributed:\n  orchestration:\n    heartbeat_interval: 1s\n  fault_tolerance:\n    worker_failures:\n      detection_timeout: 1s\n      max_failure_rate: 50\n    network_partitions:\n      recovery:\n        auto_reconnect: false\n";
+    let file = test_yaml(&mock, "pattern: basic, virtual_users: 2, duration: 6s")
+        .extra(extra)
+        .write(dir.path());
+    let out = dir.path().join("out");
+    let child = start(&[
+        "distributed",
+        &file,
+        "-w",
+        &worker_list(&[&a, &b]),
+        "-s",
+        "even",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    wait_pulled(&b, 20);
+    let frozen = Frozen::new(&b);
+    let failed = wait_for(15, || child.stderr_line_at("failed workers 1").is_some());
+    frozen.thaw();
+    assert!(failed, "b was never failed: {}", child.stderr_tail());
+    let res = child.wait_with_deadline(Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    let s = summary(&out);
+    let events = s["events"].to_string();
+    assert!(!events.contains("answered again"), "{events}");
+    assert_eq!(s["workers"][1]["state"], "failed", "{s}");
+    // b goes on with its share once thawed; none of it is merged.
+    assert!(
+        wait_for(15, || worker_status(&b)["phase"] == "finished"),
+        "{}",
+        worker_status(&b)
+    );
+    let counted = s["overall"]["count"].as_u64().unwrap();
+    let seen = mock_stats(&mock)["total"].as_u64().unwrap();
+    assert!(seen > counted + 50, "the mock saw {seen}, {counted} counted: {stderr}");
+}
