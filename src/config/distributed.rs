@@ -430,10 +430,8 @@ impl Distributed {
         }
         if let Some(np) = &ft.network_partitions {
             let at = "distributed.fault_tolerance.network_partitions";
-            if let (Some(a), Some(b)) = (
-                np.detection_timeout,
-                wf.and_then(|w| w.detection_timeout),
-            ) {
+            if let (Some(a), Some(b)) = (np.detection_timeout, wf.and_then(|w| w.detection_timeout))
+            {
                 if a != b {
                     return Err(format!("{at}.detection_timeout and worker_failures.detection_timeout are the same setting (a worker unheard that long is failed) with different values: give one"));
                 }
@@ -445,7 +443,11 @@ impl Distributed {
                 if r.state_reconciliation == Some(false) {
                     return Err(format!("{at}.recovery.state_reconciliation: cannot be turned off; a re-attached worker's held batches are always merged, each exactly once, so nothing it measured is lost or counted twice"));
                 }
-                if let Some(c) = r.conflict_resolution.as_deref().filter(|c| *c != "master_wins") {
+                if let Some(c) = r
+                    .conflict_resolution
+                    .as_deref()
+                    .filter(|c| *c != "master_wins")
+                {
                     return Err(format!("{at}.recovery.conflict_resolution: `{c}` is not supported; only `master_wins` (the master's record is the run's one state; workers hold only unmerged batches)"));
                 }
             }
@@ -467,7 +469,9 @@ impl Distributed {
                 if let Some(b) = p.backend.as_deref().filter(|b| *b != "raft") {
                     return Err(format!("{at}.state_persistence.backend: `{b}` is not supported; runs persist in the masters' own raft log and snapshots (`raft`); an external store (etcd, a database) is not used"));
                 }
-                if p.backup_interval.is_some_and(|d| d < Duration::from_secs(1)) {
+                if p.backup_interval
+                    .is_some_and(|d| d < Duration::from_secs(1))
+                {
                     return Err(format!("{at}.state_persistence.backup_interval: the run record is saved at every pull, once a second; give 1s or more"));
                 }
             }
@@ -492,7 +496,10 @@ impl Distributed {
             (Some(s), None, None) => s.name().to_string(),
             (None, None, None) => "capacity_based (the default)".to_string(),
         };
-        let _ = writeln!(out, "distributed: split {split}; the command line's -s wins over the test");
+        let _ = writeln!(
+            out,
+            "distributed: split {split}; the command line's -s wins over the test"
+        );
         if let Some(g) = &self.geographic {
             if !g.active() {
                 let _ = writeln!(out, "  geographic: off (enabled: false); regions unused");
@@ -610,7 +617,11 @@ impl Distributed {
                 "a failed worker that answers again is re-attached and its held batches merged, each exactly once"
             }
         );
-        if let Some(m) = self.fault_tolerance.as_ref().and_then(|f| f.master_failure.as_ref()) {
+        if let Some(m) = self
+            .fault_tolerance
+            .as_ref()
+            .and_then(|f| f.master_failure.as_ref())
+        {
             let f = m.failover.clone().unwrap_or_default();
             let p = m.state_persistence.clone().unwrap_or_default();
             let _ = writeln!(

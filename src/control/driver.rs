@@ -176,8 +176,9 @@ impl<S: RunStore> Driver<S> {
                         return (*i, Err(e.to_string()))
                     }
                     Err(_) => {
-                        let why =
-                            format!("not prepared within the coordination timeout ({timeout_ms} ms)");
+                        let why = format!(
+                            "not prepared within the coordination timeout ({timeout_ms} ms)"
+                        );
                         return (*i, Err(why));
                     }
                     Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(200)).await,
@@ -216,8 +217,8 @@ impl<S: RunStore> Driver<S> {
             if self.rec.workers[i].offset.is_none()
                 && self.rec.workers[i].state == WorkerState::Prepared
             {
-                let left = Duration::from_millis(estimates_by.saturating_sub(now_ms()))
-                    .max(MIN_CALL);
+                let left =
+                    Duration::from_millis(estimates_by.saturating_sub(now_ms())).max(MIN_CALL);
                 if let Ok(Ok(o)) =
                     tokio::time::timeout(left, clock::estimate(&self.clients[i], 5)).await
                 {
@@ -499,7 +500,12 @@ impl<S: RunStore> Driver<S> {
         if running >= s.min_workers as usize {
             return;
         }
-        let total: u64 = self.rec.workers.iter().map(|w| super::plan::units(&w.load)).sum();
+        let total: u64 = self
+            .rec
+            .workers
+            .iter()
+            .map(|w| super::plan::units(&w.load))
+            .sum();
         for i in 0..self.rec.workers.len() {
             let w = &self.rec.workers[i];
             if w.state != WorkerState::Failed

@@ -510,7 +510,11 @@ pub fn region_views(rec: &RunRecord) -> Vec<crate::api::master::RegionView> {
             name: r.name.clone(),
             load_percentage: r.load_percentage,
             timezone: r.timezone.as_ref().map(|t| t.0.clone()),
-            planned_units: grp.members.iter().map(|&i| units(&rec.workers[i].load)).sum(),
+            planned_units: grp
+                .members
+                .iter()
+                .map(|&i| units(&rec.workers[i].load))
+                .sum(),
             workers: grp.members.iter().map(|&i| addrs[i].addr()).collect(),
         })
         .collect()
@@ -818,19 +822,32 @@ mod tests {
 
     #[test]
     fn a_region_naming_an_unknown_worker_or_covering_none_is_refused() {
-        let e = split_with(4, &plain(2), Strategy::Even, Some(&with_regions(&[("a", &["worker-9"], 100.0)])))
-            .unwrap_err()
-            .to_string();
+        let e = split_with(
+            4,
+            &plain(2),
+            Strategy::Even,
+            Some(&with_regions(&[("a", &["worker-9"], 100.0)])),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("`worker-9` names no worker"), "{e}");
-        let e = split_with(4, &plain(2), Strategy::Even, Some(&with_regions(&[("mars", &[], 100.0)])))
-            .unwrap_err()
-            .to_string();
+        let e = split_with(
+            4,
+            &plain(2),
+            Strategy::Even,
+            Some(&with_regions(&[("mars", &[], 100.0)])),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("region `mars` has no workers"), "{e}");
         let e = split_with(
             4,
             &plain(2),
             Strategy::Even,
-            Some(&with_regions(&[("a", &["worker-1"], 50.0), ("b", &["h:1"], 50.0)])),
+            Some(&with_regions(&[
+                ("a", &["worker-1"], 50.0),
+                ("b", &["h:1"], 50.0),
+            ])),
         )
         .unwrap_err()
         .to_string();

@@ -163,10 +163,8 @@ pub fn resolve_split(cli: Option<Strategy>, test: &mut TestFile) -> (Strategy, S
     if let Some(s) = cli {
         if let Some(d) = &mut test.distributed {
             let regions = d.geographic.as_ref().is_some_and(|g| g.active());
-            let overridden = d.distribution.is_some()
-                || d.weights.is_some()
-                || d.strategy.is_some()
-                || regions;
+            let overridden =
+                d.distribution.is_some() || d.weights.is_some() || d.strategy.is_some() || regions;
             d.distribution = None;
             d.weights = None;
             d.strategy = None;
@@ -312,13 +310,24 @@ mod tests {
     #[test]
     fn the_command_line_turns_the_regions_off_and_the_view_carries_them_otherwise() {
         let geo = "distributed:\n  geographic:\n    regions:\n      - { name: a, workers: [worker-1], load_percentage: 70, timezone: Europe/Paris }\n      - { name: b, workers: [worker-2], load_percentage: 30 }\n";
-        let rec = new_record("r".into(), test_with(geo), &parse_list(TWO).unwrap(), None, false).unwrap();
+        let rec = new_record(
+            "r".into(),
+            test_with(geo),
+            &parse_list(TWO).unwrap(),
+            None,
+            false,
+        )
+        .unwrap();
         assert_eq!(vus(&rec), vec![7, 3]);
         let view = rec.view(1);
         assert_eq!(view.regions.len(), 2);
         assert_eq!(view.regions[0].timezone.as_deref(), Some("Europe/Paris"));
         assert_eq!(view.regions[0].planned_units, 7);
-        assert!(plan::text(&rec).contains("timezone Europe/Paris"), "{}", plan::text(&rec));
+        assert!(
+            plan::text(&rec).contains("timezone Europe/Paris"),
+            "{}",
+            plan::text(&rec)
+        );
         let rec = new_record(
             "r".into(),
             test_with(geo),
@@ -342,9 +351,14 @@ mod tests {
         let e = crate::config::from_str(&format!("{base}{load}distributed:\n  strategy: custom\n  distribution: {{ worker-1: 5, worker-2: 5 }}\n"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("`load.distributed.distribution`") && e.contains("different values"), "{e}");
+        assert!(
+            e.contains("`load.distributed.distribution`") && e.contains("different values"),
+            "{e}"
+        );
         let phases = "load:\n  - pattern: basic\n    virtual_users: 1\n    duration: 1s\n    distributed: { strategy: even }\n";
-        let e = crate::config::from_str(&format!("{base}{phases}")).unwrap_err().to_string();
+        let e = crate::config::from_str(&format!("{base}{phases}"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`distributed` in a load phase"), "{e}");
     }
 

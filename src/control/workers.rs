@@ -195,7 +195,11 @@ fn check_list(workers: &[WorkerAddr], origin: &str) -> Result<(), WorkersError> 
         if let Some(i) = workers[..j].iter().position(same) {
             return Err(WorkersError::Duplicate {
                 origin: origin.to_string(),
-                addr: w.id.clone().filter(|id| workers[i].id.as_ref() == Some(id)).unwrap_or_else(|| w.addr()),
+                addr: w
+                    .id
+                    .clone()
+                    .filter(|id| workers[i].id.as_ref() == Some(id))
+                    .unwrap_or_else(|| w.addr()),
                 first: i + 1,
                 second: j + 1,
             });

@@ -58,7 +58,10 @@ fn geographic_regions_split_the_load_by_percentage_and_the_plan_shows_their_time
         .lines()
         .find(|l| l.trim_start().starts_with("region us-east"))
         .unwrap_or_else(|| panic!("a line for region us-east: {stderr}"));
-    assert!(region_line.contains("40%") && region_line.contains(" 5 "), "{region_line}");
+    assert!(
+        region_line.contains("40%") && region_line.contains(" 5 "),
+        "{region_line}"
+    );
     let s = summary(&out);
     assert_merged_exactly_once(&s);
     let planned: Vec<f64> = s["workers"]
@@ -110,11 +113,17 @@ fn the_seeds_distributed_blocks_validate_or_are_refused_by_name() {
         ("weighted.yaml", format!("{head}{basic}{weighted}")),
         ("geographic.yaml", format!("{head}{basic}{geographic}")),
         ("partitions.yaml", format!("{head}{basic}{partitions}")),
-        ("orchestration.yaml", format!("{head}{basic}{orchestration}")),
+        (
+            "orchestration.yaml",
+            format!("{head}{basic}{orchestration}"),
+        ),
     ] {
         let (ok, out) = validate(name, text);
         assert!(ok, "{name}: {out}");
-        assert!(out.contains("distributed: split"), "{name} is explained: {out}");
+        assert!(
+            out.contains("distributed: split"),
+            "{name} is explained: {out}"
+        );
     }
     let (_, out) = validate("geographic.yaml", format!("{head}{basic}{geographic}"));
     assert!(
@@ -123,12 +132,18 @@ fn the_seeds_distributed_blocks_validate_or_are_refused_by_name() {
             && out.contains("start skew over 5000ms"),
         "{out}"
     );
-    let (_, out) = validate("orchestration.yaml", format!("{head}{basic}{orchestration}"));
+    let (_, out) = validate(
+        "orchestration.yaml",
+        format!("{head}{basic}{orchestration}"),
+    );
     assert!(out.contains("(phase_synchronization)"), "{out}");
     let (_, out) = validate("partitions.yaml", format!("{head}{basic}{partitions}"));
     assert!(out.contains("raft log gives it"), "{out}");
     let (ok, out) = validate("both.yaml", format!("{head}{even}{weighted}"));
-    assert!(!ok && out.contains("same setting with different values"), "{out}");
+    assert!(
+        !ok && out.contains("same setting with different values"),
+        "{out}"
+    );
     for (name, text, refused, fixed) in [
         (
             "worker_failures.yaml",
@@ -205,10 +220,21 @@ fn the_seed_distribution_example_runs_on_five_named_workers() {
             format!("{{\"host\": \"{host}\", \"port\": {port}, \"id\": \"{id}\"}}")
         })
         .collect();
-    let workers_file = write(dir.path(), "workers.json", &format!("[{}]", entries.join(", ")));
-    let example = format!("{}/examples/seed-distribution.yaml", env!("CARGO_MANIFEST_DIR"));
+    let workers_file = write(
+        dir.path(),
+        "workers.json",
+        &format!("[{}]", entries.join(", ")),
+    );
+    let example = format!(
+        "{}/examples/seed-distribution.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let res = run(&["validate", &example]);
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     let out = dir.path().join("out");
     let res = run(&[
         "distributed",

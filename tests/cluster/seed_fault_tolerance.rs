@@ -94,7 +94,10 @@ fn below_min_workers_a_failed_share_is_dropped_and_the_run_goes_on() {
             && events.contains("the load is now 66.7% of the plan"),
         "{events}"
     );
-    assert!(!events.contains("redistributed to the surviving"), "{events}");
+    assert!(
+        !events.contains("redistributed to the surviving"),
+        "{events}"
+    );
     assert_eq!(s["workers"][0]["planned"], 1.0, "no extra VU for a: {s}");
     assert_eq!(s["workers"][1]["planned"], 1.0, "no extra VU for b: {s}");
     // What the killed worker sent after its last pull reached the mock but was never counted.
@@ -103,7 +106,8 @@ fn below_min_workers_a_failed_share_is_dropped_and_the_run_goes_on() {
 }
 
 /// The stepping test of the phase-synchronization checks: nobody for 1.5 s, then one VU per worker.
-const LEVELS: &str = "pattern: stepping, steps: [{ users: 0, duration: 1.5s }, { users: 2, duration: 1s }]";
+const LEVELS: &str =
+    "pattern: stepping, steps: [{ users: 0, duration: 1.5s }, { users: 2, duration: 1s }]";
 
 /// `phase_synchronization: true` on two workers: the level change at 1.5 s (from 0 to 1 VU each)
 /// reaches the mock from both within a bound, and 1.5 s after each worker's start.
@@ -112,7 +116,8 @@ fn with_phase_synchronization_two_workers_level_changes_line_up_at_the_mock() {
     let mock = mock(0);
     let (a, b) = (worker(None), worker(None));
     let dir = tempfile::tempdir().unwrap();
-    let extra = "distributed:\n  orchestration:\n    synchronization:\n      phase_synchronization: true\n";
+    let extra =
+        "distributed:\n  orchestration:\n    synchronization:\n      phase_synchronization: true\n";
     let file = test_yaml(&mock, LEVELS).extra(extra).write(dir.path());
     let out = dir.path().join("out");
     let res = run(&[
@@ -125,21 +130,34 @@ fn with_phase_synchronization_two_workers_level_changes_line_up_at_the_mock() {
         "-o",
         out.to_str().unwrap(),
     ]);
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     let first = mock_stats(&mock)["first_request_ms"].clone();
     let (fa, fb) = (
-        first[a.addr.as_str()].as_f64().unwrap_or_else(|| panic!("{first}")),
-        first[b.addr.as_str()].as_f64().unwrap_or_else(|| panic!("{first}")),
+        first[a.addr.as_str()]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{first}")),
+        first[b.addr.as_str()]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{first}")),
     );
     let apart = (fa - fb).abs();
     eprintln!("level change seen at the mock {apart:.2} ms apart");
-    assert!(apart < 50.0, "the level changes {apart:.2} ms apart: {first}");
+    assert!(
+        apart < 50.0,
+        "the level changes {apart:.2} ms apart: {first}"
+    );
     // When each worker says it started (its clock is this machine's).
     let start = [&a, &b]
         .iter()
         .map(|w| {
             let st = worker_status(w);
-            st["started_at_ms"].as_f64().unwrap_or_else(|| panic!("{st}"))
+            st["started_at_ms"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{st}"))
         })
         .fold(f64::MAX, f64::min);
     let after = fa.min(fb) - start;
@@ -157,15 +175,23 @@ fn the_schedule_origin_moves_the_level_change() {
     let mock = mock(0);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let first_after = |name: &str, back: Option<Duration>| {
-        let text = test_yaml(&mock, LEVELS)
-            .text()
-            .replace("  timeout: 5000\n", &format!("  timeout: 5000\n  headers:\n    x-perfornium-worker: {name}\n"));
+        let text = test_yaml(&mock, LEVELS).text().replace(
+            "  timeout: 5000\n",
+            &format!("  timeout: 5000\n  headers:\n    x-perfornium-worker: {name}\n"),
+        );
         let test = std::sync::Arc::new(perfornium::config::from_str(&text).unwrap());
         let began = now_ms() as f64;
         let origin = back.map(|b| Instant::now() - b);
-        rt.block_on(perfornium::engine::run_from(test, Default::default(), origin))
-            .unwrap();
-        mock_stats(&mock)["first_request_ms"][name].as_f64().unwrap() - began
+        rt.block_on(perfornium::engine::run_from(
+            test,
+            Default::default(),
+            origin,
+        ))
+        .unwrap();
+        mock_stats(&mock)["first_request_ms"][name]
+            .as_f64()
+            .unwrap()
+            - began
     };
     let plain = first_after("plain", None);
     let moved = first_after("moved", Some(Duration::from_secs(1)));
@@ -261,7 +287,9 @@ fn master_failure_is_checked_against_the_masters_that_take_the_run() {
     let (code, resp) = call("POST", &url, None, Some(&body(4))).expect("POST /runs");
     assert_eq!(code, 422, "{resp}");
     assert!(
-        resp.contains("backup_masters: 4, but the cluster taking this run has 3 masters (2 backups)"),
+        resp.contains(
+            "backup_masters: 4, but the cluster taking this run has 3 masters (2 backups)"
+        ),
         "{resp}"
     );
     let id = c.submit(leader, &body(2));
@@ -330,5 +358,8 @@ fn without_auto_reconnect_a_worker_back_from_a_partition_is_not_re_attached() {
     );
     let counted = s["overall"]["count"].as_u64().unwrap();
     let seen = mock_stats(&mock)["total"].as_u64().unwrap();
-    assert!(seen > counted + 50, "the mock saw {seen}, {counted} counted: {stderr}");
+    assert!(
+        seen > counted + 50,
+        "the mock saw {seen}, {counted} counted: {stderr}"
+    );
 }
