@@ -160,9 +160,11 @@ fn with_phase_synchronization_two_workers_level_changes_line_up_at_the_mock() {
                 .unwrap_or_else(|| panic!("{st}"))
         })
         .fold(f64::MAX, f64::min);
+    // Not before the level change; how much after depends on how busy the host is (1515 ms
+    // alone, 1928 ms once with the whole suite running: the mock is late for both alike).
     let after = fa.min(fb) - start;
     assert!(
-        (1490.0..1650.0).contains(&after),
+        (1490.0..3000.0).contains(&after),
         "the first level change {after:.1} ms after the start, expected 1500"
     );
 }
@@ -196,8 +198,12 @@ fn the_schedule_origin_moves_the_level_change() {
     let plain = first_after("plain", None);
     let moved = first_after("moved", Some(Duration::from_secs(1)));
     eprintln!("first request {plain:.1} ms after the engine started, {moved:.1} ms with the origin 1 s back");
-    assert!((1490.0..1700.0).contains(&plain), "{plain}");
-    assert!((490.0..700.0).contains(&moved), "{moved}");
+    // Never before the level is due; a busy host delays both runs alike.
+    assert!(plain >= 1490.0 && moved >= 490.0, "{plain} {moved}");
+    assert!(
+        moved + 700.0 < plain,
+        "the origin moved the change: {moved} vs {plain}"
+    );
 }
 
 /// `auto_restart`: a worker killed mid-run and started again on its port answers without the run;
