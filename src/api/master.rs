@@ -118,4 +118,22 @@ pub struct RunView {
     pub start_at_ms: Option<u64>,
     /// The replica whose record this is.
     pub driven_by: u64,
+    /// The regions of `distributed.geographic`, when they split the load.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<RegionView>,
+}
+
+/// One region of a geographic plan, as the run view shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegionView {
+    pub name: String,
+    pub load_percentage: f64,
+    /// An IANA time-zone name, when the test gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// What the region was given, in the units of `summary.workers[].planned` (thousandths for
+    /// arrivals per second).
+    pub planned_units: u64,
+    /// Its workers' `host:port`.
+    pub workers: Vec<String>,
 }

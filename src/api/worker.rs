@@ -27,6 +27,10 @@ pub struct WorkerAddr {
     /// Region, used by the `geographic` strategy and `distributed.weights`; `default` when not given.
     #[serde(default = "default_region")]
     pub region: String,
+    /// A name for the worker (`worker-us-east-1`), usable wherever the test names workers
+    /// (`distributed.distribution`, `weights`, `geographic.regions[].workers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 fn default_capacity() -> u32 {
@@ -45,6 +49,7 @@ impl WorkerAddr {
             port,
             capacity: DEFAULT_CAPACITY,
             region: default_region(),
+            id: None,
         }
     }
 

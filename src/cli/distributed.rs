@@ -90,6 +90,11 @@ async fn run(test: TestFile, launch: Launch, stop: CancellationToken) -> Result<
         token: token.or_else(|| test_token(&test)),
         tls,
     };
+    let one = submit::Masters {
+        replicas: 1,
+        election_max_ms: 0,
+    };
+    submit::check_masters(&test, one).map_err(anyhow::Error::msg)?;
     let run_id = submit::run_id();
     // The test's outputs are written here, from the controller's merged seconds: once per run,
     // never by the workers (the test they receive has no `outputs:`).

@@ -1,7 +1,7 @@
 //! `distributed:`, the seed document's settings for a run across workers. Only keys the program
 //! implements are accepted; any other is refused by name (for example `communication.protocol: grpc`).
 
-use super::duration::{de_opt_duration, ser_opt_duration};
+use super::duration::{de_opt_duration, de_opt_duration_ms, ser_opt_duration};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -32,6 +32,145 @@ pub struct Distributed {
     /// submission's `strategy`) wins over it and over the maps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy: Option<SplitStrategy>,
+    /// Regions with their share of the load in percent, and their time zones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geographic: Option<Geographic>,
+}
+
+/// `load.distributed`, the seed's other spelling of `distributed.{strategy, distribution, weights}`.
+/// Merged into the top-level block when the test is read; a key given in both places with
+/// different values is refused.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LoadDistributed {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<SplitStrategy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<BTreeMap<String, u64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<BTreeMap<String, u64>>,
+}
+
+/// Moves `load.distributed` (read from the test's YAML `value`) into `test.distributed`; an error
+/// when a key is given in both places with different values. Types were checked when the test
+/// parsed (`load.distributed` is a field of the raw load), so this only merges.
+pub fn lift_load_distributed(
+    test: &mut super::TestFile,
+    value: &serde_norway::Value,
+) -> Result<(), String> {
+    let Some(v) = value.get("load").and_then(|l| l.get("distributed")) else {
+        return Ok(());
+    };
+    let from_load: LoadDistributed =
+        serde_norway::from_value(v.clone()).map_err(|e| format!("load.distributed: {e}"))?;
+    let d = test.distributed.get_or_insert_with(Default::default);
+    fn merge<T: PartialEq + Clone + std::fmt::Debug>(
+        key: &str,
+        top: &mut Option<T>,
+        load: Option<T>,
+    ) -> Result<(), String> {
+        match (top.as_ref(), load) {
+            (Some(a), Some(b)) if *a != b => Err(format!(
+                "`load.distributed.{key}` ({b:?}) and `distributed.{key}` ({a:?}) are the same setting with different values: give one"
+            )),
+            (None, Some(b)) => {
+                *top = Some(b);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+    merge("strategy", &mut d.strategy, from_load.strategy)?;
+    merge("distribution", &mut d.distribution, from_load.distribution)?;
+    merge("weights", &mut d.weights, from_load.weights)?;
+    Ok(())
+}
+
+/// `distributed.geographic`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Geographic {
+    /// `false` turns the regions off (the plan ignores them and says so); default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<Region>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordination: Option<GeoCoordination>,
+}
+
+impl Geographic {
+    /// True when the regions split the load.
+    pub fn active(&self) -> bool {
+        self.enabled != Some(false) && !self.regions.is_empty()
+    }
+}
+
+/// One region of `distributed.geographic.regions`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Region {
+    pub name: String,
+    /// `worker-N` (1-based, list order), `host:port`, or a worker's `id` from the workers file.
+    /// Empty: the workers whose `region` is this region's name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<String>,
+    /// This region's share of the load, in percent; the regions' shares add up to 100.
+    #[serde(deserialize_with = "de_percentage")]
+    pub load_percentage: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<TimeZone>,
+}
+
+/// An IANA time-zone name (`Europe/London`), checked against the tz database compiled into the
+/// program (the `chrono-tz` crate), so it does not depend on the machine's /usr/share/zoneinfo.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TimeZone(pub String);
+
+impl TryFrom<String> for TimeZone {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.parse::<chrono_tz::Tz>() {
+            Ok(tz) => Ok(TimeZone(tz.name().to_string())),
+            Err(_) => Err(format!(
+                "`{s}` is not an IANA time-zone name (such as `Europe/London`, `America/New_York` or `UTC`)"
+            )),
+        }
+    }
+}
+
+impl From<TimeZone> for String {
+    fn from(t: TimeZone) -> String {
+        t.0
+    }
+}
+
+fn de_percentage<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let p = f64::deserialize(d)?;
+    if p.is_finite() && p > 0.0 && p <= 100.0 {
+        Ok(p)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "load_percentage must be a percentage above 0 and at most 100, got {p}"
+        )))
+    }
+}
+
+/// `distributed.geographic.coordination`: the same settings as `distributed.coordination`, as the
+/// seed writes them under `geographic` (a bare number of `time_skew_tolerance` is milliseconds).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GeoCoordination {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synchronized_start: Option<bool>,
+    #[serde(
+        default,
+        deserialize_with = "de_opt_duration_ms",
+        serialize_with = "ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub time_skew_tolerance: Option<Duration>,
 }
 
 impl SplitStrategy {
@@ -114,8 +253,9 @@ pub struct Synchronization {
     /// `coordination.synchronized_start` (either one turns it on).
     #[serde(default)]
     pub start_barrier: Option<bool>,
-    /// Align stepping levels and rate-profile phases to controller instants. Not available yet
-    /// (each worker times its levels from the common start), so `true` is refused by name.
+    /// Time every worker's schedule (VU starts, stepping levels, arrivals, `rate_profile` and the
+    /// phases of a list) from the one start instant the controller gives, instead of from when each
+    /// worker's engine is ready or its previous phase drained. Implies a synchronized start.
     #[serde(default)]
     pub phase_synchronization: Option<bool>,
     /// Compensate each worker's clock offset (estimated from round trips) when giving it the start
@@ -125,8 +265,15 @@ pub struct Synchronization {
 }
 
 impl Distributed {
-    /// Keys that parse but cannot act yet, or contradict each other, refused by name with the reason.
+    /// Keys that parse but cannot act, or contradict each other, refused by name with the reason.
     pub fn not_yet(&self) -> Result<(), String> {
+        self.check_split()?;
+        self.check_geographic()?;
+        self.check_orchestration()?;
+        self.check_fault_tolerance()
+    }
+
+    fn check_split(&self) -> Result<(), String> {
         use SplitStrategy::*;
         match (self.strategy, &self.weights, &self.distribution) {
             (Some(Weighted), None, _) => {
@@ -138,28 +285,361 @@ impl Distributed {
             (Some(Weighted), _, Some(_)) | (Some(Custom), Some(_), _) => {
                 return Err("distributed: give either `weights` (strategy `weighted`) or `distribution` (strategy `custom`), not both".into())
             }
+            // The seed's `load.distributed` writes an even split out in full: accepted when it is
+            // one (every count the same), and the counts then name the workers.
+            (Some(Even), None, Some(d)) if d.values().collect::<std::collections::BTreeSet<_>>().len() <= 1 => {}
             (Some(s @ (Even | Geographic | CapacityBased | RoundRobin)), w, d)
                 if w.is_some() || d.is_some() =>
             {
                 let map = if d.is_some() { "distribution" } else { "weights" };
+                let even_note = if s == Even && d.is_some() {
+                    " (with `even`, `distribution` must give every worker the same count)"
+                } else {
+                    ""
+                };
                 return Err(format!(
-                    "distributed.strategy `{}` would not use `distributed.{map}`: say `strategy: {}` or drop the map",
+                    "distributed.strategy `{}` would not use `distributed.{map}`{even_note}: say `strategy: {}` or drop the map",
                     s.name(),
                     if d.is_some() { "custom" } else { "weighted" }
                 ));
             }
             _ => {}
         }
-        let sync = self
-            .orchestration
-            .as_ref()
-            .and_then(|o| o.synchronization.as_ref());
-        if sync.and_then(|s| s.phase_synchronization) == Some(true) {
-            return Err("distributed.orchestration.synchronization.phase_synchronization: not available yet; \
-                 every worker times its stepping levels and rate_profile phases from the common start instant"
-                .into());
+        Ok(())
+    }
+
+    fn check_geographic(&self) -> Result<(), String> {
+        let Some(g) = &self.geographic else {
+            return Ok(());
+        };
+        if g.enabled == Some(true) && g.regions.is_empty() {
+            return Err("distributed.geographic: `enabled: true` needs `regions` (or use `strategy: geographic`, which splits evenly by each worker's `region` from the workers file)".into());
+        }
+        if g.active() {
+            if let Some(s) = self.strategy.filter(|s| *s != SplitStrategy::Geographic) {
+                return Err(format!(
+                    "distributed.geographic.regions split the load by `load_percentage`, but distributed.strategy is `{}`: say `strategy: geographic`, drop it, or set `geographic.enabled: false`",
+                    s.name()
+                ));
+            }
+            if self.weights.is_some() || self.distribution.is_some() {
+                return Err("distributed.geographic.regions split the load by `load_percentage`: drop `distributed.weights`/`distribution`, or set `geographic.enabled: false`".into());
+            }
+        }
+        let mut names = std::collections::BTreeSet::new();
+        let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
+        for (i, r) in g.regions.iter().enumerate() {
+            let at = format!("distributed.geographic.regions[{i}]");
+            if r.name.trim().is_empty() {
+                return Err(format!("{at}: `name` is empty"));
+            }
+            if !names.insert(r.name.as_str()) {
+                return Err(format!("{at}: region `{}` is named twice", r.name));
+            }
+            for w in &r.workers {
+                if let Some(other) = owner.insert(w.as_str(), r.name.as_str()) {
+                    return Err(format!(
+                        "{at}: worker `{w}` is in region `{other}` and in region `{}`; put it in one",
+                        r.name
+                    ));
+                }
+            }
+        }
+        if !g.regions.is_empty() {
+            let sum: f64 = g.regions.iter().map(|r| r.load_percentage).sum();
+            if (sum - 100.0).abs() > 1e-6 {
+                return Err(format!(
+                    "distributed.geographic.regions: the load_percentage values add up to {sum}, not 100"
+                ));
+            }
+            for r in &g.regions {
+                let thousandths = r.load_percentage * 1000.0;
+                if (thousandths - thousandths.round()).abs() > 1e-6 {
+                    return Err(format!(
+                        "distributed.geographic.regions: region `{}`: load_percentage {} has more than 3 decimals",
+                        r.name, r.load_percentage
+                    ));
+                }
+            }
+        }
+        if let (Some(a), Some(b)) = (&g.coordination, &self.coordination) {
+            let differ = |x: Option<bool>, y: Option<bool>| x.is_some() && y.is_some() && x != y;
+            if differ(a.synchronized_start, b.synchronized_start)
+                || (a.time_skew_tolerance.is_some()
+                    && b.time_skew_tolerance.is_some()
+                    && a.time_skew_tolerance != b.time_skew_tolerance)
+            {
+                return Err("distributed.geographic.coordination and distributed.coordination are the same settings with different values: give them once".into());
+            }
         }
         Ok(())
+    }
+
+    fn check_orchestration(&self) -> Result<(), String> {
+        let orch = self.orchestration.as_ref();
+        let handling = orch.and_then(|o| o.failure_handling.as_ref());
+        let degrade = self.degradation();
+        if let (Some(a), Some(b)) = (
+            handling.and_then(|h| h.graceful_degradation),
+            degrade.and_then(|g| g.enabled),
+        ) {
+            if a != b {
+                return Err("distributed.orchestration.failure_handling.graceful_degradation and distributed.fault_tolerance.worker_failures.graceful_degradation.enabled are the same setting with different values: give one".into());
+            }
+        }
+        let graceful = handling
+            .and_then(|h| h.graceful_degradation)
+            .or(degrade.and_then(|g| g.enabled));
+        if let (Some(g), Some(c)) = (
+            graceful,
+            handling.and_then(|h| h.continue_on_partial_failure),
+        ) {
+            if g != c {
+                return Err(format!(
+                    "distributed: graceful_degradation ({g}) means the same as continue_on_partial_failure ({c}): going on with the surviving workers; give them the same value"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `fault_tolerance.worker_failures.graceful_degradation`, if given.
+    pub fn degradation(&self) -> Option<&GracefulDegradation> {
+        self.fault_tolerance
+            .as_ref()
+            .and_then(|f| f.worker_failures.as_ref())
+            .and_then(|w| w.graceful_degradation.as_ref())
+    }
+
+    fn check_fault_tolerance(&self) -> Result<(), String> {
+        let Some(ft) = &self.fault_tolerance else {
+            return Ok(());
+        };
+        let wf = ft.worker_failures.as_ref();
+        let recovery = wf.and_then(|w| w.recovery.as_ref());
+        if recovery.and_then(|r| r.replacement_workers) == Some(true) {
+            return Err("distributed.fault_tolerance.worker_failures.recovery.replacement_workers: needs registered idle workers — the dynamic cluster, issue 15 (worker registration is not available yet)".into());
+        }
+        if let Some(g) = wf.and_then(|w| w.graceful_degradation.as_ref()) {
+            if g.min_workers_threshold == Some(0) {
+                return Err("distributed.fault_tolerance.worker_failures.graceful_degradation.min_workers_threshold: must be at least 1".into());
+            }
+            if g.scale_down_load == Some(true) && g.enabled == Some(false) {
+                return Err("distributed.fault_tolerance.worker_failures.graceful_degradation: `scale_down_load: true` needs `enabled` (the run goes on with less load)".into());
+            }
+        }
+        if let Some(np) = &ft.network_partitions {
+            let at = "distributed.fault_tolerance.network_partitions";
+            if let (Some(a), Some(b)) = (np.detection_timeout, wf.and_then(|w| w.detection_timeout))
+            {
+                if a != b {
+                    return Err(format!("{at}.detection_timeout and worker_failures.detection_timeout are the same setting (a worker unheard that long is failed) with different values: give one"));
+                }
+            }
+            if np.split_brain_prevention == Some(false) {
+                return Err(format!("{at}.split_brain_prevention: cannot be turned off; the masters' raft log gives it (one leader per term drives a run)"));
+            }
+            if let Some(r) = &np.recovery {
+                if r.state_reconciliation == Some(false) {
+                    return Err(format!("{at}.recovery.state_reconciliation: cannot be turned off; a re-attached worker's held batches are always merged, each exactly once, so nothing it measured is lost or counted twice"));
+                }
+                if let Some(c) = r
+                    .conflict_resolution
+                    .as_deref()
+                    .filter(|c| *c != "master_wins")
+                {
+                    return Err(format!("{at}.recovery.conflict_resolution: `{c}` is not supported; only `master_wins` (the master's record is the run's one state; workers hold only unmerged batches)"));
+                }
+            }
+        }
+        if let Some(m) = &ft.master_failure {
+            let at = "distributed.fault_tolerance.master_failure";
+            if let Some(a) = m
+                .failover
+                .as_ref()
+                .and_then(|f| f.election_algorithm.as_deref())
+                .filter(|a| *a != "raft")
+            {
+                return Err(format!("{at}.failover.election_algorithm: `{a}` is not supported; the masters elect their leader with raft (`raft`)"));
+            }
+            if let Some(p) = &m.state_persistence {
+                if p.enabled == Some(false) {
+                    return Err(format!("{at}.state_persistence.enabled: cannot be turned off; the run record is written through the masters' raft log at every step"));
+                }
+                if let Some(b) = p.backend.as_deref().filter(|b| *b != "raft") {
+                    return Err(format!("{at}.state_persistence.backend: `{b}` is not supported; runs persist in the masters' own raft log and snapshots (`raft`); an external store (etcd, a database) is not used"));
+                }
+                if p.backup_interval
+                    .is_some_and(|d| d < Duration::from_secs(1))
+                {
+                    return Err(format!("{at}.state_persistence.backup_interval: the run record is saved at every pull, once a second; give 1s or more"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Distributed {
+    /// The `distributed:` block as understood, a line per section (`perfornium validate --explain`).
+    pub fn explain(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let ms = |d: Duration| format!("{}ms", d.as_millis());
+        let split = match (self.strategy, &self.distribution, &self.weights) {
+            (_, _, _) if self.geographic.as_ref().is_some_and(Geographic::active) => {
+                "by region, each its load_percentage (floor per region, the remainder one unit each to the regions in the order written; within a region evenly, the remainder to its first workers)".to_string()
+            }
+            (Some(s), Some(d), _) => format!("{} with exact VU counts per worker {d:?}", s.name()),
+            (None, Some(d), _) => format!("custom: exact VU counts per worker {d:?}"),
+            (_, _, Some(w)) => format!("weighted by {w:?}"),
+            (Some(s), None, None) => s.name().to_string(),
+            (None, None, None) => "capacity_based (the default)".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "distributed: split {split}; the command line's -s wins over the test"
+        );
+        if let Some(g) = &self.geographic {
+            if !g.active() {
+                let _ = writeln!(out, "  geographic: off (enabled: false); regions unused");
+            }
+            for r in g.regions.iter().filter(|_| g.active()) {
+                let _ = writeln!(
+                    out,
+                    "  region `{}`: {}% of the load, workers {}, timezone {}",
+                    r.name,
+                    r.load_percentage,
+                    if r.workers.is_empty() {
+                        format!("those with region `{}` in the workers file", r.name)
+                    } else {
+                        r.workers.join(", ")
+                    },
+                    r.timezone.as_ref().map_or("not given", |t| t.0.as_str())
+                );
+            }
+        }
+        let coord = self.coordination.clone().unwrap_or_default();
+        let geo = self
+            .geographic
+            .as_ref()
+            .and_then(|g| g.coordination.clone())
+            .unwrap_or_default();
+        let orch = self.orchestration.clone().unwrap_or_default();
+        let sync = orch.synchronization.clone().unwrap_or_default();
+        let phased = sync.phase_synchronization == Some(true);
+        let barrier = coord
+            .synchronized_start
+            .or(geo.synchronized_start)
+            .unwrap_or(false)
+            || sync.start_barrier.unwrap_or(false)
+            || phased;
+        let _ = writeln!(
+            out,
+            "  orchestration: {}{}, clock offsets {}, prepare and start bounded by {} (coordination_timeout), heartbeat every {}{}",
+            if barrier {
+                "every worker prepared, then all started at one instant (start barrier)"
+            } else {
+                "each worker started as soon as it is prepared"
+            },
+            if phased {
+                "; every worker's stepping levels, arrivals, rate_profile and phases timed from that instant (phase_synchronization)"
+            } else {
+                ""
+            },
+            if sync.clock_sync == Some(false) { "not compensated (clock_sync: false)" } else { "compensated" },
+            orch.coordination_timeout.map_or("60000ms (default)".into(), ms),
+            orch.heartbeat_interval.map_or("5000ms (default)".into(), ms),
+            coord
+                .time_skew_tolerance
+                .or(geo.time_skew_tolerance)
+                .map(|d| format!(", start skew over {} reported as a warning", ms(d)))
+                .unwrap_or_default()
+        );
+        let handling = orch.failure_handling.clone().unwrap_or_default();
+        let wf = self
+            .fault_tolerance
+            .as_ref()
+            .and_then(|f| f.worker_failures.clone())
+            .unwrap_or_default();
+        let degrade = wf.graceful_degradation.clone().unwrap_or_default();
+        let goes_on = handling
+            .continue_on_partial_failure
+            .or(handling.graceful_degradation)
+            .or(degrade.enabled)
+            .unwrap_or(true);
+        let np = self
+            .fault_tolerance
+            .as_ref()
+            .and_then(|f| f.network_partitions.clone())
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  worker failures: a worker unheard for {} is failed; the run {}, and fails when more than {}% of the workers fail{}; a failed worker's share {}{}{}",
+            wf.detection_timeout
+                .or(np.detection_timeout)
+                .map_or("3 heartbeats".into(), ms),
+            if goes_on { "goes on with the survivors (graceful degradation)" } else { "stops at the first failure (no graceful degradation)" },
+            handling
+                .worker_failure_threshold
+                .or(wf.max_failure_rate)
+                .unwrap_or(20.0),
+            degrade
+                .min_workers_threshold
+                .filter(|_| degrade.scale_down_load != Some(true))
+                .map(|n| format!(" or fewer than {n} are running"))
+                .unwrap_or_default(),
+            if wf.recovery.as_ref().and_then(|r| r.load_redistribution) == Some(true) {
+                "goes to the survivors"
+            } else {
+                "is dropped"
+            },
+            if degrade.scale_down_load == Some(true) {
+                format!(
+                    "; below {} running workers the load is scaled down (failed shares dropped) instead of failing the run",
+                    degrade.min_workers_threshold.unwrap_or(1)
+                )
+            } else {
+                String::new()
+            },
+            if wf.recovery.as_ref().and_then(|r| r.auto_restart) == Some(true) {
+                "; a failed worker that comes back restarted is prepared and started again with its share for the time left (auto_restart), unless that share already went to the survivors or was dropped"
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(
+            out,
+            "  network partitions: detected by heartbeat (the controller's pulls); {}; split-brain prevention: the masters' raft log gives it (one leader per term drives a run); conflicts: master_wins",
+            if np.recovery.as_ref().and_then(|r| r.auto_reconnect) == Some(false) {
+                "a failed worker is not asked again (auto_reconnect: false)"
+            } else {
+                "a failed worker that answers again is re-attached and its held batches merged, each exactly once"
+            }
+        );
+        if let Some(m) = self
+            .fault_tolerance
+            .as_ref()
+            .and_then(|f| f.master_failure.as_ref())
+        {
+            let f = m.failover.clone().unwrap_or_default();
+            let p = m.state_persistence.clone().unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  master failure: {}{}; leader election by raft{}; the run record persists in the masters' raft log and snapshots, saved at every pull (1s){}; checked when the test is submitted",
+                if m.high_availability == Some(true) { "a replica cluster is required" } else { "one master or a replica cluster" },
+                f.backup_masters
+                    .map(|n| format!(", with exactly {} masters ({n} backups)", n + 1))
+                    .unwrap_or_default(),
+                f.election_timeout
+                    .map(|d| format!(", the cluster's election timeout at most {}", ms(d)))
+                    .unwrap_or_default(),
+                p.backup_interval
+                    .map(|d| format!(", well within backup_interval {}", ms(d)))
+                    .unwrap_or_default()
+            );
+        }
+        out
     }
 }
 
@@ -168,10 +648,28 @@ impl Distributed {
 #[serde(deny_unknown_fields)]
 pub struct FailureHandling {
     /// Percent of workers that may fail before the run fails.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "de_opt_percent",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub worker_failure_threshold: Option<f64>,
     #[serde(default)]
     pub continue_on_partial_failure: Option<bool>,
+    /// The same setting as `fault_tolerance.worker_failures.graceful_degradation.enabled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graceful_degradation: Option<bool>,
+}
+
+fn de_opt_percent<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let p = f64::deserialize(d)?;
+    if p.is_finite() && (0.0..=100.0).contains(&p) {
+        Ok(Some(p))
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "expected a percentage from 0 to 100, got {p}"
+        )))
+    }
 }
 
 /// `distributed.fault_tolerance`.
@@ -180,6 +678,10 @@ pub struct FailureHandling {
 pub struct FaultTolerance {
     #[serde(default)]
     pub worker_failures: Option<WorkerFailures>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_partitions: Option<NetworkPartitions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_failure: Option<MasterFailure>,
 }
 
 /// `distributed.fault_tolerance.worker_failures`.
@@ -194,10 +696,16 @@ pub struct WorkerFailures {
     )]
     pub detection_timeout: Option<Duration>,
     /// Same meaning as `worker_failure_threshold` (percent).
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "de_opt_percent",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_failure_rate: Option<f64>,
     #[serde(default)]
     pub recovery: Option<Recovery>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graceful_degradation: Option<GracefulDegradation>,
 }
 
 /// `distributed.fault_tolerance.worker_failures.recovery`.
@@ -207,6 +715,130 @@ pub struct Recovery {
     /// Re-assign a failed worker's share (VUs, arrival rate, CSV slice) to the survivors.
     #[serde(default)]
     pub load_redistribution: Option<bool>,
+    /// A failed worker that answers again without the run (it was restarted) is prepared and
+    /// started again with its share for the time left, unless its share went to the survivors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_restart: Option<bool>,
+    /// Refused when true: it needs registered idle workers (the dynamic cluster, issue 15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement_workers: Option<bool>,
+}
+
+/// `distributed.fault_tolerance.worker_failures.graceful_degradation`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GracefulDegradation {
+    /// Keep running with the survivors when a worker fails (`continue_on_partial_failure`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Fewest workers that must be running; below it the run fails, or, with `scale_down_load`,
+    /// goes on with less load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_workers_threshold: Option<u32>,
+    /// Below `min_workers_threshold`, a failed worker's share is dropped (the total load goes down
+    /// by that share) instead of going to the survivors, and the run goes on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down_load: Option<bool>,
+}
+
+/// `distributed.fault_tolerance.network_partitions`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkPartitions {
+    /// Only `heartbeat` (a worker unheard for `detection_timeout` is failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection_method: Option<DetectionMethod>,
+    /// The same setting as `worker_failures.detection_timeout`.
+    #[serde(
+        default,
+        deserialize_with = "de_opt_duration",
+        serialize_with = "ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub detection_timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<PartitionRecovery>,
+    /// What the raft replica cluster gives: `true` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_brain_prevention: Option<bool>,
+}
+
+/// How a silent worker is noticed.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectionMethod {
+    Heartbeat,
+}
+
+/// `distributed.fault_tolerance.network_partitions.recovery`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionRecovery {
+    /// A failed worker is still asked for its batches now and then, and re-attached when it
+    /// answers; `false`: a failed worker is never asked again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_reconnect: Option<bool>,
+    /// A re-attached worker's held batches are merged, each exactly once (by sequence number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_reconciliation: Option<bool>,
+    /// Only `master_wins`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict_resolution: Option<String>,
+}
+
+/// `distributed.fault_tolerance.master_failure`: the replica cluster (`perfornium master --peers`),
+/// checked when the test is submitted.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MasterFailure {
+    /// `true` needs a replica cluster (more than one master).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high_availability: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<Failover>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_persistence: Option<StatePersistence>,
+}
+
+/// `distributed.fault_tolerance.master_failure.failover`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Failover {
+    /// Masters besides the leader: the cluster's replica count minus one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_masters: Option<u32>,
+    /// Longest acceptable election: the cluster's own election timeout must not exceed it.
+    #[serde(
+        default,
+        deserialize_with = "de_opt_duration",
+        serialize_with = "ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub election_timeout: Option<Duration>,
+    /// Only `raft`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub election_algorithm: Option<String>,
+}
+
+/// `distributed.fault_tolerance.master_failure.state_persistence`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StatePersistence {
+    /// The run record is written through raft at every transition and pull; `false` is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Only `raft` (each master's own log and snapshot on disk).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// Longest time between two saves of the run record; it is saved at every pull (every
+    /// second), so anything shorter than a second is refused.
+    #[serde(
+        default,
+        deserialize_with = "de_opt_duration",
+        serialize_with = "ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub backup_interval: Option<Duration>,
 }
 
 /// `distributed.data_consistency`.

@@ -213,6 +213,9 @@ pub fn explain(test: &TestFile) -> String {
             let _ = writeln!(out, "  step `{}`: {line}", step.name());
         }
     }
+    if let Some(dist) = &test.distributed {
+        out.push_str(&dist.explain());
+    }
     for t in &test.thresholds {
         let _ = match t {
             Threshold::Short(s) => writeln!(out, "threshold: {s}"),

@@ -188,6 +188,10 @@ pub struct RawLoad {
     /// Refused by name: the TypeScript tool ignores it.
     #[serde(default, skip_serializing)]
     pub think_time: Option<serde_norway::Value>,
+    /// The seed's spelling of `distributed.{strategy, distribution, weights}`: type-checked here,
+    /// moved to the test's `distributed` block when the test is read (`lift_load_distributed`).
+    #[serde(default, skip_serializing)]
+    pub distributed: Option<super::distributed::LoadDistributed>,
 }
 
 fn need<T>(v: Option<T>, pattern: &str, field: &str) -> Result<T, String> {
@@ -237,6 +241,9 @@ impl<'de> Deserialize<'de> for Phase {
 impl TryFrom<RawLoad> for Phase {
     type Error = String;
     fn try_from(mut r: RawLoad) -> Result<Self, String> {
+        if r.distributed.is_some() {
+            return Err("`distributed` in a load phase: write it once, in a single `load:` mapping or as the top-level `distributed:`".into());
+        }
         let name = r.name.take();
         let load = Load::try_from(r).map_err(|e| match &name {
             Some(n) => format!("phase `{n}`: {e}"),

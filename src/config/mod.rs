@@ -155,6 +155,7 @@ fn invalid(path: &Path, message: impl Into<String>) -> ConfigError {
 pub fn load(path: &Path, env: Option<&str>) -> Result<TestFile, ConfigError> {
     let text = read(path)?;
     let mut test: TestFile = serde_norway::from_str(&text).map_err(|e| syntax(path, e))?;
+    lift_distributed(path, &mut test, &text)?;
     if let Some(name) = env {
         test = apply_env(path, &text, name)?;
     }
@@ -172,6 +173,7 @@ pub fn load(path: &Path, env: Option<&str>) -> Result<TestFile, ConfigError> {
 pub fn from_str(text: &str) -> Result<TestFile, ConfigError> {
     let path = Path::new("<test>");
     let mut test: TestFile = serde_norway::from_str(text).map_err(|e| syntax(path, e))?;
+    lift_distributed(path, &mut test, text)?;
     normalize(&mut test).map_err(|m| invalid(path, m.0))?;
     check(&test).map_err(|m| invalid(path, m.0))?;
     Ok(test)
@@ -199,12 +201,23 @@ fn apply_env(path: &Path, text: &str, name: &str) -> Result<TestFile, ConfigErro
     let over: serde_norway::Value =
         serde_norway::from_str(&read(&env_path)?).map_err(|e| syntax(&env_path, e))?;
     merge(&mut base, over);
-    serde_norway::from_value(base).map_err(|e| {
+    let mut test: TestFile = serde_norway::from_value(base.clone()).map_err(|e| {
         invalid(
             &env_path,
             format!("after merging this environment over the test: {e}"),
         )
-    })
+    })?;
+    distributed::lift_load_distributed(&mut test, &base).map_err(|m| invalid(&env_path, m))?;
+    Ok(test)
+}
+
+/// `load.distributed` moved into the test's `distributed` block (see `distributed.rs`).
+fn lift_distributed(path: &Path, test: &mut TestFile, text: &str) -> Result<(), ConfigError> {
+    if !text.contains("distributed") {
+        return Ok(());
+    }
+    let value: serde_norway::Value = serde_norway::from_str(text).map_err(|e| syntax(path, e))?;
+    distributed::lift_load_distributed(test, &value).map_err(|m| invalid(path, m))
 }
 
 /// Deep-merges `over` into `base`: mappings merge key by key, anything else replaces.

@@ -34,8 +34,9 @@ pub fn apply_rows(test: &mut TestFile, workers: &[WorkerRun], i: usize) {
     if mode(test) != CsvDistributionMode::Partition {
         return;
     }
+    // A restarted worker's new entry (`auto_restart`) is given its old entry's rows, by index.
     let taking_part: Vec<usize> = (0..workers.len())
-        .filter(|&w| workers[w].state != WorkerState::Idle)
+        .filter(|&w| workers[w].state != WorkerState::Idle && workers[w].restart_of.is_none())
         .collect();
     let Some(rank) = taking_part.iter().position(|&w| w == i) else {
         return;

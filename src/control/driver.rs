@@ -22,6 +22,10 @@ use tracing::{info, warn, Instrument};
 /// How often workers are polled for metrics (each answer is also a heartbeat).
 pub const POLL: Duration = Duration::from_secs(1);
 
+/// The least time a `/start` call (or a clock estimate) is given when the coordination deadline is
+/// near: workers are started one after another, so a late one still gets one real try.
+const MIN_CALL: Duration = Duration::from_secs(1);
+
 /// Drives one run.
 pub struct Driver<S: RunStore> {
     store: S,
@@ -139,11 +143,12 @@ impl<S: RunStore> Driver<S> {
 
     /// True when the failed share of workers is more than the run tolerates.
     fn too_many_failures(&self) -> bool {
+        // A worker restarted by `auto_restart` counts once, as its new entry.
         let taking_part: Vec<_> = self
             .rec
             .workers
             .iter()
-            .filter(|w| w.state != WorkerState::Idle)
+            .filter(|w| w.state != WorkerState::Idle && w.restarted_as.is_none())
             .collect();
         let failed = taking_part
             .iter()
@@ -153,38 +158,61 @@ impl<S: RunStore> Driver<S> {
             return false;
         }
         let pct = failed as f64 * 100.0 / taking_part.len().max(1) as f64;
+        let running = taking_part.len() - failed;
+        let too_few =
+            running < self.rec.settings.min_workers as usize && !self.rec.settings.scale_down_load;
         !self.rec.settings.continue_on_partial_failure
             || pct > self.rec.settings.failure_threshold_pct
             || failed == taking_part.len()
+            || too_few
     }
 
     async fn prepare_all(&mut self) -> Result<(), StoreError> {
         self.rec.phase = Phase::Preparing;
         info!("preparing workers");
         self.save().await?;
+        // Every worker is prepared at once, so `coordination_timeout` bounds the whole phase: a
+        // worker that accepts the connection and never answers fails at the deadline.
         let deadline = now_ms() + self.rec.settings.coordination_timeout_ms;
-        for i in 0..self.clients.len() {
-            if self.rec.workers[i].state != WorkerState::Pending {
-                continue;
-            }
-            let body = api::Prepare {
-                run_id: self.rec.id.clone(),
-                test: self.worker_test(i),
-                worker: Some(self.rec.workers[i].addr.addr()),
-            };
+        let timeout_ms = self.rec.settings.coordination_timeout_ms;
+        let pending: Vec<(usize, api::Prepare)> = (0..self.clients.len())
+            .filter(|&i| self.rec.workers[i].state == WorkerState::Pending)
+            .map(|i| {
+                let body = api::Prepare {
+                    run_id: self.rec.id.clone(),
+                    test: self.worker_test(i),
+                    worker: Some(self.rec.workers[i].addr.addr()),
+                };
+                (i, body)
+            })
+            .collect();
+        let clients = &self.clients;
+        let outcomes = futures_util::future::join_all(pending.iter().map(|(i, body)| async move {
             loop {
-                match self.clients[i].prepare(&body).await {
-                    Ok(_) => {
-                        self.rec.workers[i].state = WorkerState::Prepared;
-                        self.rec.workers[i].last_seen_ms = now_ms();
-                        break;
+                let left = Duration::from_millis(deadline.saturating_sub(now_ms()));
+                match tokio::time::timeout(left, clients[*i].prepare(body)).await {
+                    Ok(Ok(_)) => return (*i, Ok(())),
+                    Ok(Err(e)) if e.is_permanent() || now_ms() >= deadline => {
+                        return (*i, Err(e.to_string()))
                     }
-                    Err(e) if e.is_permanent() || now_ms() >= deadline => {
-                        self.fail_worker(i, e.to_string());
-                        break;
+                    Err(_) => {
+                        let why = format!(
+                            "not prepared within the coordination timeout ({timeout_ms} ms)"
+                        );
+                        return (*i, Err(why));
                     }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                    Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(200)).await,
                 }
+            }
+        }))
+        .await;
+        for (i, outcome) in outcomes {
+            match outcome {
+                Ok(()) => {
+                    self.rec.workers[i].state = WorkerState::Prepared;
+                    self.rec.workers[i].last_seen_ms = now_ms();
+                }
+                Err(why) => self.fail_worker(i, why),
             }
         }
         if self.too_many_failures() {
@@ -204,11 +232,16 @@ impl<S: RunStore> Driver<S> {
     }
 
     async fn start_all(&mut self) -> Result<(), StoreError> {
+        let estimates_by = now_ms() + self.rec.settings.coordination_timeout_ms;
         for i in 0..self.clients.len() {
             if self.rec.workers[i].offset.is_none()
                 && self.rec.workers[i].state == WorkerState::Prepared
             {
-                if let Ok(o) = clock::estimate(&self.clients[i], 5).await {
+                let left =
+                    Duration::from_millis(estimates_by.saturating_sub(now_ms())).max(MIN_CALL);
+                if let Ok(Ok(o)) =
+                    tokio::time::timeout(left, clock::estimate(&self.clients[i], 5)).await
+                {
                     self.rec.workers[i].offset = Some(o);
                 }
             }
@@ -235,16 +268,25 @@ impl<S: RunStore> Driver<S> {
             // coordination timeout, as `/prepare` is, instead of failing the worker at once.
             let deadline = now_ms() + self.rec.settings.coordination_timeout_ms;
             loop {
-                match self.clients[i].start(&body).await {
-                    Ok(_) => {
+                let left = Duration::from_millis(deadline.saturating_sub(now_ms())).max(MIN_CALL);
+                match tokio::time::timeout(left, self.clients[i].start(&body)).await {
+                    Ok(Ok(_)) => {
                         self.rec.workers[i].state = WorkerState::Started;
                         break;
                     }
-                    Err(e) if e.is_permanent() || now_ms() >= deadline => {
+                    Ok(Err(e)) if e.is_permanent() || now_ms() >= deadline => {
                         self.fail_worker(i, e.to_string());
                         break;
                     }
-                    Err(e) => {
+                    Err(_) => {
+                        let why = format!(
+                            "not started within the coordination timeout ({} ms)",
+                            self.rec.settings.coordination_timeout_ms
+                        );
+                        self.fail_worker(i, why);
+                        break;
+                    }
+                    Ok(Err(e)) => {
                         warn!(worker = %self.clients[i].addr, "start not acknowledged, sending it again: {e}");
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
@@ -334,14 +376,19 @@ impl<S: RunStore> Driver<S> {
 
     /// Hands each newly failed worker's share to the survivors, when the test asks for it.
     async fn redistribute_failed(&mut self) {
-        if !self.rec.settings.load_redistribution || !self.rec.settings.continue_on_partial_failure
-        {
+        if !self.rec.settings.continue_on_partial_failure {
+            return;
+        }
+        self.scale_down_failed();
+        if !self.rec.settings.load_redistribution {
             return;
         }
         let dead: Vec<usize> = (0..self.rec.workers.len())
             .filter(|&i| {
                 self.rec.workers[i].state == WorkerState::Failed
                     && !self.rec.workers[i].redistributed
+                    && !self.rec.workers[i].scaled_down
+                    && self.rec.workers[i].restarted_as.is_none()
             })
             .collect();
         for d in dead {
@@ -370,6 +417,137 @@ impl<S: RunStore> Driver<S> {
             }
             self.event(format!(
                 "the share of {addr} was redistributed to the surviving workers"
+            ));
+        }
+    }
+
+    /// `recovery.auto_restart`: failed worker `i` answers without any run (it was restarted), so it
+    /// is prepared and started again with its share for the time left, as a new entry of the record
+    /// (what it measured before it failed stays in its old entry, so every batch is still merged
+    /// once). Not when its share went to the survivors or was dropped, nor when the run has less
+    /// than a second left or is bounded by iterations.
+    async fn restart(&mut self, i: usize) {
+        let w = &self.rec.workers[i];
+        if w.restarted_as.is_some() || w.redistributed || w.scaled_down || w.results.is_some() {
+            return;
+        }
+        let addr = w.addr.addr();
+        let left = match super::redistribute::remaining(&self.rec) {
+            Some(left) if left >= Duration::from_secs(1) => left,
+            _ => {
+                self.event(format!("worker {addr} came back restarted but was not given its share again: its share is defined by iterations or less than a second of the run is left"));
+                return;
+            }
+        };
+        let units = super::plan::units(&w.load);
+        let mut test = self.rec.test.clone();
+        super::data::apply_rows(&mut test, &self.rec.workers, i);
+        test.load = super::redistribute::scaled(&w.load, units, units, left);
+        let fresh = super::run::WorkerRun {
+            addr: w.addr.clone(),
+            load: test.load.clone(),
+            state: WorkerState::Prepared,
+            last_seq: 0,
+            merged: vec![Default::default(); self.rec.step_names.len()],
+            results: None,
+            offset: None,
+            started_at_ms: None,
+            last_seen_ms: now_ms(),
+            error: None,
+            live: Default::default(),
+            csv_rows: w.csv_rows.clone(),
+            extra_units: 0,
+            redistributed: false,
+            scaled_down: false,
+            restarted_as: None,
+            restart_of: Some(i),
+            late: None,
+        };
+        let budget = Duration::from_millis(self.rec.settings.coordination_timeout_ms).max(MIN_CALL);
+        let prepare = api::Prepare {
+            run_id: self.rec.id.clone(),
+            test,
+            worker: Some(addr.clone()),
+        };
+        let start = api::Start {
+            run_id: self.rec.id.clone(),
+            start_at_ms: None,
+        };
+        let client = self.clients[i].clone();
+        let outcome = tokio::time::timeout(budget, async {
+            client.prepare(&prepare).await?;
+            client.start(&start).await
+        })
+        .await;
+        match outcome {
+            Ok(Ok(_)) => {
+                let j = self.rec.workers.len();
+                self.rec.workers.push(fresh);
+                self.rec.workers[j].state = WorkerState::Started;
+                self.rec.workers[i].restarted_as = Some(j);
+                self.clients.push(client);
+                self.next_late_probe.push(0);
+                self.event(format!(
+                    "worker {addr} came back restarted; prepared and started again with its share for the {:.1} s left (auto_restart)",
+                    left.as_secs_f64()
+                ));
+            }
+            Ok(Err(e)) => self.event(format!("worker {addr} came back restarted but could not be prepared again: {e}")),
+            Err(_) => self.event(format!("worker {addr} came back restarted but was not prepared again within the coordination timeout")),
+        }
+    }
+
+    /// `graceful_degradation.scale_down_load`: once fewer than `min_workers_threshold` workers are
+    /// running, each newly failed worker's share is dropped — the survivors keep their own shares,
+    /// so the total load goes down by that share — and the run goes on.
+    fn scale_down_failed(&mut self) {
+        let s = &self.rec.settings;
+        if !s.scale_down_load {
+            return;
+        }
+        let taking_part = self
+            .rec
+            .workers
+            .iter()
+            .filter(|w| w.state != WorkerState::Idle && w.restarted_as.is_none())
+            .count();
+        let running = self
+            .rec
+            .workers
+            .iter()
+            .filter(|w| w.state != WorkerState::Idle && w.state != WorkerState::Failed)
+            .count();
+        if running >= s.min_workers as usize {
+            return;
+        }
+        let total: u64 = self
+            .rec
+            .workers
+            .iter()
+            .map(|w| super::plan::units(&w.load))
+            .sum();
+        for i in 0..self.rec.workers.len() {
+            let w = &self.rec.workers[i];
+            if w.state != WorkerState::Failed
+                || w.redistributed
+                || w.scaled_down
+                || w.restarted_as.is_some()
+            {
+                continue;
+            }
+            self.rec.workers[i].scaled_down = true;
+            let dropped: u64 = self
+                .rec
+                .workers
+                .iter()
+                .filter(|w| w.scaled_down)
+                .map(|w| super::plan::units(&w.load))
+                .sum();
+            let addr = self.rec.workers[i].addr.addr();
+            let left = 100.0 * (total - dropped) as f64 / total.max(1) as f64;
+            self.event(format!(
+                "the share of {addr} was dropped (scale_down_load: {running} of {taking_part} workers running, fewer than min_workers_threshold {}); the load is now {left:.1}% of the plan",
+                self.rec.settings.min_workers
             ));
         }
     }
@@ -485,13 +663,14 @@ impl<S: RunStore> Driver<S> {
             .workers
             .iter()
             .filter(|w| w.state != WorkerState::Idle && w.state != WorkerState::Failed)
+            .filter(|w| w.restart_of.is_none())
             .filter_map(|w| w.started_at_ms)
             .collect();
         let taking_part = self
             .rec
             .workers
             .iter()
-            .filter(|w| w.state != WorkerState::Idle)
+            .filter(|w| w.state != WorkerState::Idle && w.restart_of.is_none())
             .count();
         if starts.len() == taking_part && !starts.is_empty() && self.rec.skew_ms.is_none() {
             let max = starts.iter().cloned().fold(f64::MIN, f64::max);
@@ -523,7 +702,11 @@ impl<S: RunStore> Driver<S> {
     /// dropped. Its state stays failed. When its share went to the survivors it is told to stop,
     /// so the load is not run twice.
     async fn poll_failed(&mut self, i: usize) {
-        if self.rec.workers[i].results.is_some() {
+        // A restarted worker's batches belong to its new entry.
+        if self.rec.workers[i].results.is_some()
+            || !self.rec.settings.auto_reconnect
+            || self.rec.workers[i].restarted_as.is_some()
+        {
             return;
         }
         // Until it answers, a failed worker is asked once per detection timeout, so a worker that
@@ -538,6 +721,9 @@ impl<S: RunStore> Driver<S> {
             return;
         };
         if m.run_id.as_deref() != Some(self.rec.id.as_str()) {
+            if self.rec.settings.auto_restart && m.run_id.is_none() {
+                self.restart(i).await;
+            }
             return;
         }
         let addr = self.rec.workers[i].addr.addr();

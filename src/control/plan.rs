@@ -44,6 +44,9 @@ pub enum PlanError {
     /// An arrival rate that cannot be split.
     #[error("load.rate must be a positive, finite number of arrivals per second, got {rate}")]
     BadRate { rate: f64 },
+    /// A region of `distributed.geographic` covers no worker.
+    #[error("distributed.geographic: region `{region}` has no workers: {why}")]
+    EmptyRegion { region: String, why: String },
     /// No worker is left to take over a failed worker's share.
     #[error("every worker has failed; no worker is left to take over the load")]
     NoSurvivors,
@@ -175,6 +178,12 @@ impl Rule {
         if let Some(map) = dist.and_then(|d| d.weights.as_ref()) {
             return weight_groups(map, workers).map(Rule::Weights);
         }
+        if let Some(g) = dist
+            .and_then(|d| d.geographic.as_ref())
+            .filter(|g| g.active())
+        {
+            return region_shares(g, workers).map(Rule::Weights);
+        }
         Ok(Rule::Strategy(strategy))
     }
 
@@ -199,8 +208,90 @@ impl Rule {
     }
 }
 
-/// The worker a key names: `host:port`, or `worker-N` (1-based, in list order).
+/// `distributed.geographic.regions` as groups, in the order written, each weighted by its
+/// `load_percentage` in thousandths of a percent (they add up to 100,000): a region gets
+/// `floor(total * pct / 100)` units and the remainder goes one unit each to the regions in the order
+/// written; within a region the part is split evenly, the remainder to its first workers. A region
+/// names its workers (`worker-N`, `host:port` or an `id`), or, with no `workers`, covers the
+/// workers whose `region` is its name. Workers no region covers get nothing.
+fn region_shares(
+    g: &crate::config::Geographic,
+    workers: &[WorkerAddr],
+) -> Result<Vec<Group>, PlanError> {
+    let mut owner: Vec<Option<&str>> = vec![None; workers.len()];
+    let mut groups = Vec::new();
+    for r in &g.regions {
+        let members: Vec<usize> = if r.workers.is_empty() {
+            (0..workers.len())
+                .filter(|&i| workers[i].region == r.name)
+                .collect()
+        } else {
+            r.workers
+                .iter()
+                .map(|key| {
+                    worker_index(key, workers).ok_or_else(|| PlanError::UnknownKey {
+                        field: "geographic.regions[].workers",
+                        key: key.clone(),
+                        what: "worker",
+                        known: known_names(workers, false),
+                    })
+                })
+                .collect::<Result<_, _>>()?
+        };
+        if members.is_empty() {
+            return Err(PlanError::EmptyRegion {
+                region: r.name.clone(),
+                why: format!(
+                    "give `workers`, or list workers with region `{}` (known regions: {})",
+                    r.name,
+                    region_groups(workers)
+                        .iter()
+                        .map(|g| g.key.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        for &i in &members {
+            claim(&mut owner, i, &r.name, "geographic.regions", workers)?;
+        }
+        groups.push(Group {
+            key: r.name.clone(),
+            weight: (r.load_percentage * 1000.0).round() as u64,
+            members,
+        });
+    }
+    Ok(groups)
+}
+
+/// Which region of `distributed.geographic` each worker is in (its name and time zone), when the
+/// regions split the load; `None` for a worker no region covers.
+pub fn worker_regions(
+    dist: Option<&Distributed>,
+    workers: &[WorkerAddr],
+) -> Vec<Option<(String, Option<String>)>> {
+    let mut out = vec![None; workers.len()];
+    let Some(g) = dist
+        .and_then(|d| d.geographic.as_ref())
+        .filter(|g| g.active())
+    else {
+        return out;
+    };
+    if let Ok(groups) = region_shares(g, workers) {
+        for (grp, r) in groups.iter().zip(&g.regions) {
+            for &i in &grp.members {
+                out[i] = Some((r.name.clone(), r.timezone.as_ref().map(|t| t.0.clone())));
+            }
+        }
+    }
+    out
+}
+
+/// The worker a key names: `host:port`, `worker-N` (1-based, in list order), or its `id`.
 fn worker_index(key: &str, workers: &[WorkerAddr]) -> Option<usize> {
+    if let Some(i) = workers.iter().position(|w| w.id.as_deref() == Some(key)) {
+        return Some(i);
+    }
     let numbered = key
         .strip_prefix("worker-")
         .and_then(|n| n.parse::<usize>().ok())
@@ -210,7 +301,13 @@ fn worker_index(key: &str, workers: &[WorkerAddr]) -> Option<usize> {
 }
 
 fn known_names(workers: &[WorkerAddr], with_regions: bool) -> String {
-    let mut names: Vec<String> = workers.iter().map(WorkerAddr::addr).collect();
+    let mut names: Vec<String> = workers
+        .iter()
+        .map(|w| match &w.id {
+            Some(id) => format!("{} (id `{id}`)", w.addr()),
+            None => w.addr(),
+        })
+        .collect();
     names.push(format!("worker-1..worker-{}", workers.len()));
     if with_regions {
         for g in region_groups(workers) {
@@ -359,17 +456,68 @@ pub fn text(rec: &RunRecord) -> String {
         rec.split.clone()
     };
     let mut out = format!("plan ({rule} strategy, run {}):\n", rec.id);
-    for w in &rec.workers {
+    let addrs: Vec<WorkerAddr> = rec.workers.iter().map(|w| w.addr.clone()).collect();
+    let regions = worker_regions(rec.test.distributed.as_ref(), &addrs);
+    for (w, r) in rec.workers.iter().zip(&regions) {
         let share = amount(units(&w.load), unit);
+        let (region, tz) = match r {
+            Some((name, tz)) => (name.as_str(), tz.as_deref()),
+            None => (w.addr.region.as_str(), None),
+        };
         out.push_str(&format!(
-            "  {:<21} {share:>8} {:<10} region {:<10} capacity {}\n",
+            "  {:<21} {share:>8} {:<10} region {:<10} capacity {}{}\n",
             w.addr.addr(),
             unit.label(),
-            w.addr.region,
-            w.addr.capacity
+            region,
+            w.addr.capacity,
+            tz.map(|t| format!(" timezone {t}")).unwrap_or_default()
+        ));
+    }
+    for r in region_views(rec) {
+        out.push_str(&format!(
+            "  region {:<12} {:>6}% {:>8} {:<10} timezone {:<20} workers {}\n",
+            r.name,
+            r.load_percentage,
+            amount(r.planned_units, unit),
+            unit.label(),
+            r.timezone.as_deref().unwrap_or("-"),
+            r.workers.join(", ")
         ));
     }
     out
+}
+
+/// The regions of `distributed.geographic` as planned: each one's percentage, planned units (VUs
+/// or milli-arrivals/s), time zone and workers. Empty when the regions do not split the load.
+pub fn region_views(rec: &RunRecord) -> Vec<crate::api::master::RegionView> {
+    let Some(g) = rec
+        .test
+        .distributed
+        .as_ref()
+        .and_then(|d| d.geographic.as_ref())
+        .filter(|g| g.active())
+    else {
+        return Vec::new();
+    };
+    let addrs: Vec<WorkerAddr> = rec.workers.iter().map(|w| w.addr.clone()).collect();
+    let Ok(groups) = region_shares(g, &addrs) else {
+        return Vec::new();
+    };
+    groups
+        .iter()
+        .zip(&g.regions)
+        .map(|(grp, r)| crate::api::master::RegionView {
+            name: r.name.clone(),
+            load_percentage: r.load_percentage,
+            timezone: r.timezone.as_ref().map(|t| t.0.clone()),
+            planned_units: grp
+                .members
+                .iter()
+                .map(|&i| units(&rec.workers[i].load))
+                .sum(),
+            workers: grp.members.iter().map(|&i| addrs[i].addr()).collect(),
+        })
+        .collect()
 }
 
 fn milli(rate: f64) -> u64 {
@@ -574,6 +722,7 @@ mod tests {
             port,
             capacity,
             region: region.into(),
+            id: None,
         }
     }
 
@@ -628,6 +777,81 @@ mod tests {
             } => (milli(*rate), *max_virtual_users, *preallocation),
             other => panic!("not arrivals: {other:?}"),
         }
+    }
+
+    fn with_regions(regions: &[(&str, &[&str], f64)]) -> Distributed {
+        Distributed {
+            geographic: Some(crate::config::Geographic {
+                enabled: None,
+                regions: regions
+                    .iter()
+                    .map(|(name, workers, pct)| crate::config::Region {
+                        name: name.to_string(),
+                        workers: workers.iter().map(|w| w.to_string()).collect(),
+                        load_percentage: *pct,
+                        timezone: None,
+                    })
+                    .collect(),
+                coordination: None,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn regions_split_by_percentage_exactly_with_the_remainder_in_the_order_written() {
+        let mut ws = plain(4);
+        ws[3].region = "eu".into();
+        ws[0].id = Some("east-1".into());
+        let d = with_regions(&[
+            ("west", &["worker-3"], 30.0),
+            ("east", &["east-1", "h:2"], 40.0),
+            ("eu", &[], 30.0),
+        ]);
+        // 11 VUs: floors 3 / 4 / 3, the one left over to `west`, written first.
+        assert_eq!(
+            split_with(11, &ws, Strategy::Even, Some(&d)).unwrap(),
+            vec![2, 2, 4, 3]
+        );
+        // 7.001 arrivals/s in milli-arrivals: 2100 / 2800 / 2100 + 1 to `west`; the sum holds.
+        let loads = shares(&arrivals(7.001, None, None), &ws, Strategy::Even, Some(&d)).unwrap();
+        let rates: Vec<u64> = loads.iter().map(|l| arrival_fields(l).0).collect();
+        assert_eq!(rates, vec![1400, 1400, 2101, 2100]);
+        assert_eq!(rates.iter().sum::<u64>(), 7001);
+    }
+
+    #[test]
+    fn a_region_naming_an_unknown_worker_or_covering_none_is_refused() {
+        let e = split_with(
+            4,
+            &plain(2),
+            Strategy::Even,
+            Some(&with_regions(&[("a", &["worker-9"], 100.0)])),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`worker-9` names no worker"), "{e}");
+        let e = split_with(
+            4,
+            &plain(2),
+            Strategy::Even,
+            Some(&with_regions(&[("mars", &[], 100.0)])),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("region `mars` has no workers"), "{e}");
+        let e = split_with(
+            4,
+            &plain(2),
+            Strategy::Even,
+            Some(&with_regions(&[
+                ("a", &["worker-1"], 50.0),
+                ("b", &["h:1"], 50.0),
+            ])),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("both cover worker h:1"), "{e}");
     }
 
     #[test]

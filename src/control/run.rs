@@ -44,6 +44,16 @@ pub struct WorkerRun {
     /// This failed worker's share has been handed to the survivors.
     #[serde(default)]
     pub redistributed: bool,
+    /// This failed worker's share was dropped (`scale_down_load`): the run goes on with less load.
+    #[serde(default)]
+    pub scaled_down: bool,
+    /// This failed worker came back restarted and was prepared again (`auto_restart`): the entry
+    /// that runs its share for the rest of the run. What this entry measured before stays here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_as: Option<usize>,
+    /// This entry is a restarted worker's second life: the entry it continues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_of: Option<usize>,
     /// A failed worker that answered again (a partition healed): requests merged since then.
     /// Its batches are merged like anyone's, by sequence number, so nothing counts twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -116,6 +126,20 @@ pub struct Settings {
     /// worker gets the controller's instant as is.
     #[serde(default = "yes")]
     pub clock_sync: bool,
+    /// Fewest workers that must be running (`graceful_degradation.min_workers_threshold`); 0: no
+    /// such bound.
+    #[serde(default)]
+    pub min_workers: u32,
+    /// Below `min_workers`, drop a failed worker's share instead of failing the run.
+    #[serde(default)]
+    pub scale_down_load: bool,
+    /// Keep asking a failed worker for its batches, and re-attach it when it answers.
+    #[serde(default = "yes")]
+    pub auto_reconnect: bool,
+    /// Prepare and start again, with its share for the time left, a failed worker that answers
+    /// without the run (it was restarted).
+    #[serde(default)]
+    pub auto_restart: bool,
 }
 
 fn yes() -> bool {

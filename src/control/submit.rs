@@ -21,30 +21,120 @@ pub fn settings(test: &TestFile, sync_start: bool) -> Settings {
     let handling = orch.failure_handling.clone().unwrap_or_default();
     let failures = d
         .fault_tolerance
-        .and_then(|f| f.worker_failures)
+        .as_ref()
+        .and_then(|f| f.worker_failures.clone())
         .unwrap_or_default();
     let heartbeat_ms = ms(orch.heartbeat_interval, 5_000);
     let sync = orch.synchronization.clone().unwrap_or_default();
+    let geo = d
+        .geographic
+        .as_ref()
+        .and_then(|g| g.coordination.clone())
+        .unwrap_or_default();
+    let partitions = d
+        .fault_tolerance
+        .as_ref()
+        .and_then(|f| f.network_partitions.clone())
+        .unwrap_or_default();
+    let degrade = failures.graceful_degradation.clone().unwrap_or_default();
     Settings {
         sync_start: sync_start
             || coord.synchronized_start.unwrap_or(false)
-            || sync.start_barrier.unwrap_or(false),
+            || geo.synchronized_start.unwrap_or(false)
+            || sync.start_barrier.unwrap_or(false)
+            || sync.phase_synchronization.unwrap_or(false),
         heartbeat_ms,
-        detection_timeout_ms: ms(failures.detection_timeout, 3 * heartbeat_ms),
+        detection_timeout_ms: ms(
+            failures.detection_timeout.or(partitions.detection_timeout),
+            3 * heartbeat_ms,
+        ),
         coordination_timeout_ms: ms(orch.coordination_timeout, 60_000),
         failure_threshold_pct: handling
             .worker_failure_threshold
             .or(failures.max_failure_rate)
             .unwrap_or(20.0),
-        continue_on_partial_failure: handling.continue_on_partial_failure.unwrap_or(true),
+        continue_on_partial_failure: handling
+            .continue_on_partial_failure
+            .or(handling.graceful_degradation)
+            .or(degrade.enabled)
+            .unwrap_or(true),
         load_redistribution: failures
             .recovery
+            .as_ref()
             .and_then(|r| r.load_redistribution)
             .unwrap_or(false),
         start_delay_ms: 5_000,
-        time_skew_tolerance_ms: coord.time_skew_tolerance.map(|d| d.as_millis() as u64),
+        time_skew_tolerance_ms: coord
+            .time_skew_tolerance
+            .or(geo.time_skew_tolerance)
+            .map(|d| d.as_millis() as u64),
         clock_sync: sync.clock_sync.unwrap_or(true),
+        min_workers: degrade.min_workers_threshold.unwrap_or(0),
+        scale_down_load: degrade.scale_down_load.unwrap_or(false),
+        auto_reconnect: partitions
+            .recovery
+            .and_then(|r| r.auto_reconnect)
+            .unwrap_or(true),
+        auto_restart: failures
+            .recovery
+            .as_ref()
+            .and_then(|r| r.auto_restart)
+            .unwrap_or(false),
     }
+}
+
+/// The masters a run is submitted to, as `fault_tolerance.master_failure` is checked against them.
+#[derive(Debug, Clone, Copy)]
+pub struct Masters {
+    /// Replicas in the cluster (1 for `perfornium distributed`'s embedded master).
+    pub replicas: usize,
+    /// The cluster's election timeout, upper bound (0: no elections, a single master).
+    pub election_max_ms: u64,
+}
+
+/// `distributed.fault_tolerance.master_failure` against the masters that take the run: with
+/// `high_availability: true` there must be a replica cluster (3 or more masters, so a majority
+/// survives one loss); `failover.backup_masters` must be the replica count minus one; the
+/// cluster's election timeout must not exceed `failover.election_timeout`. (`election_algorithm`,
+/// `state_persistence` are checked when the test is read.)
+pub fn check_masters(test: &TestFile, masters: Masters) -> Result<(), String> {
+    let Some(m) = test
+        .distributed
+        .as_ref()
+        .and_then(|d| d.fault_tolerance.as_ref())
+        .and_then(|f| f.master_failure.as_ref())
+    else {
+        return Ok(());
+    };
+    let at = "distributed.fault_tolerance.master_failure";
+    let n = masters.replicas;
+    if m.high_availability == Some(true) && n < 3 {
+        return Err(format!(
+            "{at}.high_availability: needs a replica cluster of 3 or more masters (`perfornium master --peers`), but this run goes to {n} master{}",
+            if n == 1 { " (`perfornium distributed` runs one, embedded)" } else { "s" }
+        ));
+    }
+    let f = m.failover.clone().unwrap_or_default();
+    if let Some(b) = f.backup_masters {
+        if b as usize + 1 != n {
+            return Err(format!(
+                "{at}.failover.backup_masters: {b}, but the cluster taking this run has {n} master{} ({} backup{})",
+                if n == 1 { "" } else { "s" },
+                n.saturating_sub(1),
+                if n == 2 { "" } else { "s" }
+            ));
+        }
+    }
+    if let Some(t) = f.election_timeout {
+        if masters.election_max_ms as u128 > t.as_millis() {
+            return Err(format!(
+                "{at}.failover.election_timeout: {} ms, but this cluster's elections may take up to {} ms (`perfornium master --raft-election-ms`)",
+                t.as_millis(),
+                masters.election_max_ms
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// True when a share gives a worker nothing to do.
@@ -72,11 +162,15 @@ pub fn resolve_split(cli: Option<Strategy>, test: &mut TestFile) -> (Strategy, S
     use crate::config::SplitStrategy as S;
     if let Some(s) = cli {
         if let Some(d) = &mut test.distributed {
+            let regions = d.geographic.as_ref().is_some_and(|g| g.active());
             let overridden =
-                d.distribution.is_some() || d.weights.is_some() || d.strategy.is_some();
+                d.distribution.is_some() || d.weights.is_some() || d.strategy.is_some() || regions;
             d.distribution = None;
             d.weights = None;
             d.strategy = None;
+            if let Some(g) = d.geographic.as_mut().filter(|_| regions) {
+                g.enabled = Some(false);
+            }
             if overridden {
                 return (s, format!("{s}, from the command line over the test's"));
             }
@@ -85,6 +179,14 @@ pub fn resolve_split(cli: Option<Strategy>, test: &mut TestFile) -> (Strategy, S
     }
     let d = test.distributed.as_ref();
     let by_map = |name: &str| (Strategy::CapacityBased, name.to_string());
+    if d.and_then(|d| d.geographic.as_ref())
+        .is_some_and(|g| g.active())
+    {
+        return (
+            Strategy::Geographic,
+            "geographic, by the regions' load_percentage".into(),
+        );
+    }
     match d.and_then(|d| d.strategy) {
         Some(S::Weighted) => by_map("weighted"),
         Some(S::Custom) => by_map("custom"),
@@ -132,6 +234,9 @@ pub fn new_record(
             csv_rows: Default::default(),
             extra_units: 0,
             redistributed: false,
+            scaled_down: false,
+            restarted_as: None,
+            restart_of: None,
             late: None,
         })
         .collect();
@@ -200,6 +305,61 @@ mod tests {
             (rec.strategy, rec.split.as_str()),
             (Strategy::RoundRobin, "round_robin")
         );
+    }
+
+    #[test]
+    fn the_command_line_turns_the_regions_off_and_the_view_carries_them_otherwise() {
+        let geo = "distributed:\n  geographic:\n    regions:\n      - { name: a, workers: [worker-1], load_percentage: 70, timezone: Europe/Paris }\n      - { name: b, workers: [worker-2], load_percentage: 30 }\n";
+        let rec = new_record(
+            "r".into(),
+            test_with(geo),
+            &parse_list(TWO).unwrap(),
+            None,
+            false,
+        )
+        .unwrap();
+        assert_eq!(vus(&rec), vec![7, 3]);
+        let view = rec.view(1);
+        assert_eq!(view.regions.len(), 2);
+        assert_eq!(view.regions[0].timezone.as_deref(), Some("Europe/Paris"));
+        assert_eq!(view.regions[0].planned_units, 7);
+        assert!(
+            plan::text(&rec).contains("timezone Europe/Paris"),
+            "{}",
+            plan::text(&rec)
+        );
+        let rec = new_record(
+            "r".into(),
+            test_with(geo),
+            &parse_list(TWO).unwrap(),
+            Some(Strategy::Even),
+            false,
+        )
+        .unwrap();
+        assert_eq!(vus(&rec), vec![5, 5]);
+        assert!(rec.view(1).regions.is_empty());
+        assert!(plan::text(&rec).contains("from the command line"));
+    }
+
+    #[test]
+    fn load_distributed_is_the_same_setting_as_the_top_level_block() {
+        let base = "name: t\nglobal:\n  base_url: http://127.0.0.1:9\nscenarios:\n  - name: s\n    steps:\n      - name: a\n        path: /a\n";
+        let load = "load:\n  pattern: basic\n  virtual_users: 10\n  duration: 1s\n  distributed:\n    strategy: custom\n    distribution: { worker-1: 9, worker-2: 1 }\n";
+        let t = crate::config::from_str(&format!("{base}{load}")).unwrap();
+        let rec = new_record("r".into(), t, &parse_list(TWO).unwrap(), None, false).unwrap();
+        assert_eq!(vus(&rec), vec![9, 1]);
+        let e = crate::config::from_str(&format!("{base}{load}distributed:\n  strategy: custom\n  distribution: {{ worker-1: 5, worker-2: 5 }}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`load.distributed.distribution`") && e.contains("different values"),
+            "{e}"
+        );
+        let phases = "load:\n  - pattern: basic\n    virtual_users: 1\n    duration: 1s\n    distributed: { strategy: even }\n";
+        let e = crate::config::from_str(&format!("{base}{phases}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`distributed` in a load phase"), "{e}");
     }
 
     #[test]

@@ -95,6 +95,7 @@ impl RunRecord {
             summary: self.summary(),
             start_at_ms: self.start_at_ms,
             driven_by,
+            regions: plan::region_views(self),
         }
     }
 }

@@ -117,7 +117,9 @@ fn check_host(host: &str) -> Result<(), &'static str> {
 }
 
 /// Reads a `workers.json` file: `[{"host": "10.0.0.1", "port": 8081, "capacity": 100, "region": "us-east"}]`.
-/// `host` and `port` are required; `capacity` defaults to 100 and `region` to `default`.
+/// `host` and `port` are required; `capacity` defaults to 100 and `region` to `default`; an optional
+/// `id` names the worker in the test (`distribution`, `weights`, `geographic.regions[].workers`)
+/// and must be unique.
 pub fn read_file(path: &Path) -> Result<Vec<WorkerAddr>, WorkersError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| WorkersError::Read {
@@ -191,10 +193,15 @@ fn check_list(workers: &[WorkerAddr], origin: &str) -> Result<(), WorkersError> 
         });
     }
     for (j, w) in workers.iter().enumerate() {
-        if let Some(i) = workers[..j].iter().position(|o| o.addr() == w.addr()) {
+        let same = |o: &WorkerAddr| o.addr() == w.addr() || (w.id.is_some() && o.id == w.id);
+        if let Some(i) = workers[..j].iter().position(same) {
             return Err(WorkersError::Duplicate {
                 origin: origin.to_string(),
-                addr: w.addr(),
+                addr: w
+                    .id
+                    .clone()
+                    .filter(|id| workers[i].id.as_ref() == Some(id))
+                    .unwrap_or_else(|| w.addr()),
                 first: i + 1,
                 second: j + 1,
             });
@@ -289,6 +296,18 @@ mod tests {
         let e = file_err("[{\"host\": \"a\", \"port\": 1},\n {\"host\": \"b\"}]");
         assert!(e.contains("worker entry 2") && e.contains("`port`"), "{e}");
         assert!(e.contains(":2:"), "line of the error: {e}");
+    }
+
+    #[test]
+    fn file_ids_are_read_and_must_be_unique() {
+        let f = file(r#"[{"host": "a", "port": 1, "id": "east-1"}, {"host": "a", "port": 2}]"#);
+        let ws = read_file(f.path()).unwrap();
+        assert_eq!(ws[0].id.as_deref(), Some("east-1"));
+        assert_eq!(ws[1].id, None);
+        let e = file_err(
+            r#"[{"host": "a", "port": 1, "id": "x"}, {"host": "b", "port": 1, "id": "x"}]"#,
+        );
+        assert!(e.contains("`x` is listed twice"), "{e}");
     }
 
     #[test]

@@ -20,11 +20,12 @@ pub async fn run(
     duration: Duration,
     shape: &ArrivalShape,
     max_vus: u64,
+    origin: Option<std::time::Instant>,
 ) {
     let slots = Arc::new(Semaphore::new(
         max_vus.min(Semaphore::MAX_PERMITS as u64) as usize
     ));
-    let start = tokio::time::Instant::now();
+    let start = origin.map_or_else(tokio::time::Instant::now, tokio::time::Instant::from_std);
     let mut tasks = tokio::task::JoinSet::new();
     let lasts = shape.vu_duration;
     for (k, at) in Arrivals::new(rate, duration, shape).enumerate() {

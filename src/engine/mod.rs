@@ -189,6 +189,19 @@ fn step_ids(test: &TestFile) -> Vec<Vec<Option<usize>>> {
 
 /// Runs the test to the end (or until stopped) and returns its numbers.
 pub async fn run(test: Arc<TestFile>, opts: Options) -> Result<Outcome, EngineError> {
+    run_from(test, opts, None).await
+}
+
+/// [`run`] with the schedule timed from `origin` (`distributed.orchestration.synchronization.
+/// phase_synchronization`): VU starts, stepping levels and arrivals are due at `origin` plus their
+/// offset, and each phase of a list starts at `origin` plus the durations of the phases before it,
+/// instead of when the engine is built or the previous phase drains. Offsets already past when the
+/// engine is ready are run at once. `None`: timed from when the engine is ready.
+pub async fn run_from(
+    test: Arc<TestFile>,
+    opts: Options,
+    origin: Option<Instant>,
+) -> Result<Outcome, EngineError> {
     let names = step_names(&test);
     config::runnable(&test)?;
     let mut compiled = config::compile(&test)?;
@@ -241,7 +254,7 @@ pub async fn run(test: Arc<TestFile>, opts: Options) -> Result<Outcome, EngineEr
         prepared: prepared(&test, &compiled.steps),
         compiled: compiled.steps,
         variables: compiled.variables,
-        deadline: schedule::duration(&test.load).map(|d| Instant::now() + d),
+        deadline: schedule::duration(&test.load).map(|d| origin.unwrap_or_else(Instant::now) + d),
         test: test.clone(),
         tls,
         timeout,
@@ -259,17 +272,19 @@ pub async fn run(test: Arc<TestFile>, opts: Options) -> Result<Outcome, EngineEr
     });
     match &test.load {
         Load::Phases(phases) => {
-            for p in phases {
+            let offsets = origin.and_then(|_| schedule::phase_offsets(phases));
+            for (k, p) in phases.iter().enumerate() {
                 if shared.stopped() {
                     break;
                 }
                 if let Some(name) = &p.name {
                     tracing::info!(phase = %name, "load phase");
                 }
-                run_load(shared.clone(), &p.load).await;
+                let at = origin.zip(offsets.as_ref()).map(|(o, offs)| o + offs[k]);
+                run_load(shared.clone(), &p.load, at).await;
             }
         }
-        load => run_load(shared.clone(), load).await,
+        load => run_load(shared.clone(), load, origin).await,
     }
     let failures = std::mem::take(&mut *shared.failures.lock().expect("failures lock"));
     let captured = std::mem::take(&mut *shared.captured.lock().expect("captures lock"));
@@ -284,7 +299,7 @@ pub async fn run(test: Arc<TestFile>, opts: Options) -> Result<Outcome, EngineEr
 }
 
 /// Runs one load pattern (a whole test, or one phase) to its end.
-async fn run_load(shared: Arc<Shared>, load: &Load) {
+async fn run_load(shared: Arc<Shared>, load: &Load, origin: Option<Instant>) {
     match load {
         Load::Arrivals {
             rate,
@@ -293,14 +308,14 @@ async fn run_load(shared: Arc<Shared>, load: &Load) {
             ..
         } => {
             let vus = max_vus(load);
-            arrivals::run(shared, *rate, *duration, shape, vus).await
+            arrivals::run(shared, *rate, *duration, shape, vus, origin).await
         }
-        load => run_closed(shared, load).await,
+        load => run_closed(shared, load, origin).await,
     }
 }
 
 /// Starts every VU at its offset, stops it at its own end or the pattern's, and waits for all.
-async fn run_closed(shared: Arc<Shared>, load: &Load) {
+async fn run_closed(shared: Arc<Shared>, load: &Load, origin: Option<Instant>) {
     let iterations = match load {
         Load::Basic {
             iterations,
@@ -309,7 +324,7 @@ async fn run_closed(shared: Arc<Shared>, load: &Load) {
         } => iterations.or(if duration.is_none() { Some(1) } else { None }),
         _ => None,
     };
-    let start = tokio::time::Instant::now();
+    let start = origin.map_or_else(tokio::time::Instant::now, tokio::time::Instant::from_std);
     let end = schedule::duration(load).map(|d| start.into_std() + d);
     let tasks: Vec<_> = schedule::vu_windows(load)
         .into_iter()

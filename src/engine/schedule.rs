@@ -97,6 +97,20 @@ pub fn duration(load: &Load) -> Option<Duration> {
     }
 }
 
+/// When each phase of a list starts, from the start of the first, if every phase but the last has a
+/// fixed duration (a phase bounded by iterations ends when it ends: `None`).
+pub fn phase_offsets(phases: &[crate::config::Phase]) -> Option<Vec<Duration>> {
+    let mut at = Duration::ZERO;
+    let mut out = Vec::with_capacity(phases.len());
+    for (k, p) in phases.iter().enumerate() {
+        out.push(at);
+        if k + 1 < phases.len() {
+            at = at.saturating_add(duration(&p.load)?);
+        }
+    }
+    Some(out)
+}
+
 /// Intended start of arrival `k` (0-based) at `rate` per second: `k / rate`. Computed from `k`
 /// rather than accumulated so rounding never drifts over a long run.
 pub fn arrival_at(k: u64, rate: f64) -> Duration {

@@ -142,6 +142,13 @@ async fn submit_run(
                 .into(),
         );
     }
+    let masters = submit::Masters {
+        replicas: m.store.replica.status().members.len(),
+        election_max_ms: m.store.replica.raft().config().election_timeout_max,
+    };
+    if let Err(e) = submit::check_masters(&test, masters) {
+        return refuse_submit(StatusCode::UNPROCESSABLE_ENTITY, e);
+    }
     if req.workers.is_empty() {
         return refuse_submit(
             StatusCode::UNPROCESSABLE_ENTITY,

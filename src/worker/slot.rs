@@ -279,7 +279,16 @@ impl Slot {
         } else {
             let (sink, intervals) = mpsc::unbounded_channel::<Interval>();
             let keeper = tokio::spawn(self.clone().keep(id.clone(), offset_s, intervals));
-            let outcome = engine::run(
+            // `phase_synchronization`: the schedule is timed from the shared start instant (this
+            // machine's clock), not from when this worker's engine is ready.
+            let origin = (at_ms > 0.0 && phase_synchronized(&test)).then(|| {
+                let late_ms = (crate::time::precise_now_ms() - (at_ms - self.clock_offset_ms))
+                    .clamp(0.0, 60_000.0);
+                let now = Instant::now();
+                now.checked_sub(Duration::from_secs_f64(late_ms / 1000.0))
+                    .unwrap_or(now)
+            });
+            let outcome = engine::run_from(
                 test,
                 Options {
                     sink: Some(sink),
@@ -287,6 +296,7 @@ impl Slot {
                     stop: stop.clone(),
                     rendezvous: Some(rendezvous),
                 },
+                origin,
             )
             .await;
             let _ = keeper.await;
@@ -483,6 +493,16 @@ fn with_worker_header(mut test: TestFile, worker: Option<&str>) -> TestFile {
             .or_insert_with(|| name.to_string());
     }
     test
+}
+
+/// Whether the test asks for `orchestration.synchronization.phase_synchronization`.
+fn phase_synchronized(test: &TestFile) -> bool {
+    test.distributed
+        .as_ref()
+        .and_then(|d| d.orchestration.as_ref())
+        .and_then(|o| o.synchronization.as_ref())
+        .and_then(|s| s.phase_synchronization)
+        == Some(true)
 }
 
 /// How early the timer wakes before a start instant; the rest is waited by yielding, because

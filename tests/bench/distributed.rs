@@ -181,6 +181,7 @@ fn merging_100_workers_per_second() {
             port: 8000 + i,
             capacity: 100,
             region: "default".into(),
+            id: None,
         })
         .collect();
     let test = perfornium::config::from_str(

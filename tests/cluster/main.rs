@@ -11,4 +11,6 @@ mod logs;
 mod master;
 mod robustness;
 mod security;
+mod seed_distribution;
+mod seed_fault_tolerance;
 mod tls;
