@@ -841,7 +841,11 @@ fn a_whole_run_over_links_with_100ms_50ms_delay_and_5pct_loss_counts_every_reque
         .expect("a leader over the slow links");
     let term = s.term(leader);
     let duration = if full() { "30s" } else { "10s" };
-    let id = s.submit(leader, &s.body(8, duration, FAST));
+    // A pull can take several seconds here (a lost segment waits out TCP's retransmission
+    // timeout, which doubles), and this test is about counting over such links, not about
+    // failure detection: give the workers a detection timeout well above that.
+    let patient = format!("{FAST}  fault_tolerance:\n    worker_failures:\n      detection_timeout: 20s\n");
+    let id = s.submit(leader, &s.body(8, duration, &patient));
     s.wait_running();
     // Leadership may move on such links; the run is followed on whichever replica answers.
     let mut last = None;
