@@ -48,11 +48,28 @@ pub struct ServerTls {
 impl ServerTls {
     /// Reads the files and builds the rustls configuration (HTTP/1.1 only, as every client here).
     pub fn config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        self.config_with_suites(&[])
+    }
+
+    /// As [`ServerTls::config`], offering only `suites` (all of rustls's safe defaults when empty):
+    /// TLS 1.3 only when one of them is a TLS 1.3 suite, TLS 1.2 only when one is a TLS 1.2 suite.
+    pub fn config_with_suites(
+        &self,
+        suites: &[rustls::SupportedCipherSuite],
+    ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let certs = read_certs(&self.cert, "certificate")?;
         let key = read_key(&self.key)?;
-        let builder = rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(setup)?;
+        let builder = if suites.is_empty() {
+            rustls::ServerConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+        } else {
+            let mut p = rustls::crypto::ring::default_provider();
+            p.cipher_suites = suites.to_vec();
+            let versions = protocol_versions(suites);
+            rustls::ServerConfig::builder_with_provider(Arc::new(p))
+                .with_protocol_versions(&versions)
+        }
+        .map_err(setup)?;
         let builder = match &self.client_ca {
             Some(ca) => {
                 let roots = roots(ca)?;
@@ -189,6 +206,64 @@ pub fn handshake_failure(e: &reqwest::Error) -> Option<String> {
         err.source().and_then(find)
     }
     find(e).map(ToString::to_string)
+}
+
+/// The rustls suite named `name` (IANA spelling, `TLS13_`/`TLS_` prefixes as rustls writes them), or
+/// why it cannot be offered.
+pub fn cipher_suite(name: &str) -> Result<rustls::SupportedCipherSuite, String> {
+    let wanted = name.trim().to_ascii_uppercase();
+    let all = rustls::crypto::ring::ALL_CIPHER_SUITES;
+    if let Some(s) = all.iter().find(|s| format!("{:?}", s.suite()) == wanted) {
+        return Ok(*s);
+    }
+    // TLS 1.3 suites are often written without rustls's `TLS13_` prefix (`TLS_AES_128_GCM_SHA256`).
+    if let Some(s) = wanted.strip_prefix("TLS_").and_then(|rest| {
+        all.iter()
+            .find(|s| format!("{:?}", s.suite()) == format!("TLS13_{rest}"))
+    }) {
+        return Ok(*s);
+    }
+    let known: Vec<String> = all.iter().map(|s| format!("{:?}", s.suite())).collect();
+    let reason = if wanted.contains("CBC")
+        || wanted.contains("_RSA_WITH")
+        || wanted.contains("3DES")
+        || wanted.contains("RC4")
+    {
+        " (CBC modes, static RSA key exchange, 3DES and RC4 are not implemented by rustls: they are unsafe)"
+    } else {
+        ""
+    };
+    let hint = known
+        .iter()
+        .map(|k| (strsim::jaro_winkler(&wanted, k), k))
+        .filter(|(score, _)| *score >= 0.9)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| format!("; did you mean `{k}`?"))
+        .unwrap_or_default();
+    Err(format!(
+        "cipher suite `{name}` is not supported{reason}{hint}; supported: {}",
+        known.join(", ")
+    ))
+}
+
+/// The protocol versions that `suites` can serve.
+fn protocol_versions(
+    suites: &[rustls::SupportedCipherSuite],
+) -> Vec<&'static rustls::SupportedProtocolVersion> {
+    let mut v = Vec::new();
+    if suites
+        .iter()
+        .any(|s| matches!(s, rustls::SupportedCipherSuite::Tls13(_)))
+    {
+        v.push(&rustls::version::TLS13);
+    }
+    if suites
+        .iter()
+        .any(|s| matches!(s, rustls::SupportedCipherSuite::Tls12(_)))
+    {
+        v.push(&rustls::version::TLS12);
+    }
+    v
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {

@@ -32,6 +32,12 @@ pub struct Distributed {
     /// submission's `strategy`) wins over it and over the maps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy: Option<SplitStrategy>,
+    /// Drives the controller side: the JWT it mints, the certificate it presents (see `security.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<super::security::Security>,
+    /// Refused in a test file: it belongs in the worker's `--config` (see `performance.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub performance: Option<super::performance::InTestFile>,
 }
 
 impl SplitStrategy {
