@@ -51,8 +51,8 @@ impl Guard {
     }
 
     /// Also accepts JWTs that `verifier` admits, each for its role's permissions.
-    pub fn with_jwt(mut self, verifier: Option<Verifier>) -> Self {
-        self.jwt = verifier.map(Arc::new);
+    pub fn with_jwt(mut self, verifier: Option<Arc<Verifier>>) -> Self {
+        self.jwt = verifier;
         self
     }
 

@@ -98,12 +98,17 @@ impl ServerTls {
 pub struct ClientTls {
     ca: reqwest::Certificate,
     identity: Option<reqwest::Identity>,
+    /// With `suites`: a rustls configuration offering only them (built once, in `with_suites`).
+    restricted: Option<Arc<rustls::ClientConfig>>,
+    ca_pem: Arc<Vec<u8>>,
+    identity_pem: Option<Arc<(Vec<u8>, Vec<u8>)>>,
 }
 
 impl std::fmt::Debug for ClientTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientTls")
             .field("identity", &self.identity.is_some())
+            .field("restricted", &self.restricted.is_some())
             .finish()
     }
 }
@@ -115,23 +120,65 @@ impl ClientTls {
         let ca_pem = read(ca, "CA certificate")?;
         roots_from(&ca_pem, ca)?;
         let ca = reqwest::Certificate::from_pem(&ca_pem).map_err(setup)?;
+        let mut identity_pem = None;
         let identity = match cert_key {
             Some((cert, key)) => {
                 let mut pem = read(cert, "certificate")?;
                 parse_certs(&pem, cert, "certificate")?;
                 let key_pem = read(key, "private key")?;
                 parse_key(&key_pem, key)?;
+                identity_pem = Some(Arc::new((pem.clone(), key_pem.clone())));
                 pem.push(b'\n');
                 pem.extend(key_pem);
                 Some(reqwest::Identity::from_pem(&pem).map_err(setup)?)
             }
             None => None,
         };
-        Ok(ClientTls { ca, identity })
+        Ok(ClientTls {
+            ca,
+            identity,
+            restricted: None,
+            ca_pem: Arc::new(ca_pem),
+            identity_pem,
+        })
+    }
+
+    /// The same trust and identity, offering only `suites` (no change when empty).
+    pub fn with_suites(
+        mut self,
+        suites: &[rustls::SupportedCipherSuite],
+    ) -> Result<ClientTls, TlsError> {
+        if suites.is_empty() {
+            return Ok(self);
+        }
+        let here = Path::new("<CA>");
+        let mut p = rustls::crypto::ring::default_provider();
+        p.cipher_suites = suites.to_vec();
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(p))
+            .with_protocol_versions(&protocol_versions(suites))
+            .map_err(setup)?
+            .with_root_certificates(roots_from(&self.ca_pem, here)?);
+        let mut config = match &self.identity_pem {
+            Some(pair) => builder
+                .with_client_auth_cert(
+                    parse_certs(&pair.0, here, "certificate")?,
+                    parse_key(&pair.1, here)?,
+                )
+                .map_err(setup)?,
+            None => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        self.restricted = Some(Arc::new(config));
+        Ok(self)
     }
 
     /// `builder` set to trust only the CA, present the identity if any, and refuse plain HTTP.
     pub fn apply(&self, builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+        if let Some(config) = &self.restricted {
+            return builder
+                .use_preconfigured_tls((**config).clone())
+                .https_only(true);
+        }
         let builder = builder
             .use_rustls_tls()
             .tls_built_in_root_certs(false)
