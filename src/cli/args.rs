@@ -269,6 +269,9 @@ pub struct ProcessConfigArgs {
     /// roles, certificates, cipher suites, allowed networks and ports, socket options, pinning).
     #[arg(long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Print how --config was understood (what acts, what is a no-op and why) and exit.
+    #[arg(long, requires = "config")]
+    pub explain: bool,
 }
 
 impl ProcessConfigArgs {
@@ -278,6 +281,14 @@ impl ProcessConfigArgs {
             Some(f) => Ok(config::security::load_process_config(f)?),
             None => Ok(Default::default()),
         }
+    }
+
+    /// With --explain: the explanation of the file, to print instead of serving.
+    pub fn explanation(&self) -> Result<Option<String>> {
+        if !self.explain {
+            return Ok(None);
+        }
+        Ok(Some(config::explain_process(&self.load()?)))
     }
 }
 

@@ -61,6 +61,10 @@ fn min_max(text: &str) -> Result<(u64, u64), String> {
 impl MasterArgs {
     /// Serves until Ctrl-C.
     pub async fn run(self) -> Result<ExitCode> {
+        if let Some(text) = self.config.explanation()? {
+            print!("{text}");
+            return Ok(ExitCode::SUCCESS);
+        }
         let pc = self.config.load()?;
         let listener = bind(&self.listen).await?;
         let served = served(

@@ -48,6 +48,10 @@ impl WorkerArgs {
                 && self.test_clock_offset_ms.abs() <= 86_400_000.0,
             "--test-clock-offset-ms must be within a day"
         );
+        if let Some(text) = self.config.explanation()? {
+            print!("{text}");
+            return Ok(ExitCode::SUCCESS);
+        }
         let pc = self.config.load()?;
         let listener = bind(&format!("{}:{}", self.host, self.port)).await?;
         let addr = listener.local_addr()?;

@@ -32,6 +32,7 @@ pub mod xpath;
 pub use compile::{compile, Compiled, CompiledStep, RequestTemplate};
 pub use duration::ThinkTime;
 pub use explain::explain;
+pub use explain::process as explain_process;
 pub use json_path::JsonPath;
 pub use model::*;
 pub use overrides::Overrides;

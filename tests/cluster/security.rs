@@ -765,6 +765,20 @@ fn config_files_refuse_role_keys_unknown_keys_and_a_test_refuses_performance() {
         err.contains("`TLS_RSA_WITH_AES_128_CBC_SHA` is not supported"),
         "{err}"
     );
+    // --explain says what acts and which keys are no-ops, and why.
+    let conf = write(
+        dir.path(),
+        "e.yml",
+        "distributed:\n  performance:\n    network:\n      send_buffer_size: 64KB\n    resources:\n      memory_management:\n        gc_tuning: true\n",
+    );
+    let res = run(&["worker", "--config", &conf, "--explain"]);
+    let said = String::from_utf8_lossy(&res.stdout);
+    assert!(res.status.success(), "{res:?}");
+    assert!(said.contains("SO_SNDBUF 65536 bytes"), "{said}");
+    assert!(
+        said.contains("gc_tuning: no effect: a Rust process has no garbage collector"),
+        "{said}"
+    );
     let test = Yaml::at("http://127.0.0.1:9")
         .name("p")
         .load("pattern: basic, virtual_users: 1, iterations: 1")
