@@ -123,14 +123,15 @@ pub fn required(method: &Method, path: &str) -> Needs {
         "/health" => Needs::Nothing,
         p if p.starts_with("/raft/") => Needs::StaticToken,
         // Worker.
-        "/prepare" | "/start" | "/stop" | "/scale" | "/rendezvous" => {
-            Needs::Permission(ExecuteTests)
-        }
+        "/prepare" | "/start" | "/stop" | "/rendezvous" => Needs::Permission(ExecuteTests),
+        // Moving a failed worker's share onto a running one (load_redistribution).
+        "/scale" => Needs::Permission(ManageWorkers),
         "/status" | "/results" => Needs::Permission(ReportMetrics),
         // Both: a worker's /metrics is its run's counters, a master's the Prometheus page.
         "/metrics" => Needs::Permission(ReportMetrics),
         // Master.
-        "/cluster" => Needs::Permission(ManageWorkers),
+        // Every client finds the leader with it, so the read-only viewer may.
+        "/cluster" => Needs::Permission(ViewAllResults),
         "/runs" if get => Needs::Permission(ViewAllResults),
         "/runs" => Needs::Permission(ExecuteTests),
         p if p.starts_with("/runs/") && p.ends_with("/stop") => Needs::Permission(ExecuteTests),
@@ -231,6 +232,51 @@ async fn check(State(g): State<Guard>, req: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_route_needs_a_permission() {
+        use Permission::*;
+        let need = |m: Method, p: &str| required(&m, p);
+        assert_eq!(need(Method::GET, "/health"), Needs::Nothing);
+        assert_eq!(
+            need(Method::POST, "/prepare"),
+            Needs::Permission(ExecuteTests)
+        );
+        assert_eq!(
+            need(Method::GET, "/rendezvous"),
+            Needs::Permission(ExecuteTests)
+        );
+        assert_eq!(
+            need(Method::POST, "/scale"),
+            Needs::Permission(ManageWorkers)
+        );
+        assert_eq!(
+            need(Method::GET, "/results"),
+            Needs::Permission(ReportMetrics)
+        );
+        assert_eq!(
+            need(Method::GET, "/cluster"),
+            Needs::Permission(ViewAllResults)
+        );
+        assert_eq!(
+            need(Method::GET, "/runs"),
+            Needs::Permission(ViewAllResults)
+        );
+        assert_eq!(need(Method::POST, "/runs"), Needs::Permission(ExecuteTests));
+        assert_eq!(
+            need(Method::GET, "/runs/r-1"),
+            Needs::Permission(ViewAllResults)
+        );
+        assert_eq!(
+            need(Method::POST, "/runs/r-1/stop"),
+            Needs::Permission(ExecuteTests)
+        );
+        assert_eq!(need(Method::POST, "/raft/vote"), Needs::StaticToken);
+        assert_eq!(
+            need(Method::GET, "/new-route"),
+            Needs::Permission(ManageWorkers)
+        );
+    }
 
     #[test]
     fn token_compare() {

@@ -39,13 +39,26 @@ impl DistributedArgs {
         let test = self.drive.over.load(&self.file)?;
         let workers = self.drive.plan.workers()?;
         use perfornium::config::security::Permission;
+        // Redistributing a failed worker's share calls its survivors' /scale.
+        let redistributes = test
+            .distributed
+            .as_ref()
+            .and_then(|d| d.fault_tolerance.as_ref())
+            .and_then(|f| f.worker_failures.as_ref())
+            .and_then(|w| w.recovery.as_ref())
+            .and_then(|r| r.load_redistribution)
+            == Some(true);
+        let mut needs = vec![Permission::ExecuteTests, Permission::ReportMetrics];
+        if redistributes {
+            needs.push(Permission::ManageWorkers);
+        }
         let caller = super::args::caller(
             test.distributed.as_ref().and_then(|d| d.security.as_ref()),
             &self.drive.tls,
             &workers.iter().map(WorkerAddr::addr).collect::<Vec<_>>(),
             "worker",
             "controller",
-            &[Permission::ExecuteTests, Permission::ReportMetrics],
+            &needs,
         )?;
         let launch = Launch {
             workers,

@@ -82,10 +82,22 @@ impl MasterArgs {
              call each other's raft RPC with it (a JWT may not)"
         );
         use perfornium::config::security::Permission;
-        let mint = pc.security.minter(
+        // The leader drives every submitted run: with manage_workers when a role has it, so runs
+        // with load_redistribution can move load (their /scale calls get 403 otherwise).
+        let mint = match pc.security.minter(
             "master",
-            &[Permission::ExecuteTests, Permission::ReportMetrics],
-        )?;
+            &[
+                Permission::ExecuteTests,
+                Permission::ReportMetrics,
+                Permission::ManageWorkers,
+            ],
+        ) {
+            Ok(m) => m,
+            Err(_) => pc.security.minter(
+                "master",
+                &[Permission::ExecuteTests, Permission::ReportMetrics],
+            )?,
+        };
         let cfg = MasterConfig {
             id: self.id,
             listen: self.listen,

@@ -216,9 +216,9 @@ pub enum Permission {
     ExecuteTests,
     /// Read a worker's status, metrics and results.
     ReportMetrics,
-    /// The master cluster's membership view (`GET /cluster`).
+    /// Move load between running workers (a worker's `POST /scale`, used by `load_redistribution`).
     ManageWorkers,
-    /// Read runs and the Prometheus metrics of masters (the read-only viewer's one permission).
+    /// Read runs and the replica cluster's view on masters (the read-only viewer's one permission).
     ViewAllResults,
 }
 

@@ -245,11 +245,12 @@ use perfornium::config::security::{Minter, Security};
 
 const JWT_SECRET: &str = "jwt-secret-of-the-cluster-0123";
 
-/// The security block shared by a worker's `--config` and the test file (HS256, the seed's roles
-/// plus a read-only viewer); `extra` is appended under `security:`.
+/// The security block shared by a worker's `--config` and the test file (HS256, the seed's roles,
+/// a read-only viewer and an operator who submits and follows runs from the console); `extra` is
+/// appended under `security:`.
 fn hs256_security(extra: &str) -> String {
     format!(
-        "  security:\n    authentication:\n      method: token\n      token_auth:\n        algorithm: HS256\n        secret: \"{{{{env.PERFORNIUM_TEST_JWT_SECRET}}}}\"\n        expiration: 60\n    authorization:\n      enabled: true\n      rbac:\n        roles:\n          - name: worker\n            permissions: [execute_tests, report_metrics]\n          - name: admin\n            permissions: [manage_workers, view_all_results]\n          - name: viewer\n            permissions: [view_all_results]\n{extra}"
+        "  security:\n    authentication:\n      method: token\n      token_auth:\n        algorithm: HS256\n        secret: \"{{{{env.PERFORNIUM_TEST_JWT_SECRET}}}}\"\n        expiration: 60\n    authorization:\n      enabled: true\n      rbac:\n        roles:\n          - name: worker\n            permissions: [execute_tests, report_metrics]\n          - name: admin\n            permissions: [manage_workers, view_all_results]\n          - name: viewer\n            permissions: [view_all_results]\n          - name: operator\n            permissions: [execute_tests, view_all_results]\n{extra}"
     )
 }
 
@@ -467,9 +468,11 @@ fn a_master_with_jwts_enforces_each_endpoints_permission_and_keeps_raft_to_the_s
     );
     let (code, body) = call("GET", &url("/cluster"), Some(&worker), None).unwrap();
     assert_eq!(code, 403, "{body}");
-    assert!(body.contains("`manage_workers`"), "{body}");
+    assert!(body.contains("`view_all_results`"), "{body}");
     assert_eq!(
-        call("GET", &url("/cluster"), Some(&admin), None).unwrap().0,
+        call("GET", &url("/cluster"), Some(&viewer), None)
+            .unwrap()
+            .0,
         200
     );
     let (code, body) = call("POST", &url("/raft/vote"), Some(&admin), Some("{}")).unwrap();
@@ -481,6 +484,45 @@ fn a_master_with_jwts_enforces_each_endpoints_permission_and_keeps_raft_to_the_s
         200,
         "the static token keeps every permission"
     );
+    // The console mints an `operator` token from the test file (submit and follow), the leader
+    // mints a `worker` one from its --config to drive a JWT worker; the mock counts every request.
+    let w = spawn_with_secret(&[
+        "worker",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--config",
+        &conf,
+    ]);
+    let mock = mock(0);
+    let file = yaml(&mock)
+        .name("jwt-console")
+        .load("pattern: basic, virtual_users: 2, iterations: 3")
+        .extra(&format!("distributed:\n{}", hs256_security("")))
+        .write(dir.path());
+    let out = dir.path().join("out");
+    let res = run(&[
+        "console",
+        "--cluster",
+        &m.addr,
+        &file,
+        "-w",
+        &w.addr,
+        "--no-tui",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(0), "{stderr}\n{}", m.stderr_tail());
+    assert_eq!(mock_stats(&mock)["total"], 6);
+    assert_eq!(summary(&out)["overall"]["count"], 6);
+    let saved = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    assert!(
+        !saved.contains(JWT_SECRET) && !stderr.contains(JWT_SECRET),
+        "the secret leaked"
+    );
+
     // Without --token a JWT master is refused at start: its replicas could not call each other.
     let res = run(&[
         "master",
@@ -732,7 +774,8 @@ fn socket_options_and_thread_pinning_from_config_are_read_back_from_the_kernel()
 }
 
 #[test]
-fn config_files_refuse_role_keys_unknown_keys_and_a_test_refuses_performance() {
+fn config_files_refuse_role_keys_and_unknown_keys_firewall_rules_act_and_a_test_refuses_performance(
+) {
     let dir = tempfile::tempdir().unwrap();
     let role = write(dir.path(), "a.yml", "distributed:\n  mode: worker\n");
     let res = run(&["worker", "--port", "0", "--config", &role]);
@@ -765,6 +808,77 @@ fn config_files_refuse_role_keys_unknown_keys_and_a_test_refuses_performance() {
         err.contains("`TLS_RSA_WITH_AES_128_CBC_SHA` is not supported"),
         "{err}"
     );
+    // firewall_rules: a worker admits only allowed_networks and listens only on its worker_ports;
+    // a controller calls only workers inside both.
+    let fw = write(
+        dir.path(),
+        "f.yml",
+        "distributed:\n  security:\n    network:\n      firewall_rules:\n        allowed_networks: [10.0.0.0/8]\n",
+    );
+    let w = spawn_listening(&[
+        "worker",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--config",
+        &fw,
+    ]);
+    let status = format!("http://{}/status", w.addr);
+    assert!(
+        wait_for(10, || call("GET", &status, None, None).is_ok_and(
+            |(c, b)| c == 403 && b.contains("127.0.0.1 is not in allowed_networks")
+        )),
+        "{}",
+        w.stderr_tail()
+    );
+    let ports = write(
+        dir.path(),
+        "g.yml",
+        "distributed:\n  security:\n    network:\n      firewall_rules:\n        worker_ports: [1]\n",
+    );
+    let err = String::from_utf8_lossy(
+        &run(&[
+            "worker",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--config",
+            &ports,
+        ])
+        .stderr,
+    )
+    .into_owned();
+    assert!(
+        err.contains("is not in security.network.firewall_rules.worker_ports [1]"),
+        "{err}"
+    );
+    let mock = mock(0);
+    for (rules, says) in [
+        (
+            "allowed_networks: [10.0.0.0/8]",
+            "is outside distributed.security.network.firewall_rules.allowed_networks",
+        ),
+        (
+            "worker_ports: [1]",
+            "is not in distributed.security.network.firewall_rules.worker_ports",
+        ),
+    ] {
+        let file = yaml(&mock)
+            .name("fw")
+            .load("pattern: basic, virtual_users: 1, iterations: 1")
+            .extra(&format!(
+                "distributed:\n  security:\n    network:\n      firewall_rules: {{ {rules} }}\n"
+            ))
+            .write(dir.path());
+        let res = run(&["distributed", &file, "-w", "127.0.0.1:9", "--no-tui"]);
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(2), "{err}");
+        assert!(err.contains(says), "{err}");
+    }
+    assert_eq!(mock_stats(&mock)["total"], 0);
+
     // --explain says what acts and which keys are no-ops, and why.
     let conf = write(
         dir.path(),
