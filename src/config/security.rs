@@ -124,8 +124,8 @@ pub enum AuthMethod {
     Oauth,
 }
 
-/// `authentication.token_auth`: JWTs.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+/// `authentication.token_auth`: JWTs. Its `Debug` hides the secret.
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TokenAuth {
     pub algorithm: JwtAlgorithm,
@@ -151,6 +151,19 @@ pub struct TokenAuth {
     /// caller needs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+}
+
+impl std::fmt::Debug for TokenAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenAuth")
+            .field("algorithm", &self.algorithm)
+            .field("secret", &self.secret.as_ref().map(|_| "<set>"))
+            .field("private_key", &self.private_key)
+            .field("public_key", &self.public_key)
+            .field("expiration", &self.expiration)
+            .field("role", &self.role)
+            .finish()
+    }
 }
 
 /// The JWT signature algorithms implemented.
@@ -764,6 +777,12 @@ mod tests {
         let viewer = hs("    role: viewer\n").minter("c", &[]).unwrap().unwrap();
         let g = v.verify(&viewer.bearer()).unwrap();
         assert!(g.allows(Permission::ViewAllResults) && !g.allows(Permission::ExecuteTests));
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let s = hs("");
+        assert!(!format!("{s:?}").contains("0123456789abcdef-secret"));
     }
 
     #[test]

@@ -893,6 +893,17 @@ fn config_files_refuse_role_keys_and_unknown_keys_firewall_rules_act_and_a_test_
         said.contains("gc_tuning: no effect: a Rust process has no garbage collector"),
         "{said}"
     );
+    let jwt_test = Yaml::at("http://127.0.0.1:9")
+        .name("j")
+        .load("pattern: basic, virtual_users: 1, iterations: 1")
+        .extra(&format!("distributed:\n{}", hs256_security("")))
+        .write(dir.path());
+    let said =
+        String::from_utf8_lossy(&run(&["validate", "--explain", &jwt_test]).stdout).into_owned();
+    assert!(
+        said.contains("the controller and console sign a JWT valid 60s"),
+        "{said}"
+    );
     let test = Yaml::at("http://127.0.0.1:9")
         .name("p")
         .load("pattern: basic, virtual_users: 1, iterations: 1")
