@@ -209,6 +209,32 @@ pub fn client_builder(tls: Option<&ClientTls>) -> reqwest::ClientBuilder {
     }
 }
 
+/// gzip level and size threshold for every response of this process's servers
+/// (`performance.network.compression` of `--config`), set once at start.
+static COMPRESSION: std::sync::OnceLock<(u32, u16)> = std::sync::OnceLock::new();
+
+/// Compresses the responses of this process's servers from now on (the first call wins):
+/// gzip at `level` (1-9) for bodies of at least `threshold` bytes, to clients that accept it.
+pub fn set_compression(level: u32, threshold: u16) {
+    let _ = COMPRESSION.set((level, threshold));
+}
+
+/// `app` with the process's response compression, if any.
+fn compressed(app: Router) -> Router {
+    use tower_http::compression::predicate::{Predicate, SizeAbove};
+    use tower_http::compression::{CompressionLayer, CompressionLevel, DefaultPredicate};
+    let Some(&(level, threshold)) = COMPRESSION.get() else {
+        return app;
+    };
+    let layer = CompressionLayer::new()
+        .no_br()
+        .no_deflate()
+        .no_zstd()
+        .quality(CompressionLevel::Precise(level as i32))
+        .compress_when(DefaultPredicate::new().and(SizeAbove::new(threshold)));
+    app.layer(layer)
+}
+
 /// Serves `app` on `listener` until `stop`, over TLS when `tls` is set. Handlers can read the
 /// peer's address (`ConnectInfo<SocketAddr>`) either way, which the guard's allow-list needs.
 pub async fn serve(
@@ -217,7 +243,7 @@ pub async fn serve(
     tls: Option<Arc<rustls::ServerConfig>>,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let service = compressed(app).into_make_service_with_connect_info::<SocketAddr>();
     let Some(config) = tls else {
         return axum::serve(listener, service)
             .with_graceful_shutdown(stop.cancelled_owned())

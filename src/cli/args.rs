@@ -418,6 +418,15 @@ pub fn apply_performance(
 ) -> Result<()> {
     let opts = pc.performance.socket_options();
     perfornium::engine::set_socket_options(opts);
+    if let Some(c) = pc
+        .performance
+        .network
+        .as_ref()
+        .and_then(|n| n.compression.as_ref())
+    {
+        let (level, threshold) = c.settings().map_err(anyhow::Error::msg)?;
+        perfornium::tls::set_compression(level, threshold);
+    }
     let sock = socket2::SockRef::from(listener);
     if let Some(n) = opts.nodelay {
         sock.set_tcp_nodelay(n).context("setting TCP_NODELAY")?;

@@ -370,6 +370,16 @@ pub fn process(pc: &super::security::ProcessConfig) -> String {
             b(o.send_buffer),
             b(o.recv_buffer)
         );
+        if let Some(c) = perf.network.as_ref().and_then(|n| n.compression.as_ref()) {
+            if let Ok((level, threshold)) = c.settings() {
+                let _ = writeln!(
+                    out,
+                    "performance.network.compression: the control channel's responses of {threshold} bytes or more \
+                     gzipped at level {level} for clients that accept gzip (the controller and console do); \
+                     load requests unchanged"
+                );
+            }
+        }
     }
     if let Some(r) = &perf.resources {
         let _ = writeln!(

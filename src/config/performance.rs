@@ -5,7 +5,7 @@
 //! a test file that carries the block is refused with a pointer to `--config`. `network` sets
 //! `TCP_NODELAY`, `SO_KEEPALIVE`, `SO_SNDBUF` and `SO_RCVBUF` on every load connection (the
 //! engine's connector) and on the control channel's listening socket, whose accepted connections
-//! inherit them. `resources` pins the process's threads to cores. Settings that only mean something
+//! inherit them; `compression` gzips the control channel's responses. `resources` pins the process's threads to cores. Settings that only mean something
 //! to a garbage-collected runtime (`gc_tuning`, memory pools) are accepted as no-ops, and
 //! `--explain` says why.
 
@@ -51,23 +51,43 @@ pub struct PerfNetwork {
     /// `SO_RCVBUF` in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receive_buffer_size: Option<ByteSize>,
-    /// Refused when parsed: see [`Compression`].
+    /// gzip on the control channel's responses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression: Option<Compression>,
 }
 
-/// `performance.network.compression`: refused by name with the reason.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Compression;
+/// `performance.network.compression`: the worker's or master's responses (results, runs, metrics)
+/// gzipped for clients that accept it (the controller and console do), above `threshold` bytes.
+/// Load requests are not touched: they carry what the test's headers say.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Compression {
+    pub algorithm: CompressionAlgorithm,
+    /// 1 (fastest) to 9 (smallest); default 6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<u32>,
+    /// Smallest body compressed, in bytes; default 1024.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<u16>,
+}
 
-impl<'de> Deserialize<'de> for Compression {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        serde::de::IgnoredAny::deserialize(d)?;
-        Err(serde::de::Error::custom(
-            "performance.network.compression is not available yet: the control channel's messages are \
-             small JSON documents and the load requests carry what the test's headers say (set \
-             `Accept-Encoding` on a step to ask the target for gzip)",
-        ))
+/// The one compression algorithm implemented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompressionAlgorithm {
+    Gzip,
+}
+
+impl Compression {
+    /// (level, threshold) after defaults, or why the level is out of range.
+    pub fn settings(&self) -> Result<(u32, u16), String> {
+        let level = self.level.unwrap_or(6);
+        if !(1..=9).contains(&level) {
+            return Err(format!(
+                "performance.network.compression.level is 1 to 9, got {level}"
+            ));
+        }
+        Ok((level, self.threshold.unwrap_or(1024)))
     }
 }
 
@@ -212,6 +232,9 @@ impl Performance {
 
     /// Rules across keys.
     pub fn check(&self) -> Result<(), String> {
+        if let Some(c) = self.network.as_ref().and_then(|n| n.compression.as_ref()) {
+            c.settings()?;
+        }
         match &self.resources {
             Some(r) => r.check(),
             None => Ok(()),
@@ -224,9 +247,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_seed_blocks_parse_and_compression_is_refused_by_name() {
-        let e = serde_norway::from_str::<Performance>("network:\n  tcp_nodelay: true\n  tcp_keepalive: true\n  send_buffer_size: \"64KB\"\n  receive_buffer_size: \"64KB\"\n  compression:\n    algorithm: gzip\n    level: 6\n    threshold: 1024\n").unwrap_err().to_string();
-        assert!(e.contains("compression is not available yet"), "{e}");
+    fn the_seed_blocks_parse_and_out_of_range_values_are_refused() {
+        let p = serde_norway::from_str::<Performance>("network:\n  tcp_nodelay: true\n  tcp_keepalive: true\n  send_buffer_size: \"64KB\"\n  receive_buffer_size: \"64KB\"\n  compression:\n    algorithm: gzip\n    level: 6\n    threshold: 1024\n").unwrap();
+        p.check().unwrap();
+        let e = serde_norway::from_str::<Performance>(
+            "network:\n  compression:\n    algorithm: brotli\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("gzip"), "{e}");
+        let p = serde_norway::from_str::<Performance>(
+            "network:\n  compression:\n    algorithm: gzip\n    level: 12\n",
+        )
+        .unwrap();
+        assert!(p.check().unwrap_err().contains("1 to 9"));
         let p: Performance = serde_norway::from_str("network:\n  tcp_nodelay: true\n  tcp_keepalive: true\n  send_buffer_size: \"64KB\"\n  receive_buffer_size: 131072\nresources:\n  worker_affinity: true\n  memory_management:\n    gc_tuning: true\n    memory_pools: true\n    buffer_management: true\n  cpu_management:\n    thread_pinning: true\n").unwrap();
         p.check().unwrap();
         assert_eq!(p.socket_options().send_buffer, Some(65536));

@@ -683,12 +683,12 @@ fn ss(filter: &str) -> String {
 }
 
 #[test]
-fn socket_options_and_thread_pinning_from_config_are_read_back_from_the_kernel() {
+fn socket_options_compression_and_thread_pinning_from_config_are_observed() {
     let dir = tempfile::tempdir().unwrap();
     let conf = write(
         dir.path(),
         "worker.yml",
-        "distributed:\n  performance:\n    network:\n      tcp_nodelay: true\n      tcp_keepalive: true\n      send_buffer_size: 48KB\n      receive_buffer_size: 40KB\n    resources:\n      worker_affinity: true\n      memory_management:\n        gc_tuning: true\n      cpu_management:\n        thread_pinning: true\n",
+        "distributed:\n  performance:\n    network:\n      tcp_nodelay: true\n      tcp_keepalive: true\n      send_buffer_size: 48KB\n      receive_buffer_size: 40KB\n      compression: { algorithm: gzip, level: 6, threshold: 64 }\n    resources:\n      worker_affinity: true\n      memory_management:\n        gc_tuning: true\n      cpu_management:\n        thread_pinning: true\n",
     );
     let w = spawn_server(
         &[
@@ -737,6 +737,32 @@ fn socket_options_and_thread_pinning_from_config_are_read_back_from_the_kernel()
         n_allowed,
         "threads pinned one core each, over all of {allowed}: {cores:?}"
     );
+
+    // Compression: a response above the threshold comes gzipped to a client that accepts it, plain
+    // to one that does not.
+    let head = |accept: bool| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&w.addr).unwrap();
+        let enc = if accept {
+            "Accept-Encoding: gzip\r\n"
+        } else {
+            ""
+        };
+        write!(
+            s,
+            "GET /status HTTP/1.1\r\nHost: w\r\n{enc}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf).to_lowercase()
+    };
+    assert!(
+        head(true).contains("content-encoding: gzip"),
+        "{}",
+        head(true)
+    );
+    assert!(!head(false).contains("content-encoding"), "{}", head(false));
 
     // Load sockets (worker → mock) and the control channel (controller → worker), while a run
     // holds them open: Linux reports twice the buffer sizes set, and a keepalive timer.
