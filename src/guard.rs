@@ -2,9 +2,17 @@
 //! caller's address must be inside `allowed_networks` when that list is set (403 otherwise), and every
 //! call but `GET /health` must carry `Authorization: Bearer <token>` when a token is set (401
 //! otherwise). Tokens are compared in constant time and never logged.
+//!
+//! With a JWT [`Verifier`] (`security.authentication.token_auth` of `--config`), a bearer that is
+//! not the static token must be a JWT that verifies (signature, expiry: 401 with the reason
+//! otherwise) and whose role holds the permission the endpoint needs ([`required`]: 403 naming the
+//! missing permission otherwise). The static token stays a full-access credential; replicas use it
+//! for the raft RPC, which no JWT may call.
 
 use crate::api::ApiError;
+use crate::config::security::{Permission, Verifier};
 use axum::extract::{ConnectInfo, Request, State};
+use axum::http::Method;
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -19,6 +27,7 @@ use tracing::warn;
 pub struct Guard {
     token: Option<Arc<str>>,
     allowed: Arc<Vec<IpNet>>,
+    jwt: Option<Arc<Verifier>>,
 }
 
 impl std::fmt::Debug for Guard {
@@ -26,6 +35,7 @@ impl std::fmt::Debug for Guard {
         f.debug_struct("Guard")
             .field("token", &self.token.as_ref().map(|_| "<set>"))
             .field("allowed", &self.allowed)
+            .field("jwt", &self.jwt.is_some())
             .finish()
     }
 }
@@ -36,12 +46,19 @@ impl Guard {
         Self {
             token: token.map(Arc::from),
             allowed: Arc::new(allowed),
+            jwt: None,
         }
     }
 
-    /// True when a token is required.
+    /// Also accepts JWTs that `verifier` admits, each for its role's permissions.
+    pub fn with_jwt(mut self, verifier: Option<Arc<Verifier>>) -> Self {
+        self.jwt = verifier;
+        self
+    }
+
+    /// True when a token (static or JWT) is required.
     pub fn has_token(&self) -> bool {
-        self.token.is_some()
+        self.token.is_some() || self.jwt.is_some()
     }
 
     /// Wraps every route of `router`.
@@ -88,6 +105,41 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
+/// What an endpoint needs: a permission, the static token alone (raft RPC between replicas), or
+/// nothing (`GET /health`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    Nothing,
+    Permission(Permission),
+    StaticToken,
+}
+
+/// The permission each endpoint of a worker or a master needs (README's table). Unknown paths need
+/// `manage_workers`, the strictest, so a route added without a row here is not left open.
+pub fn required(method: &Method, path: &str) -> Needs {
+    use Permission::*;
+    let get = method == Method::GET || method == Method::HEAD;
+    match path {
+        "/health" => Needs::Nothing,
+        p if p.starts_with("/raft/") => Needs::StaticToken,
+        // Worker.
+        "/prepare" | "/start" | "/stop" | "/rendezvous" => Needs::Permission(ExecuteTests),
+        // Moving a failed worker's share onto a running one (load_redistribution).
+        "/scale" => Needs::Permission(ManageWorkers),
+        "/status" | "/results" => Needs::Permission(ReportMetrics),
+        // Both: a worker's /metrics is its run's counters, a master's the Prometheus page.
+        "/metrics" => Needs::Permission(ReportMetrics),
+        // Master.
+        // Every client finds the leader with it, so the read-only viewer may.
+        "/cluster" => Needs::Permission(ViewAllResults),
+        "/runs" if get => Needs::Permission(ViewAllResults),
+        "/runs" => Needs::Permission(ExecuteTests),
+        p if p.starts_with("/runs/") && p.ends_with("/stop") => Needs::Permission(ExecuteTests),
+        p if p.starts_with("/runs/") && get => Needs::Permission(ViewAllResults),
+        _ => Needs::Permission(ManageWorkers),
+    }
+}
+
 async fn check(State(g): State<Guard>, req: Request, next: Next) -> Response {
     let peer = req
         .extensions()
@@ -101,6 +153,60 @@ async fn check(State(g): State<Guard>, req: Request, next: Next) -> Response {
                 format!("{} is not in allowed_networks", peer.ip()),
             );
         }
+    }
+    if let Some(verifier) = &g.jwt {
+        let needs = required(req.method(), req.uri().path());
+        let given = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let is_static = given.is_some_and(|t| {
+            g.token
+                .as_ref()
+                .is_some_and(|s| constant_time_eq(t.as_bytes(), s.as_bytes()))
+        });
+        let refuse = |status, message: String| {
+            warn!(
+                peer = peer.map(|p| p.to_string()).unwrap_or_default(),
+                path = req.uri().path(),
+                "refused: {message}"
+            );
+            ApiError::reply(status, message)
+        };
+        match (needs, given) {
+            (Needs::Nothing, _) => {}
+            _ if is_static => {}
+            (Needs::StaticToken, _) => {
+                return refuse(
+                    StatusCode::UNAUTHORIZED,
+                    "raft RPC takes the replicas' static token only".into(),
+                )
+            }
+            (Needs::Permission(_), None) => {
+                return refuse(
+                    StatusCode::UNAUTHORIZED,
+                    "missing bearer token (a JWT)".into(),
+                )
+            }
+            (Needs::Permission(p), Some(token)) => match verifier.verify(token) {
+                Err(reason) => return refuse(StatusCode::UNAUTHORIZED, reason),
+                Ok(grant) if !grant.allows(p) => {
+                    return refuse(
+                        StatusCode::FORBIDDEN,
+                        format!(
+                            "role `{}` lacks the permission `{}` ({} {} needs it)",
+                            grant.role,
+                            p.name(),
+                            req.method(),
+                            req.uri().path()
+                        ),
+                    )
+                }
+                Ok(_) => {}
+            },
+        }
+        return next.run(req).await;
     }
     if let Some(token) = &g.token {
         if req.uri().path() != "/health" {
@@ -126,6 +232,51 @@ async fn check(State(g): State<Guard>, req: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_route_needs_a_permission() {
+        use Permission::*;
+        let need = |m: Method, p: &str| required(&m, p);
+        assert_eq!(need(Method::GET, "/health"), Needs::Nothing);
+        assert_eq!(
+            need(Method::POST, "/prepare"),
+            Needs::Permission(ExecuteTests)
+        );
+        assert_eq!(
+            need(Method::GET, "/rendezvous"),
+            Needs::Permission(ExecuteTests)
+        );
+        assert_eq!(
+            need(Method::POST, "/scale"),
+            Needs::Permission(ManageWorkers)
+        );
+        assert_eq!(
+            need(Method::GET, "/results"),
+            Needs::Permission(ReportMetrics)
+        );
+        assert_eq!(
+            need(Method::GET, "/cluster"),
+            Needs::Permission(ViewAllResults)
+        );
+        assert_eq!(
+            need(Method::GET, "/runs"),
+            Needs::Permission(ViewAllResults)
+        );
+        assert_eq!(need(Method::POST, "/runs"), Needs::Permission(ExecuteTests));
+        assert_eq!(
+            need(Method::GET, "/runs/r-1"),
+            Needs::Permission(ViewAllResults)
+        );
+        assert_eq!(
+            need(Method::POST, "/runs/r-1/stop"),
+            Needs::Permission(ExecuteTests)
+        );
+        assert_eq!(need(Method::POST, "/raft/vote"), Needs::StaticToken);
+        assert_eq!(
+            need(Method::GET, "/new-route"),
+            Needs::Permission(ManageWorkers)
+        );
+    }
 
     #[test]
     fn token_compare() {

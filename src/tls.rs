@@ -48,11 +48,28 @@ pub struct ServerTls {
 impl ServerTls {
     /// Reads the files and builds the rustls configuration (HTTP/1.1 only, as every client here).
     pub fn config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        self.config_with_suites(&[])
+    }
+
+    /// As [`ServerTls::config`], offering only `suites` (all of rustls's safe defaults when empty):
+    /// TLS 1.3 only when one of them is a TLS 1.3 suite, TLS 1.2 only when one is a TLS 1.2 suite.
+    pub fn config_with_suites(
+        &self,
+        suites: &[rustls::SupportedCipherSuite],
+    ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let certs = read_certs(&self.cert, "certificate")?;
         let key = read_key(&self.key)?;
-        let builder = rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(setup)?;
+        let builder = if suites.is_empty() {
+            rustls::ServerConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+        } else {
+            let mut p = rustls::crypto::ring::default_provider();
+            p.cipher_suites = suites.to_vec();
+            let versions = protocol_versions(suites);
+            rustls::ServerConfig::builder_with_provider(Arc::new(p))
+                .with_protocol_versions(&versions)
+        }
+        .map_err(setup)?;
         let builder = match &self.client_ca {
             Some(ca) => {
                 let roots = roots(ca)?;
@@ -81,12 +98,17 @@ impl ServerTls {
 pub struct ClientTls {
     ca: reqwest::Certificate,
     identity: Option<reqwest::Identity>,
+    /// With `suites`: a rustls configuration offering only them (built once, in `with_suites`).
+    restricted: Option<Arc<rustls::ClientConfig>>,
+    ca_pem: Arc<Vec<u8>>,
+    identity_pem: Option<Arc<(Vec<u8>, Vec<u8>)>>,
 }
 
 impl std::fmt::Debug for ClientTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientTls")
             .field("identity", &self.identity.is_some())
+            .field("restricted", &self.restricted.is_some())
             .finish()
     }
 }
@@ -98,23 +120,65 @@ impl ClientTls {
         let ca_pem = read(ca, "CA certificate")?;
         roots_from(&ca_pem, ca)?;
         let ca = reqwest::Certificate::from_pem(&ca_pem).map_err(setup)?;
+        let mut identity_pem = None;
         let identity = match cert_key {
             Some((cert, key)) => {
                 let mut pem = read(cert, "certificate")?;
                 parse_certs(&pem, cert, "certificate")?;
                 let key_pem = read(key, "private key")?;
                 parse_key(&key_pem, key)?;
+                identity_pem = Some(Arc::new((pem.clone(), key_pem.clone())));
                 pem.push(b'\n');
                 pem.extend(key_pem);
                 Some(reqwest::Identity::from_pem(&pem).map_err(setup)?)
             }
             None => None,
         };
-        Ok(ClientTls { ca, identity })
+        Ok(ClientTls {
+            ca,
+            identity,
+            restricted: None,
+            ca_pem: Arc::new(ca_pem),
+            identity_pem,
+        })
+    }
+
+    /// The same trust and identity, offering only `suites` (no change when empty).
+    pub fn with_suites(
+        mut self,
+        suites: &[rustls::SupportedCipherSuite],
+    ) -> Result<ClientTls, TlsError> {
+        if suites.is_empty() {
+            return Ok(self);
+        }
+        let here = Path::new("<CA>");
+        let mut p = rustls::crypto::ring::default_provider();
+        p.cipher_suites = suites.to_vec();
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(p))
+            .with_protocol_versions(&protocol_versions(suites))
+            .map_err(setup)?
+            .with_root_certificates(roots_from(&self.ca_pem, here)?);
+        let mut config = match &self.identity_pem {
+            Some(pair) => builder
+                .with_client_auth_cert(
+                    parse_certs(&pair.0, here, "certificate")?,
+                    parse_key(&pair.1, here)?,
+                )
+                .map_err(setup)?,
+            None => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        self.restricted = Some(Arc::new(config));
+        Ok(self)
     }
 
     /// `builder` set to trust only the CA, present the identity if any, and refuse plain HTTP.
     pub fn apply(&self, builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+        if let Some(config) = &self.restricted {
+            return builder
+                .use_preconfigured_tls((**config).clone())
+                .https_only(true);
+        }
         let builder = builder
             .use_rustls_tls()
             .tls_built_in_root_certs(false)
@@ -145,6 +209,32 @@ pub fn client_builder(tls: Option<&ClientTls>) -> reqwest::ClientBuilder {
     }
 }
 
+/// gzip level and size threshold for every response of this process's servers
+/// (`performance.network.compression` of `--config`), set once at start.
+static COMPRESSION: std::sync::OnceLock<(u32, u16)> = std::sync::OnceLock::new();
+
+/// Compresses the responses of this process's servers from now on (the first call wins):
+/// gzip at `level` (1-9) for bodies of at least `threshold` bytes, to clients that accept it.
+pub fn set_compression(level: u32, threshold: u16) {
+    let _ = COMPRESSION.set((level, threshold));
+}
+
+/// `app` with the process's response compression, if any.
+fn compressed(app: Router) -> Router {
+    use tower_http::compression::predicate::{Predicate, SizeAbove};
+    use tower_http::compression::{CompressionLayer, CompressionLevel, DefaultPredicate};
+    let Some(&(level, threshold)) = COMPRESSION.get() else {
+        return app;
+    };
+    let layer = CompressionLayer::new()
+        .no_br()
+        .no_deflate()
+        .no_zstd()
+        .quality(CompressionLevel::Precise(level as i32))
+        .compress_when(DefaultPredicate::new().and(SizeAbove::new(threshold)));
+    app.layer(layer)
+}
+
 /// Serves `app` on `listener` until `stop`, over TLS when `tls` is set. Handlers can read the
 /// peer's address (`ConnectInfo<SocketAddr>`) either way, which the guard's allow-list needs.
 pub async fn serve(
@@ -153,7 +243,7 @@ pub async fn serve(
     tls: Option<Arc<rustls::ServerConfig>>,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let service = compressed(app).into_make_service_with_connect_info::<SocketAddr>();
     let Some(config) = tls else {
         return axum::serve(listener, service)
             .with_graceful_shutdown(stop.cancelled_owned())
@@ -189,6 +279,64 @@ pub fn handshake_failure(e: &reqwest::Error) -> Option<String> {
         err.source().and_then(find)
     }
     find(e).map(ToString::to_string)
+}
+
+/// The rustls suite named `name` (IANA spelling, `TLS13_`/`TLS_` prefixes as rustls writes them), or
+/// why it cannot be offered.
+pub fn cipher_suite(name: &str) -> Result<rustls::SupportedCipherSuite, String> {
+    let wanted = name.trim().to_ascii_uppercase();
+    let all = rustls::crypto::ring::ALL_CIPHER_SUITES;
+    if let Some(s) = all.iter().find(|s| format!("{:?}", s.suite()) == wanted) {
+        return Ok(*s);
+    }
+    // TLS 1.3 suites are often written without rustls's `TLS13_` prefix (`TLS_AES_128_GCM_SHA256`).
+    if let Some(s) = wanted.strip_prefix("TLS_").and_then(|rest| {
+        all.iter()
+            .find(|s| format!("{:?}", s.suite()) == format!("TLS13_{rest}"))
+    }) {
+        return Ok(*s);
+    }
+    let known: Vec<String> = all.iter().map(|s| format!("{:?}", s.suite())).collect();
+    let reason = if wanted.contains("CBC")
+        || wanted.contains("_RSA_WITH")
+        || wanted.contains("3DES")
+        || wanted.contains("RC4")
+    {
+        " (CBC modes, static RSA key exchange, 3DES and RC4 are not implemented by rustls: they are unsafe)"
+    } else {
+        ""
+    };
+    let hint = known
+        .iter()
+        .map(|k| (strsim::jaro_winkler(&wanted, k), k))
+        .filter(|(score, _)| *score >= 0.9)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| format!("; did you mean `{k}`?"))
+        .unwrap_or_default();
+    Err(format!(
+        "cipher suite `{name}` is not supported{reason}{hint}; supported: {}",
+        known.join(", ")
+    ))
+}
+
+/// The protocol versions that `suites` can serve.
+fn protocol_versions(
+    suites: &[rustls::SupportedCipherSuite],
+) -> Vec<&'static rustls::SupportedProtocolVersion> {
+    let mut v = Vec::new();
+    if suites
+        .iter()
+        .any(|s| matches!(s, rustls::SupportedCipherSuite::Tls13(_)))
+    {
+        v.push(&rustls::version::TLS13);
+    }
+    if suites
+        .iter()
+        .any(|s| matches!(s, rustls::SupportedCipherSuite::Tls12(_)))
+    {
+        v.push(&rustls::version::TLS12);
+    }
+    v
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {

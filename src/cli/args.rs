@@ -260,3 +260,363 @@ pub async fn bind(addr: &str) -> Result<tokio::net::TcpListener> {
         .await
         .with_context(|| format!("binding {addr}"))
 }
+
+/// `--config FILE` of `worker` and `master`: the `security` and `performance` sections of the
+/// file's `distributed:` block (the seed's worker-config shape).
+#[derive(Args, Clone, Debug)]
+pub struct ProcessConfigArgs {
+    /// Apply `distributed.security` and `distributed.performance` of this YAML file (JWTs and
+    /// roles, certificates, cipher suites, allowed networks and ports, socket options, pinning).
+    #[arg(long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print how --config was understood (what acts, what is a no-op and why) and exit.
+    #[arg(long, requires = "config")]
+    pub explain: bool,
+}
+
+impl ProcessConfigArgs {
+    /// The file's settings (empty without --config).
+    pub fn load(&self) -> Result<config::security::ProcessConfig> {
+        match &self.config {
+            Some(f) => Ok(config::security::load_process_config(f)?),
+            None => Ok(Default::default()),
+        }
+    }
+
+    /// With --explain: the explanation of the file, to print instead of serving.
+    pub fn explanation(&self) -> Result<Option<String>> {
+        if !self.explain {
+            return Ok(None);
+        }
+        Ok(Some(config::explain_process(&self.load()?)))
+    }
+}
+
+/// How a worker or master serves, from its flags and its `--config` together.
+pub struct Served {
+    /// The TLS flags with the certificates of `tls_auth` filled in.
+    pub tls: ServeTlsArgs,
+    /// The rustls configuration (with `cipher_suites` applied), when serving HTTPS.
+    pub server: Option<Arc<rustls::ServerConfig>>,
+    pub allowed: Vec<IpNet>,
+    pub jwt: Option<config::security::Verifier>,
+}
+
+/// Merges flags and `--config` for a server listening on `port`; `role` is `worker` or `master`.
+/// A setting given both ways is refused rather than one silently winning.
+pub fn served(
+    pc: &config::security::ProcessConfig,
+    flags: &ServeTlsArgs,
+    allow: &AllowFrom,
+    port: u16,
+    role: &str,
+) -> Result<Served> {
+    use config::security::AuthMethod;
+    let sec = &pc.security;
+    let yaml = sec.tls_auth().cloned().unwrap_or_default();
+    anyhow::ensure!(
+        yaml.client_cert.is_none() && yaml.client_key.is_none(),
+        "--config: security.authentication.tls_auth.client_cert/client_key are the controller's (put them in \
+         the test file); a {role} serves server_cert and presents it to the servers it calls"
+    );
+    fn one(flag: &Option<PathBuf>, yaml: &Option<PathBuf>, what: &str) -> Result<Option<PathBuf>> {
+        match (flag, yaml) {
+            (Some(_), Some(_)) => {
+                anyhow::bail!("{what} is given both as a flag and in --config: give it once")
+            }
+            (f, y) => Ok(f.clone().or_else(|| y.clone())),
+        }
+    }
+    let tls = ServeTlsArgs {
+        tls_cert: one(
+            &flags.tls_cert,
+            &yaml.server_cert,
+            "the server certificate (--tls-cert, tls_auth.server_cert)",
+        )?,
+        tls_key: one(
+            &flags.tls_key,
+            &yaml.server_key,
+            "the server key (--tls-key, tls_auth.server_key)",
+        )?,
+        tls_ca: one(
+            &flags.tls_ca,
+            &yaml.ca_cert,
+            "the client CA (--tls-ca, tls_auth.ca_cert)",
+        )?,
+    };
+    anyhow::ensure!(
+        tls.tls_cert.is_some() == tls.tls_key.is_some(),
+        "--config: a server certificate needs its key (tls_auth.server_cert with server_key)"
+    );
+    anyhow::ensure!(
+        tls.tls_ca.is_none() || tls.tls_cert.is_some(),
+        "--config: tls_auth.ca_cert (client certificates) needs a server certificate (tls_auth.server_cert or --tls-cert)"
+    );
+    let method = sec.authentication.as_ref().map(|a| a.method);
+    anyhow::ensure!(
+        method != Some(AuthMethod::MutualTls) || tls.tls_ca.is_some(),
+        "--config: authentication.method mutual_tls needs tls_auth.ca_cert (or --tls-ca): the CA client certificates are signed by"
+    );
+    let net = sec.network.clone().unwrap_or_default();
+    anyhow::ensure!(
+        net.encryption != Some(true) || tls.tls_cert.is_some(),
+        "--config: security.network.encryption is true but there is no server certificate (tls_auth.server_cert or --tls-cert)"
+    );
+    let suites = net
+        .cipher_suites
+        .iter()
+        .flatten()
+        .map(|s| perfornium::tls::cipher_suite(&s.0).map_err(anyhow::Error::msg))
+        .collect::<Result<Vec<_>>>()?;
+    anyhow::ensure!(
+        suites.is_empty() || tls.tls_cert.is_some(),
+        "--config: security.network.cipher_suites needs TLS: give a server certificate"
+    );
+    let server = match (&tls.tls_cert, &tls.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            ServerTls {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: tls.tls_ca.clone(),
+            }
+            .config_with_suites(&suites)?,
+        ),
+        _ => None,
+    };
+    let rules = sec.firewall().cloned().unwrap_or_default();
+    let allowed = match (&rules.allowed_networks, allow.allow_from.is_empty()) {
+        (Some(_), false) => anyhow::bail!(
+            "allowed networks are given both as --allow-from and in --config (firewall_rules.allowed_networks): give them once"
+        ),
+        (Some(n), true) => n.iter().map(|n| n.0).collect(),
+        (None, _) => allow.allow_from.clone(),
+    };
+    let ports = if role == "master" {
+        &rules.master_ports
+    } else {
+        &rules.worker_ports
+    };
+    if let Some(ports) = ports {
+        anyhow::ensure!(
+            ports.contains(&port),
+            "--config: port {port} is not in security.network.firewall_rules.{role}_ports {ports:?}"
+        );
+    }
+    Ok(Served {
+        tls,
+        server,
+        allowed,
+        jwt: sec.verifier()?,
+    })
+}
+
+/// Applies `performance` to this process: the load sockets' options, the control channel's
+/// listening socket (accepted connections inherit its options) and thread pinning.
+pub fn apply_performance(
+    pc: &config::security::ProcessConfig,
+    listener: &tokio::net::TcpListener,
+) -> Result<()> {
+    let opts = pc.performance.socket_options();
+    perfornium::engine::set_socket_options(opts);
+    if let Some(c) = pc
+        .performance
+        .network
+        .as_ref()
+        .and_then(|n| n.compression.as_ref())
+    {
+        let (level, threshold) = c.settings().map_err(anyhow::Error::msg)?;
+        perfornium::tls::set_compression(level, threshold);
+    }
+    let sock = socket2::SockRef::from(listener);
+    if let Some(n) = opts.nodelay {
+        sock.set_tcp_nodelay(n).context("setting TCP_NODELAY")?;
+    }
+    if let Some(k) = opts.keepalive {
+        sock.set_keepalive(k).context("setting SO_KEEPALIVE")?;
+    }
+    if let Some(n) = opts.send_buffer {
+        sock.set_send_buffer_size(n).context("setting SO_SNDBUF")?;
+    }
+    if let Some(n) = opts.recv_buffer {
+        sock.set_recv_buffer_size(n).context("setting SO_RCVBUF")?;
+    }
+    if pc
+        .performance
+        .resources
+        .as_ref()
+        .is_some_and(|r| r.pin_threads())
+    {
+        let pinned = pin_threads()?;
+        tracing::info!(threads = pinned, "threads pinned to cores");
+    }
+    Ok(())
+}
+
+/// Pins every thread of this process (the runtime's workers are all started by now) to one core,
+/// round robin over the cores the process may use. Returns how many were pinned.
+#[cfg(target_os = "linux")]
+fn pin_threads() -> Result<usize> {
+    // SAFETY: cpu_set_t is plain data; the calls get its exact size and only read or write it.
+    let cores: Vec<usize> = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        anyhow::ensure!(
+            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0,
+            "reading the process's cores: {}",
+            std::io::Error::last_os_error()
+        );
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|c| libc::CPU_ISSET(*c, &set))
+            .collect()
+    };
+    anyhow::ensure!(!cores.is_empty(), "the process may run on no core");
+    let mut tids: Vec<i32> = std::fs::read_dir("/proc/self/task")
+        .context("listing /proc/self/task")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    tids.sort_unstable();
+    for (i, tid) in tids.iter().enumerate() {
+        let core = cores[i % cores.len()];
+        // SAFETY: as above; `tid` is a thread of this process.
+        let rc = unsafe {
+            let mut one: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(core, &mut one);
+            libc::sched_setaffinity(*tid, std::mem::size_of::<libc::cpu_set_t>(), &one)
+        };
+        anyhow::ensure!(
+            rc == 0,
+            "pinning thread {tid} to core {core}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(tids.len())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn pin_threads() -> Result<usize> {
+    anyhow::bail!("performance.resources thread pinning is implemented on Linux only")
+}
+
+/// How a controller or console calls servers, from its flags and the test file's
+/// `distributed.security` together.
+pub struct Caller {
+    pub tls: Option<ClientTls>,
+    pub mint: Option<Arc<config::security::Minter>>,
+}
+
+/// Merges `--ca`/`--client-cert`/`--client-key` with the test's `security`, checks the servers it
+/// will call (`targets`, host:port, `kind` `worker` or `master`) against `firewall_rules`, and
+/// prepares the JWT minter (role holding `needs`). A setting given both ways is refused.
+pub fn caller(
+    sec: Option<&config::security::Security>,
+    flags: &CallTlsArgs,
+    targets: &[String],
+    kind: &str,
+    who: &str,
+    needs: &[config::security::Permission],
+) -> Result<Caller> {
+    let Some(sec) = sec else {
+        return Ok(Caller {
+            tls: flags.client()?,
+            mint: None,
+        });
+    };
+    let yaml = sec.tls_auth().cloned().unwrap_or_default();
+    anyhow::ensure!(
+        yaml.server_cert.is_none() && yaml.server_key.is_none(),
+        "distributed.security.authentication.tls_auth.server_cert/server_key are a worker's or master's: put \
+         them in the file given to its --config"
+    );
+    fn one(flag: &Option<PathBuf>, yaml: &Option<PathBuf>, what: &str) -> Result<Option<PathBuf>> {
+        match (flag, yaml) {
+            (Some(_), Some(_)) => anyhow::bail!(
+                "{what} is given both as a flag and in distributed.security: give it once"
+            ),
+            (f, y) => Ok(f.clone().or_else(|| y.clone())),
+        }
+    }
+    let merged = CallTlsArgs {
+        ca: one(&flags.ca, &yaml.ca_cert, "the CA (--ca, tls_auth.ca_cert)")?,
+        client_cert: one(
+            &flags.client_cert,
+            &yaml.client_cert,
+            "the client certificate (--client-cert, tls_auth.client_cert)",
+        )?,
+        client_key: one(
+            &flags.client_key,
+            &yaml.client_key,
+            "the client key (--client-key, tls_auth.client_key)",
+        )?,
+    };
+    anyhow::ensure!(
+        merged.client_cert.is_some() == merged.client_key.is_some(),
+        "distributed.security: a client certificate needs its key (tls_auth.client_cert with client_key)"
+    );
+    anyhow::ensure!(
+        merged.client_cert.is_none() || merged.ca.is_some(),
+        "distributed.security: a client certificate needs the CA to trust (tls_auth.ca_cert or --ca)"
+    );
+    let method = sec.authentication.as_ref().map(|a| a.method);
+    anyhow::ensure!(
+        method != Some(config::security::AuthMethod::MutualTls) || merged.client_cert.is_some(),
+        "distributed.security.authentication.method mutual_tls needs tls_auth.client_cert and client_key (or --client-cert)"
+    );
+    let net = sec.network.clone().unwrap_or_default();
+    anyhow::ensure!(
+        net.encryption != Some(true) || merged.ca.is_some(),
+        "distributed.security.network.encryption is true: give the CA to trust (tls_auth.ca_cert or --ca)"
+    );
+    let suites = net
+        .cipher_suites
+        .iter()
+        .flatten()
+        .map(|s| perfornium::tls::cipher_suite(&s.0).map_err(anyhow::Error::msg))
+        .collect::<Result<Vec<_>>>()?;
+    anyhow::ensure!(
+        suites.is_empty() || merged.ca.is_some(),
+        "distributed.security.network.cipher_suites needs TLS: give the CA to trust (tls_auth.ca_cert or --ca)"
+    );
+    let tls = match merged.client()? {
+        Some(t) => Some(t.with_suites(&suites)?),
+        None => None,
+    };
+    if let Some(rules) = sec.firewall() {
+        let ports = if kind == "master" {
+            &rules.master_ports
+        } else {
+            &rules.worker_ports
+        };
+        for t in targets {
+            check_target(t, rules.allowed_networks.as_deref(), ports.as_deref(), kind)?;
+        }
+    }
+    let mint = sec.minter(who, needs)?.map(Arc::new);
+    Ok(Caller { tls, mint })
+}
+
+/// Refuses to call `target` (host:port) outside the firewall rules.
+fn check_target(
+    target: &str,
+    networks: Option<&[config::security::Network]>,
+    ports: Option<&[u16]>,
+    kind: &str,
+) -> Result<()> {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<std::net::SocketAddr> = target
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {kind} {target}"))?
+        .collect();
+    let port = addrs.first().map(|a| a.port()).unwrap_or(0);
+    if let Some(ports) = ports {
+        anyhow::ensure!(
+            ports.contains(&port),
+            "{kind} {target}: port {port} is not in distributed.security.network.firewall_rules.{kind}_ports {ports:?}"
+        );
+    }
+    if let Some(nets) = networks {
+        anyhow::ensure!(
+            addrs.iter().all(|a| nets.iter().any(|n| n.0.contains(&a.ip()))),
+            "{kind} {target} is outside distributed.security.network.firewall_rules.allowed_networks"
+        );
+    }
+    Ok(())
+}

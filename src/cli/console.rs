@@ -42,8 +42,27 @@ impl ConsoleArgs {
             .filter(|a| !a.is_empty())
             .collect();
         anyhow::ensure!(!addrs.is_empty(), "--cluster needs at least one host:port");
-        let tls = self.drive.tls.client()?;
-        let mut client = ClusterClient::new(addrs, self.drive.access.token()?, tls.as_ref());
+        use perfornium::config::security::Permission;
+        let needs: &[Permission] = match &submit {
+            Some(_) => &[Permission::ExecuteTests, Permission::ViewAllResults],
+            None => &[Permission::ViewAllResults],
+        };
+        let sec = submit
+            .as_ref()
+            .and_then(|s| s.test.as_ref())
+            .and_then(|t| t.distributed.as_ref())
+            .and_then(|d| d.security.clone());
+        let caller = super::args::caller(
+            sec.as_ref(),
+            &self.drive.tls,
+            &addrs,
+            "master",
+            "console",
+            needs,
+        )?;
+        let tls = caller.tls;
+        let mut client = ClusterClient::new(addrs, self.drive.access.token()?, tls.as_ref())
+            .with_mint(caller.mint);
         let run_id = match console::pick_run(&mut client, submit, self.patience).await {
             Ok(id) => id,
             Err(e) => {

@@ -102,6 +102,8 @@ impl Demo {
                 tls: None,
                 client_tls: None,
                 raft_timing: None,
+                jwt: None,
+                mint: None,
             };
             let s = stop.clone();
             tasks.push(tokio::spawn(async move {

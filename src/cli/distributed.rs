@@ -36,16 +36,40 @@ pub struct DistributedArgs {
 impl DistributedArgs {
     /// Drives the run, prints the summary, writes the outputs; 2 when the run did not finish.
     pub async fn run(self) -> Result<ExitCode> {
+        let test = self.drive.over.load(&self.file)?;
+        let workers = self.drive.plan.workers()?;
+        use perfornium::config::security::Permission;
+        // Redistributing a failed worker's share calls its survivors' /scale.
+        let redistributes = test
+            .distributed
+            .as_ref()
+            .and_then(|d| d.fault_tolerance.as_ref())
+            .and_then(|f| f.worker_failures.as_ref())
+            .and_then(|w| w.recovery.as_ref())
+            .and_then(|r| r.load_redistribution)
+            == Some(true);
+        let mut needs = vec![Permission::ExecuteTests, Permission::ReportMetrics];
+        if redistributes {
+            needs.push(Permission::ManageWorkers);
+        }
+        let caller = super::args::caller(
+            test.distributed.as_ref().and_then(|d| d.security.as_ref()),
+            &self.drive.tls,
+            &workers.iter().map(WorkerAddr::addr).collect::<Vec<_>>(),
+            "worker",
+            "controller",
+            &needs,
+        )?;
         let launch = Launch {
-            workers: self.drive.plan.workers()?,
+            workers,
             strategy: self.drive.plan.strategy,
             sync_start: self.drive.plan.sync_start,
             token: self.drive.access.token()?,
-            tls: self.drive.tls.client()?,
+            tls: caller.tls,
+            mint: caller.mint,
             tui: self.drive.screen.tui(),
             data: self.data.clone(),
         };
-        let test = self.drive.over.load(&self.file)?;
         let stop = shutdown::on_ctrl_c("stopping: requests in flight will finish and be counted");
         let rec = run(test, launch, stop).await?;
         let summary = rec.summary();
@@ -69,6 +93,8 @@ struct Launch {
     token: Option<String>,
     /// HTTPS to the workers: the CA to trust and the client certificate to present.
     tls: Option<perfornium::tls::ClientTls>,
+    /// Mints the JWTs the workers are called with (the test's `security.authentication.token_auth`).
+    mint: Option<std::sync::Arc<perfornium::config::security::Minter>>,
     /// Show the console until the user closes it; progress lines follow until the run ends.
     tui: bool,
     /// The embedded master's directory (kept after the run); a temporary one when `None`.
@@ -83,12 +109,14 @@ async fn run(test: TestFile, launch: Launch, stop: CancellationToken) -> Result<
         sync_start,
         token,
         tls,
+        mint,
         tui,
         data,
     } = launch;
     let creds = Credentials {
         token: token.or_else(|| test_token(&test)),
         tls,
+        mint,
     };
     let one = submit::Masters {
         replicas: 1,

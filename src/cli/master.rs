@@ -1,6 +1,8 @@
 //! `perfornium master`: one replica of the HA master cluster, until Ctrl-C.
 
-use super::args::{bind, Access, AllowFrom, ServeTlsArgs};
+use super::args::{
+    apply_performance, bind, served, Access, AllowFrom, ProcessConfigArgs, ServeTlsArgs,
+};
 use super::shutdown;
 use anyhow::Result;
 use clap::Args;
@@ -29,6 +31,8 @@ pub struct MasterArgs {
     allow: AllowFrom,
     #[command(flatten)]
     tls: ServeTlsArgs,
+    #[command(flatten)]
+    config: ProcessConfigArgs,
     /// With --tls-cert: the CA trusted when calling peers and workers (default: --tls-ca).
     #[arg(long, requires = "tls_cert")]
     ca: Option<PathBuf>,
@@ -57,15 +61,54 @@ fn min_max(text: &str) -> Result<(u64, u64), String> {
 impl MasterArgs {
     /// Serves until Ctrl-C.
     pub async fn run(self) -> Result<ExitCode> {
+        if let Some(text) = self.config.explanation()? {
+            print!("{text}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        let pc = self.config.load()?;
+        let listener = bind(&self.listen).await?;
+        let served = served(
+            &pc,
+            &self.tls,
+            &self.allow,
+            listener.local_addr()?.port(),
+            "master",
+        )?;
+        apply_performance(&pc, &listener)?;
+        let token = self.access.token()?;
+        anyhow::ensure!(
+            served.jwt.is_none() || token.is_some(),
+            "--config: a master with security.authentication.token_auth still needs --token: replicas \
+             call each other's raft RPC with it (a JWT may not)"
+        );
+        use perfornium::config::security::Permission;
+        // The leader drives every submitted run: with manage_workers when a role has it, so runs
+        // with load_redistribution can move load (their /scale calls get 403 otherwise).
+        let mint = match pc.security.minter(
+            "master",
+            &[
+                Permission::ExecuteTests,
+                Permission::ReportMetrics,
+                Permission::ManageWorkers,
+            ],
+        ) {
+            Ok(m) => m,
+            Err(_) => pc.security.minter(
+                "master",
+                &[Permission::ExecuteTests, Permission::ReportMetrics],
+            )?,
+        };
         let cfg = MasterConfig {
             id: self.id,
             listen: self.listen,
             peers: self.peers.0,
             data: self.data,
-            token: self.access.token()?,
-            allowed: self.allow.allow_from,
-            tls: self.tls.server()?,
-            client_tls: self.tls.peer_client(self.ca.as_deref())?,
+            token,
+            allowed: served.allowed,
+            tls: served.server,
+            client_tls: served.tls.peer_client(self.ca.as_deref())?,
+            jwt: served.jwt.map(std::sync::Arc::new),
+            mint: mint.map(std::sync::Arc::new),
             raft_timing: match (self.raft_heartbeat_ms, self.raft_election_ms) {
                 (None, None) => None,
                 (h, e) => {
@@ -78,11 +121,10 @@ impl MasterArgs {
                 }
             },
         };
-        let listener = bind(&cfg.listen).await?;
         eprintln!(
             "master {} listening on {}://{} (data {})",
             cfg.id,
-            self.tls.scheme(),
+            served.tls.scheme(),
             listener.local_addr()?,
             cfg.data.display()
         );

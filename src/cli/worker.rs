@@ -1,6 +1,8 @@
 //! `perfornium worker`: serves the worker API on one port until Ctrl-C.
 
-use super::args::{bind, Access, AllowFrom, ServeTlsArgs};
+use super::args::{
+    apply_performance, bind, served, Access, AllowFrom, ProcessConfigArgs, ServeTlsArgs,
+};
 use super::shutdown;
 use anyhow::Result;
 use clap::Args;
@@ -25,6 +27,8 @@ pub struct WorkerArgs {
     allow_target: Vec<String>,
     #[command(flatten)]
     tls: ServeTlsArgs,
+    #[command(flatten)]
+    config: ProcessConfigArgs,
     /// Tests only: run this worker's clock this many ms off the machine's (negative: behind), to
     /// show the controller's clock-offset compensation.
     #[arg(
@@ -44,22 +48,33 @@ impl WorkerArgs {
                 && self.test_clock_offset_ms.abs() <= 86_400_000.0,
             "--test-clock-offset-ms must be within a day"
         );
-        let opts = WorkerOptions {
-            guard: Guard::new(self.access.token()?, self.allow.allow_from),
-            allow_targets: self.allow_target,
-            tls: self.tls.server()?,
-            clock_offset_ms: self.test_clock_offset_ms,
-        };
+        if let Some(text) = self.config.explanation()? {
+            print!("{text}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        let pc = self.config.load()?;
         let listener = bind(&format!("{}:{}", self.host, self.port)).await?;
         let addr = listener.local_addr()?;
-        let auth = if opts.guard.has_token() {
+        let served = served(&pc, &self.tls, &self.allow, addr.port(), "worker")?;
+        apply_performance(&pc, &listener)?;
+        let jwt = served.jwt.is_some();
+        let opts = WorkerOptions {
+            guard: Guard::new(self.access.token()?, served.allowed)
+                .with_jwt(served.jwt.map(std::sync::Arc::new)),
+            allow_targets: self.allow_target,
+            tls: served.server,
+            clock_offset_ms: self.test_clock_offset_ms,
+        };
+        let auth = if jwt {
+            "JWT (or the static token) required"
+        } else if opts.guard.has_token() {
             "bearer token required"
         } else {
             "no token: anyone who can reach this port can drive it"
         };
         eprintln!(
             "worker listening on {}://{addr} ({auth})",
-            self.tls.scheme()
+            served.tls.scheme()
         );
         tracing::info!(%addr, token = opts.guard.has_token(), tls = opts.tls.is_some(), "worker started");
         let stop = shutdown::on_ctrl_c("worker: stopping");

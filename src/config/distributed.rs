@@ -35,6 +35,12 @@ pub struct Distributed {
     /// Regions with their share of the load in percent, and their time zones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub geographic: Option<Geographic>,
+    /// Drives the controller side: the JWT it mints, the certificate it presents (see `security.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<super::security::Security>,
+    /// Refused in a test file: it belongs in the worker's `--config` (see `performance.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub performance: Option<super::performance::InTestFile>,
 }
 
 /// `load.distributed`, the seed's other spelling of `distributed.{strategy, distribution, weights}`.

@@ -229,5 +229,186 @@ pub fn explain(test: &TestFile) -> String {
         };
     }
     super::outputs::explain(test, &mut out);
+    if let Some(sec) = test.distributed.as_ref().and_then(|d| d.security.as_ref()) {
+        out.push_str(&security(sec, false));
+    }
+    out
+}
+
+/// `distributed.security` in words: for a test file (`server == false`), what the controller and
+/// console send; for a worker's or master's `--config`, what it requires.
+pub fn security(sec: &super::security::Security, server: bool) -> String {
+    use super::security::{AuthMethod, JwtAlgorithm};
+    let mut out = String::new();
+    if let Some(a) = &sec.authentication {
+        let method = match a.method {
+            AuthMethod::Token => "token (JWT)",
+            AuthMethod::MutualTls => "mutual_tls (client certificates)",
+            AuthMethod::Oauth => "oauth",
+        };
+        let _ = writeln!(out, "security.authentication: method {method}");
+        if let Some(t) = &a.token_auth {
+            let alg = match t.algorithm {
+                JwtAlgorithm::Hs256 => "HS256 (shared secret)",
+                JwtAlgorithm::Rs256 => "RS256 (RSA key pair)",
+            };
+            let life = t.expiration.unwrap_or(super::security::DEFAULT_EXPIRATION);
+            let _ = if server {
+                writeln!(
+                    out,
+ "  token_auth: {alg}; every call but /health needs a JWT that verifies and has not expired (401 otherwise) whose `role` holds the endpoint's permission (403 naming it otherwise); --token stays a full-access credential"
+                )
+            } else {
+                writeln!(
+                    out,
+ "  token_auth: {alg}; the controller and console sign a JWT valid {} with role `{}`, a new one when half its life has passed",
+                    d(life),
+                    t.role.as_deref().unwrap_or("(the first holding what the caller needs)")
+                )
+            };
+        }
+        if let Some(t) = &a.tls_auth {
+            let p = |x: &Option<std::path::PathBuf>| {
+                x.as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "-".into())
+            };
+            let _ = if server {
+                writeln!(
+                    out,
+                    "  tls_auth: serves {} (key {}), requires client certificates signed by {}",
+                    p(&t.server_cert),
+                    p(&t.server_key),
+                    p(&t.ca_cert)
+                )
+            } else {
+                writeln!(
+                    out,
+                    "  tls_auth: trusts {}, presents {} (key {}), as --ca/--client-cert/--client-key",
+                    p(&t.ca_cert),
+                    p(&t.client_cert),
+                    p(&t.client_key)
+                )
+            };
+        }
+    }
+    match sec.roles() {
+        None => {
+            let _ = writeln!(
+                out,
+                "security.authorization: off, any valid JWT may call every endpoint"
+            );
+        }
+        Some(roles) if sec.token_auth().is_some() => {
+            let list: Vec<String> = roles
+                .iter()
+                .map(|(r, ps)| {
+                    let ps: Vec<&str> = ps.iter().map(|p| p.name()).collect();
+                    format!("{r} [{}]", ps.join(", "))
+                })
+                .collect();
+            let _ = writeln!(out, "security.authorization: roles {}", list.join("; "));
+        }
+        Some(_) => {}
+    }
+    if let Some(n) = &sec.network {
+        if let Some(e) = n.encryption {
+            let _ = writeln!(
+                out,
+                "security.network.encryption: {}",
+                if e {
+                    "every call over HTTPS (refused to start without certificates)"
+                } else {
+                    "plain HTTP"
+                }
+            );
+        }
+        if let Some(s) = &n.cipher_suites {
+            let names: Vec<&str> = s.iter().map(|c| c.0.as_str()).collect();
+            let _ = writeln!(
+                out,
+                "security.network.cipher_suites: only {} offered{}",
+                names.join(", "),
+                if server { "" } else { " by the controller" }
+            );
+        }
+        if let Some(f) = &n.firewall_rules {
+            let nets = f
+                .allowed_networks
+                .as_ref()
+                .map(|n| {
+                    n.iter()
+                        .map(|n| n.0.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_else(|| "any".into());
+            let _ = writeln!(
+                out,
+                "security.network.firewall_rules: {} {nets}; master ports {:?}, worker ports {:?}",
+                if server {
+                    "callers admitted from"
+                } else {
+                    "workers and masters called only in"
+                },
+                f.master_ports.as_deref().unwrap_or(&[]),
+                f.worker_ports.as_deref().unwrap_or(&[])
+            );
+        }
+    }
+    out
+}
+
+/// A worker's or master's `--config` in words (`perfornium worker --config FILE --explain`).
+pub fn process(pc: &super::security::ProcessConfig) -> String {
+    let mut out = security(&pc.security, true);
+    let perf = &pc.performance;
+    if perf.network.is_some() {
+        let o = perf.socket_options();
+        let b = |x: Option<usize>| x.map_or("kernel default".to_string(), |n| format!("{n} bytes"));
+        let _ = writeln!(
+            out,
+ "performance.network: on load connections and the control channel: TCP_NODELAY {}, SO_KEEPALIVE {}, SO_SNDBUF {}, SO_RCVBUF {} (Linux reports twice what is set, and caps at net.core.[wr]mem_max)",
+            o.nodelay.map_or("on (default)".into(), |v| v.to_string()),
+            o.keepalive.map_or("off (default)".into(), |v| v.to_string()),
+            b(o.send_buffer),
+            b(o.recv_buffer)
+        );
+        if let Some(c) = perf.network.as_ref().and_then(|n| n.compression.as_ref()) {
+            if let Ok((level, threshold)) = c.settings() {
+                let _ = writeln!(
+                    out,
+                    "performance.network.compression: the control channel's responses of {threshold} bytes or more \
+                     gzipped at level {level} for clients that accept gzip (the controller and console do); \
+                     load requests unchanged"
+                );
+            }
+        }
+    }
+    if let Some(r) = &perf.resources {
+        let _ = writeln!(
+            out,
+            "performance.resources: {}",
+            if r.pin_threads() {
+                "each thread of the process pinned to one core, round robin over the cores it may use"
+            } else {
+                "threads not pinned"
+            }
+        );
+        if let Some(m) = &r.memory_management {
+            for (key, v) in [
+                ("gc_tuning", m.gc_tuning),
+                ("memory_pools", m.memory_pools),
+                ("buffer_management", m.buffer_management),
+            ] {
+                if v.is_some() {
+                    let _ = writeln!(
+                        out,
+ "  memory_management.{key}: no effect: a Rust process has no garbage collector or runtime heap to tune; memory is freed when its owner goes, and each VU reuses its connection and buffers"
+                    );
+                }
+            }
+        }
+    }
     out
 }

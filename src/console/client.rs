@@ -47,6 +47,7 @@ pub struct ClusterClient {
     /// `http` or `https`.
     scheme: &'static str,
     token: Option<String>,
+    mint: Option<std::sync::Arc<crate::config::security::Minter>>,
 }
 
 impl ClusterClient {
@@ -64,7 +65,17 @@ impl ClusterClient {
             http,
             scheme: crate::tls::scheme(tls),
             token,
+            mint: None,
         }
+    }
+
+    /// Calls with a JWT minted by `mint` (wins over the static token).
+    pub fn with_mint(
+        mut self,
+        mint: Option<std::sync::Arc<crate::config::security::Minter>>,
+    ) -> Self {
+        self.mint = mint;
+        self
     }
 
     fn url(&self, addr: &str, path: &str) -> String {
@@ -72,9 +83,10 @@ impl ClusterClient {
     }
 
     fn auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.token {
-            Some(t) => req.bearer_auth(t),
-            None => req,
+        match (&self.mint, &self.token) {
+            (Some(m), _) => req.bearer_auth(m.bearer()),
+            (None, Some(t)) => req.bearer_auth(t),
+            (None, None) => req,
         }
     }
 

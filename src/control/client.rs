@@ -51,6 +51,8 @@ impl CallError {
 pub struct Credentials {
     pub token: Option<String>,
     pub tls: Option<ClientTls>,
+    /// Mints a short-lived JWT for each call (`security.authentication.token_auth`); wins over `token`.
+    pub mint: Option<std::sync::Arc<crate::config::security::Minter>>,
 }
 
 /// A handle on one worker.
@@ -60,6 +62,7 @@ pub struct WorkerClient {
     http: reqwest::Client,
     scheme: &'static str,
     token: Option<String>,
+    mint: Option<std::sync::Arc<crate::config::security::Minter>>,
 }
 
 impl WorkerClient {
@@ -75,6 +78,7 @@ impl WorkerClient {
             http,
             scheme: tls::scheme(creds.tls.as_ref()),
             token: creds.token.clone(),
+            mint: creds.mint.clone(),
         }
     }
 
@@ -101,9 +105,10 @@ impl WorkerClient {
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<Option<T>, CallError> {
-        let req = match &self.token {
-            Some(t) => req.bearer_auth(t),
-            None => req,
+        let req = match (&self.mint, &self.token) {
+            (Some(m), _) => req.bearer_auth(m.bearer()),
+            (None, Some(t)) => req.bearer_auth(t),
+            (None, None) => req,
         };
         let unreachable = |source: reqwest::Error| match tls::handshake_failure(&source) {
             Some(reason) => CallError::Tls {

@@ -11,6 +11,65 @@ use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The socket options every load connection of this process gets (`performance.network` of the
+/// worker's `--config`), set once at start; unset: `TCP_NODELAY` on, the rest the kernel's defaults.
+static SOCKET_OPTIONS: std::sync::OnceLock<crate::config::performance::SocketOptions> =
+    std::sync::OnceLock::new();
+
+/// Sets the load connections' socket options for the rest of the process (the first call wins).
+pub fn set_socket_options(opts: crate::config::performance::SocketOptions) {
+    let _ = SOCKET_OPTIONS.set(opts);
+}
+
+/// A TCP connection to `addr` with the process's socket options; buffer sizes are set before
+/// connecting, so the receive window is scaled for them.
+async fn connect(addr: &str) -> Result<tokio::net::TcpStream, Failure> {
+    match SOCKET_OPTIONS.get().filter(|o| **o != Default::default()) {
+        Some(o) => connect_with(addr, o).await,
+        None => {
+            let stream = tokio::net::TcpStream::connect(addr)
+                .await
+                .map_err(|_| Failure::Connect)?;
+            let _ = stream.set_nodelay(true);
+            Ok(stream)
+        }
+    }
+}
+
+async fn connect_with(
+    addr: &str,
+    o: &crate::config::performance::SocketOptions,
+) -> Result<tokio::net::TcpStream, Failure> {
+    let mut last = Failure::Connect;
+    for target in tokio::net::lookup_host(addr)
+        .await
+        .map_err(|_| Failure::Connect)?
+    {
+        let socket = match target {
+            std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        }
+        .map_err(|_| Failure::Connect)?;
+        if let Some(n) = o.send_buffer {
+            let _ = socket.set_send_buffer_size(u32::try_from(n).unwrap_or(u32::MAX));
+        }
+        if let Some(n) = o.recv_buffer {
+            let _ = socket.set_recv_buffer_size(u32::try_from(n).unwrap_or(u32::MAX));
+        }
+        if let Some(k) = o.keepalive {
+            let _ = socket2::SockRef::from(&socket).set_keepalive(k);
+        }
+        match socket.connect(target).await {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(o.nodelay.unwrap_or(true));
+                return Ok(stream);
+            }
+            Err(_) => last = Failure::Connect,
+        }
+    }
+    Err(last)
+}
+
 /// Why a request produced no response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
@@ -260,10 +319,7 @@ impl VuClient {
                 return Ok(&mut self.conn.as_mut().expect("checked above").1);
             }
         }
-        let stream = tokio::net::TcpStream::connect(&origin.addr)
-            .await
-            .map_err(|_| Failure::Connect)?;
-        let _ = stream.set_nodelay(true);
+        let stream = connect(&origin.addr).await?;
         let sender = match &origin.tls {
             None => handshake(stream).await?,
             // Boxed: a TLS handshake's state is several KiB, and every VU's future would reserve
@@ -302,5 +358,30 @@ fn host_header(url: &url::Url) -> String {
     match url.port() {
         Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
         None => url.host_str().unwrap_or("").to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The options are read back from the connected socket (getsockopt); Linux doubles the
+    /// buffer sizes it is given, to leave room for its bookkeeping.
+    #[tokio::test]
+    async fn load_connections_carry_the_configured_socket_options() {
+        let opts = crate::config::performance::SocketOptions {
+            nodelay: Some(false),
+            keepalive: Some(true),
+            send_buffer: Some(48 << 10),
+            recv_buffer: Some(40 << 10),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let stream = connect_with(&addr, &opts).await.unwrap();
+        let sock = socket2::SockRef::from(&stream);
+        assert!(!sock.tcp_nodelay().unwrap());
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.send_buffer_size().unwrap(), 2 * (48 << 10));
+        assert_eq!(sock.recv_buffer_size().unwrap(), 2 * (40 << 10));
     }
 }

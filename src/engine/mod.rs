@@ -6,6 +6,7 @@
 mod arrivals;
 pub mod checks;
 mod client;
+pub use client::set_socket_options;
 pub mod data;
 pub mod digest;
 mod http;

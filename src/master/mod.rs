@@ -34,6 +34,10 @@ pub struct MasterConfig {
     /// must exceed the round trip between replicas) and the election timeout's bounds. `None`:
     /// the defaults, 100 and 500–1000, for replicas less than ~50 ms apart.
     pub raft_timing: Option<RaftTiming>,
+    /// Accepts JWTs this verifier admits, each for its role's permissions (`--config`).
+    pub jwt: Option<std::sync::Arc<crate::config::security::Verifier>>,
+    /// Mints the JWTs the leader calls workers with (`--config`).
+    pub mint: Option<std::sync::Arc<crate::config::security::Minter>>,
 }
 
 /// Raft timing for replicas on slow links (see [`MasterConfig::raft_timing`]).
@@ -146,6 +150,7 @@ pub async fn serve(
     let creds = crate::control::client::Credentials {
         token: cfg.token.clone(),
         tls: cfg.client_tls.clone(),
+        mint: cfg.mint.clone(),
     };
     let store = store::RaftStore {
         replica: replica.clone(),
@@ -156,7 +161,8 @@ pub async fn serve(
         drivers: drivers.clone(),
         workers: creds.clone(),
     };
-    let guard = crate::guard::Guard::new(cfg.token.clone(), cfg.allowed.clone());
+    let guard =
+        crate::guard::Guard::new(cfg.token.clone(), cfg.allowed.clone()).with_jwt(cfg.jwt.clone());
     let routes = routes(master);
     let supervisor = tokio::spawn(leader::supervise(store, drivers, creds, shutdown.clone()));
     crate::tls::serve(

@@ -844,7 +844,8 @@ fn a_whole_run_over_links_with_100ms_50ms_delay_and_5pct_loss_counts_every_reque
     // A pull can take several seconds here (a lost segment waits out TCP's retransmission
     // timeout, which doubles), and this test is about counting over such links, not about
     // failure detection: give the workers a detection timeout well above that.
-    let patient = format!("{FAST}  fault_tolerance:\n    worker_failures:\n      detection_timeout: 20s\n");
+    let patient =
+        format!("{FAST}  fault_tolerance:\n    worker_failures:\n      detection_timeout: 20s\n");
     let id = s.submit(leader, &s.body(8, duration, &patient));
     s.wait_running();
     // Leadership may move on such links; the run is followed on whichever replica answers.
