@@ -18,3 +18,4 @@ mod fuzz;
 mod memory;
 mod protocols;
 mod report;
+mod templating;
