@@ -331,7 +331,10 @@ fn render_file(f: &FileTemplate, vars: &Vars, depth: u8) -> Option<String> {
         .downcast_ref::<Option<handlebars::Handlebars<'static>>>()?
         .as_ref()?;
     let mut data = serde_json::Map::new();
-    for name in vars.values.keys() {
+    // In name order, so a seeded run draws the same values for the same names.
+    let mut names: Vec<&String> = vars.values.keys().collect();
+    names.sort();
+    for name in names {
         let v = variable(name, vars, depth).unwrap_or_default();
         let t = v.trim_start();
         let json = (t.starts_with('{') || t.starts_with('['))
