@@ -9,7 +9,7 @@
 use super::faker;
 use crate::config::faker::Locale;
 use crate::config::template::{Expr, FileTemplate, Part, Template, TimeFormat};
-use fake::rand::rngs::StdRng;
+use fake::rand::rngs::SmallRng;
 use fake::rand::{RngExt, SeedableRng};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -59,9 +59,9 @@ impl Clone for Memo {
 
 impl Vars {
     /// The generator for one draw: seeded when the test gives a seed, else random.
-    pub fn rng(&self) -> StdRng {
+    pub fn rng(&self) -> SmallRng {
         match self.seed {
-            None => StdRng::seed_from_u64(rand::random::<u64>()),
+            None => SmallRng::seed_from_u64(rand::random::<u64>()),
             Some(seed) => {
                 let n = self
                     .draws
@@ -71,7 +71,7 @@ impl Vars {
                     ^ self.vu.wrapping_mul(0x9E37_79B9_7F4A_7C15)
                     ^ self.iteration.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
                     ^ n.wrapping_mul(0x1656_67B1_9E37_79F9);
-                StdRng::seed_from_u64(mix)
+                SmallRng::seed_from_u64(mix)
             }
         }
     }
@@ -239,14 +239,14 @@ fn iso_date(days: i64) -> String {
 
 thread_local! {
     /// The generator and locale the Handlebars helpers of the template being rendered draw from.
-    static DRAW: std::cell::RefCell<Option<(StdRng, Locale)>> = const { std::cell::RefCell::new(None) };
+    static DRAW: std::cell::RefCell<Option<(SmallRng, Locale)>> = const { std::cell::RefCell::new(None) };
 }
 
-fn with_draw<T>(f: impl FnOnce(&mut StdRng, Locale) -> T) -> T {
+fn with_draw<T>(f: impl FnOnce(&mut SmallRng, Locale) -> T) -> T {
     DRAW.with(|d| {
         let mut d = d.borrow_mut();
         let (rng, locale) =
-            d.get_or_insert_with(|| (StdRng::seed_from_u64(rand::random()), Locale::En));
+            d.get_or_insert_with(|| (SmallRng::seed_from_u64(rand::random()), Locale::En));
         f(rng, *locale)
     })
 }
@@ -555,5 +555,72 @@ mod tests {
         assert_eq!(render("a {{nope}} b", &v), "a {{nope}} b");
         assert_eq!(render("a {{id", &v), "a {{id");
         assert_eq!(render("{{random(1,2)}}", &v), "{{random(1,2)}}");
+    }
+}
+
+/// What rendering costs, per expansion (`cargo test --release --lib template_cost -- --ignored
+/// --nocapture`).
+#[cfg(test)]
+mod cost {
+    use super::*;
+
+    fn per_call(text: &str, vars: &Vars) -> f64 {
+        let t = Template::parse(text);
+        let n = 200_000;
+        let start = std::time::Instant::now();
+        let mut len = 0;
+        for _ in 0..n {
+            len += expand(&t, vars).len();
+        }
+        assert!(len > 0);
+        start.elapsed().as_nanos() as f64 / n as f64
+    }
+
+    #[test]
+    #[ignore]
+    fn template_cost() {
+        use base64::Engine;
+        let mut v = Vars::default();
+        v.values.insert("id".into(), "7".into());
+        v.values.insert("name".into(), "ada".into());
+        v.values
+            .insert("user".into(), r#"{"address": {"city": "Oslo"}}"#.into());
+        v.values
+            .insert("order".into(), "{{faker.string.uuid}}".into());
+        v.templated = Vars::templates_of(&v.values);
+        let file = base64::engine::general_purpose::STANDARD
+            .encode(r#"{"a": {{id}}, "b": "{{name}}", "c": "{{faker "person.firstName"}}"}"#);
+        let seeded = Vars {
+            seed: Some(1),
+            ..v.clone()
+        };
+        for (what, text, vars) in [
+            ("fixed text", "/users/1", &v),
+            ("two variables", "/users/{{id}}?n={{name}}", &v),
+            ("vu_id + iteration", "/u?vu={{vu_id}}&i={{iteration}}", &v),
+            ("dotted path", "{{user.address.city}}", &v),
+            ("randomInt", "{{randomInt(1, 100)}}", &v),
+            ("uuid", "{{uuid}}", &v),
+            ("uuid, seeded", "{{uuid}}", &seeded),
+            ("faker.person.fullName", "{{faker.person.fullName}}", &v),
+            ("faker.internet.email", "{{faker.internet.email}}", &v),
+            ("timestamp:iso", "{{timestamp:iso}}", &v),
+            ("templated variable", "{{order}}", &v),
+            ("template file", &format!("{{{{template:t|@{file}}}}}"), &v),
+        ] {
+            let mut vars = vars.clone();
+            let ns = if what == "templated variable" {
+                let t = Template::parse(text);
+                let start = std::time::Instant::now();
+                for _ in 0..200_000 {
+                    vars.next_request();
+                    expand(&t, &vars);
+                }
+                start.elapsed().as_nanos() as f64 / 200_000.0
+            } else {
+                per_call(text, &vars)
+            };
+            println!("{what:<24} {ns:>8.0} ns");
+        }
     }
 }

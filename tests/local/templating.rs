@@ -55,6 +55,14 @@ fn bodies<'a>(all: &'a [Value], prefix: &str) -> Vec<&'a Value> {
 
 #[test]
 fn the_templating_example_sends_what_each_expression_means() {
+    let res = run(&["validate", "--explain", &example()]);
+    let out = String::from_utf8_lossy(&res.stdout);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert!(out.contains("faker: locale de, seed 42"), "{out}");
     let started_ms = chrono::Utc::now().timestamp_millis();
     let (s, all) = run_example();
     assert_eq!(s["overall"]["count"], 12, "2 VUs × 2 iterations × 3 steps");
