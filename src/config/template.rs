@@ -484,6 +484,15 @@ fn step_texts(h: &super::HttpStep) -> Vec<(String, &str)> {
     out
 }
 
+/// The templated values of a step's checks (`text_contains` values, expected values), by check.
+fn check_texts(h: &super::HttpStep) -> Vec<(String, serde_json::Value)> {
+    h.checks
+        .iter()
+        .enumerate()
+        .filter_map(|(k, c)| Some((format!("checks[{k}]"), serde_json::to_value(c).ok()?)))
+        .collect()
+}
+
 fn json_texts<'a>(at: &str, v: &'a serde_json::Value, out: &mut Vec<(String, &'a str)>) {
     match v {
         serde_json::Value::String(s) => out.push((at.to_string(), s)),
@@ -505,6 +514,13 @@ fn json_texts<'a>(at: &str, v: &'a serde_json::Value, out: &mut Vec<(String, &'a
 pub fn check_step(h: &super::HttpStep, read: bool) -> Result<(), String> {
     for (what, text) in step_texts(h) {
         check_text(&format!("`{what}`"), text, read)?;
+    }
+    for (what, check) in check_texts(h) {
+        let mut texts = Vec::new();
+        json_texts(&what, &check, &mut texts);
+        for (at, text) in texts {
+            check_text(&at, text, read)?;
+        }
     }
     Ok(())
 }
