@@ -6,6 +6,9 @@
 //! with `nc` counting up) and `/auth/basic` behind Basic
 //! auth (user `mock`, password `secret`), and `/auth/bearer` echoing a bearer token. It counts every request it serves, by route and status, and reports the counts at
 //! `GET /__stats`, so tests can check the engine's numbers against the server's.
+//! `/record/...` (any method) keeps what it received — method, path with query, headers and body
+//! — answers it back as JSON (`body` parsed when it is JSON), and `GET /__recorded` lists it
+//! (the last 10,000), so tests can see exactly what each request carried.
 
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -46,6 +49,8 @@ struct Inner {
     users: Vec<Value>,
     /// Digest nonces issued, with the highest `nc` answered so far (a replay is refused).
     nonces: std::collections::HashMap<String, u64>,
+    /// What `/record/...` received, oldest first.
+    recorded: std::collections::VecDeque<Value>,
 }
 
 #[derive(Clone)]
@@ -77,8 +82,11 @@ pub fn router(delay: Duration) -> Router {
         .route("/digest/{algorithm}", get(digest).post(digest))
         .route("/auth/basic", get(basic).post(basic))
         .route("/auth/bearer", get(bearer).post(bearer))
+        .route("/record", axum::routing::any(record))
+        .route("/record/{*rest}", axum::routing::any(record))
         .layer(middleware::from_fn_with_state(state.clone(), count))
         .route("/__stats", get(stats))
+        .route("/__recorded", get(recorded))
         .with_state(state)
 }
 
@@ -128,6 +136,45 @@ async fn count(State(m): State<Mock>, req: Request, next: Next) -> Response {
         inner.stats.first_request_ms.entry(w).or_insert(arrived_ms);
     }
     resp
+}
+
+/// How many received requests `/record` keeps.
+const RECORDED: usize = 10_000;
+
+async fn record(
+    State(m): State<Mock>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: String,
+) -> Json<Value> {
+    let headers: BTreeMap<String, String> = headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let parsed = serde_json::from_str::<Value>(&body).unwrap_or(Value::String(body));
+    let seen = json!({
+        "method": method.as_str(),
+        "path": uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+        "headers": headers,
+        "body": parsed,
+    });
+    let mut inner = m.inner.lock().expect("mock lock poisoned");
+    if inner.recorded.len() >= RECORDED {
+        inner.recorded.pop_front();
+    }
+    inner.recorded.push_back(seen.clone());
+    Json(seen)
+}
+
+async fn recorded(State(m): State<Mock>) -> Json<Value> {
+    let inner = m.inner.lock().expect("mock lock poisoned");
+    Json(Value::Array(inner.recorded.iter().cloned().collect()))
 }
 
 async fn stats(State(m): State<Mock>) -> Json<Stats> {

@@ -301,6 +301,8 @@ fn compile_all(test: &TestFile) -> Result<Compiled, String> {
                     .enumerate()
                     .map(|(k, x)| x.compile().map_err(|e| at("extract", k, e)))
                     .collect::<Result<_, _>>()?;
+                super::template::check_step(h, true)
+                    .map_err(|e| format!("scenarios[{i}].steps[{j}]: {e}"))?;
                 let mut request = RequestTemplate::new(h, &test.global.headers);
                 request
                     .load_files(h, test.global.wsdl_url.as_deref())
@@ -312,7 +314,11 @@ fn compile_all(test: &TestFile) -> Result<Compiled, String> {
                 });
             }
         }
-        out.variables.push(scenario.variable_texts());
+        let variables = scenario.variable_texts();
+        for (k, v) in &variables {
+            super::template::check_text(&format!("scenarios[{i}].variables.{k}"), v, true)?;
+        }
+        out.variables.push(variables);
     }
     Ok(out)
 }

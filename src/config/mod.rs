@@ -13,6 +13,7 @@ pub mod compile;
 mod distributed;
 pub mod duration;
 mod explain;
+pub mod faker;
 pub mod json_path;
 mod load;
 pub mod model;
@@ -168,6 +169,7 @@ pub fn load(path: &Path, env: Option<&str>) -> Result<TestFile, ConfigError> {
     }
     normalize(&mut test).map_err(|m| invalid(path, m.0))?;
     resolve_csv_paths(&mut test, &dir).map_err(|m| invalid(path, m))?;
+    template::inline_files(&mut test, &dir).map_err(|m| invalid(path, m))?;
     check(&test).map_err(|m| invalid(path, m.0))?;
     Ok(test)
 }

@@ -251,7 +251,9 @@ impl TryFrom<RawStep> for Step {
             }
         }
         match kind.as_str() {
-            "rest" | "soap" => raw.into_http(&kind).map(Step::Http),
+            "rest" | "soap" => raw
+                .into_http(&kind)
+                .and_then(|h| super::template::check_step(&h, false).map(|()| Step::Http(h))),
             "wait" => raw.into_wait(),
             "rendezvous" => raw.into_rendezvous().map(Step::Rendezvous),
             other => Err(format!(

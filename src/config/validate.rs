@@ -269,11 +269,7 @@ fn check_global(g: &super::Global) -> Result<(), String> {
     }
     if let Some(f) = &g.faker {
         if let Some(l) = &f.locale {
-            if l != "en" {
-                return Err(format!(
-                    "global.faker.locale `{l}` is not supported: generated values are English (`en`) only"
-                ));
-            }
+            super::faker::Locale::parse(l)?;
         }
     }
     if let Some(d) = &g.debug {
@@ -532,7 +528,7 @@ mod tests {
             ("  influxdb: {url: x}\n", "outputs: [{type: influxdb"),
             ("  browser: {headless: true}\n", "Perfornium-rs drives HTTP"),
             ("  proxy: x\n", "global.proxy"),
-            ("  faker: {locale: de}\n", "`de` is not supported"),
+            ("  faker: {locale: es}\n", "`es` is not supported"),
             ("  timeout: 2m\n  debug: {log_level: loud}\n", "log_level"),
         ] {
             let t = basic("1s").replace(

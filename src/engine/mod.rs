@@ -9,6 +9,7 @@ mod client;
 pub use client::set_socket_options;
 pub mod data;
 pub mod digest;
+mod faker;
 mod http;
 pub mod rendezvous;
 pub mod schedule;
@@ -87,6 +88,8 @@ pub(crate) struct Shared {
     compiled: Vec<config::CompiledStep>,
     /// By scenario: its `variables` as text, rendered once (each VU starts from a copy).
     variables: Vec<std::collections::HashMap<String, String>>,
+    /// By scenario: those of its variables that are templates, parsed once (rendered at use).
+    templated: Vec<Arc<std::collections::HashMap<String, (String, config::template::Template)>>>,
     feeders: Vec<Option<data::Feeder>>,
     picker: Picker,
     rendezvous: Arc<rendezvous::Rendezvous>,
@@ -139,6 +142,15 @@ impl Shared {
             vu,
             seed: self.test.global.faker.as_ref().and_then(|f| f.seed),
             values: self.variables[scenario].clone(),
+            templated: self.templated[scenario].clone(),
+            locale: self
+                .test
+                .global
+                .faker
+                .as_ref()
+                .and_then(|f| f.locale.as_deref())
+                .and_then(|l| config::faker::Locale::parse(l).ok())
+                .unwrap_or_default(),
             ..Default::default()
         }
     }
@@ -254,6 +266,11 @@ pub async fn run_from(
         step_ids: step_ids(&test),
         prepared: prepared(&test, &compiled.steps),
         compiled: compiled.steps,
+        templated: compiled
+            .variables
+            .iter()
+            .map(template::Vars::templates_of)
+            .collect(),
         variables: compiled.variables,
         deadline: schedule::duration(&test.load).map(|d| origin.unwrap_or_else(Instant::now) + d),
         test: test.clone(),

@@ -138,6 +138,7 @@ async fn http_step(
     let previous = h.options.timeout.map(|t| client.set_timeout(t));
     let mut after = After::Next;
     for attempt in 1..=attempts {
+        vars.next_request();
         let mut captured =
             (shared.debug.is_some() || h.options.log_full_response).then(http::Captured::default);
         let (mut sample, extracted) = http::send(

@@ -19,3 +19,4 @@ mod memory;
 mod outputs;
 mod protocols;
 mod report;
+mod templating;
