@@ -59,7 +59,7 @@ pub struct File {
 /// Why a scaffold could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum ScaffoldError {
-    #[error("unknown template {0}")]
+    #[error("--template {0}")]
     Template(String),
     #[error("{} already exist{} in {}: nothing written (--force overwrites)", .existing.join(", "), if .existing.len() == 1 { "s" } else { "" }, .dir.display())]
     Exists { dir: PathBuf, existing: Vec<String> },
