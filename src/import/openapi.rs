@@ -7,8 +7,8 @@
 //!
 //! The document is read with the `openapiv3` crate (serde structs for OpenAPI 3.0.x, widely used,
 //! e.g. by oxide's progenitor), from JSON or YAML through the serde readers this crate already has;
-//! `$ref`s into `components` are followed here. OpenAPI 3.1 documents parse as far as their schemas
-//! stay within 3.0's shapes; Swagger 2.0 is refused by name.
+//! `$ref`s into `components` are followed here. An OpenAPI 3.1 document is read in the same model
+//! after its 3.1-only schema shapes are rewritten ([`down_to_30`]); Swagger 2.0 is refused by name.
 
 use super::{unique, Check, Generated, Global, ImportError, Load, Scenario, Step, Test};
 use openapiv3::{
@@ -46,7 +46,17 @@ pub fn import(text: &str, source: &str, opts: &Options) -> Result<Generated, Imp
             "Swagger 2.0 is not supported: convert it to OpenAPI 3 first".into(),
         ));
     }
-    let spec: OpenAPI = if text.trim_start().starts_with('{') {
+    let is_31 = probe
+        .get("openapi")
+        .and_then(|v| v.as_str())
+        .is_some_and(|v| v.starts_with("3.1"));
+    let spec: OpenAPI = if is_31 {
+        let mut doc = probe;
+        down_to_30(&mut doc);
+        serde_norway::from_value(doc).map_err(|e| {
+            bad(format!("{e} (an OpenAPI 3.1 document is read in 3.0's model after rewriting `type` lists, `const`, numeric `exclusiveMinimum`/`exclusiveMaximum` and schema `examples` lists)"))
+        })?
+    } else if text.trim_start().starts_with('{') {
         serde_json::from_str(text).map_err(|e| bad(e.to_string()))?
     } else {
         serde_norway::from_str(text).map_err(|e| bad(e.to_string()))?
@@ -224,6 +234,56 @@ pub fn import(text: &str, source: &str, opts: &Options) -> Result<Generated, Imp
     })
 }
 
+/// Rewrites the shapes OpenAPI 3.1 schemas use that 3.0's model has no place for: `type: [t,
+/// "null"]` becomes `type: t` + `nullable`, `const: v` becomes `enum: [v]`, a numeric
+/// `exclusiveMinimum`/`exclusiveMaximum` becomes the bound plus the flag, and a schema's `examples`
+/// list becomes its `example`. (`examples` of parameters and media types are mappings, left alone.)
+fn down_to_30(v: &mut serde_norway::Value) {
+    use serde_norway::Value as Y;
+    match v {
+        Y::Mapping(m) => {
+            if let Some(Y::Sequence(types)) = m.get("type").cloned() {
+                let non_null: Vec<&Y> = types
+                    .iter()
+                    .filter(|t| t.as_str() != Some("null"))
+                    .collect();
+                if non_null.len() < types.len() {
+                    m.insert("nullable".into(), Y::Bool(true));
+                }
+                match non_null.first() {
+                    Some(t) => m.insert("type".into(), (*t).clone()),
+                    None => m.remove("type"),
+                };
+            }
+            if let Some(c) = m.remove("const") {
+                m.insert("enum".into(), Y::Sequence(vec![c]));
+            }
+            for (bound, flag) in [
+                ("minimum", "exclusiveMinimum"),
+                ("maximum", "exclusiveMaximum"),
+            ] {
+                if let Some(n) = m.get(flag).filter(|n| n.is_number()).cloned() {
+                    m.insert(bound.into(), n);
+                    m.insert(flag.into(), Y::Bool(true));
+                }
+            }
+            if let Some(Y::Sequence(list)) = m.get("examples").cloned() {
+                m.remove("examples");
+                if let Some(first) = list.into_iter().next() {
+                    if !m.contains_key("example") {
+                        m.insert("example".into(), first);
+                    }
+                }
+            }
+            for (_, child) in m.iter_mut() {
+                down_to_30(child);
+            }
+        }
+        Y::Sequence(items) => items.iter_mut().for_each(down_to_30),
+        _ => {}
+    }
+}
+
 fn resolve_parameter<'a>(
     p: &'a ReferenceOr<Parameter>,
     c: &'a Components,
@@ -363,6 +423,7 @@ fn value_of(schema: &Schema, name: &str, c: &Components, depth: usize) -> Value 
         }
         SchemaKind::OneOf { one_of } => first(one_of),
         SchemaKind::AnyOf { any_of } => first(any_of),
+        SchemaKind::Any(a) if !a.enumeration.is_empty() => a.enumeration[0].clone(),
         SchemaKind::Not { .. } | SchemaKind::Any(_) => Value::String(string_for("", name)),
     }
 }
@@ -506,6 +567,42 @@ components:
             &json!({"name": "{{faker.person.fullName}}", "email": "{{faker.internet.email}}", "price": 0.5, "tags": ["new"]})
         );
         assert!(t.scenarios[1].steps[0].checks.is_empty(), "no 2xx code");
+    }
+
+    #[test]
+    fn json_and_openapi_31_documents_are_read() {
+        let doc: serde_norway::Value = serde_norway::from_str(SPEC).unwrap();
+        let text = serde_json::to_string(&doc).unwrap();
+        let from_json = import(&text, "s.json", &Options::default()).unwrap();
+        assert_eq!(
+            from_json.test.scenarios[0].steps[0].path.as_deref(),
+            Some("/items/3")
+        );
+        let v31 = r#"
+openapi: 3.1.0
+info: { title: T, version: "1" }
+paths:
+  /a/{id}:
+    post:
+      parameters:
+        - { name: id, in: path, required: true, schema: { type: [integer, "null"], exclusiveMinimum: 4 } }
+      requestBody:
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                kind: { const: fixed }
+                size: { type: [number], examples: [7] }
+      responses: { "200": { description: ok } }
+"#;
+        let g = import(v31, "s", &Options::default()).unwrap();
+        let step = &g.test.scenarios[0].steps[0];
+        assert_eq!(step.path.as_deref(), Some("/a/4"));
+        assert_eq!(
+            step.json.as_ref().unwrap(),
+            &json!({"kind": "fixed", "size": 7})
+        );
     }
 
     #[test]

@@ -138,16 +138,22 @@ fn environments_in_config_are_found_from_the_tests_directory() {
     let dir = tempfile::tempdir().unwrap();
     ok(&run(&["init", dir.path().to_str().unwrap()]), "init");
     let test = dir.path().join("tests/api/load-test.yml");
-    let out = run(&[
-        "validate",
-        test.to_str().unwrap(),
-        "--env",
-        "staging",
-        "--explain",
-    ]);
-    ok(&out, "validate --env staging");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("https://staging-api.example.com"), "{text}");
+    for (env, url) in [
+        ("dev", "http://127.0.0.1:3000"),
+        ("staging", "https://staging-api.example.com"),
+        ("production", "https://api.example.com"),
+    ] {
+        let out = run(&[
+            "validate",
+            test.to_str().unwrap(),
+            "--env",
+            env,
+            "--explain",
+        ]);
+        ok(&out, &format!("validate --env {env}"));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(&format!("base_url {url}")), "{env}: {text}");
+    }
     let missing = run(&["validate", test.to_str().unwrap(), "--env", "nope"]);
     assert_eq!(missing.status.code(), Some(1));
 }
