@@ -27,8 +27,9 @@ fn tests_in(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The run's arguments that keep it short: `--duration 1s` for a timed load; a stepped load (which
-/// refuses `--duration`) gets its levels shortened in place instead; an iteration count is kept.
+/// The run's arguments that keep it short: `--duration 500ms` for a timed load (its `ramp_up`, if
+/// any, shortened in place); a stepped load (which refuses `--duration`) gets its levels shortened
+/// in place instead; an iteration count is kept.
 fn shorten(test: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(test).unwrap();
     let mut doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
@@ -36,14 +37,19 @@ fn shorten(test: &Path) -> Vec<String> {
     if let Some(levels) = load.get_mut("steps").and_then(|s| s.as_sequence_mut()) {
         for level in levels {
             let level = level.as_mapping_mut().unwrap();
-            level.insert("duration".into(), "400ms".into());
+            level.insert("duration".into(), "300ms".into());
             level.remove("ramp_up");
         }
         std::fs::write(test, serde_norway::to_string(&doc).unwrap()).unwrap();
         return vec![];
     }
     if load.get("duration").is_some() {
-        return vec!["--duration".into(), "1s".into()];
+        // A ramp longer than the shortened duration would keep the run waiting for it.
+        if let Some(ramp) = load.get_mut("ramp_up") {
+            *ramp = "200ms".into();
+            std::fs::write(test, serde_norway::to_string(&doc).unwrap()).unwrap();
+        }
+        return vec!["--duration".into(), "500ms".into()];
     }
     vec![]
 }
@@ -82,14 +88,11 @@ fn every_scaffolded_test_validates_and_runs_against_the_mock_with_matching_count
         ] {
             assert!(dir.join(f).is_file(), "{template}: {f}");
         }
-        let workers: serde_json::Value =
+        // The workers file in the shape `distributed --workers-file` reads (unknown keys refused).
+        let workers: Vec<perfornium::api::worker::WorkerAddr> =
             serde_json::from_slice(&std::fs::read(dir.join("config/workers.json")).unwrap())
                 .unwrap();
-        assert!(workers
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|w| w["port"].is_u64()));
+        assert_eq!(workers.len(), 2);
         let mut files = Vec::new();
         tests_in(&dir.join("tests"), &mut files);
         for f in files {
