@@ -17,6 +17,8 @@
 //!   [`local`] (a run in this process).
 //! - Below everything: [`time`] (clock readings), [`phase`] (run and worker states), [`tls`] and
 //!   [`guard`] (who may call).
+//! - Test files written for the user: [`scaffold`] (`perfornium init`) and [`import`] (OpenAPI, HAR
+//!   and WSDL turned into tests), checked by [`config`] like any other.
 //!
 //! The command line (`src/cli/`, in the binary) parses flags and calls into these modules.
 
@@ -26,6 +28,7 @@ pub mod console;
 pub mod control;
 pub mod engine;
 pub mod guard;
+pub mod import;
 pub mod local;
 pub mod master;
 pub mod metrics;
@@ -33,6 +36,7 @@ pub mod mock;
 pub mod outputs;
 pub mod phase;
 pub mod report;
+pub mod scaffold;
 pub mod time;
 pub mod tls;
 pub mod worker;

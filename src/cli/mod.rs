@@ -7,6 +7,8 @@ pub mod args;
 mod console;
 mod demo;
 mod distributed;
+mod import;
+mod init;
 mod logs;
 mod master;
 mod mock;
@@ -54,6 +56,11 @@ enum Command {
     Console(console::ConsoleArgs),
     /// Run a test across workers, driven from this process.
     Distributed(distributed::DistributedArgs),
+    /// Create a new test project (tests, environments, data, payloads, workers.json, README).
+    Init(init::InitArgs),
+    /// Generate a test from an OpenAPI 3 document, a HAR recording or a WSDL.
+    #[command(subcommand)]
+    Import(import::ImportCommand),
 }
 
 impl Command {
@@ -95,6 +102,8 @@ pub fn main() -> ExitCode {
             Command::Master(a) => a.run().await,
             Command::Console(a) => a.run().await,
             Command::Distributed(a) => a.run().await,
+            Command::Init(a) => a.run(),
+            Command::Import(a) => a.run(),
         }
     });
     match outcome {

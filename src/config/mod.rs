@@ -195,6 +195,13 @@ fn apply_env(path: &Path, text: &str, name: &str) -> Result<TestFile, ConfigErro
         .iter()
         .find(|p| p.exists())
         .cloned()
+        // A project laid out by `perfornium init` keeps them in config/environments/ at its root.
+        .or_else(|| {
+            dir.ancestors()
+                .skip(1)
+                .map(|a| a.join("config/environments").join(format!("{name}.yml")))
+                .find(|p| p.exists())
+        })
         .ok_or_else(|| {
             invalid(
                 path,

@@ -17,6 +17,8 @@ const LAYERS: &[&[&str]] = &[
     &["api", "outputs"],
     &["guard", "control"],
     &["local", "mock", "worker", "master", "console"],
+    // What the `init` and `import` commands write: test files, in the format `config` reads.
+    &["scaffold", "import"],
 ];
 
 fn layer_of(module: &str) -> usize {

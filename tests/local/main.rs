@@ -15,6 +15,8 @@ mod distributed;
 mod engine;
 mod format;
 mod fuzz;
+mod import;
+mod init;
 mod memory;
 mod outputs;
 mod protocols;
