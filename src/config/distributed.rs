@@ -270,7 +270,8 @@ impl Distributed {
         self.check_split()?;
         self.check_geographic()?;
         self.check_orchestration()?;
-        self.check_fault_tolerance()
+        self.check_fault_tolerance()?;
+        self.data_consistency.as_ref().map_or(Ok(()), |d| d.check())
     }
 
     fn check_split(&self) -> Result<(), String> {
@@ -847,6 +848,14 @@ pub struct StatePersistence {
 pub struct DataConsistency {
     #[serde(default)]
     pub csv_data: Option<CsvDistribution>,
+    /// Parsed so the seed's spelling is known; `true` values are refused (see
+    /// [`DataConsistency::check`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variables: Option<VariableSync>,
+    /// Parsed so the seed's spelling is known; a shared state is refused (see
+    /// [`DataConsistency::check`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_management: Option<StateManagement>,
 }
 
 /// `distributed.data_consistency.csv_data`.
@@ -855,9 +864,13 @@ pub struct DataConsistency {
 pub struct CsvDistribution {
     #[serde(default)]
     pub distribution_mode: CsvDistributionMode,
-    /// Only `round_robin` (row i to worker i mod n) is implemented.
+    /// How `partition` splits the rows; `round_robin` when not given.
     #[serde(default)]
     pub partition_strategy: Option<PartitionStrategy>,
+    /// The CSV column whose value picks the worker, for `partition_strategy: hash` (ours; the seed
+    /// names no key for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_key: Option<String>,
 }
 
 /// How CSV rows reach workers.
@@ -867,16 +880,106 @@ pub enum CsvDistributionMode {
     /// Every worker gets every row (same as `replicate`).
     #[default]
     Shared,
-    /// Each worker gets a disjoint slice, round-robin by row.
+    /// Each worker gets a disjoint slice, by `partition_strategy`.
     Partition,
     Replicate,
 }
 
-/// The one partition strategy implemented.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+/// How `partition` splits the rows among the n workers taking part (ranked in the order the
+/// workers are listed).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum PartitionStrategy {
+    /// Row i to worker i mod n.
+    #[default]
     RoundRobin,
+    /// Contiguous blocks in file order: the first `len mod n` workers get one row more.
+    #[serde(alias = "contiguous")]
+    Block,
+    /// By a hash (FNV-1a, 64 bits) of the row's `partition_key` column, modulo n: rows with the
+    /// same value go to the same worker.
+    Hash,
+}
+
+/// `distributed.data_consistency.variables`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VariableSync {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_variables: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variable_synchronization: Option<bool>,
+}
+
+/// `distributed.data_consistency.state_management`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StateManagement {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_state: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_backend: Option<String>,
+    /// Seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_ttl: Option<u64>,
+}
+
+impl DataConsistency {
+    /// Keys that parse but cannot act, or contradict each other, refused by name with the reason.
+    pub fn check(&self) -> Result<(), String> {
+        let at = "distributed.data_consistency";
+        if let Some(c) = &self.csv_data {
+            let strategy = c.partition_strategy;
+            if c.distribution_mode != CsvDistributionMode::Partition && strategy.is_some() {
+                return Err(format!("{at}.csv_data.partition_strategy: only acts with `distribution_mode: partition` (with `{}` every worker gets every row)", mode_name(c.distribution_mode)));
+            }
+            match (strategy, &c.partition_key) {
+                (Some(PartitionStrategy::Hash), None) => {
+                    return Err(format!("{at}.csv_data.partition_strategy: `hash` needs `partition_key`, the CSV column whose value picks the worker"));
+                }
+                (Some(PartitionStrategy::Hash), Some(k)) if k.trim().is_empty() => {
+                    return Err(format!("{at}.csv_data.partition_key: empty"));
+                }
+                (s, Some(_)) if s != Some(PartitionStrategy::Hash) => {
+                    return Err(format!("{at}.csv_data.partition_key: only acts with `partition_strategy: hash`"));
+                }
+                _ => {}
+            }
+        }
+        if let Some(v) = &self.variables {
+            for (on, key) in [
+                (v.global_variables, "global_variables"),
+                (v.variable_synchronization, "variable_synchronization"),
+            ] {
+                if on == Some(true) {
+                    return Err(format!("{at}.variables.{key}: not implemented yet (issue 14 §3): values extracted on one worker do not reach the others; the test's own `variables` already reach every worker's VUs"));
+                }
+            }
+        }
+        if let Some(s) = &self.state_management {
+            match s.state_backend.as_deref() {
+                Some(b @ ("etcd" | "database")) => {
+                    return Err(format!("{at}.state_management.state_backend: `{b}` is not supported: a shared state is planned on the masters' own raft log (`raft`) or on `redis` only, and is not implemented yet (issue 14 §3)"));
+                }
+                Some("raft" | "redis") | None => {}
+                Some(other) => {
+                    return Err(format!("{at}.state_management.state_backend: unknown backend `{other}` (known: raft, redis)"));
+                }
+            }
+            if s.shared_state == Some(true) || s.state_backend.is_some() || s.state_ttl.is_some() {
+                return Err(format!("{at}.state_management: a key-value state shared by every worker's VUs is not implemented yet (issue 14 §3); `shared_state: false` (or leaving the block out) is accepted"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn mode_name(m: CsvDistributionMode) -> &'static str {
+    match m {
+        CsvDistributionMode::Shared => "shared",
+        CsvDistributionMode::Partition => "partition",
+        CsvDistributionMode::Replicate => "replicate",
+    }
 }
 
 /// `distributed.communication`.
