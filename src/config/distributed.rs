@@ -941,7 +941,9 @@ impl DataConsistency {
                     return Err(format!("{at}.csv_data.partition_key: empty"));
                 }
                 (s, Some(_)) if s != Some(PartitionStrategy::Hash) => {
-                    return Err(format!("{at}.csv_data.partition_key: only acts with `partition_strategy: hash`"));
+                    return Err(format!(
+                        "{at}.csv_data.partition_key: only acts with `partition_strategy: hash`"
+                    ));
                 }
                 _ => {}
             }

@@ -49,7 +49,9 @@ fn settings(test: &TestFile) -> Option<&CsvDistribution> {
 }
 
 fn mode(test: &TestFile) -> CsvDistributionMode {
-    settings(test).map(|c| c.distribution_mode).unwrap_or_default()
+    settings(test)
+        .map(|c| c.distribution_mode)
+        .unwrap_or_default()
 }
 
 /// FNV-1a, 64 bits: the same value picks the same worker in every run and on every build.
@@ -99,7 +101,12 @@ pub fn apply_rows(test: &mut TestFile, workers: &[WorkerRun], i: usize) {
     };
     let n = taking_part.len();
     let (strategy, key) = settings(test)
-        .map(|c| (c.partition_strategy.unwrap_or_default(), c.partition_key.clone()))
+        .map(|c| {
+            (
+                c.partition_strategy.unwrap_or_default(),
+                c.partition_key.clone(),
+            )
+        })
         .unwrap_or_default();
     for s in &mut test.scenarios {
         if let Some(rows) = s.csv_data.as_mut().and_then(|c| c.rows.as_mut()) {

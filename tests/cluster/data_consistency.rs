@@ -1,0 +1,197 @@
+//! The seed's `distributed.data_consistency` on real worker processes: CSV rows partitioned by
+//! each `partition_strategy` (which worker sent which row is read back from the mock's own store,
+//! each worker tagging its requests with its `PERF_WORKER` environment variable), and the keys
+//! refused by name.
+
+use crate::support::*;
+use std::collections::BTreeMap;
+
+const ROWS: &str = "id,team\nu0,red\nu1,blue\nu2,green\nu3,red\nu4,blue\nu5,green\nu6,red\nu7,gold\nu8,blue\nu9,red\n";
+
+/// FNV-1a 64, written out here as the reference for `hash`.
+fn fnv1a(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// Runs the rows over `workers` with `csv_data` settings `settings` (block YAML under
+/// `csv_data:`), and returns worker tag → ids it sent, from the mock's store.
+fn rows_by_worker(
+    mock: &Proc,
+    workers: &[&Proc],
+    tag: &str,
+    settings: &str,
+) -> BTreeMap<String, Vec<String>> {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "rows.csv", ROWS);
+    let file = yaml(mock)
+        .name(tag)
+        .load("pattern: basic, virtual_users: 3, iterations: 20")
+        .scenario("csv_data: { file: rows.csv, mode: unique }")
+        .steps(&format!("      - name: create\n        method: POST\n        path: /users\n        json: {{ row: \"{{{{id}}}}\", team: \"{{{{team}}}}\", worker: \"{{{{env.PERF_WORKER}}}}\", run: {tag} }}\n"))
+        .extra(&format!("distributed:\n  data_consistency:\n    csv_data:\n{settings}"))
+        .write(dir.path());
+    let res = run(&[
+        "distributed",
+        &file,
+        "-w",
+        &worker_list(workers),
+        "-s",
+        "even",
+    ]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let users = get_json(&format!("http://{}/users", mock.addr)).expect("the mock's /users");
+    let mut by: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for u in users["users"].as_array().unwrap() {
+        if u["run"] == tag {
+            by.entry(
+                u["worker"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("a worker tag: {u}"))
+                    .to_string(),
+            )
+            .or_default()
+            .push(
+                u["row"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("a row id: {u}"))
+                    .to_string(),
+            );
+        }
+    }
+    for ids in by.values_mut() {
+        ids.sort();
+    }
+    by
+}
+
+fn ids(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// Ten rows on three workers (one VU each, rows handed out once): `round_robin` deals them in
+/// turn, `block` gives contiguous runs 4/3/3, `hash` of `team` puts each team on one worker (the
+/// one FNV-1a of the team's name picks) — every row sent exactly once, by the worker it belongs to.
+#[test]
+fn csv_partition_strategies_give_each_worker_its_own_rows() {
+    let mock = mock(0);
+    let ws: Vec<Proc> = (0..3)
+        .map(|i| worker_with_env(&[("PERF_WORKER", &format!("w{i}"))]))
+        .collect();
+    let workers: Vec<&Proc> = ws.iter().collect();
+
+    let rr = rows_by_worker(
+        &mock,
+        &workers,
+        "rr",
+        "      distribution_mode: partition\n      partition_strategy: round_robin\n",
+    );
+    let want = BTreeMap::from([
+        ("w0".to_string(), ids(&["u0", "u3", "u6", "u9"])),
+        ("w1".to_string(), ids(&["u1", "u4", "u7"])),
+        ("w2".to_string(), ids(&["u2", "u5", "u8"])),
+    ]);
+    assert_eq!(rr, want, "round_robin");
+
+    let block = rows_by_worker(
+        &mock,
+        &workers,
+        "block",
+        "      distribution_mode: partition\n      partition_strategy: block\n",
+    );
+    let want = BTreeMap::from([
+        ("w0".to_string(), ids(&["u0", "u1", "u2", "u3"])),
+        ("w1".to_string(), ids(&["u4", "u5", "u6"])),
+        ("w2".to_string(), ids(&["u7", "u8", "u9"])),
+    ]);
+    assert_eq!(block, want, "block");
+
+    let hash = rows_by_worker(
+        &mock,
+        &workers,
+        "hash",
+        "      distribution_mode: partition\n      partition_strategy: hash\n      partition_key: team\n",
+    );
+    let mut want: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in ROWS.lines().skip(1) {
+        let (id, team) = line.split_once(',').unwrap();
+        want.entry(format!("w{}", fnv1a(team) % 3))
+            .or_default()
+            .push(id.to_string());
+    }
+    assert_eq!(hash, want, "hash of team");
+    assert!(
+        want.len() >= 2,
+        "the teams spread over more than one worker: {want:?}"
+    );
+}
+
+/// `perfornium validate` of a test with this `distributed:` block: (success, stderr).
+fn validate(block: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = Yaml::at("http://127.0.0.1:9")
+        .extra(block)
+        .write(dir.path());
+    let out = run(&["validate", &file]);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn data_consistency_keys_that_cannot_act_are_refused_by_name() {
+    for (block, says) in [
+        ("distributed:\n  data_consistency:\n    csv_data:\n      distribution_mode: partition\n      partition_strategy: hash\n", "`hash` needs `partition_key`"),
+        ("distributed:\n  data_consistency:\n    csv_data:\n      partition_strategy: block\n", "only acts with `distribution_mode: partition`"),
+        ("distributed:\n  data_consistency:\n    csv_data:\n      distribution_mode: partition\n      partition_key: team\n", "partition_key: only acts with `partition_strategy: hash`"),
+        ("distributed:\n  data_consistency:\n    csv_data:\n      distribution_mode: partition\n      partition_strategy: round_robbin\n", "round_robin"),
+        ("distributed:\n  data_consistency:\n    variables:\n      global_variables: true\n", "variables.global_variables: not implemented yet"),
+        ("distributed:\n  data_consistency:\n    state_management:\n      shared_state: true\n      state_backend: etcd\n", "`etcd` is not supported"),
+        ("distributed:\n  data_consistency:\n    state_management:\n      state_backend: database\n", "`database` is not supported"),
+        ("distributed:\n  data_consistency:\n    state_management:\n      shared_state: true\n      state_backend: redis\n", "state_management: a key-value state shared by every worker's VUs is not implemented yet"),
+    ] {
+        let (ok, stderr) = validate(block);
+        assert!(!ok, "refused:\n{block}");
+        assert!(stderr.contains(says), "`{says}` for\n{block}\ngot: {stderr}");
+    }
+    let (ok, stderr) = validate("distributed:\n  data_consistency:\n    csv_data:\n      distribution_mode: partition\n      partition_strategy: contiguous\n    variables:\n      global_variables: false\n");
+    assert!(
+        ok,
+        "`contiguous` is `block`; false variables accepted: {stderr}"
+    );
+}
+
+/// A `partition_key` that is not a column of the CSV file stops the run before any worker
+/// starts, naming the key and the file's columns.
+#[test]
+fn a_partition_key_that_is_not_a_column_is_refused_at_submission() {
+    let mock = mock(0);
+    let w = worker(None);
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "rows.csv", ROWS);
+    let file = yaml(&mock)
+        .scenario("csv_data: { file: rows.csv, mode: unique }")
+        .extra("distributed:\n  data_consistency:\n    csv_data:\n      distribution_mode: partition\n      partition_strategy: hash\n      partition_key: region\n")
+        .write(dir.path());
+    let res = run(&["distributed", &file, "-w", &worker_list(&[&w])]);
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(!res.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("partition_key `region` is not a column of this file (columns: id, team)"),
+        "{stderr}"
+    );
+    assert_eq!(
+        mock_stats(&mock)["by_route"]["/users"],
+        serde_json::Value::Null,
+        "no request reached the mock"
+    );
+}
