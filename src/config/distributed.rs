@@ -976,6 +976,29 @@ impl DataConsistency {
     }
 }
 
+impl DataConsistency {
+    /// `validate --explain` lines: how CSV rows reach the workers.
+    pub fn explain(&self) -> String {
+        let Some(c) = &self.csv_data else {
+            return String::new();
+        };
+        let how = match (c.distribution_mode, c.partition_strategy.unwrap_or_default()) {
+            (CsvDistributionMode::Partition, PartitionStrategy::RoundRobin) => {
+                "partition, round_robin: row i to the i-th worker (in the order listed) modulo the workers taking part".to_string()
+            }
+            (CsvDistributionMode::Partition, PartitionStrategy::Block) => {
+                "partition, block: contiguous runs of rows in file order, the first (rows mod workers) workers one row more".to_string()
+            }
+            (CsvDistributionMode::Partition, PartitionStrategy::Hash) => format!(
+                "partition, hash of column `{}` (FNV-1a mod workers): rows with the same value go to the same worker; a worker may get none",
+                c.partition_key.as_deref().unwrap_or("")
+            ),
+            (m, _) => format!("{}: every worker gets every row", mode_name(m)),
+        };
+        format!("  csv data: {how}; the controller reads the file and sends each worker its rows\n")
+    }
+}
+
 fn mode_name(m: CsvDistributionMode) -> &'static str {
     match m {
         CsvDistributionMode::Shared => "shared",

@@ -195,3 +195,54 @@ fn a_partition_key_that_is_not_a_column_is_refused_at_submission() {
         "no request reached the mock"
     );
 }
+
+/// `examples/csv-partition.yaml` runs on two workers: each of its 8 rows is posted exactly once
+/// (the mock's store, beside the users it starts with, is the reference), and its `--explain` names the hash column.
+#[test]
+fn the_csv_partition_example_posts_every_row_once() {
+    let mock = mock(0);
+    let (a, b) = (worker(None), worker(None));
+    let example = format!("{}/examples/csv-partition.yaml", env!("CARGO_MANIFEST_DIR"));
+    let res = run(&["validate", "--explain", &example]);
+    let explained =
+        String::from_utf8_lossy(&res.stdout).into_owned() + &String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{explained}");
+    assert!(
+        explained.contains("csv data: partition, hash of column `team`"),
+        "{explained}"
+    );
+    let res = run(&[
+        "distributed",
+        &example,
+        "-w",
+        &worker_list(&[&a, &b]),
+        "--base-url",
+        &format!("http://{}", mock.addr),
+    ]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let users = get_json(&format!("http://{}/users", mock.addr)).expect("the mock's /users");
+    let mut emails: Vec<&str> = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["email"].as_str())
+        .filter(|e| e.ends_with("@x.io"))
+        .collect();
+    emails.sort();
+    let csv = std::fs::read_to_string(format!(
+        "{}/examples/data/teams.csv",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let mut want: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next())
+        .collect();
+    want.sort();
+    assert_eq!(emails, want);
+}
