@@ -848,8 +848,7 @@ pub struct StatePersistence {
 pub struct DataConsistency {
     #[serde(default)]
     pub csv_data: Option<CsvDistribution>,
-    /// Parsed so the seed's spelling is known; `true` values are refused (see
-    /// [`DataConsistency::check`]).
+    /// Global variables: extractions named `global.NAME` shared by every VU of every worker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variables: Option<VariableSync>,
     /// Parsed so the seed's spelling is known; a shared state is refused (see
@@ -905,8 +904,12 @@ pub enum PartitionStrategy {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct VariableSync {
+    /// `true` lets extractions into `global.NAME` set a value every VU of every worker reads as
+    /// `{{global.NAME}}`; without it such extractions are refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub global_variables: Option<bool>,
+    /// `true` (the default): a later value replaces the earlier everywhere; `false`: the first
+    /// value set stays.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variable_synchronization: Option<bool>,
 }
@@ -949,13 +952,8 @@ impl DataConsistency {
             }
         }
         if let Some(v) = &self.variables {
-            for (on, key) in [
-                (v.global_variables, "global_variables"),
-                (v.variable_synchronization, "variable_synchronization"),
-            ] {
-                if on == Some(true) {
-                    return Err(format!("{at}.variables.{key}: not implemented yet (issue 14 §3): values extracted on one worker do not reach the others; the test's own `variables` already reach every worker's VUs"));
-                }
+            if v.variable_synchronization.is_some() && v.global_variables != Some(true) {
+                return Err(format!("{at}.variables.variable_synchronization: only acts with `global_variables: true`"));
             }
         }
         if let Some(s) = &self.state_management {
@@ -997,6 +995,35 @@ impl DataConsistency {
         };
         format!("  csv data: {how}; the controller reads the file and sends each worker its rows\n")
     }
+}
+
+/// An extraction into `global.NAME` needs `data_consistency.variables.global_variables: true`.
+pub fn check_global_extractions(test: &super::TestFile) -> Result<(), String> {
+    let on = test
+        .distributed
+        .as_ref()
+        .and_then(|d| d.data_consistency.as_ref())
+        .and_then(|d| d.variables.as_ref())
+        .and_then(|v| v.global_variables)
+        == Some(true);
+    for s in &test.scenarios {
+        for step in &s.steps {
+            if let super::Step::Http(h) = step {
+                if let Some(e) = h.extract.iter().find(|e| e.name.starts_with("global.")) {
+                    if !on {
+                        return Err(format!("step `{}`: extraction `{}` is global (its name starts with `global.`) and needs `distributed.data_consistency.variables.global_variables: true`", h.name, e.name));
+                    }
+                    if e.name.len() == "global.".len() {
+                        return Err(format!(
+                            "step `{}`: extraction `global.` needs a name after `global.`",
+                            h.name
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn mode_name(m: CsvDistributionMode) -> &'static str {

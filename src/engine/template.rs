@@ -22,6 +22,8 @@ pub struct Vars {
     pub draws: Draws,
     /// Whether this VU already took a CSV row (for `change_policy: each_vu`).
     pub has_row: bool,
+    /// The version of the run's global variables last copied into `values`.
+    pub globals_seen: u64,
 }
 
 /// How many seeded values a VU has drawn (atomic so a VU's future stays `Send`).

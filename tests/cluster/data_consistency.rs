@@ -154,7 +154,7 @@ fn data_consistency_keys_that_cannot_act_are_refused_by_name() {
         ("distributed:\n  data_consistency:\n    csv_data:\n      partition_strategy: block\n", "only acts with `distribution_mode: partition`"),
         ("distributed:\n  data_consistency:\n    csv_data:\n      distribution_mode: partition\n      partition_key: team\n", "partition_key: only acts with `partition_strategy: hash`"),
         ("distributed:\n  data_consistency:\n    csv_data:\n      distribution_mode: partition\n      partition_strategy: round_robbin\n", "round_robin"),
-        ("distributed:\n  data_consistency:\n    variables:\n      global_variables: true\n", "variables.global_variables: not implemented yet"),
+        ("distributed:\n  data_consistency:\n    variables:\n      variable_synchronization: true\n", "variable_synchronization: only acts with `global_variables: true`"),
         ("distributed:\n  data_consistency:\n    state_management:\n      shared_state: true\n      state_backend: etcd\n", "`etcd` is not supported"),
         ("distributed:\n  data_consistency:\n    state_management:\n      state_backend: database\n", "`database` is not supported"),
         ("distributed:\n  data_consistency:\n    state_management:\n      shared_state: true\n      state_backend: redis\n", "state_management: a key-value state shared by every worker's VUs is not implemented yet"),
@@ -245,4 +245,132 @@ fn the_csv_partition_example_posts_every_row_once() {
         .collect();
     want.sort();
     assert_eq!(emails, want);
+}
+
+/// Worker A extracts a new `global.token` (`tok-<its clock in ms>`) every iteration; worker B never
+/// extracts one (its echo body has no `token` key) and posts what `{{global.token}}` holds every
+/// iteration (50 ms think time), with its own clock. Every token B reports came from A, B sees several of A's changes,
+/// and each reached B within 1 s of A setting it (the controller merges every 100 ms; both
+/// workers run on this machine, so their clocks agree).
+#[test]
+fn a_global_variable_extracted_on_one_worker_reaches_the_other_within_a_second() {
+    let mock = mock(0);
+    let a = worker_with_env(&[("PERF_WORKER", "a"), ("PERF_KEY", "token")]);
+    let b = worker_with_env(&[("PERF_WORKER", "b"), ("PERF_KEY", "other")]);
+    let dir = tempfile::tempdir().unwrap();
+    let steps = "      - name: set\n        method: POST\n        path: /echo\n        headers: { Content-Type: application/json }\n        body: '{\"{{env.PERF_KEY}}\": \"tok-{{timestamp}}\"}'\n        think_time: 0ms\n        extract:\n          - { name: global.token, type: json_path, expression: \"$.token\" }\n      - name: report\n        method: POST\n        path: /users\n        json: { seen: \"{{global.token}}\", worker: \"{{env.PERF_WORKER}}\", at: \"{{timestamp}}\" }\n";
+    let file = yaml(&mock)
+        .name("globals")
+        .load("pattern: basic, virtual_users: 2, duration: 4s")
+        .scenario("think_time: 50ms")
+        .steps(steps)
+        .extra("distributed:\n  data_consistency:\n    variables:\n      global_variables: true\n      variable_synchronization: true\n")
+        .write(dir.path());
+    let res = run(&[
+        "distributed",
+        &file,
+        "-w",
+        &worker_list(&[&a, &b]),
+        "-s",
+        "even",
+    ]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let users = get_json(&format!("http://{}/users", mock.addr)).expect("the mock's /users");
+    let mut first_seen: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut a_tokens = std::collections::BTreeSet::new();
+    for u in users["users"].as_array().unwrap() {
+        let (Some(seen), Some(w), Some(at)) =
+            (u["seen"].as_str(), u["worker"].as_str(), u["at"].as_str())
+        else {
+            continue;
+        };
+        let Some(set_at) = seen
+            .strip_prefix("tok-")
+            .and_then(|t| t.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let at: u64 = at.parse().unwrap();
+        if w == "a" {
+            a_tokens.insert(set_at);
+        } else {
+            let e = first_seen.entry(set_at).or_insert(at);
+            *e = (*e).min(at);
+        }
+    }
+    let lat: Vec<u64> = first_seen
+        .iter()
+        .map(|(set, seen)| seen.saturating_sub(*set))
+        .collect();
+    eprintln!(
+        "tokens set by A: {}; seen by B: {}; latencies (ms): {lat:?}",
+        a_tokens.len(),
+        first_seen.len()
+    );
+    assert!(
+        first_seen.len() >= 3,
+        "B saw at least 3 of A's changes: {first_seen:?} (A reported {a_tokens:?})"
+    );
+    for set in first_seen.keys() {
+        assert!(
+            a_tokens.contains(set),
+            "B's token {set} is one A set: {a_tokens:?}"
+        );
+    }
+    assert!(
+        lat.iter().all(|&l| l <= 1000),
+        "each change reached B within 1 s: {lat:?}"
+    );
+}
+
+/// `variable_synchronization: false`: the first value set stays. One VU extracts a new
+/// `global.token` every iteration and reports what `{{global.token}}` holds: always the first.
+/// An extraction into `global.` without `global_variables: true` is refused by name.
+#[test]
+fn without_synchronization_the_first_global_value_stays() {
+    let mock = mock(0);
+    let dir = tempfile::tempdir().unwrap();
+    let steps = "      - name: set\n        method: POST\n        path: /echo\n        headers: { Content-Type: application/json }\n        body: '{\"token\": \"tok-{{__ITER}}\"}'\n        extract:\n          - { name: global.token, type: json_path, expression: \"$.token\" }\n      - name: report\n        method: POST\n        path: /users\n        json: { seen: \"{{global.token}}\", iter: \"{{__ITER}}\" }\n";
+    let file = yaml(&mock)
+        .load("pattern: basic, virtual_users: 1, iterations: 4")
+        .steps(steps)
+        .extra("distributed:\n  data_consistency:\n    variables:\n      global_variables: true\n      variable_synchronization: false\n")
+        .write(dir.path());
+    let res = run(&["run", &file]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let users = get_json(&format!("http://{}/users", mock.addr)).expect("the mock's /users");
+    let seen: Vec<&str> = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["seen"].as_str())
+        .collect();
+    assert_eq!(seen, ["tok-0", "tok-0", "tok-0", "tok-0"]);
+    let (ok, stderr) = validate_steps(steps);
+    assert!(!ok);
+    assert!(
+        stderr.contains("extraction `global.token` is global (its name starts with `global.`) and needs `distributed.data_consistency.variables.global_variables: true`"),
+        "{stderr}"
+    );
+}
+
+/// `perfornium validate` of a test with these steps and no `distributed:` block.
+fn validate_steps(steps: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = Yaml::at("http://127.0.0.1:9")
+        .steps(steps)
+        .write(dir.path());
+    let out = run(&["validate", &file]);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
