@@ -977,8 +977,21 @@ impl DataConsistency {
 impl DataConsistency {
     /// `validate --explain` lines: how CSV rows reach the workers.
     pub fn explain(&self) -> String {
+        let mut out = String::new();
+        if let Some(v) = self
+            .variables
+            .as_ref()
+            .filter(|v| v.global_variables == Some(true))
+        {
+            let rule = if v.variable_synchronization == Some(false) {
+                "the first value set stays (variable_synchronization: false)"
+            } else {
+                "a later value replaces the earlier everywhere (variable_synchronization)"
+            };
+            out.push_str(&format!("  global variables: extractions named `global.NAME` are read as {{{{global.NAME}}}} by every VU of every worker; the controller reads and merges the workers' values every 100 ms and sends them on (workers never call it); {rule}\n"));
+        }
         let Some(c) = &self.csv_data else {
-            return String::new();
+            return out;
         };
         let how = match (c.distribution_mode, c.partition_strategy.unwrap_or_default()) {
             (CsvDistributionMode::Partition, PartitionStrategy::RoundRobin) => {
@@ -993,7 +1006,10 @@ impl DataConsistency {
             ),
             (m, _) => format!("{}: every worker gets every row", mode_name(m)),
         };
-        format!("  csv data: {how}; the controller reads the file and sends each worker its rows\n")
+        out.push_str(&format!(
+            "  csv data: {how}; the controller reads the file and sends each worker its rows\n"
+        ));
+        out
     }
 }
 
