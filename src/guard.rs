@@ -123,7 +123,10 @@ pub fn required(method: &Method, path: &str) -> Needs {
         "/health" => Needs::Nothing,
         p if p.starts_with("/raft/") => Needs::StaticToken,
         // Worker.
-        "/prepare" | "/start" | "/stop" | "/rendezvous" => Needs::Permission(ExecuteTests),
+        // `/variables`: the run's global variables, read and spread by the controller like rendezvous.
+        "/prepare" | "/start" | "/stop" | "/rendezvous" | "/variables" => {
+            Needs::Permission(ExecuteTests)
+        }
         // Moving a failed worker's share onto a running one (load_redistribution).
         "/scale" => Needs::Permission(ManageWorkers),
         "/status" | "/results" => Needs::Permission(ReportMetrics),
@@ -244,6 +247,10 @@ mod tests {
         );
         assert_eq!(
             need(Method::GET, "/rendezvous"),
+            Needs::Permission(ExecuteTests)
+        );
+        assert_eq!(
+            need(Method::POST, "/variables"),
             Needs::Permission(ExecuteTests)
         );
         assert_eq!(

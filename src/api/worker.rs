@@ -152,6 +152,14 @@ pub struct Release {
     pub generation: u64,
 }
 
+/// `GET /variables?run_id=...` (the worker's global variables) and `POST /variables` (values
+/// merged in from the other workers, by the controller).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Variables {
+    pub run_id: String,
+    pub values: std::collections::BTreeMap<String, crate::engine::globals::Value>,
+}
+
 /// The answer to a [`Release`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Released {

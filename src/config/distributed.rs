@@ -276,7 +276,8 @@ impl Distributed {
         self.check_split()?;
         self.check_geographic()?;
         self.check_orchestration()?;
-        self.check_fault_tolerance()
+        self.check_fault_tolerance()?;
+        self.data_consistency.as_ref().map_or(Ok(()), |d| d.check())
     }
 
     fn check_split(&self) -> Result<(), String> {
@@ -853,6 +854,13 @@ pub struct StatePersistence {
 pub struct DataConsistency {
     #[serde(default)]
     pub csv_data: Option<CsvDistribution>,
+    /// Global variables: extractions named `global.NAME` shared by every VU of every worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variables: Option<VariableSync>,
+    /// Parsed so the seed's spelling is known; a shared state is refused (see
+    /// [`DataConsistency::check`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_management: Option<StateManagement>,
 }
 
 /// `distributed.data_consistency.csv_data`.
@@ -861,9 +869,13 @@ pub struct DataConsistency {
 pub struct CsvDistribution {
     #[serde(default)]
     pub distribution_mode: CsvDistributionMode,
-    /// Only `round_robin` (row i to worker i mod n) is implemented.
+    /// How `partition` splits the rows; `round_robin` when not given.
     #[serde(default)]
     pub partition_strategy: Option<PartitionStrategy>,
+    /// The CSV column whose value picks the worker, for `partition_strategy: hash` (ours; the seed
+    /// names no key for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_key: Option<String>,
 }
 
 /// How CSV rows reach workers.
@@ -873,16 +885,175 @@ pub enum CsvDistributionMode {
     /// Every worker gets every row (same as `replicate`).
     #[default]
     Shared,
-    /// Each worker gets a disjoint slice, round-robin by row.
+    /// Each worker gets a disjoint slice, by `partition_strategy`.
     Partition,
     Replicate,
 }
 
-/// The one partition strategy implemented.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+/// How `partition` splits the rows among the n workers taking part (ranked in the order the
+/// workers are listed).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum PartitionStrategy {
+    /// Row i to worker i mod n.
+    #[default]
     RoundRobin,
+    /// Contiguous blocks in file order: the first `len mod n` workers get one row more.
+    #[serde(alias = "contiguous")]
+    Block,
+    /// By a hash (FNV-1a, 64 bits) of the row's `partition_key` column, modulo n: rows with the
+    /// same value go to the same worker.
+    Hash,
+}
+
+/// `distributed.data_consistency.variables`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VariableSync {
+    /// `true` lets extractions into `global.NAME` set a value every VU of every worker reads as
+    /// `{{global.NAME}}`; without it such extractions are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_variables: Option<bool>,
+    /// `true` (the default): a later value replaces the earlier everywhere; `false`: the first
+    /// value set stays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variable_synchronization: Option<bool>,
+}
+
+/// `distributed.data_consistency.state_management`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StateManagement {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_state: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_backend: Option<String>,
+    /// Seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_ttl: Option<u64>,
+}
+
+impl DataConsistency {
+    /// Keys that parse but cannot act, or contradict each other, refused by name with the reason.
+    pub fn check(&self) -> Result<(), String> {
+        let at = "distributed.data_consistency";
+        if let Some(c) = &self.csv_data {
+            let strategy = c.partition_strategy;
+            if c.distribution_mode != CsvDistributionMode::Partition && strategy.is_some() {
+                return Err(format!("{at}.csv_data.partition_strategy: only acts with `distribution_mode: partition` (with `{}` every worker gets every row)", mode_name(c.distribution_mode)));
+            }
+            match (strategy, &c.partition_key) {
+                (Some(PartitionStrategy::Hash), None) => {
+                    return Err(format!("{at}.csv_data.partition_strategy: `hash` needs `partition_key`, the CSV column whose value picks the worker"));
+                }
+                (Some(PartitionStrategy::Hash), Some(k)) if k.trim().is_empty() => {
+                    return Err(format!("{at}.csv_data.partition_key: empty"));
+                }
+                (s, Some(_)) if s != Some(PartitionStrategy::Hash) => {
+                    return Err(format!(
+                        "{at}.csv_data.partition_key: only acts with `partition_strategy: hash`"
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if let Some(v) = &self.variables {
+            if v.variable_synchronization.is_some() && v.global_variables != Some(true) {
+                return Err(format!("{at}.variables.variable_synchronization: only acts with `global_variables: true`"));
+            }
+        }
+        if let Some(s) = &self.state_management {
+            match s.state_backend.as_deref() {
+                Some(b @ ("etcd" | "database")) => {
+                    return Err(format!("{at}.state_management.state_backend: `{b}` is not supported: a shared state is planned on the masters' own raft log (`raft`) or on `redis` only, and is not implemented yet (issue 14 §3)"));
+                }
+                Some("raft" | "redis") | None => {}
+                Some(other) => {
+                    return Err(format!("{at}.state_management.state_backend: unknown backend `{other}` (known: raft, redis)"));
+                }
+            }
+            if s.shared_state == Some(true) || s.state_backend.is_some() || s.state_ttl.is_some() {
+                return Err(format!("{at}.state_management: a key-value state shared by every worker's VUs is not implemented yet (issue 14 §3); `shared_state: false` (or leaving the block out) is accepted"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DataConsistency {
+    /// `validate --explain` lines: how CSV rows reach the workers.
+    pub fn explain(&self) -> String {
+        let mut out = String::new();
+        if let Some(v) = self
+            .variables
+            .as_ref()
+            .filter(|v| v.global_variables == Some(true))
+        {
+            let rule = if v.variable_synchronization == Some(false) {
+                "the first value set stays (variable_synchronization: false)"
+            } else {
+                "a later value replaces the earlier everywhere (variable_synchronization)"
+            };
+            out.push_str(&format!("  global variables: extractions named `global.NAME` are read as {{{{global.NAME}}}} by every VU of every worker; the controller reads and merges the workers' values every 100 ms and sends them on (workers never call it); {rule}\n"));
+        }
+        let Some(c) = &self.csv_data else {
+            return out;
+        };
+        let how = match (c.distribution_mode, c.partition_strategy.unwrap_or_default()) {
+            (CsvDistributionMode::Partition, PartitionStrategy::RoundRobin) => {
+                "partition, round_robin: row i to the i-th worker (in the order listed) modulo the workers taking part".to_string()
+            }
+            (CsvDistributionMode::Partition, PartitionStrategy::Block) => {
+                "partition, block: contiguous runs of rows in file order, the first (rows mod workers) workers one row more".to_string()
+            }
+            (CsvDistributionMode::Partition, PartitionStrategy::Hash) => format!(
+                "partition, hash of column `{}` (FNV-1a mod workers): rows with the same value go to the same worker; a worker may get none",
+                c.partition_key.as_deref().unwrap_or("")
+            ),
+            (m, _) => format!("{}: every worker gets every row", mode_name(m)),
+        };
+        out.push_str(&format!(
+            "  csv data: {how}; the controller reads the file and sends each worker its rows\n"
+        ));
+        out
+    }
+}
+
+/// An extraction into `global.NAME` needs `data_consistency.variables.global_variables: true`.
+pub fn check_global_extractions(test: &super::TestFile) -> Result<(), String> {
+    let on = test
+        .distributed
+        .as_ref()
+        .and_then(|d| d.data_consistency.as_ref())
+        .and_then(|d| d.variables.as_ref())
+        .and_then(|v| v.global_variables)
+        == Some(true);
+    for s in &test.scenarios {
+        for step in &s.steps {
+            if let super::Step::Http(h) = step {
+                if let Some(e) = h.extract.iter().find(|e| e.name.starts_with("global.")) {
+                    if !on {
+                        return Err(format!("step `{}`: extraction `{}` is global (its name starts with `global.`) and needs `distributed.data_consistency.variables.global_variables: true`", h.name, e.name));
+                    }
+                    if e.name.len() == "global.".len() {
+                        return Err(format!(
+                            "step `{}`: extraction `global.` needs a name after `global.`",
+                            h.name
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn mode_name(m: CsvDistributionMode) -> &'static str {
+    match m {
+        CsvDistributionMode::Shared => "shared",
+        CsvDistributionMode::Partition => "partition",
+        CsvDistributionMode::Replicate => "replicate",
+    }
 }
 
 /// `distributed.communication`.

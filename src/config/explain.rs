@@ -215,6 +215,9 @@ pub fn explain(test: &TestFile) -> String {
     }
     if let Some(dist) = &test.distributed {
         out.push_str(&dist.explain());
+        if let Some(dc) = &dist.data_consistency {
+            out.push_str(&dc.explain());
+        }
     }
     for t in &test.thresholds {
         let _ = match t {

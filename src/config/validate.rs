@@ -244,6 +244,7 @@ fn check_all(test: &TestFile) -> Result<(), String> {
     if let Some(d) = &test.distributed {
         d.not_yet()?;
     }
+    super::distributed::check_global_extractions(test)?;
     compile(test).map_err(|e| e.0)?;
     for t in &test.thresholds {
         match t {

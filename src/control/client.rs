@@ -193,6 +193,22 @@ impl WorkerClient {
             .await
     }
 
+    /// The worker's global variables for `run_id`.
+    pub async fn variables(&self, run_id: &str) -> Result<api::Variables, CallError> {
+        self.call(
+            self.http
+                .get(self.url("/variables"))
+                .query(&[("run_id", run_id)]),
+        )
+        .await
+    }
+
+    /// Merges global variables into the worker's; the worker's values after the merge.
+    pub async fn set_variables(&self, body: &api::Variables) -> Result<api::Variables, CallError> {
+        self.call(self.http.post(self.url("/variables")).json(body))
+            .await
+    }
+
     /// Final results, or `None` while the run is still going (the worker answers 202).
     pub async fn results(&self, run_id: &str) -> Result<Option<api::Results>, CallError> {
         self.call_or_wait(

@@ -324,6 +324,17 @@ impl<S: RunStore> Driver<S> {
             super::rendezvous::points(&self.rec.test),
             rendezvous,
         ));
+        // Global variables: merged and spread by a task of their own, a few times a second.
+        let variables = CancellationToken::new();
+        let _stop_variables = variables.clone().drop_guard();
+        if super::variables::used(&self.rec.test) {
+            tokio::spawn(super::variables::coordinate(
+                self.clients.clone(),
+                self.rec.id.clone(),
+                crate::engine::globals::Globals::for_test(&self.rec.test).later_wins(),
+                variables,
+            ));
+        }
         let mut failed_run = false;
         loop {
             // What each worker's batches are merged up to in the saved record: every pass ends

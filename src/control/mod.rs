@@ -14,4 +14,5 @@ pub mod run;
 pub mod store;
 pub mod submit;
 pub mod summary;
+pub mod variables;
 pub mod workers;

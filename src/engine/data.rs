@@ -20,7 +20,8 @@ pub struct Feeder {
 #[derive(Debug, PartialEq)]
 pub enum Pick<'a> {
     Row(&'a HashMap<String, String>),
-    /// No row this time (`on_exhausted: no_value`, no rows, or `each_vu` after the first).
+    /// No row this time (`on_exhausted: no_value`, no rows when rows cycle, or `each_vu` after
+    /// the first).
     None,
     /// The rows ran out: this VU stops (`stop_vu`, `cycleOnExhaustion: false`, `unique`).
     StopVu,
@@ -74,7 +75,13 @@ impl Feeder {
     pub fn row(&self, vu: u64, iteration: u64) -> Pick<'_> {
         let n = self.rows.len() as u64;
         if n == 0 {
-            return Pick::None;
+            // No rows at all (an empty file, or a worker's empty share of a partition) is rows
+            // that ran out at once when running out stops the VU or the test.
+            return match self.policy.on_exhausted {
+                CsvExhausted::StopVu => Pick::StopVu,
+                CsvExhausted::StopTest => Pick::StopTest,
+                CsvExhausted::Cycle | CsvExhausted::NoValue => Pick::None,
+            };
         }
         let at = |i: u64| Pick::Row(&self.rows[self.order[(i % n) as usize]]);
         match self.policy.scope {

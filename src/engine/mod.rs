@@ -10,6 +10,7 @@ pub use client::set_socket_options;
 pub mod data;
 pub mod digest;
 mod faker;
+pub mod globals;
 mod http;
 pub mod rendezvous;
 pub mod schedule;
@@ -58,6 +59,9 @@ pub struct Options {
     /// Rendezvous points shared with others (a worker's engines, released by the controller);
     /// a fresh in-process set when `None`.
     pub rendezvous: Option<Arc<rendezvous::Rendezvous>>,
+    /// Global variables shared with others (a worker's engines, merged by the controller); a
+    /// fresh in-process set when `None`.
+    pub globals: Option<Arc<globals::Globals>>,
 }
 
 /// A finished run's numbers.
@@ -93,6 +97,7 @@ pub(crate) struct Shared {
     feeders: Vec<Option<data::Feeder>>,
     picker: Picker,
     rendezvous: Arc<rendezvous::Rendezvous>,
+    globals: Arc<globals::Globals>,
     samples: mpsc::UnboundedSender<Sample>,
     gauges: Arc<Gauges>,
     cancel: CancellationToken,
@@ -279,6 +284,9 @@ pub async fn run_from(
         idle_clients: Default::default(),
         feeders,
         rendezvous: opts.rendezvous.unwrap_or_default(),
+        globals: opts
+            .globals
+            .unwrap_or_else(|| Arc::new(globals::Globals::for_test(&test))),
         samples,
         gauges,
         cancel: opts.stop,

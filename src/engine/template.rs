@@ -33,6 +33,8 @@ pub struct Vars {
     pub templated: Arc<HashMap<String, (String, Template)>>,
     /// Those variables as rendered for the current request (see [`Vars::next_request`]).
     pub memo: Memo,
+    /// The version of the run's global variables last copied into `values`.
+    pub globals_seen: u64,
 }
 
 /// How many seeded values a VU has drawn (atomic so a VU's future stays `Send`).

@@ -99,6 +99,9 @@ pub async fn run_iteration(
             if ends(shared) {
                 return false;
             }
+            shared
+                .globals
+                .copy_into(&mut vars.values, &mut vars.globals_seen);
             match step {
                 Step::Http(h) => {
                     let id = shared.step_ids[scenario][i].expect("every HTTP step has an id");
@@ -181,7 +184,21 @@ async fn http_step(
             }
         }
         let _ = shared.samples.send(sample);
-        vars.values.extend(extracted);
+        for (name, value) in extracted {
+            match name.strip_prefix(super::globals::PREFIX) {
+                // A global value is read back from the run's set, which may keep another.
+                Some(global) => {
+                    shared.globals.set(global, value);
+                    vars.globals_seen = u64::MAX;
+                }
+                None => {
+                    vars.values.insert(name, value);
+                }
+            }
+        }
+        shared
+            .globals
+            .copy_into(&mut vars.values, &mut vars.globals_seen);
         after = verdict;
         if !failed || attempt == attempts || shared.stopped() {
             after = match after {

@@ -54,6 +54,7 @@ pub fn router(opts: WorkerOptions) -> Router {
         .route("/metrics", get(metrics))
         .route("/results", get(results))
         .route("/rendezvous", get(rendezvous).post(release))
+        .route("/variables", get(variables).post(merge_variables))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state);
     opts.guard.wrap(routes)
@@ -146,6 +147,20 @@ async fn rendezvous(State(w): State<Worker>, Query(q): Query<RunQuery>) -> Respo
 async fn release(State(w): State<Worker>, Json(req): Json<api::Release>) -> Response {
     match w.slot.release(&req) {
         Ok(released) => Json(api::Released { released }).into_response(),
+        Err(e) => refuse(e),
+    }
+}
+
+async fn variables(State(w): State<Worker>, Query(q): Query<RunQuery>) -> Response {
+    match w.slot.globals(&q.run_id) {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => refuse(e),
+    }
+}
+
+async fn merge_variables(State(w): State<Worker>, Json(req): Json<api::Variables>) -> Response {
+    match w.slot.merge_globals(&req) {
+        Ok(v) => Json(v).into_response(),
         Err(e) => refuse(e),
     }
 }

@@ -10,6 +10,7 @@
 
 use crate::api::worker::{self as api, WorkerPhase};
 use crate::config::TestFile;
+use crate::engine::globals::Globals;
 use crate::engine::rendezvous::Rendezvous;
 use crate::engine::{self, Options, StopToken};
 use crate::metrics::collector::{Interval, Live};
@@ -62,6 +63,8 @@ struct Run {
     dropped: u64,
     /// Shared by the run's engines; released by the controller, which sees every worker.
     rendezvous: Arc<Rendezvous>,
+    /// Global variables shared by the run's engines; merged with other workers' by the controller.
+    globals: Arc<Globals>,
 }
 
 impl Run {
@@ -156,6 +159,7 @@ impl Slot {
         check_targets(&req.test, &self.allow_targets)?;
         let steps = engine::step_names(&req.test).len();
         info!(run_id = %req.run_id, test = %req.test.name, "run prepared");
+        let globals = Arc::new(Globals::for_test(&req.test));
         *guard = Some(Run {
             id: req.run_id,
             test: Arc::new(with_worker_header(req.test, req.worker.as_deref())),
@@ -172,6 +176,7 @@ impl Slot {
             elapsed_s: 0.0,
             dropped: 0,
             rendezvous: Arc::new(Rendezvous::coordinated()),
+            globals,
         });
         Ok(WorkerPhase::Prepared)
     }
@@ -204,7 +209,7 @@ impl Slot {
             run.test.clone(),
             run.stop.clone(),
             at,
-            (live_tx, run.rendezvous.clone()),
+            (live_tx, run.rendezvous.clone(), run.globals.clone()),
         ));
         Ok(WorkerPhase::Scheduled)
     }
@@ -242,7 +247,7 @@ impl Slot {
             Arc::new(with_worker_header(req.test, name.as_deref())),
             run.stop.clone(),
             0.0,
-            (live_tx, run.rendezvous.clone()),
+            (live_tx, run.rendezvous.clone(), run.globals.clone()),
         ));
         Ok(run.phase)
     }
@@ -253,7 +258,7 @@ impl Slot {
         test: Arc<TestFile>,
         stop: StopToken,
         at_ms: f64,
-        (live, rendezvous): (watch::Sender<Live>, Arc<Rendezvous>),
+        (live, rendezvous, globals): (watch::Sender<Live>, Arc<Rendezvous>, Arc<Globals>),
     ) {
         tokio::select! {
             _ = wait_until(at_ms - self.clock_offset_ms) => {}
@@ -295,6 +300,7 @@ impl Slot {
                     live: Some(live),
                     stop: stop.clone(),
                     rendezvous: Some(rendezvous),
+                    globals: Some(globals),
                 },
                 origin,
             )
@@ -352,6 +358,31 @@ impl Slot {
                 points: r.rendezvous.state(),
             }),
             _ => Err(SlotError::Unknown(run_id.to_string())),
+        }
+    }
+
+    /// The run's global variables.
+    pub fn globals(&self, run_id: &str) -> Result<api::Variables, SlotError> {
+        match self.lock().as_ref() {
+            Some(r) if r.id == run_id => Ok(api::Variables {
+                run_id: run_id.to_string(),
+                values: r.globals.snapshot(),
+            }),
+            _ => Err(SlotError::Unknown(run_id.to_string())),
+        }
+    }
+
+    /// Merges global variables from the other workers into the run's.
+    pub fn merge_globals(&self, req: &api::Variables) -> Result<api::Variables, SlotError> {
+        match self.lock().as_ref() {
+            Some(r) if r.id == req.run_id => {
+                r.globals.merge(&req.values);
+                Ok(api::Variables {
+                    run_id: req.run_id.clone(),
+                    values: r.globals.snapshot(),
+                })
+            }
+            _ => Err(SlotError::Unknown(req.run_id.clone())),
         }
     }
 

@@ -274,6 +274,11 @@ pub fn spawn_listening(args: &[&str]) -> Proc {
 pub fn try_spawn_listening(args: &[&str]) -> Result<Proc, String> {
     let mut cmd = Command::new(BIN);
     cmd.args(args);
+    try_spawn_listening_cmd(cmd)
+}
+
+/// [`try_spawn_listening`] of a prepared command (e.g. with its own environment).
+pub fn try_spawn_listening_cmd(cmd: Command) -> Result<Proc, String> {
     let (tx, rx) = mpsc::channel();
     let mut proc = spawn_cmd(cmd, TAIL, false, Some(tx));
     match rx.recv_timeout(Duration::from_secs(20)) {
@@ -347,6 +352,16 @@ pub fn worker(token: Option<&str>) -> Proc {
         args.extend(["--token", t]);
     }
     spawn_server(&args, "/health")
+}
+
+/// [`worker`] without a token, with `env` added to its environment.
+pub fn worker_with_env(env: &[(&str, &str)]) -> Proc {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["worker", "--host", "127.0.0.1", "--port", "0"]);
+    cmd.envs(env.iter().copied());
+    let mut proc = try_spawn_listening_cmd(cmd).unwrap_or_else(|e| panic!("{e}"));
+    proc.wait_ready("/health");
+    proc
 }
 
 /// `GET /status` of a worker as JSON (`Null` if it does not answer).
