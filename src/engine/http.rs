@@ -104,7 +104,9 @@ pub async fn send(
     if let Some(c) = capture {
         c.response = Some(body.clone());
     }
-    if status >= 400 {
+    // A 4xx/5xx is an error unless the step's own `status` check names it (`status: 404` on a
+    // step that expects "not found"); as with a SOAP Fault that a check expects.
+    if status >= 400 && !expects_status(&compiled.checks, status) {
         sample.error = Some(format!("status {status}"));
     }
     let fault_matters = compiled.request.fault_is_error
@@ -444,4 +446,11 @@ mod tests {
             "<n>Smith &amp; &lt;Sons&gt;</n><i>0</i>"
         );
     }
+}
+
+/// Whether a `status` check of the step lists this status.
+fn expects_status(checks: &[crate::config::CompiledCheck], status: u16) -> bool {
+    checks
+        .iter()
+        .any(|c| matches!(&c.rule, CheckRule::Status(codes) if codes.contains(&status)))
 }

@@ -88,6 +88,46 @@ fn failed_checks_and_5xx_are_counted_and_fail_thresholds() {
 }
 
 #[test]
+fn a_4xx_that_the_steps_status_check_names_is_not_an_error_and_one_it_does_not_name_is() {
+    let mock = mock(0);
+    let dir = tempfile::tempdir().unwrap();
+    let steps = "      - name: expected\n        path: /status/404\n        checks:\n          - { type: status, value: \"404|410\" }\n      - name: unexpected\n        path: /status/404\n        checks:\n          - { type: status, value: 200 }\n      - name: unchecked\n        path: /status/404\n";
+    let file = yaml(&mock)
+        .load("pattern: basic, virtual_users: 1, iterations: 3")
+        .steps(steps)
+        .write(dir.path());
+    let out = dir.path().join("out");
+    let res = run(&["run", &file, "-o", out.to_str().unwrap()]);
+    assert!(
+        out.join("summary.json").exists(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let s = summary(&out);
+    let by_name = |n: &str| {
+        s["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|st| st["name"] == n)
+            .unwrap_or_else(|| panic!("step {n} in {s}"))
+            .clone()
+    };
+    let expected = by_name("expected");
+    assert_eq!(
+        (expected["count"].as_u64(), expected["errors"].as_u64()),
+        (Some(3), Some(0)),
+        "{expected}"
+    );
+    assert_eq!(expected["checks_passed"], 3);
+    for n in ["unexpected", "unchecked"] {
+        let st = by_name(n);
+        assert_eq!(st["errors_by_kind"]["status 404"], 3, "{st}");
+    }
+    assert_eq!(mock_stats(&mock)["total"], 9);
+}
+
+#[test]
 fn an_extracted_value_is_sent_by_the_next_step() {
     let mock = mock(0);
     let dir = tempfile::tempdir().unwrap();
