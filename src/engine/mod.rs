@@ -355,6 +355,9 @@ async fn run_closed(shared: Arc<Shared>, load: &Load, origin: Option<Instant>) {
     let tasks: Vec<_> = schedule::vu_windows(load)
         .into_iter()
         .enumerate()
+        // A VU due at or after the end never starts (a ramp longer than `--duration`): waiting for
+        // its start would only keep the run open with nothing to do.
+        .filter(|(_, (offset, _))| end.is_none_or(|e| start.into_std() + *offset < e))
         .map(|(i, (offset, stop))| {
             let shared = shared.clone();
             let until = match (stop.map(|s| start.into_std() + s), end) {

@@ -128,6 +128,39 @@ fn a_4xx_that_the_steps_status_check_names_is_not_an_error_and_one_it_does_not_n
 }
 
 #[test]
+fn a_ramp_longer_than_the_duration_ends_the_run_at_the_duration() {
+    let mock = mock(0);
+    let dir = tempfile::tempdir().unwrap();
+    let steps = "      - name: a\n        path: /users\n        think_time: 0.1\n";
+    // VU i of 4 is due at 5 s * i: only the first is due within the 500 ms.
+    let file = yaml(&mock)
+        .load("pattern: basic, virtual_users: 4, ramp_up: 20s, duration: 30s")
+        .steps(steps)
+        .write(dir.path());
+    let out = dir.path().join("out");
+    let t0 = std::time::Instant::now();
+    let res = run(&[
+        "run",
+        &file,
+        "--duration",
+        "500ms",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let took = t0.elapsed();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    // Waiting for the later VUs' starts kept it open until 15 s.
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    let s = summary(&out);
+    assert!(s["overall"]["count"].as_u64().unwrap() >= 1, "{s}");
+    assert_eq!(mock_stats(&mock)["total"], s["overall"]["count"]);
+}
+
+#[test]
 fn an_extracted_value_is_sent_by_the_next_step() {
     let mock = mock(0);
     let dir = tempfile::tempdir().unwrap();
