@@ -376,6 +376,13 @@ fn url_for(base: Option<&str>, target: &str) -> String {
     }
 }
 
+/// Whether a `status` check of the step lists this status.
+fn expects_status(checks: &[crate::config::CompiledCheck], status: u16) -> bool {
+    checks
+        .iter()
+        .any(|c| matches!(&c.rule, CheckRule::Status(codes) if codes.contains(&status)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::{prepare, url_for, HttpStep, Target};
@@ -446,11 +453,4 @@ mod tests {
             "<n>Smith &amp; &lt;Sons&gt;</n><i>0</i>"
         );
     }
-}
-
-/// Whether a `status` check of the step lists this status.
-fn expects_status(checks: &[crate::config::CompiledCheck], status: u16) -> bool {
-    checks
-        .iter()
-        .any(|c| matches!(&c.rule, CheckRule::Status(codes) if codes.contains(&status)))
 }
