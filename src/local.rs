@@ -54,15 +54,7 @@ pub async fn run(test: TestFile, stop: engine::StopToken) -> Result<RunSummary, 
     )
     .with_checks(&test);
     summary.debug_samples = outcome.captured.clone();
-    for why in &outcome.failures {
-        summary.thresholds.push(report::ThresholdResult {
-            threshold: why.clone(),
-            step: None,
-            actual: None,
-            passed: false,
-        });
-        summary.passed = false;
-    }
+    summary.fail_for(&outcome.failures);
     if let Some(o) = outs {
         o.finish(&summary).await?;
     }

@@ -211,4 +211,11 @@ pub struct Results {
     pub started_at_ms: Option<f64>,
     /// The sequence number of the last interval; the batches up to it add up to `steps`.
     pub last_seq: u64,
+    /// Why the run fails on this worker whatever its thresholds (a step threshold's `fail_test`
+    /// or `abort`, CSV `stop_test`); the controller fails the whole run with them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
+    /// One of them stopped the test here (`abort`, `stop_test`): the controller stops the others.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub aborted: bool,
 }

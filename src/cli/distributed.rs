@@ -75,7 +75,9 @@ impl DistributedArgs {
         let summary = rec.summary();
         output::write(&summary, &self.drive.output)?;
         let code = output::verdict(&summary);
-        Ok(if rec.phase == Phase::Finished {
+        // A test that stopped itself (`abort`, CSV `stop_test`) failed its verdict, as a local run
+        // does (exit 1); any other unfinished run is an error (exit 2).
+        Ok(if rec.phase == Phase::Finished || rec.stopped_by_test() {
             code
         } else {
             ExitCode::from(2)

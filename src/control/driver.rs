@@ -633,6 +633,15 @@ impl<S: RunStore> Driver<S> {
                 // Not ready yet: the next pull asks again.
                 Ok(None) => {}
                 Ok(Some(r)) => {
+                    // `abort` or CSV `stop_test` on one worker stops the test everywhere.
+                    if r.aborted && !self.rec.stop_requested {
+                        let why = r.failures.join("; ");
+                        let addr = self.rec.workers[i].addr.addr();
+                        self.event(format!(
+                            "worker {addr} stopped the test ({why}): stopping the others"
+                        ));
+                        self.rec.stop_requested = true;
+                    }
                     let w = &mut self.rec.workers[i];
                     w.results = Some(r);
                     w.state = WorkerState::Finished;

@@ -341,6 +341,8 @@ mod tests {
             dropped: 0,
             started_at_ms: None,
             last_seq: 11,
+            failures: Vec::new(),
+            aborted: false,
         });
         assert_eq!(done.average_rps(), 34_000.0);
         assert_ne!(done.average_rps(), done.live.rps);

@@ -76,6 +76,15 @@ impl RunRecord {
             })
             .collect();
         s = s.with_checks(&self.test);
+        // A worker's `fail_test`, `abort` or CSV `stop_test` fails the whole run, as it would a
+        // local one; each reason is named with the worker that saw it.
+        let failures: Vec<String> = self
+            .workers
+            .iter()
+            .filter_map(|w| w.results.as_ref().map(|r| (w.addr.addr(), &r.failures)))
+            .flat_map(|(addr, f)| f.iter().map(move |why| format!("worker {addr}: {why}")))
+            .collect();
+        s.fail_for(&failures);
         s.start_skew_ms = self.skew_ms;
         s.phase = Some(self.phase);
         s.events = self.events.clone();
@@ -83,6 +92,15 @@ impl RunRecord {
             s.passed = false;
         }
         s
+    }
+
+    /// Whether a worker's `abort` or CSV `stop_test` stopped the run (rather than a user or a failure).
+    pub fn stopped_by_test(&self) -> bool {
+        self.phase == Phase::Stopped
+            && self
+                .workers
+                .iter()
+                .any(|w| w.results.as_ref().is_some_and(|r| r.aborted))
     }
 
     /// The view the master API serves for this record, kept by replica `driven_by`.

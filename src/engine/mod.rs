@@ -72,6 +72,9 @@ pub struct Outcome {
     /// Why the run failed regardless of its thresholds: a step threshold's `fail_test` or `abort`,
     /// CSV rows exhausted with `stop_test`. Each fails the verdict (exit code 1).
     pub failures: Vec<String>,
+    /// One of them stopped the whole test (a threshold's `abort`, CSV `stop_test`): in a
+    /// distributed run the controller then stops every other worker too.
+    pub aborted: bool,
     /// `debug` captures of requests (see `config::Debug`), the first 100.
     pub captured: Vec<serde_json::Value>,
 }
@@ -107,6 +110,8 @@ pub(crate) struct Shared {
     /// Step threshold breaches logged so far (the first 20 are).
     threshold_logs: std::sync::atomic::AtomicU64,
     failures: std::sync::Mutex<Vec<String>>,
+    /// Set with the failure that stops the whole test (see [`Shared::abort`]).
+    aborted: std::sync::atomic::AtomicBool,
     /// `debug` captures asked for, and those made.
     debug: Option<config::Debug>,
     captured: std::sync::Mutex<Vec<serde_json::Value>>,
@@ -119,6 +124,14 @@ impl Shared {
         if !f.contains(&why) {
             f.push(why);
         }
+    }
+
+    /// Records why the run fails and stops it: every VU ends.
+    fn abort(&self, why: String) {
+        self.fail(why);
+        self.aborted
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.cancel.cancel();
     }
 
     fn stopped(&self) -> bool {
@@ -293,6 +306,7 @@ pub async fn run_from(
         compiled_thresholds,
         threshold_logs: Default::default(),
         failures: Default::default(),
+        aborted: Default::default(),
         debug: test.global.debug.clone().filter(|d| d.captures()),
         captured: Default::default(),
     });
@@ -313,6 +327,7 @@ pub async fn run_from(
         load => run_load(shared.clone(), load, origin).await,
     }
     let failures = std::mem::take(&mut *shared.failures.lock().expect("failures lock"));
+    let aborted = shared.aborted.load(std::sync::atomic::Ordering::Relaxed);
     let captured = std::mem::take(&mut *shared.captured.lock().expect("captures lock"));
     drop(shared);
     let totals = collecting.await.expect("the collector task does not panic");
@@ -320,6 +335,7 @@ pub async fn run_from(
         step_names: names,
         totals,
         failures,
+        aborted,
         captured,
     })
 }

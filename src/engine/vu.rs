@@ -73,8 +73,7 @@ pub async fn run_iteration(
             super::data::Pick::None => {}
             super::data::Pick::StopVu => return true,
             super::data::Pick::StopTest => {
-                shared.fail("CSV data exhausted (on_exhausted: stop_test)".into());
-                shared.cancel.cancel();
+                shared.abort("CSV data exhausted (on_exhausted: stop_test)".into());
                 return true;
             }
         }
@@ -311,8 +310,7 @@ fn thresholds(shared: &Shared, h: &HttpStep, id: usize, sample: &mut Sample) -> 
             ThresholdAction::FailScenario => after = After::EndIteration,
             ThresholdAction::FailTest => shared.fail(format!("{what}: fail_test")),
             ThresholdAction::Abort => {
-                shared.fail(format!("{what}: abort"));
-                shared.cancel.cancel();
+                shared.abort(format!("{what}: abort"));
                 after = After::EndIteration;
             }
         }

@@ -190,6 +190,20 @@ pub struct WorkerSummary {
 }
 
 impl RunSummary {
+    /// Fails the verdict for reasons other than the thresholds (a step threshold's `fail_test` or
+    /// `abort`, CSV `stop_test`): each is listed as a failed threshold without a step.
+    pub fn fail_for(&mut self, reasons: &[String]) {
+        for why in reasons {
+            self.thresholds.push(ThresholdResult {
+                threshold: why.clone(),
+                step: None,
+                actual: None,
+                passed: false,
+            });
+            self.passed = false;
+        }
+    }
+
     /// Attaches each step's check labels from the test.
     pub fn with_checks(mut self, test: &crate::config::TestFile) -> Self {
         for (step, labels) in self.steps.iter_mut().zip(super::check_labels(test)) {

@@ -65,6 +65,9 @@ struct Run {
     rendezvous: Arc<Rendezvous>,
     /// Global variables shared by the run's engines; merged with other workers' by the controller.
     globals: Arc<Globals>,
+    /// The engines' failures (`fail_test`, `abort`, `stop_test`), each once.
+    failures: Vec<String>,
+    aborted: bool,
 }
 
 impl Run {
@@ -100,6 +103,8 @@ impl Run {
             dropped: self.dropped,
             started_at_ms: self.started_at_ms,
             last_seq: self.next_seq - 1,
+            failures: self.failures.clone(),
+            aborted: self.aborted,
         }
     }
 }
@@ -177,6 +182,8 @@ impl Slot {
             dropped: 0,
             rendezvous: Arc::new(Rendezvous::coordinated()),
             globals,
+            failures: Vec::new(),
+            aborted: false,
         });
         Ok(WorkerPhase::Prepared)
     }
@@ -320,6 +327,12 @@ impl Slot {
             }
             run.elapsed_s = run.elapsed_s.max(offset_s + o.totals.elapsed.as_secs_f64());
             run.dropped += o.totals.dropped;
+            for why in o.failures {
+                if !run.failures.contains(&why) {
+                    run.failures.push(why);
+                }
+            }
+            run.aborted |= o.aborted;
         }
         run.engines -= 1;
         if run.engines == 0 {

@@ -147,6 +147,8 @@ async fn results(State(f): State<Arc<Fake>>) -> axum::response::Response {
                 dropped: 0,
                 started_at_ms: Some(at_ms),
                 last_seq: closed,
+                failures: Vec::new(),
+                aborted: false,
             })
             .into_response()
         }

@@ -649,3 +649,64 @@ fn a_synchronized_start_lands_together_at_the_target_despite_wrong_worker_clocks
         "without compensation clocks 600 ms apart start ~600 ms apart, got {raw:.2} ms"
     );
 }
+
+#[test]
+fn an_abort_on_one_worker_stops_every_worker_and_fails_the_run() {
+    let mock = mock(0);
+    // Only worker A's requests are slow (its path comes from its own environment), so only A's
+    // step threshold breaches, and its `abort` must stop B too.
+    let a = worker_with_env(&[("PERF_DELAY", "150")]);
+    let b = worker_with_env(&[("PERF_DELAY", "0")]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = yaml(&mock)
+        .name("abort")
+        .load("pattern: basic, virtual_users: 2, duration: 30s")
+        .steps("      - name: judged\n        path: \"/delay/{{env.PERF_DELAY}}\"\n        think_time: 0.05\n        thresholds:\n          - { metric: response_time, value: 100, operator: lt, action: abort }\n")
+        .write(dir.path());
+    let out = dir.path().join("out");
+    let t0 = std::time::Instant::now();
+    let res = run(&[
+        "distributed",
+        &file,
+        "-w",
+        &worker_list(&[&a, &b]),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let took = t0.elapsed();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(1), "{stderr}");
+    assert!(took < Duration::from_secs(15), "took {took:?}: {stderr}");
+    let s = summary(&out);
+    assert_eq!(s["passed"], false);
+    assert_ne!(s["phase"], "finished", "{s}");
+    let failed: Vec<String> = s["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["passed"] == false)
+        .map(|t| t["threshold"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        failed
+            .iter()
+            .any(|t| t.contains(&a.addr) && t.ends_with(": abort")),
+        "{failed:?}"
+    );
+    assert!(
+        !failed.iter().any(|t| t.contains(&b.addr)),
+        "B never breached: {failed:?}"
+    );
+    let events = s["events"].to_string();
+    assert!(events.contains("stopped the test"), "{events}");
+    // B served until the stop, and every request either made was counted once.
+    let per_worker: Vec<u64> = s["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["count"].as_u64().unwrap())
+        .collect();
+    assert!(per_worker[1] > 0, "{per_worker:?}");
+    assert_merged_exactly_once(&s);
+    assert_eq!(mock_stats(&mock)["total"], s["overall"]["count"]);
+}
