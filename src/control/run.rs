@@ -379,6 +379,8 @@ mod tests {
             dropped: 0,
             started_at_ms: None,
             last_seq: worker.last_seq,
+            failures: Vec::new(),
+            aborted: false,
         });
     }
 
