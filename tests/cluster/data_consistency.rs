@@ -258,7 +258,7 @@ fn a_global_variable_extracted_on_one_worker_reaches_the_other_within_a_second()
     let a = worker_with_env(&[("PERF_WORKER", "a"), ("PERF_KEY", "token")]);
     let b = worker_with_env(&[("PERF_WORKER", "b"), ("PERF_KEY", "other")]);
     let dir = tempfile::tempdir().unwrap();
-    let steps = "      - name: set\n        method: POST\n        path: /echo\n        headers: { Content-Type: application/json }\n        body: '{\"{{env.PERF_KEY}}\": \"tok-{{timestamp}}\"}'\n        think_time: 0ms\n        extract:\n          - { name: global.token, type: json_path, expression: \"$.token\" }\n      - name: report\n        method: POST\n        path: /users\n        json: { seen: \"{{global.token}}\", worker: \"{{env.PERF_WORKER}}\", at: \"{{timestamp}}\" }\n";
+    let steps = "      - name: set\n        method: POST\n        path: /echo\n        headers: { Content-Type: application/json }\n        body: '{\"{{env.PERF_KEY}}\": \"tok-{{timestamp:unix}}\"}'\n        think_time: 0ms\n        extract:\n          - { name: global.token, type: json_path, expression: \"$.token\" }\n      - name: report\n        method: POST\n        path: /users\n        json: { seen: \"{{global.token}}\", worker: \"{{env.PERF_WORKER}}\", at: \"{{timestamp:unix}}\" }\n";
     let file = yaml(&mock)
         .name("globals")
         .load("pattern: basic, virtual_users: 2, duration: 4s")
