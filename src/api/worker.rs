@@ -218,4 +218,7 @@ pub struct Results {
     /// One of them stopped the test here (`abort`, `stop_test`): the controller stops the others.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub aborted: bool,
+    /// The test's `debug` captures made here (the first 100 of the run on this worker).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub captured: Vec<serde_json::Value>,
 }

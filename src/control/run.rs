@@ -343,6 +343,7 @@ mod tests {
             last_seq: 11,
             failures: Vec::new(),
             aborted: false,
+            captured: Vec::new(),
         });
         assert_eq!(done.average_rps(), 34_000.0);
         assert_ne!(done.average_rps(), done.live.rps);
@@ -381,6 +382,7 @@ mod tests {
             last_seq: worker.last_seq,
             failures: Vec::new(),
             aborted: false,
+            captured: Vec::new(),
         });
     }
 

@@ -85,6 +85,22 @@ impl RunRecord {
             .flat_map(|(addr, f)| f.iter().map(move |why| format!("worker {addr}: {why}")))
             .collect();
         s.fail_for(&failures);
+        // `debug` captures: each worker's, marked with its address, the first 100 in all.
+        s.debug_samples = self
+            .workers
+            .iter()
+            .filter_map(|w| w.results.as_ref().map(|r| (w.addr.addr(), &r.captured)))
+            .flat_map(|(addr, c)| {
+                c.iter().map(move |v| {
+                    let mut v = v.clone();
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert("worker".into(), addr.clone().into());
+                    }
+                    v
+                })
+            })
+            .take(crate::engine::DEBUG_CAPTURES)
+            .collect();
         s.start_skew_ms = self.skew_ms;
         s.phase = Some(self.phase);
         s.events = self.events.clone();

@@ -64,6 +64,9 @@ pub struct Options {
     pub globals: Option<Arc<globals::Globals>>,
 }
 
+/// How many `debug` captures a run keeps (per engine, per worker, and in a merged summary).
+pub const DEBUG_CAPTURES: usize = 100;
+
 /// A finished run's numbers.
 #[derive(Debug, Clone)]
 pub struct Outcome {

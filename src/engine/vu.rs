@@ -239,7 +239,7 @@ fn record_capture(
     c: &http::Captured,
 ) {
     let mut all = shared.captured.lock().expect("captures lock");
-    if all.len() >= 100 {
+    if all.len() >= super::DEBUG_CAPTURES {
         return;
     }
     let max = debug.max_response_body_size.unwrap_or(10_000);

@@ -68,6 +68,8 @@ struct Run {
     /// The engines' failures (`fail_test`, `abort`, `stop_test`), each once.
     failures: Vec<String>,
     aborted: bool,
+    /// The engines' `debug` captures, the first 100.
+    captured: Vec<serde_json::Value>,
 }
 
 impl Run {
@@ -105,6 +107,7 @@ impl Run {
             last_seq: self.next_seq - 1,
             failures: self.failures.clone(),
             aborted: self.aborted,
+            captured: self.captured.clone(),
         }
     }
 }
@@ -184,6 +187,7 @@ impl Slot {
             globals,
             failures: Vec::new(),
             aborted: false,
+            captured: Vec::new(),
         });
         Ok(WorkerPhase::Prepared)
     }
@@ -333,6 +337,8 @@ impl Slot {
                 }
             }
             run.aborted |= o.aborted;
+            let room = engine::DEBUG_CAPTURES.saturating_sub(run.captured.len());
+            run.captured.extend(o.captured.into_iter().take(room));
         }
         run.engines -= 1;
         if run.engines == 0 {

@@ -149,6 +149,7 @@ async fn results(State(f): State<Arc<Fake>>) -> axum::response::Response {
                 last_seq: closed,
                 failures: Vec::new(),
                 aborted: false,
+                captured: Vec::new(),
             })
             .into_response()
         }

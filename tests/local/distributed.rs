@@ -710,3 +710,45 @@ fn an_abort_on_one_worker_stops_every_worker_and_fails_the_run() {
     assert_merged_exactly_once(&s);
     assert_eq!(mock_stats(&mock)["total"], s["overall"]["count"]);
 }
+
+#[test]
+fn debug_captures_made_on_workers_reach_the_summary_marked_with_their_worker() {
+    let mock = mock(0);
+    let (a, b) = (worker(None), worker(None));
+    let dir = tempfile::tempdir().unwrap();
+    let file = yaml(&mock)
+        .name("captures")
+        .load("pattern: basic, vus: 2, iterations: 3")
+        .step("{ name: broken, path: /status/503 }")
+        .step("{ name: fine, path: /users }")
+        .extra("debug: { capture_response_body: true, max_response_body_size: 5 }\n")
+        .write(dir.path());
+    let out = dir.path().join("out");
+    let res = run(&[
+        "distributed",
+        &file,
+        "-w",
+        &worker_list(&[&a, &b]),
+        "-s",
+        "even",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        out.join("summary.json").exists(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let s = summary(&out);
+    let samples = s["debug_samples"].as_array().expect("captures");
+    // One VU on each worker, 3 iterations: 3 failing requests each, and only those.
+    assert_eq!(samples.len(), 6, "{samples:?}");
+    for w in [&a, &b] {
+        let here: Vec<_> = samples.iter().filter(|c| c["worker"] == w.addr).collect();
+        assert_eq!(here.len(), 3, "{} in {samples:?}", w.addr);
+        assert!(here
+            .iter()
+            .all(|c| c["step"] == "broken" && c["status"] == 503));
+    }
+    assert_eq!(mock_stats(&mock)["total"], 12);
+}
