@@ -1005,12 +1005,20 @@ pub fn check_state_refs(test: &super::TestFile) -> Result<(), String> {
             for r in step_state_refs(step) {
                 let at = format!("step `{}`: `{{{{{}}}}}`", h.name, r.expr);
                 if !matches!(r.op.as_str(), "incr" | "get") {
-                    return Err(format!("{at}: unknown state operation `{}` (known: incr, get)", r.op));
+                    return Err(format!(
+                        "{at}: unknown state operation `{}` (known: incr, get)",
+                        r.op
+                    ));
                 }
                 if r.name.is_empty()
-                    || !r.name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c))
+                    || !r
+                        .name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c))
                 {
-                    return Err(format!("{at}: the state name must be letters, digits, `_`, `-`, `.` or `:`"));
+                    return Err(format!(
+                        "{at}: the state name must be letters, digits, `_`, `-`, `.` or `:`"
+                    ));
                 }
                 if !on {
                     return Err(format!("{at} uses the shared state and needs `distributed.data_consistency.state_management.shared_state: true` (with `state_backend: redis`)"));
@@ -1081,7 +1089,9 @@ impl DataConsistency {
             }
             if let Some(u) = &s.redis_url {
                 if !(u.starts_with("redis://") || u.starts_with("unix://")) {
-                    return Err(format!("{at}.redis_url: `{u}` is not a `redis://HOST:PORT` address"));
+                    return Err(format!(
+                        "{at}.redis_url: `{u}` is not a `redis://HOST:PORT` address"
+                    ));
                 }
             }
         }

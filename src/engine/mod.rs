@@ -11,11 +11,11 @@ pub mod data;
 pub mod digest;
 mod faker;
 pub mod globals;
-pub mod state;
 mod http;
 pub mod rendezvous;
 pub mod schedule;
 mod soap;
+pub mod state;
 pub mod template;
 mod vu;
 

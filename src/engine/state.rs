@@ -37,8 +37,7 @@ impl State {
     /// Connects to the configured redis server; `run_id` separates this run's keys.
     pub async fn connect(cfg: &StateManagement, run_id: &str) -> Result<Self, String> {
         let url = cfg.redis_url();
-        let client =
-            redis::Client::open(url).map_err(|e| format!("redis_url `{url}`: {e}"))?;
+        let client = redis::Client::open(url).map_err(|e| format!("redis_url `{url}`: {e}"))?;
         let conn = tokio::time::timeout(
             std::time::Duration::from_secs(5),
             ConnectionManager::new(client),

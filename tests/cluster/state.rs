@@ -131,9 +131,11 @@ fn two_workers_claim_unique_ids_through_a_redis_counter_with_its_ttl() {
     let mut by_worker: BTreeMap<String, u64> = BTreeMap::new();
     let mut posted = 0u64;
     for u in users["users"].as_array().unwrap() {
-        let (Some(id), Some(again), Some(w)) =
-            (u["claimed"].as_str(), u["again"].as_str(), u["worker"].as_str())
-        else {
+        let (Some(id), Some(again), Some(w)) = (
+            u["claimed"].as_str(),
+            u["again"].as_str(),
+            u["worker"].as_str(),
+        ) else {
             continue;
         };
         posted += 1;
@@ -203,6 +205,66 @@ fn state_management_keys_that_cannot_act_are_refused_by_name() {
         let (ok, stderr) = validate(steps, &block);
         assert!(!ok && stderr.contains(why), "{block}{steps}: expected `{why}` in:\n{stderr}");
     }
-    let (ok, stderr) = validate(incr, &format!("{sm}      shared_state: true\n      state_backend: redis\n      state_ttl: 60\n"));
+    let (ok, stderr) = validate(
+        incr,
+        &format!("{sm}      shared_state: true\n      state_backend: redis\n      state_ttl: 60\n"),
+    );
     assert!(ok, "{stderr}");
+}
+
+/// `examples/shared-state.yaml` validates, and `perfornium run` of it (aimed at the mock and this
+/// redis, 1 s) claims order numbers 1..=N from a `perfornium:local-...` key, N read in redis.
+#[test]
+fn the_shared_state_example_runs_locally_against_redis() {
+    let example = std::fs::read_to_string(format!(
+        "{}/examples/shared-state.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let redis = redis();
+    let mock = mock(0);
+    let dir = tempfile::tempdir().unwrap();
+    let text = example
+        .replace("http://127.0.0.1:3000", &format!("http://{}", mock.addr))
+        .replace("redis://127.0.0.1:6379/", &redis.url())
+        .replace("duration: \"10s\"", "duration: \"1s\"")
+        .replace("think_time: 200ms", "think_time: 20ms");
+    let file = write(dir.path(), "shared-state.yaml", &text);
+    let out = run(&["validate", &file]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let res = run(&["run", &file]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let users = get_json(&format!("http://{}/users", mock.addr)).expect("the mock's /users");
+    let mut nos = BTreeSet::new();
+    // The mock's own seeded users have no order number.
+    for u in users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u.get("order_no").is_some())
+    {
+        // A value that is one whole template may be sent as a JSON number.
+        let no = match &u["order_no"] {
+            serde_json::Value::String(s) => s.parse::<u64>().unwrap(),
+            v => v.as_u64().unwrap_or_else(|| panic!("an order number: {u}")),
+        };
+        assert_eq!(
+            u["reference"],
+            format!("ORD-{no}"),
+            "one increment per request"
+        );
+        assert!(nos.insert(no), "order number {no} claimed twice");
+    }
+    let keys = redis.cli(&["--scan", "--pattern", "perfornium:local-*:order_no"]);
+    let counter: u64 = redis.cli(&["GET", keys.trim()]).parse().unwrap();
+    assert!(counter >= 10, "the VUs claimed numbers: {counter}");
+    assert_eq!(nos, (1..=counter).collect::<BTreeSet<u64>>());
 }
