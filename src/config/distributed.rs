@@ -999,7 +999,21 @@ pub fn check_state_refs(test: &super::TestFile) -> Result<(), String> {
         .and_then(|d| d.data_consistency.as_ref())
         .and_then(|d| d.state_management.as_ref())
         .is_some_and(StateManagement::on);
+    let elsewhere = |what: &str, text: Option<String>| {
+        match text.as_deref().map(state_refs) {
+        Some(refs) if !refs.is_empty() => Err(format!("{what}: `{{{{{}}}}}` acts only in a step's own text (path, headers, query, body), where each request resolves it", refs[0].expr)),
+        _ => Ok(()),
+    }
+    };
+    elsewhere(
+        "global.headers",
+        serde_json::to_string(&test.global.headers).ok(),
+    )?;
     for s in &test.scenarios {
+        elsewhere(
+            &format!("scenario `{}`: variables", s.name),
+            serde_json::to_string(&s.variables).ok(),
+        )?;
         for step in &s.steps {
             let super::Step::Http(h) = step else { continue };
             for r in step_state_refs(step) {

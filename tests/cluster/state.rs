@@ -205,6 +205,21 @@ fn state_management_keys_that_cannot_act_are_refused_by_name() {
         let (ok, stderr) = validate(steps, &block);
         assert!(!ok && stderr.contains(why), "{block}{steps}: expected `{why}` in:\n{stderr}");
     }
+    // A state reference in a scenario's variables would not be resolved per request: refused.
+    let dir = tempfile::tempdir().unwrap();
+    let file = Yaml::at("http://127.0.0.1:9")
+        .scenario("variables: { n: \"{{state.incr(n)}}\" }")
+        .extra(&format!(
+            "{sm}      shared_state: true\n      state_backend: redis\n"
+        ))
+        .write(dir.path());
+    let out = run(&["validate", &file]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && stderr.contains("variables: `{{state.incr(n)}}` acts only in a step's own text"),
+        "{stderr}"
+    );
     let (ok, stderr) = validate(
         incr,
         &format!("{sm}      shared_state: true\n      state_backend: redis\n      state_ttl: 60\n"),
