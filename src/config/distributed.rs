@@ -928,9 +928,119 @@ pub struct StateManagement {
     pub shared_state: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_backend: Option<String>,
-    /// Seconds.
+    /// Seconds: every write sets the key to expire this long after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_ttl: Option<u64>,
+    /// Where the redis server is (ours; the seed names none): `redis://HOST:PORT[/DB]`, by default
+    /// `redis://127.0.0.1:6379/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+}
+
+/// The redis server used when `redis_url` is not given.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/";
+
+impl StateManagement {
+    /// Whether the shared state is on (`shared_state: true`).
+    pub fn on(&self) -> bool {
+        self.shared_state == Some(true)
+    }
+
+    /// The redis server's address.
+    pub fn redis_url(&self) -> &str {
+        self.redis_url.as_deref().unwrap_or(DEFAULT_REDIS_URL)
+    }
+}
+
+/// A `{{state.OP(NAME)}}` reference in a step.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StateRef {
+    /// `incr` or `get` once checked (see [`check_state_refs`]).
+    pub op: String,
+    pub name: String,
+    /// The text between `{{` and `}}`, trimmed: the engine puts the value under this name.
+    pub expr: String,
+}
+
+/// The `{{state.OP(NAME)}}` references in `text`, each once, in order of first use.
+pub fn state_refs(text: &str) -> Vec<StateRef> {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(r"\{\{\s*(state\.([A-Za-z_][A-Za-z0-9_]*)\(([^(){}]*)\))\s*\}\}")
+            .expect("state reference pattern")
+    });
+    let mut out: Vec<StateRef> = Vec::new();
+    for c in re.captures_iter(text) {
+        let r = StateRef {
+            op: c[2].to_string(),
+            name: c[3].trim().to_string(),
+            expr: c[1].to_string(),
+        };
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    out
+}
+
+/// The state references of an HTTP step (in any of its texts: path, headers, body, ...).
+pub fn step_state_refs(step: &super::Step) -> Vec<StateRef> {
+    serde_json::to_string(step)
+        .map(|t| state_refs(&t))
+        .unwrap_or_default()
+}
+
+/// `{{state.incr(NAME)}}` and `{{state.get(NAME)}}` need `state_management.shared_state: true`;
+/// any other `state.` call is refused.
+pub fn check_state_refs(test: &super::TestFile) -> Result<(), String> {
+    let on = test
+        .distributed
+        .as_ref()
+        .and_then(|d| d.data_consistency.as_ref())
+        .and_then(|d| d.state_management.as_ref())
+        .is_some_and(StateManagement::on);
+    let elsewhere = |what: &str, text: Option<String>| {
+        match text.as_deref().map(state_refs) {
+        Some(refs) if !refs.is_empty() => Err(format!("{what}: `{{{{{}}}}}` acts only in a step's own text (path, headers, query, body), where each request resolves it", refs[0].expr)),
+        _ => Ok(()),
+    }
+    };
+    elsewhere(
+        "global.headers",
+        serde_json::to_string(&test.global.headers).ok(),
+    )?;
+    for s in &test.scenarios {
+        elsewhere(
+            &format!("scenario `{}`: variables", s.name),
+            serde_json::to_string(&s.variables).ok(),
+        )?;
+        for step in &s.steps {
+            let super::Step::Http(h) = step else { continue };
+            for r in step_state_refs(step) {
+                let at = format!("step `{}`: `{{{{{}}}}}`", h.name, r.expr);
+                if !matches!(r.op.as_str(), "incr" | "get") {
+                    return Err(format!(
+                        "{at}: unknown state operation `{}` (known: incr, get)",
+                        r.op
+                    ));
+                }
+                if r.name.is_empty()
+                    || !r
+                        .name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c))
+                {
+                    return Err(format!(
+                        "{at}: the state name must be letters, digits, `_`, `-`, `.` or `:`"
+                    ));
+                }
+                if !on {
+                    return Err(format!("{at} uses the shared state and needs `distributed.data_consistency.state_management.shared_state: true` (with `state_backend: redis`)"));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 impl DataConsistency {
@@ -963,17 +1073,40 @@ impl DataConsistency {
             }
         }
         if let Some(s) = &self.state_management {
+            let at = format!("{at}.state_management");
             match s.state_backend.as_deref() {
                 Some(b @ ("etcd" | "database")) => {
-                    return Err(format!("{at}.state_management.state_backend: `{b}` is not supported: a shared state is planned on the masters' own raft log (`raft`) or on `redis` only, and is not implemented yet (issue 14 §3)"));
+                    return Err(format!("{at}.state_backend: `{b}` is not supported (known: redis; raft is planned)"));
                 }
-                Some("raft" | "redis") | None => {}
+                Some("redis") => {}
+                Some("raft") | None if s.on() => {
+                    return Err(format!("{at}.state_backend: `raft` (the default) is not implemented yet: atomic increments through the controller are not built (issue 14 §3); use `state_backend: redis` with a redis server every worker can reach (`redis_url`)"));
+                }
+                Some("raft") | None => {}
                 Some(other) => {
-                    return Err(format!("{at}.state_management.state_backend: unknown backend `{other}` (known: raft, redis)"));
+                    return Err(format!("{at}.state_backend: unknown backend `{other}` (known: redis; raft is planned)"));
                 }
             }
-            if s.shared_state == Some(true) || s.state_backend.is_some() || s.state_ttl.is_some() {
-                return Err(format!("{at}.state_management: a key-value state shared by every worker's VUs is not implemented yet (issue 14 §3); `shared_state: false` (or leaving the block out) is accepted"));
+            if !s.on() {
+                for (key, set) in [
+                    ("state_backend", s.state_backend.is_some()),
+                    ("state_ttl", s.state_ttl.is_some()),
+                    ("redis_url", s.redis_url.is_some()),
+                ] {
+                    if set {
+                        return Err(format!("{at}.{key}: only acts with `shared_state: true`"));
+                    }
+                }
+            }
+            if s.state_ttl == Some(0) {
+                return Err(format!("{at}.state_ttl: must be at least 1 second"));
+            }
+            if let Some(u) = &s.redis_url {
+                if !(u.starts_with("redis://") || u.starts_with("unix://")) {
+                    return Err(format!(
+                        "{at}.redis_url: `{u}` is not a `redis://HOST:PORT` address"
+                    ));
+                }
             }
         }
         Ok(())
@@ -995,6 +1128,12 @@ impl DataConsistency {
                 "a later value replaces the earlier everywhere (variable_synchronization)"
             };
             out.push_str(&format!("  global variables: extractions named `global.NAME` are read as {{{{global.NAME}}}} by every VU of every worker; the controller reads and merges the workers' values every 100 ms and sends them on (workers never call it); {rule}\n"));
+        }
+        if let Some(s) = self.state_management.as_ref().filter(|s| s.on()) {
+            let ttl = s.state_ttl.map_or("no expiry".to_string(), |t| {
+                format!("each write sets the key to expire {t} s later (state_ttl)")
+            });
+            out.push_str(&format!("  shared state: redis at {} (every worker connects to it directly); {{{{state.incr(NAME)}}}} adds 1 to counter NAME once per request and every use in that request reads the new value; {{{{state.get(NAME)}}}} reads its value at the request (empty if unset); keys are `perfornium:RUN_ID:NAME`; {ttl}\n", s.redis_url()));
         }
         let Some(c) = &self.csv_data else {
             return out;

@@ -245,6 +245,7 @@ fn check_all(test: &TestFile) -> Result<(), String> {
         d.not_yet()?;
     }
     super::distributed::check_global_extractions(test)?;
+    super::distributed::check_state_refs(test)?;
     compile(test).map_err(|e| e.0)?;
     for t in &test.thresholds {
         match t {

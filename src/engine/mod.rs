@@ -15,6 +15,7 @@ mod http;
 pub mod rendezvous;
 pub mod schedule;
 mod soap;
+pub mod state;
 pub mod template;
 mod vu;
 
@@ -45,6 +46,9 @@ pub enum EngineError {
     /// A check or extraction that does not compile (a test that skipped `config::check`).
     #[error("the test was refused: {0}")]
     Invalid(#[from] config::Invalid),
+    /// The shared state's backend (redis) cannot be reached.
+    #[error("shared state: {0}")]
+    State(String),
 }
 
 /// Hooks a caller can attach to a run.
@@ -62,6 +66,9 @@ pub struct Options {
     /// Global variables shared with others (a worker's engines, merged by the controller); a
     /// fresh in-process set when `None`.
     pub globals: Option<Arc<globals::Globals>>,
+    /// The run's id, which prefixes the shared state's keys (the same on every worker); a fresh
+    /// `local-...` id when `None`.
+    pub run_id: Option<String>,
 }
 
 /// How many `debug` captures a run keeps (per engine, per worker, and in a merged summary).
@@ -104,6 +111,10 @@ pub(crate) struct Shared {
     picker: Picker,
     rendezvous: Arc<rendezvous::Rendezvous>,
     globals: Arc<globals::Globals>,
+    /// The shared state (`state_management.shared_state`), when on.
+    state: Option<state::State>,
+    /// By HTTP step: its `{{state.OP(NAME)}}` references, resolved before each request.
+    state_refs: Vec<Vec<config::StateRef>>,
     samples: mpsc::UnboundedSender<Sample>,
     gauges: Arc<Gauges>,
     cancel: CancellationToken,
@@ -276,6 +287,33 @@ pub async fn run_from(
     soap::resolve(&mut compiled.steps, tls.clone(), timeout)
         .await
         .map_err(EngineError::Soap)?;
+    let state = match test
+        .distributed
+        .as_ref()
+        .and_then(|d| d.data_consistency.as_ref())
+        .and_then(|d| d.state_management.as_ref())
+        .filter(|s| s.on())
+    {
+        Some(cfg) => {
+            let run_id = opts
+                .run_id
+                .clone()
+                .unwrap_or_else(|| format!("local-{}", uuid::Uuid::new_v4().simple()));
+            Some(
+                state::State::connect(cfg, &run_id)
+                    .await
+                    .map_err(EngineError::State)?,
+            )
+        }
+        None => None,
+    };
+    let state_refs = test
+        .scenarios
+        .iter()
+        .flat_map(|s| &s.steps)
+        .filter(|st| matches!(st, Step::Http(_)))
+        .map(config::step_state_refs)
+        .collect();
     let gauges = Arc::new(Gauges::default());
     let live = opts
         .live
@@ -303,6 +341,8 @@ pub async fn run_from(
         globals: opts
             .globals
             .unwrap_or_else(|| Arc::new(globals::Globals::for_test(&test))),
+        state,
+        state_refs,
         samples,
         gauges,
         cancel: opts.stop,

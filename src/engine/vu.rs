@@ -141,6 +141,17 @@ async fn http_step(
     let mut after = After::Next;
     for attempt in 1..=attempts {
         vars.next_request();
+        if let (Some(state), refs) = (&shared.state, &shared.state_refs[id]) {
+            if !refs.is_empty() {
+                if let Err(e) = state.resolve(refs, &mut vars.values).await {
+                    // A counter that cannot be read or moved would give wrong data: the run stops.
+                    shared.fail(format!("shared state: {e}"));
+                    shared.cancel.cancel();
+                    after = After::EndIteration;
+                    break;
+                }
+            }
+        }
         let mut captured =
             (shared.debug.is_some() || h.options.log_full_response).then(http::Captured::default);
         let (mut sample, extracted) = http::send(

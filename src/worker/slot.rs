@@ -312,6 +312,7 @@ impl Slot {
                     stop: stop.clone(),
                     rendezvous: Some(rendezvous),
                     globals: Some(globals),
+                    run_id: Some(id.to_string()),
                 },
                 origin,
             )

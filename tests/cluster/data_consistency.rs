@@ -157,7 +157,7 @@ fn data_consistency_keys_that_cannot_act_are_refused_by_name() {
         ("distributed:\n  data_consistency:\n    variables:\n      variable_synchronization: true\n", "variable_synchronization: only acts with `global_variables: true`"),
         ("distributed:\n  data_consistency:\n    state_management:\n      shared_state: true\n      state_backend: etcd\n", "`etcd` is not supported"),
         ("distributed:\n  data_consistency:\n    state_management:\n      state_backend: database\n", "`database` is not supported"),
-        ("distributed:\n  data_consistency:\n    state_management:\n      shared_state: true\n      state_backend: redis\n", "state_management: a key-value state shared by every worker's VUs is not implemented yet"),
+        ("distributed:\n  data_consistency:\n    state_management:\n      shared_state: true\n", "`raft` (the default) is not implemented yet"),
     ] {
         let (ok, stderr) = validate(block);
         assert!(!ok, "refused:\n{block}");
@@ -283,9 +283,14 @@ fn a_global_variable_extracted_on_one_worker_reaches_the_other_within_a_second()
     let mut first_seen: BTreeMap<u64, u64> = BTreeMap::new();
     let mut a_tokens = std::collections::BTreeSet::new();
     for u in users["users"].as_array().unwrap() {
-        let (Some(seen), Some(w), Some(at)) =
-            (u["seen"].as_str(), u["worker"].as_str(), u["at"].as_str())
-        else {
+        let (Some(seen), Some(w), Some(at)) = (
+            u["seen"].as_str(),
+            u["worker"].as_str(),
+            u["at"]
+                .as_str()
+                .and_then(|t| t.parse::<u64>().ok())
+                .or(u["at"].as_u64()),
+        ) else {
             continue;
         };
         let Some(set_at) = seen
@@ -294,7 +299,6 @@ fn a_global_variable_extracted_on_one_worker_reaches_the_other_within_a_second()
         else {
             continue;
         };
-        let at: u64 = at.parse().unwrap();
         if w == "a" {
             a_tokens.insert(set_at);
         } else {

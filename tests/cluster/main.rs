@@ -14,4 +14,5 @@ mod robustness;
 mod security;
 mod seed_distribution;
 mod seed_fault_tolerance;
+mod state;
 mod tls;
