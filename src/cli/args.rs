@@ -54,8 +54,9 @@ impl PlanArgs {
 /// What may be changed in a test from the command line.
 #[derive(Args, Clone, Debug)]
 pub struct OverrideArgs {
-    /// Virtual users (basic), max users (stepping) or max VUs (arrivals).
-    #[arg(long)]
+    /// Virtual users (basic), max users (stepping) or max VUs (arrivals). `--max-users` is the
+    /// TypeScript tool's name for it.
+    #[arg(long, visible_alias = "max-users")]
     pub vus: Option<u64>,
     /// Test duration, e.g. 30s, 2m.
     #[arg(long, value_parser = duration)]
@@ -63,11 +64,14 @@ pub struct OverrideArgs {
     /// Iterations per VU (basic pattern).
     #[arg(long)]
     pub iterations: Option<u64>,
+    /// The ramp: VU starts spread over it (basic), or the rate's climb (arrivals), e.g. 10s.
+    #[arg(long, value_parser = duration)]
+    pub ramp_up: Option<Duration>,
     /// Replace global.base_url.
     #[arg(long)]
     pub base_url: Option<String>,
     /// Merge environments/NAME.yml over the test.
-    #[arg(long)]
+    #[arg(short = 'e', long)]
     pub env: Option<String>,
 }
 
@@ -78,6 +82,7 @@ impl OverrideArgs {
             vus: self.vus,
             duration: self.duration,
             iterations: self.iterations,
+            ramp_up: self.ramp_up,
             base_url: self.base_url.clone(),
         }
     }
@@ -117,7 +122,7 @@ pub struct Output {
     #[arg(short = 'o', long)]
     pub out: Option<PathBuf>,
     /// Also write a self-contained HTML report (DIR/report.html with -o, else ./report.html).
-    #[arg(long)]
+    #[arg(short = 'r', long)]
     pub report: bool,
 }
 

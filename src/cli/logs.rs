@@ -23,6 +23,12 @@ pub struct LogArgs {
     /// How log lines on stderr look.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Every crate's events at info (openraft's included), as the TypeScript tool's `-v`.
+    #[arg(short = 'v', long, global = true)]
+    verbose: bool,
+    /// Perfornium's own events at debug, others at info, as the TypeScript tool's `-d`.
+    #[arg(short = 'd', long, global = true)]
+    debug: bool,
 }
 
 /// The filter when `RUST_LOG` is not set: our own events at info; openraft's warnings and errors
@@ -51,6 +57,9 @@ impl LogArgs {
             Ok(f) if !f.trim().is_empty() => EnvFilter::try_new(&f)
                 .map_err(|e| anyhow::anyhow!("RUST_LOG `{f}` is not a valid filter: {e}"))?,
             _ if tui => EnvFilter::new("off"),
+            // The command line's level is fixed: a test's `debug.log_level` does not lower it.
+            _ if self.debug => EnvFilter::new("info,perfornium=debug"),
+            _ if self.verbose => EnvFilter::new("info"),
             _ => {
                 fixed = false;
                 EnvFilter::new(DEFAULT_FILTER)

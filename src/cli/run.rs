@@ -16,12 +16,19 @@ pub struct RunArgs {
     over: OverrideArgs,
     #[command(flatten)]
     output: Output,
+    /// Load and check the test (with the overrides), print `ok`, and run nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 impl RunArgs {
     /// Runs the test, prints the summary, writes the outputs; the exit code is the verdict.
     pub async fn run(self) -> Result<ExitCode> {
         let test = self.over.load(&self.file)?;
+        if self.dry_run {
+            println!("ok");
+            return Ok(ExitCode::SUCCESS);
+        }
         if let Some(level) = test.global.debug.as_ref().and_then(|d| d.level()) {
             super::logs::set_test_level(level);
         }

@@ -10,7 +10,7 @@ pub struct ValidateArgs {
     /// The test file.
     file: PathBuf,
     /// Merge environments/NAME.yml over the test.
-    #[arg(long)]
+    #[arg(short = 'e', long)]
     env: Option<String>,
     /// Print how each section was understood (pattern, units, defaults applied).
     #[arg(long)]

@@ -1,5 +1,5 @@
-//! Command-line overrides of a test's load (`--vus`, `--duration`, `--iterations`, `--base-url`),
-//! applied only where they fit the load pattern, then re-checked.
+//! Command-line overrides of a test's load (`--vus`, `--duration`, `--iterations`, `--ramp-up`,
+//! `--base-url`), applied only where they fit the load pattern, then re-checked.
 
 use super::{check, Load, TestFile};
 
@@ -8,6 +8,8 @@ pub struct Overrides {
     pub vus: Option<u64>,
     pub duration: Option<std::time::Duration>,
     pub iterations: Option<u64>,
+    /// The ramp of `basic` (VU starts) or `arrivals` (the rate's climb).
+    pub ramp_up: Option<std::time::Duration>,
     pub base_url: Option<String>,
 }
 
@@ -19,9 +21,13 @@ impl Overrides {
         }
         match &mut test.load {
             Load::Levels { .. } | Load::Phases(_) => {
-                if self.vus.is_some() || self.duration.is_some() || self.iterations.is_some() {
+                if self.vus.is_some()
+                    || self.duration.is_some()
+                    || self.iterations.is_some()
+                    || self.ramp_up.is_some()
+                {
                     return Err(super::Invalid(
-                        "--vus, --duration and --iterations do not apply to `steps[]` levels or a `load:` list of phases".into(),
+                        "--vus, --duration, --iterations and --ramp-up do not apply to `steps[]` levels or a `load:` list of phases".into(),
                     ));
                 }
             }
@@ -29,8 +35,11 @@ impl Overrides {
                 virtual_users,
                 duration,
                 iterations,
-                ..
+                ramp_up,
             } => {
+                if let Some(r) = self.ramp_up {
+                    *ramp_up = r;
+                }
                 if let Some(v) = self.vus {
                     *virtual_users = v;
                 }
@@ -54,6 +63,11 @@ impl Overrides {
                         "--iterations applies to the `basic` pattern only".into(),
                     ));
                 }
+                if self.ramp_up.is_some() {
+                    return Err(super::Invalid(
+                        "--ramp-up applies to `basic` and `arrivals`; stepping adds users every `step_duration`".into(),
+                    ));
+                }
                 if let Some(v) = self.vus {
                     *max_users = v;
                 }
@@ -64,8 +78,12 @@ impl Overrides {
             Load::Arrivals {
                 duration,
                 max_virtual_users,
+                shape,
                 ..
             } => {
+                if let Some(r) = self.ramp_up {
+                    shape.ramp_up = r;
+                }
                 if self.iterations.is_some() {
                     return Err(super::Invalid(
                         "--iterations applies to the `basic` pattern only".into(),

@@ -305,3 +305,59 @@ fn the_data_driven_example_runs_against_the_mock() {
     );
     assert_eq!(s["overall"]["checks_failed"], 0);
 }
+
+#[test]
+fn the_typescript_tools_run_flags_work() {
+    let mock = mock(0);
+    let dir = tempfile::tempdir().unwrap();
+    let file = yaml(&mock)
+        .load("pattern: basic, virtual_users: 3, iterations: 2")
+        .step("{ name: a, path: /users }")
+        .write(dir.path());
+    // --dry-run: checked, nothing sent.
+    let dry = run(&["run", &file, "--dry-run", "--max-users", "5"]);
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&dry.stdout).trim(), "ok");
+    assert_eq!(mock_stats(&mock)["total"], 0);
+    // -d (debug logs), --max-users (= --vus), --ramp-up, -r with -o.
+    let out = dir.path().join("out");
+    let res = run(&[
+        "run",
+        &file,
+        "-d",
+        "--max-users",
+        "1",
+        "--ramp-up",
+        "0s",
+        "-r",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{err}");
+    assert!(err.contains("DEBUG"), "-d shows debug lines: {err}");
+    assert!(out.join("report.html").exists());
+    assert_eq!(
+        summary(&out)["overall"]["count"],
+        2,
+        "one VU, two iterations"
+    );
+    assert_eq!(mock_stats(&mock)["total"], 2);
+    // --ramp-up where it cannot apply is refused by name.
+    let stepping = yaml(&mock)
+        .name("stepping")
+        .load("pattern: stepping, start_users: 1, step_users: 1, step_duration: 1s, max_users: 2, duration: 2s")
+        .step("{ name: a, path: /users }")
+        .write(dir.path());
+    let bad = run(&["run", &stepping, "--dry-run", "--ramp-up", "5s"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--ramp-up applies to"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
