@@ -118,7 +118,8 @@ pub struct DriveArgs {
 /// Where a finished run's results go.
 #[derive(Args, Clone, Debug)]
 pub struct Output {
-    /// Write summary.json, timeline.ndjson and junit.xml here.
+    /// Write summary.json, timeline.ndjson and junit.xml in this directory; a path ending in
+    /// `.json` gets the summary alone.
     #[arg(short = 'o', long)]
     pub out: Option<PathBuf>,
     /// Also write a self-contained HTML report (DIR/report.html with -o, else ./report.html).

@@ -8,15 +8,33 @@ use perfornium::report::{self, RunSummary};
 use std::path::Path;
 use std::process::ExitCode;
 
-/// Writes outputs under `-o DIR` and, with `--report`, the HTML report.
+/// Writes outputs under `-o DIR` (or, for `-o FILE.json`, the summary to that file, as the
+/// TypeScript tool's users write it) and, with `--report`, the HTML report.
 pub fn write(summary: &RunSummary, output: &Output) -> Result<()> {
     let out = output.out.as_deref();
-    if let Some(dir) = out {
-        report::write_outputs(dir, summary)
-            .with_context(|| format!("writing results to {}", dir.display()))?;
-    }
+    let json_file = out.filter(|p| {
+        p.extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    });
+    let dir = match (out, json_file) {
+        (_, Some(file)) => {
+            let parent = file.parent().filter(|p| !p.as_os_str().is_empty());
+            if let Some(p) = parent {
+                std::fs::create_dir_all(p).with_context(|| format!("creating {}", p.display()))?;
+            }
+            std::fs::write(file, serde_json::to_vec_pretty(summary)?)
+                .with_context(|| format!("writing {}", file.display()))?;
+            parent
+        }
+        (Some(dir), None) => {
+            report::write_outputs(dir, summary)
+                .with_context(|| format!("writing results to {}", dir.display()))?;
+            Some(dir)
+        }
+        (None, None) => None,
+    };
     if output.report {
-        let path = out.unwrap_or(Path::new(".")).join("report.html");
+        let path = dir.unwrap_or(Path::new(".")).join("report.html");
         std::fs::write(&path, report::html::render(summary))
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("report written to {}", path.display());

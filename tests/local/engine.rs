@@ -347,6 +347,19 @@ fn the_typescript_tools_run_flags_work() {
         "one VU, two iterations"
     );
     assert_eq!(mock_stats(&mock)["total"], 2);
+    // -o FILE.json: the summary alone, in that file.
+    let json = dir.path().join("res").join("results.json");
+    let res = run(&["run", &file, "--vus", "1", "-o", json.to_str().unwrap()]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("results.json")).unwrap();
+    assert_eq!(s["overall"]["count"], 2);
+    assert!(!dir.path().join("res").join("junit.xml").exists());
+    assert_eq!(mock_stats(&mock)["total"], 4);
     // --ramp-up where it cannot apply is refused by name.
     let stepping = yaml(&mock)
         .name("stepping")
