@@ -34,6 +34,15 @@ pub struct DistributedArgs {
 }
 
 impl DistributedArgs {
+    /// `perfornium run FILE -w ...`: the same run, headless, its state in a temporary directory.
+    pub fn from_run(file: PathBuf, drive: DriveArgs) -> Self {
+        DistributedArgs {
+            file,
+            drive,
+            data: None,
+        }
+    }
+
     /// Drives the run, prints the summary, writes the outputs; 2 when the run did not finish.
     pub async fn run(self) -> Result<ExitCode> {
         let test = self.drive.over.load(&self.file)?;

@@ -1,6 +1,6 @@
 //! `perfornium run TEST.yaml`: the whole test in this process.
 
-use super::args::{Output, OverrideArgs};
+use super::args::{Access, CallTlsArgs, DriveArgs, Output, OverrideArgs, PlanArgs, Screen};
 use super::{output, shutdown};
 use anyhow::Result;
 use clap::Args;
@@ -19,6 +19,15 @@ pub struct RunArgs {
     /// Load and check the test (with the overrides), print `ok`, and run nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Run across these workers (host:port,host:port) instead of in this process: the same
+    /// controller as `perfornium distributed`, headless, the split from the test or capacity_based.
+    #[arg(short = 'w', long, conflicts_with = "workers_file")]
+    workers: Option<String>,
+    /// Run across the workers of this workers.json file (as `-w`).
+    #[arg(long)]
+    workers_file: Option<PathBuf>,
+    #[command(flatten)]
+    access: Access,
 }
 
 impl RunArgs {
@@ -28,6 +37,28 @@ impl RunArgs {
         if self.dry_run {
             println!("ok");
             return Ok(ExitCode::SUCCESS);
+        }
+        if self.workers.is_some() || self.workers_file.is_some() {
+            let drive = DriveArgs {
+                plan: PlanArgs {
+                    workers: self.workers,
+                    workers_file: self.workers_file,
+                    strategy: None,
+                    sync_start: false,
+                },
+                tls: CallTlsArgs {
+                    ca: None,
+                    client_cert: None,
+                    client_key: None,
+                },
+                access: self.access,
+                over: self.over,
+                output: self.output,
+                screen: Screen { no_tui: true },
+            };
+            return super::distributed::DistributedArgs::from_run(self.file, drive)
+                .run()
+                .await;
         }
         if let Some(level) = test.global.debug.as_ref().and_then(|d| d.level()) {
             super::logs::set_test_level(level);

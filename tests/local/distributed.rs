@@ -752,3 +752,29 @@ fn debug_captures_made_on_workers_reach_the_summary_marked_with_their_worker() {
     }
     assert_eq!(mock_stats(&mock)["total"], 12);
 }
+
+#[test]
+fn run_with_workers_drives_them_like_distributed() {
+    let mock = mock(0);
+    let (a, b) = (worker(None), worker(None));
+    let dir = tempfile::tempdir().unwrap();
+    let file =
+        test_yaml(&mock, "pattern: basic, virtual_users: 4, iterations: 5").write(dir.path());
+    let out = dir.path().join("out");
+    let res = run(&[
+        "run",
+        &file,
+        "-w",
+        &worker_list(&[&a, &b]),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert!(stderr.contains("plan ("), "the plan is printed: {stderr}");
+    let s = summary(&out);
+    assert_merged_exactly_once(&s);
+    assert_eq!(s["overall"]["count"], 40, "4 VUs x 5 iterations x 2 steps");
+    assert_eq!(s["workers"].as_array().unwrap().len(), 2);
+    assert_eq!(mock_stats(&mock)["total"], 40);
+}
