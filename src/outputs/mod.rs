@@ -85,17 +85,29 @@ impl Record {
             ("errors", Value::Int(self.errors)),
             ("mean_ms", Value::Float(self.mean_ms)),
         ];
-        if percentiles {
-            v.extend([
-                ("p50_ms", Value::Float(self.p50_ms)),
-                ("p90_ms", Value::Float(self.p90_ms)),
-                ("p95_ms", Value::Float(self.p95_ms)),
-                ("p99_ms", Value::Float(self.p99_ms)),
-            ]);
-        }
-        v.push(("max_ms", Value::Float(self.max_ms)));
+        let tail = [self.p50_ms, self.p90_ms, self.p95_ms, self.p99_ms];
+        push_latency_tail(&mut v, percentiles, tail, self.max_ms);
         v
     }
+}
+
+/// Appends p50, p90, p95 and p99 (when `percentiles`) and then the maximum: the latency fields
+/// that a per-second record and a summary line end with.
+fn push_latency_tail(
+    v: &mut Vec<(&'static str, Value)>,
+    percentiles: bool,
+    [p50, p90, p95, p99]: [f64; 4],
+    max_ms: f64,
+) {
+    if percentiles {
+        v.extend([
+            ("p50_ms", Value::Float(p50)),
+            ("p90_ms", Value::Float(p90)),
+            ("p95_ms", Value::Float(p95)),
+            ("p99_ms", Value::Float(p99)),
+        ]);
+    }
+    v.push(("max_ms", Value::Float(max_ms)));
 }
 
 /// A figure: a count or a measurement.
@@ -159,15 +171,8 @@ impl Figures {
             ("min_ms", Value::Float(self.min_ms)),
             ("mean_ms", Value::Float(self.mean_ms)),
         ];
-        if percentiles {
-            v.extend([
-                ("p50_ms", Value::Float(self.p50_ms)),
-                ("p90_ms", Value::Float(self.p90_ms)),
-                ("p95_ms", Value::Float(self.p95_ms)),
-                ("p99_ms", Value::Float(self.p99_ms)),
-            ]);
-        }
-        v.push(("max_ms", Value::Float(self.max_ms)));
+        let tail = [self.p50_ms, self.p90_ms, self.p95_ms, self.p99_ms];
+        push_latency_tail(&mut v, percentiles, tail, self.max_ms);
         v
     }
 }
