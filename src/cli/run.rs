@@ -34,11 +34,21 @@ impl RunArgs {
     /// Runs the test, prints the summary, writes the outputs; the exit code is the verdict.
     pub async fn run(self) -> Result<ExitCode> {
         let test = self.over.load(&self.file)?;
+        let distributed = self.workers.is_some() || self.workers_file.is_some();
+        // A token only authenticates to workers: on a local run it would be accepted and unused.
+        // (PERFORNIUM_TOKEN in the environment is left alone; only the flags are refused.)
+        let token_flag = self.access.token.is_some()
+            && std::env::var("PERFORNIUM_TOKEN").ok() != self.access.token;
+        if !distributed && (token_flag || self.access.token_file.is_some()) {
+            anyhow::bail!(
+                "--token and --token-file authenticate to workers: give them with -w or --workers-file"
+            );
+        }
         if self.dry_run {
             println!("ok");
             return Ok(ExitCode::SUCCESS);
         }
-        if self.workers.is_some() || self.workers_file.is_some() {
+        if distributed {
             let drive = DriveArgs {
                 plan: PlanArgs {
                     workers: self.workers,

@@ -360,6 +360,14 @@ fn the_typescript_tools_run_flags_work() {
     assert_eq!(s["overall"]["count"], 2);
     assert!(!dir.path().join("res").join("junit.xml").exists());
     assert_eq!(mock_stats(&mock)["total"], 4);
+    // A token without workers would go unused: refused.
+    let tok = run(&["run", &file, "--dry-run", "--token", "abc"]);
+    assert!(!tok.status.success());
+    assert!(
+        String::from_utf8_lossy(&tok.stderr).contains("authenticate to workers"),
+        "{}",
+        String::from_utf8_lossy(&tok.stderr)
+    );
     // --ramp-up where it cannot apply is refused by name.
     let stepping = yaml(&mock)
         .name("stepping")
