@@ -2,7 +2,7 @@
 //! (`RUST_LOG=perfornium=debug,openraft=info`), `--log-format text|json`, always on stderr so stdout
 //! stays the summary. Long-running roles (master, worker) log at `info` by default: elections, runs
 //! started and finished, worker failures, redistribution, refused requests, each line about a run
-//! carrying its `run_id`. While a console owns the terminal, logs are off unless `RUST_LOG` asks.
+//! carrying its `run_id`. While a console owns the terminal, logs are off unless `RUST_LOG`, `-v` or `-d` asks.
 
 use clap::{Args, ValueEnum};
 use std::io::IsTerminal as _;
@@ -56,10 +56,11 @@ impl LogArgs {
         let filter = match std::env::var("RUST_LOG") {
             Ok(f) if !f.trim().is_empty() => EnvFilter::try_new(&f)
                 .map_err(|e| anyhow::anyhow!("RUST_LOG `{f}` is not a valid filter: {e}"))?,
-            _ if tui => EnvFilter::new("off"),
-            // The command line's level is fixed: a test's `debug.log_level` does not lower it.
+            // The command line's level is fixed: a test's `debug.log_level` does not lower it,
+            // and like `RUST_LOG` it is shown even while a console owns the terminal.
             _ if self.debug => EnvFilter::new("info,perfornium=debug"),
             _ if self.verbose => EnvFilter::new("info"),
+            _ if tui => EnvFilter::new("off"),
             _ => {
                 fixed = false;
                 EnvFilter::new(DEFAULT_FILTER)
