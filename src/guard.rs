@@ -139,6 +139,9 @@ pub fn required(method: &Method, path: &str) -> Needs {
         "/runs" => Needs::Permission(ExecuteTests),
         p if p.starts_with("/runs/") && p.ends_with("/stop") => Needs::Permission(ExecuteTests),
         p if p.starts_with("/runs/") && get => Needs::Permission(ViewAllResults),
+        // The registered pool: listing it is a read; registering (POST) joins the cluster, so
+        // it needs manage_workers (the default below).
+        "/workers" if get => Needs::Permission(ViewAllResults),
         _ => Needs::Permission(ManageWorkers),
     }
 }

@@ -40,12 +40,17 @@ pub struct Submit {
     pub test: Option<TestFile>,
     #[serde(default)]
     pub test_yaml: Option<String>,
+    /// Empty or absent: the registered pool (see `pool`).
+    #[serde(default)]
     pub workers: Vec<WorkerAddr>,
     /// Wins over the test's `distributed.strategy`, `distribution` and `weights` when given.
     #[serde(default)]
     pub strategy: Option<Strategy>,
     #[serde(default)]
     pub sync_start: bool,
+    /// With `workers` empty: run on the registered pool's live workers that pass this filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<super::pool::PoolFilter>,
 }
 
 /// The answer to [`Submit`] (201): the new run's id and its plan as text.

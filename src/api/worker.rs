@@ -31,6 +31,13 @@ pub struct WorkerAddr {
     /// (`distributed.distribution`, `weights`, `geographic.regions[].workers`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// The most virtual users the plan may give this worker (`worker.capacity.max_vus` of a
+    /// registered worker); no cap when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_vus: Option<u64>,
+    /// The most arrivals per second the plan may give it (`worker.capacity.max_rps`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rps: Option<u64>,
 }
 
 fn default_capacity() -> u32 {
@@ -50,6 +57,8 @@ impl WorkerAddr {
             capacity: DEFAULT_CAPACITY,
             region: default_region(),
             id: None,
+            max_vus: None,
+            max_rps: None,
         }
     }
 

@@ -19,10 +19,17 @@ pub struct ConsoleArgs {
     /// Replicas: host:port,host:port,host:port.
     #[arg(long, value_delimiter = ',', required = true)]
     cluster: Vec<String>,
-    /// A test to submit (otherwise the current or latest run is shown).
+    /// A test to submit (otherwise the current or latest run is shown). Without -w or
+    /// --workers-file it runs on the workers registered with the cluster (GET /workers).
     file: Option<PathBuf>,
     #[command(flatten)]
     pub drive: DriveArgs,
+    /// Without -w/--workers-file: run on the registered pool's workers of this region only.
+    #[arg(long, value_name = "REGION")]
+    pool_region: Option<String>,
+    /// Without -w/--workers-file: only registered workers with this label (KEY=VALUE, repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pool_label: Vec<String>,
     /// How long to keep trying to reach a leader before giving up (exit 2).
     #[arg(long, env = "PERFORNIUM_CONSOLE_PATIENCE", value_parser = super::args::duration, default_value = DEFAULT_PATIENCE)]
     patience: Duration,
@@ -95,12 +102,33 @@ impl ConsoleArgs {
             );
         }
         perfornium::control::data::inline_rows(&mut test)?;
+        let named = self.drive.plan.workers.is_some() || self.drive.plan.workers_file.is_some();
+        let (workers, pool) = if named {
+            anyhow::ensure!(
+                self.pool_region.is_none() && self.pool_label.is_empty(),
+                "--pool-region/--pool-label select registered workers: leave out -w/--workers-file"
+            );
+            (self.drive.plan.workers()?, None)
+        } else {
+            let mut filter = perfornium::api::pool::PoolFilter {
+                region: self.pool_region.clone(),
+                ..Default::default()
+            };
+            for l in &self.pool_label {
+                let (k, v) = l
+                    .split_once('=')
+                    .ok_or_else(|| anyhow::anyhow!("--pool-label `{l}` is not KEY=VALUE"))?;
+                filter.labels.insert(k.trim().to_string(), v.trim().to_string());
+            }
+            (Vec::new(), Some(filter))
+        };
         Ok(Submit {
             test: Some(test),
             test_yaml: None,
-            workers: self.drive.plan.workers()?,
+            workers,
             strategy: self.drive.plan.strategy,
             sync_start: self.drive.plan.sync_start,
+            pool,
         })
     }
 }

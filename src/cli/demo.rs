@@ -104,6 +104,7 @@ impl Demo {
                 raft_timing: None,
                 jwt: None,
                 mint: None,
+                max_workers: None,
             };
             let s = stop.clone();
             tasks.push(tokio::spawn(async move {
@@ -144,6 +145,7 @@ impl Demo {
             workers: self.workers.clone(),
             strategy: Some(Strategy::Even),
             sync_start: true,
+            pool: None,
         };
         Ok(self.client().submit(&body, Duration::from_secs(20)).await?)
     }

@@ -13,18 +13,19 @@ use std::process::ExitCode;
 /// One replica of the HA master cluster (openraft + sled).
 #[derive(Args, Debug)]
 pub struct MasterArgs {
-    /// This replica's id (a key of --peers).
+    /// This replica's id (a key of --peers); default 1 when --config has `distributed.coordinator`.
+    #[arg(long, env = "PERFORNIUM_ID")]
+    id: Option<u64>,
+    /// host:port to serve the master API and raft RPC on; default `coordinator.host:port` of --config.
     #[arg(long)]
-    id: u64,
-    /// host:port to serve the master API and raft RPC on.
-    #[arg(long)]
-    listen: String,
-    /// Every replica: 1=host:port,2=host:port,3=host:port.
-    #[arg(long)]
-    peers: Peers,
-    /// This replica's own data directory.
-    #[arg(long)]
-    data: PathBuf,
+    listen: Option<String>,
+    /// Every replica: 1=host:port,2=host:port,3=host:port; default this one alone, at its
+    /// listening port on `coordinator.host` (or $HOSTNAME when that is 0.0.0.0).
+    #[arg(long, env = "PERFORNIUM_PEERS")]
+    peers: Option<Peers>,
+    /// This replica's own data directory; default `perfornium-data` with `distributed.coordinator`.
+    #[arg(long, env = "PERFORNIUM_DATA")]
+    data: Option<PathBuf>,
     #[command(flatten)]
     access: Access,
     #[command(flatten)]
@@ -66,7 +67,57 @@ impl MasterArgs {
             return Ok(ExitCode::SUCCESS);
         }
         let pc = self.config.load()?;
-        let listener = bind(&self.listen).await?;
+        pc.cluster
+            .check_role(perfornium::config::cluster::Mode::Master)
+            .map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(
+            pc.cluster.master.is_none() && pc.cluster.worker.is_none(),
+            "--config: distributed.master and distributed.worker are a worker's (whom it registers with, what it reports); a master replica reads distributed.coordinator"
+        );
+        let coord = pc.cluster.coordinator.clone();
+        let need = |what: &str| {
+            anyhow::anyhow!("give {what}, or distributed.coordinator in --config for a one-replica master")
+        };
+        let listen = match (self.listen, &coord) {
+            (Some(_), Some(c)) if c.host.is_some() || c.port.is_some() => anyhow::bail!(
+                "the listening address is given both as --listen and as distributed.coordinator.host/port: give it once"
+            ),
+            (Some(l), _) => l,
+            (None, Some(c)) => format!(
+                "{}:{}",
+                c.host.as_deref().unwrap_or("0.0.0.0"),
+                c.port.unwrap_or(perfornium::config::cluster::DEFAULT_PORT)
+            ),
+            (None, None) => return Err(need("--listen")),
+        };
+        let id = match (self.id, &coord) {
+            (Some(i), _) => i,
+            (None, Some(_)) => 1,
+            (None, None) => return Err(need("--id")),
+        };
+        let data = match (self.data, &coord) {
+            (Some(d), _) => d,
+            (None, Some(_)) => PathBuf::from("perfornium-data"),
+            (None, None) => return Err(need("--data")),
+        };
+        let peers = match (self.peers, &coord) {
+            (Some(p), _) => p,
+            (None, Some(_)) => {
+                let (host, port) = listen
+                    .rsplit_once(':')
+                    .ok_or_else(|| anyhow::anyhow!("`{listen}` is not host:port"))?;
+                let host = if host == "0.0.0.0" || host == "::" || host == "[::]" {
+                    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).ok_or_else(|| {
+                        anyhow::anyhow!("coordinator.host is 0.0.0.0 and $HOSTNAME is not set: give --peers ID=HOST:PORT with the name other processes reach this replica at")
+                    })?
+                } else {
+                    host.to_string()
+                };
+                Peers([(id, format!("{host}:{port}"))].into_iter().collect())
+            }
+            (None, None) => return Err(need("--peers")),
+        };
+        let listener = bind(&listen).await?;
         let served = served(
             &pc,
             &self.tls,
@@ -99,10 +150,11 @@ impl MasterArgs {
             )?,
         };
         let cfg = MasterConfig {
-            id: self.id,
-            listen: self.listen,
-            peers: self.peers.0,
-            data: self.data,
+            id,
+            listen,
+            peers: peers.0,
+            data,
+            max_workers: coord.as_ref().and_then(|c| c.max_workers),
             token,
             allowed: served.allowed,
             tls: served.server,

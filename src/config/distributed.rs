@@ -41,6 +41,17 @@ pub struct Distributed {
     /// Refused in a test file: it belongs in the worker's `--config` (see `performance.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub performance: Option<super::performance::InTestFile>,
+    /// Role blocks (`enabled`, `mode`, `coordinator`, `master`, `worker`): refused in a test file, they belong in `--config` (see `cluster.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<super::cluster::InTestFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<super::cluster::InTestFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinator: Option<super::cluster::InTestFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master: Option<super::cluster::InTestFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<super::cluster::InTestFile>,
 }
 
 /// `load.distributed`, the seed's other spelling of `distributed.{strategy, distribution, weights}`.

@@ -9,6 +9,7 @@
 //! `compile.rs` builds the engine-ready form (parsed once) that the engine runs.
 
 mod check;
+pub mod cluster;
 pub mod compile;
 mod distributed;
 pub mod duration;

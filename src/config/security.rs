@@ -800,11 +800,13 @@ mod tests {
 }
 
 /// What `perfornium worker --config FILE` and `master --config FILE` take from FILE: the
-/// `security` and `performance` sections of its `distributed:` block.
+/// `security` and `performance` sections of its `distributed:` block, and its role blocks
+/// (`enabled`, `mode`, `coordinator`, `master`, `worker`: see `cluster.rs`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProcessConfig {
     pub security: Security,
     pub performance: super::performance::Performance,
+    pub cluster: super::cluster::Cluster,
 }
 
 #[derive(Deserialize)]
@@ -821,28 +823,15 @@ struct ProcessDistributed {
     #[serde(default)]
     performance: Option<super::performance::Performance>,
     #[serde(default)]
-    enabled: Option<RoleFromConfig>,
+    enabled: Option<bool>,
     #[serde(default)]
-    mode: Option<RoleFromConfig>,
+    mode: Option<super::cluster::Mode>,
     #[serde(default)]
-    master: Option<RoleFromConfig>,
+    master: Option<super::cluster::MasterRef>,
     #[serde(default)]
-    worker: Option<RoleFromConfig>,
+    worker: Option<super::cluster::WorkerSelf>,
     #[serde(default)]
-    coordinator: Option<RoleFromConfig>,
-}
-
-/// `enabled`, `mode`, `master`, `worker`, `coordinator` in a `--config` file: refused by name.
-struct RoleFromConfig;
-
-impl<'de> Deserialize<'de> for RoleFromConfig {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        serde::de::IgnoredAny::deserialize(d)?;
-        Err(serde::de::Error::custom(
-            "roles from config (`enabled`, `mode`, `master`, `worker`, `coordinator`) are not available yet \
-             (issue 15): --config applies only `security` and `performance`; give the role's settings as flags",
-        ))
-    }
+    coordinator: Option<super::cluster::Coordinator>,
 }
 
 /// Reads a `--config` file: file:line errors, "did you mean" on unknown keys.
@@ -852,9 +841,18 @@ pub fn load_process_config(path: &Path) -> Result<ProcessConfig, super::ConfigEr
     let d = file.distributed;
     let performance = d.performance.unwrap_or_default();
     performance.check().map_err(|m| super::invalid(path, m))?;
-    let _ = (d.enabled, d.mode, d.master, d.worker, d.coordinator);
+    let cluster = super::cluster::Cluster {
+        enabled: d.enabled,
+        mode: d.mode,
+        coordinator: d.coordinator,
+        master: d.master,
+        worker: d.worker,
+    }
+    .resolve()
+    .map_err(|m| super::invalid(path, m))?;
     Ok(ProcessConfig {
         security: d.security.unwrap_or_default(),
         performance,
+        cluster,
     })
 }

@@ -47,6 +47,9 @@ pub enum PlanError {
     /// A region of `distributed.geographic` covers no worker.
     #[error("distributed.geographic: region `{region}` has no workers: {why}")]
     EmptyRegion { region: String, why: String },
+    /// A share is over its worker's `capacity.max_vus` / `max_rps`.
+    #[error("the plan does not fit the workers' capacity: {0}")]
+    OverCapacity(String),
     /// No worker is left to take over a failed worker's share.
     #[error("every worker has failed; no worker is left to take over the load")]
     NoSurvivors,
@@ -543,6 +546,90 @@ pub fn shares(
     strategy: Strategy,
     dist: Option<&Distributed>,
 ) -> Result<Vec<Load>, PlanError> {
+    let out = split_shares(load, workers, strategy, dist)?;
+    fit(load, &out, workers)?;
+    Ok(out)
+}
+
+/// The most VUs an arrivals load may use (its `max_virtual_users`; the largest over phases), when
+/// it says.
+pub fn peak_arrival_vus(load: &Load) -> Option<u64> {
+    match load {
+        Load::Arrivals {
+            max_virtual_users, ..
+        } => *max_virtual_users,
+        Load::Phases(ps) => ps.iter().filter_map(|p| peak_arrival_vus(&p.load)).max(),
+        _ => None,
+    }
+}
+
+/// Checks every share against its worker's `max_vus` / `max_rps` (registered capacity): the first
+/// worker over names by how much, and the whole pool's room against the load's total.
+fn fit(load: &Load, shares: &[Load], workers: &[WorkerAddr]) -> Result<(), PlanError> {
+    if workers.iter().all(|w| w.max_vus.is_none() && w.max_rps.is_none()) {
+        return Ok(());
+    }
+    let unit = unit(load);
+    let total = units(load);
+    // Each worker's room in the load's units (None: no cap).
+    let room = |w: &WorkerAddr| -> Option<u64> {
+        match unit {
+            LoadUnit::Vus => w.max_vus,
+            LoadUnit::ArrivalsPerSecond => w.max_rps.map(|r| r.saturating_mul(1000)),
+        }
+    };
+    let pool_room: Option<u64> = workers
+        .iter()
+        .map(room)
+        .try_fold(0u64, |acc, r| r.map(|r| acc.saturating_add(r)));
+    let label = unit.label();
+    let whole = match pool_room {
+        Some(r) if r < total => format!(
+            "; the load is {} {label} but the pool's capacity is {} {label} in all ({} short): add workers or lower the load",
+            amount(total, unit),
+            amount(r, unit),
+            amount(total - r, unit)
+        ),
+        Some(r) => format!(
+            "; the pool's capacity ({} {label}) would hold the load ({} {label}) with a split that follows it: use `-s capacity_based` or `distributed.distribution`",
+            amount(r, unit),
+            amount(total, unit)
+        ),
+        None => String::new(),
+    };
+    for (w, share) in workers.iter().zip(shares) {
+        let name = w.id.clone().unwrap_or_else(|| w.addr());
+        let got = units(share);
+        if let Some(r) = room(w) {
+            if got > r {
+                return Err(PlanError::OverCapacity(format!(
+                    "worker {name} would get {} {label}, over its capacity of {} ({} over){whole}",
+                    amount(got, unit),
+                    amount(r, unit),
+                    amount(got - r, unit)
+                )));
+            }
+        }
+        if unit == LoadUnit::ArrivalsPerSecond {
+            if let (Some(v), Some(max)) = (peak_arrival_vus(share), w.max_vus) {
+                if v > max {
+                    return Err(PlanError::OverCapacity(format!(
+                        "worker {name} would get max_virtual_users {v}, over its capacity.max_vus {max} ({} over)",
+                        v - max
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn split_shares(
+    load: &Load,
+    workers: &[WorkerAddr],
+    strategy: Strategy,
+    dist: Option<&Distributed>,
+) -> Result<Vec<Load>, PlanError> {
     let rule = Rule::new(workers, strategy, dist)?;
     match load {
         Load::Basic { .. } => basic_shares(load, &rule, workers),
@@ -723,6 +810,8 @@ mod tests {
             capacity,
             region: region.into(),
             id: None,
+            max_vus: None,
+            max_rps: None,
         }
     }
 

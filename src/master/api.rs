@@ -1,6 +1,7 @@
 //! The master API's handlers, served on the same port as the raft RPC: `GET /health` (open even
 //! with a token), `GET /metrics` (Prometheus), `GET /cluster` (any replica), `POST /runs`,
-//! `GET /runs`, `GET /runs/{id}`, `POST /runs/{id}/stop`. The bodies are [`crate::api::master`]'s.
+//! `GET /runs`, `GET /runs/{id}`, `POST /runs/{id}/stop`, and the pool's `POST /workers`/`GET /workers`
+//! (`pool.rs`). The bodies are [`crate::api::master`]'s.
 //! A follower asked to write answers 307 with the leader's address in `Location` (and in a
 //! [`NotLeader`] body), and clients follow it. A bad body gets a 4xx naming what is wrong and
 //! changes no stored state.
@@ -29,6 +30,8 @@ pub struct Master {
     pub drivers: Drivers,
     /// How the leader calls workers (token, TLS).
     pub workers: Credentials,
+    /// `coordinator.max_workers`: the most workers with a live lease the pool admits.
+    pub max_workers: Option<u32>,
 }
 
 /// The master API's routes.
@@ -40,6 +43,10 @@ pub fn router(master: Master) -> Router {
         .route("/runs", get(list_runs).post(submit_run))
         .route("/runs/{id}", get(get_run))
         .route("/runs/{id}/stop", post(stop_run))
+        .route(
+            "/workers",
+            get(super::pool::get_workers).post(super::pool::register),
+        )
         .with_state(master)
 }
 
@@ -71,7 +78,7 @@ async fn cluster(State(m): State<Master>) -> Json<ClusterView> {
 }
 
 /// 307 to the leader, or 503 while there is none.
-fn to_leader(m: &Master, path: &str) -> Response {
+pub(super) fn to_leader(m: &Master, path: &str) -> Response {
     let status = m.store.replica.status();
     match status.leader_addr {
         Some(leader_addr) => {
@@ -149,16 +156,32 @@ async fn submit_run(
     if let Err(e) = submit::check_masters(&test, masters) {
         return refuse_submit(StatusCode::UNPROCESSABLE_ENTITY, e);
     }
-    if req.workers.is_empty() {
+    let workers = if req.workers.is_empty() {
+        let filter = req.pool.clone().unwrap_or_default();
+        let pool = super::pool::live(&m, &filter);
+        if pool.is_empty() {
+            return refuse_submit(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "`workers` is empty and no registered worker with a live lease matches {} \
+                     (GET /workers lists the pool): name workers, or start workers with --master",
+                    serde_json::to_string(&filter).unwrap_or_default()
+                ),
+            );
+        }
+        pool
+    } else if req.pool.is_some() {
         return refuse_submit(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "`workers` is empty".into(),
+            "give `workers` or `pool` (the registered workers), not both".into(),
         );
-    }
+    } else {
+        req.workers
+    };
     let rec = match submit::new_record(
         submit::run_id(),
         test,
-        &req.workers,
+        &workers,
         req.strategy,
         req.sync_start,
     ) {

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod embedded;
 pub mod leader;
+pub mod pool;
 pub mod prometheus;
 pub mod store;
 
@@ -38,6 +39,8 @@ pub struct MasterConfig {
     pub jwt: Option<std::sync::Arc<crate::config::security::Verifier>>,
     /// Mints the JWTs the leader calls workers with (`--config`).
     pub mint: Option<std::sync::Arc<crate::config::security::Minter>>,
+    /// `coordinator.max_workers` of `--config`: caps the registered pool.
+    pub max_workers: Option<u32>,
 }
 
 /// Raft timing for replicas on slow links (see [`MasterConfig::raft_timing`]).
@@ -160,6 +163,7 @@ pub async fn serve(
         store: store.clone(),
         drivers: drivers.clone(),
         workers: creds.clone(),
+        max_workers: cfg.max_workers,
     };
     let guard =
         crate::guard::Guard::new(cfg.token.clone(), cfg.allowed.clone()).with_jwt(cfg.jwt.clone());

@@ -4,6 +4,7 @@
 //! Request bodies are limited in size, and `--allow-target` limits what tests may aim at. See [`crate::api::worker`] for the messages
 //! and [`slot`] for the run state machine behind them.
 
+pub mod register;
 pub mod slot;
 
 use crate::api::worker as api;
@@ -32,17 +33,21 @@ pub struct WorkerOptions {
     /// Tests only: this worker's clock runs this many ms off the machine's (see
     /// `perfornium worker --test-clock-offset`).
     pub clock_offset_ms: f64,
+    /// `worker.capacity` of `--config`: a share over it is refused with 409.
+    pub capacity: crate::config::cluster::Capacity,
 }
 
 #[derive(Clone)]
 struct Worker {
     slot: Slot,
+    capacity: crate::config::cluster::Capacity,
 }
 
 /// The worker's routes behind its guard.
 pub fn router(opts: WorkerOptions) -> Router {
     let state = Worker {
         slot: Slot::with_clock_offset(opts.allow_targets, opts.clock_offset_ms),
+        capacity: opts.capacity,
     };
     let routes = Router::new()
         .route("/health", get(health))
@@ -107,7 +112,45 @@ async fn status(State(w): State<Worker>) -> Json<api::Status> {
 }
 
 async fn prepare(State(w): State<Worker>, Json(req): Json<api::Prepare>) -> Response {
+    if let Some(why) = over_capacity(&req.test.load, w.capacity) {
+        tracing::warn!(status = 409, run_id = %req.run_id, "refused: {why}");
+        return ApiError::reply(StatusCode::CONFLICT, why);
+    }
     phase(w.slot.prepare(req))
+}
+
+/// Why a share does not fit this worker's `capacity`, if it does not: its peak VUs (the VU cap
+/// of an arrivals load, when it has one) over `max_vus`, or its arrival rate over `max_rps`.
+pub fn over_capacity(
+    load: &crate::config::Load,
+    cap: crate::config::cluster::Capacity,
+) -> Option<String> {
+    use crate::api::master::LoadUnit;
+    use crate::control::plan;
+    let (vus, rate) = match plan::unit(load) {
+        LoadUnit::Vus => (Some(plan::units(load)), None),
+        LoadUnit::ArrivalsPerSecond => (
+            plan::peak_arrival_vus(load),
+            Some(plan::amount(plan::units(load), LoadUnit::ArrivalsPerSecond)),
+        ),
+    };
+    if let (Some(v), Some(max)) = (vus, cap.max_vus) {
+        if v > max {
+            return Some(format!(
+                "this share is {v} VUs but this worker's capacity.max_vus is {max} ({} over): plan with its capacity, or add workers",
+                v - max
+            ));
+        }
+    }
+    if let (Some(r), Some(max)) = (rate, cap.max_rps) {
+        if r > max as f64 {
+            return Some(format!(
+                "this share is {r} arrivals/s but this worker's capacity.max_rps is {max} ({} over): plan with its capacity, or add workers",
+                r - max as f64
+            ));
+        }
+    }
+    None
 }
 
 async fn start(State(w): State<Worker>, Json(req): Json<api::Start>) -> Response {

@@ -182,6 +182,8 @@ fn merging_100_workers_per_second() {
             capacity: 100,
             region: "default".into(),
             id: None,
+            max_vus: None,
+            max_rps: None,
         })
         .collect();
     let test = perfornium::config::from_str(

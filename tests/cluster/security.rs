@@ -803,12 +803,13 @@ fn socket_options_compression_and_thread_pinning_from_config_are_observed() {
 fn config_files_refuse_role_keys_and_unknown_keys_firewall_rules_act_and_a_test_refuses_performance(
 ) {
     let dir = tempfile::tempdir().unwrap();
-    let role = write(dir.path(), "a.yml", "distributed:\n  mode: worker\n");
+    let role = write(dir.path(), "a.yml", "distributed:\n  mode: master\n");
     let res = run(&["worker", "--port", "0", "--config", &role]);
     let err = String::from_utf8_lossy(&res.stderr);
     assert_eq!(res.status.code(), Some(2));
     assert!(
-        err.contains("not available yet (issue 15)") && err.contains("a.yml:2"),
+        err.contains("distributed.mode is master but this is `perfornium worker`")
+            && err.contains("a.yml"),
         "{err}"
     );
     let typo = write(dir.path(), "b.yml", "distributed:\n  securty: {}\n");

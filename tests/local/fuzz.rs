@@ -172,6 +172,7 @@ fn master_and_raft_endpoints_answer_random_json_with_4xx_and_store_nothing() {
         store: store.clone(),
         drivers: Drivers::default(),
         workers: Credentials::default(),
+        max_workers: None,
     });
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 1000,
