@@ -77,7 +77,14 @@ impl Command {
 
 /// Parses the command line, runs the command on a tokio runtime, and maps errors to exit code 2.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match role_from_env() {
+        Ok(Some(argv)) => Cli::parse_from(argv),
+        Ok(None) => Cli::parse(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if let Err(e) = cli.logs.init(cli.command.shows_tui()) {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
@@ -116,8 +123,77 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// `perfornium` with no arguments and `PERFORNIUM_MODE` set: the command line the mode stands for,
+/// as containers start it (the seed's Kubernetes and Docker Compose examples).
+///
+/// - `master`: `perfornium master --config $PERFORNIUM_CONFIG` (the file's `coordinator` gives the
+///   address; `PERFORNIUM_ID`/`PERFORNIUM_PEERS`/`PERFORNIUM_DATA` the rest of a replicated cluster);
+/// - `worker`: `perfornium worker --host 0.0.0.0 [--config $PERFORNIUM_CONFIG]` (a container serves
+///   all interfaces; `MASTER_HOST` and `WORKER_ID` are read as `--master` and `--id`);
+/// - `standalone`: `perfornium run $PERFORNIUM_CONFIG`: the test file runs in this one process,
+///   no workers and no master.
+///
+/// With arguments, `PERFORNIUM_MODE` is not read (the command line says what to do).
+fn role_from_env() -> Result<Option<Vec<String>>, String> {
+    if std::env::args_os().len() > 1 {
+        return Ok(None);
+    }
+    let Some(mode) = std::env::var("PERFORNIUM_MODE").ok().filter(|m| !m.is_empty()) else {
+        return Ok(None);
+    };
+    let mode: perfornium::config::cluster::Mode =
+        mode.parse().map_err(|e| format!("PERFORNIUM_MODE: {e}"))?;
+    let config = std::env::var("PERFORNIUM_CONFIG").ok().filter(|c| !c.is_empty());
+    Ok(Some(argv_for(mode, config)?))
+}
+
+/// The command line of a role (see [`role_from_env`]).
+fn argv_for(
+    mode: perfornium::config::cluster::Mode,
+    config: Option<String>,
+) -> Result<Vec<String>, String> {
+    use perfornium::config::cluster::Mode;
+    let mut argv = vec!["perfornium".to_string()];
+    match (mode, config) {
+        (Mode::Master, Some(c)) => argv.extend(["master".into(), "--config".into(), c]),
+        (Mode::Master, None) => {
+            return Err("PERFORNIUM_MODE=master needs PERFORNIUM_CONFIG: a file with distributed.coordinator (where the master listens)".into())
+        }
+        (Mode::Worker, c) => {
+            argv.extend(["worker".into(), "--host".into(), "0.0.0.0".into()]);
+            if let Some(c) = c {
+                argv.extend(["--config".into(), c]);
+            }
+        }
+        (Mode::Standalone, Some(c)) => argv.extend(["run".into(), c]),
+        (Mode::Standalone, None) => {
+            return Err("PERFORNIUM_MODE=standalone needs PERFORNIUM_CONFIG: the test file to run in this process".into())
+        }
+    }
+    Ok(argv)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn each_mode_stands_for_a_command_line() {
+        use perfornium::config::cluster::Mode;
+        let a = super::argv_for(Mode::Worker, None).unwrap();
+        assert_eq!(a[1..], ["worker", "--host", "0.0.0.0"]);
+        let a = super::argv_for(Mode::Master, Some("/c.yml".into())).unwrap();
+        assert_eq!(a[1..], ["master", "--config", "/c.yml"]);
+        let a = super::argv_for(Mode::Standalone, Some("t.yml".into())).unwrap();
+        assert_eq!(a[1..], ["run", "t.yml"]);
+        assert!(super::argv_for(Mode::Master, None).is_err());
+        for a in [
+            super::argv_for(Mode::Worker, Some("/w.yml".into())).unwrap(),
+            super::argv_for(Mode::Master, Some("/m.yml".into())).unwrap(),
+        ] {
+            use clap::Parser;
+            super::Cli::try_parse_from(a).expect("the argv parses");
+        }
+    }
+
     /// Every subcommand's flags are consistent (no two flags share a short name, global flags
     /// included): clap checks this only when a command is built, so check them all here.
     #[test]

@@ -19,7 +19,7 @@ pub struct WorkerArgs {
     /// Interface to bind; localhost accepts local connections only, 0.0.0.0 remote ones.
     #[arg(long, default_value = "localhost")]
     host: String,
-    #[arg(long, default_value_t = 8080)]
+    #[arg(long, env = "PERFORNIUM_PORT", default_value_t = 8080)]
     port: u16,
     #[command(flatten)]
     access: Access,

@@ -341,7 +341,7 @@ mod tests {
         assert_eq!(w.capacity.unwrap().max_vus, Some(1000));
         assert_eq!(c.master_addrs(), vec!["master.company.com:8080"]);
         assert_eq!(
-            c.master.unwrap().authentication.unwrap().token.as_deref(),
+            c.master.clone().unwrap().authentication.unwrap().token.as_deref(),
             Some("sekret")
         );
         assert!(c.check_role(Mode::Worker).is_ok());
@@ -367,5 +367,26 @@ mod tests {
             with_port("a, b:9,[::1]:7,[::1]", 80),
             vec!["a:80", "b:9", "[::1]:7", "[::1]:80"]
         );
+    }
+}
+
+#[cfg(test)]
+mod in_a_test_file {
+    #[test]
+    fn role_blocks_in_a_test_file_are_refused_pointing_at_config() {
+        for block in [
+            "mode: worker",
+            "enabled: true",
+            "coordinator: {port: 8080}",
+            "master: {host: m}",
+            "worker: {id: w}",
+        ] {
+            let yaml = format!("name: t\nglobal:\n  base_url: http://h\nload:\n  pattern: basic\n  virtual_users: 1\n  iterations: 1\nscenarios:\n  - name: s\n    steps:\n      - name: a\n        path: /a\ndistributed:\n  {block}\n");
+            let e = crate::config::from_str(&yaml).unwrap_err().to_string();
+            assert!(
+                e.contains("perfornium worker --config FILE") && e.contains(":14:"),
+                "{block}: {e}"
+            );
+        }
     }
 }
