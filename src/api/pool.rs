@@ -104,9 +104,6 @@ impl PoolFilter {
     /// Whether `w` passes the filter (health is checked separately).
     pub fn admits(&self, w: &Registration) -> bool {
         self.region.as_ref().is_none_or(|r| &w.region == r)
-            && self
-                .labels
-                .iter()
-                .all(|(k, v)| w.labels.get(k) == Some(v))
+            && self.labels.iter().all(|(k, v)| w.labels.get(k) == Some(v))
     }
 }

@@ -118,7 +118,9 @@ impl ConsoleArgs {
                 let (k, v) = l
                     .split_once('=')
                     .ok_or_else(|| anyhow::anyhow!("--pool-label `{l}` is not KEY=VALUE"))?;
-                filter.labels.insert(k.trim().to_string(), v.trim().to_string());
+                filter
+                    .labels
+                    .insert(k.trim().to_string(), v.trim().to_string());
             }
             (Vec::new(), Some(filter))
         };

@@ -76,7 +76,9 @@ impl MasterArgs {
         );
         let coord = pc.cluster.coordinator.clone();
         let need = |what: &str| {
-            anyhow::anyhow!("give {what}, or distributed.coordinator in --config for a one-replica master")
+            anyhow::anyhow!(
+                "give {what}, or distributed.coordinator in --config for a one-replica master"
+            )
         };
         let listen = match (self.listen, &coord) {
             (Some(_), Some(c)) if c.host.is_some() || c.port.is_some() => anyhow::bail!(

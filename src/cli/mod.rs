@@ -138,12 +138,17 @@ fn role_from_env() -> Result<Option<Vec<String>>, String> {
     if std::env::args_os().len() > 1 {
         return Ok(None);
     }
-    let Some(mode) = std::env::var("PERFORNIUM_MODE").ok().filter(|m| !m.is_empty()) else {
+    let Some(mode) = std::env::var("PERFORNIUM_MODE")
+        .ok()
+        .filter(|m| !m.is_empty())
+    else {
         return Ok(None);
     };
     let mode: perfornium::config::cluster::Mode =
         mode.parse().map_err(|e| format!("PERFORNIUM_MODE: {e}"))?;
-    let config = std::env::var("PERFORNIUM_CONFIG").ok().filter(|c| !c.is_empty());
+    let config = std::env::var("PERFORNIUM_CONFIG")
+        .ok()
+        .filter(|c| !c.is_empty());
     Ok(Some(argv_for(mode, config)?))
 }
 

@@ -6,9 +6,9 @@ use super::args::{
 use super::shutdown;
 use anyhow::Result;
 use clap::Args;
-use perfornium::guard::Guard;
 use perfornium::api::pool::Registration;
 use perfornium::config::cluster::Capacity;
+use perfornium::guard::Guard;
 use perfornium::worker::register::Registrar;
 use perfornium::worker::{self, WorkerOptions};
 use std::process::ExitCode;
@@ -108,15 +108,31 @@ impl JoinArgs {
         let w = cluster.worker.clone().unwrap_or_default();
         let cap_file = w.capacity.unwrap_or_default();
         let capacity = Capacity {
-            max_vus: one(self.max_vus, cap_file.max_vus, "the VU capacity (--max-vus, worker.capacity.max_vus)")?,
-            max_rps: one(self.max_rps, cap_file.max_rps, "the rate capacity (--max-rps, worker.capacity.max_rps)")?,
+            max_vus: one(
+                self.max_vus,
+                cap_file.max_vus,
+                "the VU capacity (--max-vus, worker.capacity.max_vus)",
+            )?,
+            max_rps: one(
+                self.max_rps,
+                cap_file.max_rps,
+                "the rate capacity (--max-rps, worker.capacity.max_rps)",
+            )?,
         };
         anyhow::ensure!(
             capacity.max_vus != Some(0) && capacity.max_rps != Some(0),
             "--max-vus and --max-rps must be at least 1"
         );
-        let file_port = cluster.master.as_ref().and_then(|m| m.port).unwrap_or(DEFAULT_PORT);
-        let masters = match one(self.master, cluster.master.as_ref().and_then(|m| m.host.clone()), "the master (--master/MASTER_HOST, distributed.master.host)")? {
+        let file_port = cluster
+            .master
+            .as_ref()
+            .and_then(|m| m.port)
+            .unwrap_or(DEFAULT_PORT);
+        let masters = match one(
+            self.master,
+            cluster.master.as_ref().and_then(|m| m.host.clone()),
+            "the master (--master/MASTER_HOST, distributed.master.host)",
+        )? {
             Some(h) => with_port(&h, file_port),
             None => {
                 anyhow::ensure!(
@@ -128,7 +144,8 @@ impl JoinArgs {
         };
         anyhow::ensure!(!masters.is_empty(), "--master names no host");
         anyhow::ensure!(
-            (perfornium::master::pool::MIN_LEASE_MS..=perfornium::master::pool::MAX_LEASE_MS).contains(&self.lease_ms),
+            (perfornium::master::pool::MIN_LEASE_MS..=perfornium::master::pool::MAX_LEASE_MS)
+                .contains(&self.lease_ms),
             "--lease-ms must be within {}..={}",
             perfornium::master::pool::MIN_LEASE_MS,
             perfornium::master::pool::MAX_LEASE_MS
@@ -146,8 +163,12 @@ impl JoinArgs {
             anyhow::ensure!(!labels.contains_key(&k), "label `{k}` is given both as --label and in distributed.worker.labels: give it once");
             labels.insert(k, v);
         }
-        let id = one(self.id, w.id, "the worker id (--id/WORKER_ID, distributed.worker.id)")?
-            .unwrap_or_else(|| format!("{advertise}:{port}"));
+        let id = one(
+            self.id,
+            w.id,
+            "the worker id (--id/WORKER_ID, distributed.worker.id)",
+        )?
+        .unwrap_or_else(|| format!("{advertise}:{port}"));
         let token = cluster
             .master
             .as_ref()
@@ -158,13 +179,24 @@ impl JoinArgs {
             id,
             host: advertise,
             port,
-            region: one(self.region, w.region, "the region (--region, distributed.worker.region)")?
-                .unwrap_or_else(|| perfornium::api::worker::DEFAULT_REGION.to_string()),
+            region: one(
+                self.region,
+                w.region,
+                "the region (--region, distributed.worker.region)",
+            )?
+            .unwrap_or_else(|| perfornium::api::worker::DEFAULT_REGION.to_string()),
             labels,
             capacity,
             lease_ms: self.lease_ms,
         };
-        Ok((Some(Registrar { masters, token, registration }), capacity))
+        Ok((
+            Some(Registrar {
+                masters,
+                token,
+                registration,
+            }),
+            capacity,
+        ))
     }
 }
 

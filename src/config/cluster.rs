@@ -341,7 +341,13 @@ mod tests {
         assert_eq!(w.capacity.unwrap().max_vus, Some(1000));
         assert_eq!(c.master_addrs(), vec!["master.company.com:8080"]);
         assert_eq!(
-            c.master.clone().unwrap().authentication.unwrap().token.as_deref(),
+            c.master
+                .clone()
+                .unwrap()
+                .authentication
+                .unwrap()
+                .token
+                .as_deref(),
             Some("sekret")
         );
         assert!(c.check_role(Mode::Worker).is_ok());

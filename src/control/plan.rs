@@ -566,7 +566,10 @@ pub fn peak_arrival_vus(load: &Load) -> Option<u64> {
 /// Checks every share against its worker's `max_vus` / `max_rps` (registered capacity): the first
 /// worker over names by how much, and the whole pool's room against the load's total.
 fn fit(load: &Load, shares: &[Load], workers: &[WorkerAddr]) -> Result<(), PlanError> {
-    if workers.iter().all(|w| w.max_vus.is_none() && w.max_rps.is_none()) {
+    if workers
+        .iter()
+        .all(|w| w.max_vus.is_none() && w.max_rps.is_none())
+    {
         return Ok(());
     }
     let unit = unit(load);

@@ -99,7 +99,12 @@ impl Registrar {
         leader: &mut Option<String>,
     ) -> Result<Registered, String> {
         let mut order: Vec<String> = leader.iter().cloned().collect();
-        order.extend(self.masters.iter().filter(|a| Some(*a) != leader.as_ref()).cloned());
+        order.extend(
+            self.masters
+                .iter()
+                .filter(|a| Some(*a) != leader.as_ref())
+                .cloned(),
+        );
         let mut why = Vec::new();
         for first in order {
             let mut addr = first;
