@@ -63,7 +63,7 @@ struct JoinArgs {
     labels: Vec<(String, String)>,
     /// The host the master reaches this worker at (default: --host, or $HOSTNAME when binding all
     /// interfaces).
-    #[arg(long)]
+    #[arg(long, env = "PERFORNIUM_ADVERTISE")]
     advertise: Option<String>,
     /// The most VUs this worker takes. Also `distributed.worker.capacity.max_vus`.
     #[arg(long)]
