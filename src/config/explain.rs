@@ -413,5 +413,62 @@ pub fn process(pc: &super::security::ProcessConfig) -> String {
             }
         }
     }
+    cluster(&pc.cluster, &mut out);
     out
+}
+
+/// The role blocks of a `--config` file (`cluster.rs`), as `--explain` prints them.
+fn cluster(c: &super::cluster::Cluster, out: &mut String) {
+    if let Some(m) = c.mode {
+        let _ = writeln!(
+            out,
+            "mode: {}: only `perfornium {}` (or PERFORNIUM_MODE={}) accepts this file",
+            m.name(),
+            m.name(),
+            m.name()
+        );
+    }
+    if let Some(e) = c.enabled {
+        let _ = writeln!(
+            out,
+            "enabled: {e}{}",
+            if e { "" } else { " (refused by master and worker: they take part in a cluster)" }
+        );
+    }
+    if let Some(co) = &c.coordinator {
+        let _ = writeln!(
+            out,
+            "coordinator: the master listens on {}:{} (unless --listen); {}",
+            co.host.as_deref().unwrap_or("0.0.0.0"),
+            co.port.unwrap_or(super::cluster::DEFAULT_PORT),
+            match co.max_workers {
+                Some(n) => format!("the registered pool admits at most {n} workers with a live lease (more are refused with 409 naming the cap)"),
+                None => "no cap on the registered pool".into(),
+            }
+        );
+    }
+    if let Some(m) = &c.master {
+        let _ = writeln!(
+            out,
+            "master: the worker registers with {} (POST /workers, following the leader) and renews its lease; {}",
+            c.master_addrs().join(", "),
+            if m.authentication.as_ref().is_some_and(|a| a.token.is_some()) {
+                "with authentication.token as its bearer token"
+            } else {
+                "with the worker's own --token, if any"
+            }
+        );
+    }
+    if let Some(w) = &c.worker {
+        let cap = w.capacity.unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "worker: reported to the master as id {}, region {}, labels {:?}; capacity: max_vus {}, max_rps {} (plans keep every share within them and the worker refuses a share over them with 409; max_rps bounds arrivals loads)",
+            w.id.as_deref().unwrap_or("(its advertised host:port)"),
+            w.region.as_deref().unwrap_or("default"),
+            w.labels.clone().unwrap_or_default(),
+            cap.max_vus.map_or("no cap".into(), |v| v.to_string()),
+            cap.max_rps.map_or("no cap".into(), |v| v.to_string()),
+        );
+    }
 }
