@@ -205,6 +205,7 @@ async fn show_console(
                 cluster: vec![("embedded controller".into(), Some(me))],
                 run: Some(rec.view(0)),
                 error: None,
+                pool: None,
             };
             if tx.send(snap).await.is_err() || updates.changed().await.is_err() {
                 return;

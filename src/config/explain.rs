@@ -432,7 +432,11 @@ fn cluster(c: &super::cluster::Cluster, out: &mut String) {
         let _ = writeln!(
             out,
             "enabled: {e}{}",
-            if e { "" } else { " (refused by master and worker: they take part in a cluster)" }
+            if e {
+                ""
+            } else {
+                " (refused by master and worker: they take part in a cluster)"
+            }
         );
     }
     if let Some(co) = &c.coordinator {

@@ -242,6 +242,26 @@ impl ClusterClient {
         Err(ClusterError::Unreachable(self.addrs.join(",")))
     }
 
+    /// The registered pool (`GET /workers`) as the leader, or else any replica, lists it.
+    pub async fn pool(&self) -> Option<Vec<crate::api::pool::PoolWorker>> {
+        let mut order = self.addrs.clone();
+        if let Some(l) = &self.leader {
+            order.insert(0, l.addr.clone());
+        }
+        for addr in order {
+            if let Ok(resp) = self
+                .auth(self.http.get(self.url(&addr, "/workers")))
+                .send()
+                .await
+            {
+                if let Ok(v) = Self::json(resp).await {
+                    return Some(v);
+                }
+            }
+        }
+        None
+    }
+
     /// The runs any replica knows.
     pub async fn runs(&self) -> Result<Vec<RunBrief>, ClusterError> {
         let mut why = None;

@@ -59,6 +59,11 @@ pub async fn headless(
                     ""
                 };
                 eprintln!("leader: node {} (term {}){change}", l.id, l.term);
+                if leader.is_none() {
+                    if let Some(line) = client.pool().await.as_deref().and_then(pool_line) {
+                        eprintln!("{line}");
+                    }
+                }
                 info!(run_id = %run_id, leader = l.id, term = l.term, addr = %l.addr, changed = leader.is_some(), "leader");
                 leader = Some(l);
             }
@@ -83,4 +88,24 @@ pub async fn headless(
         }
         tokio::time::sleep(every).await;
     }
+}
+
+/// "pool: 2 up (w-a, w-b), 1 down (w-c)", or nothing when no worker ever registered.
+pub fn pool_line(pool: &[crate::api::pool::PoolWorker]) -> Option<String> {
+    use crate::api::pool::Lease;
+    if pool.is_empty() {
+        return None;
+    }
+    let ids = |h: Lease| -> Vec<&str> {
+        pool.iter()
+            .filter(|w| w.health == h)
+            .map(|w| w.registration.id.as_str())
+            .collect()
+    };
+    let (up, down) = (ids(Lease::Up), ids(Lease::Down));
+    let mut line = format!("pool: {} up ({})", up.len(), up.join(", "));
+    if !down.is_empty() {
+        line.push_str(&format!(", {} down ({})", down.len(), down.join(", ")));
+    }
+    Some(line)
 }

@@ -28,6 +28,8 @@ pub struct Snapshot {
     pub cluster: Vec<(String, Option<ClusterView>)>,
     pub run: Option<RunView>,
     pub error: Option<String>,
+    /// The registered pool's line (see [`super::pool_line`]), when workers registered.
+    pub pool: Option<String>,
 }
 
 /// Maps the master's run view into the screen's model.
@@ -138,6 +140,9 @@ pub fn apply(model: &mut Model, snap: &Snapshot) {
         model.run = Some(run_model(run));
     }
     model.status = snap.error.clone().unwrap_or_default();
+    if snap.pool.is_some() {
+        model.pool = snap.pool.clone();
+    }
 }
 
 /// Polls the cluster once a second and sends snapshots until the receiver goes away; a message on
@@ -156,6 +161,7 @@ pub async fn poll(
                         cluster: Vec::new(),
                         run: None,
                         error: Some(format!("stop failed: {e}")),
+                        pool: None,
                     })
                     .await;
             }
@@ -169,11 +175,13 @@ pub async fn poll(
             Ok(v) => (Some(v), None),
             Err(e) => (None, Some(e.to_string())),
         };
+        let pool = client.pool().await.as_deref().and_then(super::pool_line);
         if tx
             .send(Snapshot {
                 cluster,
                 run,
                 error,
+                pool,
             })
             .await
             .is_err()
@@ -184,7 +192,7 @@ pub async fn poll(
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             Some(()) = stops.recv() => {
                 if let Err(e) = client.stop(&run_id).await {
-                    let _ = tx.send(Snapshot { cluster: Vec::new(), run: None, error: Some(format!("stop failed: {e}")) }).await;
+                    let _ = tx.send(Snapshot { cluster: Vec::new(), run: None, error: Some(format!("stop failed: {e}")), pool: None }).await;
                 }
             }
         }

@@ -121,6 +121,10 @@ fn workers_register_outlive_a_leader_kill_and_a_console_run_without_w_uses_the_p
     .wait_with_deadline(std::time::Duration::from_secs(60));
     let stderr = String::from_utf8_lossy(&res.stderr);
     assert_eq!(res.status.code(), Some(0), "{stderr}\n{}", c.stderr_tails());
+    assert!(
+        stderr.contains("pool: 2 up (w-a, w-b)"),
+        "the console shows the pool: {stderr}"
+    );
     let s = summary(&out);
     assert_eq!(s["overall"]["count"], 20);
     assert_eq!(mock_stats(&mock)["total"], 20);

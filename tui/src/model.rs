@@ -116,6 +116,8 @@ pub struct Model {
     pub show_help: bool,
     /// A line for transient messages ("stop requested", connection errors).
     pub status: String,
+    /// The registered pool ("pool: 2 up (w-a, w-b)"), shown in the cluster pane's title.
+    pub pool: Option<String>,
 }
 
 impl Model {

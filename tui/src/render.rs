@@ -184,7 +184,11 @@ fn cluster_pane(model: &Model) -> Paragraph<'_> {
         .into_iter()
         .map(|(text, style)| Line::styled(text, style))
         .collect();
-    Paragraph::new(lines).block(block("cluster", false))
+    match &model.pool {
+        Some(pool) => Paragraph::new(lines)
+            .block(block("cluster", false).title(Line::from(format!(" {pool} ")).right_aligned())),
+        None => Paragraph::new(lines).block(block("cluster", false)),
+    }
 }
 
 fn bar(fraction: f64, width: usize) -> String {

@@ -289,3 +289,19 @@ fn a_long_run_name_is_shortened_not_the_figures() {
     assert_pair(&screen, "rps", "300.0");
     assert_pair(&screen, "vus", "30");
 }
+
+#[test]
+fn the_registered_pool_shows_in_the_cluster_pane() {
+    let mut m = model();
+    m.pool = Some("pool: 2 up (w-a, w-b), 1 down (w-c)".into());
+    let screen = draw(&m, 120, 40);
+    let line = screen
+        .lines()
+        .find(|l| l.contains("cluster"))
+        .expect("the cluster pane's title line");
+    assert!(
+        line.contains("pool: 2 up (w-a, w-b), 1 down (w-c)"),
+        "{screen}"
+    );
+    assert!(!draw(&model(), 120, 40).contains("pool:"));
+}
