@@ -436,7 +436,7 @@ impl Distributed {
         let wf = ft.worker_failures.as_ref();
         let recovery = wf.and_then(|w| w.recovery.as_ref());
         if recovery.and_then(|r| r.replacement_workers) == Some(true) {
-            return Err("distributed.fault_tolerance.worker_failures.recovery.replacement_workers: needs registered idle workers — the dynamic cluster, issue 15 (worker registration is not available yet)".into());
+            return Err("distributed.fault_tolerance.worker_failures.recovery.replacement_workers: needs registered idle workers — the dynamic cluster, issue 15 (workers register now — see GET /workers — but an idle one taking over a failed worker's share is not built yet)".into());
         }
         if let Some(g) = wf.and_then(|w| w.graceful_degradation.as_ref()) {
             if g.min_workers_threshold == Some(0) {
