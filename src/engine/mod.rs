@@ -12,6 +12,7 @@ pub mod digest;
 mod faker;
 pub mod globals;
 mod http;
+pub mod leases;
 pub mod rendezvous;
 pub mod schedule;
 mod soap;
@@ -69,6 +70,9 @@ pub struct Options {
     /// The run's id, which prefixes the shared state's keys (the same on every worker); a fresh
     /// `local-...` id when `None`.
     pub run_id: Option<String>,
+    /// The shared counters of `state_backend: raft`, granted by the controller (a worker's
+    /// engines share one set); held in this process when `None`.
+    pub leases: Option<Arc<leases::Leases>>,
 }
 
 /// How many `debug` captures a run keeps (per engine, per worker, and in a merged summary).
@@ -294,16 +298,24 @@ pub async fn run_from(
         .and_then(|d| d.state_management.as_ref())
         .filter(|s| s.on())
     {
+        Some(cfg) if cfg.state_backend.as_deref() != Some("redis") => {
+            Some(state::State::Leased(opts.leases.clone().unwrap_or_else(
+                || {
+                    // No controller: this process holds the counters.
+                    Arc::new(leases::Leases::local())
+                },
+            )))
+        }
         Some(cfg) => {
             let run_id = opts
                 .run_id
                 .clone()
                 .unwrap_or_else(|| format!("local-{}", uuid::Uuid::new_v4().simple()));
-            Some(
-                state::State::connect(cfg, &run_id)
+            Some(state::State::Redis(
+                state::Redis::connect(cfg, &run_id)
                     .await
                     .map_err(EngineError::State)?,
-            )
+            ))
         }
         None => None,
     };

@@ -157,7 +157,7 @@ fn data_consistency_keys_that_cannot_act_are_refused_by_name() {
         ("distributed:\n  data_consistency:\n    variables:\n      variable_synchronization: true\n", "variable_synchronization: only acts with `global_variables: true`"),
         ("distributed:\n  data_consistency:\n    state_management:\n      shared_state: true\n      state_backend: etcd\n", "`etcd` is not supported"),
         ("distributed:\n  data_consistency:\n    state_management:\n      state_backend: database\n", "`database` is not supported"),
-        ("distributed:\n  data_consistency:\n    state_management:\n      shared_state: true\n", "`raft` (the default) is not implemented yet"),
+        ("distributed:\n  data_consistency:\n    state_management:\n      shared_state: true\n      state_ttl: 30\n", "state_ttl: only acts with `state_backend: redis`"),
     ] {
         let (ok, stderr) = validate(block);
         assert!(!ok, "refused:\n{block}");
