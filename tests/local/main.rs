@@ -21,4 +21,5 @@ mod memory;
 mod outputs;
 mod protocols;
 mod report;
+mod seed_blocks;
 mod templating;
