@@ -117,6 +117,8 @@ pub(crate) struct Shared {
     globals: Arc<globals::Globals>,
     /// The shared state (`state_management.shared_state`), when on.
     state: Option<state::State>,
+    /// The test's `performance.network` socket options for the load connections, when given.
+    socket: Option<config::performance::SocketOptions>,
     /// By HTTP step: its `{{state.OP(NAME)}}` references, resolved before each request.
     state_refs: Vec<Vec<config::StateRef>>,
     samples: mpsc::UnboundedSender<Sample>,
@@ -157,7 +159,7 @@ impl Shared {
     }
 
     fn client(&self) -> client::VuClient {
-        client::VuClient::new(self.tls.clone(), self.timeout)
+        client::VuClient::new(self.tls.clone(), self.timeout).with_socket_options(self.socket)
     }
 
     /// A pooled connection for an open-model iteration.
@@ -354,6 +356,12 @@ pub async fn run_from(
             .globals
             .unwrap_or_else(|| Arc::new(globals::Globals::for_test(&test))),
         state,
+        socket: test
+            .distributed
+            .as_ref()
+            .and_then(|d| d.performance.as_ref())
+            .map(|p| p.socket_options())
+            .filter(|o| *o != Default::default()),
         state_refs,
         samples,
         gauges,

@@ -23,3 +23,4 @@ mod protocols;
 mod report;
 mod seed_blocks;
 mod templating;
+mod test_sockets;

@@ -62,9 +62,11 @@ fn expected(block: &str) -> Result<(), &'static str> {
         Err("backend: `etcd` is not supported")
     } else if has("resources:") {
         // Thread pinning is per process: the worker's `--config`, not a test.
-        Err("belongs in the file given to `perfornium worker --config`")
+        Err("performance.resources belongs in the file given to `perfornium worker --config`")
     } else if has("network:") && has("tcp_nodelay:") {
-        Err("belongs in the file given to `perfornium worker --config`")
+        // Its socket options act on the run's load connections; its `compression` is the control
+        // channel's, per process.
+        Err("network.compression belongs in the file given to `perfornium worker")
     } else {
         Ok(())
     }
