@@ -600,6 +600,28 @@ async fn wait_until(at_ms: f64) {
     }
 }
 
+/// What the controller needs to know of a run's shared counters.
+fn lease_report(r: &Run) -> api::LeaseReport {
+    api::LeaseReport {
+        run_id: r.id.clone(),
+        active: matches!(r.phase, WorkerPhase::Prepared) || r.is_active(),
+        counters: r
+            .leases
+            .report()
+            .into_iter()
+            .map(|(k, c)| {
+                let c = api::CounterLease {
+                    left: c.left,
+                    claimed: c.claimed,
+                    waiting: c.waiting,
+                    granted_to: c.granted_to,
+                };
+                (k, c)
+            })
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -642,27 +664,5 @@ mod tests {
             check_start_at(0.0, now).is_ok(),
             "a past instant starts at once"
         );
-    }
-}
-
-/// What the controller needs to know of a run's shared counters.
-fn lease_report(r: &Run) -> api::LeaseReport {
-    api::LeaseReport {
-        run_id: r.id.clone(),
-        active: matches!(r.phase, WorkerPhase::Prepared) || r.is_active(),
-        counters: r
-            .leases
-            .report()
-            .into_iter()
-            .map(|(k, c)| {
-                let c = api::CounterLease {
-                    left: c.left,
-                    claimed: c.claimed,
-                    waiting: c.waiting,
-                    granted_to: c.granted_to,
-                };
-                (k, c)
-            })
-            .collect(),
     }
 }
