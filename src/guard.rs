@@ -127,6 +127,8 @@ pub fn required(method: &Method, path: &str) -> Needs {
         "/prepare" | "/start" | "/stop" | "/rendezvous" | "/variables" => {
             Needs::Permission(ExecuteTests)
         }
+        // `/leases`: the shared counters' grants (`state_backend: raft`), part of running the test.
+        "/leases" => Needs::Permission(ExecuteTests),
         // Moving a failed worker's share onto a running one (load_redistribution).
         "/scale" => Needs::Permission(ManageWorkers),
         "/status" | "/results" => Needs::Permission(ReportMetrics),
@@ -254,6 +256,10 @@ mod tests {
         );
         assert_eq!(
             need(Method::POST, "/variables"),
+            Needs::Permission(ExecuteTests)
+        );
+        assert_eq!(
+            need(Method::POST, "/leases"),
             Needs::Permission(ExecuteTests)
         );
         assert_eq!(

@@ -231,3 +231,38 @@ pub struct Results {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub captured: Vec<serde_json::Value>,
 }
+
+/// `GET /leases?run_id=...`: the worker's shared counters (`state_backend: raft`) as the controller
+/// needs them to grant more values: what is left of the ranges it holds, what its VUs claimed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LeaseReport {
+    pub run_id: String,
+    /// Whether the worker's run is still going (a finished one needs no more values).
+    pub active: bool,
+    pub counters: std::collections::BTreeMap<String, CounterLease>,
+}
+
+/// One counter on one worker.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CounterLease {
+    /// Values granted and not yet claimed.
+    pub left: u64,
+    /// Values its VUs claimed since the run was prepared.
+    pub claimed: u64,
+    /// VUs waiting for a value right now.
+    pub waiting: u64,
+    /// The highest value ever granted to it (0: none).
+    pub granted_to: u64,
+}
+
+/// `POST /leases`: ranges of counter values granted to a worker, and the run-wide claimed counts
+/// (`{{state.get(NAME)}}`). A range that does not start above the worker's `granted_to` is a
+/// repeat and adds nothing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LeaseGrant {
+    pub run_id: String,
+    /// By counter: the values `first..=last` are this worker's alone.
+    pub grants: std::collections::BTreeMap<String, (u64, u64)>,
+    /// By counter: the values claimed over all workers, as the controller last counted them.
+    pub totals: std::collections::BTreeMap<String, u64>,
+}

@@ -1046,7 +1046,7 @@ pub fn check_state_refs(test: &super::TestFile) -> Result<(), String> {
                     ));
                 }
                 if !on {
-                    return Err(format!("{at} uses the shared state and needs `distributed.data_consistency.state_management.shared_state: true` (with `state_backend: redis`)"));
+                    return Err(format!("{at} uses the shared state and needs `distributed.data_consistency.state_management.shared_state: true`"));
                 }
             }
         }
@@ -1087,15 +1087,24 @@ impl DataConsistency {
             let at = format!("{at}.state_management");
             match s.state_backend.as_deref() {
                 Some(b @ ("etcd" | "database")) => {
-                    return Err(format!("{at}.state_backend: `{b}` is not supported (known: redis; raft is planned)"));
+                    return Err(format!("{at}.state_backend: `{b}` is not supported: the counters need atomic increments that we build on raft (the master cluster itself) or redis (known: raft, redis)"));
                 }
                 Some("redis") => {}
                 Some("raft") | None if s.on() => {
-                    return Err(format!("{at}.state_backend: `raft` (the default) is not implemented yet: atomic increments through the controller are not built (issue 14 §3); use `state_backend: redis` with a redis server every worker can reach (`redis_url`)"));
+                    if s.state_ttl.is_some() {
+                        return Err(format!("{at}.state_ttl: only acts with `state_backend: redis`; raft counters belong to one run and end with it"));
+                    }
+                    if s.redis_url.is_some() {
+                        return Err(format!(
+                            "{at}.redis_url: only acts with `state_backend: redis`"
+                        ));
+                    }
                 }
                 Some("raft") | None => {}
                 Some(other) => {
-                    return Err(format!("{at}.state_backend: unknown backend `{other}` (known: redis; raft is planned)"));
+                    return Err(format!(
+                        "{at}.state_backend: unknown backend `{other}` (known: raft, redis)"
+                    ));
                 }
             }
             if !s.on() {
@@ -1144,7 +1153,11 @@ impl DataConsistency {
             let ttl = s.state_ttl.map_or("no expiry".to_string(), |t| {
                 format!("each write sets the key to expire {t} s later (state_ttl)")
             });
-            out.push_str(&format!("  shared state: redis at {} (every worker connects to it directly); {{{{state.incr(NAME)}}}} adds 1 to counter NAME once per request and every use in that request reads the new value; {{{{state.get(NAME)}}}} reads its value at the request (empty if unset); keys are `perfornium:RUN_ID:NAME`; {ttl}\n", s.redis_url()));
+            if s.state_backend.as_deref() == Some("redis") {
+                out.push_str(&format!("  shared state: redis at {} (every worker connects to it directly); {{{{state.incr(NAME)}}}} adds 1 to counter NAME once per request and every use in that request reads the new value; {{{{state.get(NAME)}}}} reads its value at the request (empty if unset); keys are `perfornium:RUN_ID:NAME`; {ttl}\n", s.redis_url()));
+            } else {
+                out.push_str("  shared state: raft (the controller holds the counters: the master cluster's replicated state, or the embedded master of `distributed`; workers get values on the controller's calls, never dialling out); {{state.incr(NAME)}} gives each request a value of counter NAME that no other request of the run gets (every use in that request reads it): the controller grants each worker ranges of values every 100 ms, sized to its rate, and saves each grant through raft before sending it, so a leader failover never hands a value out twice; values start at 1 and are unique but not dense (a range's unused tail is skipped, and a range saved by a leader that died before sending it is lost) and increase within one worker, not across workers; a VU whose worker holds no value waits for the next grant; the exact count of values claimed is {{state.get(NAME)}}'s meaning: the run-wide count as the controller last summed it (up to about 100 ms old, not counting this worker's newest claims; 0 if none); in `perfornium run` (no workers) the counter is this process's own: 1, 2, 3, … and `get` is exact\n");
+            }
         }
         let Some(c) = &self.csv_data else {
             return out;

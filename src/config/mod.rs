@@ -23,6 +23,7 @@ mod overrides;
 pub mod performance;
 mod scenario;
 pub mod security;
+mod sibling;
 mod step;
 pub mod step_options;
 pub mod strategy;
@@ -113,7 +114,7 @@ fn syntax(path: &Path, e: serde_norway::Error) -> ConfigError {
     let message = e
         .to_string()
         .replacen(&format!(" at line {line} column {column}"), "", 1);
-    let message = suggest(message);
+    let message = sibling::annotate(suggest(message));
     ConfigError::Syntax {
         path: path.display().to_string(),
         line,

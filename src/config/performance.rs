@@ -1,8 +1,10 @@
 //! `distributed.performance`: socket options and thread placement of a worker or master process.
 //!
-//! A worker opens its load sockets and starts its threads before any test exists, so these settings
-//! come from the file given to `perfornium worker --config` (or `master --config`), not from a test:
-//! a test file that carries the block is refused with a pointer to `--config`. `network` sets
+//! A worker opens its listening socket and starts its threads before any test exists, so these
+//! settings come from the file given to `perfornium worker --config` (or `master --config`); a test
+//! file may carry `network`'s socket options, which then act on that run's load connections (key by
+//! key over the process's), and is refused, with a pointer to `--config`, for the per-process rest
+//! (`resources`, `network.compression`). `network` sets
 //! `TCP_NODELAY`, `SO_KEEPALIVE`, `SO_SNDBUF` and `SO_RCVBUF` on every load connection (the
 //! engine's connector) and on the control channel's listening socket, whose accepted connections
 //! inherit them; `compression` gzips the control channel's responses. `resources` pins the process's threads to cores. Settings that only mean something
@@ -21,17 +23,116 @@ pub struct Performance {
     pub resources: Option<Resources>,
 }
 
-/// `distributed.performance` in a test file: refused, with a pointer to `--config`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct InTestFile;
+/// `distributed.performance` in a test file: `network`'s socket options act on that run's load
+/// connections (over the worker's `--config`, key by key); what is per process — thread placement,
+/// the control channel's compression — is refused with a pointer to `--config`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InTestFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<TestNetwork>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<PerProcess<ResourcesKey>>,
+}
 
-impl<'de> Deserialize<'de> for InTestFile {
+/// `performance.network` in a test file: the run's load connections.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestNetwork {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_nodelay: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_keepalive: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_buffer_size: Option<ByteSize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receive_buffer_size: Option<ByteSize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<PerProcess<CompressionKey>>,
+}
+
+impl InTestFile {
+    /// The socket options the test asks for (unset keys: the process's own).
+    pub fn socket_options(&self) -> SocketOptions {
+        let Some(n) = &self.network else {
+            return SocketOptions::default();
+        };
+        SocketOptions {
+            nodelay: n.tcp_nodelay,
+            keepalive: n.tcp_keepalive,
+            send_buffer: n.send_buffer_size.map(|b| b.0),
+            recv_buffer: n.receive_buffer_size.map(|b| b.0),
+        }
+    }
+}
+
+impl InTestFile {
+    /// `validate --explain` line.
+    pub fn explain(&self) -> String {
+        let o = self.socket_options();
+        if o == SocketOptions::default() {
+            return String::new();
+        }
+        let show = |v: Option<String>| {
+            v.unwrap_or_else(|| "as the worker's --config (or the kernel) says".into())
+        };
+        format!(
+            "  performance.network (this run's load connections, on every worker, over each worker's --config key by key): TCP_NODELAY {}, SO_KEEPALIVE {}, SO_SNDBUF {}, SO_RCVBUF {} (buffers set before connecting; Linux reports twice what is set and caps at net.core.[wr]mem_max); the control channel keeps the worker's own settings\n",
+            show(o.nodelay.map(|b| b.to_string())),
+            show(o.keepalive.map(|b| b.to_string())),
+            show(o.send_buffer.map(|b| format!("{b} bytes"))),
+            show(o.recv_buffer.map(|b| format!("{b} bytes"))),
+        )
+    }
+}
+
+impl SocketOptions {
+    /// These options, each unset one taken from `base`.
+    pub fn over(self, base: SocketOptions) -> SocketOptions {
+        SocketOptions {
+            nodelay: self.nodelay.or(base.nodelay),
+            keepalive: self.keepalive.or(base.keepalive),
+            send_buffer: self.send_buffer.or(base.send_buffer),
+            recv_buffer: self.recv_buffer.or(base.recv_buffer),
+        }
+    }
+}
+
+/// Why a per-process key is refused in a test file.
+pub trait PerProcessKey {
+    const WHY: &'static str;
+}
+
+/// `performance.resources` in a test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourcesKey;
+impl PerProcessKey for ResourcesKey {
+    const WHY: &'static str = "distributed.performance.resources belongs in the file given to `perfornium worker --config` \
+        (or `master --config`): a process starts and pins its threads before any test exists";
+}
+
+/// `performance.network.compression` in a test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompressionKey;
+impl PerProcessKey for CompressionKey {
+    const WHY: &'static str = "distributed.performance.network.compression belongs in the file given to `perfornium worker \
+        --config` (or `master --config`): it compresses the control channel's responses, which serve every run";
+}
+
+/// A per-process key in a test file: refused when read, with the reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerProcess<K>(std::marker::PhantomData<K>);
+
+impl<'de, K: PerProcessKey> Deserialize<'de> for PerProcess<K> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         serde::de::IgnoredAny::deserialize(d)?;
-        Err(serde::de::Error::custom(
-            "distributed.performance belongs in the file given to `perfornium worker --config` (or \
-             `master --config`): a worker opens its load sockets and starts its threads before any test exists",
-        ))
+        Err(serde::de::Error::custom(K::WHY))
+    }
+}
+
+impl<K> Serialize for PerProcess<K> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_unit()
     }
 }
 

@@ -102,6 +102,15 @@ pub fn run_model(v: &RunView) -> Run {
             }))
             .collect(),
         start_skew_ms: s.start_skew_ms,
+        regions: v
+            .regions
+            .iter()
+            .map(|r| perfornium_tui::RegionRow {
+                name: r.name.clone(),
+                load_percentage: r.load_percentage,
+                timezone: r.timezone.clone(),
+            })
+            .collect(),
     }
 }
 

@@ -209,6 +209,22 @@ impl WorkerClient {
             .await
     }
 
+    /// The worker's shared counters (`state_backend: raft`).
+    pub async fn leases(&self, run_id: &str) -> Result<api::LeaseReport, CallError> {
+        self.call(
+            self.http
+                .get(self.url("/leases"))
+                .query(&[("run_id", run_id)]),
+        )
+        .await
+    }
+
+    /// Grants counter values to the worker (after the grant is replicated); its counters after.
+    pub async fn grant(&self, body: &api::LeaseGrant) -> Result<api::LeaseReport, CallError> {
+        self.call(self.http.post(self.url("/leases")).json(body))
+            .await
+    }
+
     /// Final results, or `None` while the run is still going (the worker answers 202).
     pub async fn results(&self, run_id: &str) -> Result<Option<api::Results>, CallError> {
         self.call_or_wait(

@@ -38,20 +38,25 @@ pub struct Driver<S: RunStore> {
     next_late_probe: Vec<u64>,
     /// Receives each second once it is closed, merged over the workers (the test's outputs).
     seconds: Option<tokio::sync::mpsc::UnboundedSender<crate::metrics::collector::Interval>>,
+    /// `clients` for the tasks that call every worker (variables, shared counters), so a worker
+    /// restarted mid-run (`auto_restart`) reaches them too.
+    clients_view: watch::Sender<Vec<WorkerClient>>,
 }
 
 impl<S: RunStore> Driver<S> {
     /// A driver for `rec`; `creds` authenticate to the workers; `stop` asks the run to stop.
     pub fn new(store: S, rec: RunRecord, creds: &Credentials, stop: CancellationToken) -> Self {
         let timeout = Duration::from_millis(rec.settings.heartbeat_ms.clamp(500, 5_000));
-        let clients = rec
+        let clients: Vec<WorkerClient> = rec
             .workers
             .iter()
             .map(|w| WorkerClient::new(&w.addr, creds, timeout))
             .collect();
         let (view, _) = watch::channel(rec.clone());
         let rec_workers = rec.workers.len();
+        let (clients_view, _) = watch::channel::<Vec<WorkerClient>>(clients.clone());
         Self {
+            clients_view,
             store,
             clients,
             rec,
@@ -329,10 +334,24 @@ impl<S: RunStore> Driver<S> {
         let _stop_variables = variables.clone().drop_guard();
         if super::variables::used(&self.rec.test) {
             tokio::spawn(super::variables::coordinate(
-                self.clients.clone(),
+                self.clients_view.subscribe(),
                 self.rec.id.clone(),
                 crate::engine::globals::Globals::for_test(&self.rec.test).later_wins(),
                 variables,
+            ));
+        }
+        // Shared counters (`state_backend: raft`): granted by a task of their own, each grant saved
+        // through the store before it is sent.
+        let leases = CancellationToken::new();
+        let _stop_leases = leases.clone().drop_guard();
+        let counters = super::leases::counters(&self.rec.test);
+        if !counters.is_empty() {
+            tokio::spawn(super::leases::coordinate(
+                self.store.clone(),
+                self.clients_view.subscribe(),
+                self.rec.id.clone(),
+                counters,
+                leases,
             ));
         }
         let mut failed_run = false;
@@ -497,6 +516,7 @@ impl<S: RunStore> Driver<S> {
                 self.rec.workers[j].state = WorkerState::Started;
                 self.rec.workers[i].restarted_as = Some(j);
                 self.clients.push(client);
+                self.clients_view.send_replace(self.clients.clone());
                 self.next_late_probe.push(0);
                 self.event(format!(
                     "worker {addr} came back restarted; prepared and started again with its share for the {:.1} s left (auto_restart)",

@@ -7,6 +7,7 @@ pub mod client;
 pub mod clock;
 pub mod data;
 pub mod driver;
+pub mod leases;
 pub mod plan;
 pub mod redistribute;
 pub mod rendezvous;

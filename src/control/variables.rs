@@ -29,9 +29,9 @@ pub fn used(test: &TestFile) -> bool {
 }
 
 /// Merges and spreads the workers' global variables until `stop`. Workers that do not answer are
-/// skipped; they get the values on a later poll.
+/// skipped; they get the values on a later poll. `clients` follows the run's workers.
 pub async fn coordinate(
-    workers: Vec<WorkerClient>,
+    clients: tokio::sync::watch::Receiver<Vec<WorkerClient>>,
     run_id: String,
     later_wins: bool,
     stop: CancellationToken,
@@ -41,6 +41,8 @@ pub async fn coordinate(
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(POLL) => {}
         }
+        // Read afresh each poll: a worker restarted by `auto_restart` joins the list mid-run.
+        let workers = clients.borrow().clone();
         let states = join_all(workers.iter().map(|w| w.variables(&run_id))).await;
         let states: Vec<(usize, BTreeMap<String, Value>)> = states
             .into_iter()

@@ -21,11 +21,17 @@ pub fn set_socket_options(opts: crate::config::performance::SocketOptions) {
     let _ = SOCKET_OPTIONS.set(opts);
 }
 
-/// A TCP connection to `addr` with the process's socket options; buffer sizes are set before
-/// connecting, so the receive window is scaled for them.
-async fn connect(addr: &str) -> Result<tokio::net::TcpStream, Failure> {
-    match SOCKET_OPTIONS.get().filter(|o| **o != Default::default()) {
-        Some(o) => connect_with(addr, o).await,
+/// A TCP connection to `addr` with the run's socket options (the test's `performance.network`)
+/// over the process's; buffer sizes are set before connecting, so the receive window is scaled for
+/// them.
+async fn connect(
+    addr: &str,
+    run: Option<crate::config::performance::SocketOptions>,
+) -> Result<tokio::net::TcpStream, Failure> {
+    let process = SOCKET_OPTIONS.get().copied().unwrap_or_default();
+    let o = run.map_or(process, |r| r.over(process));
+    match Some(o).filter(|o| *o != Default::default()) {
+        Some(o) => connect_with(addr, &o).await,
         None => {
             let stream = tokio::net::TcpStream::connect(addr)
                 .await
@@ -227,6 +233,8 @@ pub struct VuClient {
     /// By step: the last Digest challenge and the count of requests that answered it, so later
     /// requests authenticate at once (RFC 7616 `nc`) instead of meeting a `401` every time.
     pub digest: std::collections::HashMap<usize, (super::digest::Challenge, u32)>,
+    /// The run's socket options (`performance.network` in the test), over the process's.
+    socket: Option<crate::config::performance::SocketOptions>,
 }
 
 impl VuClient {
@@ -237,7 +245,17 @@ impl VuClient {
             tls,
             timeout,
             digest: std::collections::HashMap::new(),
+            socket: None,
         }
+    }
+
+    /// Gives the VU's connections the run's socket options (over the process's).
+    pub fn with_socket_options(
+        mut self,
+        socket: Option<crate::config::performance::SocketOptions>,
+    ) -> Self {
+        self.socket = socket;
+        self
     }
 
     /// Replaces the request timeout (a step's own `timeout`); returns the one it replaced.
@@ -319,7 +337,7 @@ impl VuClient {
                 return Ok(&mut self.conn.as_mut().expect("checked above").1);
             }
         }
-        let stream = connect(&origin.addr).await?;
+        let stream = connect(&origin.addr, self.socket).await?;
         let sender = match &origin.tls {
             None => handshake(stream).await?,
             // Boxed: a TLS handshake's state is several KiB, and every VU's future would reserve

@@ -12,6 +12,7 @@ pub mod digest;
 mod faker;
 pub mod globals;
 mod http;
+pub mod leases;
 pub mod rendezvous;
 pub mod schedule;
 mod soap;
@@ -69,6 +70,9 @@ pub struct Options {
     /// The run's id, which prefixes the shared state's keys (the same on every worker); a fresh
     /// `local-...` id when `None`.
     pub run_id: Option<String>,
+    /// The shared counters of `state_backend: raft`, granted by the controller (a worker's
+    /// engines share one set); held in this process when `None`.
+    pub leases: Option<Arc<leases::Leases>>,
 }
 
 /// How many `debug` captures a run keeps (per engine, per worker, and in a merged summary).
@@ -113,6 +117,8 @@ pub(crate) struct Shared {
     globals: Arc<globals::Globals>,
     /// The shared state (`state_management.shared_state`), when on.
     state: Option<state::State>,
+    /// The test's `performance.network` socket options for the load connections, when given.
+    socket: Option<config::performance::SocketOptions>,
     /// By HTTP step: its `{{state.OP(NAME)}}` references, resolved before each request.
     state_refs: Vec<Vec<config::StateRef>>,
     samples: mpsc::UnboundedSender<Sample>,
@@ -153,7 +159,7 @@ impl Shared {
     }
 
     fn client(&self) -> client::VuClient {
-        client::VuClient::new(self.tls.clone(), self.timeout)
+        client::VuClient::new(self.tls.clone(), self.timeout).with_socket_options(self.socket)
     }
 
     /// A pooled connection for an open-model iteration.
@@ -294,16 +300,24 @@ pub async fn run_from(
         .and_then(|d| d.state_management.as_ref())
         .filter(|s| s.on())
     {
+        Some(cfg) if cfg.state_backend.as_deref() != Some("redis") => {
+            Some(state::State::Leased(opts.leases.clone().unwrap_or_else(
+                || {
+                    // No controller: this process holds the counters.
+                    Arc::new(leases::Leases::local())
+                },
+            )))
+        }
         Some(cfg) => {
             let run_id = opts
                 .run_id
                 .clone()
                 .unwrap_or_else(|| format!("local-{}", uuid::Uuid::new_v4().simple()));
-            Some(
-                state::State::connect(cfg, &run_id)
+            Some(state::State::Redis(
+                state::Redis::connect(cfg, &run_id)
                     .await
                     .map_err(EngineError::State)?,
-            )
+            ))
         }
         None => None,
     };
@@ -342,6 +356,12 @@ pub async fn run_from(
             .globals
             .unwrap_or_else(|| Arc::new(globals::Globals::for_test(&test))),
         state,
+        socket: test
+            .distributed
+            .as_ref()
+            .and_then(|d| d.performance.as_ref())
+            .map(|p| p.socket_options())
+            .filter(|o| *o != Default::default()),
         state_refs,
         samples,
         gauges,

@@ -1,6 +1,7 @@
-//! The shared key-value state (`distributed.data_consistency.state_management` with
-//! `state_backend: redis`): counters every VU of every worker reads and increments atomically.
-//! Each engine (one per worker, or the local run) connects to the user's redis server directly
+//! The shared key-value state (`distributed.data_consistency.state_management`): counters every
+//! VU of every worker reads and increments atomically. Two backends: `raft` (the default) leases
+//! ranges of values from the controller, which replicates each grant before sending it (see
+//! [`super::leases`] and `control::leases`); `redis`, described here: each engine (one per worker, or the local run) connects to the user's redis server directly
 //! through a connection manager (reconnecting on its own); keys are `perfornium:RUN_ID:NAME`, so
 //! runs do not mix, and every write sets the key's expiry to `state_ttl` when given.
 //!
@@ -16,24 +17,57 @@ use std::collections::HashMap;
 /// The prefix of every key.
 pub const KEY_PREFIX: &str = "perfornium";
 
-/// A connection to the shared state.
+/// The shared state as one engine reaches it.
+#[derive(Debug, Clone)]
+pub enum State {
+    /// `state_backend: redis`.
+    Redis(Redis),
+    /// `state_backend: raft`: values leased from the controller (or held here in a local run).
+    Leased(std::sync::Arc<super::leases::Leases>),
+}
+
+impl State {
+    /// Resolves a step's references for one request into `values` (under each reference's text).
+    pub async fn resolve(
+        &self,
+        refs: &[StateRef],
+        values: &mut HashMap<String, String>,
+    ) -> Result<(), String> {
+        match self {
+            State::Redis(r) => r.resolve(refs, values).await,
+            State::Leased(l) => {
+                for r in refs {
+                    let v = match r.op.as_str() {
+                        "incr" => l.claim(&r.name).await,
+                        "get" => l.get(&r.name),
+                        other => return Err(format!("unknown state operation `{other}`")),
+                    };
+                    values.insert(r.expr.clone(), v.to_string());
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A connection to a redis server holding the shared state.
 #[derive(Clone)]
-pub struct State {
+pub struct Redis {
     conn: ConnectionManager,
     prefix: String,
     ttl: Option<u64>,
 }
 
-impl std::fmt::Debug for State {
+impl std::fmt::Debug for Redis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("State")
+        f.debug_struct("Redis")
             .field("prefix", &self.prefix)
             .field("ttl", &self.ttl)
             .finish()
     }
 }
 
-impl State {
+impl Redis {
     /// Connects to the configured redis server; `run_id` separates this run's keys.
     pub async fn connect(cfg: &StateManagement, run_id: &str) -> Result<Self, String> {
         let url = cfg.redis_url();

@@ -143,7 +143,16 @@ async fn http_step(
         vars.next_request();
         if let (Some(state), refs) = (&shared.state, &shared.state_refs[id]) {
             if !refs.is_empty() {
-                if let Err(e) = state.resolve(refs, &mut vars.values).await {
+                // A leased counter may wait for the controller's next grant: the run's stop ends
+                // the wait (the request is not made).
+                let resolved = tokio::select! {
+                    r = state.resolve(refs, &mut vars.values) => r,
+                    _ = shared.cancel.cancelled() => {
+                        after = After::EndIteration;
+                        break;
+                    }
+                };
+                if let Err(e) = resolved {
                     // A counter that cannot be read or moved would give wrong data: the run stops.
                     shared.fail(format!("shared state: {e}"));
                     shared.cancel.cancel();

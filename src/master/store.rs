@@ -14,6 +14,9 @@ pub fn run_key(id: &str) -> String {
     format!("{RUN_PREFIX}{id}")
 }
 
+/// Key prefix of the shared counters' high-water marks (`state_backend: raft`), by run.
+pub const LEASE_PREFIX: &str = "leases/";
+
 /// Run records kept in the raft state machine.
 #[derive(Clone)]
 pub struct RaftStore {
@@ -52,5 +55,28 @@ impl RunStore for RaftStore {
             .await
             .map(drop)
             .map_err(|e| StoreError(e.to_string()))
+    }
+
+    async fn save_leases(
+        &self,
+        run_id: &str,
+        marks: &std::collections::BTreeMap<String, u64>,
+    ) -> Result<(), StoreError> {
+        let value = serde_json::to_vec(marks).map_err(|e| StoreError(e.to_string()))?;
+        self.replica
+            .write(Command::Put {
+                key: format!("{LEASE_PREFIX}{run_id}"),
+                value,
+            })
+            .await
+            .map(drop)
+            .map_err(|e| StoreError(e.to_string()))
+    }
+
+    fn leases(&self, run_id: &str) -> std::collections::BTreeMap<String, u64> {
+        self.replica
+            .get(&format!("{LEASE_PREFIX}{run_id}"))
+            .and_then(|v| serde_json::from_slice(&v).ok())
+            .unwrap_or_default()
     }
 }

@@ -60,6 +60,7 @@ pub fn router(opts: WorkerOptions) -> Router {
         .route("/results", get(results))
         .route("/rendezvous", get(rendezvous).post(release))
         .route("/variables", get(variables).post(merge_variables))
+        .route("/leases", get(leases).post(grant))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state);
     opts.guard.wrap(routes)
@@ -203,6 +204,20 @@ async fn variables(State(w): State<Worker>, Query(q): Query<RunQuery>) -> Respon
 
 async fn merge_variables(State(w): State<Worker>, Json(req): Json<api::Variables>) -> Response {
     match w.slot.merge_globals(&req) {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => refuse(e),
+    }
+}
+
+async fn leases(State(w): State<Worker>, Query(q): Query<RunQuery>) -> Response {
+    match w.slot.leases(&q.run_id) {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => refuse(e),
+    }
+}
+
+async fn grant(State(w): State<Worker>, Json(req): Json<api::LeaseGrant>) -> Response {
+    match w.slot.grant(&req) {
         Ok(v) => Json(v).into_response(),
         Err(e) => refuse(e),
     }

@@ -65,6 +65,8 @@ struct Run {
     rendezvous: Arc<Rendezvous>,
     /// Global variables shared by the run's engines; merged with other workers' by the controller.
     globals: Arc<Globals>,
+    /// Shared counters (`state_backend: raft`) of the run's engines; granted by the controller.
+    leases: Arc<crate::engine::leases::Leases>,
     /// The engines' failures (`fail_test`, `abort`, `stop_test`), each once.
     failures: Vec<String>,
     aborted: bool,
@@ -185,6 +187,7 @@ impl Slot {
             dropped: 0,
             rendezvous: Arc::new(Rendezvous::coordinated()),
             globals,
+            leases: Arc::new(crate::engine::leases::Leases::granted()),
             failures: Vec::new(),
             aborted: false,
             captured: Vec::new(),
@@ -275,20 +278,23 @@ impl Slot {
             _ = wait_until(at_ms - self.clock_offset_ms) => {}
             _ = stop.cancelled() => {}
         }
-        let offset_s = {
+        let (offset_s, leases) = {
             let mut guard = self.lock();
             let Some(run) = guard.as_mut().filter(|r| r.id == id) else {
                 return;
             };
+            let leases = run.leases.clone();
             if run.started.is_none() && !stop.is_cancelled() {
                 info!(run_id = %id, "run started");
                 run.phase = WorkerPhase::Running;
                 run.started_at_ms = Some(self.now_ms());
                 run.started = Some(Instant::now());
             }
-            run.started
+            let offset_s = run
+                .started
                 .map(|s| s.elapsed().as_secs_f64())
-                .unwrap_or(0.0)
+                .unwrap_or(0.0);
+            (offset_s, leases)
         };
         let outcome = if stop.is_cancelled() {
             None
@@ -313,6 +319,7 @@ impl Slot {
                     rendezvous: Some(rendezvous),
                     globals: Some(globals),
                     run_id: Some(id.to_string()),
+                    leases: Some(leases),
                 },
                 origin,
             )
@@ -389,6 +396,25 @@ impl Slot {
                 values: r.globals.snapshot(),
             }),
             _ => Err(SlotError::Unknown(run_id.to_string())),
+        }
+    }
+
+    /// The run's shared counters (`state_backend: raft`), for the controller's grants.
+    pub fn leases(&self, run_id: &str) -> Result<api::LeaseReport, SlotError> {
+        match self.lock().as_ref() {
+            Some(r) if r.id == run_id => Ok(lease_report(r)),
+            _ => Err(SlotError::Unknown(run_id.to_string())),
+        }
+    }
+
+    /// Adds the controller's grants to the run's shared counters.
+    pub fn grant(&self, req: &api::LeaseGrant) -> Result<api::LeaseReport, SlotError> {
+        match self.lock().as_ref() {
+            Some(r) if r.id == req.run_id => {
+                r.leases.grant(&req.grants, &req.totals);
+                Ok(lease_report(r))
+            }
+            _ => Err(SlotError::Unknown(req.run_id.clone())),
         }
     }
 
@@ -571,6 +597,28 @@ async fn wait_until(at_ms: f64) {
     }
     while crate::time::precise_now_ms() < at_ms {
         tokio::task::yield_now().await;
+    }
+}
+
+/// What the controller needs to know of a run's shared counters.
+fn lease_report(r: &Run) -> api::LeaseReport {
+    api::LeaseReport {
+        run_id: r.id.clone(),
+        active: matches!(r.phase, WorkerPhase::Prepared) || r.is_active(),
+        counters: r
+            .leases
+            .report()
+            .into_iter()
+            .map(|(k, c)| {
+                let c = api::CounterLease {
+                    left: c.left,
+                    claimed: c.claimed,
+                    waiting: c.waiting,
+                    granted_to: c.granted_to,
+                };
+                (k, c)
+            })
+            .collect(),
     }
 }
 

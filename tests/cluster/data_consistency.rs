@@ -157,7 +157,7 @@ fn data_consistency_keys_that_cannot_act_are_refused_by_name() {
         ("distributed:\n  data_consistency:\n    variables:\n      variable_synchronization: true\n", "variable_synchronization: only acts with `global_variables: true`"),
         ("distributed:\n  data_consistency:\n    state_management:\n      shared_state: true\n      state_backend: etcd\n", "`etcd` is not supported"),
         ("distributed:\n  data_consistency:\n    state_management:\n      state_backend: database\n", "`database` is not supported"),
-        ("distributed:\n  data_consistency:\n    state_management:\n      shared_state: true\n", "`raft` (the default) is not implemented yet"),
+        ("distributed:\n  data_consistency:\n    state_management:\n      shared_state: true\n      state_ttl: 30\n", "state_ttl: only acts with `state_backend: redis`"),
     ] {
         let (ok, stderr) = validate(block);
         assert!(!ok, "refused:\n{block}");
@@ -377,4 +377,84 @@ fn validate_steps(steps: &str) -> (bool, String) {
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// A worker restarted mid-run (`auto_restart`) joins the global variables too: worker A extracts
+/// a new `global.token` every iteration; worker C never extracts one and posts what
+/// `{{global.token}}` holds. C is killed and started again on its port (as `c2`); once it is
+/// prepared again, the tokens it posts are A's — the controller reads and feeds it like the
+/// workers the run started with.
+#[test]
+fn a_worker_restarted_by_auto_restart_gets_the_global_variables() {
+    let mock = mock(0);
+    let a = worker_with_env(&[("PERF_WORKER", "a"), ("PERF_KEY", "token")]);
+    let mut c = worker_with_env(&[("PERF_WORKER", "c"), ("PERF_KEY", "other")]);
+    let dir = tempfile::tempdir().unwrap();
+    let steps = "      - name: set\n        method: POST\n        path: /echo\n        headers: { Content-Type: application/json }\n        body: '{\"{{env.PERF_KEY}}\": \"tok-{{timestamp:unix}}\"}'\n        think_time: 0ms\n        extract:\n          - { name: global.token, type: json_path, expression: \"$.token\" }\n      - name: report\n        method: POST\n        path: /users\n        json: { seen: \"{{global.token}}\", worker: \"{{env.PERF_WORKER}}\" }\n";
+    let file = yaml(&mock)
+        .name("globals-restart")
+        .load("pattern: basic, virtual_users: 2, duration: 7s")
+        .scenario("think_time: 50ms")
+        .steps(steps)
+        .extra("distributed:\n  orchestration:\n    heartbeat_interval: 1s\n  fault_tolerance:\n    worker_failures:\n      detection_timeout: 1s\n      max_failure_rate: 50\n      recovery:\n        auto_restart: true\n  data_consistency:\n    variables:\n      global_variables: true\n      variable_synchronization: true\n")
+        .write(dir.path());
+    let out = dir.path().join("out");
+    let child = start(&[
+        "distributed",
+        &file,
+        "-w",
+        &worker_list(&[&a, &c]),
+        "-s",
+        "even",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    wait_running(&c, 20);
+    let port = c.addr.rsplit_once(':').unwrap().1.to_string();
+    c.kill();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_perfornium"));
+    cmd.args(["worker", "--host", "127.0.0.1", "--port", &port])
+        .envs([("PERF_WORKER", "c2"), ("PERF_KEY", "other")]);
+    let mut again = try_spawn_listening_cmd(cmd).unwrap_or_else(|e| panic!("{e}"));
+    again.wait_ready("/health");
+    wait_running(&again, 20);
+    let res = child.wait_with_deadline(std::time::Duration::from_secs(60));
+    let s = summary(&out);
+    assert_eq!(
+        s["phase"],
+        "finished",
+        "{}\n{s}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert!(
+        s["events"].to_string().contains("came back restarted"),
+        "{}",
+        s["events"]
+    );
+    let users = get_json(&format!("http://{}/users", mock.addr)).expect("the mock's /users");
+    let mut a_tokens = std::collections::BTreeSet::new();
+    let (mut c2_reports, mut c2_tokens) = (0, std::collections::BTreeSet::new());
+    for u in users["users"].as_array().unwrap() {
+        let (Some(seen), Some(w)) = (u["seen"].as_str(), u["worker"].as_str()) else {
+            continue;
+        };
+        match w {
+            "a" => {
+                a_tokens.insert(seen.to_string());
+            }
+            "c2" => {
+                c2_reports += 1;
+                if seen.starts_with("tok-") {
+                    c2_tokens.insert(seen.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(c2_reports > 5, "the restarted worker ran: {c2_reports}");
+    assert!(
+        c2_tokens.len() >= 2 && c2_tokens.iter().all(|t| a_tokens.contains(t)),
+        "the restarted worker saw A's tokens: {c2_tokens:?} of {} reports",
+        c2_reports
+    );
 }

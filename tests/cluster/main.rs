@@ -16,4 +16,5 @@ mod security;
 mod seed_distribution;
 mod seed_fault_tolerance;
 mod state;
+mod state_raft;
 mod tls;

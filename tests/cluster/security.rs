@@ -800,7 +800,7 @@ fn socket_options_compression_and_thread_pinning_from_config_are_observed() {
 }
 
 #[test]
-fn config_files_refuse_role_keys_and_unknown_keys_firewall_rules_act_and_a_test_refuses_performance(
+fn config_files_refuse_role_keys_and_unknown_keys_firewall_rules_act_and_a_test_refuses_per_process_performance(
 ) {
     let dir = tempfile::tempdir().unwrap();
     let role = write(dir.path(), "a.yml", "distributed:\n  mode: master\n");
@@ -934,11 +934,13 @@ fn config_files_refuse_role_keys_and_unknown_keys_firewall_rules_act_and_a_test_
     let test = Yaml::at("http://127.0.0.1:9")
         .name("p")
         .load("pattern: basic, virtual_users: 1, iterations: 1")
-        .extra("distributed:\n  performance:\n    network:\n      tcp_nodelay: true\n")
+        .extra("distributed:\n  performance:\n    network:\n      tcp_nodelay: true\n    resources:\n      cpu_management:\n        thread_pinning: true\n")
         .write(dir.path());
     let err = String::from_utf8_lossy(&run(&["validate", &test]).stderr).into_owned();
     assert!(
-        err.contains("belongs in the file given to `perfornium worker --config`"),
+        err.contains(
+            "performance.resources belongs in the file given to `perfornium worker --config`"
+        ),
         "{err}"
     );
 }

@@ -194,8 +194,8 @@ fn state_management_keys_that_cannot_act_are_refused_by_name() {
     for (steps, block, why) in [
         ("", format!("{sm}      shared_state: true\n      state_backend: etcd\n"), "state_backend: `etcd` is not supported"),
         ("", format!("{sm}      shared_state: true\n      state_backend: mongo\n"), "state_backend: unknown backend `mongo`"),
-        ("", format!("{sm}      shared_state: true\n"), "`raft` (the default) is not implemented yet"),
-        ("", format!("{sm}      shared_state: true\n      state_backend: raft\n"), "use `state_backend: redis`"),
+        ("", format!("{sm}      shared_state: true\n      state_ttl: 60\n"), "state_ttl: only acts with `state_backend: redis`; raft counters belong to one run"),
+        ("", format!("{sm}      shared_state: true\n      state_backend: raft\n      redis_url: redis://x:1\n"), "redis_url: only acts with `state_backend: redis`"),
         ("", format!("{sm}      state_ttl: 60\n"), "state_ttl: only acts with `shared_state: true`"),
         ("", format!("{sm}      shared_state: true\n      state_backend: redis\n      state_ttl: 0\n"), "state_ttl: must be at least 1 second"),
         ("", format!("{sm}      shared_state: true\n      state_backend: redis\n      redis_url: http://x\n"), "redis_url: `http://x` is not a"),

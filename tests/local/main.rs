@@ -21,4 +21,6 @@ mod memory;
 mod outputs;
 mod protocols;
 mod report;
+mod seed_blocks;
 mod templating;
+mod test_sockets;

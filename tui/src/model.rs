@@ -69,6 +69,17 @@ pub struct Run {
     pub timeline: Vec<TimePoint>,
     pub errors_seen: Vec<String>,
     pub start_skew_ms: Option<f64>,
+    /// The plan's regions (`distributed.geographic`), with their time zones; empty without.
+    pub regions: Vec<RegionRow>,
+}
+
+/// One region of a geographic plan.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RegionRow {
+    pub name: String,
+    pub load_percentage: f64,
+    /// An IANA time-zone name, when the test gave one.
+    pub timezone: Option<String>,
 }
 
 /// Which pane has the focus (tab and arrows move it).

@@ -100,6 +100,35 @@ fn block(title: &str, focused: bool) -> Block<'_> {
 /// The header: one line when it fits in `width`, else the run's figures on a second line (the run's
 /// name shortened if even the first line would not fit).
 fn header_lines(model: &Model, width: usize) -> Vec<Line<'static>> {
+    let mut lines = run_lines(model, width);
+    lines.extend(region_lines(model, width));
+    lines
+}
+
+/// A geographic plan's regions, each with its share and time zone, packed into lines of `width`.
+fn region_lines(model: &Model, width: usize) -> Vec<Line<'static>> {
+    let Some(r) = model.run.as_ref().filter(|r| !r.regions.is_empty()) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    let mut line = String::from("  regions:");
+    for g in &r.regions {
+        let item = format!(
+            " {} {:.0}% {}",
+            g.name,
+            g.load_percentage,
+            g.timezone.as_deref().unwrap_or("(no time zone)")
+        );
+        if line.chars().count() + item.chars().count() > width && line.len() > "  regions:".len() {
+            out.push(std::mem::replace(&mut line, "          ".to_string()));
+        }
+        line.push_str(&item);
+    }
+    out.push(line);
+    out.into_iter().map(Line::from).collect()
+}
+
+fn run_lines(model: &Model, width: usize) -> Vec<Line<'static>> {
     let leader = match model.leader {
         Some((id, term)) => format!("leader: node {id} (term {term})"),
         None => "leader: none (election?)".to_string(),

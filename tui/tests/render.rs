@@ -5,7 +5,7 @@
 
 use perfornium_tui::ratatui::backend::TestBackend;
 use perfornium_tui::ratatui::Terminal;
-use perfornium_tui::{render, Model, Replica, Run, StepRow, TimePoint, WorkerRow};
+use perfornium_tui::{render, Model, RegionRow, Replica, Run, StepRow, TimePoint, WorkerRow};
 
 fn replica(id: u64, role: &str, reachable: bool) -> Replica {
     Replica {
@@ -87,6 +87,7 @@ fn model() -> Model {
             timeline,
             errors_seen: vec!["Create user: status 500 × 2".into()],
             start_skew_ms: Some(1.3),
+            regions: Vec::new(),
         }),
         ..Default::default()
     };
@@ -304,4 +305,58 @@ fn the_registered_pool_shows_in_the_cluster_pane() {
         "{screen}"
     );
     assert!(!draw(&model(), 120, 40).contains("pool:"));
+}
+
+/// A geographic plan's regions are shown with their share and time zone, in 120 and 80 columns.
+#[test]
+fn regions_show_their_time_zones() {
+    let mut m = model();
+    let run = m.run.as_mut().unwrap();
+    run.regions = vec![
+        RegionRow {
+            name: "us-east".into(),
+            load_percentage: 75.0,
+            timezone: Some("America/New_York".into()),
+        },
+        RegionRow {
+            name: "eu".into(),
+            load_percentage: 25.0,
+            timezone: None,
+        },
+    ];
+    for (w, h) in [(120, 40), (80, 30)] {
+        let screen = draw(&m, w, h);
+        assert!(
+            screen.contains("regions: us-east 75% America/New_York")
+                && screen.contains("eu 25% (no time zone)"),
+            "{w}x{h}:\n{screen}"
+        );
+    }
+    assert!(
+        !draw(&model(), 120, 40).contains("regions:"),
+        "none without regions"
+    );
+    // The seed's four regions wrap in 80 columns, none cut.
+    let run = m.run.as_mut().unwrap();
+    run.regions = [
+        ("us-east", 40.0, "America/New_York"),
+        ("us-west", 30.0, "America/Los_Angeles"),
+        ("europe", 20.0, "Europe/London"),
+        ("asia", 10.0, "Asia/Tokyo"),
+    ]
+    .map(|(n, p, tz)| RegionRow {
+        name: n.into(),
+        load_percentage: p,
+        timezone: Some(tz.into()),
+    })
+    .to_vec();
+    let screen = draw(&m, 80, 30);
+    for item in [
+        "us-east 40% America/New_York",
+        "us-west 30% America/Los_Angeles",
+        "europe 20% Europe/London",
+        "asia 10% Asia/Tokyo",
+    ] {
+        assert!(screen.contains(item), "{item}:\n{screen}");
+    }
 }
