@@ -129,6 +129,8 @@ impl<S: RunStore> Driver<S> {
         if self.rec.events.last() != Some(&text) {
             info!(event = %text, "run event");
             self.rec.events.push(text);
+            let second = self.rec.timeline.last().map_or(0, |p| p.second);
+            self.rec.event_seconds.push(second);
         }
     }
 
