@@ -11,7 +11,9 @@
 //! Every figure is computed from those records (latencies into an HDR histogram, as for our runs),
 //! not copied from the file's own `summary`, whose percentiles are computed differently. Active VUs
 //! per second are the distinct `vu_id`s that started a request in that second. The files hold no
-//! thresholds, so the verdict is PASSED unless a record is unreadable (then the file is refused).
+//! thresholds, so the verdict is PASSED; an unreadable record refuses the file (by index and field).
+//! JSON records that are not measurements (`shouldRecord: false`, or `custom_metrics.skipped`, a
+//! step skipped by its condition, duration 0) are left out.
 
 use super::RunSummary;
 use crate::metrics::collector::Point;
@@ -83,6 +85,22 @@ struct JsonResult {
     response_size: Option<u64>,
     #[serde(default, rename = "shouldRecord")]
     should_record: Option<serde_json::Value>,
+    #[serde(default)]
+    custom_metrics: Option<serde_json::Value>,
+}
+
+impl JsonResult {
+    /// Not a measurement: `shouldRecord: false`, or a step skipped by its condition
+    /// (`custom_metrics.skipped`, duration 0).
+    fn measured(&self) -> bool {
+        let skipped = self
+            .custom_metrics
+            .as_ref()
+            .and_then(|m| m.get("skipped"))
+            .and_then(serde_json::Value::as_bool)
+            == Some(true);
+        self.should_record != Some(serde_json::Value::Bool(false)) && !skipped
+    }
 }
 
 /// Reads the TypeScript tool's JSON results; `name` is used when the file names no test.
@@ -91,7 +109,7 @@ pub fn from_json(bytes: &[u8], name: &str) -> Result<RunSummary, TsError> {
     let rows = file
         .results
         .into_iter()
-        .filter(|r| r.should_record != Some(serde_json::Value::Bool(false)))
+        .filter(JsonResult::measured)
         .enumerate()
         .map(|(index, r)| {
             let duration = r.duration.or(r.response_time).ok_or(TsError::Record {
