@@ -119,7 +119,7 @@ pub struct DriveArgs {
 #[derive(Args, Clone, Debug)]
 pub struct Output {
     /// Write summary.json, timeline.ndjson and junit.xml in this directory; a path ending in
-    /// `.json` gets the summary alone.
+    /// `.json` gets the summary alone. `{{timestamp}}` in it is replaced by the time now.
     #[arg(short = 'o', long)]
     pub out: Option<PathBuf>,
     /// Also write a self-contained HTML report (DIR/report.html with -o, else ./report.html).

@@ -401,3 +401,42 @@ fn a_distributed_report_draws_a_line_per_worker_and_marks_the_failure_on_the_tim
         assert!(chart.contains(&format!("data-second=\"{}\"", seconds[failed])));
     }
 }
+
+/// `run -o 'DIR/r-{{timestamp}}.json'` writes the summary under this run's time, not a literal name.
+#[test]
+fn run_output_names_take_the_timestamp() {
+    let mock = mock(0);
+    let dir = tempfile::tempdir().unwrap();
+    let file = yaml(&mock)
+        .name("stamped")
+        .load("pattern: basic, virtual_users: 1, duration: 1s")
+        .step("{ name: list, path: /users }")
+        .write(dir.path());
+    let out = dir.path().join("runs/r-{{timestamp}}.json");
+    let res = run(&["run", &file, "-o", out.to_str().unwrap()]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    let stamp = names[0]
+        .strip_prefix("r-")
+        .and_then(|n| n.strip_suffix(".json"))
+        .unwrap();
+    let shape: Vec<usize> = stamp.split('-').map(str::len).collect();
+    assert_eq!(shape, [8, 6, 3], "YYYYMMDD-HHMMSS-mmm: {stamp}");
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("runs").join(&names[0])).unwrap())
+            .unwrap();
+    let served = mock_stats(&mock)["total"].as_u64();
+    assert_eq!(
+        s["overall"]["count"].as_u64(),
+        served,
+        "the summary counts what the mock served"
+    );
+}
