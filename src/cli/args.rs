@@ -120,7 +120,8 @@ pub struct DriveArgs {
 pub struct Output {
     /// Write summary.json, timeline.ndjson and junit.xml in this directory; a path ending in
     /// `.json` gets the summary alone. `{{timestamp}}` in it is replaced by the time now.
-    #[arg(short = 'o', long)]
+    /// `--output` is the TypeScript tool's name for it.
+    #[arg(short = 'o', long, visible_alias = "output")]
     pub out: Option<PathBuf>,
     /// Also write a self-contained HTML report (DIR/report.html with -o, else ./report.html).
     #[arg(short = 'r', long)]

@@ -174,7 +174,8 @@ pub struct RunRecord {
     /// Set by a client asking the run to stop.
     #[serde(default)]
     pub stop_requested: bool,
-    /// The timeline second at which each of `events` happened (same order; for the report's time axis).
+    /// The second of the run (since `start_at_ms`, else the first worker's start; 0 before it) at
+    /// which each of `events` happened, in the same order, for the report's time axis.
     #[serde(default)]
     pub event_seconds: Vec<u64>,
     /// Per worker (by index in `workers`): its own requests, errors and p95 second by second.

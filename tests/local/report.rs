@@ -367,9 +367,10 @@ fn a_distributed_report_draws_a_line_per_worker_and_marks_the_failure_on_the_tim
                 String::from_utf8_lossy(&res.stderr)
             )
         });
+    // Killed after its first second was pulled, and found dead a detection timeout (1 s) later.
     assert!(
-        seconds[failed].as_u64().unwrap() >= 1,
-        "the failure came after the first second"
+        seconds[failed].as_u64().unwrap() >= 2,
+        "the failure is marked when it happened: {seconds:?}"
     );
     for w in s["workers"].as_array().unwrap() {
         let points = w["points"].as_array().expect("per-worker points");
@@ -439,4 +440,59 @@ fn run_output_names_take_the_timestamp() {
         served,
         "the summary counts what the mock served"
     );
+}
+
+/// A leader killed mid-run: the replica that takes the run over records "leader changed" in the run
+/// record, and the report made from the finished run's summary marks it on every time axis.
+#[test]
+fn a_leader_change_is_an_event_marked_on_the_reports_time_axis() {
+    let mut c = Cluster::start();
+    let mock = mock(2);
+    let (a, b) = (worker(None), worker(None));
+    let body = yaml(&mock)
+        .name("leader-report")
+        .load("pattern: basic, virtual_users: 2, duration: 6s")
+        .step("{ name: list, path: /users }")
+        .submit_body(&[&a, &b]);
+    let old = c.agreed_leader(20);
+    let id = c.submit(old, &body);
+    c.wait_merged(old, &id, 2, 20);
+    c.kill(old);
+    let view = c.wait_phase(&[0, 1, 2], &id, "finished", 40);
+    let s = &view["summary"];
+    let events = s["events"].as_array().expect("events");
+    let at = events
+        .iter()
+        .position(|e| e.as_str().unwrap().starts_with("leader changed"))
+        .unwrap_or_else(|| panic!("no leader change among {events:?}"));
+    let second = s["event_seconds"][at].as_u64().expect("its second");
+    assert!(
+        second >= 1,
+        "after the batches merged before the kill: {second}"
+    );
+    assert_eq!(
+        s["overall"]["count"].as_u64(),
+        mock_stats(&mock)["total"].as_u64(),
+        "the report's count is the mock's"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let saved = write(dir.path(), "summary.json", &s.to_string());
+    let page = dir.path().join("report.html");
+    let res = run(&["report", &saved, "-o", page.to_str().unwrap()]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let dom = chromium_dom(&page);
+    for id in ["latency", "throughput", "vus", "status"] {
+        let chart = svg(&dom, id);
+        assert!(
+            chart.contains(&format!(
+                "data-second=\"{second}\"><title>{second}s: leader changed"
+            )),
+            "{id} marks the leader change"
+        );
+    }
 }
