@@ -119,8 +119,9 @@ pub struct DriveArgs {
 #[derive(Args, Clone, Debug)]
 pub struct Output {
     /// Write summary.json, timeline.ndjson and junit.xml in this directory; a path ending in
-    /// `.json` gets the summary alone.
-    #[arg(short = 'o', long)]
+    /// `.json` gets the summary alone. `{{timestamp}}` in it is replaced by the time now.
+    /// `--output` is the TypeScript tool's name for it.
+    #[arg(short = 'o', long, visible_alias = "output")]
     pub out: Option<PathBuf>,
     /// Also write a self-contained HTML report (DIR/report.html with -o, else ./report.html).
     #[arg(short = 'r', long)]

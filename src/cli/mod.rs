@@ -46,7 +46,7 @@ enum Command {
     Mock(mock::MockArgs),
     /// The embedded default: mock, 3 workers and 3 master replicas on loopback, one example run, the console.
     Demo(demo::DemoArgs),
-    /// Turn a saved summary.json into a self-contained HTML report.
+    /// Turn saved results (our summary.json, the TypeScript tool's JSON or CSV) into an HTML report.
     Report(report::ReportArgs),
     /// Serve the worker API (pull-based: the controller calls it).
     Worker(worker::WorkerArgs),

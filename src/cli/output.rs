@@ -11,7 +11,11 @@ use std::process::ExitCode;
 /// Writes outputs under `-o DIR` (or, for `-o FILE.json`, the summary to that file, as the
 /// TypeScript tool's users write it) and, with `--report`, the HTML report.
 pub fn write(summary: &RunSummary, output: &Output) -> Result<()> {
-    let out = output.out.as_deref();
+    // `{{timestamp}}` in `-o` names this run's files, as in the test file's output names.
+    let expanded = output.out.as_deref().map(|p| {
+        std::path::PathBuf::from(perfornium::outputs::expand_timestamp(&p.to_string_lossy()))
+    });
+    let out = expanded.as_deref();
     let json_file = out.filter(|p| {
         p.extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("json"))

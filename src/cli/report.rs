@@ -1,34 +1,110 @@
-//! `perfornium report RESULTS.json`: a saved summary turned into the self-contained HTML report.
+//! `perfornium report RESULTS`: saved results turned into the self-contained HTML report. RESULTS
+//! is our `summary.json` (from `-o`), or the TypeScript tool's JSON or CSV results (its `outputs:`
+//! files), read record by record into the same summary.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use perfornium::report::{self, RunSummary};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Turn a saved summary.json into a self-contained HTML report.
+/// Turn saved results (our summary.json, or the TypeScript tool's JSON or CSV results) into a
+/// self-contained HTML report.
 #[derive(Args, Debug)]
 pub struct ReportArgs {
-    /// A summary.json written by `-o DIR`.
+    /// Our summary.json (written by `-o`), or the TypeScript tool's JSON or CSV results.
     results: PathBuf,
-    #[arg(short = 'o', long, default_value = "report.html")]
-    out: PathBuf,
+    /// The HTML file to write; `{{timestamp}}` (or `{{timestamp:unix|iso|readable|file}}`) in it
+    /// is replaced by the time now, as in the test file's output names.
+    #[arg(
+        short = 'o',
+        long,
+        visible_alias = "output",
+        default_value = "report.html"
+    )]
+    out: String,
+    /// The report's title and heading [default: the test's name].
+    #[arg(long)]
+    title: Option<String>,
+    /// The TypeScript tool's custom Handlebars template: refused (our report is not made from a
+    /// template, so a template would be silently ignored).
+    #[arg(short = 't', long, value_name = "TEMPLATE")]
+    template: Option<PathBuf>,
 }
 
 impl ReportArgs {
-    /// Reads the summary and writes the report.
+    /// Reads the results and writes the report.
     pub fn run(self) -> Result<ExitCode> {
+        if let Some(t) = &self.template {
+            bail!(
+                "--template {}: custom report templates are not supported (the report is built in \
+                 code as one self-contained page, not from a Handlebars template); use --title, \
+                 or the test file's `report: {{ title, description }}`",
+                t.display()
+            );
+        }
         let text = std::fs::read(&self.results)
             .with_context(|| format!("reading {}", self.results.display()))?;
-        let summary: RunSummary = serde_json::from_slice(&text).with_context(|| {
-            format!(
-                "{} is not a perfornium summary.json",
-                self.results.display()
-            )
-        })?;
-        std::fs::write(&self.out, report::html::render(&summary))
-            .with_context(|| format!("writing {}", self.out.display()))?;
-        eprintln!("report written to {}", self.out.display());
+        let stem = self
+            .results
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "results".into());
+        let is_csv = self
+            .results
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+        let (summary, note) = if is_csv {
+            let s = report::ts::from_csv(&text, &stem).with_context(|| {
+                format!(
+                    "{} (read as the TypeScript tool's CSV results)",
+                    self.results.display()
+                )
+            })?;
+            let note = format!(
+                "From the TypeScript tool's CSV results {} ({} requests).",
+                self.results.display(),
+                s.overall.count
+            );
+            (s, Some(note))
+        } else {
+            let value: serde_json::Value = serde_json::from_slice(&text).with_context(|| {
+                format!(
+                    "{} is not a perfornium summary.json (nor the TypeScript tool's JSON results)",
+                    self.results.display()
+                )
+            })?;
+            if value.get("overall").is_none() && value.get("results").is_some() {
+                let s = report::ts::from_json(&text, &stem).with_context(|| {
+                    format!(
+                        "{} (read as the TypeScript tool's JSON results)",
+                        self.results.display()
+                    )
+                })?;
+                let note = format!(
+                    "From the TypeScript tool's JSON results {} ({} requests).",
+                    self.results.display(),
+                    s.overall.count
+                );
+                (s, Some(note))
+            } else {
+                let s: RunSummary = serde_json::from_value(value).with_context(|| {
+                    format!(
+                        "{} is not a perfornium summary.json",
+                        self.results.display()
+                    )
+                })?;
+                (s, None)
+            }
+        };
+        let out = PathBuf::from(perfornium::outputs::expand_timestamp(&self.out));
+        if let Some(dir) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let title = self.title.as_deref().unwrap_or(&summary.name);
+        let html = report::html::render_titled(&summary, title, note.as_deref());
+        std::fs::write(&out, html).with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("report written to {}", out.display());
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -104,6 +104,13 @@ impl<S: RunStore> Driver<S> {
             workers = self.rec.workers.len(),
             "driving run"
         );
+        // A record past `submitted` was being driven elsewhere: a new leader took it over.
+        if self.rec.phase != Phase::Submitted && !self.rec.phase.is_final() {
+            self.event(format!(
+                "leader changed: a new leader resumed driving the run in phase {}",
+                self.rec.phase
+            ));
+        }
         let outcome = self.advance().await;
         if let Err(e) = &outcome {
             warn!("stopped driving: {e}");
@@ -134,6 +141,17 @@ impl<S: RunStore> Driver<S> {
         if self.rec.events.last() != Some(&text) {
             info!(event = %text, "run event");
             self.rec.events.push(text);
+            // Seconds since the start (the agreed one, else the first worker's), rounded up as the
+            // timeline counts them; 0 before it.
+            let first = self
+                .rec
+                .workers
+                .iter()
+                .filter_map(|w| w.started_at_ms)
+                .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.min(t))));
+            let start = self.rec.start_at_ms.or(first.map(|t| t as u64));
+            let second = start.map_or(0, |start| now_ms().saturating_sub(start).div_ceil(1000));
+            self.rec.event_seconds.push(second);
         }
     }
 

@@ -174,6 +174,13 @@ pub struct RunRecord {
     /// Set by a client asking the run to stop.
     #[serde(default)]
     pub stop_requested: bool,
+    /// The second of the run (since `start_at_ms`, else the first worker's start; 0 before it) at
+    /// which each of `events` happened, in the same order, for the report's time axis.
+    #[serde(default)]
+    pub event_seconds: Vec<u64>,
+    /// Per worker (by index in `workers`): its own requests, errors and p95 second by second.
+    #[serde(default)]
+    pub worker_points: Vec<Vec<crate::report::WorkerPoint>>,
 }
 
 impl RunRecord {
@@ -199,6 +206,10 @@ impl RunRecord {
         for (acc, s) in slot.iter_mut().zip(&iv.steps) {
             acc.merge(s);
         }
+        if self.worker_points.len() <= w {
+            self.worker_points.resize_with(w + 1, Vec::new);
+        }
+        crate::report::WorkerPoint::add(&mut self.worker_points[w], second, &iv.steps);
         true
     }
 

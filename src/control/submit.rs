@@ -257,6 +257,8 @@ pub fn new_record(
         finished_ms: None,
         events: Vec::new(),
         stop_requested: false,
+        event_seconds: Vec::new(),
+        worker_points: Vec::new(),
     })
 }
 

@@ -45,7 +45,8 @@ impl RunRecord {
         s.workers = self
             .workers
             .iter()
-            .map(|w| {
+            .enumerate()
+            .map(|(i, w)| {
                 let all = merged(w.totals());
                 let pulled = merged(&w.merged);
                 let final_all = w.results.as_ref().map(|r| merged(&r.steps));
@@ -72,6 +73,7 @@ impl RunRecord {
                     final_errors: final_all.as_ref().map(|f| f.errors),
                     final_seq: w.results.as_ref().map(|r| r.last_seq),
                     merged_matches_final: w.merged_matches_final(),
+                    points: self.worker_points.get(i).cloned().unwrap_or_default(),
                 }
             })
             .collect();
@@ -104,6 +106,7 @@ impl RunRecord {
         s.start_skew_ms = self.skew_ms;
         s.phase = Some(self.phase);
         s.events = self.events.clone();
+        s.event_seconds = self.event_seconds.clone();
         if self.phase != Phase::Finished {
             s.passed = false;
         }

@@ -55,6 +55,9 @@ pub struct Point {
     pub p99_ms: f64,
     /// Per step: (requests, errors, p50, p95, p99).
     pub steps: Vec<StepPoint>,
+    /// Responses by HTTP status code in this second (all steps).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub status: std::collections::BTreeMap<u16, u64>,
 }
 
 /// A step's share of a timeline point.
@@ -81,6 +84,7 @@ impl Point {
             p90_ms: all.latency.quantile_ms(0.9),
             p95_ms: all.latency.quantile_ms(0.95),
             p99_ms: all.latency.quantile_ms(0.99),
+            status: all.status.clone(),
             steps: iv
                 .steps
                 .iter()

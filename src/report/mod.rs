@@ -6,8 +6,9 @@ pub mod junit;
 pub mod progress;
 mod summary;
 mod text;
+pub mod ts;
 
-pub use summary::{evaluate, RunSummary, StepSummary, ThresholdResult, WorkerSummary};
+pub use summary::{evaluate, RunSummary, StepSummary, ThresholdResult, WorkerPoint, WorkerSummary};
 pub use text::render as render_text;
 
 use std::path::Path;

@@ -127,6 +127,9 @@ pub struct RunSummary {
     pub phase: Option<Phase>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<String>,
+    /// The timeline second of each of `events` (same order), where the run record kept it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub event_seconds: Vec<u64>,
     /// `debug` captures: requests (failing ones unless `capture_only_failures: false`) with what
     /// the test asked to capture of them, the first 100 of the run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -187,6 +190,40 @@ pub struct WorkerSummary {
     /// run's events then say so too), `None` while there are no final totals to compare.
     #[serde(default)]
     pub merged_matches_final: Option<bool>,
+    /// This worker's own seconds, on the run's timeline (for one line per worker in the report).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub points: Vec<WorkerPoint>,
+}
+
+/// One second of one worker's part, as the controller merged its batches.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WorkerPoint {
+    pub second: u64,
+    pub requests: u64,
+    pub errors: u64,
+    /// The p95 of this worker's batch (of the largest, when two batches fell into one second).
+    pub p95_ms: f64,
+}
+
+impl WorkerPoint {
+    /// Adds one batch's `steps` at `second` to a worker's points (seconds only move forward).
+    pub fn add(points: &mut Vec<WorkerPoint>, second: u64, steps: &[StepStats]) {
+        let all = merged(steps);
+        let p95 = all.latency.quantile_ms(0.95);
+        match points.last_mut() {
+            Some(p) if p.second >= second => {
+                p.requests += all.count;
+                p.errors += all.errors;
+                p.p95_ms = p.p95_ms.max(p95);
+            }
+            _ => points.push(WorkerPoint {
+                second,
+                requests: all.count,
+                errors: all.errors,
+                p95_ms: p95,
+            }),
+        }
+    }
 }
 
 impl RunSummary {
@@ -242,6 +279,7 @@ impl RunSummary {
             start_skew_ms: None,
             phase: None,
             events: Vec::new(),
+            event_seconds: Vec::new(),
             debug_samples: Vec::new(),
         }
     }
