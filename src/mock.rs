@@ -41,7 +41,14 @@ pub struct Stats {
     /// ground truth for how closely a synchronized start really started the workers together.
     #[serde(default)]
     pub first_request_ms: BTreeMap<String, f64>,
+    /// Requests served per second of this machine's clock (Unix seconds → count), for the last
+    /// [`PER_SECOND_KEPT`] seconds with traffic: what a load change did, as the target saw it.
+    #[serde(default)]
+    pub per_second: BTreeMap<u64, u64>,
 }
+
+/// How many seconds of [`Stats::per_second`] the mock keeps.
+pub const PER_SECOND_KEPT: usize = 3600;
 
 #[derive(Default)]
 struct Inner {
@@ -123,6 +130,14 @@ async fn count(State(m): State<Mock>, req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let mut inner = m.inner.lock().expect("mock lock poisoned");
     inner.stats.total += 1;
+    *inner
+        .stats
+        .per_second
+        .entry((arrived_ms / 1000.0) as u64)
+        .or_default() += 1;
+    if inner.stats.per_second.len() > PER_SECOND_KEPT {
+        inner.stats.per_second.pop_first();
+    }
     *inner.stats.by_route.entry(route).or_default() += 1;
     *inner
         .stats

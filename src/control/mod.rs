@@ -10,6 +10,7 @@ pub mod driver;
 pub mod plan;
 pub mod redistribute;
 pub mod rendezvous;
+pub mod rescale;
 pub mod run;
 pub mod store;
 pub mod submit;

@@ -174,6 +174,9 @@ pub struct RunRecord {
     /// Set by a client asking the run to stop.
     #[serde(default)]
     pub stop_requested: bool,
+    /// The live control of the load (`PATCH /runs/{id}`, adaptive balancing), once changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<crate::api::master::LoadControl>,
 }
 
 impl RunRecord {

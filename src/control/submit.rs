@@ -257,6 +257,7 @@ pub fn new_record(
         finished_ms: None,
         events: Vec::new(),
         stop_requested: false,
+        control: None,
     })
 }
 
