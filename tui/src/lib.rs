@@ -8,6 +8,6 @@ mod model;
 mod render;
 
 pub use keys::{handle_key, Action};
-pub use model::{Model, Pane, Replica, Run, StepRow, TimePoint, WorkerRow};
+pub use model::{Model, Pane, Pending, Replica, Run, StepRow, TimePoint, WorkerRow};
 pub use ratatui;
 pub use render::render;
