@@ -463,7 +463,7 @@ fn errors_pane(model: &Model) -> Paragraph<'_> {
 
 fn footer_line(model: &Model) -> Paragraph<'_> {
     let mut spans = vec![Span::styled(
-        " q quit  s stop  +/-/=/p load  tab/←→ move  ↑↓ scroll  ? help ",
+        " q quit  s stop  +-=p load  tab/←→ move  ↑↓ scroll  ? help ",
         Style::default().add_modifier(Modifier::REVERSED),
     )];
     if let Some(skew) = model.run.as_ref().and_then(|r| r.start_skew_ms) {
