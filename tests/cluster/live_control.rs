@@ -213,3 +213,83 @@ fn wait_view_final(master: &Proc, id: &str) -> Value {
     assert!(ok, "run did not end: {last}\n{}", master.stderr_tail());
     last
 }
+
+/// A tmux session, killed when dropped.
+struct Tmux(String);
+
+impl Tmux {
+    fn screen(&self) -> String {
+        let out = std::process::Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.0])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    fn keys(&self, keys: &str) {
+        let ok = std::process::Command::new("tmux")
+            .args(["send-keys", "-t", &self.0, "-l", keys])
+            .status()
+            .expect("tmux send-keys");
+        assert!(ok.success());
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .status();
+    }
+}
+
+#[test]
+fn the_consoles_plus_key_confirmed_with_y_raises_the_load_in_a_real_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = one_replica_master(dir.path());
+    let mock = mock(20);
+    let (a, b) = (worker(None), worker(None));
+    let file = yaml(&mock)
+        .name("keys")
+        .load("pattern: basic, virtual_users: 10, duration: 12s")
+        .write(dir.path());
+    let session = format!("perfornium-live-{}", std::process::id());
+    let cmd = format!(
+        "{BIN} console --cluster {} {file} -w {},{}; sleep 60",
+        master.addr, a.addr, b.addr
+    );
+    let ok = std::process::Command::new("tmux")
+        .args(["new-session", "-d", "-s", &session, "-x", "120", "-y", "40", &cmd])
+        .env("TERM", "xterm-256color")
+        .status()
+        .expect("tmux new-session");
+    assert!(ok.success());
+    let tmux = Tmux(session);
+    assert!(
+        wait_for(30, || {
+            let s = tmux.screen();
+            s.contains("started") && s.contains("running")
+        }),
+        "the console never showed the run running:\n{}",
+        tmux.screen()
+    );
+    tmux.keys("+");
+    assert!(
+        wait_for(5, || tmux.screen().contains("set the load to 11 VUs?")),
+        "`+` asks to confirm:\n{}",
+        tmux.screen()
+    );
+    let runs = get_json(&format!("http://{}/runs", master.addr)).unwrap();
+    let id = runs[0]["id"].as_str().unwrap().to_string();
+    assert!(run_view(&master, &id).get("control").is_none(), "nothing sent before y");
+    tmux.keys("y");
+    wait_applied(&master, &id, 1);
+    let c = &run_view(&master, &id)["control"];
+    assert_eq!(c["target"], 11.0);
+    assert_eq!(c["shares"], serde_json::json!([6, 5]));
+    assert!(
+        wait_for(5, || tmux.screen().contains("load 11 VUs (change 1)")),
+        "the distribution pane shows the change:\n{}",
+        tmux.screen()
+    );
+}
