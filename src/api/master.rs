@@ -186,7 +186,11 @@ impl RunPatch {
                 ));
             }
         }
-        if self.change_id.as_ref().is_some_and(|c| c.is_empty() || c.len() > 200) {
+        if self
+            .change_id
+            .as_ref()
+            .is_some_and(|c| c.is_empty() || c.len() > 200)
+        {
             return Err("`change_id` must be 1 to 200 characters".into());
         }
         Ok(())

@@ -195,7 +195,12 @@ async fn show_console(
     let changer = tokio::spawn(async move {
         while let Some(patch) = change_rx.recv().await {
             match control.change(patch).await {
-                Some(Ok(c)) => tracing::info!(generation = c.generation, target = c.target, paused = c.paused, "live change taken"),
+                Some(Ok(c)) => tracing::info!(
+                    generation = c.generation,
+                    target = c.target,
+                    paused = c.paused,
+                    "live change taken"
+                ),
                 Some(Err(e)) => tracing::warn!("live change refused: {e}"),
                 None => return,
             }

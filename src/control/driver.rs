@@ -43,6 +43,10 @@ pub struct Driver<S: RunStore> {
     changer: super::rescale::ControlHandle,
     /// The live-control generation whose failure to reach a worker was last noted as an event.
     noted_unapplied: u64,
+    /// By worker entry: the p95 latency (ms) of the batches its last pull merged.
+    recent_p95: Vec<Option<f64>>,
+    /// When `adaptive` balancing last moved load (controller clock, ms).
+    last_adaptive_ms: u64,
 }
 
 impl<S: RunStore> Driver<S> {
@@ -69,6 +73,8 @@ impl<S: RunStore> Driver<S> {
             changes,
             changer: super::rescale::ControlHandle(change_tx),
             noted_unapplied: 0,
+            recent_p95: vec![None; rec_workers],
+            last_adaptive_ms: 0,
         }
     }
 
@@ -366,6 +372,7 @@ impl<S: RunStore> Driver<S> {
             self.update_skew();
             if !failed_run && !self.too_many_failures() {
                 self.redistribute_failed().await;
+                self.adapt();
                 self.apply_control().await;
             }
             if !failed_run && self.too_many_failures() {
@@ -403,10 +410,7 @@ impl<S: RunStore> Driver<S> {
 
     /// Records a live change of the load (or refuses it) and answers its sender once it is saved;
     /// the workers get it from [`Driver::apply_control`].
-    async fn take_change(
-        &mut self,
-        req: super::rescale::ControlRequest,
-    ) -> Result<(), StoreError> {
+    async fn take_change(&mut self, req: super::rescale::ControlRequest) -> Result<(), StoreError> {
         use super::rescale;
         let decided = rescale::decide(&self.rec, &req.patch);
         let answer = match decided {
@@ -460,6 +464,80 @@ impl<S: RunStore> Driver<S> {
         })
     }
 
+    /// `load_balancing.algorithm: adaptive`: a running worker whose p95 latency at its last pull
+    /// exceeds `response_time_threshold` gives half its share to the running workers under it (in
+    /// proportion to their shares), the total unchanged; at most once every 5 s, and not while a
+    /// change is still being applied. Recorded as a live change and a run event.
+    fn adapt(&mut self) {
+        use super::rescale;
+        const EVERY_MS: u64 = 5_000;
+        let Some(limit) = self
+            .rec
+            .test
+            .distributed
+            .as_ref()
+            .and_then(|d| d.load_balancing.as_ref())
+            .and_then(|l| l.adaptive_threshold_ms())
+        else {
+            return;
+        };
+        if self.rec.phase != Phase::Started
+            || self.rec.stop_requested
+            || self.rec.control.as_ref().is_some_and(|c| !c.applied)
+            || now_ms() < self.last_adaptive_ms + EVERY_MS
+            || super::redistribute::remaining(&self.rec).is_none_or(|l| l < Duration::from_secs(2))
+        {
+            return;
+        }
+        let limit = limit as f64;
+        let mut c = self.current_control();
+        for w in 0..self.rec.workers.len() {
+            if !rescale::running(&self.rec, w) {
+                c.shares[w] = 0;
+            }
+        }
+        let p95 = |w: usize| self.recent_p95.get(w).copied().flatten();
+        let over: Vec<usize> = (0..self.rec.workers.len())
+            .filter(|&w| c.shares[w] >= 2 && p95(w).is_some_and(|p| p > limit))
+            .collect();
+        let under: Vec<usize> = (0..self.rec.workers.len())
+            .filter(|&w| rescale::running(&self.rec, w) && p95(w).is_some_and(|p| p <= limit))
+            .collect();
+        if over.is_empty() || under.is_empty() {
+            return;
+        }
+        let mut why = Vec::new();
+        for &w in &over {
+            let give = c.shares[w] / 2;
+            c.shares[w] -= give;
+            let weights: Vec<u64> = under.iter().map(|&u| c.shares[u].max(1)).collect();
+            for (k, part) in rescale::proportional(give, &weights)
+                .into_iter()
+                .enumerate()
+            {
+                c.shares[under[k]] += part;
+            }
+            why.push(format!(
+                "{} p95 {:.0} ms > {limit:.0} ms",
+                self.rec.workers[w].addr.addr(),
+                p95(w).unwrap_or(0.0)
+            ));
+        }
+        c.generation += 1;
+        c.change_id = None;
+        c.applied = false;
+        c.changed_ms = now_ms();
+        let line = rescale::describe(
+            &self.rec,
+            c.target,
+            &c,
+            &format!("adaptive: {}", why.join(", ")),
+        );
+        self.rec.control = Some(c);
+        self.event(line);
+        self.last_adaptive_ms = now_ms();
+    }
+
     /// Sends every running worker that has not acknowledged the recorded live change its share
     /// (again: the calls are idempotent by generation, so a new leader simply re-sends).
     async fn apply_control(&mut self) {
@@ -475,8 +553,7 @@ impl<S: RunStore> Driver<S> {
         };
         let mut missing = Vec::new();
         for w in 0..self.rec.workers.len() {
-            if !rescale::running(&self.rec, w)
-                || c.acked.get(w).is_some_and(|&g| g >= c.generation)
+            if !rescale::running(&self.rec, w) || c.acked.get(w).is_some_and(|&g| g >= c.generation)
             {
                 continue;
             }
@@ -764,6 +841,18 @@ impl<S: RunStore> Driver<S> {
 
     async fn absorb(&mut self, i: usize, m: api::Metrics) {
         self.merge_batches(i, &m.batches);
+        let fresh: Vec<_> = m
+            .batches
+            .iter()
+            .flat_map(|b| b.steps.iter().cloned())
+            .collect();
+        let fresh = crate::metrics::collector::merged(&fresh);
+        if self.recent_p95.len() < self.rec.workers.len() {
+            self.recent_p95.resize(self.rec.workers.len(), None);
+        }
+        if fresh.count > 0 {
+            self.recent_p95[i] = Some(fresh.latency.quantile_ms(0.95));
+        }
         let offset = self.rec.workers[i]
             .offset
             .map(|o| o.offset_ms)

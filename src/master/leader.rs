@@ -42,7 +42,11 @@ impl Drivers {
         if !self.is_driving(id) {
             return None;
         }
-        self.controls.lock().expect("controls lock").get(id).cloned()
+        self.controls
+            .lock()
+            .expect("controls lock")
+            .get(id)
+            .cloned()
     }
 
     /// True when run `id` has a live driver here.

@@ -122,12 +122,17 @@ fn a_live_change_from_10_to_30_vus_triples_the_rate_the_mock_sees_and_pause_hold
         "{\"virtual_users\": 30, \"change_id\": \"up-1\"}",
     );
     assert_eq!(code, 202, "{again}");
-    assert_eq!(serde_json::from_str::<Value>(&again).unwrap()["generation"], 1);
+    assert_eq!(
+        serde_json::from_str::<Value>(&again).unwrap()["generation"],
+        1
+    );
     let applied = wait_applied(&master, &id, 1);
     let t1 = applied + 300;
     let after = mock_rate(&mock, t1, t1 + 3000);
     let ratio = after / before;
-    eprintln!("live change 10 → 30 VUs: mock {before:.1} req/s before, {after:.1} after (×{ratio:.2})");
+    eprintln!(
+        "live change 10 → 30 VUs: mock {before:.1} req/s before, {after:.1} after (×{ratio:.2})"
+    );
     assert!(
         (2.4..=3.8).contains(&ratio),
         "10 → 30 VUs should triple the rate: {before:.1} → {after:.1} req/s"
@@ -171,7 +176,10 @@ fn a_live_change_from_10_to_30_vus_triples_the_rate_the_mock_sees_and_pause_hold
         "every request the mock served is counted once"
     );
     let events = view["summary"]["events"].to_string();
-    assert!(events.contains("live change 1 (asked for, change id up-1): 10 → 30 VUs"), "{events}");
+    assert!(
+        events.contains("live change 1 (asked for, change id up-1): 10 → 30 VUs"),
+        "{events}"
+    );
 }
 
 #[test]
@@ -200,7 +208,10 @@ fn a_live_change_from_100_to_300_arrivals_per_second_shows_in_the_mocks_counts()
     assert!((270.0..=330.0).contains(&after), "{after}");
     let view = wait_view_final(&master, &id);
     assert_eq!(view["phase"], "finished", "{view}");
-    assert_eq!(view["summary"]["overall"]["count"], mock_stats(&mock)["total"]);
+    assert_eq!(
+        view["summary"]["overall"]["count"],
+        mock_stats(&mock)["total"]
+    );
 }
 
 /// Waits (up to 30 s) for the run to reach a final phase; returns its view.
@@ -208,7 +219,10 @@ fn wait_view_final(master: &Proc, id: &str) -> Value {
     let mut last = Value::Null;
     let ok = wait_for(30, || {
         last = run_view(master, id);
-        matches!(last["phase"].as_str(), Some("finished" | "failed" | "stopped"))
+        matches!(
+            last["phase"].as_str(),
+            Some("finished" | "failed" | "stopped")
+        )
     });
     assert!(ok, "run did not end: {last}\n{}", master.stderr_tail());
     last
@@ -259,7 +273,17 @@ fn the_consoles_plus_key_confirmed_with_y_raises_the_load_in_a_real_terminal() {
         master.addr, a.addr, b.addr
     );
     let ok = std::process::Command::new("tmux")
-        .args(["new-session", "-d", "-s", &session, "-x", "120", "-y", "40", &cmd])
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "120",
+            "-y",
+            "40",
+            &cmd,
+        ])
         .env("TERM", "xterm-256color")
         .status()
         .expect("tmux new-session");
@@ -281,7 +305,10 @@ fn the_consoles_plus_key_confirmed_with_y_raises_the_load_in_a_real_terminal() {
     );
     let runs = get_json(&format!("http://{}/runs", master.addr)).unwrap();
     let id = runs[0]["id"].as_str().unwrap().to_string();
-    assert!(run_view(&master, &id).get("control").is_none(), "nothing sent before y");
+    assert!(
+        run_view(&master, &id).get("control").is_none(),
+        "nothing sent before y"
+    );
     tmux.keys("y");
     wait_applied(&master, &id, 1);
     let c = &run_view(&master, &id)["control"];
@@ -292,4 +319,62 @@ fn the_consoles_plus_key_confirmed_with_y_raises_the_load_in_a_real_terminal() {
         "the distribution pane shows the change:\n{}",
         tmux.screen()
     );
+}
+
+#[test]
+fn adaptive_balancing_moves_load_away_from_a_worker_whose_target_is_slow_keeping_the_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = one_replica_master(dir.path());
+    let mock = mock(20);
+    let (a, b) = (worker(None), worker(None));
+    // Worker a's requests take 300 ms more than b's (the mock delays only its traffic).
+    let yaml = yaml(&mock)
+        .name("adaptive")
+        .load("pattern: basic, virtual_users: 10, duration: 8s")
+        .step(&format!("{{ name: slow, path: /slow_for/{}/300 }}", a.addr))
+        .extra("distributed:\n  load_balancing:\n    enabled: true\n    algorithm: adaptive\n    metrics_based:\n      response_time_threshold: 150\n");
+    let id = start_run(&master, &yaml, &[&a, &b]);
+    let started = now_ms();
+    let moved = wait_for(10, || {
+        run_view(&master, &id)["summary"]["events"]
+            .to_string()
+            .contains("adaptive")
+    });
+    let view = run_view(&master, &id);
+    assert!(moved, "no adaptive move: {view}\n{}", master.stderr_tail());
+    eprintln!(
+        "adaptive move {} ms after the run was seen running",
+        now_ms() - started
+    );
+    let shares: Vec<u64> = view["control"]["shares"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        shares.iter().sum::<u64>(),
+        10,
+        "the total is unchanged: {shares:?}"
+    );
+    assert!(
+        shares[0] < 5 && shares[1] > 5,
+        "load moved from a to b: {shares:?}"
+    );
+    let events = view["summary"]["events"].to_string();
+    assert!(
+        events.contains(&format!("adaptive: {} p95", a.addr)),
+        "{events}"
+    );
+    let view = wait_view_final(&master, &id);
+    assert_eq!(view["phase"], "finished", "{view}");
+    // Every request is counted once, per worker, against the mock's own counts by worker.
+    let stats = mock_stats(&mock);
+    for (k, w) in [&a, &b].iter().enumerate() {
+        assert_eq!(
+            view["summary"]["workers"][k]["count"], stats["by_worker"][&w.addr],
+            "worker {}",
+            w.addr
+        );
+    }
 }

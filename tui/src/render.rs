@@ -70,7 +70,12 @@ pub fn render(model: &Model, frame: &mut Frame) {
     frame.render_widget(footer_line(model), footer);
     if let Some(text) = &model.prompt {
         let unit = model.run.as_ref().map_or("", |r| r.unit.as_str());
-        overlay(frame, area, "Change the load", &format!("New total load ({unit}): {text}_\n\n  Enter: confirm    Esc: cancel"));
+        overlay(
+            frame,
+            area,
+            "Change the load",
+            &format!("New total load ({unit}): {text}_\n\n  Enter: confirm    Esc: cancel"),
+        );
     } else if model.pending.is_some() {
         overlay(frame, area, "Change the load?", &model.status);
     } else if model.confirm_stop {
@@ -246,12 +251,10 @@ fn distribution_pane(run: Option<&Run>, width: u16) -> Paragraph<'_> {
             ))
         })
         .collect();
-    Paragraph::new(lines).block(
-        Block::default().borders(Borders::ALL).title(Span::styled(
-            title,
-            Style::default().add_modifier(Modifier::BOLD),
-        )),
-    )
+    Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(Span::styled(
+        title,
+        Style::default().add_modifier(Modifier::BOLD),
+    )))
 }
 
 fn state_style(state: &str) -> Style {
