@@ -179,7 +179,7 @@ impl RunPatch {
             }
         }
         if let Some(r) = self.arrival_rate {
-            if !r.is_finite() || r < 0.001 || r > crate::config::MAX_RATE {
+            if !r.is_finite() || !(0.001..=crate::config::MAX_RATE).contains(&r) {
                 return Err(format!(
                     "`arrival_rate` must be 0.001 to {} arrivals per second (to stop arrivals for a while, send `paused: true`), got {r}",
                     crate::config::MAX_RATE
