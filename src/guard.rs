@@ -140,6 +140,8 @@ pub fn required(method: &Method, path: &str) -> Needs {
         "/runs" if get => Needs::Permission(ViewAllResults),
         "/runs" => Needs::Permission(ExecuteTests),
         p if p.starts_with("/runs/") && p.ends_with("/stop") => Needs::Permission(ExecuteTests),
+        // Live control of a running run's load (`PATCH /runs/{id}`): as much as starting it.
+        p if p.starts_with("/runs/") && method == Method::PATCH => Needs::Permission(ExecuteTests),
         p if p.starts_with("/runs/") && get => Needs::Permission(ViewAllResults),
         // The registered pool: listing it is a read; registering (POST) joins the cluster, so
         // it needs manage_workers (the default below).

@@ -5,7 +5,8 @@
 //! received as JSON, `/digest/{md5|sha-256}` behind HTTP Digest auth (`qop=auth`; nonces it issued,
 //! with `nc` counting up) and `/auth/basic` behind Basic
 //! auth (user `mock`, password `secret`), and `/auth/bearer` echoing a bearer token. It counts every request it serves, by route and status, and reports the counts at
-//! `GET /__stats`, so tests can check the engine's numbers against the server's.
+//! `GET /__stats`, so tests can check the engine's numbers against the server's (also per second of
+//! arrival, `per_second`). `/slow_for/{worker}/{ms}` is slow only for one worker of a distributed run.
 //! `/record/...` (any method) keeps what it received — method, path with query, headers and body
 //! — answers it back as JSON (`body` parsed when it is JSON), and `GET /__recorded` lists it
 //! (the last 10,000), so tests can see exactly what each request carried.
@@ -41,7 +42,17 @@ pub struct Stats {
     /// ground truth for how closely a synchronized start really started the workers together.
     #[serde(default)]
     pub first_request_ms: BTreeMap<String, f64>,
+    /// Requests served per second of this machine's clock (Unix seconds → count), for the last
+    /// [`PER_SECOND_KEPT`] seconds with traffic: what a load change did, as the target saw it.
+    #[serde(default)]
+    pub per_second: BTreeMap<u64, u64>,
+    /// Requests served by the worker that sent them (`x-perfornium-worker`).
+    #[serde(default)]
+    pub by_worker: BTreeMap<String, u64>,
 }
+
+/// How many seconds of [`Stats::per_second`] the mock keeps.
+pub const PER_SECOND_KEPT: usize = 3600;
 
 #[derive(Default)]
 struct Inner {
@@ -74,6 +85,7 @@ pub fn router(delay: Duration) -> Router {
         .route("/users", get(list_users).post(create_user))
         .route("/users/{id}", get(get_user))
         .route("/delay/{ms}", get(delay_ms))
+        .route("/slow_for/{worker}/{ms}", get(slow_for))
         .route("/status/{code}", get(status).post(status))
         .route("/echo", axum::routing::post(echo))
         .route("/form", axum::routing::post(form))
@@ -123,6 +135,14 @@ async fn count(State(m): State<Mock>, req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let mut inner = m.inner.lock().expect("mock lock poisoned");
     inner.stats.total += 1;
+    *inner
+        .stats
+        .per_second
+        .entry((arrived_ms / 1000.0) as u64)
+        .or_default() += 1;
+    if inner.stats.per_second.len() > PER_SECOND_KEPT {
+        inner.stats.per_second.pop_first();
+    }
     *inner.stats.by_route.entry(route).or_default() += 1;
     *inner
         .stats
@@ -133,6 +153,7 @@ async fn count(State(m): State<Mock>, req: Request, next: Next) -> Response {
         inner.stats.last_x_trace = trace;
     }
     if let Some(w) = worker {
+        *inner.stats.by_worker.entry(w.clone()).or_default() += 1;
         inner.stats.first_request_ms.entry(w).or_insert(arrived_ms);
     }
     resp
@@ -223,6 +244,23 @@ async fn create_user(State(m): State<Mock>, body: Option<Json<Value>>) -> Respon
 async fn delay_ms(Path(ms): Path<u64>) -> Json<Value> {
     tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
     Json(json!({"delayed_ms": ms}))
+}
+
+/// `/slow_for/{worker}/{ms}`: waits `ms` (at most a minute) when the request comes from `worker`
+/// (its `x-perfornium-worker` header, `host:port`), answers at once otherwise: one worker of a
+/// distributed run sees a slow target, the others a fast one.
+async fn slow_for(
+    Path((worker, ms)): Path<(String, u64)>,
+    headers: axum::http::HeaderMap,
+) -> Json<Value> {
+    let from = headers
+        .get(crate::api::worker::WORKER_HEADER)
+        .and_then(|v| v.to_str().ok());
+    let slow = from == Some(worker.as_str());
+    if slow {
+        tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
+    }
+    Json(json!({"slow": slow}))
 }
 
 async fn status(Path(code): Path<u16>) -> Response {

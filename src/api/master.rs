@@ -126,6 +126,9 @@ pub struct RunView {
     /// The regions of `distributed.geographic`, when they split the load.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub regions: Vec<RegionView>,
+    /// The live control of the load (`PATCH /runs/{id}`), once a change was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<LoadControl>,
 }
 
 /// One region of a geographic plan, as the run view shows it.
@@ -141,4 +144,87 @@ pub struct RegionView {
     pub planned_units: u64,
     /// Its workers' `host:port`.
     pub workers: Vec<String>,
+}
+
+/// `PATCH /runs/{id}`: change a running run's load. Values are targets, not deltas, so sending
+/// the same body twice changes nothing the second time. Give at least one field.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunPatch {
+    /// The client's name for this change: a repeat of the last accepted `change_id` is answered
+    /// with the current state and changes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_id: Option<String>,
+    /// The new total of virtual users (`basic`, `stepping`, `levels` loads), 1 to 1,000,000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_users: Option<u64>,
+    /// The new total arrival rate per second (`arrivals` loads), above 0 and at most 1,000,000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrival_rate: Option<f64>,
+    /// True pauses (no new iterations or arrivals start; requests in flight finish), false resumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+}
+
+impl RunPatch {
+    /// Why the body asks for nothing or for nonsense (answered 422), before the run is looked at.
+    pub fn check(&self) -> Result<(), String> {
+        if self.virtual_users.is_none() && self.arrival_rate.is_none() && self.paused.is_none() {
+            return Err("give at least one of `virtual_users`, `arrival_rate` or `paused`".into());
+        }
+        if self.virtual_users.is_some() && self.arrival_rate.is_some() {
+            return Err("give `virtual_users` or `arrival_rate`, not both".into());
+        }
+        if let Some(n) = self.virtual_users {
+            if n == 0 || n > crate::config::MAX_VUS {
+                return Err(format!(
+                    "`virtual_users` must be 1 to {} (to stop the load for a while, send `paused: true`), got {n}",
+                    crate::config::MAX_VUS
+                ));
+            }
+        }
+        if let Some(r) = self.arrival_rate {
+            if !r.is_finite() || !(0.001..=crate::config::MAX_RATE).contains(&r) {
+                return Err(format!(
+                    "`arrival_rate` must be 0.001 to {} arrivals per second (to stop arrivals for a while, send `paused: true`), got {r}",
+                    crate::config::MAX_RATE
+                ));
+            }
+        }
+        if self
+            .change_id
+            .as_ref()
+            .is_some_and(|c| c.is_empty() || c.len() > 200)
+        {
+            return Err("`change_id` must be 1 to 200 characters".into());
+        }
+        Ok(())
+    }
+}
+
+/// A run's live control as recorded in its (replicated) record, and the answer to
+/// `PATCH /runs/{id}` (202).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadControl {
+    /// Goes up by one with every accepted change.
+    pub generation: u64,
+    /// The `change_id` of the last accepted change, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_id: Option<String>,
+    /// What [`LoadControl::target`] counts.
+    pub unit: LoadUnit,
+    /// The total load asked for: VUs, or arrivals per second.
+    pub target: f64,
+    /// Whether new iterations and arrivals are held back.
+    pub paused: bool,
+    /// Each worker entry's share, in the load's units (VUs, or milli-arrivals/s), by the record's
+    /// worker order; failed workers get 0.
+    pub shares: Vec<u64>,
+    /// Every running worker acknowledged this generation.
+    pub applied: bool,
+    /// When the change was accepted (controller clock, Unix ms).
+    pub changed_ms: u64,
+    /// By worker entry: the last generation it acknowledged (0: none).
+    #[serde(default)]
+    pub acked: Vec<u64>,
 }

@@ -138,6 +138,28 @@ pub struct Scale {
     pub run_id: String,
     pub scale_id: String,
     pub test: TestFile,
+    /// Live control (`PATCH /runs/{id}` on the master): this worker's whole new share. When
+    /// given, `test` does not add to the run's load but replaces it (every engine the run has is
+    /// stopped once the new one runs), and the run is paused or resumed as `paused` says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveShare>,
+}
+
+/// A worker's share under live control (see [`Scale::live`]). Generations only go up: a share
+/// at or below the generation the worker already applied changes nothing, so a controller (or a
+/// new leader) may send the recorded share again as often as it likes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveShare {
+    /// The change's generation in the run's record (1, 2, ...).
+    pub generation: u64,
+    /// The share in the load's units (VUs, or milli-arrivals/s); 0 keeps the run open with no load.
+    pub units: u64,
+    /// What the worker ran before any live change (its planned share plus load taken over from
+    /// failed workers): the worker replaces its load only when `units` differs from what it runs.
+    pub base_units: u64,
+    /// True: no new iterations (closed models) or arrivals (open) start until resumed.
+    pub paused: bool,
 }
 
 /// `POST /stop`.

@@ -146,6 +146,7 @@ async fn run(test: TestFile, launch: Launch, stop: CancellationToken) -> Result<
         driver.feed_seconds(o.sender());
     }
     let updates = driver.subscribe();
+    let control = driver.control();
     // The records are stamped from the agreed start instant once the driver has set it.
     let stamping = outs.as_ref().map(|o| {
         let clock = o.start_clock();
@@ -164,7 +165,7 @@ async fn run(test: TestFile, launch: Launch, stop: CancellationToken) -> Result<
     });
     let driving = tokio::spawn(driver.drive());
     if tui {
-        show_console(updates.clone(), stop).await?;
+        show_console(updates.clone(), stop, control).await?;
     }
     let progress = tokio::spawn(print_progress(updates));
     let rec = driving
@@ -185,9 +186,26 @@ async fn run(test: TestFile, launch: Launch, stop: CancellationToken) -> Result<
 async fn show_console(
     mut updates: tokio::sync::watch::Receiver<RunRecord>,
     stop: CancellationToken,
+    control: perfornium::control::rescale::ControlHandle,
 ) -> Result<()> {
-    use perfornium::console::screen::{interactive, Snapshot};
+    use perfornium::console::screen::{interactive_with, Snapshot};
     let (tx, rx) = tokio::sync::mpsc::channel(4);
+    // The console's live changes go straight to the embedded driver (no HTTP in between).
+    let (change_tx, mut change_rx) = tokio::sync::mpsc::unbounded_channel();
+    let changer = tokio::spawn(async move {
+        while let Some(patch) = change_rx.recv().await {
+            match control.change(patch).await {
+                Some(Ok(c)) => tracing::info!(
+                    generation = c.generation,
+                    target = c.target,
+                    paused = c.paused,
+                    "live change taken"
+                ),
+                Some(Err(e)) => tracing::warn!("live change refused: {e}"),
+                None => return,
+            }
+        }
+    });
     let (stop_tx, mut stop_rx) = tokio::sync::mpsc::unbounded_channel();
     let feeder = tokio::spawn(async move {
         loop {
@@ -217,7 +235,8 @@ async fn show_console(
             stop.cancel();
         }
     });
-    let shown = interactive(rx, stop_tx).await;
+    let shown = interactive_with(rx, stop_tx, Some(change_tx)).await;
+    changer.abort();
     feeder.abort();
     stopper.abort();
     Ok(shown.map(drop)?)

@@ -52,6 +52,9 @@ pub struct Distributed {
     pub master: Option<super::cluster::InTestFile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<super::cluster::InTestFile>,
+    /// Balancing during the run: adaptive moves, health checks, failover (see `balancing.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancing: Option<super::balancing::LoadBalancing>,
 }
 
 /// `load.distributed`, the seed's other spelling of `distributed.{strategy, distribution, weights}`.
@@ -288,6 +291,7 @@ impl Distributed {
         self.check_geographic()?;
         self.check_orchestration()?;
         self.check_fault_tolerance()?;
+        self.load_balancing.as_ref().map_or(Ok(()), |l| l.check())?;
         self.data_consistency.as_ref().map_or(Ok(()), |d| d.check())
     }
 

@@ -215,6 +215,9 @@ pub fn explain(test: &TestFile) -> String {
     }
     if let Some(dist) = &test.distributed {
         out.push_str(&dist.explain());
+        if let Some(lb) = &dist.load_balancing {
+            out.push_str(&lb.explain());
+        }
         if let Some(dc) = &dist.data_consistency {
             out.push_str(&dc.explain());
         }

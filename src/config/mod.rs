@@ -8,6 +8,7 @@
 //! `threshold.rs`, `json_path.rs`, `template.rs`. `validate.rs` holds the rules across keys, and
 //! `compile.rs` builds the engine-ready form (parsed once) that the engine runs.
 
+pub mod balancing;
 mod check;
 pub mod cluster;
 pub mod compile;

@@ -303,4 +303,23 @@ impl ClusterClient {
             .await
             .map(drop)
     }
+
+    /// Asks the leader for a live change of a run's load (`PATCH /runs/{id}`).
+    pub async fn change(
+        &mut self,
+        id: &str,
+        patch: &crate::api::master::RunPatch,
+    ) -> Result<crate::api::master::LoadControl, ClusterError> {
+        let leader = self.find_leader().await?;
+        let resp = self
+            .auth(
+                self.http
+                    .patch(self.url(&leader.addr, &format!("/runs/{id}")))
+                    .json(patch),
+            )
+            .send()
+            .await
+            .map_err(|_| ClusterError::Unreachable(leader.addr.clone()))?;
+        Self::json(resp).await
+    }
 }

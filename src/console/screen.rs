@@ -3,7 +3,7 @@
 //! data channel (a task that polls the cluster once a second and follows the leader).
 
 use super::client::ClusterClient;
-use crate::api::master::{ClusterView, LoadUnit, Role, RunView};
+use crate::api::master::{ClusterView, LoadUnit, Role, RunPatch, RunView};
 use crate::time::now_ms;
 use futures_util::StreamExt;
 use perfornium_tui::ratatui::crossterm::event::{Event, EventStream, KeyEventKind};
@@ -111,6 +111,12 @@ pub fn run_model(v: &RunView) -> Run {
                 timezone: r.timezone.clone(),
             })
             .collect(),
+        load_target: match &v.control {
+            Some(c) => c.target,
+            None => s.workers.iter().map(|w| w.planned).sum(),
+        },
+        paused: v.control.as_ref().is_some_and(|c| c.paused),
+        live_generation: v.control.as_ref().map_or(0, |c| c.generation),
     }
 }
 
@@ -161,8 +167,28 @@ pub async fn poll(
     run_id: String,
     tx: mpsc::Sender<Snapshot>,
     mut stops: mpsc::UnboundedReceiver<()>,
+    mut changes: mpsc::UnboundedReceiver<RunPatch>,
 ) {
     loop {
+        while let Ok(patch) = changes.try_recv() {
+            let error = match client.change(&run_id, &patch).await {
+                Ok(c) => format!(
+                    "live change {} taken: {} {}{}",
+                    c.generation,
+                    c.target,
+                    c.unit.label(),
+                    if c.paused { ", paused" } else { "" }
+                ),
+                Err(e) => format!("load change refused: {e}"),
+            };
+            let _ = tx
+                .send(Snapshot {
+                    cluster: Vec::new(),
+                    run: None,
+                    error: Some(error),
+                })
+                .await;
+        }
         if stops.try_recv().is_ok() {
             if let Err(e) = client.stop(&run_id).await {
                 let _ = tx
@@ -199,6 +225,16 @@ pub async fn poll(
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            Some(patch) = changes.recv() => {
+                // Sent at the top of the loop, right away.
+                let _ = tx.send(Snapshot { cluster: Vec::new(), run: None, error: Some("sending the load change…".into()), pool: None }).await;
+                let retry = patch;
+                if let Err(e) = client.change(&run_id, &retry).await {
+                    let _ = tx.send(Snapshot { cluster: Vec::new(), run: None, error: Some(format!("load change refused: {e}")), pool: None }).await;
+                } else {
+                    let _ = tx.send(Snapshot { cluster: Vec::new(), run: None, error: Some("load change taken".into()), pool: None }).await;
+                }
+            }
             Some(()) = stops.recv() => {
                 if let Err(e) = client.stop(&run_id).await {
                     let _ = tx.send(Snapshot { cluster: Vec::new(), run: None, error: Some(format!("stop failed: {e}")), pool: None }).await;
@@ -211,8 +247,38 @@ pub async fn poll(
 /// Runs the interactive console over a stream of snapshots until the user quits (q); `s` + `y` sends
 /// on `stop`. Returns the last run view seen.
 pub async fn interactive(
+    rx: mpsc::Receiver<Snapshot>,
+    stop: mpsc::UnboundedSender<()>,
+) -> Result<Option<RunView>, ScreenError> {
+    interactive_with(rx, stop, None).await
+}
+
+/// The live change a confirmed key asks for, in the run's own unit.
+pub fn patch_for(model: &Model, action: Action) -> Option<RunPatch> {
+    let vus = model.run.as_ref().is_some_and(|r| r.unit == "VUs");
+    match action {
+        Action::SetLoad(x) if vus => Some(RunPatch {
+            virtual_users: Some(x.round().max(1.0) as u64),
+            ..Default::default()
+        }),
+        Action::SetLoad(x) => Some(RunPatch {
+            arrival_rate: Some(x),
+            ..Default::default()
+        }),
+        Action::Pause(p) => Some(RunPatch {
+            paused: Some(p),
+            ..Default::default()
+        }),
+        _ => None,
+    }
+}
+
+/// [`interactive`] whose `+`/`-`/`=`/`p` keys send live changes on `changes` (without it they
+/// say that live control is not available here).
+pub async fn interactive_with(
     mut rx: mpsc::Receiver<Snapshot>,
     stop: mpsc::UnboundedSender<()>,
+    changes: Option<mpsc::UnboundedSender<RunPatch>>,
 ) -> Result<Option<RunView>, ScreenError> {
     let mut terminal = perfornium_tui::ratatui::init();
     let mut model = Model::default();
@@ -231,6 +297,10 @@ pub async fn interactive(
                 Some(Ok(Event::Key(k))) if k.kind == KeyEventKind::Press => match handle_key(&mut model, k) {
                     Action::Quit => break Ok(last.clone()),
                     Action::StopRun => { let _ = stop.send(()); }
+                    a @ (Action::SetLoad(_) | Action::Pause(_)) => match (&changes, patch_for(&model, a)) {
+                        (Some(tx), Some(p)) => { let _ = tx.send(p); }
+                        _ => model.status = "live load changes are not available in this console".into(),
+                    },
                     Action::None => {}
                 },
                 Some(Err(e)) => break Err(ScreenError::Input(e)),
@@ -250,8 +320,9 @@ pub async fn interactive(
 pub async fn attach(client: ClusterClient, run_id: String) -> Result<Option<RunView>, ScreenError> {
     let (tx, rx) = mpsc::channel(4);
     let (stop_tx, stop_rx) = mpsc::unbounded_channel();
-    let poller = tokio::spawn(poll(client, run_id, tx, stop_rx));
-    let result = interactive(rx, stop_tx).await;
+    let (change_tx, change_rx) = mpsc::unbounded_channel();
+    let poller = tokio::spawn(poll(client, run_id, tx, stop_rx, change_rx));
+    let result = interactive_with(rx, stop_tx, Some(change_tx)).await;
     poller.abort();
     result
 }

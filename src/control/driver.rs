@@ -41,6 +41,15 @@ pub struct Driver<S: RunStore> {
     /// `clients` for the tasks that call every worker (variables, shared counters), so a worker
     /// restarted mid-run (`auto_restart`) reaches them too.
     clients_view: watch::Sender<Vec<WorkerClient>>,
+    /// Live changes of the load ([`super::rescale`]), and the handle that sends them.
+    changes: tokio::sync::mpsc::UnboundedReceiver<super::rescale::ControlRequest>,
+    changer: super::rescale::ControlHandle,
+    /// The live-control generation whose failure to reach a worker was last noted as an event.
+    noted_unapplied: u64,
+    /// By worker entry: the p95 latency (ms) of the batches its last pull merged.
+    recent_p95: Vec<Option<f64>>,
+    /// When `adaptive` balancing last moved load (controller clock, ms).
+    last_adaptive_ms: u64,
 }
 
 impl<S: RunStore> Driver<S> {
@@ -55,6 +64,7 @@ impl<S: RunStore> Driver<S> {
         let (view, _) = watch::channel(rec.clone());
         let rec_workers = rec.workers.len();
         let (clients_view, _) = watch::channel::<Vec<WorkerClient>>(clients.clone());
+        let (change_tx, changes) = tokio::sync::mpsc::unbounded_channel();
         Self {
             clients_view,
             store,
@@ -65,7 +75,17 @@ impl<S: RunStore> Driver<S> {
             stop_sent: false,
             next_late_probe: vec![0; rec_workers],
             seconds: None,
+            changes,
+            changer: super::rescale::ControlHandle(change_tx),
+            noted_unapplied: 0,
+            recent_p95: vec![None; rec_workers],
+            last_adaptive_ms: 0,
         }
+    }
+
+    /// Where live changes of this run's load go (`PATCH /runs/{id}`, the console's keys).
+    pub fn control(&self) -> super::rescale::ControlHandle {
+        self.changer.clone()
     }
 
     /// Sends every second closed from now on, merged over the workers, to `tx`.
@@ -389,6 +409,8 @@ impl<S: RunStore> Driver<S> {
             self.update_skew();
             if !failed_run && !self.too_many_failures() {
                 self.redistribute_failed().await;
+                self.adapt();
+                self.apply_control().await;
             }
             if !failed_run && self.too_many_failures() {
                 failed_run = true;
@@ -410,6 +432,7 @@ impl<S: RunStore> Driver<S> {
             tokio::select! {
                 _ = tokio::time::sleep(POLL) => {}
                 _ = self.stop.cancelled(), if !self.stop_sent => {}
+                Some(req) = self.changes.recv() => self.take_change(req).await?,
             }
         }
         let phase = if failed_run {
@@ -420,6 +443,186 @@ impl<S: RunStore> Driver<S> {
             Phase::Finished
         };
         self.finish(phase).await
+    }
+
+    /// Records a live change of the load (or refuses it) and answers its sender once it is saved;
+    /// the workers get it from [`Driver::apply_control`].
+    async fn take_change(&mut self, req: super::rescale::ControlRequest) -> Result<(), StoreError> {
+        use super::rescale;
+        let decided = rescale::decide(&self.rec, &req.patch);
+        let answer = match decided {
+            Err(refusal) => {
+                info!(status = refusal.status, "live change refused: {refusal}");
+                Err(refusal)
+            }
+            Ok(None) => Ok(self.current_control()),
+            Ok(Some(c)) => {
+                let unit = c.unit;
+                let before = super::plan::amount(rescale::current_total(&self.rec), unit);
+                let why = match &c.change_id {
+                    Some(id) => format!("asked for, change id {id}"),
+                    None => "asked for".to_string(),
+                };
+                let line = rescale::describe(&self.rec, before, &c, &why);
+                self.rec.control = Some(c.clone());
+                self.event(line);
+                if let Err(e) = self.save().await {
+                    let _ = req.reply.send(Err(rescale::Refusal {
+                        status: 503,
+                        error: format!("the change could not be recorded: {e}"),
+                    }));
+                    return Err(e);
+                }
+                Ok(c)
+            }
+        };
+        let _ = req.reply.send(answer);
+        Ok(())
+    }
+
+    /// The recorded control, or what it would be with no change made yet.
+    fn current_control(&self) -> crate::api::master::LoadControl {
+        use super::rescale;
+        self.rec.control.clone().unwrap_or_else(|| {
+            let unit = super::plan::unit(&self.rec.test.load);
+            crate::api::master::LoadControl {
+                generation: 0,
+                change_id: None,
+                unit,
+                target: super::plan::amount(rescale::current_total(&self.rec), unit),
+                paused: false,
+                shares: (0..self.rec.workers.len())
+                    .map(|w| rescale::current_units(&self.rec, w))
+                    .collect(),
+                applied: true,
+                changed_ms: 0,
+                acked: vec![],
+            }
+        })
+    }
+
+    /// `load_balancing.algorithm: adaptive`: a running worker whose p95 latency at its last pull
+    /// exceeds `response_time_threshold` gives half its share to the running workers under it (in
+    /// proportion to their shares), the total unchanged; at most once every 5 s, and not while a
+    /// change is still being applied. Recorded as a live change and a run event.
+    fn adapt(&mut self) {
+        use super::rescale;
+        const EVERY_MS: u64 = 5_000;
+        let Some(limit) = self
+            .rec
+            .test
+            .distributed
+            .as_ref()
+            .and_then(|d| d.load_balancing.as_ref())
+            .and_then(|l| l.adaptive_threshold_ms())
+        else {
+            return;
+        };
+        if self.rec.phase != Phase::Started
+            || self.rec.stop_requested
+            || self.rec.control.as_ref().is_some_and(|c| !c.applied)
+            || now_ms() < self.last_adaptive_ms + EVERY_MS
+            || super::redistribute::remaining(&self.rec).is_none_or(|l| l < Duration::from_secs(2))
+        {
+            return;
+        }
+        let limit = limit as f64;
+        let mut c = self.current_control();
+        for w in 0..self.rec.workers.len() {
+            if !rescale::running(&self.rec, w) {
+                c.shares[w] = 0;
+            }
+        }
+        let p95 = |w: usize| self.recent_p95.get(w).copied().flatten();
+        let over: Vec<usize> = (0..self.rec.workers.len())
+            .filter(|&w| c.shares[w] >= 2 && p95(w).is_some_and(|p| p > limit))
+            .collect();
+        let under: Vec<usize> = (0..self.rec.workers.len())
+            .filter(|&w| rescale::running(&self.rec, w) && p95(w).is_some_and(|p| p <= limit))
+            .collect();
+        if over.is_empty() || under.is_empty() {
+            return;
+        }
+        let mut why = Vec::new();
+        for &w in &over {
+            let give = c.shares[w] / 2;
+            c.shares[w] -= give;
+            let weights: Vec<u64> = under.iter().map(|&u| c.shares[u].max(1)).collect();
+            for (k, part) in rescale::proportional(give, &weights)
+                .into_iter()
+                .enumerate()
+            {
+                c.shares[under[k]] += part;
+            }
+            why.push(format!(
+                "{} p95 {:.0} ms > {limit:.0} ms",
+                self.rec.workers[w].addr.addr(),
+                p95(w).unwrap_or(0.0)
+            ));
+        }
+        c.generation += 1;
+        c.change_id = None;
+        c.applied = false;
+        c.changed_ms = now_ms();
+        let line = rescale::describe(
+            &self.rec,
+            c.target,
+            &c,
+            &format!("adaptive: {}", why.join(", ")),
+        );
+        self.rec.control = Some(c);
+        self.event(line);
+        self.last_adaptive_ms = now_ms();
+    }
+
+    /// Sends every running worker that has not acknowledged the recorded live change its share
+    /// (again: the calls are idempotent by generation, so a new leader simply re-sends).
+    async fn apply_control(&mut self) {
+        use super::rescale;
+        let Some(c) = self.rec.control.clone() else {
+            return;
+        };
+        if c.applied {
+            return;
+        }
+        let Some(left) = super::redistribute::remaining(&self.rec) else {
+            return;
+        };
+        let mut missing = Vec::new();
+        for w in 0..self.rec.workers.len() {
+            if !rescale::running(&self.rec, w) || c.acked.get(w).is_some_and(|&g| g >= c.generation)
+            {
+                continue;
+            }
+            let body = rescale::share_for(&self.rec, w, &c, left);
+            match self.clients[w].scale(&body).await {
+                Ok(_) => {
+                    if let Some(ctl) = self.rec.control.as_mut() {
+                        if ctl.acked.len() < self.rec.workers.len() {
+                            ctl.acked.resize(self.rec.workers.len(), 0);
+                        }
+                        ctl.acked[w] = c.generation;
+                    }
+                }
+                Err(e) => missing.push(format!("{}: {e}", self.clients[w].addr)),
+            }
+        }
+        if missing.is_empty() {
+            if let Some(ctl) = self.rec.control.as_mut() {
+                ctl.applied = true;
+            }
+            self.event(format!(
+                "live change {} is running on every running worker",
+                c.generation
+            ));
+        } else if self.noted_unapplied < c.generation {
+            self.noted_unapplied = c.generation;
+            self.event(format!(
+                "live change {} not yet taken by {} (sent again each second)",
+                c.generation,
+                missing.join("; ")
+            ));
+        }
     }
 
     /// Hands each newly failed worker's share to the survivors, when the test asks for it.
@@ -442,6 +645,28 @@ impl<S: RunStore> Driver<S> {
         for d in dead {
             self.rec.workers[d].redistributed = true;
             let addr = self.rec.workers[d].addr.addr();
+            if let Some(c) = self.rec.control.clone() {
+                // Under live control the survivors' whole shares are re-sent, the total unchanged.
+                let total: u64 = c.shares.iter().sum();
+                let shares = super::rescale::replan(&self.rec, total);
+                let next = crate::api::master::LoadControl {
+                    generation: c.generation + 1,
+                    change_id: None,
+                    shares,
+                    applied: false,
+                    changed_ms: now_ms(),
+                    ..c
+                };
+                let line = super::rescale::describe(
+                    &self.rec,
+                    next.target,
+                    &next,
+                    &format!("{addr} failed; its share goes to the running workers"),
+                );
+                self.rec.control = Some(next);
+                self.event(line);
+                continue;
+            }
             let parts = match super::redistribute::plan_for(&self.rec, d) {
                 Ok(p) => p,
                 Err(why) => {
@@ -454,6 +679,7 @@ impl<S: RunStore> Driver<S> {
                     run_id: self.rec.id.clone(),
                     scale_id: format!("redistribute-{d}"),
                     test,
+                    live: None,
                 };
                 match self.clients[j].scale(&body).await {
                     Ok(_) => self.rec.workers[j].extra_units += units,
@@ -653,6 +879,18 @@ impl<S: RunStore> Driver<S> {
 
     async fn absorb(&mut self, i: usize, m: api::Metrics) {
         self.merge_batches(i, &m.batches);
+        let fresh: Vec<_> = m
+            .batches
+            .iter()
+            .flat_map(|b| b.steps.iter().cloned())
+            .collect();
+        let fresh = crate::metrics::collector::merged(&fresh);
+        if self.recent_p95.len() < self.rec.workers.len() {
+            self.recent_p95.resize(self.rec.workers.len(), None);
+        }
+        if fresh.count > 0 {
+            self.recent_p95[i] = Some(fresh.latency.quantile_ms(0.95));
+        }
         let offset = self.rec.workers[i]
             .offset
             .map(|o| o.offset_ms)

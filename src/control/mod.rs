@@ -11,6 +11,7 @@ pub mod leases;
 pub mod plan;
 pub mod redistribute;
 pub mod rendezvous;
+pub mod rescale;
 pub mod run;
 pub mod store;
 pub mod submit;

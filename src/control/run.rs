@@ -181,6 +181,9 @@ pub struct RunRecord {
     /// Per worker (by index in `workers`): its own requests, errors and p95 second by second.
     #[serde(default)]
     pub worker_points: Vec<Vec<crate::report::WorkerPoint>>,
+    /// The live control of the load (`PATCH /runs/{id}`, adaptive balancing), once changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<crate::api::master::LoadControl>,
 }
 
 impl RunRecord {

@@ -24,7 +24,11 @@ pub fn settings(test: &TestFile, sync_start: bool) -> Settings {
         .as_ref()
         .and_then(|f| f.worker_failures.clone())
         .unwrap_or_default();
-    let heartbeat_ms = ms(orch.heartbeat_interval, 5_000);
+    let balancing = d.load_balancing.clone().unwrap_or_default();
+    let heartbeat_ms = ms(
+        orch.heartbeat_interval.or(balancing.health_interval()),
+        5_000,
+    );
     let sync = orch.synchronization.clone().unwrap_or_default();
     let geo = d
         .geographic
@@ -45,7 +49,10 @@ pub fn settings(test: &TestFile, sync_start: bool) -> Settings {
             || sync.phase_synchronization.unwrap_or(false),
         heartbeat_ms,
         detection_timeout_ms: ms(
-            failures.detection_timeout.or(partitions.detection_timeout),
+            failures
+                .detection_timeout
+                .or(partitions.detection_timeout)
+                .or(balancing.health_timeout()),
             3 * heartbeat_ms,
         ),
         coordination_timeout_ms: ms(orch.coordination_timeout, 60_000),
@@ -62,6 +69,7 @@ pub fn settings(test: &TestFile, sync_start: bool) -> Settings {
             .recovery
             .as_ref()
             .and_then(|r| r.load_redistribution)
+            .or(balancing.redistribute())
             .unwrap_or(false),
         start_delay_ms: 5_000,
         time_skew_tolerance_ms: coord
@@ -259,6 +267,7 @@ pub fn new_record(
         stop_requested: false,
         event_seconds: Vec::new(),
         worker_points: Vec::new(),
+        control: None,
     })
 }
 

@@ -54,7 +54,7 @@ impl RunRecord {
                     address: w.addr.addr(),
                     region: w.addr.region.clone(),
                     capacity: w.addr.capacity,
-                    planned: plan::amount(plan::units(&w.load) + w.extra_units, unit),
+                    planned: plan::amount(super::rescale::current_units(self, i), unit),
                     state: w.state,
                     count: all.count,
                     errors: all.errors,
@@ -133,6 +133,7 @@ impl RunRecord {
             start_at_ms: self.start_at_ms,
             driven_by,
             regions: plan::region_views(self),
+            control: self.control.clone(),
         }
     }
 }

@@ -35,6 +35,10 @@ pub async fn run(
             _ = tokio::time::sleep_until(due) => {}
             _ = shared.cancel.cancelled() => break,
         }
+        // Paused (live control): arrivals due meanwhile do not happen; they are not dropped.
+        if shared.paused() {
+            continue;
+        }
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             shared.gauges.dropped.fetch_add(1, Ordering::Relaxed);
             continue;

@@ -73,6 +73,9 @@ pub struct Options {
     /// The shared counters of `state_backend: raft`, granted by the controller (a worker's
     /// engines share one set); held in this process when `None`.
     pub leases: Option<Arc<leases::Leases>>,
+    /// While it reads true, no new iteration (closed models) or arrival (open) starts; requests
+    /// in flight finish (a worker's live control: pause and resume).
+    pub pause: Option<watch::Receiver<bool>>,
 }
 
 /// How many `debug` captures a run keeps (per engine, per worker, and in a merged summary).
@@ -135,6 +138,8 @@ pub(crate) struct Shared {
     /// `debug` captures asked for, and those made.
     debug: Option<config::Debug>,
     captured: std::sync::Mutex<Vec<serde_json::Value>>,
+    /// The run's pause switch ([`Options::pause`]).
+    pause: Option<watch::Receiver<bool>>,
 }
 
 impl Shared {
@@ -152,6 +157,38 @@ impl Shared {
         self.aborted
             .store(true, std::sync::atomic::Ordering::Relaxed);
         self.cancel.cancel();
+    }
+
+    /// True while the run is paused.
+    fn paused(&self) -> bool {
+        self.pause.as_ref().is_some_and(|p| *p.borrow())
+    }
+
+    /// Waits while the run is paused; false when the run (or `until`) ended meanwhile.
+    async fn unpaused(&self, until: Option<Instant>) -> bool {
+        let Some(mut rx) = self.pause.clone() else {
+            return true;
+        };
+        loop {
+            if !*rx.borrow_and_update() {
+                return !self.stopped();
+            }
+            let end = match (self.deadline, until) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let end = async move {
+                match end {
+                    Some(e) => tokio::time::sleep_until(e.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { return !self.stopped() },
+                _ = self.cancel.cancelled() => return false,
+                _ = end => return false,
+            }
+        }
     }
 
     fn stopped(&self) -> bool {
@@ -372,6 +409,7 @@ pub async fn run_from(
         aborted: Default::default(),
         debug: test.global.debug.clone().filter(|d| d.captures()),
         captured: Default::default(),
+        pause: opts.pause,
     });
     match &test.load {
         Load::Phases(phases) => {

@@ -31,6 +31,9 @@ pub async fn run_closed(
         && !shared.stopped()
         && until.is_none_or(|u| Instant::now() < u)
     {
+        if !shared.unpaused(until).await {
+            break;
+        }
         vars.iteration = iteration;
         let end = run_iteration(&shared, &mut client, scenario, &mut vars, None, until).await;
         iteration += 1;

@@ -1,7 +1,8 @@
 //! The master API's handlers, served on the same port as the raft RPC: `GET /health` (open even
 //! with a token), `GET /metrics` (Prometheus), `GET /cluster` (any replica), `POST /runs`,
-//! `GET /runs`, `GET /runs/{id}`, `POST /runs/{id}/stop`, and the pool's `POST /workers`/`GET /workers`
-//! (`pool.rs`). The bodies are [`crate::api::master`]'s.
+//! `GET /runs`, `GET /runs/{id}`, `POST /runs/{id}/stop`, `PATCH /runs/{id}` (live control of the
+//! load: [`crate::control::rescale`]), and the pool's `POST /workers`/`GET /workers` (`pool.rs`).
+//! The bodies are [`crate::api::master`]'s.
 //! A follower asked to write answers 307 with the leader's address in `Location` (and in a
 //! [`NotLeader`] body), and clients follow it. A bad body gets a 4xx naming what is wrong and
 //! changes no stored state.
@@ -9,7 +10,7 @@
 use super::leader::Drivers;
 use super::store::RaftStore;
 use crate::api::master::{
-    ClusterView, Member, NotLeader, RunBrief, RunView, Stopping, Submit, Submitted,
+    ClusterView, Member, NotLeader, RunBrief, RunPatch, RunView, Stopping, Submit, Submitted,
 };
 use crate::api::{ApiError, HealthOk};
 use crate::control::client::Credentials;
@@ -41,7 +42,7 @@ pub fn router(master: Master) -> Router {
         .route("/cluster", get(cluster))
         .route("/metrics", get(metrics))
         .route("/runs", get(list_runs).post(submit_run))
-        .route("/runs/{id}", get(get_run))
+        .route("/runs/{id}", get(get_run).patch(patch_run))
         .route("/runs/{id}/stop", post(stop_run))
         .route(
             "/workers",
@@ -258,4 +259,82 @@ async fn stop_run(State(m): State<Master>, Path(id): Path<String>) -> Response {
         }),
     )
         .into_response()
+}
+
+/// How long a live change may wait for the driver to record it.
+const CHANGE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `PATCH /runs/{id}`: a new total of VUs or arrivals per second, or pause/resume. 400 for a body
+/// that is not a [`RunPatch`], 422 for values out of range or not fitting the run's load, 409 when
+/// the run is not running, 202 with the recorded [`crate::api::master::LoadControl`] once the
+/// change is in the replicated record (the workers get it within about a second).
+async fn patch_run(
+    State(m): State<Master>,
+    Path(id): Path<String>,
+    body: Result<Json<RunPatch>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(patch) = match body {
+        Ok(b) => b,
+        Err(e) => {
+            let code = match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE => e.status(),
+                _ => StatusCode::BAD_REQUEST,
+            };
+            return refuse_change(code, format!("malformed change: {}", e.body_text()));
+        }
+    };
+    if let Err(e) = patch.check() {
+        return refuse_change(StatusCode::UNPROCESSABLE_ENTITY, e);
+    }
+    if !m.store.replica.status().is_leader {
+        return to_leader(&m, &format!("/runs/{id}"));
+    }
+    let Some(rec) = m.store.run(&id) else {
+        return ApiError::reply(StatusCode::NOT_FOUND, format!("no run `{id}`"));
+    };
+    if rec.phase.is_final() {
+        return refuse_change(
+            StatusCode::CONFLICT,
+            format!("run `{id}` has already ended ({})", rec.phase),
+        );
+    }
+    if rec.phase != crate::phase::Phase::Started {
+        return refuse_change(
+            StatusCode::CONFLICT,
+            format!(
+                "run `{id}` has not started yet ({}); change it once it runs",
+                rec.phase
+            ),
+        );
+    }
+    let Some(handle) = m.drivers.control(&id) else {
+        return refuse_change(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("run `{id}` has no driver on this leader yet (it is resuming); retry"),
+        );
+    };
+    match tokio::time::timeout(CHANGE_WAIT, handle.change(patch)).await {
+        Ok(Some(Ok(control))) => {
+            info!(run_id = %id, generation = control.generation, target = control.target, paused = control.paused, "live change recorded");
+            (StatusCode::ACCEPTED, Json(control)).into_response()
+        }
+        Ok(Some(Err(refusal))) => refuse_change(
+            StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::CONFLICT),
+            refusal.error,
+        ),
+        Ok(None) => refuse_change(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("run `{id}`'s driver ended before it took the change; retry"),
+        ),
+        Err(_) => refuse_change(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("run `{id}`'s driver did not take the change within {} s (it may still be starting the run); retry", CHANGE_WAIT.as_secs()),
+        ),
+    }
+}
+
+/// Refuses a live change: logged, answered, nothing changed.
+fn refuse_change(code: StatusCode, message: String) -> Response {
+    warn!(status = code.as_u16(), %message, "live change refused");
+    ApiError::reply(code, message)
 }

@@ -21,6 +21,8 @@ pub struct Drivers {
     inner: Arc<Mutex<HashMap<String, Driving>>>,
     /// How many drivers this replica has started, ever.
     started: Arc<std::sync::atomic::AtomicU64>,
+    /// Where each driven run takes live changes of its load (`PATCH /runs/{id}`).
+    controls: Arc<Mutex<HashMap<String, crate::control::rescale::ControlHandle>>>,
 }
 
 impl Drivers {
@@ -33,6 +35,18 @@ impl Drivers {
     /// Asks run `id` to stop, if this replica drives it. Returns whether it does.
     pub fn stop(&self, id: &str) -> bool {
         self.lock().get(id).map(|(_, stop)| stop.cancel()).is_some()
+    }
+
+    /// The live-control handle of run `id`, if this replica drives it.
+    pub fn control(&self, id: &str) -> Option<crate::control::rescale::ControlHandle> {
+        if !self.is_driving(id) {
+            return None;
+        }
+        self.controls
+            .lock()
+            .expect("controls lock")
+            .get(id)
+            .cloned()
     }
 
     /// True when run `id` has a live driver here.
@@ -61,6 +75,10 @@ impl Drivers {
             let id = rec.id.clone();
             info!(run_id = %id, phase = %rec.phase, "resuming run as leader");
             let driver = Driver::new(store.clone(), rec, creds, stop.clone());
+            self.controls
+                .lock()
+                .expect("controls lock")
+                .insert(id.clone(), driver.control());
             self.started
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let handle = tokio::spawn(async move {

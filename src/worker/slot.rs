@@ -72,6 +72,13 @@ struct Run {
     aborted: bool,
     /// The engines' `debug` captures, the first 100.
     captured: Vec<serde_json::Value>,
+    /// Each running engine's own stop (a child of `stop`), so live control can replace them.
+    engine_stops: Vec<StopToken>,
+    /// The live-control generation applied last (0: none), and the share it set.
+    live_gen: u64,
+    live_units: Option<u64>,
+    /// The run's pause switch, read by every engine of the run.
+    pause: watch::Sender<bool>,
 }
 
 impl Run {
@@ -191,6 +198,10 @@ impl Slot {
             failures: Vec::new(),
             aborted: false,
             captured: Vec::new(),
+            engine_stops: Vec::new(),
+            live_gen: 0,
+            live_units: None,
+            pause: watch::channel(false).0,
         });
         Ok(WorkerPhase::Prepared)
     }
@@ -218,10 +229,12 @@ impl Slot {
         info!(run_id = %run.id, start_at_ms = at, "run scheduled");
         let (live_tx, live_rx) = watch::channel(Live::default());
         run.lives.push(live_rx);
+        let stop = run.stop.child_token();
+        run.engine_stops.push(stop.clone());
         tokio::spawn(self.clone().execute(
             run.id.clone(),
             run.test.clone(),
-            run.stop.clone(),
+            stop,
             at,
             (live_tx, run.rendezvous.clone(), run.globals.clone()),
         ));
@@ -236,6 +249,9 @@ impl Slot {
             Some(r) if r.id == req.run_id => r,
             _ => return Err(SlotError::Unknown(req.run_id)),
         };
+        if let Some(live) = req.live {
+            return self.clone().live(run, req.test, live);
+        }
         if run.scales.contains(&req.scale_id) {
             return Ok(run.phase);
         }
@@ -256,14 +272,93 @@ impl Slot {
         run.lives.push(live_rx);
         // The extra load is named like the run's own.
         let name = run.test.global.headers.get(api::WORKER_HEADER).cloned();
+        let stop = run.stop.child_token();
+        run.engine_stops.push(stop.clone());
         tokio::spawn(self.clone().execute(
             run.id.clone(),
             Arc::new(with_worker_header(req.test, name.as_deref())),
-            run.stop.clone(),
+            stop,
             0.0,
             (live_tx, run.rendezvous.clone(), run.globals.clone()),
         ));
         Ok(run.phase)
+    }
+
+    /// Live control: `test` (this worker's whole new share for the time left) replaces every
+    /// engine of the run, unless the share is what the worker already runs; the run is paused or
+    /// resumed as `live` says. A generation at or below the last one applied changes nothing. A
+    /// share of 0 keeps the run open without load until the time `test` covers has passed.
+    fn live(
+        self,
+        run: &mut Run,
+        test: TestFile,
+        live: api::LiveShare,
+    ) -> Result<WorkerPhase, SlotError> {
+        if live.generation <= run.live_gen {
+            return Ok(run.phase);
+        }
+        // Before the start instant there is nothing to replace yet: the controller sends it again.
+        if run.phase != WorkerPhase::Running || run.stop.is_cancelled() {
+            return Err(SlotError::NotRunning(run.id.clone()));
+        }
+        let current = run.live_units.unwrap_or(live.base_units);
+        if live.units != current {
+            crate::config::check(&test)?;
+            check_targets(&test, &self.allow_targets)?;
+            if engine::step_names(&test) != engine::step_names(&run.test) {
+                return Err(SlotError::BadTest(crate::config::Invalid(
+                    "a new share must run the same steps as the run".into(),
+                )));
+            }
+            let old = std::mem::take(&mut run.engine_stops);
+            let stop = run.stop.child_token();
+            run.engine_stops.push(stop.clone());
+            run.engines += 1;
+            if live.units == 0 {
+                let left = crate::engine::schedule::duration(&test.load).unwrap_or_default();
+                tokio::spawn(self.clone().hold(run.id.clone(), stop, left));
+            } else {
+                let (live_tx, live_rx) = watch::channel(Live::default());
+                run.lives.push(live_rx);
+                let name = run.test.global.headers.get(api::WORKER_HEADER).cloned();
+                tokio::spawn(self.clone().execute(
+                    run.id.clone(),
+                    Arc::new(with_worker_header(test, name.as_deref())),
+                    stop,
+                    0.0,
+                    (live_tx, run.rendezvous.clone(), run.globals.clone()),
+                ));
+            }
+            // The old engines end (their requests in flight finish and are counted).
+            for s in old {
+                s.cancel();
+            }
+            run.live_units = Some(live.units);
+        }
+        run.pause.send_replace(live.paused);
+        run.live_gen = live.generation;
+        info!(run_id = %run.id, generation = live.generation, units = live.units, paused = live.paused, "live change applied");
+        Ok(run.phase)
+    }
+
+    /// An engine with no load (a live share of 0): keeps the run open until `left` has passed.
+    async fn hold(self, id: String, stop: StopToken, left: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(left) => {}
+            _ = stop.cancelled() => {}
+        }
+        let mut guard = self.lock();
+        if let Some(run) = guard.as_mut().filter(|r| r.id == id) {
+            run.engines -= 1;
+            if run.engines == 0 {
+                run.phase = if run.stop.is_cancelled() {
+                    WorkerPhase::Stopped
+                } else {
+                    WorkerPhase::Finished
+                };
+                info!(run_id = %id, phase = %run.phase, "run ended");
+            }
+        }
     }
 
     async fn execute(
@@ -310,6 +405,10 @@ impl Slot {
                 now.checked_sub(Duration::from_secs_f64(late_ms / 1000.0))
                     .unwrap_or(now)
             });
+            let pause = {
+                let guard = self.lock();
+                guard.as_ref().map(|r| r.pause.subscribe())
+            };
             let outcome = engine::run_from(
                 test,
                 Options {
@@ -320,6 +419,7 @@ impl Slot {
                     globals: Some(globals),
                     run_id: Some(id.to_string()),
                     leases: Some(leases),
+                    pause,
                 },
                 origin,
             )
@@ -350,7 +450,7 @@ impl Slot {
         }
         run.engines -= 1;
         if run.engines == 0 {
-            run.phase = if stop.is_cancelled() {
+            run.phase = if run.stop.is_cancelled() {
                 WorkerPhase::Stopped
             } else {
                 WorkerPhase::Finished

@@ -8,6 +8,7 @@ mod support;
 mod console_tmux;
 mod data_consistency;
 mod exactly_once;
+mod live_control;
 mod logs;
 mod master;
 mod registry;

@@ -1,22 +1,81 @@
 //! Keys: q quits, s asks to stop the run (y confirms, anything else cancels), tab/shift-tab and the
-//! arrows move between panes and scroll, ? toggles help.
+//! arrows move between panes and scroll, ? toggles help. Live control of a running run: `+` / `-`
+//! raise or lower the total load by a step (a tenth of it, at least 1), `=` prompts for an exact
+//! figure (Enter to take it), `p` pauses or resumes; each asks for `y` before anything is sent.
 
-use crate::model::Model;
+use crate::model::{Model, Pending};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// What the binary should do after a key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Action {
     None,
     Quit,
     /// The user confirmed stopping the run.
     StopRun,
+    /// The user confirmed a new total load (VUs, or arrivals/s).
+    SetLoad(f64),
+    /// The user confirmed pausing (true) or resuming (false).
+    Pause(bool),
+}
+
+/// The step `+` and `-` move the load by: a tenth of it, at least 1.
+pub fn step(total: f64) -> f64 {
+    (total / 10.0).round().max(1.0)
+}
+
+fn describe(model: &Model, p: Pending) -> String {
+    let unit = model.run.as_ref().map_or("", |r| r.unit.as_str());
+    match p {
+        Pending::Load(x) => format!("set the load to {x} {unit}? y: yes, any other key: cancel"),
+        Pending::Pause(true) => "pause the run? y: yes, any other key: cancel".into(),
+        Pending::Pause(false) => "resume the run? y: yes, any other key: cancel".into(),
+    }
 }
 
 /// Applies a key to the model and says what else to do.
 pub fn handle_key(model: &mut Model, key: KeyEvent) -> Action {
     if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
         return Action::Quit;
+    }
+    if let Some(p) = model.pending.take() {
+        if matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y')) {
+            model.status = match p {
+                Pending::Load(x) => format!("load change to {x} sent"),
+                Pending::Pause(true) => "pause sent".into(),
+                Pending::Pause(false) => "resume sent".into(),
+            };
+            return match p {
+                Pending::Load(x) => Action::SetLoad(x),
+                Pending::Pause(b) => Action::Pause(b),
+            };
+        }
+        model.status = "change cancelled".into();
+        return Action::None;
+    }
+    if let Some(text) = model.prompt.as_mut() {
+        match key.code {
+            KeyCode::Char(c) if c.is_ascii_digit() || c == '.' => text.push(c),
+            KeyCode::Backspace => {
+                text.pop();
+            }
+            KeyCode::Enter => {
+                let typed = model.prompt.take().unwrap_or_default();
+                match typed.parse::<f64>() {
+                    Ok(x) if x > 0.0 && x.is_finite() => {
+                        model.pending = Some(Pending::Load(x));
+                        model.status = describe(model, Pending::Load(x));
+                    }
+                    _ => model.status = format!("`{typed}` is not a positive number"),
+                }
+            }
+            KeyCode::Esc => {
+                model.prompt = None;
+                model.status = "change cancelled".into();
+            }
+            _ => {}
+        }
+        return Action::None;
     }
     if model.confirm_stop {
         model.confirm_stop = false;
@@ -31,6 +90,24 @@ pub fn handle_key(model: &mut Model, key: KeyEvent) -> Action {
         KeyCode::Char('q') | KeyCode::Esc if !model.show_help => return Action::Quit,
         KeyCode::Esc | KeyCode::Char('?') => model.show_help = !model.show_help,
         KeyCode::Char('s') if model.run.is_some() => model.confirm_stop = true,
+        KeyCode::Char('+') | KeyCode::Char('-') | KeyCode::Char('p') | KeyCode::Char('=')
+            if model.run.as_ref().is_some_and(|r| r.phase == "started") =>
+        {
+            let run = model.run.as_ref().expect("checked");
+            let total = run.load_target;
+            let p = match key.code {
+                KeyCode::Char('+') => Pending::Load(total + step(total)),
+                KeyCode::Char('-') => Pending::Load((total - step(total)).max(1.0)),
+                KeyCode::Char('p') => Pending::Pause(!run.paused),
+                _ => {
+                    model.prompt = Some(String::new());
+                    model.status = format!("new total load ({}), Enter to confirm:", run.unit);
+                    return Action::None;
+                }
+            };
+            model.status = describe(model, p);
+            model.pending = Some(p);
+        }
         KeyCode::Tab | KeyCode::Right => {
             model.focus = model.focus.next();
             model.scroll = 0;
@@ -93,6 +170,59 @@ mod tests {
             ),
             Action::Quit
         );
+    }
+
+    #[test]
+    fn live_control_keys_ask_for_confirmation_before_acting() {
+        let mut m = Model {
+            run: Some(Run {
+                phase: "started".into(),
+                unit: "VUs".into(),
+                load_target: 10.0,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(handle_key(&mut m, key(KeyCode::Char('+'))), Action::None);
+        assert_eq!(m.pending, Some(Pending::Load(11.0)));
+        assert!(m.status.contains("set the load to 11 VUs?"), "{}", m.status);
+        assert_eq!(
+            handle_key(&mut m, key(KeyCode::Char('y'))),
+            Action::SetLoad(11.0)
+        );
+        assert_eq!(m.pending, None);
+        handle_key(&mut m, key(KeyCode::Char('-')));
+        assert_eq!(handle_key(&mut m, key(KeyCode::Char('n'))), Action::None);
+        assert_eq!(m.status, "change cancelled");
+        // An exact figure: typed after `=`, confirmed with Enter then y.
+        handle_key(&mut m, key(KeyCode::Char('=')));
+        for c in "30".chars() {
+            handle_key(&mut m, key(KeyCode::Char(c)));
+        }
+        assert_eq!(handle_key(&mut m, key(KeyCode::Enter)), Action::None);
+        assert_eq!(
+            handle_key(&mut m, key(KeyCode::Char('y'))),
+            Action::SetLoad(30.0)
+        );
+        handle_key(&mut m, key(KeyCode::Char('=')));
+        handle_key(&mut m, key(KeyCode::Enter));
+        assert!(m.status.contains("not a positive number"), "{}", m.status);
+        assert_eq!(m.pending, None);
+        handle_key(&mut m, key(KeyCode::Char('p')));
+        assert_eq!(
+            handle_key(&mut m, key(KeyCode::Char('y'))),
+            Action::Pause(true)
+        );
+        m.run.as_mut().unwrap().paused = true;
+        handle_key(&mut m, key(KeyCode::Char('p')));
+        assert_eq!(
+            handle_key(&mut m, key(KeyCode::Char('Y'))),
+            Action::Pause(false)
+        );
+        // Not while the run is not running.
+        m.run.as_mut().unwrap().phase = "finished".into();
+        handle_key(&mut m, key(KeyCode::Char('+')));
+        assert_eq!(m.pending, None);
     }
 
     #[test]

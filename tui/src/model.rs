@@ -71,6 +71,12 @@ pub struct Run {
     pub start_skew_ms: Option<f64>,
     /// The plan's regions (`distributed.geographic`), with their time zones; empty without.
     pub regions: Vec<RegionRow>,
+    /// The run's total load now (VUs, or arrivals/s), after any live change.
+    pub load_target: f64,
+    /// New iterations and arrivals are held back (live control).
+    pub paused: bool,
+    /// The last live change's generation (0: none).
+    pub live_generation: u64,
 }
 
 /// One region of a geographic plan.
@@ -80,6 +86,15 @@ pub struct RegionRow {
     pub load_percentage: f64,
     /// An IANA time-zone name, when the test gave one.
     pub timezone: Option<String>,
+}
+
+/// A live change waiting for the user's `y`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pending {
+    /// Set the total load to this figure (VUs, or arrivals/s).
+    Load(f64),
+    /// Pause (true) or resume (false).
+    Pause(bool),
 }
 
 /// Which pane has the focus (tab and arrows move it).
@@ -124,6 +139,10 @@ pub struct Model {
     /// Scroll offset of the focused table.
     pub scroll: usize,
     pub confirm_stop: bool,
+    /// A live change asked for with `+`, `-`, `=` or `p`, waiting for confirmation.
+    pub pending: Option<Pending>,
+    /// The exact figure being typed after `=` (Enter asks to confirm it, Esc cancels).
+    pub prompt: Option<String>,
     pub show_help: bool,
     /// A line for transient messages ("stop requested", connection errors).
     pub status: String,

@@ -68,7 +68,17 @@ pub fn render(model: &Model, frame: &mut Frame) {
     frame.render_widget(steps_table(model, narrow), steps);
     frame.render_widget(errors_pane(model), errors);
     frame.render_widget(footer_line(model), footer);
-    if model.confirm_stop {
+    if let Some(text) = &model.prompt {
+        let unit = model.run.as_ref().map_or("", |r| r.unit.as_str());
+        overlay(
+            frame,
+            area,
+            "Change the load",
+            &format!("New total load ({unit}): {text}_\n\n  Enter: confirm    Esc: cancel"),
+        );
+    } else if model.pending.is_some() {
+        overlay(frame, area, "Change the load?", &model.status);
+    } else if model.confirm_stop {
         overlay(frame, area, "Stop the run?", "Stop this run on every worker? Requests in flight finish and are counted.\n\n  y: stop    any other key: cancel");
     } else if model.show_help {
         overlay(frame, area, "Help", HELP);
@@ -77,6 +87,9 @@ pub fn render(model: &Model, frame: &mut Frame) {
 
 const HELP: &str = "q / Esc   quit the console (the run goes on)\n\
 s         stop the run (asks to confirm)\n\
++ / -     raise / lower the load by a tenth (asks to confirm)\n\
+=         type an exact total load (asks to confirm)\n\
+p         pause / resume the run (asks to confirm)\n\
 Tab / →   next pane      Shift-Tab / ←  previous pane\n\
 ↑ / ↓     scroll the focused table\n\
 ?         toggle this help\n\n\
@@ -231,6 +244,16 @@ fn distribution_pane(run: Option<&Run>, width: u16) -> Paragraph<'_> {
     let Some(run) = run else {
         return Paragraph::new("").block(block("load distribution (plan | actual)", false));
     };
+    let mut title = "load distribution (plan | actual)".to_string();
+    if run.live_generation > 0 || run.paused {
+        title = format!(
+            "load {} {}{} (change {}) plan | actual",
+            run.load_target,
+            run.unit,
+            if run.paused { ", PAUSED" } else { "" },
+            run.live_generation
+        );
+    }
     let planned: f64 = run
         .workers
         .iter()
@@ -261,7 +284,10 @@ fn distribution_pane(run: Option<&Run>, width: u16) -> Paragraph<'_> {
             ))
         })
         .collect();
-    Paragraph::new(lines).block(block("load distribution (plan | actual)", false))
+    Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(Span::styled(
+        title,
+        Style::default().add_modifier(Modifier::BOLD),
+    )))
 }
 
 fn state_style(state: &str) -> Style {
@@ -473,7 +499,7 @@ fn errors_pane(model: &Model) -> Paragraph<'_> {
 
 fn footer_line(model: &Model) -> Paragraph<'_> {
     let mut spans = vec![Span::styled(
-        " q quit  s stop run  tab/←→ move  ↑↓ scroll  ? help ",
+        " q quit  s stop  +-=p load  tab/←→ move  ↑↓ scroll  ? help ",
         Style::default().add_modifier(Modifier::REVERSED),
     )];
     if let Some(skew) = model.run.as_ref().and_then(|r| r.start_skew_ms) {

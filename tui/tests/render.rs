@@ -88,6 +88,9 @@ fn model() -> Model {
             errors_seen: vec!["Create user: status 500 × 2".into()],
             start_skew_ms: Some(1.3),
             regions: Vec::new(),
+            load_target: 30.0,
+            paused: false,
+            live_generation: 0,
         }),
         ..Default::default()
     };
@@ -277,6 +280,26 @@ fn help_and_stop_overlays() {
     m.show_help = false;
     m.confirm_stop = true;
     assert!(draw(&m, 80, 24).contains("y: stop"));
+}
+
+#[test]
+fn a_live_change_shows_in_the_distribution_pane_and_asks_to_confirm() {
+    let mut m = model();
+    let run = m.run.as_mut().unwrap();
+    run.load_target = 45.0;
+    run.paused = true;
+    run.live_generation = 2;
+    let screen = draw(&m, 120, 40);
+    assert!(
+        screen.contains("load 45 VUs, PAUSED (change 2) plan | actual"),
+        "{screen}"
+    );
+    m.pending = Some(perfornium_tui::Pending::Load(50.0));
+    m.status = "set the load to 50 VUs? y: yes, any other key: cancel".into();
+    assert!(draw(&m, 80, 24).contains("Change the load?"));
+    m.pending = None;
+    m.prompt = Some("12".into());
+    assert!(draw(&m, 80, 24).contains("New total load (VUs): 12_"));
 }
 
 #[test]

@@ -1,0 +1,380 @@
+//! Live control of a running distributed run (`PATCH /runs/{id}`): a new total of VUs or arrivals
+//! per second, pause and resume, each confirmed by the mock's own per-second counts
+//! (`/__stats.per_second`), with real `perfornium master`, `worker` and `mock` processes.
+
+use crate::support::*;
+use serde_json::Value;
+use std::time::Duration;
+
+/// `PATCH /runs/{id}` on `master` (following no redirect): (status, body).
+fn patch(master: &Proc, id: &str, body: &str) -> (u16, String) {
+    call(
+        "PATCH",
+        &format!("http://{}/runs/{id}", master.addr),
+        None,
+        Some(body),
+    )
+    .expect("PATCH /runs/{id}")
+}
+
+fn run_view(master: &Proc, id: &str) -> Value {
+    get_json(&format!("http://{}/runs/{id}", master.addr)).expect("GET /runs/{id}")
+}
+
+/// Waits until the run's view shows live-control generation `gen` acknowledged by every running
+/// worker; returns when it saw that (test clock, Unix ms).
+fn wait_applied(master: &Proc, id: &str, gen: u64) -> u64 {
+    let ok = wait_for(10, || {
+        let v = run_view(master, id);
+        v["control"]["generation"] == gen && v["control"]["applied"] == true
+    });
+    assert!(
+        ok,
+        "live change {gen} was not applied within 10 s: {}\n{}",
+        run_view(master, id),
+        master.stderr_tail()
+    );
+    now_ms()
+}
+
+/// The mock's mean requests per second over the whole seconds (its clock, which is this
+/// machine's) that lie within `from_ms..to_ms`. Waits until `to_ms` has passed.
+fn mock_rate(mock: &Proc, from_ms: u64, to_ms: u64) -> f64 {
+    while now_ms() < to_ms + 150 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let first = from_ms.div_ceil(1000);
+    let last = to_ms / 1000; // exclusive
+    assert!(last > first, "no whole second in {from_ms}..{to_ms}");
+    let per = &mock_stats(mock)["per_second"];
+    let sum: u64 = (first..last)
+        .map(|s| per[s.to_string()].as_u64().unwrap_or(0))
+        .sum();
+    sum as f64 / (last - first) as f64
+}
+
+/// Submits `yaml` to the one-replica `master` on `workers` and waits until every worker runs.
+fn start_run(master: &Proc, yaml: &Yaml, workers: &[&Proc]) -> String {
+    let (code, resp) = call(
+        "POST",
+        &format!("http://{}/runs", master.addr),
+        None,
+        Some(&yaml.submit_body(workers)),
+    )
+    .expect("POST /runs");
+    assert_eq!(code, 201, "{resp}");
+    let id = serde_json::from_str::<Value>(&resp).unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for w in workers {
+        wait_running(w, 15);
+    }
+    let ok = wait_for(10, || run_view(master, &id)["phase"] == "started");
+    assert!(ok, "run not started: {}", master.stderr_tail());
+    id
+}
+
+#[test]
+fn a_live_change_from_10_to_30_vus_triples_the_rate_the_mock_sees_and_pause_holds_it_at_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = one_replica_master(dir.path());
+    // 50 ms per request: each VU makes about 20 requests a second, far from any CPU limit.
+    let mock = mock(50);
+    let (a, b) = (worker(None), worker(None));
+    let yaml = yaml(&mock)
+        .name("live")
+        .load("pattern: basic, virtual_users: 10, duration: 16s");
+    let id = start_run(&master, &yaml, &[&a, &b]);
+
+    // Malformed and out-of-range changes are refused and change nothing.
+    let (code, body) = patch(&master, &id, "{\"virtual_users\": \"many\"}");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("malformed change"), "{body}");
+    let (code, body) = patch(&master, &id, "{\"vus\": 30}");
+    assert_eq!(code, 400, "an unknown field: {body}");
+    let (code, body) = patch(&master, &id, "{\"virtual_users\": 0}");
+    assert_eq!(code, 422, "{body}");
+    let (code, body) = patch(&master, &id, "{\"arrival_rate\": 5}");
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("virtual users"), "{body}");
+    let (code, _) = patch(&master, "no-such-run", "{\"virtual_users\": 3}");
+    assert_eq!(code, 404);
+    assert!(run_view(&master, &id).get("control").is_none());
+
+    let t0 = now_ms() + 1000;
+    let before = mock_rate(&mock, t0, t0 + 3000);
+
+    let (code, body) = patch(
+        &master,
+        &id,
+        "{\"virtual_users\": 30, \"change_id\": \"up-1\"}",
+    );
+    assert_eq!(code, 202, "{body}");
+    let c: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(c["generation"], 1);
+    assert_eq!(c["target"], 30.0);
+    assert_eq!(c["shares"], serde_json::json!([15, 15]));
+    // The same change again (same id) is not a second change.
+    let (code, again) = patch(
+        &master,
+        &id,
+        "{\"virtual_users\": 30, \"change_id\": \"up-1\"}",
+    );
+    assert_eq!(code, 202, "{again}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&again).unwrap()["generation"],
+        1
+    );
+    let applied = wait_applied(&master, &id, 1);
+    let t1 = applied + 300;
+    let after = mock_rate(&mock, t1, t1 + 3000);
+    let ratio = after / before;
+    eprintln!(
+        "live change 10 → 30 VUs: mock {before:.1} req/s before, {after:.1} after (×{ratio:.2})"
+    );
+    assert!(
+        (2.4..=3.8).contains(&ratio),
+        "10 → 30 VUs should triple the rate: {before:.1} → {after:.1} req/s"
+    );
+    let view = run_view(&master, &id);
+    let planned: Vec<f64> = view["summary"]["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["planned"].as_f64().unwrap())
+        .collect();
+    assert_eq!(planned, vec![15.0, 15.0], "the plan shows the change");
+
+    // Pause: once applied and in-flight requests are done, the mock's count stays flat.
+    let (code, body) = patch(&master, &id, "{\"paused\": true}");
+    assert_eq!(code, 202, "{body}");
+    let paused_at = wait_applied(&master, &id, 2) + 300;
+    let flat_from = mock_stats(&mock)["total"].as_u64().unwrap();
+    while now_ms() < paused_at + 1500 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let flat_to = mock_stats(&mock)["total"].as_u64().unwrap();
+    assert_eq!(flat_from, flat_to, "no request while paused");
+
+    // Resume: requests flow again at the changed total.
+    let (code, body) = patch(&master, &id, "{\"paused\": false}");
+    assert_eq!(code, 202, "{body}");
+    let resumed = wait_applied(&master, &id, 3) + 300;
+    let again = mock_rate(&mock, resumed, resumed + 2000);
+    eprintln!("after resume: {again:.1} req/s");
+    assert!(
+        again > before * 2.0,
+        "resumed at 30 VUs: {again:.1} req/s (10 VUs gave {before:.1})"
+    );
+
+    let view = wait_view_final(&master, &id);
+    assert_eq!(view["phase"], "finished", "{view}");
+    assert_eq!(
+        view["summary"]["overall"]["count"],
+        mock_stats(&mock)["total"],
+        "every request the mock served is counted once"
+    );
+    let events = view["summary"]["events"].to_string();
+    assert!(
+        events.contains("live change 1 (asked for, change id up-1): 10 → 30 VUs"),
+        "{events}"
+    );
+}
+
+#[test]
+fn a_live_change_from_100_to_300_arrivals_per_second_shows_in_the_mocks_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = one_replica_master(dir.path());
+    let mock = mock(0);
+    let (a, b) = (worker(None), worker(None));
+    let yaml = yaml(&mock)
+        .name("live-open")
+        .load("pattern: arrivals, rate: 100, duration: 9s");
+    let id = start_run(&master, &yaml, &[&a, &b]);
+    let t0 = now_ms() + 300;
+    let before = mock_rate(&mock, t0, t0 + 2000);
+    let (code, body) = patch(&master, &id, "{\"arrival_rate\": 300}");
+    assert_eq!(code, 202, "{body}");
+    let c: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(c["unit"], "arrivals_per_second");
+    assert_eq!(c["shares"], serde_json::json!([150000, 150000]));
+    let (code, body) = patch(&master, &id, "{\"virtual_users\": 3}");
+    assert_eq!(code, 422, "{body}");
+    let t1 = wait_applied(&master, &id, 1) + 300;
+    let after = mock_rate(&mock, t1, t1 + 2000);
+    eprintln!("live change 100 → 300 arrivals/s: mock {before:.1} req/s before, {after:.1} after");
+    assert!((90.0..=110.0).contains(&before), "{before}");
+    assert!((270.0..=330.0).contains(&after), "{after}");
+    let view = wait_view_final(&master, &id);
+    assert_eq!(view["phase"], "finished", "{view}");
+    assert_eq!(
+        view["summary"]["overall"]["count"],
+        mock_stats(&mock)["total"]
+    );
+}
+
+/// Waits (up to 30 s) for the run to reach a final phase; returns its view.
+fn wait_view_final(master: &Proc, id: &str) -> Value {
+    let mut last = Value::Null;
+    let ok = wait_for(30, || {
+        last = run_view(master, id);
+        matches!(
+            last["phase"].as_str(),
+            Some("finished" | "failed" | "stopped")
+        )
+    });
+    assert!(ok, "run did not end: {last}\n{}", master.stderr_tail());
+    last
+}
+
+/// A tmux session, killed when dropped.
+struct Tmux(String);
+
+impl Tmux {
+    fn screen(&self) -> String {
+        let out = std::process::Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.0])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    fn keys(&self, keys: &str) {
+        let ok = std::process::Command::new("tmux")
+            .args(["send-keys", "-t", &self.0, "-l", keys])
+            .status()
+            .expect("tmux send-keys");
+        assert!(ok.success());
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .status();
+    }
+}
+
+#[test]
+fn the_consoles_plus_key_confirmed_with_y_raises_the_load_in_a_real_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = one_replica_master(dir.path());
+    let mock = mock(20);
+    let (a, b) = (worker(None), worker(None));
+    let file = yaml(&mock)
+        .name("keys")
+        .load("pattern: basic, virtual_users: 10, duration: 12s")
+        .write(dir.path());
+    let session = format!("perfornium-live-{}", std::process::id());
+    let cmd = format!(
+        "{BIN} console --cluster {} {file} -w {},{}; sleep 60",
+        master.addr, a.addr, b.addr
+    );
+    let ok = std::process::Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "120",
+            "-y",
+            "40",
+            &cmd,
+        ])
+        .env("TERM", "xterm-256color")
+        .status()
+        .expect("tmux new-session");
+    assert!(ok.success());
+    let tmux = Tmux(session);
+    assert!(
+        wait_for(30, || {
+            let s = tmux.screen();
+            s.contains("started") && s.contains("running")
+        }),
+        "the console never showed the run running:\n{}",
+        tmux.screen()
+    );
+    tmux.keys("+");
+    assert!(
+        wait_for(5, || tmux.screen().contains("set the load to 11 VUs?")),
+        "`+` asks to confirm:\n{}",
+        tmux.screen()
+    );
+    let runs = get_json(&format!("http://{}/runs", master.addr)).unwrap();
+    let id = runs[0]["id"].as_str().unwrap().to_string();
+    assert!(
+        run_view(&master, &id).get("control").is_none(),
+        "nothing sent before y"
+    );
+    tmux.keys("y");
+    wait_applied(&master, &id, 1);
+    let c = &run_view(&master, &id)["control"];
+    assert_eq!(c["target"], 11.0);
+    assert_eq!(c["shares"], serde_json::json!([6, 5]));
+    assert!(
+        wait_for(5, || tmux.screen().contains("load 11 VUs (change 1)")),
+        "the distribution pane shows the change:\n{}",
+        tmux.screen()
+    );
+}
+
+#[test]
+fn adaptive_balancing_moves_load_away_from_a_worker_whose_target_is_slow_keeping_the_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = one_replica_master(dir.path());
+    let mock = mock(20);
+    let (a, b) = (worker(None), worker(None));
+    // Worker a's requests take 300 ms more than b's (the mock delays only its traffic).
+    let yaml = yaml(&mock)
+        .name("adaptive")
+        .load("pattern: basic, virtual_users: 10, duration: 8s")
+        .step(&format!("{{ name: slow, path: /slow_for/{}/300 }}", a.addr))
+        .extra("distributed:\n  load_balancing:\n    enabled: true\n    algorithm: adaptive\n    metrics_based:\n      response_time_threshold: 150\n");
+    let id = start_run(&master, &yaml, &[&a, &b]);
+    let started = now_ms();
+    let moved = wait_for(10, || {
+        run_view(&master, &id)["summary"]["events"]
+            .to_string()
+            .contains("adaptive")
+    });
+    let view = run_view(&master, &id);
+    assert!(moved, "no adaptive move: {view}\n{}", master.stderr_tail());
+    eprintln!(
+        "adaptive move {} ms after the run was seen running",
+        now_ms() - started
+    );
+    let shares: Vec<u64> = view["control"]["shares"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        shares.iter().sum::<u64>(),
+        10,
+        "the total is unchanged: {shares:?}"
+    );
+    assert!(
+        shares[0] < 5 && shares[1] > 5,
+        "load moved from a to b: {shares:?}"
+    );
+    let events = view["summary"]["events"].to_string();
+    assert!(
+        events.contains(&format!("adaptive: {} p95", a.addr)),
+        "{events}"
+    );
+    let view = wait_view_final(&master, &id);
+    assert_eq!(view["phase"], "finished", "{view}");
+    // Every request is counted once, per worker, against the mock's own counts by worker.
+    let stats = mock_stats(&mock);
+    for (k, w) in [&a, &b].iter().enumerate() {
+        assert_eq!(
+            view["summary"]["workers"][k]["count"], stats["by_worker"][&w.addr],
+            "worker {}",
+            w.addr
+        );
+    }
+}
