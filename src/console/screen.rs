@@ -186,6 +186,7 @@ pub async fn poll(
                     cluster: Vec::new(),
                     run: None,
                     error: Some(error),
+                    pool: None,
                 })
                 .await;
         }
