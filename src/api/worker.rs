@@ -222,3 +222,42 @@ pub struct Results {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub captured: Vec<serde_json::Value>,
 }
+
+/// The body of `GET /metrics` as workers send it since monitoring: [`Metrics`] (flattened, so a
+/// controller that only knows `Metrics` still reads it) plus what the worker measured about itself
+/// and the log records it ships to the controller (pull-based: they ride on the pulls).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pull {
+    #[serde(flatten)]
+    pub metrics: Metrics,
+    /// The worker process's and host's CPU and memory at this pull.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<crate::metrics::resources::Resources>,
+    /// Log records of the run since the previous pull (when the run asked for `logging.centralized`).
+    /// Handed over once: a pull whose answer is lost loses them (at most once, unlike batches).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<LogRecord>,
+    /// Records this worker dropped for the run because its buffer was full, since the run began.
+    #[serde(default)]
+    pub logs_dropped: u64,
+}
+
+/// One structured log record of a run, as workers ship them and `GET /runs/{id}/logs` serves them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// When it was logged, Unix ms (the controller corrects workers' records by their clock offset).
+    pub ts_ms: f64,
+    /// `error`, `warn`, `info`, `debug` or `trace`.
+    pub level: String,
+    /// Who logged it: `master`, or the worker's `host:port`.
+    pub source: String,
+    /// The module that logged it (`perfornium::worker::slot`), or `communication` for the
+    /// controller's records of its calls to workers.
+    pub target: String,
+    pub message: String,
+    /// The run id: the correlation id every record of a run carries.
+    pub run_id: String,
+    /// The event's other fields.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}

@@ -41,6 +41,12 @@ pub struct Distributed {
     /// Refused in a test file: it belongs in the worker's `--config` (see `performance.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub performance: Option<super::performance::InTestFile>,
+    /// Per-worker measurements, alert rules and webhooks (see `monitoring.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<super::monitoring::Monitoring>,
+    /// Central logs of a run (see `monitoring.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<super::monitoring::Logging>,
 }
 
 /// `load.distributed`, the seed's other spelling of `distributed.{strategy, distribution, weights}`.
@@ -277,6 +283,7 @@ impl Distributed {
         self.check_geographic()?;
         self.check_orchestration()?;
         self.check_fault_tolerance()?;
+        self.logging.as_ref().map_or(Ok(()), |l| l.check())?;
         self.data_consistency.as_ref().map_or(Ok(()), |d| d.check())
     }
 

@@ -5,6 +5,7 @@
 
 pub mod collector;
 mod latency;
+pub mod resources;
 mod stats;
 
 pub use latency::{Latency, LatencyError};

@@ -4,6 +4,7 @@
 //! Request bodies are limited in size, and `--allow-target` limits what tests may aim at. See [`crate::api::worker`] for the messages
 //! and [`slot`] for the run state machine behind them.
 
+pub mod logs;
 pub mod slot;
 
 use crate::api::worker as api;
@@ -37,12 +38,15 @@ pub struct WorkerOptions {
 #[derive(Clone)]
 struct Worker {
     slot: Slot,
+    /// CPU and memory of this process and host, sampled on every pull.
+    resources: std::sync::Arc<crate::metrics::resources::Sampler>,
 }
 
 /// The worker's routes behind its guard.
 pub fn router(opts: WorkerOptions) -> Router {
     let state = Worker {
         slot: Slot::with_clock_offset(opts.allow_targets, opts.clock_offset_ms),
+        resources: Default::default(),
     };
     let routes = Router::new()
         .route("/health", get(health))
@@ -107,7 +111,17 @@ async fn status(State(w): State<Worker>) -> Json<api::Status> {
 }
 
 async fn prepare(State(w): State<Worker>, Json(req): Json<api::Prepare>) -> Response {
-    phase(w.slot.prepare(req))
+    // `distributed.logging.centralized`: this run's records go to the controller with the pulls.
+    let logging = crate::config::monitoring::Logging::of(&req.test);
+    let capture = (req.run_id.clone(), req.worker.clone(), logging);
+    let r = w.slot.prepare(req);
+    if let (Ok(_), (run_id, worker, Some(l))) = (&r, capture) {
+        if l.centralized {
+            let source = worker.unwrap_or_else(|| "worker".into());
+            logs::start(&run_id, &source, l.worker_level());
+        }
+    }
+    phase(r)
 }
 
 async fn start(State(w): State<Worker>, Json(req): Json<api::Start>) -> Response {
@@ -128,8 +142,18 @@ struct Since {
     since: u64,
 }
 
-async fn metrics(State(w): State<Worker>, Query(q): Query<Since>) -> Json<api::Metrics> {
-    Json(w.slot.metrics(q.since))
+async fn metrics(State(w): State<Worker>, Query(q): Query<Since>) -> Json<api::Pull> {
+    let metrics = w.slot.metrics(q.since);
+    let (logs, logs_dropped) = match &metrics.run_id {
+        Some(id) => logs::drain(id),
+        None => (Vec::new(), 0),
+    };
+    Json(api::Pull {
+        metrics,
+        resources: Some(w.resources.sample()),
+        logs,
+        logs_dropped,
+    })
 }
 
 #[derive(Deserialize)]
