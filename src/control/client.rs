@@ -177,6 +177,12 @@ impl WorkerClient {
             .await
     }
 
+    /// Like [`Self::metrics`], with what the worker measured about itself and its log records.
+    pub async fn pull(&self, since: u64) -> Result<api::Pull, CallError> {
+        self.call(self.http.get(self.url(&format!("/metrics?since={since}"))))
+            .await
+    }
+
     /// Who waits at each rendezvous point of `run_id`.
     pub async fn rendezvous(&self, run_id: &str) -> Result<api::RendezvousState, CallError> {
         self.call(

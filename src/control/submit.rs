@@ -238,6 +238,7 @@ pub fn new_record(
             restarted_as: None,
             restart_of: None,
             late: None,
+            monitor: Default::default(),
         })
         .collect();
     Ok(RunRecord {
@@ -257,6 +258,7 @@ pub fn new_record(
         finished_ms: None,
         events: Vec::new(),
         stop_requested: false,
+        monitoring: Default::default(),
     })
 }
 

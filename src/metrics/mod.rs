@@ -5,6 +5,7 @@
 
 pub mod collector;
 mod latency;
+pub mod monitor;
 pub mod resources;
 mod stats;
 

@@ -131,6 +131,11 @@ pub struct RunSummary {
     /// the test asked to capture of them, the first 100 of the run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub debug_samples: Vec<serde_json::Value>,
+    /// Alerts the controller raised (`distributed.monitoring.alerting`), in order: each has its
+    /// `rule` (`worker_failures`, `communication_issues`, `load_imbalance`, `saturation`), the
+    /// `worker`, a `message`, when it fired (`at_ms`), and the webhooks that took it (`delivered`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<crate::metrics::monitor::Alert>,
 }
 
 /// One worker's part in a distributed run.
@@ -187,6 +192,14 @@ pub struct WorkerSummary {
     /// run's events then say so too), `None` while there are no final totals to compare.
     #[serde(default)]
     pub merged_matches_final: Option<bool>,
+    /// What the controller measured about this worker (see [`crate::metrics::monitor`]):
+    /// `calls`/`failed_calls` and `rtt_last_ms`/`rtt_mean_ms`/`rtt_max_ms` of its control calls,
+    /// `recent` calls, `resources` (last CPU/memory sample: `process_cpu_pct`, `host_cpu_pct`,
+    /// `process_memory_bytes`, `host_memory_used_bytes`, `host_memory_total_bytes`, `saturated`),
+    /// `peak_process_cpu_pct`, `peak_host_cpu_pct`, `samples`, `saturated_samples`,
+    /// `planned_share_pct` vs `actual_share_pct`, `health` (state changes with `at_ms`), `logs_dropped`.
+    #[serde(default)]
+    pub monitor: crate::metrics::monitor::WorkerMonitor,
 }
 
 impl RunSummary {
@@ -243,6 +256,7 @@ impl RunSummary {
             phase: None,
             events: Vec::new(),
             debug_samples: Vec::new(),
+            alerts: Vec::new(),
         }
     }
 }
