@@ -223,13 +223,20 @@ pub struct Results {
     pub captured: Vec<serde_json::Value>,
 }
 
-/// The body of `GET /metrics` as workers send it since monitoring: [`Metrics`] (flattened, so a
-/// controller that only knows `Metrics` still reads it) plus what the worker measured about itself
-/// and the log records it ships to the controller (pull-based: they ride on the pulls).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A `GET /metrics` answer as the controller reads it: the [`Metrics`] and, in the same JSON
+/// object, the [`PullExtras`] workers add since monitoring (a controller that only knows
+/// `Metrics` still reads the body). Not `#[serde(flatten)]`: flattening buffers the body through
+/// serde's untyped content, which the batches' histograms do not survive.
+#[derive(Debug, Clone)]
 pub struct Pull {
-    #[serde(flatten)]
     pub metrics: Metrics,
+    pub extras: PullExtras,
+}
+
+/// What a worker measured about itself and the log records it ships to the controller
+/// (pull-based: they ride on the pulls), as fields beside [`Metrics`]' in `GET /metrics`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PullExtras {
     /// The worker process's and host's CPU and memory at this pull.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<crate::metrics::resources::Resources>,

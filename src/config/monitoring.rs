@@ -110,13 +110,25 @@ pub struct Alerting {
     )]
     pub latency_threshold: Option<Duration>,
     /// Default 20 (percent of the control calls in the window).
-    #[serde(default, deserialize_with = "de_pct", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "de_pct",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub error_rate_pct: Option<f64>,
     /// Default 25 (percent of the planned share).
-    #[serde(default, deserialize_with = "de_pct", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "de_pct",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub imbalance_tolerance_pct: Option<f64>,
     /// Default 90.
-    #[serde(default, deserialize_with = "de_pct", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "de_pct",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cpu_saturation_pct: Option<f64>,
     /// How long a condition must hold before it fires; default 5 s.
     #[serde(
@@ -336,7 +348,9 @@ impl Logging {
             ));
         }
         if self.correlation_id {
-            s.push_str("logging.correlation_id: every load request carries X-Correlation-Id: <run id>\n");
+            s.push_str(
+                "logging.correlation_id: every load request carries X-Correlation-Id: <run id>\n",
+            );
         }
         s
     }
@@ -369,7 +383,9 @@ impl Monitoring {
     pub fn explain(&self) -> String {
         let mut s = String::new();
         if self.enabled == Some(false) {
-            s.push_str("monitoring: off (no per-worker measurements beyond every run's, no alerts)\n");
+            s.push_str(
+                "monitoring: off (no per-worker measurements beyond every run's, no alerts)\n",
+            );
             return s;
         }
         let on = |p: fn(&MonitoredMetrics) -> Option<bool>| Monitoring::keeps(Some(self), p);
@@ -399,7 +415,10 @@ impl Monitoring {
                 ));
             }
             if a.saturation {
-                rules.push(format!("saturation (CPU at or above {}%)", a.cpu_saturation()));
+                rules.push(format!(
+                    "saturation (CPU at or above {}%)",
+                    a.cpu_saturation()
+                ));
             }
             s.push_str(&format!(
                 "monitoring.alerting: {} held for {} ms; {} webhook(s), sent by the leader at least once with an Idempotency-Key{}\n",
@@ -423,7 +442,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("master_dashboard is not built yet"), "{e}");
-        assert!(serde_norway::from_str::<Monitoring>("dashboards:\n  network_topology: false\n").is_ok());
+        assert!(
+            serde_norway::from_str::<Monitoring>("dashboards:\n  network_topology: false\n")
+                .is_ok()
+        );
     }
 
     #[test]
@@ -432,18 +454,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("not a percentage"), "{e}");
-        let e = serde_norway::from_str::<Monitoring>(
-            "alerting:\n  webhooks:\n    - url: ftp://x\n",
-        )
-        .unwrap_err()
-        .to_string();
+        let e =
+            serde_norway::from_str::<Monitoring>("alerting:\n  webhooks:\n    - url: ftp://x\n")
+                .unwrap_err()
+                .to_string();
         assert!(e.contains("not an http(s) URL"), "{e}");
         let m: Monitoring =
             serde_norway::from_str("alerting:\n  load_imbalance: true\n  window: 3s\n").unwrap();
         assert_eq!(m.alerting().unwrap().window_ms(), 3_000);
         // Round trip through JSON, as the test travels to workers and the record.
-        let back: Monitoring =
-            serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        let back: Monitoring = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
         assert_eq!(back, m);
     }
 

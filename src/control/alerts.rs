@@ -112,7 +112,14 @@ pub fn evaluate(rec: &mut RunRecord, now_ms: u64) -> Vec<String> {
             _ => None,
         };
         let imbalanced = off.is_some_and(|(_, _, dev)| dev > rules.imbalance_tolerance());
-        if held(&mut w.monitor.imbalanced_since_ms, imbalanced, now_ms, window).is_some() {
+        if held(
+            &mut w.monitor.imbalanced_since_ms,
+            imbalanced,
+            now_ms,
+            window,
+        )
+        .is_some()
+        {
             let (p, a, dev) = off.unwrap_or_default();
             candidates.push((
                 "load_imbalance",
@@ -123,11 +130,12 @@ pub fn evaluate(rec: &mut RunRecord, now_ms: u64) -> Vec<String> {
             ));
         }
         let hot = active
-            && w
-                .monitor
+            && w.monitor
                 .resources
                 .is_some_and(|r| r.above(rules.cpu_saturation()));
-        if rules.saturation && held(&mut w.monitor.saturated_since_ms, hot, now_ms, window).is_some() {
+        if rules.saturation
+            && held(&mut w.monitor.saturated_since_ms, hot, now_ms, window).is_some()
+        {
             let r = w.monitor.resources.unwrap_or_default();
             candidates.push((
                 "saturation",
@@ -217,8 +225,12 @@ pub async fn deliver(http: &reqwest::Client, rec: &RunRecord) -> Vec<(usize, Str
                 .await;
             match sent {
                 Ok(r) if r.status().is_success() => done.push((i, hook.url.clone())),
-                Ok(r) => tracing::warn!(alert = %alert.id, url = %hook.url, status = r.status().as_u16(), "webhook refused the alert; sending it again later"),
-                Err(e) => tracing::warn!(alert = %alert.id, url = %hook.url, "webhook unreachable, sending the alert again later: {e}"),
+                Ok(r) => {
+                    tracing::warn!(alert = %alert.id, url = %hook.url, status = r.status().as_u16(), "webhook refused the alert; sending it again later")
+                }
+                Err(e) => {
+                    tracing::warn!(alert = %alert.id, url = %hook.url, "webhook unreachable, sending the alert again later: {e}")
+                }
             }
         }
     }

@@ -821,24 +821,39 @@ impl<S: RunStore> Driver<S> {
 /// Monitoring and central logs (`distributed.monitoring`, `distributed.logging`): what each pull
 /// measured, the rules checked after each round, alerts sent once saved.
 impl<S: RunStore> Driver<S> {
-    fn keeps(&self, pick: fn(&crate::config::monitoring::MonitoredMetrics) -> Option<bool>) -> bool {
+    fn keeps(
+        &self,
+        pick: fn(&crate::config::monitoring::MonitoredMetrics) -> Option<bool>,
+    ) -> bool {
         let m = crate::config::monitoring::Monitoring::of(&self.rec.test);
         crate::config::monitoring::Monitoring::keeps(m.as_ref(), pick)
     }
 
     /// Keeps what pull `pulled` of worker `i`, which took `rtt`, says about the worker and the link.
-    fn observe(&mut self, i: usize, rtt: Duration, pulled: &Result<api::Pull, super::client::CallError>) {
+    fn observe(
+        &mut self,
+        i: usize,
+        rtt: Duration,
+        pulled: &Result<api::Pull, super::client::CallError>,
+    ) {
         let now = now_ms();
         let rtt_ms = rtt.as_secs_f64() * 1000.0;
         if self.keeps(|m| m.communication_latency) {
-            self.rec.workers[i].monitor.call(now, rtt_ms, pulled.is_ok());
+            self.rec.workers[i]
+                .monitor
+                .call(now, rtt_ms, pulled.is_ok());
         }
-        let logging = crate::config::monitoring::Logging::of(&self.rec.test).filter(|l| l.centralized);
+        let logging =
+            crate::config::monitoring::Logging::of(&self.rec.test).filter(|l| l.centralized);
         let addr = self.rec.workers[i].addr.addr();
         let Ok(p) = pulled else {
             if let (Some(l), Err(e)) = (&logging, pulled) {
                 if l.communication_level().passes("warn") {
-                    self.add_logs(vec![self.record("warn", "communication", format!("pull of worker {addr} failed after {rtt_ms:.1} ms: {e}"))]);
+                    self.add_logs(vec![self.record(
+                        "warn",
+                        "communication",
+                        format!("pull of worker {addr} failed after {rtt_ms:.1} ms: {e}"),
+                    )]);
                 }
             }
             return;
@@ -846,13 +861,18 @@ impl<S: RunStore> Driver<S> {
         if p.metrics.run_id.as_deref() != Some(self.rec.id.as_str()) {
             return;
         }
-        if let Some(r) = p.resources.filter(|_| self.keeps(|m| m.resource_utilization)) {
+        if let Some(r) = p
+            .extras
+            .resources
+            .filter(|_| self.keeps(|m| m.resource_utilization))
+        {
             self.rec.workers[i].monitor.sample(r);
         }
         let Some(l) = logging else { return };
-        self.rec.workers[i].monitor.logs_dropped = p.logs_dropped;
+        self.rec.workers[i].monitor.logs_dropped = p.extras.logs_dropped;
         let offset = self.rec.workers[i].offset.map_or(0.0, |o| o.offset_ms);
         let mut records: Vec<_> = p
+            .extras
             .logs
             .iter()
             .filter(|r| r.run_id == self.rec.id)
@@ -866,7 +886,11 @@ impl<S: RunStore> Driver<S> {
             records.push(self.record(
                 "debug",
                 "communication",
-                format!("pulled worker {addr}: {} batches, {} log records in {rtt_ms:.1} ms", p.metrics.batches.len(), p.logs.len()),
+                format!(
+                    "pulled worker {addr}: {} batches, {} log records in {rtt_ms:.1} ms",
+                    p.metrics.batches.len(),
+                    p.extras.logs.len()
+                ),
             ));
         }
         self.add_logs(records);
@@ -888,7 +912,9 @@ impl<S: RunStore> Driver<S> {
     /// A record of the controller's own about the run, when the stream is on and `level` passes
     /// `log_levels.master`.
     fn master_log(&mut self, level: &str, target: &str, message: &str) {
-        let Some(l) = crate::config::monitoring::Logging::of(&self.rec.test).filter(|l| l.centralized) else {
+        let Some(l) =
+            crate::config::monitoring::Logging::of(&self.rec.test).filter(|l| l.centralized)
+        else {
             return;
         };
         if l.master_level().passes(level) {
@@ -903,7 +929,8 @@ impl<S: RunStore> Driver<S> {
             return;
         }
         let kept = self.rec.monitoring.log.add(records);
-        let agg = crate::config::monitoring::Logging::of(&self.rec.test).and_then(|l| l.log_aggregation);
+        let agg =
+            crate::config::monitoring::Logging::of(&self.rec.test).and_then(|l| l.log_aggregation);
         if let (Some(to), false) = (agg, kept.is_empty()) {
             let http = self.http.clone();
             tokio::spawn(async move {

@@ -71,9 +71,16 @@ impl RunLog {
             }
         }
         if self.dropped > 0 {
-            let note = format!("{} records dropped: the stream keeps {CAPACITY}", self.dropped);
+            let note = format!(
+                "{} records dropped: the stream keeps {CAPACITY}",
+                self.dropped
+            );
             if structured {
-                let _ = writeln!(out, "{}", serde_json::json!({ "dropped": self.dropped, "note": note }));
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({ "dropped": self.dropped, "note": note })
+                );
             } else {
                 let _ = writeln!(out, "{note}");
             }
@@ -130,7 +137,10 @@ pub async fn ship(
     let status = resp.status();
     let body: serde_json::Value = resp.json().await.unwrap_or_default();
     if !status.is_success() || body["errors"] == serde_json::Value::Bool(true) {
-        return Err(format!("{url} answered {status}, errors: {}", body["errors"]));
+        return Err(format!(
+            "{url} answered {status}, errors: {}",
+            body["errors"]
+        ));
     }
     Ok(())
 }
@@ -171,8 +181,10 @@ mod tests {
     fn the_bulk_body_pairs_an_action_with_each_document_and_dates_the_index() {
         // 2026-11-29T12:00:00Z
         let body = bulk_body("perf-{{date}}", &[rec(1_795_953_600_000.0, "hello")]);
-        let lines: Vec<serde_json::Value> =
-            body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = body
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["index"]["_index"], "perf-2026.11.29");
         assert_eq!(lines[1]["message"], "hello");

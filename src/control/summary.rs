@@ -92,7 +92,11 @@ impl RunRecord {
             .and_then(|m| m.alerting().map(|a| a.fail_run))
             .unwrap_or(false);
         if fail_run {
-            let alerts: Vec<String> = s.alerts.iter().map(|a| format!("alert {}: {}", a.rule, a.message)).collect();
+            let alerts: Vec<String> = s
+                .alerts
+                .iter()
+                .map(|a| format!("alert {}: {}", a.rule, a.message))
+                .collect();
             s.fail_for(&alerts);
         }
         // `debug` captures: each worker's, marked with its address, the first 100 in all.

@@ -167,16 +167,56 @@ fn steps(out: &mut String, r: &RunRecord) {
 
 /// Per-worker monitoring gauges (`distributed.monitoring`), one series per run and worker.
 const MONITOR: [(&str, &str, &str); 10] = [
-    ("perfornium_worker_control_rtt_ms", "gauge", "Round trip of the controller's last call to the worker, ms."),
-    ("perfornium_worker_control_rtt_mean_ms", "gauge", "Mean round trip of the controller's calls to the worker, ms."),
-    ("perfornium_worker_control_calls_total", "counter", "Control calls made to the worker."),
-    ("perfornium_worker_control_failures_total", "counter", "Control calls to the worker that failed."),
-    ("perfornium_worker_process_cpu_percent", "gauge", "The worker process's CPU use, percent of its host."),
-    ("perfornium_worker_host_cpu_percent", "gauge", "The worker host's CPU use, percent."),
-    ("perfornium_worker_process_memory_bytes", "gauge", "The worker process's resident memory."),
-    ("perfornium_worker_saturated", "gauge", "1 when the worker's last sample was at or above 90% CPU."),
-    ("perfornium_worker_planned_share_percent", "gauge", "The worker's planned share of the load, percent."),
-    ("perfornium_worker_actual_share_percent", "gauge", "The worker's share of the requests so far, percent."),
+    (
+        "perfornium_worker_control_rtt_ms",
+        "gauge",
+        "Round trip of the controller's last call to the worker, ms.",
+    ),
+    (
+        "perfornium_worker_control_rtt_mean_ms",
+        "gauge",
+        "Mean round trip of the controller's calls to the worker, ms.",
+    ),
+    (
+        "perfornium_worker_control_calls_total",
+        "counter",
+        "Control calls made to the worker.",
+    ),
+    (
+        "perfornium_worker_control_failures_total",
+        "counter",
+        "Control calls to the worker that failed.",
+    ),
+    (
+        "perfornium_worker_process_cpu_percent",
+        "gauge",
+        "The worker process's CPU use, percent of its host.",
+    ),
+    (
+        "perfornium_worker_host_cpu_percent",
+        "gauge",
+        "The worker host's CPU use, percent.",
+    ),
+    (
+        "perfornium_worker_process_memory_bytes",
+        "gauge",
+        "The worker process's resident memory.",
+    ),
+    (
+        "perfornium_worker_saturated",
+        "gauge",
+        "1 when the worker's last sample was at or above 90% CPU.",
+    ),
+    (
+        "perfornium_worker_planned_share_percent",
+        "gauge",
+        "The worker's planned share of the load, percent.",
+    ),
+    (
+        "perfornium_worker_actual_share_percent",
+        "gauge",
+        "The worker's share of the requests so far, percent.",
+    ),
 ];
 
 fn monitor_headers(out: &mut String) {

@@ -44,7 +44,7 @@ impl Resources {
 
 /// Takes [`Resources`] samples of the current process; cheap to share (one lock per sample).
 pub struct Sampler {
-    sys: Mutex<System>,
+    sys: Mutex<(System, Option<(std::time::Instant, u64)>)>,
     pid: Option<Pid>,
 }
 
@@ -68,18 +68,22 @@ impl Sampler {
                 ProcessRefreshKind::nothing().with_cpu().with_memory(),
             );
         }
+        let base = pid
+            .and_then(|p| sys.process(p))
+            .map(|p| (std::time::Instant::now(), p.accumulated_cpu_time()));
         Self {
-            sys: Mutex::new(sys),
+            sys: Mutex::new((sys, base)),
             pid,
         }
     }
 
     /// A sample now; CPU figures cover the time since the previous sample.
     pub fn sample(&self) -> Resources {
-        let mut sys = match self.sys.lock() {
+        let mut guard = match self.sys.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
         };
+        let (sys, last) = &mut *guard;
         sys.refresh_cpu_usage();
         sys.refresh_memory();
         let cpus = sys.cpus().len().max(1);
@@ -91,8 +95,22 @@ impl Sampler {
                     ProcessRefreshKind::nothing().with_cpu().with_memory(),
                 );
                 sys.process(pid).map_or((0.0, 0), |p| {
-                    // `cpu_usage` is per core (200 % = two cores busy): scaled to the host.
-                    (p.cpu_usage() as f64 / cpus as f64, p.memory())
+                    // CPU time used since the last sample over the wall time since, scaled to
+                    // the host (two cores busy on a four-core host = 50 %).
+                    let now = (std::time::Instant::now(), p.accumulated_cpu_time());
+                    let pct = match last.replace(now) {
+                        Some((at, cpu_ms)) => {
+                            let wall_ms = now.0.duration_since(at).as_secs_f64() * 1000.0;
+                            let used = now.1.saturating_sub(cpu_ms) as f64;
+                            if wall_ms > 0.0 {
+                                (used * 100.0 / wall_ms / cpus as f64).min(100.0)
+                            } else {
+                                0.0
+                            }
+                        }
+                        None => 0.0,
+                    };
+                    (pct, p.memory())
                 })
             }
             None => (0.0, 0),
@@ -133,7 +151,10 @@ mod tests {
         let r = s.sample();
         assert!(r.process_cpu_pct > 0.0, "{r:?}");
         assert!(r.process_memory_bytes > 1_000_000, "{r:?}");
-        assert!(r.host_memory_total_bytes >= r.host_memory_used_bytes, "{r:?}");
+        assert!(
+            r.host_memory_total_bytes >= r.host_memory_used_bytes,
+            "{r:?}"
+        );
         assert!(r.host_memory_used_bytes > 0 && r.cpus >= 1, "{r:?}");
     }
 

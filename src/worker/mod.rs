@@ -142,18 +142,28 @@ struct Since {
     since: u64,
 }
 
-async fn metrics(State(w): State<Worker>, Query(q): Query<Since>) -> Json<api::Pull> {
+async fn metrics(State(w): State<Worker>, Query(q): Query<Since>) -> Response {
     let metrics = w.slot.metrics(q.since);
     let (logs, logs_dropped) = match &metrics.run_id {
         Some(id) => logs::drain(id),
         None => (Vec::new(), 0),
     };
-    Json(api::Pull {
-        metrics,
+    let extras = api::PullExtras {
         resources: Some(w.resources.sample()),
         logs,
         logs_dropped,
-    })
+    };
+    // One JSON object: `Metrics`' fields, then the extras' (see `api::worker::Pull`).
+    match (serde_json::to_value(metrics), serde_json::to_value(extras)) {
+        (Ok(serde_json::Value::Object(mut m)), Ok(serde_json::Value::Object(x))) => {
+            m.extend(x);
+            Json(serde_json::Value::Object(m)).into_response()
+        }
+        _ => ApiError::reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "metrics did not serialize",
+        ),
+    }
 }
 
 #[derive(Deserialize)]

@@ -10,6 +10,7 @@ mod data_consistency;
 mod exactly_once;
 mod logs;
 mod master;
+mod monitoring;
 mod robustness;
 mod security;
 mod seed_distribution;
