@@ -236,3 +236,83 @@ pub async fn deliver(http: &reqwest::Client, rec: &RunRecord) -> Vec<(usize, Str
     }
     done
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::plan::Strategy;
+    use crate::control::workers::parse_list;
+    use crate::metrics::StepStats;
+
+    const TEST: &str = "name: t\nglobal:\n  base_url: \"http://127.0.0.1:1\"\nload:\n  pattern: basic\n  virtual_users: 20\n  duration: 12s\nscenarios:\n  - name: s\n    steps:\n      - name: list\n        path: /users\ndistributed:\n  monitoring:\n    alerting:\n      load_imbalance: true\n      communication_issues: true\n      fail_run: true\n      imbalance_tolerance_pct: 30\n      latency_threshold: 100ms\n      window: 2s\n";
+
+    fn record() -> RunRecord {
+        let test = crate::config::from_str(TEST).unwrap();
+        let workers = parse_list("127.0.0.1:8101,127.0.0.1:8102").unwrap();
+        let mut rec = crate::control::submit::new_record(
+            "r".into(),
+            test,
+            &workers,
+            Some(Strategy::Even),
+            false,
+        )
+        .unwrap();
+        for w in &mut rec.workers {
+            w.state = WorkerState::Running;
+        }
+        rec
+    }
+
+    fn count(rec: &mut RunRecord, w: usize, n: u64) {
+        rec.workers[w].merged = vec![StepStats {
+            count: n,
+            ..Default::default()
+        }];
+    }
+
+    #[test]
+    fn an_imbalance_fires_once_after_the_window_and_fails_the_run_when_asked() {
+        let mut rec = record();
+        count(&mut rec, 0, 80);
+        count(&mut rec, 1, 20);
+        update_shares(&mut rec);
+        assert_eq!(rec.workers[1].monitor.planned_share_pct, Some(50.0));
+        assert_eq!(rec.workers[1].monitor.actual_share_pct, Some(20.0));
+        // Off by 60% of the plan, but not yet for the whole window.
+        assert!(evaluate(&mut rec, 10_000).is_empty());
+        assert!(evaluate(&mut rec, 11_000).is_empty());
+        let fired = evaluate(&mut rec, 12_000);
+        assert_eq!(fired.len(), 2, "both workers are off plan: {fired:?}");
+        assert!(evaluate(&mut rec, 13_000).is_empty(), "once per run");
+        let s = rec.summary();
+        assert_eq!(s.alerts.len(), 2);
+        assert!(!s.passed);
+        assert!(s
+            .thresholds
+            .iter()
+            .any(|t| t.threshold.starts_with("alert load_imbalance")));
+    }
+
+    #[test]
+    fn a_condition_that_stops_holding_starts_its_window_again() {
+        let mut rec = record();
+        rec.workers[0].monitor.call(10_000, 300.0, true);
+        assert!(evaluate(&mut rec, 10_000).is_empty());
+        // Fast again: the window restarts.
+        rec.workers[0].monitor.call(11_500, 1.0, true);
+        rec.workers[0].monitor.call(11_600, 1.0, true);
+        rec.workers[0].monitor.call(11_700, 1.0, true);
+        assert!(evaluate(&mut rec, 13_000).is_empty());
+        rec.workers[0].monitor.call(14_000, 400.0, true);
+        rec.workers[0].monitor.call(15_000, 400.0, true);
+        assert!(evaluate(&mut rec, 15_000).is_empty());
+        rec.workers[0].monitor.call(17_000, 400.0, true);
+        let fired = evaluate(&mut rec, 17_000);
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        assert!(fired[0].contains("communication_issues"), "{fired:?}");
+        assert_eq!(
+            rec.monitoring.alerts[0].id,
+            "r/communication_issues/127.0.0.1:8101"
+        );
+    }
+}

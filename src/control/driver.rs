@@ -382,7 +382,11 @@ impl<S: RunStore> Driver<S> {
                 break;
             }
             self.save().await?;
-            self.deliver_alerts().await;
+            // Marked as soon as delivered: the window in which a new leader would send an alert
+            // again is this one save.
+            if self.deliver_alerts().await {
+                self.save().await?;
+            }
             tokio::select! {
                 _ = tokio::time::sleep(POLL) => {}
                 _ = self.stop.cancelled(), if !self.stop_sent => {}

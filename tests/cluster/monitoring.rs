@@ -25,12 +25,16 @@ struct Received {
     path: String,
     headers: BTreeMap<String, String>,
     body: String,
+    /// Answered 200 (else 503).
+    taken: bool,
 }
 
 /// A plain HTTP/1.1 server on a free loopback port that keeps every request and answers `reply`.
 struct Receiver {
     addr: String,
     got: Arc<Mutex<Vec<Received>>>,
+    /// While false, requests are kept but answered 503.
+    open: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Receiver {
@@ -38,15 +42,16 @@ impl Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a receiver");
         let addr = listener.local_addr().expect("its address").to_string();
         let got = Arc::new(Mutex::new(Vec::new()));
-        let keep = got.clone();
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (keep, gate) = (got.clone(), open.clone());
         // Lives as long as the test process: the thread blocks in accept.
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let keep = keep.clone();
-                std::thread::spawn(move || serve_one(conn, reply, &keep));
+                let (keep, gate) = (keep.clone(), gate.clone());
+                std::thread::spawn(move || serve_one(conn, reply, &keep, &gate));
             }
         });
-        Receiver { addr, got }
+        Receiver { addr, got, open }
     }
 
     fn got(&self) -> Vec<Received> {
@@ -55,7 +60,12 @@ impl Receiver {
 }
 
 /// Reads requests off one connection (keep-alive) until it closes.
-fn serve_one(mut conn: TcpStream, reply: &str, keep: &Mutex<Vec<Received>>) {
+fn serve_one(
+    mut conn: TcpStream,
+    reply: &str,
+    keep: &Mutex<Vec<Received>>,
+    open: &std::sync::atomic::AtomicBool,
+) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
@@ -93,13 +103,20 @@ fn serve_one(mut conn: TcpStream, reply: &str, keep: &Mutex<Vec<Received>>) {
         }
         let body = String::from_utf8_lossy(&buf[head_end..head_end + len]).to_string();
         buf.drain(..head_end + len);
+        let taken = open.load(std::sync::atomic::Ordering::SeqCst);
         keep.lock().expect("receiver lock").push(Received {
             path,
             headers,
             body,
+            taken,
         });
+        let status = if taken {
+            "200 OK"
+        } else {
+            "503 Service Unavailable"
+        };
         let resp = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}",
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}",
             reply.len()
         );
         if conn.write_all(resp.as_bytes()).is_err() {
@@ -442,4 +459,87 @@ fn a_slow_worker_raises_latency_and_imbalance_alerts_once_and_its_logs_reach_the
         records.len()
     );
     master.kill();
+}
+
+/// An alert recorded while its webhook refuses is sent by the next leader after the first is
+/// killed, and taken once: the leader records alerts in raft before sending and marks them when a
+/// webhook took them, and a new leader sends what is recorded and not marked.
+#[test]
+fn an_alert_recorded_before_a_leader_dies_is_delivered_once_by_the_next_leader() {
+    let mock = mock(0);
+    let mut c = Cluster::start();
+    let hook = Receiver::start("{}");
+    hook.open.store(false, std::sync::atomic::Ordering::SeqCst);
+    let w1 = worker(None);
+    let mut w2 = worker(None);
+    let body = yaml(&mock)
+        .load("pattern: basic, virtual_users: 2, duration: 16s")
+        .scenario("think_time: 50ms")
+        .extra(&format!(
+            "distributed:
+  orchestration:
+    heartbeat_interval: 1s
+    failure_handling:
+      worker_failure_threshold: 60
+  fault_tolerance:
+    worker_failures:
+      detection_timeout: 2s
+  monitoring:
+    alerting:
+      worker_failures: true
+      webhooks:
+        - {{ url: \"http://{}/hook\" }}
+",
+            hook.addr
+        ))
+        .submit_body(&[&w1, &w2]);
+    let leader = c.agreed_leader(20);
+    let id = c.submit(leader, &body);
+    wait_pulled(&w2, 20);
+    w2.kill();
+    // Recorded (in every replica's copy of the record) and refused by the webhook so far.
+    let alert_of = |v: &serde_json::Value| {
+        v["summary"]["alerts"]
+            .as_array()
+            .and_then(|a| a.first().cloned())
+    };
+    assert!(
+        wait_for(20, || c
+            .run(leader, &id)
+            .as_ref()
+            .and_then(alert_of)
+            .is_some()),
+        "no alert recorded: {:?}\n{}",
+        c.run(leader, &id),
+        c.stderr_tails()
+    );
+    let alert = alert_of(&c.run(leader, &id).expect("a view")).expect("checked");
+    assert_eq!(alert["rule"], "worker_failures", "{alert}");
+    assert_eq!(
+        alert["delivered"].as_array().map_or(0, |d| d.len()),
+        0,
+        "{alert}"
+    );
+    let key = alert["id"].as_str().expect("an id").to_string();
+    assert!(hook.got().iter().all(|r| !r.taken));
+    c.kill(leader);
+    hook.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let delivered = |v: &serde_json::Value| {
+        alert_of(v).is_some_and(|a| a["delivered"].as_array().map_or(0, |d| d.len()) == 1)
+    };
+    assert!(
+        wait_for(40, || others
+            .iter()
+            .any(|&i| c.run(i, &id).as_ref().is_some_and(delivered))),
+        "the next leader did not deliver the alert.\n{}",
+        c.stderr_tails()
+    );
+    c.wait_phase(&others, &id, "finished", 60);
+    let taken: Vec<Received> = hook.got().into_iter().filter(|r| r.taken).collect();
+    assert_eq!(taken.len(), 1, "{taken:#?}");
+    assert_eq!(taken[0].headers.get("idempotency-key"), Some(&key));
+    let body: serde_json::Value = serde_json::from_str(&taken[0].body).expect("JSON");
+    assert_eq!(body["id"], key.as_str());
+    assert_eq!(body["rule"], "worker_failures");
 }
