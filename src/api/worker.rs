@@ -288,3 +288,49 @@ pub struct LeaseGrant {
     /// By counter: the values claimed over all workers, as the controller last counted them.
     pub totals: std::collections::BTreeMap<String, u64>,
 }
+
+/// A `GET /metrics` answer as the controller reads it: the [`Metrics`] and, in the same JSON
+/// object, the [`PullExtras`] workers add since monitoring (a controller that only knows
+/// `Metrics` still reads the body). Not `#[serde(flatten)]`: flattening buffers the body through
+/// serde's untyped content, which the batches' histograms do not survive.
+#[derive(Debug, Clone)]
+pub struct Pull {
+    pub metrics: Metrics,
+    pub extras: PullExtras,
+}
+
+/// What a worker measured about itself and the log records it ships to the controller
+/// (pull-based: they ride on the pulls), as fields beside [`Metrics`]' in `GET /metrics`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PullExtras {
+    /// The worker process's and host's CPU and memory at this pull.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<crate::metrics::resources::Resources>,
+    /// Log records of the run since the previous pull (when the run asked for `logging.centralized`).
+    /// Handed over once: a pull whose answer is lost loses them (at most once, unlike batches).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<LogRecord>,
+    /// Records this worker dropped for the run because its buffer was full, since the run began.
+    #[serde(default)]
+    pub logs_dropped: u64,
+}
+
+/// One structured log record of a run, as workers ship them and `GET /runs/{id}/logs` serves them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// When it was logged, Unix ms (the controller corrects workers' records by their clock offset).
+    pub ts_ms: f64,
+    /// `error`, `warn`, `info`, `debug` or `trace`.
+    pub level: String,
+    /// Who logged it: `master`, or the worker's `host:port`.
+    pub source: String,
+    /// The module that logged it (`perfornium::worker::slot`), or `communication` for the
+    /// controller's records of its calls to workers.
+    pub target: String,
+    pub message: String,
+    /// The run id: the correlation id every record of a run carries.
+    pub run_id: String,
+    /// The event's other fields.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}

@@ -66,39 +66,37 @@ impl LogArgs {
                 EnvFilter::new(DEFAULT_FILTER)
             }
         };
-        let builder = tracing_subscriber::fmt()
-            .with_env_filter(filter)
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        use tracing_subscriber::Layer as _;
+        // The filter governs stderr only, so a run's `logging.log_levels.workers` can ship records
+        // (through the worker's capture layer) that this process does not print.
+        let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+        if !fixed {
+            let _ = RELOAD.set(Box::new(move |f| {
+                let _ = handle.reload(f);
+            }));
+        }
+        let fmt = tracing_subscriber::fmt::layer()
             .with_ansi(std::io::stderr().is_terminal())
             // A closed stderr (a supervisor that stopped reading) must not take the process down:
             // by default the subscriber reports a failed write with `eprintln!`, which panics then.
             .log_internal_errors(false)
             .with_writer(std::io::stderr);
-        let installed = match self.log_format {
-            LogFormat::Text => {
-                let builder = builder.with_filter_reloading();
-                let handle = builder.reload_handle();
-                if !fixed {
-                    let _ = RELOAD.set(Box::new(move |f| {
-                        let _ = handle.reload(f);
-                    }));
-                }
-                builder.try_init()
-            }
-            LogFormat::Json => {
-                let builder = builder
-                    .json()
-                    .with_current_span(true)
-                    .with_span_list(false)
-                    .with_filter_reloading();
-                let handle = builder.reload_handle();
-                if !fixed {
-                    let _ = RELOAD.set(Box::new(move |f| {
-                        let _ = handle.reload(f);
-                    }));
-                }
-                builder.try_init()
-            }
+        let fmt = match self.log_format {
+            LogFormat::Text => fmt.with_filter(filter).boxed(),
+            LogFormat::Json => fmt
+                .json()
+                .with_current_span(true)
+                .with_span_list(false)
+                .with_filter(filter)
+                .boxed(),
         };
+        let installed = tracing_subscriber::registry()
+            .with(fmt)
+            // `distributed.logging.centralized`: a worker's records of a run, for its controller.
+            .with(perfornium::worker::logs::layer())
+            .try_init();
         installed.map_err(|e| anyhow::anyhow!("installing the logger: {e}"))
     }
 }

@@ -55,6 +55,12 @@ pub struct Distributed {
     /// Balancing during the run: adaptive moves, health checks, failover (see `balancing.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancing: Option<super::balancing::LoadBalancing>,
+    /// Per-worker measurements, alert rules and webhooks (see `monitoring.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<super::monitoring::Monitoring>,
+    /// Central logs of a run (see `monitoring.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<super::monitoring::Logging>,
 }
 
 /// `load.distributed`, the seed's other spelling of `distributed.{strategy, distribution, weights}`.
@@ -292,6 +298,7 @@ impl Distributed {
         self.check_orchestration()?;
         self.check_fault_tolerance()?;
         self.load_balancing.as_ref().map_or(Ok(()), |l| l.check())?;
+        self.logging.as_ref().map_or(Ok(()), |l| l.check())?;
         self.data_consistency.as_ref().map_or(Ok(()), |d| d.check())
     }
 

@@ -224,6 +224,12 @@ pub fn explain(test: &TestFile) -> String {
         if let Some(p) = &dist.performance {
             out.push_str(&p.explain());
         }
+        if let Some(m) = &dist.monitoring {
+            out.push_str(&m.explain());
+        }
+        if let Some(l) = &dist.logging {
+            out.push_str(&l.explain());
+        }
     }
     for t in &test.thresholds {
         let _ = match t {

@@ -19,6 +19,7 @@ pub mod faker;
 pub mod json_path;
 mod load;
 pub mod model;
+pub mod monitoring;
 pub mod outputs;
 mod overrides;
 pub mod performance;

@@ -6,6 +6,7 @@ use crate::api::worker::{self as api, WorkerAddr};
 use crate::api::ApiError;
 use crate::tls::{self, ClientTls};
 use serde::de::DeserializeOwned;
+use serde::Deserialize as _;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -175,6 +176,21 @@ impl WorkerClient {
     pub async fn metrics(&self, since: u64) -> Result<api::Metrics, CallError> {
         self.call(self.http.get(self.url(&format!("/metrics?since={since}"))))
             .await
+    }
+
+    /// Like [`Self::metrics`], with what the worker measured about itself and its log records.
+    pub async fn pull(&self, since: u64) -> Result<api::Pull, CallError> {
+        let body: serde_json::Value = self
+            .call(self.http.get(self.url(&format!("/metrics?since={since}"))))
+            .await?;
+        let refused = |e: serde_json::Error| CallError::Refused {
+            addr: self.addr.clone(),
+            status: 200,
+            message: format!("unreadable metrics: {e}"),
+        };
+        let extras = api::PullExtras::deserialize(&body).map_err(refused)?;
+        let metrics = api::Metrics::deserialize(body).map_err(refused)?;
+        Ok(api::Pull { metrics, extras })
     }
 
     /// Who waits at each rendezvous point of `run_id`.

@@ -50,6 +50,8 @@ pub struct Driver<S: RunStore> {
     recent_p95: Vec<Option<f64>>,
     /// When `adaptive` balancing last moved load (controller clock, ms).
     last_adaptive_ms: u64,
+    /// Calls webhooks and the log store (`distributed.monitoring`, `distributed.logging`).
+    http: reqwest::Client,
 }
 
 impl<S: RunStore> Driver<S> {
@@ -80,6 +82,7 @@ impl<S: RunStore> Driver<S> {
             noted_unapplied: 0,
             recent_p95: vec![None; rec_workers],
             last_adaptive_ms: 0,
+            http: reqwest::Client::new(),
         }
     }
 
@@ -160,6 +163,7 @@ impl<S: RunStore> Driver<S> {
     fn event(&mut self, text: String) {
         if self.rec.events.last() != Some(&text) {
             info!(event = %text, "run event");
+            self.master_log("info", "perfornium::control::driver", &text);
             self.rec.events.push(text);
             // Seconds since the start (the agreed one, else the first worker's), rounded up as the
             // timeline counts them; 0 before it.
@@ -271,6 +275,13 @@ impl<S: RunStore> Driver<S> {
         let mut test = self.rec.test.clone();
         test.load = self.rec.workers[i].load.clone();
         super::data::apply_rows(&mut test, &self.rec.workers, i);
+        // `logging.correlation_id`: the system under test can join its logs to the run's.
+        if crate::config::monitoring::Logging::of(&test).is_some_and(|l| l.correlation_id) {
+            test.global
+                .headers
+                .entry(super::logs::CORRELATION_HEADER.into())
+                .or_insert_with(|| self.rec.id.clone());
+        }
         test
     }
 
@@ -405,6 +416,7 @@ impl<S: RunStore> Driver<S> {
                 }
             }
             test_hook::exit_after_pull(&self.rec, &saved);
+            self.watch();
             self.close_reported_seconds();
             self.update_skew();
             if !failed_run && !self.too_many_failures() {
@@ -429,6 +441,11 @@ impl<S: RunStore> Driver<S> {
                 break;
             }
             self.save().await?;
+            // Marked as soon as delivered: the window in which a new leader would send an alert
+            // again is this one save.
+            if self.deliver_alerts().await {
+                self.save().await?;
+            }
             tokio::select! {
                 _ = tokio::time::sleep(POLL) => {}
                 _ = self.stop.cancelled(), if !self.stop_sent => {}
@@ -736,6 +753,7 @@ impl<S: RunStore> Driver<S> {
             restarted_as: None,
             restart_of: Some(i),
             late: None,
+            monitor: Default::default(),
         };
         let budget = Duration::from_millis(self.rec.settings.coordination_timeout_ms).max(MIN_CALL);
         let prepare = api::Prepare {
@@ -837,12 +855,20 @@ impl<S: RunStore> Driver<S> {
         } else {
             warn!(%phase, requests, "run ended");
         }
-        self.save().await
+        self.save().await?;
+        // Alerts raised in the last round are saved now: send them, and save that they were.
+        if self.deliver_alerts().await {
+            self.save().await?;
+        }
+        Ok(())
     }
 
     async fn poll_worker(&mut self, i: usize) {
         let since = self.rec.workers[i].last_seq;
-        match self.clients[i].metrics(since).await {
+        let began = std::time::Instant::now();
+        let pulled = self.clients[i].pull(since).await;
+        self.observe(i, began.elapsed(), &pulled);
+        match pulled.map(|p| p.metrics) {
             Ok(m) if m.run_id.as_deref() != Some(self.rec.id.as_str()) => {
                 self.fail_worker(i, "the worker no longer has this run (restarted?)".into());
             }
@@ -1069,6 +1095,167 @@ impl<S: RunStore> Driver<S> {
             };
             self.event(note);
         }
+    }
+}
+
+/// Monitoring and central logs (`distributed.monitoring`, `distributed.logging`): what each pull
+/// measured, the rules checked after each round, alerts sent once saved.
+impl<S: RunStore> Driver<S> {
+    fn keeps(
+        &self,
+        pick: fn(&crate::config::monitoring::MonitoredMetrics) -> Option<bool>,
+    ) -> bool {
+        let m = crate::config::monitoring::Monitoring::of(&self.rec.test);
+        crate::config::monitoring::Monitoring::keeps(m.as_ref(), pick)
+    }
+
+    /// Keeps what pull `pulled` of worker `i`, which took `rtt`, says about the worker and the link.
+    fn observe(
+        &mut self,
+        i: usize,
+        rtt: Duration,
+        pulled: &Result<api::Pull, super::client::CallError>,
+    ) {
+        let now = now_ms();
+        let rtt_ms = rtt.as_secs_f64() * 1000.0;
+        if self.keeps(|m| m.communication_latency) {
+            self.rec.workers[i]
+                .monitor
+                .call(now, rtt_ms, pulled.is_ok());
+        }
+        let logging =
+            crate::config::monitoring::Logging::of(&self.rec.test).filter(|l| l.centralized);
+        let addr = self.rec.workers[i].addr.addr();
+        let Ok(p) = pulled else {
+            if let (Some(l), Err(e)) = (&logging, pulled) {
+                if l.communication_level().passes("warn") {
+                    self.add_logs(vec![self.record(
+                        "warn",
+                        "communication",
+                        format!("pull of worker {addr} failed after {rtt_ms:.1} ms: {e}"),
+                    )]);
+                }
+            }
+            return;
+        };
+        if p.metrics.run_id.as_deref() != Some(self.rec.id.as_str()) {
+            return;
+        }
+        if let Some(r) = p
+            .extras
+            .resources
+            .filter(|_| self.keeps(|m| m.resource_utilization))
+        {
+            self.rec.workers[i].monitor.sample(r);
+        }
+        let Some(l) = logging else { return };
+        self.rec.workers[i].monitor.logs_dropped = p.extras.logs_dropped;
+        let offset = self.rec.workers[i].offset.map_or(0.0, |o| o.offset_ms);
+        let mut records: Vec<_> = p
+            .extras
+            .logs
+            .iter()
+            .filter(|r| r.run_id == self.rec.id)
+            .cloned()
+            .map(|mut r| {
+                r.ts_ms -= offset;
+                r
+            })
+            .collect();
+        if l.communication_level().passes("debug") {
+            records.push(self.record(
+                "debug",
+                "communication",
+                format!(
+                    "pulled worker {addr}: {} batches, {} log records in {rtt_ms:.1} ms",
+                    p.metrics.batches.len(),
+                    p.extras.logs.len()
+                ),
+            ));
+        }
+        self.add_logs(records);
+    }
+
+    /// A record of the controller's, at `level`, for the run's stream.
+    fn record(&self, level: &str, target: &str, message: String) -> api::LogRecord {
+        api::LogRecord {
+            ts_ms: crate::time::precise_now_ms(),
+            level: level.into(),
+            source: "master".into(),
+            target: target.into(),
+            message,
+            run_id: self.rec.id.clone(),
+            fields: Default::default(),
+        }
+    }
+
+    /// A record of the controller's own about the run, when the stream is on and `level` passes
+    /// `log_levels.master`.
+    fn master_log(&mut self, level: &str, target: &str, message: &str) {
+        let Some(l) =
+            crate::config::monitoring::Logging::of(&self.rec.test).filter(|l| l.centralized)
+        else {
+            return;
+        };
+        if l.master_level().passes(level) {
+            self.add_logs(vec![self.record(level, target, message.to_string())]);
+        }
+    }
+
+    /// Adds records to the run's stream, and ships the kept ones to the log store if there is one
+    /// (in the background: a slow store does not hold up the pulls).
+    fn add_logs(&mut self, records: Vec<api::LogRecord>) {
+        if records.is_empty() {
+            return;
+        }
+        let kept = self.rec.monitoring.log.add(records);
+        let agg =
+            crate::config::monitoring::Logging::of(&self.rec.test).and_then(|l| l.log_aggregation);
+        if let (Some(to), false) = (agg, kept.is_empty()) {
+            let http = self.http.clone();
+            tokio::spawn(async move {
+                if let Err(e) = super::logs::ship(&http, &to, &kept).await {
+                    warn!("log_aggregation: {} records not shipped: {e}", kept.len());
+                }
+            });
+        }
+    }
+
+    /// After a round of pulls: health history, shares, and the alert rules.
+    fn watch(&mut self) {
+        let now = now_ms();
+        if self.keeps(|m| m.worker_health) {
+            for w in &mut self.rec.workers {
+                let answering = w.monitor.recent.back().is_none_or(|c| c.ok);
+                let state = if w.is_active() && !answering {
+                    "unreachable".to_string()
+                } else {
+                    w.state.to_string()
+                };
+                w.monitor.health(now, &state);
+            }
+        }
+        super::alerts::update_shares(&mut self.rec);
+        for text in super::alerts::evaluate(&mut self.rec, now) {
+            warn!("{text}");
+            self.event(text);
+        }
+        if !self.keeps(|m| m.load_distribution) {
+            for w in &mut self.rec.workers {
+                w.monitor.planned_share_pct = None;
+                w.monitor.actual_share_pct = None;
+            }
+        }
+    }
+
+    /// Sends saved alerts not yet delivered; true when any was (the record changed).
+    async fn deliver_alerts(&mut self) -> bool {
+        let done = super::alerts::deliver(&self.http, &self.rec).await;
+        for (i, url) in &done {
+            info!(alert = %self.rec.monitoring.alerts[*i].id, %url, "alert delivered");
+            self.rec.monitoring.alerts[*i].delivered.push(url.clone());
+        }
+        !done.is_empty()
     }
 }
 

@@ -3,11 +3,13 @@
 //! submitted to finished over a [`store::RunStore`] ([`driver`]), and what the record looks like from
 //! outside ([`summary`]).
 
+pub mod alerts;
 pub mod client;
 pub mod clock;
 pub mod data;
 pub mod driver;
 pub mod leases;
+pub mod logs;
 pub mod plan;
 pub mod redistribute;
 pub mod rendezvous;

@@ -58,6 +58,9 @@ pub struct WorkerRun {
     /// Its batches are merged like anyone's, by sequence number, so nothing counts twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late: Option<u64>,
+    /// Control-call latency, resources, shares and health history (see `metrics::monitor`).
+    #[serde(default)]
+    pub monitor: crate::metrics::monitor::WorkerMonitor,
 }
 
 impl WorkerRun {
@@ -184,6 +187,9 @@ pub struct RunRecord {
     /// The live control of the load (`PATCH /runs/{id}`, adaptive balancing), once changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control: Option<crate::api::master::LoadControl>,
+    /// Alerts raised and the central log stream (see `alerts.rs`, `logs.rs`).
+    #[serde(default)]
+    pub monitoring: super::alerts::RunMonitoring,
 }
 
 impl RunRecord {

@@ -246,6 +246,7 @@ pub fn new_record(
             restarted_as: None,
             restart_of: None,
             late: None,
+            monitor: Default::default(),
         })
         .collect();
     Ok(RunRecord {
@@ -268,6 +269,7 @@ pub fn new_record(
         event_seconds: Vec::new(),
         worker_points: Vec::new(),
         control: None,
+        monitoring: Default::default(),
     })
 }
 

@@ -74,6 +74,7 @@ impl RunRecord {
                     final_seq: w.results.as_ref().map(|r| r.last_seq),
                     merged_matches_final: w.merged_matches_final(),
                     points: self.worker_points.get(i).cloned().unwrap_or_default(),
+                    monitor: w.monitor.clone(),
                 }
             })
             .collect();
@@ -87,6 +88,19 @@ impl RunRecord {
             .flat_map(|(addr, f)| f.iter().map(move |why| format!("worker {addr}: {why}")))
             .collect();
         s.fail_for(&failures);
+        // `monitoring.alerting.fail_run`: each alert fails the run (a JUnit failure each).
+        s.alerts = self.monitoring.alerts.clone();
+        let fail_run = crate::config::monitoring::Monitoring::of(&self.test)
+            .and_then(|m| m.alerting().map(|a| a.fail_run))
+            .unwrap_or(false);
+        if fail_run {
+            let alerts: Vec<String> = s
+                .alerts
+                .iter()
+                .map(|a| format!("alert {}: {}", a.rule, a.message))
+                .collect();
+            s.fail_for(&alerts);
+        }
         // `debug` captures: each worker's, marked with its address, the first 100 in all.
         s.debug_samples = self
             .workers

@@ -1,8 +1,8 @@
 //! The master API's handlers, served on the same port as the raft RPC: `GET /health` (open even
 //! with a token), `GET /metrics` (Prometheus), `GET /cluster` (any replica), `POST /runs`,
-//! `GET /runs`, `GET /runs/{id}`, `POST /runs/{id}/stop`, `PATCH /runs/{id}` (live control of the
-//! load: [`crate::control::rescale`]), and the pool's `POST /workers`/`GET /workers` (`pool.rs`).
-//! The bodies are [`crate::api::master`]'s.
+//! `GET /runs`, `GET /runs/{id}`, `GET /runs/{id}/logs`, `POST /runs/{id}/stop`, `PATCH /runs/{id}`
+//! (live control of the load: [`crate::control::rescale`]), and the pool's `POST /workers`/`GET /workers`
+//! (`pool.rs`). The bodies are [`crate::api::master`]'s.
 //! A follower asked to write answers 307 with the leader's address in `Location` (and in a
 //! [`NotLeader`] body), and clients follow it. A bad body gets a 4xx naming what is wrong and
 //! changes no stored state.
@@ -43,6 +43,7 @@ pub fn router(master: Master) -> Router {
         .route("/metrics", get(metrics))
         .route("/runs", get(list_runs).post(submit_run))
         .route("/runs/{id}", get(get_run).patch(patch_run))
+        .route("/runs/{id}/logs", get(run_logs))
         .route("/runs/{id}/stop", post(stop_run))
         .route(
             "/workers",
@@ -337,4 +338,30 @@ async fn patch_run(
 fn refuse_change(code: StatusCode, message: String) -> Response {
     warn!(status = code.as_u16(), %message, "live change refused");
     ApiError::reply(code, message)
+}
+
+/// `GET /runs/{id}/logs`: the run's central log stream (`distributed.logging.centralized`), in time
+/// order, as JSON lines (`application/x-ndjson`) or, with `structured_logging: false`, text lines.
+async fn run_logs(State(m): State<Master>, Path(id): Path<String>) -> Response {
+    let Some(rec) = m.store.run(&id) else {
+        return ApiError::reply(StatusCode::NOT_FOUND, format!("no run `{id}`"));
+    };
+    let Some(logging) = crate::config::monitoring::Logging::of(&rec.test).filter(|l| l.centralized)
+    else {
+        return ApiError::reply(
+            StatusCode::NOT_FOUND,
+            format!("run `{id}` keeps no central log: its test has no `distributed.logging.centralized: true`"),
+        );
+    };
+    let structured = logging.structured();
+    let kind = if structured {
+        "application/x-ndjson"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    (
+        [(header::CONTENT_TYPE, kind)],
+        rec.monitoring.log.render(structured),
+    )
+        .into_response()
 }

@@ -91,6 +91,10 @@ pub fn render(store: &RaftStore) -> String {
     for r in &runs {
         workers(&mut out, r);
     }
+    monitor_headers(&mut out);
+    for r in &runs {
+        monitor(&mut out, r);
+    }
     header(
         &mut out,
         "perfornium_requests_total",
@@ -157,6 +161,117 @@ fn steps(out: &mut String, r: &RunRecord) {
         let _ = writeln!(
             out,
             "perfornium_request_duration_seconds_count{{{l}}} {count}"
+        );
+    }
+}
+
+/// Per-worker monitoring gauges (`distributed.monitoring`), one series per run and worker.
+const MONITOR: [(&str, &str, &str); 10] = [
+    (
+        "perfornium_worker_control_rtt_ms",
+        "gauge",
+        "Round trip of the controller's last call to the worker, ms.",
+    ),
+    (
+        "perfornium_worker_control_rtt_mean_ms",
+        "gauge",
+        "Mean round trip of the controller's calls to the worker, ms.",
+    ),
+    (
+        "perfornium_worker_control_calls_total",
+        "counter",
+        "Control calls made to the worker.",
+    ),
+    (
+        "perfornium_worker_control_failures_total",
+        "counter",
+        "Control calls to the worker that failed.",
+    ),
+    (
+        "perfornium_worker_process_cpu_percent",
+        "gauge",
+        "The worker process's CPU use, percent of its host.",
+    ),
+    (
+        "perfornium_worker_host_cpu_percent",
+        "gauge",
+        "The worker host's CPU use, percent.",
+    ),
+    (
+        "perfornium_worker_process_memory_bytes",
+        "gauge",
+        "The worker process's resident memory.",
+    ),
+    (
+        "perfornium_worker_saturated",
+        "gauge",
+        "1 when the worker's last sample was at or above 90% CPU.",
+    ),
+    (
+        "perfornium_worker_planned_share_percent",
+        "gauge",
+        "The worker's planned share of the load, percent.",
+    ),
+    (
+        "perfornium_worker_actual_share_percent",
+        "gauge",
+        "The worker's share of the requests so far, percent.",
+    ),
+];
+
+fn monitor_headers(out: &mut String) {
+    for (name, kind, help) in MONITOR {
+        header(out, name, kind, help);
+    }
+    header(
+        out,
+        "perfornium_alerts_total",
+        "counter",
+        "Alerts raised in the run, per rule and worker.",
+    );
+}
+
+fn monitor(out: &mut String, r: &RunRecord) {
+    for w in &r.workers {
+        let l = format!(
+            "run=\"{}\",worker=\"{}\",region=\"{}\"",
+            label(&r.id),
+            label(&w.addr.addr()),
+            label(&w.addr.region)
+        );
+        let m = &w.monitor;
+        let res = m.resources;
+        let values: [Option<f64>; 10] = [
+            (m.calls > 0).then_some(m.rtt_last_ms),
+            (m.calls > 0).then_some(m.rtt_mean_ms),
+            Some(m.calls as f64),
+            Some(m.failed_calls as f64),
+            res.map(|r| r.process_cpu_pct),
+            res.map(|r| r.host_cpu_pct),
+            res.map(|r| r.process_memory_bytes as f64),
+            res.map(|r| f64::from(u8::from(r.saturated))),
+            m.planned_share_pct,
+            m.actual_share_pct,
+        ];
+        for ((name, _, _), v) in MONITOR.iter().zip(values) {
+            if let Some(v) = v {
+                let _ = writeln!(out, "{name}{{{l}}} {v}");
+            }
+        }
+    }
+    let mut counts: std::collections::BTreeMap<(&str, &str), u64> = Default::default();
+    for a in &r.monitoring.alerts {
+        *counts
+            .entry((a.rule.as_str(), a.worker.as_deref().unwrap_or("")))
+            .or_default() += 1;
+    }
+    for ((rule, worker), n) in counts {
+        let _ = writeln!(
+            out,
+            "perfornium_alerts_total{{run=\"{}\",rule=\"{}\",worker=\"{}\"}} {n}",
+            label(&r.id),
+            label(rule),
+            label(worker)
         );
     }
 }

@@ -5,6 +5,8 @@
 
 pub mod collector;
 mod latency;
+pub mod monitor;
+pub mod resources;
 mod stats;
 
 pub use latency::{Latency, LatencyError};

@@ -134,6 +134,11 @@ pub struct RunSummary {
     /// the test asked to capture of them, the first 100 of the run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub debug_samples: Vec<serde_json::Value>,
+    /// Alerts the controller raised (`distributed.monitoring.alerting`), in order: each has its
+    /// `rule` (`worker_failures`, `communication_issues`, `load_imbalance`, `saturation`), the
+    /// `worker`, a `message`, when it fired (`at_ms`), and the webhooks that took it (`delivered`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<crate::metrics::monitor::Alert>,
 }
 
 /// One worker's part in a distributed run.
@@ -193,6 +198,14 @@ pub struct WorkerSummary {
     /// This worker's own seconds, on the run's timeline (for one line per worker in the report).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub points: Vec<WorkerPoint>,
+    /// What the controller measured about this worker (see [`crate::metrics::monitor`]):
+    /// `calls`/`failed_calls` and `rtt_last_ms`/`rtt_mean_ms`/`rtt_max_ms` of its control calls,
+    /// `recent` calls, `resources` (last CPU/memory sample: `process_cpu_pct`, `host_cpu_pct`,
+    /// `process_memory_bytes`, `host_memory_used_bytes`, `host_memory_total_bytes`, `saturated`),
+    /// `peak_process_cpu_pct`, `peak_host_cpu_pct`, `samples`, `saturated_samples`,
+    /// `planned_share_pct` vs `actual_share_pct`, `health` (state changes with `at_ms`), `logs_dropped`.
+    #[serde(default)]
+    pub monitor: crate::metrics::monitor::WorkerMonitor,
 }
 
 /// One second of one worker's part, as the controller merged its batches.
@@ -281,6 +294,7 @@ impl RunSummary {
             events: Vec::new(),
             event_seconds: Vec::new(),
             debug_samples: Vec::new(),
+            alerts: Vec::new(),
         }
     }
 }

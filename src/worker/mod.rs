@@ -4,6 +4,7 @@
 //! Request bodies are limited in size, and `--allow-target` limits what tests may aim at. See [`crate::api::worker`] for the messages
 //! and [`slot`] for the run state machine behind them.
 
+pub mod logs;
 pub mod register;
 pub mod slot;
 
@@ -41,6 +42,8 @@ pub struct WorkerOptions {
 struct Worker {
     slot: Slot,
     capacity: crate::config::cluster::Capacity,
+    /// CPU and memory of this process and host, sampled on every pull.
+    resources: std::sync::Arc<crate::metrics::resources::Sampler>,
 }
 
 /// The worker's routes behind its guard.
@@ -48,6 +51,7 @@ pub fn router(opts: WorkerOptions) -> Router {
     let state = Worker {
         slot: Slot::with_clock_offset(opts.allow_targets, opts.clock_offset_ms),
         capacity: opts.capacity,
+        resources: Default::default(),
     };
     let routes = Router::new()
         .route("/health", get(health))
@@ -117,7 +121,17 @@ async fn prepare(State(w): State<Worker>, Json(req): Json<api::Prepare>) -> Resp
         tracing::warn!(status = 409, run_id = %req.run_id, "refused: {why}");
         return ApiError::reply(StatusCode::CONFLICT, why);
     }
-    phase(w.slot.prepare(req))
+    // `distributed.logging.centralized`: this run's records go to the controller with the pulls.
+    let logging = crate::config::monitoring::Logging::of(&req.test);
+    let capture = (req.run_id.clone(), req.worker.clone(), logging);
+    let r = w.slot.prepare(req);
+    if let (Ok(_), (run_id, worker, Some(l))) = (&r, capture) {
+        if l.centralized {
+            let source = worker.unwrap_or_else(|| "worker".into());
+            logs::start(&run_id, &source, l.worker_level());
+        }
+    }
+    phase(r)
 }
 
 /// Why a share does not fit this worker's `capacity`, if it does not: its peak VUs (the VU cap
@@ -172,8 +186,28 @@ struct Since {
     since: u64,
 }
 
-async fn metrics(State(w): State<Worker>, Query(q): Query<Since>) -> Json<api::Metrics> {
-    Json(w.slot.metrics(q.since))
+async fn metrics(State(w): State<Worker>, Query(q): Query<Since>) -> Response {
+    let metrics = w.slot.metrics(q.since);
+    let (logs, logs_dropped) = match &metrics.run_id {
+        Some(id) => logs::drain(id),
+        None => (Vec::new(), 0),
+    };
+    let extras = api::PullExtras {
+        resources: Some(w.resources.sample()),
+        logs,
+        logs_dropped,
+    };
+    // One JSON object: `Metrics`' fields, then the extras' (see `api::worker::Pull`).
+    match (serde_json::to_value(metrics), serde_json::to_value(extras)) {
+        (Ok(serde_json::Value::Object(mut m)), Ok(serde_json::Value::Object(x))) => {
+            m.extend(x);
+            Json(serde_json::Value::Object(m)).into_response()
+        }
+        _ => ApiError::reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "metrics did not serialize",
+        ),
+    }
 }
 
 #[derive(Deserialize)]

@@ -11,6 +11,7 @@ mod exactly_once;
 mod live_control;
 mod logs;
 mod master;
+mod monitoring;
 mod registry;
 mod robustness;
 mod security;
