@@ -7,6 +7,7 @@
 //! [`master::Role`]) and serialize them in snake_case, so a client never parses a `Debug` string.
 
 pub mod master;
+pub mod stream;
 pub mod worker;
 
 use axum::http::StatusCode;

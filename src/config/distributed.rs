@@ -41,6 +41,9 @@ pub struct Distributed {
     /// Refused in a test file: it belongs in the worker's `--config` (see `performance.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub performance: Option<super::performance::InTestFile>,
+    /// The live feed of merged figures and where results are stored (see `results.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results: Option<super::results::Results>,
 }
 
 /// `load.distributed`, the seed's other spelling of `distributed.{strategy, distribution, weights}`.

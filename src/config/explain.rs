@@ -218,6 +218,9 @@ pub fn explain(test: &TestFile) -> String {
         if let Some(dc) = &dist.data_consistency {
             out.push_str(&dc.explain());
         }
+        if let Some(r) = &dist.results {
+            out.push_str(&r.explain());
+        }
     }
     for t in &test.thresholds {
         let _ = match t {

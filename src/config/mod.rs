@@ -20,6 +20,7 @@ pub mod model;
 pub mod outputs;
 mod overrides;
 pub mod performance;
+pub mod results;
 mod scenario;
 pub mod security;
 mod step;

@@ -174,6 +174,9 @@ pub struct RunRecord {
     /// Set by a client asking the run to stop.
     #[serde(default)]
     pub stop_requested: bool,
+    /// The live feed of merged figures, when the test asks for one (`results.aggregation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feed: Option<super::stream::Feed>,
 }
 
 impl RunRecord {
@@ -199,6 +202,10 @@ impl RunRecord {
         for (acc, s) in slot.iter_mut().zip(&iv.steps) {
             acc.merge(s);
         }
+        let workers = self.workers.len();
+        if let Some(feed) = &mut self.feed {
+            feed.add(w, workers, second, &iv.steps);
+        }
         true
     }
 
@@ -220,8 +227,27 @@ impl RunRecord {
             };
             let mut p = Point::from_interval(&iv);
             p.active_vus = self.live().active_vus;
+            if let Some(feed) = &mut self.feed {
+                let ctx = super::stream::Context {
+                    run_id: &self.id,
+                    steps: &self.step_names,
+                    workers: self.workers.iter().map(|w| w.addr.addr()).collect(),
+                };
+                feed.close(&ctx, second, &iv.steps, p.active_vus);
+            }
             self.timeline.push(p);
             closed.push(iv);
+        }
+        // The run's end (every second closed): the last, partial interval becomes an event too.
+        if upto == u64::MAX {
+            if let Some(feed) = &mut self.feed {
+                let ctx = super::stream::Context {
+                    run_id: &self.id,
+                    steps: &self.step_names,
+                    workers: self.workers.iter().map(|w| w.addr.addr()).collect(),
+                };
+                feed.flush(&ctx);
+            }
         }
         closed
     }

@@ -40,6 +40,7 @@ pub fn router(master: Master) -> Router {
         .route("/runs", get(list_runs).post(submit_run))
         .route("/runs/{id}", get(get_run))
         .route("/runs/{id}/stop", post(stop_run))
+        .route("/runs/{id}/stream", get(super::stream::stream))
         .with_state(master)
 }
 

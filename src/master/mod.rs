@@ -7,6 +7,7 @@ pub mod embedded;
 pub mod leader;
 pub mod prometheus;
 pub mod store;
+pub mod stream;
 
 use perfornium_raft::{Replica, ReplicaConfig};
 use std::collections::BTreeMap;

@@ -15,4 +15,5 @@ mod security;
 mod seed_distribution;
 mod seed_fault_tolerance;
 mod state;
+mod stream;
 mod tls;

@@ -1,0 +1,233 @@
+//! `GET /runs/{id}/stream`: the live feed of merged figures as Server-Sent Events, read with a raw
+//! ureq body reader. The feed's totals are checked against the final summary and the mock's own
+//! count; a reconnect with `Last-Event-ID` must get exactly the missing events, from any replica.
+
+use crate::support::*;
+use std::io::{BufRead, BufReader};
+use std::time::{Duration, Instant};
+
+/// One SSE event as read off the wire.
+#[derive(Debug, Clone, PartialEq)]
+struct Sse {
+    event: String,
+    id: Option<String>,
+    data: serde_json::Value,
+}
+
+/// Reads `url`'s event stream (after `last_id` when given) until `end` or `take` figures events,
+/// within `secs`. Returns the events in order.
+fn read_stream(url: &str, last_id: Option<u64>, take: Option<usize>, secs: u64) -> Vec<Sse> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(secs)))
+        .build()
+        .into();
+    let mut req = agent.get(url);
+    if let Some(n) = last_id {
+        req = req.header("Last-Event-ID", n.to_string());
+    }
+    let resp = req.call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    assert_eq!(resp.status().as_u16(), 200, "GET {url}");
+    assert!(resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream")));
+    let reader = BufReader::new(resp.into_body().into_reader());
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut out = Vec::new();
+    let (mut event, mut id, mut data) = (String::new(), None, String::new());
+    for line in reader.lines() {
+        assert!(
+            Instant::now() < deadline,
+            "the stream did not end within {secs} s: {out:?}"
+        );
+        let line = line.expect("a line of the stream");
+        if line.is_empty() {
+            if !data.is_empty() {
+                let e = Sse {
+                    event: std::mem::take(&mut event),
+                    id: id.take(),
+                    data: serde_json::from_str(&data).expect("JSON data"),
+                };
+                data.clear();
+                let end = e.event == "end";
+                out.push(e);
+                let figures = out.iter().filter(|e| e.event == "figures").count();
+                if end || take.is_some_and(|n| figures >= n) {
+                    break;
+                }
+            }
+            continue;
+        }
+        if let Some(v) = line.strip_prefix("event:") {
+            event = v.trim().to_string();
+        } else if let Some(v) = line.strip_prefix("id:") {
+            id = Some(v.trim().to_string());
+        } else if let Some(v) = line.strip_prefix("data:") {
+            data.push_str(v.trim_start());
+        }
+    }
+    out
+}
+
+fn figures(events: &[Sse]) -> Vec<&Sse> {
+    events.iter().filter(|e| e.event == "figures").collect()
+}
+
+fn sum(events: &[&Sse], f: impl Fn(&serde_json::Value) -> u64) -> u64 {
+    events.iter().map(|e| f(&e.data)).sum()
+}
+
+const RESULTS: &str = "distributed:\n  results:\n    aggregation:\n      real_time: true\n      interval: 1s\n      streaming:\n        enabled: true\n        protocol: sse\n";
+
+#[test]
+fn the_stream_adds_up_to_the_summary_and_resumes_from_last_event_id_on_any_replica() {
+    let c = Cluster::start();
+    let leader = c.agreed_leader(20);
+    let follower = (leader + 1) % 3;
+    let mock = mock(2);
+    let (a, b) = (worker(None), worker(None));
+    let body = yaml(&mock)
+        .name("stream")
+        .load("pattern: basic, virtual_users: 4, duration: 4s")
+        .extra(RESULTS)
+        .submit_body(&[&a, &b]);
+    let id = c.submit(leader, &body);
+
+    // A client follows the run from a follower, and drops off after two events.
+    let first = read_stream(
+        &format!("http://{}/runs/{id}/stream", c.addrs[follower]),
+        None,
+        Some(2),
+        30,
+    );
+    let first = figures(&first).into_iter().cloned().collect::<Vec<_>>();
+    assert_eq!(first.len(), 2, "{first:?}");
+    // It comes back on another replica with the last id it saw and reads to the end.
+    let rest = read_stream(
+        &format!("http://{}/runs/{id}/stream", c.addrs[(leader + 2) % 3]),
+        Some(2),
+        None,
+        30,
+    );
+    let view = c.wait_phase(&[0, 1, 2], &id, "finished", 30);
+    let end = rest.last().expect("an end event").clone();
+    assert_eq!(end.event, "end", "{rest:?}");
+    assert_eq!(end.data["phase"], "finished");
+
+    // The whole stream, read again from the leader after the run.
+    let whole = read_stream(
+        &format!("http://{}/runs/{id}/stream", c.addrs[leader]),
+        None,
+        None,
+        10,
+    );
+    let all = figures(&whole);
+    let n = all.len() as u64;
+    assert!(n >= 3, "a 4 s run gives one event per second: {whole:?}");
+    for (i, e) in all.iter().enumerate() {
+        assert_eq!(
+            e.id.as_deref(),
+            Some((i + 1).to_string().as_str()),
+            "ids 1, 2, 3... with no gap"
+        );
+        assert_eq!(e.data["seq"], i as u64 + 1);
+        assert_eq!(e.data["run_id"], id.as_str());
+    }
+    // Reconnecting with Last-Event-ID 2 got exactly events 3..n: no gap, no repeat.
+    let mut resumed: Vec<Sse> = first.clone();
+    resumed.extend(figures(&rest).into_iter().cloned());
+    let whole_figures: Vec<Sse> = all.iter().map(|e| (*e).clone()).collect();
+    assert_eq!(
+        resumed, whole_figures,
+        "first two + resumed = the whole stream"
+    );
+
+    // The totals: the feed = the final summary = the mock's own count.
+    let count = view["summary"]["overall"]["count"].as_u64().unwrap();
+    let errors = view["summary"]["overall"]["errors"].as_u64().unwrap();
+    assert!(count > 0);
+    assert_eq!(sum(&all, |d| d["requests"].as_u64().unwrap()), count);
+    assert_eq!(sum(&all, |d| d["errors"].as_u64().unwrap()), errors);
+    assert_eq!(mock_stats(&mock)["total"].as_u64(), Some(count));
+    assert_eq!(end.data["requests"].as_u64(), Some(count));
+    assert_eq!(end.data["last_seq"].as_u64(), Some(n));
+    // Per step and per worker, each adds up to the summary's figure.
+    let step_sum = sum(&all, |d| d["steps"][0]["requests"].as_u64().unwrap());
+    assert_eq!(step_sum, count);
+    assert_eq!(all[0].data["steps"][0]["step"], "list");
+    for w in 0..2 {
+        let addr = view["summary"]["workers"][w]["address"].as_str().unwrap();
+        let mine: u64 = all
+            .iter()
+            .map(|e| {
+                let ws = e.data["workers"].as_array().unwrap();
+                let f = ws
+                    .iter()
+                    .find(|x| x["worker"] == addr)
+                    .expect("every worker in every event");
+                f["requests"].as_u64().unwrap()
+            })
+            .sum();
+        assert_eq!(
+            Some(mine),
+            view["summary"]["workers"][w]["count"].as_u64(),
+            "worker {addr}"
+        );
+    }
+    // Percentiles and rates come with each event (all metrics by default).
+    let busy = all
+        .iter()
+        .find(|e| e.data["requests"].as_u64() > Some(0))
+        .unwrap();
+    assert!(
+        busy.data["p95_ms"].as_f64().unwrap() >= 2.0,
+        "the mock waits 2 ms: {:?}",
+        busy.data
+    );
+    assert!(busy.data["rps"].as_f64().unwrap() > 0.0);
+    assert!(busy.data["active_vus"].is_u64());
+}
+
+#[test]
+fn a_run_without_streaming_is_refused_by_name_and_a_bad_last_event_id_too() {
+    let c = Cluster::start();
+    let leader = c.agreed_leader(20);
+    let mock = mock(0);
+    let a = worker(None);
+    let plain = yaml(&mock)
+        .name("plain")
+        .load("pattern: basic, virtual_users: 1, iterations: 2")
+        .submit_body(&[&a]);
+    let id = c.submit(leader, &plain);
+    let (code, text) = http_get(&format!("http://{}/runs/{id}/stream", c.addrs[leader])).unwrap();
+    assert_eq!(code, 409, "{text}");
+    assert!(text.contains("streaming.enabled"), "{text}");
+    let (code, _) = http_get(&format!("http://{}/runs/nope/stream", c.addrs[leader])).unwrap();
+    assert_eq!(code, 404);
+    c.wait_phase(&[leader], &id, "finished", 30);
+
+    let streamed = yaml(&mock)
+        .name("streamed")
+        .load("pattern: basic, virtual_users: 1, iterations: 2")
+        .extra(RESULTS)
+        .submit_body(&[&a]);
+    let id = c.submit(leader, &streamed);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let mut resp = agent
+        .get(&format!("http://{}/runs/{id}/stream", c.addrs[leader]))
+        .header("Last-Event-ID", "x7")
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    assert!(resp
+        .body_mut()
+        .read_to_string()
+        .unwrap()
+        .contains("Last-Event-ID"));
+}
