@@ -15,5 +15,6 @@ mod security;
 mod seed_distribution;
 mod seed_fault_tolerance;
 mod state;
+mod storage;
 mod stream;
 mod tls;
