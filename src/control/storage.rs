@@ -82,17 +82,17 @@ pub fn open(s: &Storage) -> Result<Opened, StorageError> {
             (Arc::new(fs), dir)
         }
         Backend::S3 => {
-            if !env_any(&["AWS_ACCESS_KEY_ID"]) || !env_any(&["AWS_SECRET_ACCESS_KEY"]) {
-                if !env_any(&[
-                    "AWS_WEB_IDENTITY_TOKEN_FILE",
-                    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                ]) {
-                    return Err(StorageError::NoCredentials {
-                        backend,
-                        hint: "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones), or AWS_WEB_IDENTITY_TOKEN_FILE",
-                    });
-                }
+            let keys = env_any(&["AWS_ACCESS_KEY_ID"]) && env_any(&["AWS_SECRET_ACCESS_KEY"]);
+            let federated = env_any(&[
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            ]);
+            if !keys && !federated {
+                return Err(StorageError::NoCredentials {
+                    backend,
+                    hint: "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones), or AWS_WEB_IDENTITY_TOKEN_FILE",
+                });
             }
             let mut b = object_store::aws::AmazonS3Builder::from_env()
                 .with_bucket_name(&bucket)
@@ -146,7 +146,7 @@ pub fn open(s: &Storage) -> Result<Opened, StorageError> {
                 "AZURE_CLIENT_SECRET",
                 "AZURE_FEDERATED_TOKEN_FILE",
             ]);
-            if !(account && secret) && !env_any(&["AZURE_STORAGE_USE_EMULATOR"]) {
+            if !(account && secret || env_any(&["AZURE_STORAGE_USE_EMULATOR"])) {
                 return Err(StorageError::NoCredentials {
                     backend,
                     hint: "AZURE_STORAGE_ACCOUNT_NAME and one of AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_KEY or AZURE_STORAGE_TOKEN (or AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_TENANT_ID)",

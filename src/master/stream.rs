@@ -51,25 +51,26 @@ pub async fn stream(
     if let Some(why) = refusal(&rec) {
         return ApiError::reply(StatusCode::CONFLICT, why);
     }
-    let after =
-        match headers
-            .get("last-event-id")
-            .map(|v| v.to_str().map(str::trim))
-        {
-            None => 0,
-            Some(Ok(v)) => match v.parse::<u64>() {
-                Ok(n) => n,
-                Err(_) => return ApiError::reply(
+    let after = match headers
+        .get("last-event-id")
+        .map(|v| v.to_str().map(str::trim))
+    {
+        None => 0,
+        Some(Ok(v)) => match v.parse::<u64>() {
+            Ok(n) => n,
+            Err(_) => {
+                return ApiError::reply(
                     StatusCode::BAD_REQUEST,
                     format!(
                         "Last-Event-ID `{v}` is not an event number of this stream (1, 2, 3...)"
                     ),
-                ),
-            },
-            Some(Err(_)) => {
-                return ApiError::reply(StatusCode::BAD_REQUEST, "Last-Event-ID is not text")
+                )
             }
-        };
+        },
+        Some(Err(_)) => {
+            return ApiError::reply(StatusCode::BAD_REQUEST, "Last-Event-ID is not text")
+        }
+    };
     struct Cursor<W> {
         m: Master,
         id: String,
