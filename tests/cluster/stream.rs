@@ -231,3 +231,54 @@ fn a_run_without_streaming_is_refused_by_name_and_a_bad_last_event_id_too() {
         .unwrap()
         .contains("Last-Event-ID"));
 }
+
+#[test]
+fn across_a_leader_kill_the_stream_resumes_on_a_survivor_without_gap_or_repeat() {
+    let mut c = Cluster::start();
+    let leader = c.agreed_leader(20);
+    let (f1, f2) = ((leader + 1) % 3, (leader + 2) % 3);
+    let mock = mock(2);
+    let (a, b) = (worker(None), worker(None));
+    let body = yaml(&mock)
+        .name("stream-failover")
+        .load("pattern: basic, virtual_users: 4, duration: 5s")
+        .extra(RESULTS)
+        .submit_body(&[&a, &b]);
+    let id = c.submit(leader, &body);
+    // Two events from a follower; then the leader dies mid-run.
+    let first = read_stream(
+        &format!("http://{}/runs/{id}/stream", c.addrs[f1]),
+        None,
+        Some(2),
+        30,
+    );
+    let first: Vec<Sse> = figures(&first).into_iter().cloned().collect();
+    assert_eq!(first.len(), 2);
+    c.kill(leader);
+    // The client comes back on the other survivor with the last id it saw.
+    let rest = read_stream(
+        &format!("http://{}/runs/{id}/stream", c.addrs[f2]),
+        Some(2),
+        None,
+        60,
+    );
+    let view = c.wait_phase(&[f1, f2], &id, "finished", 60);
+    let end = rest.last().expect("an end event");
+    assert_eq!(end.event, "end", "{rest:?}");
+    let mut all = first.clone();
+    all.extend(figures(&rest).into_iter().cloned());
+    for (i, e) in all.iter().enumerate() {
+        assert_eq!(e.data["seq"], i as u64 + 1, "no gap, no repeat: {all:?}");
+    }
+    let count = view["summary"]["overall"]["count"].as_u64().unwrap();
+    let streamed: u64 = all
+        .iter()
+        .map(|e| e.data["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        streamed, count,
+        "the feed adds up to the summary across the failover"
+    );
+    assert_eq!(mock_stats(&mock)["total"].as_u64(), Some(count));
+    assert_eq!(end.data["last_seq"].as_u64(), Some(all.len() as u64));
+}
