@@ -259,7 +259,8 @@ impl Results {
                 b => format!("{} bucket {}", b.name(), s.bucket.as_deref().unwrap_or("?")),
             };
             out.push_str(&format!(
-                "  results storage: when the run ends the controller uploads summary.json, timeline.ndjson{}{} to {place} under `{}`{}\n",
+                "  results storage: when the run ends the controller uploads summary.json, timeline.ndjson{}{}{} to {place} under `{}`{}\n",
+                if self.feed().is_some() { ", feed.ndjson" } else { "" },
                 if fmt.aggregated != Some(false) { " and histograms.json (merged HDR histograms per step and per worker)" } else { "" },
                 if fmt.compressed == Some(true) { ", each gzipped (.gz)" } else { "" },
                 s.prefix(),
