@@ -10,10 +10,11 @@
 //! and every event was sent, an `end` event ([`FeedEnd`]) closes the stream.
 
 use super::api::Master;
+use super::store::RaftStore;
 use crate::api::stream::FeedEnd;
 use crate::api::ApiError;
 use crate::control::run::RunRecord;
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -39,13 +40,39 @@ fn refusal(rec: &RunRecord) -> Option<String> {
     }
 }
 
+impl FromRef<Master> for RaftStore {
+    fn from_ref(m: &Master) -> RaftStore {
+        m.store.clone()
+    }
+}
+
+/// The stream alone, over `store`: what `perfornium distributed --stream ADDR` serves from its
+/// embedded master.
+pub fn router(store: RaftStore) -> axum::Router {
+    axum::Router::new()
+        .route("/runs/{id}/stream", axum::routing::get(stream))
+        .with_state(store)
+}
+
+/// Serves [`router`] on `listener` until `stop`, then until the open streams have closed (each
+/// sends its `end` once the run's final record is applied); the caller bounds that wait.
+pub async fn serve_embedded(
+    listener: tokio::net::TcpListener,
+    store: RaftStore,
+    stop: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(store))
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
+}
+
 /// The handler.
 pub async fn stream(
-    State(m): State<Master>,
+    State(store): State<RaftStore>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(rec) = m.store.run(&id) else {
+    let Some(rec) = store.run(&id) else {
         return ApiError::reply(StatusCode::NOT_FOUND, format!("no run `{id}`"));
     };
     if let Some(why) = refusal(&rec) {
@@ -72,15 +99,15 @@ pub async fn stream(
         }
     };
     struct Cursor<W> {
-        m: Master,
+        m: RaftStore,
         id: String,
         sent: u64,
         applied: tokio::sync::watch::Receiver<W>,
         done: bool,
     }
     let cursor = Cursor {
-        applied: m.store.replica.metrics(),
-        m,
+        applied: store.replica.metrics(),
+        m: store,
         id,
         sent: after,
         done: false,
@@ -90,7 +117,7 @@ pub async fn stream(
             return None;
         }
         loop {
-            let Some(rec) = c.m.store.run(&c.id) else {
+            let Some(rec) = c.m.run(&c.id) else {
                 // The record went away (it cannot today): end the stream.
                 return None;
             };

@@ -282,3 +282,76 @@ fn across_a_leader_kill_the_stream_resumes_on_a_survivor_without_gap_or_repeat()
     assert_eq!(mock_stats(&mock)["total"].as_u64(), Some(count));
     assert_eq!(end.data["last_seq"].as_u64(), Some(all.len() as u64));
 }
+
+#[test]
+fn perfornium_distributed_serves_the_stream_from_its_embedded_master() {
+    let mock = mock(2);
+    let (a, b) = (worker(None), worker(None));
+    let dir = tempfile::tempdir().unwrap();
+    let file = yaml(&mock)
+        .name("embedded-stream")
+        .load("pattern: basic, virtual_users: 2, duration: 3s")
+        .extra(RESULTS)
+        .write(dir.path());
+    let out = dir.path().join("out");
+    let proc = start(&[
+        "distributed",
+        &file,
+        "-w",
+        &worker_list(&[&a, &b]),
+        "--stream",
+        "127.0.0.1:0",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let mut url = String::new();
+    let said = wait_for(20, || {
+        let tail = proc.stderr_tail();
+        match tail.lines().find_map(|l| l.split("live feed: ").nth(1)) {
+            Some(u) => {
+                url = u.trim().to_string();
+                true
+            }
+            None => false,
+        }
+    });
+    assert!(said, "no `live feed:` line: {}", proc.stderr_tail());
+    let events = read_stream(&url, None, None, 30);
+    let res = proc.wait_with_deadline(RUN_DEADLINE);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let end = events.last().expect("an end event");
+    assert_eq!(end.event, "end", "{events:?}");
+    let all = figures(&events);
+    let count = summary(&out)["overall"]["count"].as_u64().unwrap();
+    assert!(count > 0);
+    assert_eq!(sum(&all, |d| d["requests"].as_u64().unwrap()), count);
+    assert_eq!(mock_stats(&mock)["total"].as_u64(), Some(count));
+    assert_eq!(end.data["last_seq"].as_u64(), Some(all.len() as u64));
+}
+
+#[test]
+fn stream_flag_without_a_streamed_feed_is_refused_before_the_run() {
+    let mock = mock(0);
+    let a = worker(None);
+    let dir = tempfile::tempdir().unwrap();
+    let file = yaml(&mock)
+        .name("no-feed")
+        .load("pattern: basic, virtual_users: 1, iterations: 2")
+        .write(dir.path());
+    let res = run(&[
+        "distributed",
+        &file,
+        "-w",
+        &a.addr,
+        "--stream",
+        "127.0.0.1:0",
+    ]);
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(!res.status.success(), "{stderr}");
+    assert!(stderr.contains("streaming.enabled: true"), "{stderr}");
+    assert_eq!(mock_stats(&mock)["total"], 0, "no load ran");
+}
