@@ -72,3 +72,12 @@ pub struct FeedEnd {
     pub requests: u64,
     pub errors: u64,
 }
+
+/// One WebSocket text frame of the feed (`streaming.protocol: websocket`): the same events as
+/// the SSE stream, `{"event": "figures", "id": N, "data": {...}}` then `{"event": "end", ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum FeedMessage {
+    Figures { id: u64, data: FeedEvent },
+    End { data: FeedEnd },
+}

@@ -236,10 +236,10 @@ impl Results {
                     "  results feed: every {}s, the merged figures (counts always; {}) overall, per step and per worker, percentiles from the merged histograms, kept in the replicated run record; {}\n",
                     a.interval_s(),
                     metrics.join(", "),
-                    if a.streaming_on() {
-                        "served as Server-Sent Events by GET /runs/{id}/stream on every master replica (resume with Last-Event-ID)"
-                    } else {
-                        "not streamed (streaming.enabled is not true); read in GET /runs/{id}"
+                    match (a.streaming_on(), a.streaming.as_ref().and_then(|s| s.protocol)) {
+                        (true, Some(StreamProtocol::Websocket)) => "served over a WebSocket by GET /runs/{id}/stream on every master replica (JSON text frames; resume with ?last_event_id=N)",
+                        (true, _) => "served as Server-Sent Events by GET /runs/{id}/stream on every master replica (resume with Last-Event-ID)",
+                        (false, _) => "not streamed (streaming.enabled is not true); stored with the results as feed.ndjson",
                     }
                 ));
             }
@@ -316,9 +316,6 @@ impl Aggregation {
         }
         if s.compression == Some(true) {
             return Err("results.aggregation.streaming.compression: true is refused: gzip over Server-Sent Events would hold events back in the compressor's buffer, defeating a live feed; a proxy in front of the master can compress the stream".into());
-        }
-        if s.protocol == Some(StreamProtocol::Websocket) {
-            return Err("results.aggregation.streaming.protocol: `websocket` is not served yet; use `sse` (GET /runs/{id}/stream, Server-Sent Events, which resume with Last-Event-ID)".into());
         }
         Ok(())
     }

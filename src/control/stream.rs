@@ -88,8 +88,10 @@ impl Feed {
         for (acc, s) in open.steps.iter_mut().zip(steps) {
             acc.merge(s);
         }
-        if open.workers.len() < workers.len() {
-            open.workers.resize(workers.len(), StepStats::default());
+        // A restarted worker adds an entry to the run: every event names every worker.
+        let n = workers.len().max(ctx.workers.len());
+        if open.workers.len() < n {
+            open.workers.resize(n, StepStats::default());
         }
         for (acc, s) in open.workers.iter_mut().zip(&workers) {
             acc.merge(s);

@@ -11,14 +11,16 @@
 
 use super::api::Master;
 use super::store::RaftStore;
-use crate::api::stream::FeedEnd;
+use crate::api::stream::{FeedEnd, FeedMessage};
 use crate::api::ApiError;
+use crate::config::results::StreamProtocol;
 use crate::control::run::RunRecord;
-use axum::extract::{FromRef, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::{self, StreamExt};
+use futures_util::stream::{self, BoxStream, StreamExt};
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -66,11 +68,31 @@ pub async fn serve_embedded(
         .await
 }
 
-/// The handler.
+/// `?last_event_id=N`: the resume point for WebSocket clients, which cannot set headers.
+#[derive(serde::Deserialize)]
+pub struct Resume {
+    last_event_id: Option<String>,
+}
+
+/// The run's streaming protocol (`sse` unless the test says `websocket`).
+fn protocol(rec: &RunRecord) -> StreamProtocol {
+    rec.test
+        .distributed
+        .as_ref()
+        .and_then(|d| d.results.as_ref())
+        .and_then(|r| r.aggregation.as_ref())
+        .and_then(|a| a.streaming.as_ref())
+        .and_then(|s| s.protocol)
+        .unwrap_or(StreamProtocol::Sse)
+}
+
+/// The handler: Server-Sent Events, or a WebSocket when the test's protocol is `websocket` (the
+/// same messages, each a JSON text frame [`FeedMessage`]).
 pub async fn stream(
     State(store): State<RaftStore>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Query(resume): Query<Resume>,
+    req: axum::extract::Request,
 ) -> Response {
     let Some(rec) = store.run(&id) else {
         return ApiError::reply(StatusCode::NOT_FOUND, format!("no run `{id}`"));
@@ -78,26 +100,80 @@ pub async fn stream(
     if let Some(why) = refusal(&rec) {
         return ApiError::reply(StatusCode::CONFLICT, why);
     }
-    let after = match headers
-        .get("last-event-id")
-        .map(|v| v.to_str().map(str::trim))
-    {
-        None => 0,
-        Some(Ok(v)) => match v.parse::<u64>() {
-            Ok(n) => n,
-            Err(_) => {
-                return ApiError::reply(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "Last-Event-ID `{v}` is not an event number of this stream (1, 2, 3...)"
-                    ),
-                )
-            }
-        },
-        Some(Err(_)) => {
-            return ApiError::reply(StatusCode::BAD_REQUEST, "Last-Event-ID is not text")
-        }
+    let (mut parts, _) = req.into_parts();
+    let after = match last_event_id(&parts.headers, resume.last_event_id.as_deref()) {
+        Ok(n) => n,
+        Err(why) => return ApiError::reply(StatusCode::BAD_REQUEST, why),
     };
+    let upgrade = parts
+        .headers
+        .get(header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    match (protocol(&rec), upgrade) {
+        (StreamProtocol::Sse, false) => {
+            let events = messages(store, id, after).map(|m| Ok::<_, Infallible>(sse_event(&m)));
+            Sse::new(events)
+                .keep_alive(KeepAlive::default())
+                .into_response()
+        }
+        (StreamProtocol::Websocket, true) => {
+            match WebSocketUpgrade::from_request_parts(&mut parts, &store).await {
+                Ok(ws) => ws.on_upgrade(move |socket| send_ws(socket, messages(store, id, after))),
+                Err(e) => e.into_response(),
+            }
+        }
+        (StreamProtocol::Sse, true) => ApiError::reply(
+            StatusCode::CONFLICT,
+            format!("run `{id}` streams as Server-Sent Events (streaming.protocol: sse): GET without a WebSocket upgrade"),
+        ),
+        (StreamProtocol::Websocket, false) => ApiError::reply(
+            StatusCode::CONFLICT,
+            format!("run `{id}` streams over a WebSocket (streaming.protocol: websocket): connect with an upgrade"),
+        ),
+    }
+}
+
+/// The resume point: `Last-Event-ID` or `?last_event_id=`, 0 when neither is given.
+fn last_event_id(headers: &HeaderMap, query: Option<&str>) -> Result<u64, String> {
+    let given = match (headers.get("last-event-id"), query) {
+        (Some(v), _) => v
+            .to_str()
+            .map_err(|_| "Last-Event-ID is not text".to_string())?
+            .trim()
+            .to_string(),
+        (None, Some(q)) => q.trim().to_string(),
+        (None, None) => return Ok(0),
+    };
+    given.parse::<u64>().map_err(|_| {
+        format!("Last-Event-ID `{given}` is not an event number of this stream (1, 2, 3...)")
+    })
+}
+
+fn sse_event(m: &FeedMessage) -> Event {
+    let ev = match m {
+        FeedMessage::Figures { id, data } => Event::default()
+            .event("figures")
+            .id(id.to_string())
+            .json_data(data),
+        FeedMessage::End { data } => Event::default().event("end").json_data(data),
+    };
+    ev.unwrap_or_else(|_| Event::default().comment("unserializable event"))
+}
+
+async fn send_ws(mut socket: WebSocket, mut messages: BoxStream<'static, FeedMessage>) {
+    while let Some(m) = messages.next().await {
+        let Ok(text) = serde_json::to_string(&m) else {
+            break;
+        };
+        if socket.send(Message::Text(text.into())).await.is_err() {
+            return;
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+/// The run's messages after `after`, as they are committed, then `end` once the run is final.
+fn messages(store: RaftStore, id: String, after: u64) -> BoxStream<'static, FeedMessage> {
     struct Cursor<W> {
         m: RaftStore,
         id: String,
@@ -112,26 +188,21 @@ pub async fn stream(
         sent: after,
         done: false,
     };
-    let events = stream::unfold(cursor, |mut c| async move {
+    stream::unfold(cursor, |mut c| async move {
         if c.done {
             return None;
         }
         loop {
-            let Some(rec) = c.m.run(&c.id) else {
-                // The record went away (it cannot today): end the stream.
-                return None;
-            };
+            // The record cannot go away today; if it did, the stream would end.
+            let rec = c.m.run(&c.id)?;
             let feed = rec.feed.as_ref()?;
-            let new: Vec<Event> = feed
+            let new: Vec<FeedMessage> = feed
                 .events
                 .iter()
                 .filter(|e| e.seq > c.sent)
-                .map(|e| {
-                    Event::default()
-                        .event("figures")
-                        .id(e.seq.to_string())
-                        .json_data(e)
-                        .unwrap_or_else(|_| Event::default().comment("unserializable event"))
+                .map(|e| FeedMessage::Figures {
+                    id: e.seq,
+                    data: e.clone(),
                 })
                 .collect();
             if let Some(last) = feed.events.last() {
@@ -150,18 +221,12 @@ pub async fn stream(
                     errors: totals.errors,
                 };
                 c.done = true;
-                let ev = Event::default()
-                    .event("end")
-                    .json_data(&end)
-                    .unwrap_or_else(|_| Event::default().event("end"));
-                return Some((vec![ev], c));
+                return Some((vec![FeedMessage::End { data: end }], c));
             }
             // Wait for the next applied entry (or re-read after a while).
             let _ = tokio::time::timeout(RECHECK, c.applied.changed()).await;
         }
     })
-    .flat_map(|batch| stream::iter(batch.into_iter().map(Ok::<_, Infallible>)));
-    Sse::new(events)
-        .keep_alive(KeepAlive::default())
-        .into_response()
+    .flat_map(stream::iter)
+    .boxed()
 }

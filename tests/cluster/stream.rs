@@ -355,3 +355,81 @@ fn stream_flag_without_a_streamed_feed_is_refused_before_the_run() {
     assert!(stderr.contains("streaming.enabled: true"), "{stderr}");
     assert_eq!(mock_stats(&mock)["total"], 0, "no load ran");
 }
+
+/// Reads the feed over a WebSocket (`ws://ADDR/runs/ID/stream?last_event_id=N`) until `end` or
+/// `take` figures messages; returns the JSON messages in order.
+fn read_ws(url: &str, take: Option<usize>, secs: u64) -> Vec<serde_json::Value> {
+    let (mut socket, _) = tungstenite::connect(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = socket.get_mut() {
+        s.set_read_timeout(Some(Duration::from_secs(secs))).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut out = Vec::new();
+    loop {
+        assert!(Instant::now() < deadline, "no end within {secs} s: {out:?}");
+        match socket
+            .read()
+            .unwrap_or_else(|e| panic!("{url}: {e} after {out:?}"))
+        {
+            tungstenite::Message::Text(t) => {
+                let m: serde_json::Value = serde_json::from_str(&t).expect("JSON frame");
+                let end = m["event"] == "end";
+                out.push(m);
+                let n = out.iter().filter(|m| m["event"] == "figures").count();
+                if end || take.is_some_and(|k| n >= k) {
+                    return out;
+                }
+            }
+            tungstenite::Message::Close(_) => return out,
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn the_websocket_stream_sends_the_same_figures_and_resumes_from_last_event_id() {
+    let c = Cluster::start();
+    let leader = c.agreed_leader(20);
+    let follower = (leader + 1) % 3;
+    let mock = mock(2);
+    let (a, b) = (worker(None), worker(None));
+    let body = yaml(&mock)
+        .name("ws")
+        .load("pattern: basic, virtual_users: 2, duration: 3s")
+        .extra(&RESULTS.replace("protocol: sse", "protocol: websocket"))
+        .submit_body(&[&a, &b]);
+    let id = c.submit(leader, &body);
+    let first = read_ws(
+        &format!("ws://{}/runs/{id}/stream", c.addrs[follower]),
+        Some(1),
+        30,
+    );
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0]["id"], 1);
+    let rest = read_ws(
+        &format!("ws://{}/runs/{id}/stream?last_event_id=1", c.addrs[leader]),
+        None,
+        30,
+    );
+    let view = c.wait_phase(&[0, 1, 2], &id, "finished", 30);
+    let end = rest.last().unwrap();
+    assert_eq!(end["event"], "end", "{rest:?}");
+    let mut all = first.clone();
+    all.extend(rest.iter().filter(|m| m["event"] == "figures").cloned());
+    for (i, m) in all.iter().enumerate() {
+        assert_eq!(m["id"], i as u64 + 1, "no gap, no repeat: {all:?}");
+        assert_eq!(m["data"]["seq"], i as u64 + 1);
+    }
+    let count = view["summary"]["overall"]["count"].as_u64().unwrap();
+    let streamed: u64 = all
+        .iter()
+        .map(|m| m["data"]["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(streamed, count);
+    assert_eq!(mock_stats(&mock)["total"].as_u64(), Some(count));
+    assert_eq!(end["data"]["last_seq"].as_u64(), Some(all.len() as u64));
+    // A run streamed over WebSocket answers a plain GET (SSE) with the reason.
+    let (code, text) = http_get(&format!("http://{}/runs/{id}/stream", c.addrs[leader])).unwrap();
+    assert_eq!(code, 409, "{text}");
+    assert!(text.contains("WebSocket"), "{text}");
+}
