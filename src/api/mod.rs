@@ -8,6 +8,7 @@
 
 pub mod master;
 pub mod pool;
+pub mod stream;
 pub mod worker;
 
 use axum::http::StatusCode;

@@ -31,6 +31,10 @@ pub struct DistributedArgs {
     /// Keep the embedded master's state here (default: a temporary directory).
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Serve the run's live feed (`GET /runs/{id}/stream`, Server-Sent Events) on this address
+    /// while it runs; the test needs `distributed.results.aggregation.streaming.enabled: true`.
+    #[arg(long, value_name = "ADDR")]
+    stream: Option<String>,
 }
 
 impl DistributedArgs {
@@ -40,6 +44,7 @@ impl DistributedArgs {
             file,
             drive,
             data: None,
+            stream: None,
         }
     }
 
@@ -78,6 +83,7 @@ impl DistributedArgs {
             mint: caller.mint,
             tui: self.drive.screen.tui(),
             data: self.data.clone(),
+            stream: self.stream.clone(),
         };
         let stop = shutdown::on_ctrl_c("stopping: requests in flight will finish and be counted");
         let rec = run(test, launch, stop).await?;
@@ -110,6 +116,8 @@ struct Launch {
     tui: bool,
     /// The embedded master's directory (kept after the run); a temporary one when `None`.
     data: Option<PathBuf>,
+    /// Where to serve the live feed (`--stream`).
+    stream: Option<String>,
 }
 
 /// Runs `test` as `launch` says and returns the final record.
@@ -123,6 +131,7 @@ async fn run(test: TestFile, launch: Launch, stop: CancellationToken) -> Result<
         mint,
         tui,
         data,
+        stream,
     } = launch;
     let creds = Credentials {
         token: token.or_else(|| test_token(&test)),
@@ -140,7 +149,42 @@ async fn run(test: TestFile, launch: Launch, stop: CancellationToken) -> Result<
     let outs = perfornium::outputs::start(&test, &run_id)?;
     let rec = submit::new_record(run_id, test, &workers, strategy, sync_start)?;
     eprint!("{}", plan::text(&rec));
+    let streaming = match &stream {
+        Some(addr) => {
+            let on = rec
+                .test
+                .distributed
+                .as_ref()
+                .and_then(|d| d.results.as_ref())
+                .and_then(|r| r.feed())
+                .is_some_and(|a| a.streaming_on());
+            if !on {
+                anyhow::bail!("--stream {addr}: the test has no feed to serve; set `distributed.results.aggregation.streaming.enabled: true`");
+            }
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("--stream {addr}: cannot listen: {e}"))?;
+            Some(listener)
+        }
+        None => None,
+    };
     let master = Embedded::open(data.as_deref()).await?;
+    let streaming = match streaming {
+        Some(listener) => {
+            // Recorded before the address is announced, so the stream answers from the start.
+            perfornium::control::store::RunStore::save(&master.store, &rec).await?;
+            let at = listener.local_addr()?;
+            eprintln!("live feed: http://{at}/runs/{}/stream", rec.id);
+            let done = CancellationToken::new();
+            let serving = tokio::spawn(perfornium::master::stream::serve_embedded(
+                listener,
+                master.store.clone(),
+                done.clone(),
+            ));
+            Some((done, serving))
+        }
+        None => None,
+    };
     let mut driver = Driver::new(master.store.clone(), rec, &creds, stop.clone());
     if let Some(o) = &outs {
         driver.feed_seconds(o.sender());
@@ -174,6 +218,16 @@ async fn run(test: TestFile, launch: Launch, stop: CancellationToken) -> Result<
     progress.abort();
     if let Some(s) = stamping {
         s.abort();
+    }
+    if let Some((done, mut serving)) = streaming {
+        // Open streams send their `end` event (the final record is applied) and close.
+        done.cancel();
+        if tokio::time::timeout(std::time::Duration::from_secs(5), &mut serving)
+            .await
+            .is_err()
+        {
+            serving.abort();
+        }
     }
     master.close().await?;
     if let Some(o) = outs {

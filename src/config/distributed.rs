@@ -61,6 +61,9 @@ pub struct Distributed {
     /// Central logs of a run (see `monitoring.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logging: Option<super::monitoring::Logging>,
+    /// The live feed of merged figures and where results are stored (see `results.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results: Option<super::results::Results>,
 }
 
 /// `load.distributed`, the seed's other spelling of `distributed.{strategy, distribution, weights}`.

@@ -230,6 +230,9 @@ pub fn explain(test: &TestFile) -> String {
         if let Some(l) = &dist.logging {
             out.push_str(&l.explain());
         }
+        if let Some(r) = &dist.results {
+            out.push_str(&r.explain());
+        }
     }
     for t in &test.thresholds {
         let _ = match t {

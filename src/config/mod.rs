@@ -23,6 +23,7 @@ pub mod monitoring;
 pub mod outputs;
 mod overrides;
 pub mod performance;
+pub mod results;
 mod scenario;
 pub mod security;
 mod sibling;

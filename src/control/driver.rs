@@ -142,6 +142,15 @@ impl<S: RunStore> Driver<S> {
     }
 
     async fn advance(&mut self) -> Result<(), StoreError> {
+        if self.rec.phase == Phase::Submitted {
+            // A storage that cannot be opened (no credentials) is refused before any load runs.
+            if let Some(s) = self.storage().map(|(s, _)| s) {
+                if let Err(e) = super::storage::open(&s) {
+                    self.event(format!("refused: {e}"));
+                    return self.finish(Phase::Failed).await;
+                }
+            }
+        }
         if matches!(self.rec.phase, Phase::Submitted | Phase::Preparing) {
             self.prepare_all().await?;
         }
@@ -845,10 +854,50 @@ impl<S: RunStore> Driver<S> {
         }
     }
 
+    /// `results.collection.storage` and `format`, when the test stores its results.
+    fn storage(
+        &self,
+    ) -> Option<(
+        crate::config::results::Storage,
+        crate::config::results::Format,
+    )> {
+        let c = self
+            .rec
+            .test
+            .distributed
+            .as_ref()?
+            .results
+            .as_ref()?
+            .collection
+            .as_ref()?;
+        Some((c.storage.clone()?, c.format.clone().unwrap_or_default()))
+    }
+
+    /// Uploads the final results (before the final save, so a leader that dies first leaves the
+    /// run to the next, which uploads them again under the same keys).
+    async fn store_results(&mut self) {
+        let Some((s, fmt)) = self.storage() else {
+            return;
+        };
+        if self
+            .rec
+            .events
+            .iter()
+            .any(|e| e.starts_with("refused: results.collection"))
+        {
+            return;
+        }
+        match super::storage::upload(&s, &fmt, &self.rec).await {
+            Ok(place) => self.event(format!("results stored under {place}")),
+            Err(e) => self.event(format!("results could not be stored: {e}")),
+        }
+    }
+
     async fn finish(&mut self, phase: Phase) -> Result<(), StoreError> {
         self.close_seconds(u64::MAX);
         self.rec.phase = phase;
         self.rec.finished_ms = Some(now_ms());
+        self.store_results().await;
         let requests: u64 = self.rec.merged_steps().iter().map(|s| s.count).sum();
         if phase == Phase::Finished {
             info!(%phase, requests, "run finished");

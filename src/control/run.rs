@@ -190,6 +190,9 @@ pub struct RunRecord {
     /// Alerts raised and the central log stream (see `alerts.rs`, `logs.rs`).
     #[serde(default)]
     pub monitoring: super::alerts::RunMonitoring,
+    /// The live feed of merged figures, when the test asks for one (`results.aggregation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feed: Option<super::stream::Feed>,
 }
 
 impl RunRecord {
@@ -219,6 +222,10 @@ impl RunRecord {
             self.worker_points.resize_with(w + 1, Vec::new);
         }
         crate::report::WorkerPoint::add(&mut self.worker_points[w], second, &iv.steps);
+        let workers = self.workers.len();
+        if let Some(feed) = &mut self.feed {
+            feed.add(w, workers, second, &iv.steps);
+        }
         true
     }
 
@@ -240,8 +247,27 @@ impl RunRecord {
             };
             let mut p = Point::from_interval(&iv);
             p.active_vus = self.live().active_vus;
+            if let Some(feed) = &mut self.feed {
+                let ctx = super::stream::Context {
+                    run_id: &self.id,
+                    steps: &self.step_names,
+                    workers: self.workers.iter().map(|w| w.addr.addr()).collect(),
+                };
+                feed.close(&ctx, second, &iv.steps, p.active_vus);
+            }
             self.timeline.push(p);
             closed.push(iv);
+        }
+        // The run's end (every second closed): the last, partial interval becomes an event too.
+        if upto == u64::MAX {
+            if let Some(feed) = &mut self.feed {
+                let ctx = super::stream::Context {
+                    run_id: &self.id,
+                    steps: &self.step_names,
+                    workers: self.workers.iter().map(|w| w.addr.addr()).collect(),
+                };
+                feed.flush(&ctx);
+            }
         }
         closed
     }

@@ -251,6 +251,7 @@ pub fn new_record(
         .collect();
     Ok(RunRecord {
         id,
+        feed: super::stream::Feed::for_test(&test),
         settings: settings(&test, sync_start),
         test,
         strategy,

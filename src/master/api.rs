@@ -49,6 +49,7 @@ pub fn router(master: Master) -> Router {
             "/workers",
             get(super::pool::get_workers).post(super::pool::register),
         )
+        .route("/runs/{id}/stream", get(super::stream::stream))
         .with_state(master)
 }
 

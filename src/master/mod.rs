@@ -8,6 +8,7 @@ pub mod leader;
 pub mod pool;
 pub mod prometheus;
 pub mod store;
+pub mod stream;
 
 use perfornium_raft::{Replica, ReplicaConfig};
 use std::collections::BTreeMap;

@@ -19,4 +19,6 @@ mod seed_distribution;
 mod seed_fault_tolerance;
 mod state;
 mod state_raft;
+mod storage;
+mod stream;
 mod tls;
