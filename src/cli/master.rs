@@ -69,7 +69,14 @@ impl MasterArgs {
         let pc = self.config.load()?;
         pc.cluster
             .check_role(perfornium::config::cluster::Mode::Master)
-            .map_err(anyhow::Error::msg)?;
+            .map_err(|e| {
+                let file = self
+                    .config
+                    .config
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("--config"));
+                anyhow::anyhow!("{}: {e}", file.display())
+            })?;
         anyhow::ensure!(
             pc.cluster.master.is_none() && pc.cluster.worker.is_none(),
             "--config: distributed.master and distributed.worker are a worker's (whom it registers with, what it reports); a master replica reads distributed.coordinator"

@@ -215,7 +215,14 @@ impl WorkerArgs {
         let pc = self.config.load()?;
         pc.cluster
             .check_role(perfornium::config::cluster::Mode::Worker)
-            .map_err(anyhow::Error::msg)?;
+            .map_err(|e| {
+                let file = self
+                    .config
+                    .config
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("--config"));
+                anyhow::anyhow!("{}: {e}", file.display())
+            })?;
         anyhow::ensure!(
             pc.cluster.coordinator.is_none(),
             "--config: distributed.coordinator is the master's (where it listens, its pool's cap); a worker registers with distributed.master"

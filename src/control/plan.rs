@@ -955,6 +955,34 @@ mod tests {
     }
 
     #[test]
+    fn shares_over_a_registered_capacity_fail_saying_by_how_much() {
+        let capped = |port: u16, max: u64| {
+            let mut w = w(port, u32::try_from(max).unwrap(), "a");
+            w.max_vus = Some(max);
+            w
+        };
+        // 12 VUs on capacities 4 and 8: capacity_based fits them exactly.
+        let ws = [capped(1, 4), capped(2, 8)];
+        let got = shares(&basic(12), &ws, Strategy::CapacityBased, None).unwrap();
+        assert_eq!(got.iter().map(units).collect::<Vec<_>>(), vec![4, 8]);
+        // An even split of the same load puts 6 on the first.
+        let e = shares(&basic(12), &ws, Strategy::Even, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("would get 6 VUs, over its capacity of 4 (2 over)"),
+            "{e}"
+        );
+        // More than the pool holds: short by 3.
+        let e = shares(&basic(15), &ws, Strategy::CapacityBased, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("capacity is 12 VUs in all (3 short)"), "{e}");
+        // Workers without caps are never refused.
+        assert!(shares(&basic(1000), &plain(2), Strategy::Even, None).is_ok());
+    }
+
+    #[test]
     fn capacity_based_follows_capacities() {
         let ws = [w(1, 100, "a"), w(2, 150, "a"), w(3, 50, "a")];
         assert_eq!(split(30, &ws, Strategy::CapacityBased), vec![10, 15, 5]);
