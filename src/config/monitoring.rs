@@ -158,8 +158,8 @@ impl Alerting {
         self.imbalance_tolerance_pct.unwrap_or(25.0)
     }
     pub fn cpu_saturation(&self) -> f64 {
-        self.cpu_saturation_pct
-            .unwrap_or(crate::metrics::resources::SATURATED_CPU_PCT)
+        // The same 90 % as `metrics::resources::SATURATED_CPU_PCT` (config sits below metrics).
+        self.cpu_saturation_pct.unwrap_or(90.0)
     }
     pub fn window_ms(&self) -> u64 {
         self.window.map_or(5_000, |d| d.as_millis() as u64)

@@ -9,6 +9,7 @@
 
 use crate::api::worker::LogRecord;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
 use tracing::field::{Field, Visit};
 use tracing::Level;
@@ -29,6 +30,20 @@ struct Capture {
 
 static CAPTURE: Mutex<Option<Capture>> = Mutex::new(None);
 
+/// The least severe level captured now (1 = error ... 5 = trace; 0 = nothing): read lock-free on
+/// every event, so a worker with no central log pays one atomic load per Perfornium event.
+static LEVEL: AtomicU8 = AtomicU8::new(0);
+
+fn rank(level: &Level) -> u8 {
+    match *level {
+        Level::ERROR => 1,
+        Level::WARN => 2,
+        Level::INFO => 3,
+        Level::DEBUG => 4,
+        Level::TRACE => 5,
+    }
+}
+
 fn lock() -> std::sync::MutexGuard<'static, Option<Capture>> {
     match CAPTURE.lock() {
         Ok(g) => g,
@@ -46,6 +61,7 @@ pub fn start(run_id: &str, source: &str, level: Level) {
         buf: VecDeque::new(),
         dropped: 0,
     });
+    LEVEL.store(rank(&level), Ordering::Relaxed);
 }
 
 /// The records of `run_id` kept since the last call, and how many were dropped since the run began.
@@ -62,7 +78,16 @@ pub fn layer<S>() -> impl Layer<S>
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
 {
-    Copier.with_filter(Targets::new().with_target("perfornium", LevelFilter::DEBUG))
+    use tracing_subscriber::filter::FilterExt as _;
+    // Static: only Perfornium's callsites, up to debug; dynamic: only while a run captures.
+    let now = tracing_subscriber::filter::filter_fn(|meta| {
+        rank(meta.level()) <= LEVEL.load(Ordering::Relaxed)
+    });
+    Copier.with_filter(
+        Targets::new()
+            .with_target("perfornium", LevelFilter::DEBUG)
+            .and(now),
+    )
 }
 
 struct Copier;
@@ -161,5 +186,6 @@ mod tests {
             assert_eq!((logs.len(), dropped), (CAPACITY, 5));
         });
         *lock() = None;
+        LEVEL.store(0, Ordering::Relaxed);
     }
 }
