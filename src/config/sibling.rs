@@ -1,5 +1,5 @@
-//! Keys of the seed's `distributed:` vocabulary that belong to capabilities not built yet (the
-//! dynamic cluster, other transports and result storage, monitoring and logging). The model does not
+//! Keys of the seed's `distributed:` vocabulary that belong to capabilities not built (cloud
+//! provisioning and discovery, transports other than HTTP/JSON). The model does not
 //! know them, so serde refuses them as unknown; this names the capability, so a user who copies a
 //! block from the seed document learns why it is refused rather than only that it is. Once a
 //! capability defines its keys, they parse and this note never shows.
@@ -7,20 +7,11 @@
 /// The capability that owns `key` at `path` (the dotted path serde reports), if it is one of the
 /// seed's keys owned elsewhere.
 fn owner(path: &str, key: &str) -> Option<&'static str> {
-    const CLUSTER: &str = "roles from config, worker registration and the dynamic cluster are not available yet (issue 15)";
+    const CLUSTER: &str = "Perfornium does not provision machines or discover them: start workers with your own tooling (the seed's Kubernetes and Compose files are in deploy/) and let them register with `perfornium worker --master` (issue 15)";
     const TRANSPORT: &str =
         "transports other than HTTP/JSON and their options are not available yet (issue 16)";
-    const RESULTS: &str = "result streaming and storage are not available yet (issue 16)";
-    const MONITORING: &str =
-        "monitoring, alerting and central logs are not available yet (issue 17)";
     match (path, key) {
-        (
-            "distributed",
-            "enabled" | "mode" | "master" | "worker" | "coordinator" | "discovery" | "cloud"
-            | "load_balancing",
-        ) => Some(CLUSTER),
-        ("distributed", "results") => Some(RESULTS),
-        ("distributed", "monitoring" | "logging") => Some(MONITORING),
+        ("distributed", "discovery" | "cloud") => Some(CLUSTER),
         (p, _) if p.starts_with("distributed.communication") => Some(TRANSPORT),
         _ => None,
     }
@@ -47,8 +38,8 @@ mod tests {
 
     #[test]
     fn seed_keys_owned_elsewhere_name_their_capability() {
-        let m = annotate("distributed: unknown field `monitoring`, expected one of `a`".into());
-        assert!(m.ends_with("(issue 17)"), "{m}");
+        let m = annotate("distributed: unknown field `cloud`, expected one of `a`".into());
+        assert!(m.ends_with("(issue 15)"), "{m}");
         let m = annotate(
             "distributed.communication.protocol: unknown variant `grpc`, expected `http`".into(),
         );
