@@ -24,6 +24,9 @@ pub struct Registration {
     pub capacity: Capacity,
     /// How long the lease lasts without a renewal, ms: past it the worker is listed `down`.
     pub lease_ms: u64,
+    /// The worker process's and host's CPU and memory when it sent this registration or renewal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<crate::metrics::resources::Resources>,
 }
 
 fn default_region() -> String {

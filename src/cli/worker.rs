@@ -188,6 +188,7 @@ impl JoinArgs {
             labels,
             capacity,
             lease_ms: self.lease_ms,
+            resources: None,
         };
         Ok((
             Some(Registrar {

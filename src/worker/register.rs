@@ -41,7 +41,9 @@ enum Outcome {
 impl Registrar {
     /// Registers and renews until `stop`; never returns early (a refused or unreachable master is
     /// retried, and each change of state is logged once).
-    pub async fn run(self, stop: CancellationToken) {
+    pub async fn run(mut self, stop: CancellationToken) {
+        // Each registration and renewal carries a fresh sample of this process and its host.
+        let sampler = crate::metrics::resources::Sampler::new();
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(3))
@@ -55,6 +57,7 @@ impl Registrar {
         let mut registered = false;
         let mut last_error = String::new();
         loop {
+            self.registration.resources = Some(sampler.sample());
             let outcome = self.attempt(&http, &mut leader).await;
             let wait = match outcome {
                 Ok(r) => {

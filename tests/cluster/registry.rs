@@ -99,6 +99,15 @@ fn workers_register_outlive_a_leader_kill_and_a_console_run_without_w_uses_the_p
         c.stderr_tails()
     );
     assert!(survivors.contains(&new));
+    // Each renewal carries the worker's own CPU and memory sample.
+    for w in pool(&c.addrs[new]) {
+        let r = &w["resources"];
+        assert!(
+            r["process_memory_bytes"].as_u64() > Some(0)
+                && r["host_memory_total_bytes"].as_u64() > Some(0),
+            "resources reported with the lease: {w}"
+        );
+    }
 
     // A console run with no -w: on the registered pool, exact counts against the mock.
     let dir = tempfile::tempdir().unwrap();
