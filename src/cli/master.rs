@@ -126,6 +126,33 @@ impl MasterArgs {
             }
             (None, None) => return Err(need("--peers")),
         };
+        // `fault_tolerance.master_failure`: its election timeout is this replica's; the block is
+        // checked against the replicas in --peers before anything listens.
+        let mut election = self.raft_election_ms;
+        if let Some(m) = &pc.master_failure {
+            if let Some(t) = m.failover.as_ref().and_then(|f| f.election_timeout) {
+                anyhow::ensure!(
+                    election.is_none(),
+                    "the election timeout is given both as --raft-election-ms and as fault_tolerance.master_failure.failover.election_timeout: give it once"
+                );
+                let max = t.as_millis().min(u64::MAX as u128) as u64;
+                let heartbeat = self.raft_heartbeat_ms.unwrap_or(100);
+                anyhow::ensure!(
+                    max / 2 > heartbeat,
+                    "fault_tolerance.master_failure.failover.election_timeout: {max} ms; elections wait between half of it and all of it, and half must exceed the {heartbeat} ms heartbeat: give {} ms or more",
+                    2 * heartbeat + 2
+                );
+                election = Some((max / 2, max));
+            }
+            perfornium::control::submit::check_master_failure(
+                m,
+                perfornium::control::submit::Masters {
+                    replicas: peers.0.len(),
+                    election_max_ms: election.map_or(1000, |(_, max)| max),
+                },
+            )
+            .map_err(|e| anyhow::anyhow!("--config: {e} (--peers)"))?;
+        }
         let listener = bind(&listen).await?;
         let served = served(
             &pc,
@@ -170,7 +197,7 @@ impl MasterArgs {
             client_tls: served.tls.peer_client(self.ca.as_deref())?,
             jwt: served.jwt.map(std::sync::Arc::new),
             mint: mint.map(std::sync::Arc::new),
-            raft_timing: match (self.raft_heartbeat_ms, self.raft_election_ms) {
+            raft_timing: match (self.raft_heartbeat_ms, election) {
                 (None, None) => None,
                 (h, e) => {
                     let (min, max) = e.unwrap_or((500, 1000));

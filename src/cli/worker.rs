@@ -228,6 +228,10 @@ impl WorkerArgs {
             pc.cluster.coordinator.is_none(),
             "--config: distributed.coordinator is the master's (where it listens, its pool's cap); a worker registers with distributed.master"
         );
+        anyhow::ensure!(
+            pc.master_failure.is_none(),
+            "--config: distributed.fault_tolerance.master_failure is the master replicas' (their election timeout, how many there are); a worker has no part in it"
+        );
         let listener = bind(&format!("{}:{}", self.host, self.port)).await?;
         let addr = listener.local_addr()?;
         let (registrar, capacity) =

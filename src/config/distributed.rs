@@ -485,28 +485,7 @@ impl Distributed {
             }
         }
         if let Some(m) = &ft.master_failure {
-            let at = "distributed.fault_tolerance.master_failure";
-            if let Some(a) = m
-                .failover
-                .as_ref()
-                .and_then(|f| f.election_algorithm.as_deref())
-                .filter(|a| *a != "raft")
-            {
-                return Err(format!("{at}.failover.election_algorithm: `{a}` is not supported; the masters elect their leader with raft (`raft`)"));
-            }
-            if let Some(p) = &m.state_persistence {
-                if p.enabled == Some(false) {
-                    return Err(format!("{at}.state_persistence.enabled: cannot be turned off; the run record is written through the masters' raft log at every step"));
-                }
-                if let Some(b) = p.backend.as_deref().filter(|b| *b != "raft") {
-                    return Err(format!("{at}.state_persistence.backend: `{b}` is not supported; runs persist in the masters' own raft log and snapshots (`raft`); an external store (etcd, a database) is not used"));
-                }
-                if p.backup_interval
-                    .is_some_and(|d| d < Duration::from_secs(1))
-                {
-                    return Err(format!("{at}.state_persistence.backup_interval: the run record is saved at every pull, once a second; give 1s or more"));
-                }
-            }
+            m.check()?;
         }
         Ok(())
     }
@@ -830,6 +809,36 @@ pub struct MasterFailure {
     pub failover: Option<Failover>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_persistence: Option<StatePersistence>,
+}
+
+impl MasterFailure {
+    /// Why the block cannot act, if it cannot (the same in a test and in a master's `--config`).
+    pub fn check(&self) -> Result<(), String> {
+        let m = self;
+        let at = "distributed.fault_tolerance.master_failure";
+        if let Some(a) = m
+            .failover
+            .as_ref()
+            .and_then(|f| f.election_algorithm.as_deref())
+            .filter(|a| *a != "raft")
+        {
+            return Err(format!("{at}.failover.election_algorithm: `{a}` is not supported; the masters elect their leader with raft (`raft`)"));
+        }
+        if let Some(p) = &m.state_persistence {
+            if p.enabled == Some(false) {
+                return Err(format!("{at}.state_persistence.enabled: cannot be turned off; the run record is written through the masters' raft log at every step"));
+            }
+            if let Some(b) = p.backend.as_deref().filter(|b| *b != "raft") {
+                return Err(format!("{at}.state_persistence.backend: `{b}` is not supported; runs persist in the masters' own raft log and snapshots (`raft`); an external store (etcd, a database) is not used"));
+            }
+            if p.backup_interval
+                .is_some_and(|d| d < Duration::from_secs(1))
+            {
+                return Err(format!("{at}.state_persistence.backup_interval: the run record is saved at every pull, once a second; give 1s or more"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `distributed.fault_tolerance.master_failure.failover`.

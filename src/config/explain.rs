@@ -380,6 +380,18 @@ pub fn security(sec: &super::security::Security, server: bool) -> String {
 /// A worker's or master's `--config` in words (`perfornium worker --config FILE --explain`).
 pub fn process(pc: &super::security::ProcessConfig) -> String {
     let mut out = security(&pc.security, true);
+    if let Some(m) = &pc.master_failure {
+        let f = m.failover.clone().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "fault_tolerance.master_failure: checked against this replica's --peers before it listens (high_availability: 3 or more replicas; backup_masters: the replicas minus one){}; leader election is raft, and runs persist in the replicas' raft log (state_persistence: raft only)",
+            f.election_timeout.map_or(String::new(), |t| format!(
+                "; elections wait {}-{} ms (failover.election_timeout, instead of --raft-election-ms)",
+                t.as_millis() / 2,
+                t.as_millis()
+            ))
+        );
+    }
     let perf = &pc.performance;
     if perf.network.is_some() {
         let o = perf.socket_options();

@@ -807,6 +807,18 @@ pub struct ProcessConfig {
     pub security: Security,
     pub performance: super::performance::Performance,
     pub cluster: super::cluster::Cluster,
+    /// A master replica's `fault_tolerance.master_failure`: checked against its `--peers`, and its
+    /// `failover.election_timeout` sets the replica's election timeout (see `cli/master.rs`).
+    pub master_failure: Option<super::distributed::MasterFailure>,
+}
+
+/// `fault_tolerance` in a `--config` file: only `master_failure` (a master's); the rest describes
+/// a run and belongs in the test.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProcessFaultTolerance {
+    #[serde(default)]
+    master_failure: Option<super::distributed::MasterFailure>,
 }
 
 #[derive(Deserialize)]
@@ -832,6 +844,8 @@ struct ProcessDistributed {
     worker: Option<super::cluster::WorkerSelf>,
     #[serde(default)]
     coordinator: Option<super::cluster::Coordinator>,
+    #[serde(default)]
+    fault_tolerance: Option<ProcessFaultTolerance>,
 }
 
 /// Reads a `--config` file: file:line errors, "did you mean" on unknown keys.
@@ -850,9 +864,14 @@ pub fn load_process_config(path: &Path) -> Result<ProcessConfig, super::ConfigEr
     }
     .resolve()
     .map_err(|m| super::invalid(path, m))?;
+    let master_failure = d.fault_tolerance.and_then(|f| f.master_failure);
+    if let Some(m) = &master_failure {
+        m.check().map_err(|m| super::invalid(path, m))?;
+    }
     Ok(ProcessConfig {
         security: d.security.unwrap_or_default(),
         performance,
         cluster,
+        master_failure,
     })
 }

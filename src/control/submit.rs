@@ -106,14 +106,22 @@ pub struct Masters {
 /// cluster's election timeout must not exceed `failover.election_timeout`. (`election_algorithm`,
 /// `state_persistence` are checked when the test is read.)
 pub fn check_masters(test: &TestFile, masters: Masters) -> Result<(), String> {
-    let Some(m) = test
+    match test
         .distributed
         .as_ref()
         .and_then(|d| d.fault_tolerance.as_ref())
         .and_then(|f| f.master_failure.as_ref())
-    else {
-        return Ok(());
-    };
+    {
+        Some(m) => check_master_failure(m, masters),
+        None => Ok(()),
+    }
+}
+
+/// One `master_failure` block against the masters (a test's, or a replica's own `--config`).
+pub fn check_master_failure(
+    m: &crate::config::MasterFailure,
+    masters: Masters,
+) -> Result<(), String> {
     let at = "distributed.fault_tolerance.master_failure";
     let n = masters.replicas;
     if m.high_availability == Some(true) && n < 3 {

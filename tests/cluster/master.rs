@@ -303,3 +303,101 @@ fn an_idle_leader_does_not_spin() {
         "an idle leader used {used:.2} CPU seconds in 2 s"
     );
 }
+
+/// A replica's own `fault_tolerance.master_failure` (in `master --config`) is checked against its
+/// `--peers` before it listens, its `election_timeout` replaces `--raft-election-ms`, and a worker
+/// refuses the block.
+#[test]
+fn a_masters_config_checks_master_failure_against_its_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let block = |name: &str, body: &str| {
+        write(
+            dir.path(),
+            name,
+            &format!("distributed:\n  fault_tolerance:\n    master_failure:\n{body}"),
+        )
+    };
+    let peers3 = "1=127.0.0.1:1,2=127.0.0.1:2,3=127.0.0.1:3";
+    let refused = |cfg: &str, peers: &str, extra: &[&str], why: &str| {
+        let mut args = vec![
+            "master",
+            "--config",
+            cfg,
+            "--id",
+            "1",
+            "--listen",
+            "127.0.0.1:0",
+            "--peers",
+            peers,
+            "--data",
+            data,
+        ];
+        args.extend_from_slice(extra);
+        let out = run(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(why),
+            "refused naming `{why}`:\n{stderr}"
+        );
+    };
+    let ha = block("ha.yml", "      high_availability: true\n");
+    refused(
+        &ha,
+        "1=127.0.0.1:1",
+        &[],
+        "needs a replica cluster of 3 or more",
+    );
+    let backups = block("b.yml", "      failover:\n        backup_masters: 1\n");
+    refused(&backups, peers3, &[], "backup_masters: 1");
+    let short = block(
+        "s.yml",
+        "      failover:\n        election_timeout: 150ms\n",
+    );
+    refused(&short, peers3, &[], "must exceed the 100 ms heartbeat");
+    let timeout = block(
+        "t.yml",
+        "      failover:\n        election_timeout: 400ms\n",
+    );
+    refused(
+        &timeout,
+        peers3,
+        &["--raft-election-ms", "300-600"],
+        "give it once",
+    );
+    let etcd = block("e.yml", "      state_persistence:\n        backend: etcd\n");
+    refused(&etcd, peers3, &[], "backend: `etcd` is not supported");
+    let out = run(&["worker", "--port", "0", "--config", &timeout]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("a worker has no part in it"),
+        "{stderr}"
+    );
+
+    // Accepted: one replica (no backups), elections of 200-400 ms, serving.
+    let explain = run(&["master", "--config", &timeout, "--explain"]);
+    assert!(
+        String::from_utf8_lossy(&explain.stdout).contains("elections wait 200-400 ms"),
+        "{}",
+        String::from_utf8_lossy(&explain.stdout)
+    );
+    let mut last = String::new();
+    for _ in 0..PORT_ATTEMPTS {
+        let port = free_port();
+        let cfg = write(
+            dir.path(),
+            "ok.yml",
+            &format!("distributed:\n  coordinator:\n    host: 127.0.0.1\n    port: {port}\n  fault_tolerance:\n    master_failure:\n      high_availability: false\n      failover:\n        backup_masters: 0\n        election_timeout: 400ms\n        election_algorithm: raft\n      state_persistence:\n        enabled: true\n        backend: raft\n        backup_interval: 5s\n"),
+        );
+        match try_spawn_listening(&["master", "--config", &cfg, "--data", data]) {
+            Ok(mut p) => {
+                p.wait_ready("/health");
+                return;
+            }
+            Err(e) if port_taken(&e) => last = e,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("{last}")
+}
