@@ -105,6 +105,7 @@ impl Demo {
                 jwt: None,
                 mint: None,
                 max_workers: None,
+                backup: None,
             };
             let s = stop.clone();
             tasks.push(tokio::spawn(async move {

@@ -44,6 +44,10 @@ pub struct MasterArgs {
     /// Raft election timeout in ms, MIN-MAX, above the heartbeat (default 500-1000).
     #[arg(long, value_name = "MIN-MAX", value_parser = min_max)]
     raft_election_ms: Option<(u64, u64)>,
+    /// Writes a copy of this replica's applied state (runs, pool, counters) into DIR as JSON, every
+    /// `state_persistence.backup_interval` of --config (default 60 s); the newest 3 are kept.
+    #[arg(long, value_name = "DIR")]
+    backup_dir: Option<PathBuf>,
 }
 
 /// `MIN-MAX` in ms.
@@ -191,6 +195,15 @@ impl MasterArgs {
             peers: peers.0,
             data,
             max_workers: coord.as_ref().and_then(|c| c.max_workers),
+            backup: self.backup_dir.map(|dir| {
+                let every = pc
+                    .master_failure
+                    .as_ref()
+                    .and_then(|m| m.state_persistence.as_ref())
+                    .and_then(|p| p.backup_interval)
+                    .unwrap_or(std::time::Duration::from_secs(60));
+                (dir, every)
+            }),
             token,
             allowed: served.allowed,
             tls: served.server,

@@ -384,7 +384,7 @@ pub fn process(pc: &super::security::ProcessConfig) -> String {
         let f = m.failover.clone().unwrap_or_default();
         let _ = writeln!(
             out,
-            "fault_tolerance.master_failure: checked against this replica's --peers before it listens (high_availability: 3 or more replicas; backup_masters: the replicas minus one){}; leader election is raft, and runs persist in the replicas' raft log (state_persistence: raft only)",
+            "fault_tolerance.master_failure: checked against this replica's --peers before it listens (high_availability: 3 or more replicas; backup_masters: the replicas minus one){}; leader election is raft, and runs persist in the replicas' raft log (state_persistence: raft only; with --backup-dir, a JSON copy of the state every backup_interval)",
             f.election_timeout.map_or(String::new(), |t| format!(
                 "; elections wait {}-{} ms (failover.election_timeout, instead of --raft-election-ms)",
                 t.as_millis() / 2,

@@ -3,6 +3,7 @@
 //! the raft RPC and the master API on one port, and drives runs while it is leader ([`leader`]).
 
 pub mod api;
+pub mod backup;
 pub mod embedded;
 pub mod leader;
 pub mod pool;
@@ -42,6 +43,8 @@ pub struct MasterConfig {
     pub mint: Option<std::sync::Arc<crate::config::security::Minter>>,
     /// `coordinator.max_workers` of `--config`: caps the registered pool.
     pub max_workers: Option<u32>,
+    /// `--backup-dir` and how often: a copy of the applied state written there (see [`backup`]).
+    pub backup: Option<(PathBuf, std::time::Duration)>,
 }
 
 /// Raft timing for replicas on slow links (see [`MasterConfig::raft_timing`]).
@@ -169,6 +172,15 @@ pub async fn serve(
     let guard =
         crate::guard::Guard::new(cfg.token.clone(), cfg.allowed.clone()).with_jwt(cfg.jwt.clone());
     let routes = routes(master);
+    let backups = cfg.backup.clone().map(|(dir, every)| {
+        tokio::spawn(backup::run(
+            replica.clone(),
+            cfg.id,
+            dir,
+            every,
+            shutdown.clone(),
+        ))
+    });
     let supervisor = tokio::spawn(leader::supervise(store, drivers, creds, shutdown.clone()));
     crate::tls::serve(
         listener,
@@ -179,6 +191,9 @@ pub async fn serve(
     .await
     .map_err(MasterError::Serve)?;
     let _ = supervisor.await;
+    if let Some(b) = backups {
+        let _ = b.await;
+    }
     replica.shutdown().await.map_err(MasterError::Stop)?;
     info!(id = cfg.id, "replica stopped");
     Ok(())

@@ -308,7 +308,7 @@ fn an_idle_leader_does_not_spin() {
 /// `--peers` before it listens, its `election_timeout` replaces `--raft-election-ms`, and a worker
 /// refuses the block.
 #[test]
-fn a_masters_config_checks_master_failure_against_its_peers() {
+fn a_masters_config_checks_master_failure_against_its_peers_and_backups_keep_its_state() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data = data.to_str().unwrap();
@@ -388,11 +388,68 @@ fn a_masters_config_checks_master_failure_against_its_peers() {
         let cfg = write(
             dir.path(),
             "ok.yml",
-            &format!("distributed:\n  coordinator:\n    host: 127.0.0.1\n    port: {port}\n  fault_tolerance:\n    master_failure:\n      high_availability: false\n      failover:\n        backup_masters: 0\n        election_timeout: 400ms\n        election_algorithm: raft\n      state_persistence:\n        enabled: true\n        backend: raft\n        backup_interval: 5s\n"),
+            &format!("distributed:\n  coordinator:\n    host: 127.0.0.1\n    port: {port}\n  fault_tolerance:\n    master_failure:\n      high_availability: false\n      failover:\n        backup_masters: 0\n        election_timeout: 400ms\n        election_algorithm: raft\n      state_persistence:\n        enabled: true\n        backend: raft\n        backup_interval: 1s\n"),
         );
-        match try_spawn_listening(&["master", "--config", &cfg, "--data", data]) {
+        let backups = dir.path().join("backups");
+        match try_spawn_listening(&[
+            "master",
+            "--config",
+            &cfg,
+            "--data",
+            data,
+            "--backup-dir",
+            backups.to_str().unwrap(),
+        ]) {
             Ok(mut p) => {
                 p.wait_ready("/health");
+                // A worker registers; within a backup interval (1 s) a backup holds its entry.
+                let reg = r#"{"id":"w-backup","host":"127.0.0.1","port":9,"lease_ms":60000}"#;
+                // (Retried while the replica elects itself: 503 until then.)
+                let url = format!("http://{}/workers", p.addr);
+                let mut answer = (0, String::new());
+                let registered = wait_for(10, || {
+                    answer = call("POST", &url, None, Some(reg)).unwrap_or((0, String::new()));
+                    answer.0 == 200
+                });
+                assert!(registered, "registered: {answer:?}");
+                let holds_it = || {
+                    std::fs::read_dir(&backups).ok().is_some_and(|d| {
+                        d.filter_map(|e| e.ok())
+                            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                            .any(|e| {
+                                let b: serde_json::Value =
+                                    serde_json::from_slice(&std::fs::read(e.path()).unwrap())
+                                        .unwrap_or_default();
+                                b["entries"]["worker/w-backup"]["id"] == "w-backup"
+                            })
+                    })
+                };
+                assert!(
+                    wait_for(10, holds_it),
+                    "a backup with the registered worker in {}:\n{}",
+                    backups.display(),
+                    p.stderr_tail()
+                );
+                // After five backups, only the newest three are left.
+                assert!(
+                    wait_for(10, || p.stderr_tail().matches("state backed up").count()
+                        >= 5),
+                    "five backups:\n{}",
+                    p.stderr_tail()
+                );
+                // Stopped with Ctrl-C (between two backups), then counted.
+                signal("-INT", p.child.id());
+                assert!(
+                    wait_for(10, || p.child.try_wait().ok().flatten().is_some()),
+                    "stops on Ctrl-C:\n{}",
+                    p.stderr_tail()
+                );
+                let files = std::fs::read_dir(&backups)
+                    .unwrap()
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                    .count();
+                assert_eq!(files, 3, "the newest 3 kept");
                 return;
             }
             Err(e) if port_taken(&e) => last = e,
