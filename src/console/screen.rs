@@ -171,36 +171,10 @@ pub async fn poll(
 ) {
     loop {
         while let Ok(patch) = changes.try_recv() {
-            let error = match client.change(&run_id, &patch).await {
-                Ok(c) => format!(
-                    "live change {} taken: {} {}{}",
-                    c.generation,
-                    c.target,
-                    c.unit.label(),
-                    if c.paused { ", paused" } else { "" }
-                ),
-                Err(e) => format!("load change refused: {e}"),
-            };
-            let _ = tx
-                .send(Snapshot {
-                    cluster: Vec::new(),
-                    run: None,
-                    error: Some(error),
-                    pool: None,
-                })
-                .await;
+            change(&mut client, &run_id, &patch, &tx).await;
         }
         if stops.try_recv().is_ok() {
-            if let Err(e) = client.stop(&run_id).await {
-                let _ = tx
-                    .send(Snapshot {
-                        cluster: Vec::new(),
-                        run: None,
-                        error: Some(format!("stop failed: {e}")),
-                        pool: None,
-                    })
-                    .await;
-            }
+            stop(&mut client, &run_id, &tx).await;
         }
         let mut cluster = Vec::new();
         for addr in client.addrs.clone() {
@@ -224,25 +198,52 @@ pub async fn poll(
         {
             return;
         }
+        // A key pressed while waiting acts at once, not at the next poll.
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            Some(patch) = changes.recv() => {
-                // Sent at the top of the loop, right away.
-                let _ = tx.send(Snapshot { cluster: Vec::new(), run: None, error: Some("sending the load change…".into()), pool: None }).await;
-                let retry = patch;
-                if let Err(e) = client.change(&run_id, &retry).await {
-                    let _ = tx.send(Snapshot { cluster: Vec::new(), run: None, error: Some(format!("load change refused: {e}")), pool: None }).await;
-                } else {
-                    let _ = tx.send(Snapshot { cluster: Vec::new(), run: None, error: Some("load change taken".into()), pool: None }).await;
-                }
-            }
-            Some(()) = stops.recv() => {
-                if let Err(e) = client.stop(&run_id).await {
-                    let _ = tx.send(Snapshot { cluster: Vec::new(), run: None, error: Some(format!("stop failed: {e}")), pool: None }).await;
-                }
-            }
+            Some(patch) = changes.recv() => change(&mut client, &run_id, &patch, &tx).await,
+            Some(()) = stops.recv() => stop(&mut client, &run_id, &tx).await,
         }
     }
+}
+
+/// Sends a live change to the leader and tells the screen how it went.
+async fn change(
+    client: &mut ClusterClient,
+    run_id: &str,
+    patch: &RunPatch,
+    tx: &mpsc::Sender<Snapshot>,
+) {
+    let text = match client.change(run_id, patch).await {
+        Ok(c) => format!(
+            "live change {} taken: {} {}{}",
+            c.generation,
+            c.target,
+            c.unit.label(),
+            if c.paused { ", paused" } else { "" }
+        ),
+        Err(e) => format!("load change refused: {e}"),
+    };
+    notice(tx, text).await;
+}
+
+/// Asks the leader to stop the run; a failure is shown on the screen.
+async fn stop(client: &mut ClusterClient, run_id: &str, tx: &mpsc::Sender<Snapshot>) {
+    if let Err(e) = client.stop(run_id).await {
+        notice(tx, format!("stop failed: {e}")).await;
+    }
+}
+
+/// A message for the screen's status line, with no new cluster or run view.
+async fn notice(tx: &mpsc::Sender<Snapshot>, text: String) {
+    let _ = tx
+        .send(Snapshot {
+            cluster: Vec::new(),
+            run: None,
+            error: Some(text),
+            pool: None,
+        })
+        .await;
 }
 
 /// Runs the interactive console over a stream of snapshots until the user quits (q); `s` + `y` sends
