@@ -290,6 +290,17 @@ impl ProcessConfigArgs {
         }
     }
 
+    /// The file's settings for a process of `role`: a `mode` for another role is refused, naming the
+    /// file.
+    pub fn load_for(&self, role: config::cluster::Mode) -> Result<config::security::ProcessConfig> {
+        let pc = self.load()?;
+        pc.cluster.check_role(role).map_err(|e| {
+            let file = self.config.as_deref().unwrap_or(Path::new("--config"));
+            anyhow::anyhow!("{}: {e}", file.display())
+        })?;
+        Ok(pc)
+    }
+
     /// With --explain: the explanation of the file, to print instead of serving.
     pub fn explanation(&self) -> Result<Option<String>> {
         if !self.explain {

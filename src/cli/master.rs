@@ -70,17 +70,9 @@ impl MasterArgs {
             print!("{text}");
             return Ok(ExitCode::SUCCESS);
         }
-        let pc = self.config.load()?;
-        pc.cluster
-            .check_role(perfornium::config::cluster::Mode::Master)
-            .map_err(|e| {
-                let file = self
-                    .config
-                    .config
-                    .as_deref()
-                    .unwrap_or(std::path::Path::new("--config"));
-                anyhow::anyhow!("{}: {e}", file.display())
-            })?;
+        let pc = self
+            .config
+            .load_for(perfornium::config::cluster::Mode::Master)?;
         anyhow::ensure!(
             pc.cluster.master.is_none() && pc.cluster.worker.is_none(),
             "--config: distributed.master and distributed.worker are a worker's (whom it registers with, what it reports); a master replica reads distributed.coordinator"

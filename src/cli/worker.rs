@@ -213,17 +213,9 @@ impl WorkerArgs {
             print!("{text}");
             return Ok(ExitCode::SUCCESS);
         }
-        let pc = self.config.load()?;
-        pc.cluster
-            .check_role(perfornium::config::cluster::Mode::Worker)
-            .map_err(|e| {
-                let file = self
-                    .config
-                    .config
-                    .as_deref()
-                    .unwrap_or(std::path::Path::new("--config"));
-                anyhow::anyhow!("{}: {e}", file.display())
-            })?;
+        let pc = self
+            .config
+            .load_for(perfornium::config::cluster::Mode::Worker)?;
         anyhow::ensure!(
             pc.cluster.coordinator.is_none(),
             "--config: distributed.coordinator is the master's (where it listens, its pool's cap); a worker registers with distributed.master"
