@@ -42,6 +42,28 @@ impl Series {
     }
 }
 
+/// One dashed line per worker (colours from [`PALETTE`]) of `value` over each of its seconds.
+fn worker_lines(
+    workers: &[&super::WorkerSummary],
+    value: impl Fn(&super::WorkerPoint) -> f64,
+) -> Vec<Series> {
+    workers
+        .iter()
+        .enumerate()
+        .map(|(i, w)| Series {
+            dashed: true,
+            ..Series::new(
+                w.address.clone(),
+                PALETTE[i % PALETTE.len()],
+                w.points
+                    .iter()
+                    .map(|p| (p.second as f64, value(p)))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
 /// How the x axis is read.
 enum XAxis<'a> {
     /// Seconds of the run, with the run's events (second, text) marked.
@@ -328,18 +350,7 @@ pub fn render_titled(s: &RunSummary, title: &str, description: Option<&str>) -> 
         "#264653",
         pts(&|p| p.requests as f64),
     )];
-    for (i, w) in workers.iter().enumerate() {
-        let mut line = Series::new(
-            w.address.clone(),
-            PALETTE[i % PALETTE.len()],
-            w.points
-                .iter()
-                .map(|p| (p.second as f64, p.requests as f64))
-                .collect(),
-        );
-        line.dashed = true;
-        throughput.push(line);
-    }
+    throughput.extend(worker_lines(&workers, |p| p.requests as f64));
     body.push_str(&chart(
         "throughput",
         "Throughput",
@@ -349,18 +360,7 @@ pub fn render_titled(s: &RunSummary, title: &str, description: Option<&str>) -> 
     ));
     if !workers.is_empty() {
         let mut p95 = vec![Series::new("all (merged)", "#e9c46a", pts(&|p| p.p95_ms))];
-        for (i, w) in workers.iter().enumerate() {
-            let mut line = Series::new(
-                w.address.clone(),
-                PALETTE[i % PALETTE.len()],
-                w.points
-                    .iter()
-                    .map(|p| (p.second as f64, p.p95_ms))
-                    .collect(),
-            );
-            line.dashed = true;
-            p95.push(line);
-        }
+        p95.extend(worker_lines(&workers, |p| p.p95_ms));
         body.push_str(&chart(
             "worker-p95",
             "p95 latency per worker",
