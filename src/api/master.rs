@@ -129,6 +129,25 @@ pub struct RunView {
     /// The live control of the load (`PATCH /runs/{id}`), once a change was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control: Option<LoadControl>,
+    /// The console views the run's test allows (`monitoring.dashboards`); both without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub views: Option<ConsoleViews>,
+}
+
+/// `monitoring.dashboards.worker_dashboards` and `network_topology` as the console reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleViews {
+    pub worker_dashboards: bool,
+    pub network_topology: bool,
+}
+
+impl From<(bool, bool)> for ConsoleViews {
+    fn from((worker_dashboards, network_topology): (bool, bool)) -> Self {
+        ConsoleViews {
+            worker_dashboards,
+            network_topology,
+        }
+    }
 }
 
 /// One region of a geographic plan, as the run view shows it.

@@ -4,8 +4,8 @@
 //! Measuring is on by default (control-call round trips, worker CPU and memory, planned vs actual
 //! share, health history: see `control::run::Monitor`); `monitoring.metrics.*: false` leaves one
 //! out of the record, `enabled: false` all of them. Alerts fire only for the rules set `true` under
-//! `alerting` (see `control::alerts`). `dashboards` is refused when it asks for anything: the master's
-//! live HTML dashboard and the console's per-worker drill-down are not built (issue 17 §3).
+//! `alerting` (see `control::alerts`). `dashboards.worker_dashboards` and `network_topology` switch the
+//! console's per-worker and topology views (see [`Dashboards`]); `master_dashboard` is refused.
 //! `logging.centralized` has workers ship their records with their batches; the master serves one
 //! ordered stream per run at `GET /runs/{id}/logs` (see `control::logs`).
 
@@ -46,9 +46,29 @@ pub struct MonitoredMetrics {
     pub resource_utilization: Option<bool>,
 }
 
-/// `monitoring.dashboards`: accepted only when it asks for nothing.
+/// `monitoring.dashboards`. `worker_dashboards` and `network_topology` switch the console's
+/// per-worker view (Enter on a worker) and topology view (`t`) for this run, in `perfornium
+/// console` and in `perfornium distributed` with its console alike (both read them from the run
+/// view): on unless set `false`. `master_dashboard` is refused while it is not built.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct Dashboards {}
+pub struct Dashboards {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_dashboards: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_topology: Option<bool>,
+}
+
+impl Dashboards {
+    /// The console views `monitoring.dashboards` allows for a test (both, without the block).
+    pub fn views(test: &super::TestFile) -> (bool, bool) {
+        let d = Monitoring::of(test).and_then(|m| m.dashboards);
+        let d = d.as_ref();
+        (
+            d.and_then(|d| d.worker_dashboards).unwrap_or(true),
+            d.and_then(|d| d.network_topology).unwrap_or(true),
+        )
+    }
+}
 
 impl<'de> Deserialize<'de> for Dashboards {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -58,22 +78,21 @@ impl<'de> Deserialize<'de> for Dashboards {
             #[serde(default)]
             master_dashboard: bool,
             #[serde(default)]
-            worker_dashboards: bool,
+            worker_dashboards: Option<bool>,
             #[serde(default)]
-            network_topology: bool,
+            network_topology: Option<bool>,
         }
         let r = Raw::deserialize(d)?;
-        let asked: Vec<&str> = [
-            ("master_dashboard", r.master_dashboard),
-            ("worker_dashboards", r.worker_dashboards),
-            ("network_topology", r.network_topology),
-        ]
+        let asked: Vec<&str> = [("master_dashboard", r.master_dashboard)]
         .into_iter()
         .filter(|(_, on)| *on)
         .map(|(k, _)| k)
         .collect();
         if asked.is_empty() {
-            return Ok(Dashboards {});
+            return Ok(Dashboards {
+                worker_dashboards: r.worker_dashboards,
+                network_topology: r.network_topology,
+            });
         }
         Err(serde::de::Error::custom(format!(
             "monitoring.dashboards.{} is not built yet (the master's live HTML dashboard and the console's per-worker and topology views are issue 17 §3); \
@@ -382,6 +401,14 @@ impl Monitoring {
     /// `--explain` lines.
     pub fn explain(&self) -> String {
         let mut s = String::new();
+        if let Some(d) = &self.dashboards {
+            let on = |v: Option<bool>| if v.unwrap_or(true) { "on" } else { "off" };
+            s.push_str(&format!(
+                "monitoring.dashboards: the console's per-worker view (Enter on a worker) {}, topology view (t) {} (perfornium console and perfornium distributed alike)\n",
+                on(d.worker_dashboards),
+                on(d.network_topology)
+            ));
+        }
         if self.enabled == Some(false) {
             s.push_str(
                 "monitoring: off (no per-worker measurements beyond every run's, no alerts)\n",
@@ -446,6 +473,25 @@ mod tests {
             serde_norway::from_str::<Monitoring>("dashboards:\n  network_topology: false\n")
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn the_console_views_are_kept_and_survive_the_json_round_trip() {
+        let m: Monitoring = serde_norway::from_str(
+            "dashboards:\n  worker_dashboards: false\n  network_topology: true\n",
+        )
+        .unwrap();
+        let d = m.dashboards.clone().unwrap();
+        assert_eq!(
+            (d.worker_dashboards, d.network_topology),
+            (Some(false), Some(true))
+        );
+        let back: Monitoring = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(back, m);
+        let e = serde_norway::from_str::<Monitoring>("dashboards:\n  worker_dashboards: 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("worker_dashboards"), "{e}");
     }
 
     #[test]

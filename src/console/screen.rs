@@ -8,7 +8,8 @@ use crate::time::now_ms;
 use futures_util::StreamExt;
 use perfornium_tui::ratatui::crossterm::event::{Event, EventStream, KeyEventKind};
 use perfornium_tui::{
-    handle_key, render, Action, Model, Replica, Run, StepRow, TimePoint, WorkerRow,
+    handle_key, render, Action, Model, Replica, ResourceRow, Run, StepRow, TimePoint, Views,
+    WorkerDetail, WorkerRow, WorkerSecond,
 };
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -65,6 +66,7 @@ pub fn run_model(v: &RunView) -> Run {
                 heartbeat_age_s: (w.last_seen_ms > 0)
                     .then(|| now.saturating_sub(w.last_seen_ms) as f64 / 1000.0),
                 clock_offset_ms: w.clock_offset_ms,
+                detail: worker_detail(w, v.start_at_ms),
             })
             .collect(),
         steps: s
@@ -117,6 +119,78 @@ pub fn run_model(v: &RunView) -> Run {
         },
         paused: v.control.as_ref().is_some_and(|c| c.paused),
         live_generation: v.control.as_ref().map_or(0, |c| c.generation),
+        views: v
+            .views
+            .map(|c| Views {
+                worker: c.worker_dashboards,
+                topology: c.network_topology,
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// One worker's own view: its seconds, steps, resources, control calls and health history (times
+/// in seconds since the run's start, else since its first health change).
+pub fn worker_detail(w: &crate::report::WorkerSummary, start_at_ms: Option<u64>) -> WorkerDetail {
+    let m = &w.monitor;
+    let origin = start_at_ms
+        .or(m.health.first().map(|h| h.at_ms))
+        .unwrap_or(0);
+    WorkerDetail {
+        points: w
+            .points
+            .iter()
+            .map(|p| WorkerSecond {
+                second: p.second as f64,
+                requests: p.requests,
+                errors: p.errors,
+                p50_ms: p.p50_ms,
+                p95_ms: p.p95_ms,
+                p99_ms: p.p99_ms,
+            })
+            .collect(),
+        steps: w
+            .steps
+            .iter()
+            .map(|st| StepRow {
+                name: st.name.clone(),
+                count: st.count,
+                errors: st.errors,
+                p50_ms: st.p50,
+                p95_ms: st.p95,
+                p99_ms: st.p99,
+                max_ms: st.max,
+            })
+            .collect(),
+        resources: m.resources.map(|r| ResourceRow {
+            process_cpu_pct: r.process_cpu_pct,
+            host_cpu_pct: r.host_cpu_pct,
+            process_memory_bytes: r.process_memory_bytes,
+            host_memory_used_bytes: r.host_memory_used_bytes,
+            host_memory_total_bytes: r.host_memory_total_bytes,
+            saturated: r.saturated,
+        }),
+        peak_process_cpu_pct: m.peak_process_cpu_pct,
+        peak_host_cpu_pct: m.peak_host_cpu_pct,
+        samples: m.samples,
+        saturated_samples: m.saturated_samples,
+        calls: m.calls,
+        failed_calls: m.failed_calls,
+        rtt_last_ms: m.rtt_last_ms,
+        rtt_mean_ms: m.rtt_mean_ms,
+        rtt_max_ms: m.rtt_max_ms,
+        planned_share_pct: m.planned_share_pct,
+        actual_share_pct: m.actual_share_pct,
+        health: m
+            .health
+            .iter()
+            .map(|h| {
+                let s = (h.at_ms as f64 - origin as f64) / 1000.0;
+                (format!("{s:+.1}s"), h.state.clone())
+            })
+            .collect(),
+        logs_dropped: m.logs_dropped,
+        error: w.error.clone(),
     }
 }
 

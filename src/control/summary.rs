@@ -75,6 +75,7 @@ impl RunRecord {
                     merged_matches_final: w.merged_matches_final(),
                     points: self.worker_points.get(i).cloned().unwrap_or_default(),
                     monitor: w.monitor.clone(),
+                    steps: crate::report::WorkerStep::rows(&self.step_names, w.totals()),
                 }
             })
             .collect();
@@ -148,6 +149,7 @@ impl RunRecord {
             driven_by,
             regions: plan::region_views(self),
             control: self.control.clone(),
+            views: Some(crate::config::monitoring::Dashboards::views(&self.test).into()),
         }
     }
 }

@@ -8,7 +8,9 @@ mod summary;
 mod text;
 pub mod ts;
 
-pub use summary::{evaluate, RunSummary, StepSummary, ThresholdResult, WorkerPoint, WorkerSummary};
+pub use summary::{
+    evaluate, RunSummary, StepSummary, ThresholdResult, WorkerPoint, WorkerStep, WorkerSummary,
+};
 pub use text::render as render_text;
 
 use std::path::Path;

@@ -206,6 +206,9 @@ pub struct WorkerSummary {
     /// `planned_share_pct` vs `actual_share_pct`, `health` (state changes with `at_ms`), `logs_dropped`.
     #[serde(default)]
     pub monitor: crate::metrics::monitor::WorkerMonitor,
+    /// This worker's own figures per step (the console's per-worker view).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<WorkerStep>,
 }
 
 /// One second of one worker's part, as the controller merged its batches.
@@ -216,6 +219,42 @@ pub struct WorkerPoint {
     pub errors: u64,
     /// The p95 of this worker's batch (of the largest, when two batches fell into one second).
     pub p95_ms: f64,
+    /// The batch's p50 and p99, taken like `p95_ms` (for the console's per-worker chart).
+    #[serde(default)]
+    pub p50_ms: f64,
+    #[serde(default)]
+    pub p99_ms: f64,
+}
+
+/// One step's figures for one worker (its own totals; latencies in ms).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WorkerStep {
+    pub name: String,
+    pub count: u64,
+    pub errors: u64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl WorkerStep {
+    /// One row per step, from a worker's per-step totals.
+    pub fn rows(names: &[String], steps: &[StepStats]) -> Vec<WorkerStep> {
+        names
+            .iter()
+            .zip(steps)
+            .map(|(name, s)| WorkerStep {
+                name: name.clone(),
+                count: s.count,
+                errors: s.errors,
+                p50: s.latency.quantile_ms(0.5),
+                p95: s.latency.quantile_ms(0.95),
+                p99: s.latency.quantile_ms(0.99),
+                max: s.latency.max_ms(),
+            })
+            .collect()
+    }
 }
 
 impl WorkerPoint {
@@ -223,17 +262,22 @@ impl WorkerPoint {
     pub fn add(points: &mut Vec<WorkerPoint>, second: u64, steps: &[StepStats]) {
         let all = merged(steps);
         let p95 = all.latency.quantile_ms(0.95);
+        let (p50, p99) = (all.latency.quantile_ms(0.5), all.latency.quantile_ms(0.99));
         match points.last_mut() {
             Some(p) if p.second >= second => {
                 p.requests += all.count;
                 p.errors += all.errors;
                 p.p95_ms = p.p95_ms.max(p95);
+                p.p50_ms = p.p50_ms.max(p50);
+                p.p99_ms = p.p99_ms.max(p99);
             }
             _ => points.push(WorkerPoint {
                 second,
                 requests: all.count,
                 errors: all.errors,
                 p95_ms: p95,
+                p50_ms: p50,
+                p99_ms: p99,
             }),
         }
     }

@@ -2,8 +2,11 @@
 //! arrows move between panes and scroll, ? toggles help. Live control of a running run: `+` / `-`
 //! raise or lower the total load by a step (a tenth of it, at least 1), `=` prompts for an exact
 //! figure (Enter to take it), `p` pauses or resumes; each asks for `y` before anything is sent.
+//! Views: in the workers pane ↑/↓ select a worker and Enter opens its own view (↑/↓ there move to the
+//! previous or next worker); `t` opens the topology; Esc returns to the main screen. A run whose test
+//! turns a view off (`monitoring.dashboards`) gets a status line saying so instead.
 
-use crate::model::{Model, Pending};
+use crate::model::{Model, Pane, Pending, Screen};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// What the binary should do after a key.
@@ -86,7 +89,43 @@ pub fn handle_key(model: &mut Model, key: KeyEvent) -> Action {
         model.status = "stop cancelled".into();
         return Action::None;
     }
+    let workers = model.run.as_ref().map_or(0, |r| r.workers.len());
+    let views = model.run.as_ref().map(|r| r.views).unwrap_or_default();
     match key.code {
+        KeyCode::Esc if !model.show_help && model.screen != Screen::Main => {
+            model.screen = Screen::Main;
+        }
+        KeyCode::Char('t') if model.screen == Screen::Topology => model.screen = Screen::Main,
+        KeyCode::Char('t') if !views.topology => {
+            model.status =
+                "the topology view is off for this run (monitoring.dashboards.network_topology: false)"
+                    .into();
+        }
+        KeyCode::Char('t') => model.screen = Screen::Topology,
+        KeyCode::Enter
+            if model.screen == Screen::Main && model.focus == Pane::Workers && workers > 0 =>
+        {
+            if views.worker {
+                model.selected = model.selected.min(workers - 1);
+                model.screen = Screen::Worker(model.selected);
+            } else {
+                model.status = "per-worker views are off for this run (monitoring.dashboards.worker_dashboards: false)".into();
+            }
+        }
+        KeyCode::Down | KeyCode::Up
+            if workers > 0
+                && (matches!(model.screen, Screen::Worker(_))
+                    || (model.screen == Screen::Main && model.focus == Pane::Workers)) =>
+        {
+            model.selected = if key.code == KeyCode::Down {
+                (model.selected + 1).min(workers - 1)
+            } else {
+                model.selected.saturating_sub(1).min(workers - 1)
+            };
+            if let Screen::Worker(_) = model.screen {
+                model.screen = Screen::Worker(model.selected);
+            }
+        }
         KeyCode::Char('q') | KeyCode::Esc if !model.show_help => return Action::Quit,
         KeyCode::Esc | KeyCode::Char('?') => model.show_help = !model.show_help,
         KeyCode::Char('s') if model.run.is_some() => model.confirm_stop = true,
@@ -108,6 +147,7 @@ pub fn handle_key(model: &mut Model, key: KeyEvent) -> Action {
             model.status = describe(model, p);
             model.pending = Some(p);
         }
+        _ if model.screen != Screen::Main => {}
         KeyCode::Tab | KeyCode::Right => {
             model.focus = model.focus.next();
             model.scroll = 0;
@@ -126,7 +166,7 @@ pub fn handle_key(model: &mut Model, key: KeyEvent) -> Action {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Pane, Run};
+    use crate::model::{Run, Views, WorkerRow};
 
     fn key(c: KeyCode) -> KeyEvent {
         KeyEvent::new(c, KeyModifiers::NONE)
@@ -151,10 +191,11 @@ mod tests {
         let mut m = Model::default();
         handle_key(&mut m, key(KeyCode::Tab));
         assert_eq!(m.focus, Pane::Steps);
-        handle_key(&mut m, key(KeyCode::BackTab));
-        assert_eq!(m.focus, Pane::Workers);
         handle_key(&mut m, key(KeyCode::Down));
         assert_eq!(m.scroll, 1);
+        handle_key(&mut m, key(KeyCode::BackTab));
+        assert_eq!(m.focus, Pane::Workers);
+        assert_eq!(m.scroll, 0);
         handle_key(&mut m, key(KeyCode::Char('?')));
         assert!(m.show_help);
         assert_eq!(
@@ -236,5 +277,74 @@ mod tests {
             m.leader_changes,
             ["leader changed: node 1 → node 2 (term 4)"]
         );
+    }
+
+    fn run_of(n: usize) -> Run {
+        Run {
+            workers: (0..n)
+                .map(|i| WorkerRow {
+                    address: format!("w{i}"),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn enter_opens_the_selected_workers_view_and_esc_returns() {
+        let mut m = Model {
+            run: Some(run_of(3)),
+            ..Default::default()
+        };
+        handle_key(&mut m, key(KeyCode::Down));
+        handle_key(&mut m, key(KeyCode::Down));
+        handle_key(&mut m, key(KeyCode::Down));
+        assert_eq!(m.selected, 2, "the selection stops at the last worker");
+        handle_key(&mut m, key(KeyCode::Up));
+        assert_eq!(handle_key(&mut m, key(KeyCode::Enter)), Action::None);
+        assert_eq!(m.screen, Screen::Worker(1));
+        handle_key(&mut m, key(KeyCode::Down));
+        assert_eq!(m.screen, Screen::Worker(2), "↓ moves to the next worker");
+        assert_eq!(handle_key(&mut m, key(KeyCode::Esc)), Action::None);
+        assert_eq!(m.screen, Screen::Main, "esc returns, it does not quit");
+        // Enter elsewhere than the workers pane opens nothing.
+        handle_key(&mut m, key(KeyCode::Tab));
+        handle_key(&mut m, key(KeyCode::Enter));
+        assert_eq!(m.screen, Screen::Main);
+        assert_eq!(handle_key(&mut m, key(KeyCode::Esc)), Action::Quit);
+    }
+
+    #[test]
+    fn t_toggles_the_topology_and_the_stop_key_still_works_there() {
+        let mut m = Model {
+            run: Some(run_of(2)),
+            ..Default::default()
+        };
+        handle_key(&mut m, key(KeyCode::Char('t')));
+        assert_eq!(m.screen, Screen::Topology);
+        handle_key(&mut m, key(KeyCode::Char('s')));
+        assert_eq!(handle_key(&mut m, key(KeyCode::Char('y'))), Action::StopRun);
+        handle_key(&mut m, key(KeyCode::Char('t')));
+        assert_eq!(m.screen, Screen::Main);
+    }
+
+    #[test]
+    fn views_the_test_turned_off_are_refused_with_the_key_named() {
+        let mut run = run_of(2);
+        run.views = Views {
+            worker: false,
+            topology: false,
+        };
+        let mut m = Model {
+            run: Some(run),
+            ..Default::default()
+        };
+        handle_key(&mut m, key(KeyCode::Enter));
+        assert_eq!(m.screen, Screen::Main);
+        assert!(m.status.contains("worker_dashboards: false"), "{}", m.status);
+        handle_key(&mut m, key(KeyCode::Char('t')));
+        assert_eq!(m.screen, Screen::Main);
+        assert!(m.status.contains("network_topology: false"), "{}", m.status);
     }
 }

@@ -6,8 +6,12 @@
 mod keys;
 mod model;
 mod render;
+mod views;
 
 pub use keys::{handle_key, Action};
-pub use model::{Model, Pane, Pending, RegionRow, Replica, Run, StepRow, TimePoint, WorkerRow};
+pub use model::{
+    Model, Pane, Pending, RegionRow, Replica, ResourceRow, Run, Screen, StepRow, TimePoint, Views,
+    WorkerDetail, WorkerRow, WorkerSecond,
+};
 pub use ratatui;
 pub use render::render;

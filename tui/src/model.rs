@@ -27,6 +27,57 @@ pub struct WorkerRow {
     /// Seconds since the worker last answered.
     pub heartbeat_age_s: Option<f64>,
     pub clock_offset_ms: Option<f64>,
+    /// What the worker's own view shows (Enter on its row).
+    pub detail: WorkerDetail,
+}
+
+/// One second of one worker's part.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WorkerSecond {
+    pub second: f64,
+    pub requests: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// The last CPU and memory sample of a worker's process and host.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ResourceRow {
+    pub process_cpu_pct: f64,
+    pub host_cpu_pct: f64,
+    pub process_memory_bytes: u64,
+    pub host_memory_used_bytes: u64,
+    pub host_memory_total_bytes: u64,
+    /// At or above the saturation threshold (~90 % CPU): this generator's latencies are suspect.
+    pub saturated: bool,
+}
+
+/// A worker's own figures: its seconds, steps, resources, control calls and health.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkerDetail {
+    pub points: Vec<WorkerSecond>,
+    pub steps: Vec<StepRow>,
+    pub resources: Option<ResourceRow>,
+    pub peak_process_cpu_pct: f64,
+    pub peak_host_cpu_pct: f64,
+    /// Resource samples taken, and how many of them were saturated.
+    pub samples: u64,
+    pub saturated_samples: u64,
+    /// The controller's calls to this worker, the failed ones, and their round-trip times.
+    pub calls: u64,
+    pub failed_calls: u64,
+    pub rtt_last_ms: f64,
+    pub rtt_mean_ms: f64,
+    pub rtt_max_ms: f64,
+    pub planned_share_pct: Option<f64>,
+    pub actual_share_pct: Option<f64>,
+    /// Health changes, oldest first: ("+12.3s", "running").
+    pub health: Vec<(String, String)>,
+    pub logs_dropped: u64,
+    /// Why the worker failed, when it did.
+    pub error: Option<String>,
 }
 
 /// One step's row.
@@ -77,6 +128,38 @@ pub struct Run {
     pub paused: bool,
     /// The last live change's generation (0: none).
     pub live_generation: u64,
+    /// Which of the per-worker and topology views the run's test allows
+    /// (`monitoring.dashboards`).
+    pub views: Views,
+}
+
+/// The views a run's test allows (`monitoring.dashboards.worker_dashboards` and
+/// `network_topology`); both are on unless the test turns them off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Views {
+    pub worker: bool,
+    pub topology: bool,
+}
+
+impl Default for Views {
+    fn default() -> Self {
+        Views {
+            worker: true,
+            topology: true,
+        }
+    }
+}
+
+/// What fills the screen between the header and the footer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Screen {
+    /// Cluster, distribution, workers, chart, steps, events.
+    #[default]
+    Main,
+    /// One worker's own view, by its index in `Run::workers`.
+    Worker(usize),
+    /// Replicas and their roles, regions, workers with their links.
+    Topology,
 }
 
 /// One region of a geographic plan.
@@ -148,6 +231,10 @@ pub struct Model {
     pub status: String,
     /// The registered pool ("pool: 2 up (w-a, w-b)"), shown in the cluster pane's title.
     pub pool: Option<String>,
+    /// The view on screen (Enter on a worker, `t`, Esc back).
+    pub screen: Screen,
+    /// The selected worker row (↑/↓ in the workers pane).
+    pub selected: usize,
 }
 
 impl Model {

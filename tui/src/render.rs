@@ -4,7 +4,8 @@
 //! [`NARROW`] columns the header wraps to two lines, the cluster pane takes the width its lines need,
 //! the tables use shorter labels and the steps table drops its p50 column.
 
-use crate::model::{Model, Pane, Run};
+use crate::model::{Model, Pane, Run, Screen};
+use crate::views;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::symbols::Marker;
@@ -26,6 +27,22 @@ pub fn render(model: &Model, frame: &mut Frame) {
     let small = area.height < 30;
     let narrow = area.width < NARROW;
     let header_lines = header_lines(model, area.width as usize);
+    if model.screen != Screen::Main {
+        let [header, body, footer] = Layout::vertical([
+            Constraint::Length(header_lines.len() as u16),
+            Constraint::Min(0),
+            Constraint::Length(1),
+        ])
+        .areas(area);
+        frame.render_widget(Paragraph::new(header_lines), header);
+        match model.screen {
+            Screen::Worker(i) => views::worker(model, i, frame, body),
+            _ => views::topology(model, frame, body),
+        }
+        frame.render_widget(footer_line(model, narrow), footer);
+        overlays(model, frame, area);
+        return;
+    }
     let errors_h = if small { 3 } else { 4 };
     let cluster_h = (model.cluster.len().max(1) as u16 + 2).min(5);
     // The workers table takes what its rows need (up to 12 lines); the chart gets the rest.
@@ -57,7 +74,12 @@ pub fn render(model: &Model, frame: &mut Frame) {
         distribution_pane(model.run.as_ref(), distribution.width),
         distribution,
     );
-    frame.render_widget(workers_table(model, narrow), workers);
+    // The focused workers pane shows the selected row (scrolled into view by the table state).
+    let mut selection = ratatui::widgets::TableState::default();
+    if model.focus == Pane::Workers && worker_rows > 0 {
+        selection.select(Some(model.selected.min(worker_rows as usize - 1)));
+    }
+    frame.render_stateful_widget(workers_table(model, narrow), workers, &mut selection);
     let chart_pct = if narrow { 40 } else { 50 };
     let [chart, steps] = Layout::horizontal([
         Constraint::Percentage(chart_pct),
@@ -67,7 +89,12 @@ pub fn render(model: &Model, frame: &mut Frame) {
     render_chart(model.run.as_ref(), frame, chart);
     frame.render_widget(steps_table(model, narrow), steps);
     frame.render_widget(errors_pane(model), errors);
-    frame.render_widget(footer_line(model), footer);
+    frame.render_widget(footer_line(model, narrow), footer);
+    overlays(model, frame, area);
+}
+
+/// The prompt, confirmation and help overlays, over whichever screen is drawn.
+fn overlays(model: &Model, frame: &mut Frame, area: Rect) {
     if let Some(text) = &model.prompt {
         let unit = model.run.as_ref().map_or("", |r| r.unit.as_str());
         overlay(
@@ -91,11 +118,14 @@ s         stop the run (asks to confirm)\n\
 =         type an exact total load (asks to confirm)\n\
 p         pause / resume the run (asks to confirm)\n\
 Tab / →   next pane      Shift-Tab / ←  previous pane\n\
-↑ / ↓     scroll the focused table\n\
+↑ / ↓     scroll the focused table (select a worker)\n\
+Enter     the selected worker's own view (↑ / ↓ there: other workers)\n\
+t         topology: replicas, regions, workers and links\n\
+Esc       back to the main screen from a worker or the topology\n\
 ?         toggle this help\n\n\
 The console follows whichever master replica leads.";
 
-fn block(title: &str, focused: bool) -> Block<'_> {
+pub(crate) fn block(title: &str, focused: bool) -> Block<'_> {
     let style = if focused {
         Style::default().fg(Color::Cyan)
     } else {
@@ -290,7 +320,7 @@ fn distribution_pane(run: Option<&Run>, width: u16) -> Paragraph<'_> {
     )))
 }
 
-fn state_style(state: &str) -> Style {
+pub(crate) fn state_style(state: &str) -> Style {
     match state {
         "failed" => Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
         "running" | "finished" => Style::default().fg(Color::Green),
@@ -299,7 +329,7 @@ fn state_style(state: &str) -> Style {
 }
 
 /// A latency in ms in at most 5 characters up to 99999 ms: one decimal below a second, none above.
-fn ms(v: f64) -> String {
+pub(crate) fn ms(v: f64) -> String {
     if v < 999.95 {
         format!("{v:.1}")
     } else {
@@ -315,14 +345,12 @@ fn opt(v: Option<f64>, digits: usize, unit: &str) -> String {
 /// The workers table; `narrow` screens get shorter labels and columns.
 fn workers_table(model: &Model, narrow: bool) -> Table<'_> {
     let focused = model.focus == Pane::Workers;
-    let skip = if focused { model.scroll } else { 0 };
     let run = model.run.as_ref();
     let unit = run.map(|r| r.unit.as_str()).unwrap_or("VUs");
     let rows: Vec<Row> = run
         .map(|r| &r.workers[..])
         .unwrap_or(&[])
         .iter()
-        .skip(skip)
         .map(|w| {
             Row::new(vec![
                 Cell::from(w.address.clone()),
@@ -374,9 +402,14 @@ fn workers_table(model: &Model, narrow: bool) -> Table<'_> {
             Constraint::Length(8),
         ]
     };
-    Table::new(rows, widths)
+    let table = Table::new(rows, widths)
         .header(header)
-        .block(block("workers", focused))
+        .block(block("workers", focused));
+    if focused {
+        table.row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
+    } else {
+        table
+    }
 }
 
 fn render_chart(run: Option<&Run>, frame: &mut Frame, area: Rect) {
@@ -497,9 +530,17 @@ fn errors_pane(model: &Model) -> Paragraph<'_> {
         .block(block("errors and events", focused))
 }
 
-fn footer_line(model: &Model) -> Paragraph<'_> {
+fn footer_line(model: &Model, narrow: bool) -> Paragraph<'_> {
+    let keys = match (model.screen, narrow) {
+        (Screen::Worker(_), _) => " Esc back  ↑↓ other worker  t topology  s stop  q quit  ? help ",
+        (Screen::Topology, _) => " Esc / t back  s stop  +-=p load  q quit  ? help ",
+        (Screen::Main, true) => " q quit  s stop  +-=p load  ↵ worker  t topology  ? help ",
+        (Screen::Main, false) => {
+            " q quit  s stop  +-=p load  tab/←→ move  ↑↓ select  ↵ worker  t topology  ? help "
+        }
+    };
     let mut spans = vec![Span::styled(
-        " q quit  s stop  +-=p load  tab/←→ move  ↑↓ scroll  ? help ",
+        keys,
         Style::default().add_modifier(Modifier::REVERSED),
     )];
     if let Some(skew) = model.run.as_ref().and_then(|r| r.start_skew_ms) {

@@ -5,7 +5,10 @@
 
 use perfornium_tui::ratatui::backend::TestBackend;
 use perfornium_tui::ratatui::Terminal;
-use perfornium_tui::{render, Model, RegionRow, Replica, Run, StepRow, TimePoint, WorkerRow};
+use perfornium_tui::{
+    render, Model, RegionRow, Replica, ResourceRow, Run, Screen, StepRow, TimePoint, Views,
+    WorkerDetail, WorkerRow, WorkerSecond,
+};
 
 fn replica(id: u64, role: &str, reachable: bool) -> Replica {
     Replica {
@@ -30,6 +33,7 @@ fn worker(i: u64, state: &str, requests: u64) -> WorkerRow {
         p95_ms: 4.5 + i as f64,
         heartbeat_age_s: Some(0.4),
         clock_offset_ms: Some(0.2 * i as f64),
+        detail: WorkerDetail::default(),
     }
 }
 
@@ -91,6 +95,7 @@ fn model() -> Model {
             load_target: 30.0,
             paused: false,
             live_generation: 0,
+            views: Views::default(),
         }),
         ..Default::default()
     };
@@ -381,5 +386,167 @@ fn regions_show_their_time_zones() {
         "asia 10% Asia/Tokyo",
     ] {
         assert!(screen.contains(item), "{item}:\n{screen}");
+    }
+}
+
+/// A degraded worker's detail: slow, failing control calls and a saturated CPU.
+fn degraded(m: &mut Model) {
+    let w = &mut m.run.as_mut().unwrap().workers[1];
+    w.detail = WorkerDetail {
+        points: (1..=12)
+            .map(|s| WorkerSecond {
+                second: s as f64,
+                requests: 90,
+                errors: 0,
+                p50_ms: 40.0,
+                p95_ms: 60.0 + s as f64,
+                p99_ms: 80.0,
+            })
+            .collect(),
+        steps: vec![StepRow {
+            name: "List users".into(),
+            count: 600,
+            errors: 2,
+            p50_ms: 41.0,
+            p95_ms: 66.5,
+            p99_ms: 80.2,
+            max_ms: 95.0,
+        }],
+        resources: Some(ResourceRow {
+            process_cpu_pct: 48.0,
+            host_cpu_pct: 97.5,
+            process_memory_bytes: 45 << 20,
+            host_memory_used_bytes: 3 << 30,
+            host_memory_total_bytes: 8 << 30,
+            saturated: true,
+        }),
+        peak_process_cpu_pct: 51.0,
+        peak_host_cpu_pct: 99.0,
+        samples: 12,
+        saturated_samples: 9,
+        calls: 40,
+        failed_calls: 3,
+        rtt_last_ms: 201.5,
+        rtt_mean_ms: 150.25,
+        rtt_max_ms: 402.0,
+        planned_share_pct: Some(33.3),
+        actual_share_pct: Some(20.0),
+        health: vec![
+            ("+0.0s".into(), "registered".into()),
+            ("+0.3s".into(), "running".into()),
+        ],
+        logs_dropped: 4,
+        error: None,
+    };
+}
+
+/// The drill-down shows the selected worker's own figures, whole, in 120x40 and in 80x24; the
+/// saturated CPU is flagged; Esc-less rendering of a vanished worker says so instead of panicking.
+#[test]
+fn a_workers_own_view_shows_its_chart_steps_resources_calls_and_health() {
+    let mut m = model();
+    degraded(&mut m);
+    m.screen = Screen::Worker(1);
+    for (w, h) in [(120, 40), (80, 24)] {
+        let screen = draw(&m, w, h);
+        for needle in [
+            "worker 127.0.0.1:8102",
+            "2/3",
+            "SATURATED",
+            "its percentiles (ms)",
+            "List users",
+            "66.5",
+            "80.2",
+            "95.0",
+            "host cpu 97.5%",
+            "peak proc 51.0% host 99.0%",
+            "saturated 9/12 samples",
+            "calls 40  failed 3",
+            "rtt last 201.5 ms",
+            "mean 150.2 max 402.0 ms",
+            "logs dropped 4",
+            "share plan 33% act 20%",
+            "+0.3s running",
+            "Esc back",
+        ] {
+            assert!(screen.contains(needle), "{w}x{h}: no `{needle}`:\n{screen}");
+        }
+        assert!(
+            !screen.contains("127.0.0.1:8101"),
+            "only the selected worker"
+        );
+        if w == 120 {
+            insta::assert_snapshot!(screen);
+        }
+    }
+    // The saturated figure is drawn red.
+    let mut t = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    t.draw(|f| render(&m, f)).unwrap();
+    let buf = t.backend().buffer().clone();
+    let red = (0..buf.area.height).any(|y| {
+        let row: String = (0..buf.area.width)
+            .map(|x| buf[(x, y)].symbol().to_string())
+            .collect();
+        row.find("97.5%").is_some_and(|col| {
+            let x = row[..col].chars().count() as u16;
+            buf[(x, y)].fg == perfornium_tui::ratatui::style::Color::Red
+        })
+    });
+    assert!(red, "the saturated host CPU is flagged red");
+    m.screen = Screen::Worker(7);
+    assert!(draw(&m, 80, 24).contains("no longer in the run"));
+}
+
+/// The topology: every replica with its role, the regions, and each worker under its region with
+/// its link's round trip, failed calls and state.
+#[test]
+fn the_topology_shows_replicas_regions_and_each_workers_link() {
+    let mut m = model();
+    degraded(&mut m);
+    m.cluster[2] = replica(3, "follower", false);
+    let run = m.run.as_mut().unwrap();
+    run.workers[2].region = "eu".into();
+    run.regions = vec![
+        RegionRow {
+            name: "default".into(),
+            load_percentage: 67.0,
+            timezone: None,
+        },
+        RegionRow {
+            name: "eu".into(),
+            load_percentage: 33.0,
+            timezone: Some("Europe/Paris".into()),
+        },
+    ];
+    m.screen = Screen::Topology;
+    for (w, h) in [(120, 40), (80, 24)] {
+        let screen = draw(&m, w, h);
+        for needle in [
+            "node 1 127.0.0.1:7001 leader  drives the run",
+            "node 2 127.0.0.1:7002 follower",
+            "node 3 127.0.0.1:7003 unreachable",
+            "region default 67%",
+            "region eu 33% Europe/Paris",
+            "├─ 127.0.0.1:8101",
+            "└─ 127.0.0.1:8102",
+            "└─ 127.0.0.1:8103",
+        ] {
+            assert!(screen.contains(needle), "{w}x{h}: no `{needle}`:\n{screen}");
+        }
+        assert_cells(
+            &screen,
+            &["127.0.0.1:8102"],
+            &[
+                "running".into(),
+                "201.5".into(),
+                "150.2".into(),
+                "402.0".into(),
+                "3/40".into(),
+                "98%".into(),
+            ],
+        );
+        if w == 120 {
+            insta::assert_snapshot!(screen);
+        }
     }
 }
