@@ -1,6 +1,7 @@
 //! The console in a real terminal: `perfornium console` runs inside tmux against three masters, two
 //! workers and the mock; the test reads the screen with `capture-pane`, kills the leader, and expects
-//! the screen to name the new leader while the request count keeps rising. tmux is required (`.ci/run`
+//! the screen to name the new leader while the request count keeps rising; then Enter opens the first
+//! worker's own view and `t` the topology, each read back from the screen. tmux is required (`.ci/run`
 //! installs it).
 
 use crate::support::*;
@@ -9,6 +10,14 @@ use std::process::Command;
 struct Tmux(String);
 
 impl Tmux {
+    fn keys(&self, keys: &str) {
+        let ok = Command::new("tmux")
+            .args(["send-keys", "-t", &self.0, keys])
+            .status()
+            .expect("tmux send-keys");
+        assert!(ok.success());
+    }
+
     fn screen(&self) -> String {
         let out = Command::new("tmux")
             .args(["capture-pane", "-p", "-t", &self.0])
@@ -33,7 +42,7 @@ fn leader_and_requests(screen: &str) -> Option<(u64, u64)> {
 }
 
 #[test]
-fn the_console_follows_a_new_leader_in_a_real_terminal() {
+fn the_console_follows_a_new_leader_then_opens_a_worker_and_the_topology_in_a_real_terminal() {
     assert!(
         Command::new("tmux")
             .arg("-V")
@@ -103,6 +112,48 @@ fn the_console_follows_a_new_leader_in_a_real_terminal() {
         "the request count stopped rising after the failover:\n{}",
         tmux.screen()
     );
+    // Enter: the selected (first) worker's own view, with the controller's calls to it counted.
+    tmux.keys("Enter");
+    let calls = regex::Regex::new(r"calls (\d+)  failed (\d+)").unwrap();
+    assert!(
+        wait_for(10, || {
+            let screen = tmux.screen();
+            [&a.addr, &b.addr]
+                .iter()
+                .any(|w| screen.contains(&format!("worker {w}")))
+                && ["its percentiles (ms)", "its steps (ms)", "proc cpu", "health history"]
+                    .iter()
+                    .all(|t| screen.contains(t))
+                && calls
+                    .captures(&screen)
+                    .is_some_and(|c| c[1].parse::<u64>().unwrap() > 0)
+        }),
+        "Enter did not open a worker's view with its calls:\n{}",
+        tmux.screen()
+    );
+    // Esc returns; t opens the topology: the killed replica unreachable, a leader driving the
+    // run, both workers under their region.
+    tmux.keys("Escape");
+    assert!(
+        wait_for(10, || tmux.screen().contains("live percentiles")),
+        "Esc did not return to the main screen:\n{}",
+        tmux.screen()
+    );
+    tmux.keys("t");
+    assert!(
+        wait_for(10, || {
+            let screen = tmux.screen();
+            screen.contains("topology: master replicas")
+                && screen.contains(&format!("node {old} "))
+                && screen.contains("unreachable")
+                && screen.contains("leader  drives the run")
+                && screen.contains(&format!("─ {}", a.addr))
+                && screen.contains(&format!("─ {}", b.addr))
+        }),
+        "t did not show the topology:\n{}",
+        tmux.screen()
+    );
+    tmux.keys("Escape");
     // q quits the console cleanly.
     Command::new("tmux")
         .args(["send-keys", "-t", &tmux.0, "q"])
