@@ -2,8 +2,9 @@
 //! summary; latency percentiles over time; the HDR percentile spectrum of the merged histogram (log
 //! scale); throughput with one line per worker beside the merged one; each worker's p95; active VUs
 //! and dropped arrivals; status codes and errors over time; the per-step table, the per-worker table
-//! of a distributed run, threshold verdicts, the plan and start skew, and the run's events marked on
-//! every time axis. Every chart has axis ticks and gridlines. Charts are drawn as SVG here, so the
+//! of a distributed run with what the controller measured of each worker (control round trips and
+//! failures, CPU flagged at saturation, memory, planned vs actual share), threshold verdicts, the plan
+//! and start skew, the alerts, and the run's events marked on every time axis. Every chart has axis ticks and gridlines. Charts are drawn as SVG here, so the
 //! page needs no script to show them; a few lines of script only count the drawn charts into the
 //! title, which lets a headless browser test check that they rendered.
 
@@ -455,9 +456,26 @@ pub fn render_titled(s: &RunSummary, title: &str, description: Option<&str>) -> 
             );
         }
         body.push_str("</table>\n");
+        worker_monitor_table(&mut body, s);
         if let Some(skew) = s.start_skew_ms {
             let _ = writeln!(body, "<p>Synchronized start skew (max − min of the workers' actual starts): {skew:.1} ms</p>");
         }
+    }
+    if !s.alerts.is_empty() {
+        body.push_str("<h2>Alerts</h2>\n<table id=\"alerts\"><tr><th>rule</th><th>worker</th><th>message</th><th>delivered to</th></tr>\n");
+        for a in &s.alerts {
+            let _ = writeln!(
+                body,
+                "<tr data-rule=\"{}\" data-worker=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&a.rule),
+                escape(a.worker.as_deref().unwrap_or("")),
+                escape(&a.rule),
+                escape(a.worker.as_deref().unwrap_or("")),
+                escape(&a.message),
+                a.delivered.len()
+            );
+        }
+        body.push_str("</table>\n");
     }
     if !s.events.is_empty() {
         body.push_str("<h2>Events</h2>\n<ol id=\"events\">\n");
@@ -483,6 +501,49 @@ pub fn render_titled(s: &RunSummary, title: &str, description: Option<&str>) -> 
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n<style>{CSS}</style></head>\n<body>\n{body}<script>{SCRIPT}</script>\n</body></html>\n",
         escape(title)
     )
+}
+
+/// The controller's measurements of each worker (`workers[].monitor`): its control calls' round
+/// trips and failures, its process and host CPU (last and peak; flagged at the saturation
+/// threshold) and memory, and its planned vs actual share. Each cell carries its figure in a
+/// `data-` attribute for automated checks.
+fn worker_monitor_table(body: &mut String, s: &RunSummary) {
+    let measured = |w: &&super::WorkerSummary| w.monitor.calls > 0 || w.monitor.samples > 0;
+    if !s.workers.iter().any(|w| measured(&w)) {
+        return;
+    }
+    body.push_str("<h3>Workers as the controller measured them</h3>\n<table id=\"worker-monitor\"><tr><th>worker</th><th>control calls</th><th>failed</th><th>round trip mean</th><th>max</th><th>process CPU (peak)</th><th>host CPU (peak)</th><th>process memory</th><th>saturated samples</th><th>planned share</th><th>actual share</th></tr>\n");
+    let pct = |v: Option<f64>| v.map(|x| format!("{x:.1} %")).unwrap_or_else(|| "-".into());
+    let mib = |b: u64| format!("{:.0} MiB", b as f64 / 1048576.0);
+    let limit = crate::metrics::resources::SATURATED_CPU_PCT;
+    for w in s.workers.iter().filter(measured) {
+        let m = &w.monitor;
+        let r = m.resources.unwrap_or_default();
+        let cpu = |last: f64, peak: f64| {
+            let class = if peak >= limit { " class=\"failed\"" } else { "" };
+            format!("<td{class} data-peak=\"{peak:.1}\">{last:.1} % ({peak:.1} %)</td>")
+        };
+        let _ = writeln!(
+            body,
+            "<tr data-worker=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td data-rtt-mean=\"{:.1}\">{:.1} ms</td><td>{:.1} ms</td>{}{}<td>{}</td><td>{} of {}</td><td>{}</td><td data-actual-share=\"{}\">{}</td></tr>",
+            escape(&w.address),
+            escape(&w.address),
+            m.calls,
+            m.failed_calls,
+            m.rtt_mean_ms,
+            m.rtt_mean_ms,
+            m.rtt_max_ms,
+            cpu(r.process_cpu_pct, m.peak_process_cpu_pct),
+            cpu(r.host_cpu_pct, m.peak_host_cpu_pct),
+            mib(r.process_memory_bytes),
+            m.saturated_samples,
+            m.samples,
+            pct(m.planned_share_pct),
+            m.actual_share_pct.map(|x| format!("{x:.1}")).unwrap_or_default(),
+            pct(m.actual_share_pct),
+        );
+    }
+    body.push_str("</table>\n");
 }
 
 const CSS: &str = "body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:820px;color:#222}\
