@@ -84,10 +84,10 @@ impl<'de> Deserialize<'de> for Dashboards {
         }
         let r = Raw::deserialize(d)?;
         let asked: Vec<&str> = [("master_dashboard", r.master_dashboard)]
-        .into_iter()
-        .filter(|(_, on)| *on)
-        .map(|(k, _)| k)
-        .collect();
+            .into_iter()
+            .filter(|(_, on)| *on)
+            .map(|(k, _)| k)
+            .collect();
         if asked.is_empty() {
             return Ok(Dashboards {
                 worker_dashboards: r.worker_dashboards,

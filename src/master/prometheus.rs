@@ -88,6 +88,12 @@ pub fn render(store: &RaftStore) -> String {
         "gauge",
         "1 while the worker answers, 0 once failed.",
     );
+    header(
+        &mut out,
+        "perfornium_worker_request_p95_ms",
+        "gauge",
+        "p95 latency of the requests each worker made so far, ms (its own merged histogram).",
+    );
     for r in &runs {
         workers(&mut out, r);
     }
@@ -133,6 +139,14 @@ fn workers(out: &mut String, r: &RunRecord) {
             "perfornium_worker_up{{{l}}} {}",
             u8::from(w.state != WorkerState::Failed)
         );
+        let all = crate::metrics::collector::merged(w.totals());
+        if all.count > 0 {
+            let _ = writeln!(
+                out,
+                "perfornium_worker_request_p95_ms{{{l}}} {}",
+                all.latency.quantile_ms(0.95)
+            );
+        }
     }
 }
 

@@ -520,7 +520,11 @@ fn worker_monitor_table(body: &mut String, s: &RunSummary) {
         let m = &w.monitor;
         let r = m.resources.unwrap_or_default();
         let cpu = |last: f64, peak: f64| {
-            let class = if peak >= limit { " class=\"failed\"" } else { "" };
+            let class = if peak >= limit {
+                " class=\"failed\""
+            } else {
+                ""
+            };
             format!("<td{class} data-peak=\"{peak:.1}\">{last:.1} % ({peak:.1} %)</td>")
         };
         let _ = writeln!(

@@ -121,9 +121,14 @@ fn the_console_follows_a_new_leader_then_opens_a_worker_and_the_topology_in_a_re
             [&a.addr, &b.addr]
                 .iter()
                 .any(|w| screen.contains(&format!("worker {w}")))
-                && ["its percentiles (ms)", "its steps (ms)", "proc cpu", "health history"]
-                    .iter()
-                    .all(|t| screen.contains(t))
+                && [
+                    "its percentiles (ms)",
+                    "its steps (ms)",
+                    "proc cpu",
+                    "health history",
+                ]
+                .iter()
+                .all(|t| screen.contains(t))
                 && calls
                     .captures(&screen)
                     .is_some_and(|c| c[1].parse::<u64>().unwrap() > 0)

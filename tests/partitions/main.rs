@@ -30,6 +30,8 @@ macro_rules! need_netns {
     };
 }
 
+mod degraded;
+
 fn full() -> bool {
     std::env::var("PARTITION_FULL").is_ok_and(|v| v == "1")
 }

@@ -11,6 +11,7 @@
 
 pub mod cluster;
 pub mod http;
+pub mod receiver;
 pub mod yaml;
 
 pub use cluster::Cluster;
