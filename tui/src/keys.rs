@@ -342,7 +342,11 @@ mod tests {
         };
         handle_key(&mut m, key(KeyCode::Enter));
         assert_eq!(m.screen, Screen::Main);
-        assert!(m.status.contains("worker_dashboards: false"), "{}", m.status);
+        assert!(
+            m.status.contains("worker_dashboards: false"),
+            "{}",
+            m.status
+        );
         handle_key(&mut m, key(KeyCode::Char('t')));
         assert_eq!(m.screen, Screen::Main);
         assert!(m.status.contains("network_topology: false"), "{}", m.status);

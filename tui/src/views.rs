@@ -377,7 +377,11 @@ pub fn topology(model: &Model, frame: &mut Frame, area: Rect) {
                 .style(Style::default().add_modifier(Modifier::BOLD)),
         );
         for (i, w) in members.iter().enumerate() {
-            let branch = if i + 1 == members.len() { "└─" } else { "├─" };
+            let branch = if i + 1 == members.len() {
+                "└─"
+            } else {
+                "├─"
+            };
             let d = &w.detail;
             let rtt = |v: f64| if d.calls == 0 { "-".to_string() } else { ms(v) };
             let failed = format!("{}/{}", d.failed_calls, d.calls);
