@@ -492,6 +492,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("worker_dashboards"), "{e}");
+        assert!(
+            m.explain()
+                .contains("per-worker view (Enter on a worker) off, topology view (t) on"),
+            "{}",
+            m.explain()
+        );
     }
 
     #[test]

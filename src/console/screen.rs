@@ -402,3 +402,58 @@ pub async fn attach(client: ClusterClient, run_id: String) -> Result<Option<RunV
     poller.abort();
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use perfornium_tui::ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    const TEST: &str = "name: t\nglobal:\n  base_url: \"http://127.0.0.1:1\"\nload:\n  pattern: basic\n  virtual_users: 4\n  duration: 5s\nscenarios:\n  - name: s\n    steps:\n      - name: list\n        path: /users\n";
+
+    fn view_of(yaml: &str) -> RunView {
+        let test = crate::config::from_str(yaml).unwrap();
+        let workers = crate::control::workers::parse_list("127.0.0.1:8101,127.0.0.1:8102").unwrap();
+        crate::control::submit::new_record("r".into(), test, &workers, None, false)
+            .unwrap()
+            .view(1)
+    }
+
+    fn press(model: &mut Model, code: KeyCode) {
+        handle_key(model, KeyEvent::new(code, KeyModifiers::NONE));
+    }
+
+    /// `monitoring.dashboards` travels in the run view: without it both views open; with
+    /// `worker_dashboards: false` and `network_topology: false` the keys are refused by name.
+    #[test]
+    fn the_tests_dashboards_keys_switch_the_consoles_views() {
+        let mut model = Model {
+            run: Some(run_model(&view_of(TEST))),
+            ..Default::default()
+        };
+        press(&mut model, KeyCode::Enter);
+        assert_eq!(model.screen, perfornium_tui::Screen::Worker(0));
+        press(&mut model, KeyCode::Esc);
+        press(&mut model, KeyCode::Char('t'));
+        assert_eq!(model.screen, perfornium_tui::Screen::Topology);
+
+        let off = format!("{TEST}distributed:\n  monitoring:\n    dashboards:\n      worker_dashboards: false\n      network_topology: false\n");
+        let v = view_of(&off);
+        assert_eq!(
+            v.views,
+            Some(crate::api::master::ConsoleViews {
+                worker_dashboards: false,
+                network_topology: false
+            })
+        );
+        let mut model = Model {
+            run: Some(run_model(&v)),
+            ..Default::default()
+        };
+        press(&mut model, KeyCode::Enter);
+        assert_eq!(model.screen, perfornium_tui::Screen::Main);
+        assert!(model.status.contains("worker_dashboards: false"));
+        press(&mut model, KeyCode::Char('t'));
+        assert_eq!(model.screen, perfornium_tui::Screen::Main);
+        assert!(model.status.contains("network_topology: false"));
+    }
+}

@@ -291,6 +291,15 @@ mod tests {
             .thresholds
             .iter()
             .any(|t| t.threshold.starts_with("alert load_imbalance")));
+        // JUnit lists each alert as a failed test case.
+        let xml = crate::report::junit::render(&s);
+        let alert_cases = xml
+            .lines()
+            .filter(|l| {
+                l.contains("name=\"threshold alert load_imbalance") && l.contains("<failure")
+            })
+            .count();
+        assert_eq!(alert_cases, 2, "{xml}");
     }
 
     #[test]
