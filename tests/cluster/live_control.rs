@@ -381,3 +381,56 @@ fn adaptive_balancing_moves_load_away_from_a_worker_whose_target_is_slow_keeping
         );
     }
 }
+
+/// `cpu_threshold`: worker b's requests wait 300 ms at the mock while a's are answered at once,
+/// so a's process burns far more CPU than b's (the sample each sends with its pulls). With the
+/// threshold at 5 % of the host, a is over it and b under: half of a's share moves to b, the total
+/// still 10 VUs, and each worker's count equals the mock's own.
+#[test]
+fn adaptive_balancing_moves_load_away_from_a_worker_over_the_cpu_threshold_keeping_the_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = one_replica_master(dir.path());
+    let mock = mock(0);
+    let (a, b) = (worker(None), worker(None));
+    let yaml = yaml(&mock)
+        .name("adaptive-cpu")
+        .load("pattern: basic, virtual_users: 10, duration: 7s")
+        .step(&format!("{{ name: mixed, path: /slow_for/{}/300 }}", b.addr))
+        .extra("distributed:\n  load_balancing:\n    enabled: true\n    algorithm: adaptive\n    metrics_based:\n      cpu_threshold: 5\n");
+    let id = start_run(&master, &yaml, &[&a, &b]);
+    let started = now_ms();
+    let moved = wait_for(10, || {
+        run_view(&master, &id)["summary"]["events"]
+            .to_string()
+            .contains("adaptive")
+    });
+    let view = run_view(&master, &id);
+    assert!(moved, "no adaptive move: {view}\n{}", master.stderr_tail());
+    let events = view["summary"]["events"].to_string();
+    eprintln!(
+        "cpu_threshold move {} ms after the run was seen running: {events}",
+        now_ms() - started
+    );
+    assert!(
+        events.contains(&format!("adaptive: {} cpu", a.addr)),
+        "{events}"
+    );
+    let shares: Vec<u64> = view["control"]["shares"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_u64().unwrap())
+        .collect();
+    assert_eq!(shares.iter().sum::<u64>(), 10, "the total is unchanged: {shares:?}");
+    assert!(shares[0] < 5 && shares[1] > 5, "load moved from a to b: {shares:?}");
+    let view = wait_view_final(&master, &id);
+    assert_eq!(view["phase"], "finished", "{view}");
+    let stats = mock_stats(&mock);
+    for (k, w) in [&a, &b].iter().enumerate() {
+        assert_eq!(
+            view["summary"]["workers"][k]["count"], stats["by_worker"][&w.addr],
+            "worker {}",
+            w.addr
+        );
+    }
+}
