@@ -455,4 +455,30 @@ mod tests {
         .unwrap();
         assert_eq!(off.adaptive_threshold_ms(), None);
     }
+
+    #[test]
+    fn replacement_workers_is_a_switch_or_a_cap() {
+        let r = |y: &str| serde_norway::from_str::<Replacements>(y).map_err(|e| e.to_string());
+        assert_eq!(r("true"), Ok(Replacements::Unlimited));
+        assert_eq!(r("false"), Ok(Replacements::Off));
+        assert_eq!(r("2"), Ok(Replacements::AtMost(2)));
+        assert_eq!(r("2").unwrap().limit(), 2);
+        assert_eq!(Replacements::Unlimited.limit(), u32::MAX);
+        for bad in ["0", "-1", "\"yes\"", "1.5"] {
+            let e = r(bad).unwrap_err();
+            assert!(e.contains("replacement"), "{bad}: {e}");
+        }
+        let d: crate::config::Distributed = serde_norway::from_str(
+            "load_balancing: {failover: {worker_replacement: true}}\nfault_tolerance: {worker_failures: {recovery: {replacement_workers: 3}}}",
+        )
+        .unwrap();
+        assert_eq!(replacements(&d), Replacements::AtMost(3), "recovery wins");
+        let d: crate::config::Distributed =
+            serde_norway::from_str("load_balancing: {failover: {enabled: false, worker_replacement: true}}").unwrap();
+        assert_eq!(replacements(&d), Replacements::Off);
+        let d: crate::config::Distributed =
+            serde_norway::from_str("load_balancing: {failover: {worker_replacement: true}}").unwrap();
+        assert_eq!(replacements(&d), Replacements::Unlimited);
+        assert!(explain_replacement(&d).contains("every failed worker"));
+    }
 }

@@ -1713,3 +1713,50 @@ mod test_hook {
         std::process::exit(137);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::over_thresholds;
+    use crate::config::balancing::Thresholds;
+    use crate::metrics::resources::Resources;
+
+    #[test]
+    fn a_worker_is_over_each_threshold_it_crosses_and_unmeasured_is_over_none() {
+        let t = Thresholds {
+            response_time_ms: Some(200),
+            cpu_pct: Some(50.0),
+            memory_pct: Some(10.0),
+        };
+        let r = Resources {
+            process_cpu_pct: 50.0,
+            process_memory_bytes: 5,
+            host_memory_total_bytes: 100,
+            ..Default::default()
+        };
+        assert_eq!(
+            over_thresholds(&t, Some(250.0), Some(r)),
+            vec!["p95 250 ms > 200 ms", "cpu 50.0% >= 50%"]
+        );
+        let big = Resources {
+            process_memory_bytes: 20,
+            ..r
+        };
+        assert_eq!(
+            over_thresholds(&t, Some(200.0), Some(big)),
+            vec!["cpu 50.0% >= 50%", "memory 20.00% >= 10%"]
+        );
+        let idle = Resources {
+            process_cpu_pct: 1.0,
+            ..r
+        };
+        assert!(over_thresholds(&t, Some(10.0), Some(idle)).is_empty());
+        assert!(over_thresholds(&t, None, None).is_empty());
+        // A sample without the host's memory size says nothing about memory.
+        let unknown = Resources {
+            host_memory_total_bytes: 0,
+            process_cpu_pct: 0.0,
+            ..r
+        };
+        assert!(over_thresholds(&t, None, Some(unknown)).is_empty());
+    }
+}
