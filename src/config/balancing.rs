@@ -16,8 +16,8 @@
 //!   `worker_failures.recovery.replacement_workers` ([`Replacements`]): an idle registered worker
 //!   takes over a failed worker's share.
 //!
-//! Refused by name, with the reason: `least_loaded` (it plans by the load each registered worker
-//! reports, which is not built).
+//! Refused by name, with the reason: `least_loaded` (planning by the load of each free worker's
+//! host is not built; `adaptive` with `cpu_threshold` moves load during the run instead).
 
 use super::duration::{de_opt_duration, ser_opt_duration};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -57,9 +57,11 @@ impl<'de> Deserialize<'de> for Algorithm {
             "round_robin" => Ok(Algorithm::RoundRobin),
             "adaptive" => Ok(Algorithm::Adaptive),
             "least_loaded" => Err(serde::de::Error::custom(
-                "load_balancing.algorithm: `least_loaded` is not supported yet: it plans by the load \
-                 each registered worker reports, and workers given with -w report none; use \
-                 `adaptive` (moves load by measured latency) or `round_robin`",
+                "load_balancing.algorithm: `least_loaded` is not supported: a worker runs one run \
+                 at a time, so workers free for a run differ in load only by what else runs on \
+                 their hosts, and planning by that is not built; use `adaptive` with \
+                 `cpu_threshold` (moves load off a worker whose own CPU crosses it during the \
+                 run) or `round_robin`",
             )),
             other => Err(serde::de::Error::custom(format!(
                 "load_balancing.algorithm: unknown `{other}`; expected `round_robin` or `adaptive`"
