@@ -1,20 +1,23 @@
 //! `distributed.load_balancing`: balancing the load between workers while a run goes on.
 //!
 //! - `algorithm: adaptive` moves VUs (or arrival rate) away from a worker whose measured latency
-//!   (p95 of the batches merged from it at each pull) crosses `metrics_based.response_time_threshold`
-//!   to the workers under it, without changing the total, through the same live-control path as
-//!   `PATCH /runs/{id}` (recorded as run events). `round_robin` moves nothing during the run (the
-//!   plan's split stays).
+//!   (p95 of the batches merged from it at each pull) crosses `metrics_based.response_time_threshold`,
+//!   or whose own process CPU (`cpu_threshold`, percent of its host) or memory (`memory_threshold`,
+//!   its resident memory in percent of its host's) in the sample sent with its last pull is at or
+//!   over the threshold, to the workers under every threshold, without changing the total, through
+//!   the same live-control path as `PATCH /runs/{id}` (recorded as run events). `round_robin` moves
+//!   nothing during the run (the plan's split stays); thresholds without `adaptive` are refused.
 //! - `health_checks.interval` acts as `orchestration.heartbeat_interval` and `health_checks.timeout`
 //!   as `fault_tolerance.worker_failures.detection_timeout` when those are not given: the
 //!   controller pulls every worker once a second, each pull bounded by the interval (0.5–5 s), and
 //!   a worker silent for the timeout has failed.
 //! - `failover.redistribute_load` acts as `worker_failures.recovery.load_redistribution` when that
-//!   is not given (`failover.enabled: false` turns it off).
+//!   is not given (`failover.enabled: false` turns it off), and `failover.worker_replacement` as
+//!   `worker_failures.recovery.replacement_workers` ([`Replacements`]): an idle registered worker
+//!   takes over a failed worker's share.
 //!
-//! Refused by name, with the reason: `least_loaded` and `worker_replacement: true` (they need the
-//! load each registered worker reports, which a run on listed workers does not have), and
-//! `cpu_threshold` / `memory_threshold` (they need worker resource reports).
+//! Refused by name, with the reason: `least_loaded` (planning by the load of each free worker's
+//! host is not built; `adaptive` with `cpu_threshold` moves load during the run instead).
 
 use super::duration::{de_opt_duration, ser_opt_duration};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -54,9 +57,11 @@ impl<'de> Deserialize<'de> for Algorithm {
             "round_robin" => Ok(Algorithm::RoundRobin),
             "adaptive" => Ok(Algorithm::Adaptive),
             "least_loaded" => Err(serde::de::Error::custom(
-                "load_balancing.algorithm: `least_loaded` is not supported yet: it plans by the load \
-                 each registered worker reports, and workers given with -w report none; use \
-                 `adaptive` (moves load by measured latency) or `round_robin`",
+                "load_balancing.algorithm: `least_loaded` is not supported: a worker runs one run \
+                 at a time, so workers free for a run differ in load only by what else runs on \
+                 their hosts, and planning by that is not built; use `adaptive` with \
+                 `cpu_threshold` (moves load off a worker whose own CPU crosses it during the \
+                 run) or `round_robin`",
             )),
             other => Err(serde::de::Error::custom(format!(
                 "load_balancing.algorithm: unknown `{other}`; expected `round_robin` or `adaptive`"
@@ -109,22 +114,79 @@ pub struct Failover {
     pub enabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redistribute_load: Option<bool>,
-    #[serde(
-        default,
-        deserialize_with = "no_replacement",
-        skip_serializing_if = "Option::is_none"
-    )]
+    /// An idle registered worker takes over a failed worker's share (as
+    /// `recovery.replacement_workers: true` when that is not given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker_replacement: Option<bool>,
 }
 
-fn no_replacement<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    match bool::deserialize(d)? {
-        false => Ok(Some(false)),
-        true => Err(serde::de::Error::custom(
-            "load_balancing.failover.worker_replacement: `true` is not supported yet: an idle \
-             registered worker would take over, and a run on workers given with -w has no pool \
-             to take one from; use `redistribute_load: true`",
-        )),
+/// `fault_tolerance.worker_failures.recovery.replacement_workers`: whether, and how many times in a
+/// run, an idle registered worker takes over a failed worker's share. The seed writes `true`; a
+/// number caps the replacements (past it a failed share goes to the survivors, or is dropped, as
+/// without replacement). The pool is not held back for it: a worker is idle when its lease is live
+/// and it has no part in this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replacements {
+    Off,
+    /// Every failed worker may be replaced (`true`).
+    Unlimited,
+    /// At most this many replacements in the run (1 or more).
+    AtMost(u32),
+}
+
+impl Replacements {
+    /// The most replacements a run may make (0: none).
+    pub fn limit(self) -> u32 {
+        match self {
+            Replacements::Off => 0,
+            Replacements::Unlimited => u32::MAX,
+            Replacements::AtMost(n) => n,
+        }
+    }
+}
+
+impl Serialize for Replacements {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Replacements::Off => s.serialize_bool(false),
+            Replacements::Unlimited => s.serialize_bool(true),
+            Replacements::AtMost(n) => s.serialize_u32(*n),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Replacements {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        const WHAT: &str = "`true`, `false` or the most replacements in the run (1 or more)";
+        impl serde::de::Visitor<'_> for V {
+            type Value = Replacements;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(WHAT)
+            }
+            fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Replacements, E> {
+                Ok(if b {
+                    Replacements::Unlimited
+                } else {
+                    Replacements::Off
+                })
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Replacements, E> {
+                match u32::try_from(n) {
+                    Ok(n) if n >= 1 => Ok(Replacements::AtMost(n)),
+                    _ => Err(E::custom(format!(
+                        "replacement_workers: {n} is not {WHAT}; `false` turns replacement off"
+                    ))),
+                }
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Replacements, E> {
+                match u64::try_from(n) {
+                    Ok(n) => self.visit_u64(n),
+                    Err(_) => Err(E::custom(format!("replacement_workers: {n} is not {WHAT}"))),
+                }
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -132,15 +194,17 @@ fn no_replacement<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Er
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsBased {
+    /// A worker's process CPU, percent of its host (all cores = 100), above 0 and at most 100.
     #[serde(
         default,
-        deserialize_with = "no_resource_threshold",
+        deserialize_with = "resource_pct",
         skip_serializing_if = "Option::is_none"
     )]
     pub cpu_threshold: Option<f64>,
+    /// A worker's resident memory, percent of its host's memory, above 0 and at most 100.
     #[serde(
         default,
-        deserialize_with = "no_resource_threshold",
+        deserialize_with = "resource_pct",
         skip_serializing_if = "Option::is_none"
     )]
     pub memory_threshold: Option<f64>,
@@ -153,13 +217,26 @@ pub struct MetricsBased {
     pub response_time_threshold: Option<u64>,
 }
 
-fn no_resource_threshold<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-    serde::de::IgnoredAny::deserialize(d)?;
-    Err(serde::de::Error::custom(
-        "load_balancing.metrics_based: `cpu_threshold` and `memory_threshold` are not supported \
-         yet: they need each worker's CPU and memory reports, which workers do not send; use \
-         `response_time_threshold`",
-    ))
+fn resource_pct<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let p = f64::deserialize(d)?;
+    if p.is_finite() && p > 0.0 && p <= 100.0 {
+        Ok(Some(p))
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "load_balancing.metrics_based: `cpu_threshold` and `memory_threshold` are percentages above 0 and at most 100, got {p}"
+        )))
+    }
+}
+
+/// The thresholds `adaptive` balancing moves load by (see [`LoadBalancing::adaptive`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Thresholds {
+    /// p95 latency per pull, ms.
+    pub response_time_ms: Option<u64>,
+    /// The worker process's CPU, percent of its host.
+    pub cpu_pct: Option<f64>,
+    /// The worker process's resident memory, percent of its host's memory.
+    pub memory_pct: Option<f64>,
 }
 
 fn threshold_ms<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
@@ -179,9 +256,30 @@ impl LoadBalancing {
 
     /// The latency (ms, p95 per pull) over which `adaptive` moves load away from a worker.
     pub fn adaptive_threshold_ms(&self) -> Option<u64> {
-        (self.on() && self.algorithm == Some(Algorithm::Adaptive))
-            .then(|| self.metrics_based.as_ref()?.response_time_threshold)
-            .flatten()
+        self.adaptive().and_then(|t| t.response_time_ms)
+    }
+
+    /// What `adaptive` moves load by, when it is on.
+    pub fn adaptive(&self) -> Option<Thresholds> {
+        if !self.on() || self.algorithm != Some(Algorithm::Adaptive) {
+            return None;
+        }
+        let m = self.metrics_based.as_ref()?;
+        let t = Thresholds {
+            response_time_ms: m.response_time_threshold,
+            cpu_pct: m.cpu_threshold,
+            memory_pct: m.memory_threshold,
+        };
+        (t != Thresholds::default()).then_some(t)
+    }
+
+    /// `failover.worker_replacement` (false when failover is off), when on.
+    pub fn replacement(&self) -> Option<bool> {
+        let f = self.failover.as_ref().filter(|_| self.on())?;
+        if f.enabled == Some(false) {
+            return Some(false);
+        }
+        f.worker_replacement
     }
 
     /// `health_checks.interval`, when on.
@@ -209,14 +307,17 @@ impl LoadBalancing {
 
     /// Why the block does not make sense as a whole, if it does not.
     pub fn check(&self) -> Result<(), String> {
-        if self.algorithm == Some(Algorithm::Adaptive)
-            && self
-                .metrics_based
-                .as_ref()
-                .and_then(|m| m.response_time_threshold)
-                .is_none()
+        let m = self.metrics_based.clone().unwrap_or_default();
+        let any = m.response_time_threshold.is_some()
+            || m.cpu_threshold.is_some()
+            || m.memory_threshold.is_some();
+        if self.algorithm == Some(Algorithm::Adaptive) && !any {
+            return Err("load_balancing.algorithm `adaptive` needs `metrics_based.response_time_threshold`, `cpu_threshold` or `memory_threshold` (what a worker gives load away over)".into());
+        }
+        if self.algorithm != Some(Algorithm::Adaptive)
+            && (m.cpu_threshold.is_some() || m.memory_threshold.is_some())
         {
-            return Err("load_balancing.algorithm `adaptive` needs `metrics_based.response_time_threshold` (the latency over which a worker gives load away)".into());
+            return Err("load_balancing.metrics_based: `cpu_threshold` and `memory_threshold` act only with `algorithm: adaptive` (the moves are adaptive balancing's); set it, or leave them out".into());
         }
         if let Some(h) = &self.health_checks {
             if h.interval.is_some_and(|i| i.is_zero()) || h.timeout.is_some_and(|t| t.is_zero()) {
@@ -234,8 +335,20 @@ impl LoadBalancing {
             return "load_balancing: off (enabled: false)\n".into();
         }
         let mut out = String::new();
-        match self.adaptive_threshold_ms() {
-            Some(t) => out.push_str(&format!("load_balancing.algorithm adaptive: a worker whose p95 latency (per pull of its batches) exceeds {t} ms gives half its share to the workers under it, the total unchanged, at most once every 5 s; recorded as run events\n")),
+        match self.adaptive() {
+            Some(t) => {
+                let mut over = Vec::new();
+                if let Some(ms) = t.response_time_ms {
+                    over.push(format!("p95 latency (per pull of its batches) exceeds {ms} ms"));
+                }
+                if let Some(p) = t.cpu_pct {
+                    over.push(format!("process CPU (sent with each pull, percent of its host) is at or over {p}%"));
+                }
+                if let Some(p) = t.memory_pct {
+                    over.push(format!("resident memory (sent with each pull, percent of its host's) is at or over {p}%"));
+                }
+                out.push_str(&format!("load_balancing.algorithm adaptive: a worker whose {} gives half its share to the running workers under every threshold, the total unchanged, at most once every 5 s; recorded as run events\n", over.join(", or whose ")));
+            }
             None => out.push_str("load_balancing.algorithm: round_robin: no moves during the run (the plan's split stays)\n"),
         }
         if let Some(i) = self.health_interval() {
@@ -247,8 +360,44 @@ impl LoadBalancing {
         if let Some(r) = self.redistribute() {
             out.push_str(&format!("load_balancing.failover.redistribute_load {r}: acts as worker_failures.recovery.load_redistribution unless that is given\n"));
         }
+        if let Some(r) = self.replacement() {
+            out.push_str(&format!("load_balancing.failover.worker_replacement {r}: acts as worker_failures.recovery.replacement_workers unless that is given\n"));
+        }
         out
     }
+}
+
+/// The replacement setting of a test: `recovery.replacement_workers`, else
+/// `load_balancing.failover.worker_replacement`.
+pub fn replacements(d: &super::Distributed) -> Replacements {
+    let recovery = d
+        .fault_tolerance
+        .as_ref()
+        .and_then(|f| f.worker_failures.as_ref())
+        .and_then(|w| w.recovery.as_ref())
+        .and_then(|r| r.replacement_workers);
+    let failover = d
+        .load_balancing
+        .as_ref()
+        .and_then(|l| l.replacement())
+        .map(|on| {
+            if on {
+                Replacements::Unlimited
+            } else {
+                Replacements::Off
+            }
+        });
+    recovery.or(failover).unwrap_or(Replacements::Off)
+}
+
+/// `--explain`'s line for worker replacement, when it is on.
+pub fn explain_replacement(d: &super::Distributed) -> String {
+    let limit = match replacements(d) {
+        Replacements::Off => return String::new(),
+        Replacements::Unlimited => "every failed worker".to_string(),
+        Replacements::AtMost(n) => format!("at most {n} failed worker{}", if n == 1 { "" } else { "s" }),
+    };
+    format!("worker replacement: {limit} of a run on a master cluster is replaced by an idle registered worker (live lease, not in the run, passing the run's pool filter and its capacity; the least busy by its reported CPU first), which is prepared with the failed worker's share and CSV slice and starts at once for the time left; the pool is not held back for it; with no idle worker the share goes to the survivors (load_redistribution) or is dropped; each outcome is a run event\n")
 }
 
 #[cfg(test)]
@@ -260,9 +409,13 @@ mod tests {
     }
 
     #[test]
-    fn the_seeds_block_minus_what_needs_reports_is_taken() {
-        let lb = parse("enabled: true\nalgorithm: adaptive\nhealth_checks: {enabled: true, interval: 10s, timeout: 5s}\nfailover: {enabled: true, redistribute_load: true, worker_replacement: false}\nmetrics_based: {response_time_threshold: 2000}\n").unwrap();
+    fn the_seeds_block_is_taken() {
+        let lb = parse("enabled: true\nalgorithm: adaptive\nhealth_checks: {enabled: true, interval: 10s, timeout: 5s}\nfailover: {enabled: true, redistribute_load: true, worker_replacement: true}\nmetrics_based: {cpu_threshold: 80, memory_threshold: 85, response_time_threshold: 2000}\n").unwrap();
         lb.check().unwrap();
+        assert_eq!(lb.replacement(), Some(true));
+        let t = lb.adaptive().unwrap();
+        assert_eq!((t.cpu_pct, t.memory_pct), (Some(80.0), Some(85.0)));
+        assert!(lb.explain().contains("at or over 80%"), "{}", lb.explain());
         assert_eq!(lb.adaptive_threshold_ms(), Some(2000));
         assert_eq!(lb.health_interval(), Some(Duration::from_secs(10)));
         assert_eq!(lb.health_timeout(), Some(Duration::from_secs(5)));
@@ -271,12 +424,11 @@ mod tests {
     }
 
     #[test]
-    fn keys_that_need_worker_reports_are_refused_by_name() {
+    fn keys_that_do_not_fit_are_refused_by_name() {
         for (y, needle) in [
             ("algorithm: least_loaded", "least_loaded"),
-            ("failover: {worker_replacement: true}", "worker_replacement"),
-            ("metrics_based: {cpu_threshold: 80}", "cpu_threshold"),
-            ("metrics_based: {memory_threshold: 85}", "memory_threshold"),
+            ("metrics_based: {cpu_threshold: 0}", "above 0 and at most 100"),
+            ("metrics_based: {memory_threshold: 101}", "above 0 and at most 100"),
             ("health_checks: {enabled: false}", "health_checks.enabled"),
             (
                 "metrics_based: {response_time_threshold: 0}",
@@ -290,10 +442,45 @@ mod tests {
         }
         let e = parse("algorithm: adaptive").unwrap().check().unwrap_err();
         assert!(e.contains("response_time_threshold"), "{e}");
+        let e = parse("metrics_based: {cpu_threshold: 50}")
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert!(e.contains("only with `algorithm: adaptive`"), "{e}");
+        let cpu = parse("algorithm: adaptive\nmetrics_based: {cpu_threshold: 50}").unwrap();
+        cpu.check().unwrap();
+        assert_eq!(cpu.adaptive_threshold_ms(), None);
+        assert_eq!(cpu.adaptive().unwrap().cpu_pct, Some(50.0));
         let off = parse(
             "enabled: false\nalgorithm: adaptive\nmetrics_based: {response_time_threshold: 5}",
         )
         .unwrap();
         assert_eq!(off.adaptive_threshold_ms(), None);
+    }
+
+    #[test]
+    fn replacement_workers_is_a_switch_or_a_cap() {
+        let r = |y: &str| serde_norway::from_str::<Replacements>(y).map_err(|e| e.to_string());
+        assert_eq!(r("true"), Ok(Replacements::Unlimited));
+        assert_eq!(r("false"), Ok(Replacements::Off));
+        assert_eq!(r("2"), Ok(Replacements::AtMost(2)));
+        assert_eq!(r("2").unwrap().limit(), 2);
+        assert_eq!(Replacements::Unlimited.limit(), u32::MAX);
+        for bad in ["0", "-1", "\"yes\"", "1.5"] {
+            let e = r(bad).unwrap_err();
+            assert!(e.contains("replacement"), "{bad}: {e}");
+        }
+        let d: crate::config::Distributed = serde_norway::from_str(
+            "load_balancing: {failover: {worker_replacement: true}}\nfault_tolerance: {worker_failures: {recovery: {replacement_workers: 3}}}",
+        )
+        .unwrap();
+        assert_eq!(replacements(&d), Replacements::AtMost(3), "recovery wins");
+        let d: crate::config::Distributed =
+            serde_norway::from_str("load_balancing: {failover: {enabled: false, worker_replacement: true}}").unwrap();
+        assert_eq!(replacements(&d), Replacements::Off);
+        let d: crate::config::Distributed =
+            serde_norway::from_str("load_balancing: {failover: {worker_replacement: true}}").unwrap();
+        assert_eq!(replacements(&d), Replacements::Unlimited);
+        assert!(explain_replacement(&d).contains("every failed worker"));
     }
 }

@@ -448,10 +448,6 @@ impl Distributed {
             return Ok(());
         };
         let wf = ft.worker_failures.as_ref();
-        let recovery = wf.and_then(|w| w.recovery.as_ref());
-        if recovery.and_then(|r| r.replacement_workers) == Some(true) {
-            return Err("distributed.fault_tolerance.worker_failures.recovery.replacement_workers: needs registered idle workers — the dynamic cluster, issue 15 (workers register now — see GET /workers — but an idle one taking over a failed worker's share is not built yet)".into());
-        }
         if let Some(g) = wf.and_then(|w| w.graceful_degradation.as_ref()) {
             if g.min_workers_threshold == Some(0) {
                 return Err("distributed.fault_tolerance.worker_failures.graceful_degradation.min_workers_threshold: must be at least 1".into());
@@ -730,9 +726,9 @@ pub struct Recovery {
     /// started again with its share for the time left, unless its share went to the survivors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_restart: Option<bool>,
-    /// Refused when true: it needs registered idle workers (the dynamic cluster, issue 15).
+    /// An idle registered worker takes over a failed worker's share (see `balancing::Replacements`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replacement_workers: Option<bool>,
+    pub replacement_workers: Option<super::balancing::Replacements>,
 }
 
 /// `distributed.fault_tolerance.worker_failures.graceful_degradation`.

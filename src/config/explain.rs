@@ -218,6 +218,7 @@ pub fn explain(test: &TestFile) -> String {
         if let Some(lb) = &dist.load_balancing {
             out.push_str(&lb.explain());
         }
+        out.push_str(&super::balancing::explain_replacement(dist));
         if let Some(dc) = &dist.data_consistency {
             out.push_str(&dc.explain());
         }

@@ -92,6 +92,13 @@ pub fn apply_rows(test: &mut TestFile, workers: &[WorkerRun], i: usize) {
     if mode(test) != CsvDistributionMode::Partition {
         return;
     }
+    // A restarted or replacing worker's entry (`auto_restart`, `replacement_workers`) runs its
+    // first entry's rows.
+    let mut i = i;
+    // (An entry only continues an earlier one, so this ends.)
+    while let Some(first) = workers.get(i).and_then(|w| w.restart_of).filter(|&f| f < i) {
+        i = first;
+    }
     // A restarted worker's new entry (`auto_restart`) is given its old entry's rows, by index.
     let taking_part: Vec<usize> = (0..workers.len())
         .filter(|&w| workers[w].state != WorkerState::Idle && workers[w].restart_of.is_none())

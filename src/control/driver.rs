@@ -26,6 +26,10 @@ pub const POLL: Duration = Duration::from_secs(1);
 /// near: workers are started one after another, so a late one still gets one real try.
 const MIN_CALL: Duration = Duration::from_secs(1);
 
+/// The registered pool as the leader's replica has applied it (each call reads it afresh): where
+/// replacement workers come from, and where a restarted worker is found again by its id.
+pub type PoolSource = std::sync::Arc<dyn Fn() -> Vec<crate::api::pool::PoolWorker> + Send + Sync>;
+
 /// Drives one run.
 pub struct Driver<S: RunStore> {
     store: S,
@@ -52,6 +56,16 @@ pub struct Driver<S: RunStore> {
     last_adaptive_ms: u64,
     /// Calls webhooks and the log store (`distributed.monitoring`, `distributed.logging`).
     http: reqwest::Client,
+    /// How the controller proves itself to workers, for workers that join mid-run.
+    creds: Credentials,
+    /// The registered pool, when the controller is a master with one.
+    pool: Option<PoolSource>,
+    /// By worker entry: the resource sample sent with its last pull (`adaptive` thresholds).
+    recent_resources: Vec<Option<crate::metrics::resources::Resources>>,
+    /// When this driver found each worker failed (controller clock, ms), by entry.
+    failed_at: std::collections::HashMap<usize, u64>,
+    /// Failed entries whose replacement was already looked for (once each).
+    replace_tried: std::collections::HashSet<usize>,
 }
 
 impl<S: RunStore> Driver<S> {
@@ -83,7 +97,19 @@ impl<S: RunStore> Driver<S> {
             recent_p95: vec![None; rec_workers],
             last_adaptive_ms: 0,
             http: reqwest::Client::new(),
+            creds: creds.clone(),
+            pool: None,
+            recent_resources: vec![None; rec_workers],
+            failed_at: Default::default(),
+            replace_tried: Default::default(),
         }
+    }
+
+    /// Gives the driver the registered pool (`replacement_workers`, and `auto_restart` of a
+    /// worker that registers again from a new address).
+    pub fn with_pool(mut self, pool: PoolSource) -> Self {
+        self.pool = Some(pool);
+        self
     }
 
     /// Where live changes of this run's load go (`PATCH /runs/{id}`, the console's keys).
@@ -193,6 +219,7 @@ impl<S: RunStore> Driver<S> {
         w.state = WorkerState::Failed;
         w.error = Some(why.clone());
         let addr = w.addr.addr();
+        self.failed_at.insert(i, now_ms());
         warn!(worker = %addr, "worker failed: {why}");
         self.event(format!("worker {addr} failed: {why}"));
     }
@@ -428,6 +455,11 @@ impl<S: RunStore> Driver<S> {
             self.watch();
             self.close_reported_seconds();
             self.update_skew();
+            if !failed_run {
+                // Before the failure threshold is judged: a replaced worker is no failure.
+                self.replace_failed().await;
+                self.rejoin_registered().await;
+            }
             if !failed_run && !self.too_many_failures() {
                 self.redistribute_failed().await;
                 self.adapt();
@@ -527,20 +559,22 @@ impl<S: RunStore> Driver<S> {
         })
     }
 
-    /// `load_balancing.algorithm: adaptive`: a running worker whose p95 latency at its last pull
-    /// exceeds `response_time_threshold` gives half its share to the running workers under it (in
-    /// proportion to their shares), the total unchanged; at most once every 5 s, and not while a
-    /// change is still being applied. Recorded as a live change and a run event.
+    /// `load_balancing.algorithm: adaptive`: a running worker over a threshold — p95 latency at its
+    /// last pull over `response_time_threshold`, or its process CPU / memory in the sample sent
+    /// with that pull at or over `cpu_threshold` / `memory_threshold` — gives half its share to the
+    /// running workers under every threshold (in proportion to their shares), the total unchanged;
+    /// at most once every 5 s, and not while a change is still being applied. Recorded as a live
+    /// change and a run event naming each mover's reasons.
     fn adapt(&mut self) {
         use super::rescale;
         const EVERY_MS: u64 = 5_000;
-        let Some(limit) = self
+        let Some(t) = self
             .rec
             .test
             .distributed
             .as_ref()
             .and_then(|d| d.load_balancing.as_ref())
-            .and_then(|l| l.adaptive_threshold_ms())
+            .and_then(|l| l.adaptive())
         else {
             return;
         };
@@ -552,19 +586,31 @@ impl<S: RunStore> Driver<S> {
         {
             return;
         }
-        let limit = limit as f64;
         let mut c = self.current_control();
+        c.shares.resize(self.rec.workers.len(), 0);
         for w in 0..self.rec.workers.len() {
             if !rescale::running(&self.rec, w) {
                 c.shares[w] = 0;
             }
         }
-        let p95 = |w: usize| self.recent_p95.get(w).copied().flatten();
-        let over: Vec<usize> = (0..self.rec.workers.len())
-            .filter(|&w| c.shares[w] >= 2 && p95(w).is_some_and(|p| p > limit))
+        let n = self.rec.workers.len();
+        let p95: Vec<Option<f64>> = (0..n)
+            .map(|w| self.recent_p95.get(w).copied().flatten())
             .collect();
-        let under: Vec<usize> = (0..self.rec.workers.len())
-            .filter(|&w| rescale::running(&self.rec, w) && p95(w).is_some_and(|p| p <= limit))
+        let res: Vec<Option<crate::metrics::resources::Resources>> = (0..n)
+            .map(|w| self.recent_resources.get(w).copied().flatten())
+            .collect();
+        let reasons: Vec<Vec<String>> = (0..n).map(|w| over_thresholds(&t, p95[w], res[w])).collect();
+        // Under: measured by at least one of the thresholds given, and over none.
+        let measured = |w: usize| {
+            (t.response_time_ms.is_some() && p95[w].is_some())
+                || ((t.cpu_pct.is_some() || t.memory_pct.is_some()) && res[w].is_some())
+        };
+        let over: Vec<usize> = (0..n)
+            .filter(|&w| c.shares[w] >= 2 && !reasons[w].is_empty())
+            .collect();
+        let under: Vec<usize> = (0..n)
+            .filter(|&w| rescale::running(&self.rec, w) && measured(w) && reasons[w].is_empty())
             .collect();
         if over.is_empty() || under.is_empty() {
             return;
@@ -581,9 +627,9 @@ impl<S: RunStore> Driver<S> {
                 c.shares[under[k]] += part;
             }
             why.push(format!(
-                "{} p95 {:.0} ms > {limit:.0} ms",
+                "{} {}",
                 self.rec.workers[w].addr.addr(),
-                p95(w).unwrap_or(0.0)
+                reasons[w].join(", ")
             ));
         }
         c.generation += 1;
@@ -594,7 +640,7 @@ impl<S: RunStore> Driver<S> {
             &self.rec,
             c.target,
             &c,
-            &format!("adaptive: {}", why.join(", ")),
+            &format!("adaptive: {}", why.join("; ")),
         );
         self.rec.control = Some(c);
         self.event(line);
@@ -721,32 +767,100 @@ impl<S: RunStore> Driver<S> {
         }
     }
 
-    /// `recovery.auto_restart`: failed worker `i` answers without any run (it was restarted), so it
-    /// is prepared and started again with its share for the time left, as a new entry of the record
-    /// (what it measured before it failed stays in its old entry, so every batch is still merged
-    /// once). Not when its share went to the survivors or was dropped, nor when the run has less
-    /// than a second left or is bounded by iterations.
-    async fn restart(&mut self, i: usize) {
+    /// `recovery.auto_restart`: failed worker `i` is back as a new process without any run — at its
+    /// old address (it answers there with no run), or at `addr` (it registered again under its id
+    /// from a new address). It is prepared and started again for the time left, as a new entry of
+    /// the record (what it measured before it failed stays in its old entry, so every batch is
+    /// still merged once): with its own share when that was kept for it; when its share went to
+    /// the survivors, with its planned share, and the running workers' shares are re-planned over
+    /// all of them through the live-control path, the total unchanged. Not when its share was
+    /// dropped (`scale_down_load`), nor when the run has less than a second left or is bounded by
+    /// iterations.
+    async fn rejoin(&mut self, i: usize, addr: crate::api::worker::WorkerAddr) {
         let w = &self.rec.workers[i];
-        if w.restarted_as.is_some() || w.redistributed || w.scaled_down || w.results.is_some() {
+        if w.restarted_as.is_some() || w.scaled_down || w.results.is_some() {
             return;
         }
-        let addr = w.addr.addr();
+        let old = w.addr.addr();
+        let moved = addr.addr() != old;
+        let who = match (&w.addr.id, moved) {
+            (Some(id), true) => format!("worker {id} ({old}) registered again from {} as a new process", addr.addr()),
+            _ => format!("worker {old} came back restarted"),
+        };
         let left = match super::redistribute::remaining(&self.rec) {
             Some(left) if left >= Duration::from_secs(1) => left,
             _ => {
-                self.event(format!("worker {addr} came back restarted but was not given its share again: its share is defined by iterations or less than a second of the run is left"));
+                self.event(format!("{who} but was not given its share again: its share is defined by iterations or less than a second of the run is left"));
                 return;
             }
         };
-        let units = super::plan::units(&w.load);
-        let mut test = self.rec.test.clone();
-        super::data::apply_rows(&mut test, &self.rec.workers, i);
-        test.load = super::redistribute::scaled(&w.load, units, units, left);
+        let redistributed = w.redistributed;
+        let units = if redistributed {
+            super::plan::units(&w.load)
+        } else {
+            super::rescale::current_units(&self.rec, i)
+        };
+        // What the survivors run now, before the rejoined worker adds its part.
+        let total = super::rescale::current_total(&self.rec);
+        let j = match self.take_over(i, addr, units, left, false).await {
+            Ok(j) => j,
+            Err(e) => {
+                self.event(format!("{who} but could not be prepared again: {e}"));
+                return;
+            }
+        };
+        if !redistributed {
+            self.event(format!(
+                "{who}; prepared and started again with its share for the {:.1} s left (auto_restart)",
+                left.as_secs_f64()
+            ));
+            return;
+        }
+        // Its share went to the survivors: all running workers, it included, split the same total.
+        let c = self.current_control();
+        let shares = super::rescale::replan(&self.rec, total);
+        let next = crate::api::master::LoadControl {
+            generation: c.generation + 1,
+            change_id: None,
+            target: super::plan::amount(total, c.unit),
+            shares,
+            applied: false,
+            changed_ms: now_ms(),
+            ..c
+        };
+        let line = super::rescale::describe(
+            &self.rec,
+            next.target,
+            &next,
+            &format!(
+                "{who}; its share had gone to the running workers, so it is re-planned over all of them with the total unchanged, it included as {} (auto_restart)",
+                self.rec.workers[j].addr.addr()
+            ),
+        );
+        self.rec.control = Some(next);
+        self.event(line);
+    }
+
+    /// Prepares and starts `addr` with `units` of failed entry `d`'s load for the time `left`, as
+    /// a new entry continuing `d` (its CSV slice, its place in the shared counters and variables,
+    /// a start at once as a late joiner's). Returns the new entry's index, or why not.
+    async fn take_over(
+        &mut self,
+        d: usize,
+        addr: crate::api::worker::WorkerAddr,
+        units: u64,
+        left: Duration,
+        replacement: bool,
+    ) -> Result<usize, String> {
+        if units == 0 {
+            return Err("its share is 0".into());
+        }
+        let w = &self.rec.workers[d];
+        let load = super::redistribute::scaled(&w.load, units, super::plan::units(&w.load).max(1), left);
         let fresh = super::run::WorkerRun {
-            addr: w.addr.clone(),
-            load: test.load.clone(),
-            state: WorkerState::Prepared,
+            addr: addr.clone(),
+            load,
+            state: WorkerState::Pending,
             last_seq: 0,
             merged: vec![Default::default(); self.rec.step_names.len()],
             results: None,
@@ -760,42 +874,236 @@ impl<S: RunStore> Driver<S> {
             redistributed: false,
             scaled_down: false,
             restarted_as: None,
-            restart_of: Some(i),
+            restart_of: Some(d),
+            replacement,
             late: None,
             monitor: Default::default(),
         };
+        let j = self.rec.workers.len();
+        self.rec.workers.push(fresh);
+        // The test as the new entry runs it: its load, and `d`'s rows (it continues `d`).
+        let test = self.worker_test(j);
+        let timeout = Duration::from_millis(self.rec.settings.heartbeat_ms.clamp(500, 5_000));
+        let client = WorkerClient::new(&addr, &self.creds, timeout);
         let budget = Duration::from_millis(self.rec.settings.coordination_timeout_ms).max(MIN_CALL);
         let prepare = api::Prepare {
             run_id: self.rec.id.clone(),
             test,
-            worker: Some(addr.clone()),
+            worker: Some(addr.addr()),
         };
         let start = api::Start {
             run_id: self.rec.id.clone(),
             start_at_ms: None,
         };
-        let client = self.clients[i].clone();
         let outcome = tokio::time::timeout(budget, async {
             client.prepare(&prepare).await?;
             client.start(&start).await
         })
         .await;
-        match outcome {
-            Ok(Ok(_)) => {
-                let j = self.rec.workers.len();
-                self.rec.workers.push(fresh);
-                self.rec.workers[j].state = WorkerState::Started;
-                self.rec.workers[i].restarted_as = Some(j);
-                self.clients.push(client);
-                self.clients_view.send_replace(self.clients.clone());
-                self.next_late_probe.push(0);
-                self.event(format!(
-                    "worker {addr} came back restarted; prepared and started again with its share for the {:.1} s left (auto_restart)",
-                    left.as_secs_f64()
-                ));
+        let why = match outcome {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some(format!(
+                "not prepared and started within the coordination timeout ({} ms)",
+                budget.as_millis()
+            )),
+        };
+        if let Some(why) = why {
+            self.rec.workers.pop();
+            // A worker that took the run but not the start must not run it later on its own.
+            let _ = client.stop(&self.rec.id).await;
+            return Err(why);
+        }
+        self.rec.workers[j].state = WorkerState::Started;
+        self.rec.workers[d].restarted_as = Some(j);
+        self.clients.push(client);
+        self.clients_view.send_replace(self.clients.clone());
+        self.next_late_probe.push(0);
+        if let Some(c) = self.rec.control.as_mut() {
+            // Under live control the new entry runs what `d` ran; `d` runs nothing now.
+            let n = self.rec.workers.len();
+            c.shares.resize(n, 0);
+            c.shares[j] = units;
+            c.shares[d] = 0;
+            c.acked.resize(n, 0);
+            c.acked[j] = c.generation;
+        }
+        Ok(j)
+    }
+
+    /// `replacement_workers` / `failover.worker_replacement`: each newly failed worker's share
+    /// goes to an idle registered worker — live lease, no part in this run, passing the run's pool
+    /// filter, with the capacity for the share; the least busy by its reported CPU first — which
+    /// starts at once with it for the time left. With none (or the run's replacements used up),
+    /// the share is left to the failure handling without replacement (`load_redistribution`,
+    /// `scale_down_load`), and the event says so.
+    async fn replace_failed(&mut self) {
+        let limit = self.rec.settings.replacements;
+        if limit == 0 || self.rec.phase != Phase::Started || self.rec.stop_requested {
+            return;
+        }
+        let dead: Vec<usize> = (0..self.rec.workers.len())
+            .filter(|&i| {
+                let w = &self.rec.workers[i];
+                w.state == WorkerState::Failed
+                    && !w.redistributed
+                    && !w.scaled_down
+                    && w.restarted_as.is_none()
+                    && w.results.is_none()
+                    && !self.replace_tried.contains(&i)
+            })
+            .collect();
+        for d in dead {
+            self.replace_tried.insert(d);
+            let addr = self.rec.workers[d].addr.addr();
+            let fallback = if self.rec.settings.load_redistribution {
+                "its share goes to the running workers (load_redistribution)"
+            } else {
+                "its share is not run (no load_redistribution)"
+            };
+            let used = self.rec.workers.iter().filter(|w| w.replacement).count() as u32;
+            if used >= limit {
+                self.event(format!("worker {addr} failed and is not replaced: replacement_workers allows {limit} replacement{} in the run, all used; {fallback}", if limit == 1 { "" } else { "s" }));
+                continue;
             }
-            Ok(Err(e)) => self.event(format!("worker {addr} came back restarted but could not be prepared again: {e}")),
-            Err(_) => self.event(format!("worker {addr} came back restarted but was not prepared again within the coordination timeout")),
+            match self.replace(d).await {
+                Ok(line) => self.event(line),
+                Err(why) => self.event(format!(
+                    "worker {addr} failed and no idle registered worker replaced it: {why}; {fallback}"
+                )),
+            }
+        }
+    }
+
+    /// Finds and starts a replacement for failed entry `d`: the event line, or why none.
+    async fn replace(&mut self, d: usize) -> Result<String, String> {
+        use crate::api::pool::Lease;
+        let Some(pool) = self.pool.clone() else {
+            return Err("this controller has no registered pool (a run of `perfornium distributed` on listed workers)".into());
+        };
+        let left = match super::redistribute::remaining(&self.rec) {
+            Some(left) if left >= Duration::from_secs(1) => left,
+            Some(_) => return Err("less than a second of the run is left".into()),
+            None => return Err("its share is defined by iterations, not time".into()),
+        };
+        let units = super::rescale::current_units(&self.rec, d);
+        let unit = super::plan::unit(&self.rec.test.load);
+        let now = now_ms();
+        let filter = self.rec.pool.clone().unwrap_or_default();
+        let entries = pool();
+        let live: Vec<&crate::api::pool::PoolWorker> = entries
+            .iter()
+            .filter(|p| p.health_at(now) == Lease::Up)
+            .collect();
+        let idle: Vec<&crate::api::pool::PoolWorker> = live
+            .iter()
+            .copied()
+            .filter(|p| {
+                let a = p.addr();
+                !self.rec.workers.iter().any(|w| {
+                    w.addr.addr() == a.addr() || (w.addr.id.is_some() && w.addr.id == a.id)
+                }) && filter.admits(&p.registration)
+            })
+            .collect();
+        let fits = |p: &crate::api::pool::PoolWorker| {
+            let cap = &p.registration.capacity;
+            match unit {
+                crate::api::master::LoadUnit::Vus => cap.max_vus.is_none_or(|m| units <= m),
+                crate::api::master::LoadUnit::ArrivalsPerSecond => {
+                    cap.max_rps.is_none_or(|m| units <= m.saturating_mul(1000))
+                }
+            }
+        };
+        let mut fit: Vec<&crate::api::pool::PoolWorker> =
+            idle.iter().copied().filter(|p| fits(p)).collect();
+        if fit.is_empty() {
+            return Err(format!(
+                "of {} registered workers, {} hold a live lease, {} of them have no part in this run and pass its pool filter, {} with the capacity for its {} {}",
+                entries.len(),
+                live.len(),
+                idle.len(),
+                fit.len(),
+                super::plan::amount(units, unit),
+                unit.label()
+            ));
+        }
+        // The least busy first, by the CPU each reported with its last renewal; then by id.
+        let cpu = |p: &crate::api::pool::PoolWorker| {
+            p.registration
+                .resources
+                .map_or(0.0, |r| r.process_cpu_pct.max(r.host_cpu_pct))
+        };
+        fit.sort_by(|a, b| {
+            cpu(a)
+                .total_cmp(&cpu(b))
+                .then_with(|| a.registration.id.cmp(&b.registration.id))
+        });
+        let failed_at = self.failed_at.get(&d).copied();
+        let mut refused = Vec::new();
+        for p in fit {
+            let addr = p.addr();
+            let id = p.registration.id.clone();
+            match self.take_over(d, addr.clone(), units, left, true).await {
+                Ok(_) => {
+                    let reacted = failed_at
+                        .map(|t| format!("; started {} ms after the failure was detected", now_ms().saturating_sub(t)))
+                        .unwrap_or_default();
+                    return Ok(format!(
+                        "worker {} failed; registered worker {id} ({}) replaces it with its share, {} {} for the {:.1} s left (replacement_workers){reacted}",
+                        self.rec.workers[d].addr.addr(),
+                        addr.addr(),
+                        super::plan::amount(units, unit),
+                        unit.label(),
+                        left.as_secs_f64()
+                    ));
+                }
+                Err(e) => refused.push(format!("{id}: {e}")),
+            }
+        }
+        Err(format!("every idle candidate refused: {}", refused.join("; ")))
+    }
+
+    /// `auto_restart` of a registered worker: a failed entry whose id the pool now lists, with a
+    /// live lease, at another address is the worker back as a new process; it rejoins
+    /// ([`Driver::rejoin`]). (Back at its old address, [`Driver::poll_failed`] finds it.)
+    async fn rejoin_registered(&mut self) {
+        use crate::api::pool::Lease;
+        let Some(pool) = self.pool.clone() else {
+            return;
+        };
+        if !self.rec.settings.auto_restart
+            || self.rec.phase != Phase::Started
+            || self.rec.stop_requested
+        {
+            return;
+        }
+        let back: Vec<usize> = (0..self.rec.workers.len())
+            .filter(|&i| {
+                let w = &self.rec.workers[i];
+                w.state == WorkerState::Failed
+                    && w.addr.id.is_some()
+                    && w.restarted_as.is_none()
+                    && !w.scaled_down
+                    && w.results.is_none()
+            })
+            .collect();
+        if back.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        let entries = pool();
+        for i in back {
+            let id = self.rec.workers[i].addr.id.clone();
+            let Some(p) = entries
+                .iter()
+                .find(|p| Some(&p.registration.id) == id.as_ref() && p.health_at(now) == Lease::Up)
+            else {
+                continue;
+            };
+            let addr = p.addr();
+            if addr.addr() != self.rec.workers[i].addr.addr() {
+                self.rejoin(i, addr).await;
+            }
         }
     }
 
@@ -1073,10 +1381,14 @@ impl<S: RunStore> Driver<S> {
     /// dropped. Its state stays failed. When its share went to the survivors it is told to stop,
     /// so the load is not run twice.
     async fn poll_failed(&mut self, i: usize) {
-        // A restarted worker's batches belong to its new entry.
+        // A restarted worker's batches belong to its new entry; a worker replaced by another may
+        // come back (a healed partition) with batches of its own.
+        let replaced = self.rec.workers[i]
+            .restarted_as
+            .is_some_and(|j| self.rec.workers[j].replacement);
         if self.rec.workers[i].results.is_some()
             || !self.rec.settings.auto_reconnect
-            || self.rec.workers[i].restarted_as.is_some()
+            || (self.rec.workers[i].restarted_as.is_some() && !replaced)
         {
             return;
         }
@@ -1092,8 +1404,9 @@ impl<S: RunStore> Driver<S> {
             return;
         };
         if m.run_id.as_deref() != Some(self.rec.id.as_str()) {
-            if self.rec.settings.auto_restart && m.run_id.is_none() {
-                self.restart(i).await;
+            if self.rec.settings.auto_restart && m.run_id.is_none() && !replaced {
+                let addr = self.rec.workers[i].addr.clone();
+                self.rejoin(i, addr).await;
             }
             return;
         }
@@ -1105,7 +1418,7 @@ impl<S: RunStore> Driver<S> {
             self.event(format!(
                 "worker {addr} answered again after it was marked failed; merging its late batches"
             ));
-            if self.rec.workers[i].redistributed {
+            if self.rec.workers[i].redistributed || replaced {
                 let _ = self.clients[i].stop(&self.rec.id).await;
             }
         }
@@ -1190,6 +1503,10 @@ impl<S: RunStore> Driver<S> {
         if p.metrics.run_id.as_deref() != Some(self.rec.id.as_str()) {
             return;
         }
+        if self.recent_resources.len() < self.rec.workers.len() {
+            self.recent_resources.resize(self.rec.workers.len(), None);
+        }
+        self.recent_resources[i] = p.extras.resources;
         if let Some(r) = p
             .extras
             .resources
@@ -1308,6 +1625,33 @@ impl<S: RunStore> Driver<S> {
     }
 }
 
+/// Which of `adaptive`'s thresholds a worker is over, as text for the run event: its p95 latency
+/// (ms) at its last pull, and the resource sample sent with it.
+fn over_thresholds(
+    t: &crate::config::balancing::Thresholds,
+    p95: Option<f64>,
+    res: Option<crate::metrics::resources::Resources>,
+) -> Vec<String> {
+    let mut over = Vec::new();
+    if let (Some(limit), Some(p)) = (t.response_time_ms, p95) {
+        if p > limit as f64 {
+            over.push(format!("p95 {p:.0} ms > {limit} ms"));
+        }
+    }
+    if let (Some(limit), Some(r)) = (t.cpu_pct, res) {
+        if r.process_cpu_pct >= limit {
+            over.push(format!("cpu {:.1}% >= {limit}%", r.process_cpu_pct));
+        }
+    }
+    if let (Some(limit), Some(r)) = (t.memory_pct, res) {
+        let pct = r.process_memory_bytes as f64 * 100.0 / r.host_memory_total_bytes.max(1) as f64;
+        if r.host_memory_total_bytes > 0 && pct >= limit {
+            over.push(format!("memory {pct:.2}% >= {limit}%"));
+        }
+    }
+    over
+}
+
 /// A test-only hook to crash a controller between a pull and its save, the moment a failover has
 /// to get right: batches are merged in memory but not saved, and the worker still keeps them (it
 /// drops batches only up to the `since` of a later pull, which comes after the save).
@@ -1367,5 +1711,52 @@ mod test_hook {
         let _ = file.sync_all();
         tracing::warn!(run_id = %rec.id, "{EXIT_AFTER_PULL}: exiting between a pull and its save");
         std::process::exit(137);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::over_thresholds;
+    use crate::config::balancing::Thresholds;
+    use crate::metrics::resources::Resources;
+
+    #[test]
+    fn a_worker_is_over_each_threshold_it_crosses_and_unmeasured_is_over_none() {
+        let t = Thresholds {
+            response_time_ms: Some(200),
+            cpu_pct: Some(50.0),
+            memory_pct: Some(10.0),
+        };
+        let r = Resources {
+            process_cpu_pct: 50.0,
+            process_memory_bytes: 5,
+            host_memory_total_bytes: 100,
+            ..Default::default()
+        };
+        assert_eq!(
+            over_thresholds(&t, Some(250.0), Some(r)),
+            vec!["p95 250 ms > 200 ms", "cpu 50.0% >= 50%"]
+        );
+        let big = Resources {
+            process_memory_bytes: 20,
+            ..r
+        };
+        assert_eq!(
+            over_thresholds(&t, Some(200.0), Some(big)),
+            vec!["cpu 50.0% >= 50%", "memory 20.00% >= 10%"]
+        );
+        let idle = Resources {
+            process_cpu_pct: 1.0,
+            ..r
+        };
+        assert!(over_thresholds(&t, Some(10.0), Some(idle)).is_empty());
+        assert!(over_thresholds(&t, None, None).is_empty());
+        // A sample without the host's memory size says nothing about memory.
+        let unknown = Resources {
+            host_memory_total_bytes: 0,
+            process_cpu_pct: 0.0,
+            ..r
+        };
+        assert!(over_thresholds(&t, None, Some(unknown)).is_empty());
     }
 }

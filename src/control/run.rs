@@ -54,6 +54,10 @@ pub struct WorkerRun {
     /// This entry is a restarted worker's second life: the entry it continues.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_of: Option<usize>,
+    /// This entry is another (idle, registered) worker that took over `restart_of`'s share when it
+    /// failed (`replacement_workers`), not the same worker restarted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replacement: bool,
     /// A failed worker that answered again (a partition healed): requests merged since then.
     /// Its batches are merged like anyone's, by sequence number, so nothing counts twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,6 +147,10 @@ pub struct Settings {
     /// without the run (it was restarted).
     #[serde(default)]
     pub auto_restart: bool,
+    /// How many failed workers an idle registered worker may replace in the run
+    /// (`replacement_workers`); 0: none, `u32::MAX`: every one.
+    #[serde(default)]
+    pub replacements: u32,
 }
 
 fn yes() -> bool {
@@ -193,6 +201,10 @@ pub struct RunRecord {
     /// The live feed of merged figures, when the test asks for one (`results.aggregation`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feed: Option<super::stream::Feed>,
+    /// The registered workers the run was submitted to (`POST /runs` with `pool`), whose filter a
+    /// replacement worker must pass too; `None`: a run on listed workers, or the whole pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<crate::api::pool::PoolFilter>,
 }
 
 impl RunRecord {

@@ -88,6 +88,10 @@ pub fn settings(test: &TestFile, sync_start: bool) -> Settings {
             .as_ref()
             .and_then(|r| r.auto_restart)
             .unwrap_or(false),
+        replacements: test
+            .distributed
+            .as_ref()
+            .map_or(0, |d| crate::config::balancing::replacements(d).limit()),
     }
 }
 
@@ -253,6 +257,7 @@ pub fn new_record(
             scaled_down: false,
             restarted_as: None,
             restart_of: None,
+            replacement: false,
             late: None,
             monitor: Default::default(),
         })
@@ -279,6 +284,7 @@ pub fn new_record(
         worker_points: Vec::new(),
         control: None,
         monitoring: Default::default(),
+        pool: None,
     })
 }
 

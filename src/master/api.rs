@@ -191,6 +191,11 @@ async fn submit_run(
         Ok(r) => r,
         Err(e) => return refuse_submit(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
     };
+    // A replacement worker must pass the same filter (`replacement_workers`).
+    let rec = crate::control::run::RunRecord {
+        pool: req.pool.clone(),
+        ..rec
+    };
     if let Err(e) = m.store.save(&rec).await {
         return refuse_submit(
             StatusCode::SERVICE_UNAVAILABLE,

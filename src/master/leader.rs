@@ -74,7 +74,8 @@ impl Drivers {
             }
             let id = rec.id.clone();
             info!(run_id = %id, phase = %rec.phase, "resuming run as leader");
-            let driver = Driver::new(store.clone(), rec, creds, stop.clone());
+            let driver = Driver::new(store.clone(), rec, creds, stop.clone())
+                .with_pool(super::pool::source(store));
             self.controls
                 .lock()
                 .expect("controls lock")

@@ -27,9 +27,20 @@ pub const MIN_LEASE_MS: u64 = 200;
 
 /// Every pool entry this replica has applied, by id, with its health now.
 pub fn list(m: &Master) -> Vec<PoolWorker> {
+    entries(&m.store.replica)
+}
+
+/// The pool as a run's driver reads it, afresh at each call (`replacement_workers`, and
+/// `auto_restart` of a worker registering again from a new address).
+pub fn source(store: &super::store::RaftStore) -> crate::control::driver::PoolSource {
+    let replica = store.replica.clone();
+    std::sync::Arc::new(move || entries(&replica))
+}
+
+/// Every pool entry `replica` has applied, by id, with its health now.
+pub fn entries(replica: &perfornium_raft::Replica) -> Vec<PoolWorker> {
     let now = crate::time::now_ms();
-    m.store
-        .replica
+    replica
         .scan(WORKER_PREFIX)
         .into_iter()
         .filter_map(|(_, v)| serde_json::from_slice::<PoolWorker>(&v).ok())

@@ -381,3 +381,139 @@ fn adaptive_balancing_moves_load_away_from_a_worker_whose_target_is_slow_keeping
         );
     }
 }
+
+/// `cpu_threshold`: worker b's requests wait 300 ms at the mock while a's are answered at once,
+/// so a's process burns far more CPU than b's (the sample each sends with its pulls). With the
+/// threshold at 5 % of the host, a is over it and b under: half of a's share moves to b, the total
+/// still 10 VUs, and each worker's count equals the mock's own.
+#[test]
+fn adaptive_balancing_moves_load_away_from_a_worker_over_the_cpu_threshold_keeping_the_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = one_replica_master(dir.path());
+    let mock = mock(0);
+    let (a, b) = (worker(None), worker(None));
+    let yaml = yaml(&mock)
+        .name("adaptive-cpu")
+        .load("pattern: basic, virtual_users: 10, duration: 7s")
+        .step(&format!("{{ name: mixed, path: /slow_for/{}/300 }}", b.addr))
+        .extra("distributed:\n  load_balancing:\n    enabled: true\n    algorithm: adaptive\n    metrics_based:\n      cpu_threshold: 5\n");
+    let id = start_run(&master, &yaml, &[&a, &b]);
+    let started = now_ms();
+    let moved = wait_for(10, || {
+        run_view(&master, &id)["summary"]["events"]
+            .to_string()
+            .contains("adaptive")
+    });
+    let view = run_view(&master, &id);
+    assert!(moved, "no adaptive move: {view}\n{}", master.stderr_tail());
+    let events = view["summary"]["events"].to_string();
+    eprintln!(
+        "cpu_threshold move {} ms after the run was seen running: {events}",
+        now_ms() - started
+    );
+    assert!(
+        events.contains(&format!("adaptive: {} cpu", a.addr)),
+        "{events}"
+    );
+    let shares: Vec<u64> = view["control"]["shares"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_u64().unwrap())
+        .collect();
+    assert_eq!(shares.iter().sum::<u64>(), 10, "the total is unchanged: {shares:?}");
+    assert!(shares[0] < 5 && shares[1] > 5, "load moved from a to b: {shares:?}");
+    let view = wait_view_final(&master, &id);
+    assert_eq!(view["phase"], "finished", "{view}");
+    let stats = mock_stats(&mock);
+    for (k, w) in [&a, &b].iter().enumerate() {
+        assert_eq!(
+            view["summary"]["workers"][k]["count"], stats["by_worker"][&w.addr],
+            "worker {}",
+            w.addr
+        );
+    }
+}
+
+/// A live change survives the leader's death: on three replicas, `PATCH` 10 → 30 VUs is recorded
+/// while worker b is frozen (so the leader cannot hand it its new share), the leader is killed at
+/// once and b thawed. The new leader finds the change recorded but not taken by every worker and
+/// sends it again (idempotent by generation): the mock's own per-second count rises by the
+/// change, and every request it served is counted once.
+#[test]
+fn a_live_change_recorded_before_a_leader_kill_is_sent_again_by_the_new_leader() {
+    let mut c = Cluster::start();
+    let mock = mock(50);
+    let (a, b) = (worker(None), worker(None));
+    let leader = c.agreed_leader(20);
+    // b stays in the run while frozen (a 10 s detection timeout); each pull of it gives up after 1 s.
+    let test = yaml(&mock)
+        .name("live-failover")
+        .load("pattern: basic, virtual_users: 10, duration: 14s")
+        .extra("distributed:\n  orchestration:\n    heartbeat_interval: 1s\n  fault_tolerance:\n    worker_failures:\n      detection_timeout: 10s\n");
+    let id = c.submit(leader, &test.submit_body(&[&a, &b]));
+    wait_running(&a, 15);
+    wait_running(&b, 15);
+    let t0 = now_ms() + 500;
+    let before = mock_rate(&mock, t0, t0 + 2000);
+
+    let frozen = Frozen::new(&b);
+    let (code, body) = call(
+        "PATCH",
+        &format!("http://{}/runs/{id}", c.addrs[leader]),
+        None,
+        Some("{\"virtual_users\": 30, \"change_id\": \"failover-1\"}"),
+    )
+    .expect("PATCH /runs/{id}");
+    assert_eq!(code, 202, "{body}");
+    c.kill(leader);
+    let killed_at = now_ms();
+    frozen.thaw();
+    let live: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let mut applied_view = Value::Null;
+    let applied = wait_for(20, || {
+        live.iter().any(|&i| match c.run(i, &id) {
+            Some(v) if v["control"]["generation"] == 1 && v["control"]["applied"] == true => {
+                applied_view = v;
+                true
+            }
+            _ => false,
+        })
+    });
+    assert!(
+        applied,
+        "the new leader did not apply the recorded change.\n{}",
+        c.stderr_tails()
+    );
+    let applied_at = now_ms();
+    let events: Vec<String> = serde_json::from_value(applied_view["summary"]["events"].clone()).unwrap();
+    let resumed = events
+        .iter()
+        .position(|e| e.starts_with("leader changed"))
+        .unwrap_or_else(|| panic!("no leader change recorded: {events:?}"));
+    assert!(
+        events[resumed..]
+            .iter()
+            .any(|e| e == "live change 1 is running on every running worker"),
+        "the new leader sent the change: {events:?}"
+    );
+    assert_eq!(applied_view["control"]["target"], 30.0);
+    let t1 = applied_at + 300;
+    let after = mock_rate(&mock, t1, t1 + 2000);
+    let ratio = after / before;
+    eprintln!(
+        "live change across a leader kill: applied by the new leader {} ms after the kill; mock {before:.1} req/s before, {after:.1} after (×{ratio:.2})",
+        applied_at - killed_at
+    );
+    assert!(
+        (1.4..=3.8).contains(&ratio),
+        "10 → 30 VUs should raise the rate well beyond noise: {before:.1} → {after:.1} req/s"
+    );
+    let view = c.wait_phase(&live, &id, "finished", 40);
+    assert_merged_exactly_once(&view["summary"]);
+    assert_eq!(
+        view["summary"]["overall"]["count"],
+        mock_stats(&mock)["total"],
+        "every request the mock served is counted once"
+    );
+}

@@ -13,6 +13,7 @@ mod logs;
 mod master;
 mod monitoring;
 mod registry;
+mod replacement;
 mod robustness;
 mod security;
 mod seed_distribution;

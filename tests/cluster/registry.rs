@@ -8,14 +8,14 @@ use crate::support::*;
 use std::process::Command;
 
 /// `GET /workers` of `addr`.
-fn pool(addr: &str) -> Vec<serde_json::Value> {
+pub(crate) fn pool(addr: &str) -> Vec<serde_json::Value> {
     get_json(&format!("http://{addr}/workers"))
         .and_then(|v| v.as_array().cloned())
         .unwrap_or_default()
 }
 
 /// The ids of `addr`'s pool entries that are `up`, sorted.
-fn up(addr: &str) -> Vec<String> {
+pub(crate) fn up(addr: &str) -> Vec<String> {
     let mut ids: Vec<String> = pool(addr)
         .iter()
         .filter(|w| w["health"] == "up")
@@ -26,7 +26,7 @@ fn up(addr: &str) -> Vec<String> {
 }
 
 /// A worker on a free loopback port that registers with `masters`.
-fn registering_worker(masters: &str, id: &str, extra: &[&str]) -> Proc {
+pub(crate) fn registering_worker(masters: &str, id: &str, extra: &[&str]) -> Proc {
     let mut args = vec![
         "worker",
         "--host",

@@ -53,9 +53,6 @@ fn expected(block: &str) -> Result<(), &'static str> {
         Err("describe a cluster process, not a test")
     } else if has("cloud:") {
         Err("(issue 15)")
-    } else if has("load_balancing:") {
-        // Adaptive balancing acts; taking over with an idle registered worker is not built.
-        Err("worker_replacement: `true` is not supported yet")
     } else if has("monitoring:") {
         Err("monitoring.dashboards")
     } else if has("logging:") {
@@ -68,8 +65,6 @@ fn expected(block: &str) -> Result<(), &'static str> {
         Err("raw_data: true is refused")
     } else if has("communication:") {
         Err("(issue 16)")
-    } else if has("replacement_workers: true") {
-        Err("an idle one taking over a failed worker's share is not built yet")
     } else if has("backend: \"etcd\"") {
         // Issue 14's own: runs persist in the masters' raft log, not in etcd.
         Err("backend: `etcd` is not supported")
