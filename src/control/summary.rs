@@ -75,6 +75,7 @@ impl RunRecord {
                     merged_matches_final: w.merged_matches_final(),
                     points: self.worker_points.get(i).cloned().unwrap_or_default(),
                     monitor: w.monitor.clone(),
+                    exact: None,
                 }
             })
             .collect();

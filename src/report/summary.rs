@@ -206,6 +206,11 @@ pub struct WorkerSummary {
     /// `planned_share_pct` vs `actual_share_pct`, `health` (state changes with `at_ms`), `logs_dropped`.
     #[serde(default)]
     pub monitor: crate::metrics::monitor::WorkerMonitor,
+    /// `Some(false)` for a TypeScript tool's worker (`ts+HOST:PORT`): its part was merged from its
+    /// raw results, not from histograms, and the run's events say what could not be merged
+    /// exactly. `None` for ours, whose histograms merge exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact: Option<bool>,
 }
 
 /// One second of one worker's part, as the controller merged its batches.
