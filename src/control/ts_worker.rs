@@ -108,7 +108,10 @@ pub async fn adapt(
             addr: shown.clone(),
             source,
         })?;
-        let adapter = Arc::new(Adapter::new(format!("http://{host}:{}", w.port), shown.clone()));
+        let adapter = Arc::new(Adapter::new(
+            format!("http://{host}:{}", w.port),
+            shown.clone(),
+        ));
         let router = adapter.clone().router();
         let stop = adapters.stop.clone();
         tokio::spawn(async move {
@@ -145,9 +148,11 @@ impl Adapters {
             w.address = adapter.shown.clone();
             w.exact = Some(false);
             let merge = adapter.merge.lock().expect("ts merge lock").clone();
-            summary
-                .events
-                .push(format!("worker {} (TypeScript tool): {}", w.address, merge.note()));
+            summary.events.push(format!(
+                "worker {} (TypeScript tool): {}",
+                w.address,
+                merge.note()
+            ));
         }
     }
 }
@@ -553,9 +558,7 @@ async fn prepare(State(a): State<Arc<Adapter>>, Json(req): Json<api::Prepare>) -
 }
 
 async fn start(State(a): State<Arc<Adapter>>, Json(req): Json<api::Start>) -> Response {
-    let at = req
-        .start_at_ms
-        .unwrap_or_else(crate::time::precise_now_ms);
+    let at = req.start_at_ms.unwrap_or_else(crate::time::precise_now_ms);
     {
         let mut g = a.lock();
         match g.as_mut() {
@@ -563,7 +566,9 @@ async fn start(State(a): State<Arc<Adapter>>, Json(req): Json<api::Start>) -> Re
                 r.phase = WorkerPhase::Scheduled;
                 r.start_at_ms = Some(at);
             }
-            Some(r) if r.id == req.run_id => return Json(api::Ack { phase: r.phase }).into_response(),
+            Some(r) if r.id == req.run_id => {
+                return Json(api::Ack { phase: r.phase }).into_response()
+            }
             _ => return refuse(StatusCode::NOT_FOUND, format!("unknown run {}", req.run_id)),
         }
     }
@@ -662,7 +667,10 @@ async fn results(State(a): State<Arc<Adapter>>, Query(q): Query<RunQuery>) -> Re
     match g.as_ref() {
         Some(r) if r.id == q.run_id => match &r.done {
             Some((_, res)) => Json(res.clone()).into_response(),
-            None => refuse(StatusCode::ACCEPTED, format!("run {} has not finished", q.run_id)),
+            None => refuse(
+                StatusCode::ACCEPTED,
+                format!("run {} has not finished", q.run_id),
+            ),
         },
         _ => refuse(StatusCode::NOT_FOUND, format!("unknown run {}", q.run_id)),
     }

@@ -85,7 +85,9 @@ pub async fn intercept(State(ts): State<TsCompat>, req: Request, next: Next) -> 
                 Err(e) => return refuse(&ts, StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
             };
             if is_ours(&bytes) {
-                return next.run(Request::from_parts(parts, Body::from(bytes))).await;
+                return next
+                    .run(Request::from_parts(parts, Body::from(bytes)))
+                    .await;
             }
             match path.as_str() {
                 "/prepare" => ts.prepare(&bytes),
@@ -105,7 +107,10 @@ fn is_ours(body: &[u8]) -> bool {
 }
 
 fn refuse(ts: &TsCompat, code: StatusCode, message: String) -> Response {
-    tracing::warn!(status = code.as_u16(), "refused a TS controller call: {message}");
+    tracing::warn!(
+        status = code.as_u16(),
+        "refused a TS controller call: {message}"
+    );
     (
         code,
         Json(api::TsError {
@@ -254,11 +259,7 @@ impl TsCompat {
         if ours.run_id.as_deref() == Some(run.id.as_str()) {
             match ours.phase {
                 WorkerPhase::Scheduled | WorkerPhase::Running => {
-                    return refuse(
-                        self,
-                        StatusCode::CONFLICT,
-                        "Test is already running".into(),
-                    )
+                    return refuse(self, StatusCode::CONFLICT, "Test is already running".into())
                 }
                 // The TS worker runs its prepared test again on every `/start`: so do we, as a new run.
                 WorkerPhase::Finished | WorkerPhase::Stopped => {
@@ -345,10 +346,16 @@ fn merged(steps: &[StepStats]) -> StepStats {
 }
 
 fn percentiles(l: &Latency) -> std::collections::BTreeMap<String, f64> {
-    [("50", 0.5), ("90", 0.9), ("95", 0.95), ("99", 0.99), ("99.9", 0.999)]
-        .into_iter()
-        .map(|(k, q)| (k.to_string(), l.quantile_ms(q)))
-        .collect()
+    [
+        ("50", 0.5),
+        ("90", 0.9),
+        ("95", 0.95),
+        ("99", 0.99),
+        ("99.9", 0.999),
+    ]
+    .into_iter()
+    .map(|(k, q)| (k.to_string(), l.quantile_ms(q)))
+    .collect()
 }
 
 fn statuses(s: &StepStats) -> std::collections::BTreeMap<String, u64> {
@@ -456,24 +463,25 @@ fn rebuild<'a>(
         .flat_map(|(k, c)| std::iter::repeat_n(Some(k.clone()), *c as usize))
         .chain(std::iter::repeat(None));
     let mut kinds = kinds;
-    times
-        .zip(codes)
-        .enumerate()
-        .map(move |(i, (ms, status))| {
-            let i = i as u64;
-            let success = i < ok;
-            api::TsResult {
-                vu_id: i % vus + 1,
-                scenario: scenario.to_string(),
-                action: Some(name.to_string()),
-                step_name: Some(name.to_string()),
-                timestamp: start_ms + elapsed_ms * i as f64 / n.max(1) as f64,
-                duration: Some(ms),
-                response_time: Some(ms),
-                success,
-                status,
-                error: if success { None } else { kinds.next().flatten() },
-                response_size: None,
-            }
-        })
+    times.zip(codes).enumerate().map(move |(i, (ms, status))| {
+        let i = i as u64;
+        let success = i < ok;
+        api::TsResult {
+            vu_id: i % vus + 1,
+            scenario: scenario.to_string(),
+            action: Some(name.to_string()),
+            step_name: Some(name.to_string()),
+            timestamp: start_ms + elapsed_ms * i as f64 / n.max(1) as f64,
+            duration: Some(ms),
+            response_time: Some(ms),
+            success,
+            status,
+            error: if success {
+                None
+            } else {
+                kinds.next().flatten()
+            },
+            response_size: None,
+        }
+    })
 }
