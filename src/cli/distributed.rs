@@ -74,6 +74,8 @@ impl DistributedArgs {
             "controller",
             &needs,
         )?;
+        let tls = caller.tls.is_some();
+        let (workers, ts_workers) = perfornium::control::ts_worker::adapt(workers, tls).await?;
         let launch = Launch {
             workers,
             strategy: self.drive.plan.strategy,
@@ -87,7 +89,8 @@ impl DistributedArgs {
         };
         let stop = shutdown::on_ctrl_c("stopping: requests in flight will finish and be counted");
         let rec = run(test, launch, stop).await?;
-        let summary = rec.summary();
+        let mut summary = rec.summary();
+        ts_workers.annotate(&mut summary);
         output::write(&summary, &self.drive.output)?;
         let code = output::verdict(&summary);
         // A test that stopped itself (`abort`, CSV `stop_test`) failed its verdict, as a local run

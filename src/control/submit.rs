@@ -171,6 +171,9 @@ pub enum SubmitError {
     /// The load cannot be split across these workers.
     #[error(transparent)]
     Plan(#[from] plan::PlanError),
+    /// A `ts+` worker reached a controller that has no adapter for it (a master's submission).
+    #[error("worker {0}: a TypeScript tool's worker is driven only by `perfornium distributed` or `run -w` (their controller runs its adapter); a master cannot drive it")]
+    TsWorker(String),
 }
 
 /// How the load is split, and who said so: the command line's `-s` (or a submission's `strategy`)
@@ -228,6 +231,9 @@ pub fn new_record(
     strategy: Option<Strategy>,
     sync_start: bool,
 ) -> Result<RunRecord, SubmitError> {
+    if let Some(w) = workers.iter().find(|w| super::ts_worker::is_ts(w)) {
+        return Err(SubmitError::TsWorker(w.addr()));
+    }
     super::data::inline_rows(&mut test)?;
     let (strategy, split) = resolve_split(strategy, &mut test);
     let shares = plan::shares(&test.load, workers, strategy, test.distributed.as_ref())?;

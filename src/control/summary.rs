@@ -76,6 +76,7 @@ impl RunRecord {
                     points: self.worker_points.get(i).cloned().unwrap_or_default(),
                     monitor: w.monitor.clone(),
                     steps: crate::report::WorkerStep::rows(&self.step_names, w.totals()),
+                    exact: None,
                 }
             })
             .collect();

@@ -100,6 +100,18 @@ impl Latency {
         }
     }
 
+    /// Every distinct recorded value (ms, at the histogram's resolution) with its count, lowest
+    /// first: what a per-request view can be rebuilt from (`worker::ts_compat`).
+    pub fn recorded_ms(&self) -> Vec<(f64, u64)> {
+        self.0
+            .iter_recorded()
+            .map(|v| {
+                let us = self.0.median_equivalent(v.value_iterated_to());
+                (us as f64 / 1000.0, v.count_at_value())
+            })
+            .collect()
+    }
+
     pub fn reset(&mut self) {
         self.0.reset();
     }

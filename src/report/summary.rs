@@ -209,6 +209,11 @@ pub struct WorkerSummary {
     /// This worker's own figures per step (the console's per-worker view).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<WorkerStep>,
+    /// `Some(false)` for a TypeScript tool's worker (`ts+HOST:PORT`): its part was merged from its
+    /// raw results, not from histograms, and the run's events say what could not be merged
+    /// exactly. `None` for ours, whose histograms merge exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact: Option<bool>,
 }
 
 /// One second of one worker's part, as the controller merged its batches.

@@ -7,6 +7,7 @@
 pub mod logs;
 pub mod register;
 pub mod slot;
+pub mod ts_compat;
 
 use crate::api::worker as api;
 use crate::api::ApiError;
@@ -65,6 +66,10 @@ pub fn router(opts: WorkerOptions) -> Router {
         .route("/rendezvous", get(rendezvous).post(release))
         .route("/variables", get(variables).post(merge_variables))
         .route("/leases", get(leases).post(grant))
+        .layer(axum::middleware::from_fn_with_state(
+            ts_compat::TsCompat::new(state.slot.clone(), opts.capacity),
+            ts_compat::intercept,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state);
     opts.guard.wrap(routes)

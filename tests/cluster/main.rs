@@ -23,3 +23,4 @@ mod state_raft;
 mod storage;
 mod stream;
 mod tls;
+mod ts_interop;
