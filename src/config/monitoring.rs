@@ -4,8 +4,8 @@
 //! Measuring is on by default (control-call round trips, worker CPU and memory, planned vs actual
 //! share, health history: see `control::run::Monitor`); `monitoring.metrics.*: false` leaves one
 //! out of the record, `enabled: false` all of them. Alerts fire only for the rules set `true` under
-//! `alerting` (see `control::alerts`). `dashboards` is refused when it asks for anything: the master's
-//! live HTML dashboard and the console's per-worker drill-down are not built (issue 17 §3).
+//! `alerting` (see `control::alerts`). `dashboards.master_dashboard` has `perfornium distributed` serve
+//! the web dashboard; the console's per-worker and topology views are not built (issue 17 §3).
 //! `logging.centralized` has workers ship their records with their batches; the master serves one
 //! ordered stream per run at `GET /runs/{id}/logs` (see `control::logs`).
 
@@ -46,9 +46,16 @@ pub struct MonitoredMetrics {
     pub resource_utilization: Option<bool>,
 }
 
-/// `monitoring.dashboards`: accepted only when it asks for nothing.
+/// `monitoring.dashboards`. `master_dashboard: true` has `perfornium distributed` serve the web
+/// dashboard (`/ui`, see `master::ui`) over its embedded master while the run goes, and print its
+/// address; a master cluster serves `/ui` on every replica whatever a test says. The console's
+/// per-worker and topology views are not built, so `worker_dashboards` and `network_topology` are
+/// refused by name when set `true`.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct Dashboards {}
+pub struct Dashboards {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub master_dashboard: bool,
+}
 
 impl<'de> Deserialize<'de> for Dashboards {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -64,7 +71,6 @@ impl<'de> Deserialize<'de> for Dashboards {
         }
         let r = Raw::deserialize(d)?;
         let asked: Vec<&str> = [
-            ("master_dashboard", r.master_dashboard),
             ("worker_dashboards", r.worker_dashboards),
             ("network_topology", r.network_topology),
         ]
@@ -73,13 +79,27 @@ impl<'de> Deserialize<'de> for Dashboards {
         .map(|(k, _)| k)
         .collect();
         if asked.is_empty() {
-            return Ok(Dashboards {});
+            return Ok(Dashboards {
+                master_dashboard: r.master_dashboard,
+            });
         }
         Err(serde::de::Error::custom(format!(
-            "monitoring.dashboards.{} is not built yet (the master's live HTML dashboard and the console's per-worker and topology views are issue 17 §3); \
-             the numbers they would show are in `GET /runs/{{id}}` (summary.monitoring), summary.json and the master's /metrics",
+            "monitoring.dashboards.{} is not built yet (the console's per-worker and topology views are issue 17 §3); \
+             the numbers they would show are in `GET /runs/{{id}}` (summary.monitoring), summary.json, the master's /metrics \
+             and its web dashboard (`/ui`, and `master_dashboard: true` for `perfornium distributed`)",
             asked.join(", ")
         )))
+    }
+}
+
+impl Dashboards {
+    /// True when `test` asks `perfornium distributed` to serve the web dashboard.
+    pub fn master_dashboard(test: &super::TestFile) -> bool {
+        test.distributed
+            .as_ref()
+            .and_then(|d| d.monitoring.as_ref())
+            .and_then(|m| m.dashboards.as_ref())
+            .is_some_and(|d| d.master_dashboard)
     }
 }
 
@@ -382,6 +402,9 @@ impl Monitoring {
     /// `--explain` lines.
     pub fn explain(&self) -> String {
         let mut s = String::new();
+        if self.dashboards.as_ref().is_some_and(|d| d.master_dashboard) {
+            s.push_str("monitoring.dashboards.master_dashboard: `perfornium distributed` serves the web dashboard (/ui: the run's live feed, per-worker health, report) on --stream ADDR or a free loopback port, and prints its address; a master cluster serves /ui on every replica whatever the test says\n");
+        }
         if self.enabled == Some(false) {
             s.push_str(
                 "monitoring: off (no per-worker measurements beyond every run's, no alerts)\n",
@@ -438,10 +461,13 @@ mod tests {
 
     #[test]
     fn dashboards_asked_for_are_refused_by_name() {
-        let e = serde_norway::from_str::<Monitoring>("dashboards:\n  master_dashboard: true\n")
+        let m = serde_norway::from_str::<Monitoring>("dashboards:\n  master_dashboard: true\n")
+            .unwrap();
+        assert!(m.dashboards.unwrap().master_dashboard);
+        let e = serde_norway::from_str::<Monitoring>("dashboards:\n  worker_dashboards: true\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("master_dashboard is not built yet"), "{e}");
+        assert!(e.contains("worker_dashboards is not built yet"), "{e}");
         assert!(
             serde_norway::from_str::<Monitoring>("dashboards:\n  network_topology: false\n")
                 .is_ok()
