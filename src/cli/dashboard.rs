@@ -34,12 +34,13 @@ impl DashboardArgs {
         };
         let listener = bind(&self.listen).await?;
         let at = listener.local_addr()?;
-        if masters.is_empty() {
-            eprintln!("dashboard over the results in {}", self.results.display());
-        } else {
-            eprintln!("dashboard over the masters {}", masters.join(", "));
-        }
+        // Its own address first: scripts (and tests) take the first URL printed.
         eprintln!("dashboard: http://{at}/ui");
+        if masters.is_empty() {
+            eprintln!("over the results in {}", self.results.display());
+        } else {
+            eprintln!("over the masters {}", masters.join(", "));
+        }
         let stop = shutdown::on_ctrl_c("dashboard: stopping");
         perfornium::master::ui::serve_proxy(listener, masters, self.results, stop).await?;
         Ok(ExitCode::SUCCESS)

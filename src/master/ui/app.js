@@ -74,7 +74,13 @@
   // One run: the fragment, then its feed (or, without one, the record polled) until it ends.
   async function showRun(id, signal) {
     live = { id: id, seq: 0, seconds: 0, requests: 0, errors: 0, last: null, end: null };
-    await refresh(signal);
+    // A run launched a moment ago may not be applied on this replica yet: retry for a few seconds.
+    for (var tries = 0; ; tries++) {
+      try { await refresh(signal); break; } catch (e) {
+        if (tries >= 20 || signal.aborted) throw e;
+        await sleep(250, signal);
+      }
+    }
     var section = $('run');
     if (section && section.dataset.streamed === 'true') {
       await followFeed(id, signal);
