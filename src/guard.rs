@@ -146,6 +146,12 @@ pub fn required(method: &Method, path: &str) -> Needs {
         // The registered pool: listing it is a read; registering (POST) joins the cluster, so
         // it needs manage_workers (the default below).
         "/workers" if get => Needs::Permission(ViewAllResults),
+        // The web dashboard (`master::ui`): its shell holds no data; its fragments are reads; the
+        // test files of --tests-dir and the launch need what `POST /runs` needs.
+        "/ui" | "/ui/" => Needs::Nothing,
+        p if p.starts_with("/ui/tests/") => Needs::Permission(ExecuteTests),
+        "/ui/runs" if !get => Needs::Permission(ExecuteTests),
+        p if p.starts_with("/ui/") && get => Needs::Permission(ViewAllResults),
         _ => Needs::Permission(ManageWorkers),
     }
 }
@@ -219,7 +225,7 @@ async fn check(State(g): State<Guard>, req: Request, next: Next) -> Response {
         return next.run(req).await;
     }
     if let Some(token) = &g.token {
-        if req.uri().path() != "/health" {
+        if required(req.method(), req.uri().path()) != Needs::Nothing {
             let given = req
                 .headers()
                 .get("authorization")
@@ -290,6 +296,19 @@ mod tests {
             Needs::Permission(ExecuteTests)
         );
         assert_eq!(need(Method::POST, "/raft/vote"), Needs::StaticToken);
+        assert_eq!(need(Method::GET, "/ui"), Needs::Nothing);
+        assert_eq!(
+            need(Method::GET, "/ui/runs/r-1"),
+            Needs::Permission(ViewAllResults)
+        );
+        assert_eq!(
+            need(Method::POST, "/ui/runs"),
+            Needs::Permission(ExecuteTests)
+        );
+        assert_eq!(
+            need(Method::GET, "/ui/tests/t.yaml"),
+            Needs::Permission(ExecuteTests)
+        );
         assert_eq!(
             need(Method::GET, "/new-route"),
             Needs::Permission(ManageWorkers)

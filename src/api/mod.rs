@@ -10,6 +10,7 @@ pub mod master;
 pub mod pool;
 pub mod stream;
 pub mod ts_worker;
+pub mod ui;
 pub mod worker;
 
 use axum::http::StatusCode;

@@ -106,6 +106,7 @@ impl Demo {
                 mint: None,
                 max_workers: None,
                 backup: None,
+                tests_dir: None,
             };
             let s = stop.clone();
             tasks.push(tokio::spawn(async move {

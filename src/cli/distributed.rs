@@ -33,6 +33,8 @@ pub struct DistributedArgs {
     data: Option<PathBuf>,
     /// Serve the run's live feed (`GET /runs/{id}/stream`, Server-Sent Events) on this address
     /// while it runs; the test needs `distributed.results.aggregation.streaming.enabled: true`.
+    /// With `monitoring.dashboards.master_dashboard: true` the web dashboard (`/ui`) is served
+    /// there too (else on a free loopback port).
     #[arg(long, value_name = "ADDR")]
     stream: Option<String>,
 }
@@ -152,7 +154,15 @@ async fn run(test: TestFile, launch: Launch, stop: CancellationToken) -> Result<
     let outs = perfornium::outputs::start(&test, &run_id)?;
     let rec = submit::new_record(run_id, test, &workers, strategy, sync_start)?;
     eprint!("{}", plan::text(&rec));
+    // `monitoring.dashboards.master_dashboard`: the web dashboard beside the feed, on --stream's
+    // address or a free loopback port.
+    let dashboard = perfornium::config::monitoring::Dashboards::master_dashboard(&rec.test);
     let streaming = match &stream {
+        None if dashboard => Some(
+            tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(|e| anyhow::anyhow!("the dashboard cannot listen on loopback: {e}"))?,
+        ),
         Some(addr) => {
             let on = rec
                 .test
@@ -177,13 +187,24 @@ async fn run(test: TestFile, launch: Launch, stop: CancellationToken) -> Result<
             // Recorded before the address is announced, so the stream answers from the start.
             perfornium::control::store::RunStore::save(&master.store, &rec).await?;
             let at = listener.local_addr()?;
-            eprintln!("live feed: http://{at}/runs/{}/stream", rec.id);
+            if stream.is_some() {
+                eprintln!("live feed: http://{at}/runs/{}/stream", rec.id);
+            }
             let done = CancellationToken::new();
-            let serving = tokio::spawn(perfornium::master::stream::serve_embedded(
-                listener,
-                master.store.clone(),
-                done.clone(),
-            ));
+            let serving = if dashboard {
+                eprintln!("dashboard: http://{at}/ui#/runs/{}", rec.id);
+                tokio::spawn(perfornium::master::ui::serve_embedded(
+                    listener,
+                    master.store.clone(),
+                    done.clone(),
+                ))
+            } else {
+                tokio::spawn(perfornium::master::stream::serve_embedded(
+                    listener,
+                    master.store.clone(),
+                    done.clone(),
+                ))
+            };
             Some((done, serving))
         }
         None => None,

@@ -48,6 +48,9 @@ pub struct MasterArgs {
     /// `state_persistence.backup_interval` of --config (default 60 s); the newest 3 are kept.
     #[arg(long, value_name = "DIR")]
     backup_dir: Option<PathBuf>,
+    /// Offer the test files (*.yaml) of this directory in the web dashboard's launch form (`/ui`).
+    #[arg(long, value_name = "DIR")]
+    tests_dir: Option<PathBuf>,
 }
 
 /// `MIN-MAX` in ms.
@@ -187,6 +190,7 @@ impl MasterArgs {
             peers: peers.0,
             data,
             max_workers: coord.as_ref().and_then(|c| c.max_workers),
+            tests_dir: self.tests_dir,
             backup: self.backup_dir.map(|dir| {
                 let every = pc
                     .master_failure

@@ -5,6 +5,7 @@
 
 pub mod args;
 mod console;
+mod dashboard;
 mod demo;
 mod distributed;
 mod import;
@@ -61,6 +62,8 @@ enum Command {
     /// Generate a test from an OpenAPI 3 document, a HAR recording or a WSDL.
     #[command(subcommand)]
     Import(import::ImportCommand),
+    /// Serve the web dashboard: a master cluster's runs (--master), or saved results (-r DIR).
+    Dashboard(dashboard::DashboardArgs),
 }
 
 impl Command {
@@ -111,6 +114,7 @@ pub fn main() -> ExitCode {
             Command::Distributed(a) => a.run().await,
             Command::Init(a) => a.run(),
             Command::Import(a) => a.run(),
+            Command::Dashboard(a) => a.run().await,
         }
     });
     match outcome {

@@ -5,7 +5,8 @@
 //! share, health history: see `control::run::Monitor`); `monitoring.metrics.*: false` leaves one
 //! out of the record, `enabled: false` all of them. Alerts fire only for the rules set `true` under
 //! `alerting` (see `control::alerts`). `dashboards.worker_dashboards` and `network_topology` switch the
-//! console's per-worker and topology views (see [`Dashboards`]); `master_dashboard` is refused.
+//! console's per-worker and topology views; `master_dashboard` has `perfornium distributed` serve the
+//! web dashboard (see [`Dashboards`]).
 //! `logging.centralized` has workers ship their records with their batches; the master serves one
 //! ordered stream per run at `GET /runs/{id}/logs` (see `control::logs`).
 
@@ -49,12 +50,17 @@ pub struct MonitoredMetrics {
 /// `monitoring.dashboards`. `worker_dashboards` and `network_topology` switch the console's
 /// per-worker view (Enter on a worker) and topology view (`t`) for this run, in `perfornium
 /// console` and in `perfornium distributed` with its console alike (both read them from the run
-/// view): on unless set `false`. `master_dashboard` is refused while it is not built.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+/// view): on unless set `false`. `master_dashboard: true` has `perfornium distributed` serve the
+/// web dashboard (`/ui`, see `master::ui`) over its embedded master while the run goes, and print
+/// its address; a master cluster serves `/ui` on every replica whatever a test says.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct Dashboards {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub master_dashboard: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker_dashboards: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_topology: Option<bool>,
 }
 
@@ -70,35 +76,14 @@ impl Dashboards {
     }
 }
 
-impl<'de> Deserialize<'de> for Dashboards {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Raw {
-            #[serde(default)]
-            master_dashboard: bool,
-            #[serde(default)]
-            worker_dashboards: Option<bool>,
-            #[serde(default)]
-            network_topology: Option<bool>,
-        }
-        let r = Raw::deserialize(d)?;
-        let asked: Vec<&str> = [("master_dashboard", r.master_dashboard)]
-            .into_iter()
-            .filter(|(_, on)| *on)
-            .map(|(k, _)| k)
-            .collect();
-        if asked.is_empty() {
-            return Ok(Dashboards {
-                worker_dashboards: r.worker_dashboards,
-                network_topology: r.network_topology,
-            });
-        }
-        Err(serde::de::Error::custom(format!(
-            "monitoring.dashboards.{} is not built yet (the master's live HTML dashboard and the console's per-worker and topology views are issue 17 §3); \
-             the numbers they would show are in `GET /runs/{{id}}` (summary.monitoring), summary.json and the master's /metrics",
-            asked.join(", ")
-        )))
+impl Dashboards {
+    /// True when `test` asks `perfornium distributed` to serve the web dashboard.
+    pub fn master_dashboard(test: &super::TestFile) -> bool {
+        test.distributed
+            .as_ref()
+            .and_then(|d| d.monitoring.as_ref())
+            .and_then(|m| m.dashboards.as_ref())
+            .is_some_and(|d| d.master_dashboard)
     }
 }
 
@@ -409,6 +394,9 @@ impl Monitoring {
                 on(d.network_topology)
             ));
         }
+        if self.dashboards.as_ref().is_some_and(|d| d.master_dashboard) {
+            s.push_str("monitoring.dashboards.master_dashboard: `perfornium distributed` serves the web dashboard (/ui: the run's live feed, per-worker health, report) on --stream ADDR or a free loopback port, and prints its address; a master cluster serves /ui on every replica whatever the test says\n");
+        }
         if self.enabled == Some(false) {
             s.push_str(
                 "monitoring: off (no per-worker measurements beyond every run's, no alerts)\n",
@@ -464,15 +452,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dashboards_asked_for_are_refused_by_name() {
-        let e = serde_norway::from_str::<Monitoring>("dashboards:\n  master_dashboard: true\n")
+    fn every_dashboards_key_acts_and_a_misspelt_one_is_refused() {
+        let m: Monitoring = serde_norway::from_str(
+            "dashboards:\n  master_dashboard: true\n  worker_dashboards: true\n",
+        )
+        .unwrap();
+        let d = m.dashboards.unwrap();
+        assert!(d.master_dashboard);
+        assert_eq!(d.worker_dashboards, Some(true));
+        let e = serde_norway::from_str::<Monitoring>("dashboards:\n  master_dashbord: true\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("master_dashboard is not built yet"), "{e}");
-        assert!(
-            serde_norway::from_str::<Monitoring>("dashboards:\n  network_topology: false\n")
-                .is_ok()
-        );
+        assert!(e.contains("master_dashbord"), "{e}");
     }
 
     #[test]

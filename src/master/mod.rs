@@ -10,6 +10,7 @@ pub mod pool;
 pub mod prometheus;
 pub mod store;
 pub mod stream;
+pub mod ui;
 
 use perfornium_raft::{Replica, ReplicaConfig};
 use std::collections::BTreeMap;
@@ -45,6 +46,8 @@ pub struct MasterConfig {
     pub max_workers: Option<u32>,
     /// `--backup-dir` and how often: a copy of the applied state written there (see [`backup`]).
     pub backup: Option<(PathBuf, std::time::Duration)>,
+    /// `--tests-dir`: the tests the dashboard's launch form offers (see [`ui`]).
+    pub tests_dir: Option<PathBuf>,
 }
 
 /// Raft timing for replicas on slow links (see [`MasterConfig::raft_timing`]).
@@ -171,7 +174,7 @@ pub async fn serve(
     };
     let guard =
         crate::guard::Guard::new(cfg.token.clone(), cfg.allowed.clone()).with_jwt(cfg.jwt.clone());
-    let routes = routes(master);
+    let routes = routes(master.clone()).merge(ui::router(ui::Ui::of_master(master, cfg.tests_dir.clone())));
     let backups = cfg.backup.clone().map(|(dir, every)| {
         tokio::spawn(backup::run(
             replica.clone(),
