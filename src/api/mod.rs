@@ -9,6 +9,7 @@
 pub mod master;
 pub mod pool;
 pub mod stream;
+pub mod transport;
 pub mod worker;
 
 use axum::http::StatusCode;
