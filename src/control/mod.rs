@@ -20,5 +20,6 @@ pub mod store;
 pub mod stream;
 pub mod submit;
 pub mod summary;
+pub mod transport;
 pub mod variables;
 pub mod workers;
