@@ -197,6 +197,7 @@ impl pb::worker_server::Worker for GrpcWorker {
                     .and_then(|b| b["seq"].as_u64())
             })
             .unwrap_or(since);
+        tracing::info!(since, "batch stream opened (grpc)");
         let rx = self.w.stream(sent, every);
         let first = futures_util::stream::once(async move {
             Ok(pb::Json {

@@ -36,6 +36,7 @@ async fn serve(w: Worker, q: StreamQuery, socket: WebSocket) {
         0 => DEFAULT_STREAM_MS,
         n => n,
     }));
+    tracing::info!(since = q.since, gzip, "batch stream opened (websocket)");
     // The opening acknowledges `since`, like a pull.
     let _ = w.slot.metrics(q.since);
     let mut batches = w.stream(q.since, every);

@@ -22,3 +22,4 @@ mod state_raft;
 mod storage;
 mod stream;
 mod tls;
+mod transports;
