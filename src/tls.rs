@@ -172,6 +172,42 @@ impl ClientTls {
         Ok(self)
     }
 
+    /// The same trust and identity as a rustls configuration offering `alpn`, for the clients
+    /// that are not reqwest (the gRPC and WebSocket worker transports).
+    pub fn rustls_config(&self, alpn: &[&[u8]]) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+        let mut config = match &self.restricted {
+            Some(c) => (**c).clone(),
+            None => {
+                let here = Path::new("<CA>");
+                let builder = rustls::ClientConfig::builder_with_provider(provider())
+                    .with_safe_default_protocol_versions()
+                    .map_err(setup)?
+                    .with_root_certificates(roots_from(&self.ca_pem, here)?);
+                match &self.identity_pem {
+                    Some(pair) => builder
+                        .with_client_auth_cert(
+                            parse_certs(&pair.0, here, "certificate")?,
+                            parse_key(&pair.1, here)?,
+                        )
+                        .map_err(setup)?,
+                    None => builder.with_no_client_auth(),
+                }
+            }
+        };
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(Arc::new(config))
+    }
+
+    /// The CA certificate's PEM, and the client certificate's and key's when there is one.
+    pub fn pems(&self) -> (&[u8], Option<(&[u8], &[u8])>) {
+        (
+            &self.ca_pem,
+            self.identity_pem
+                .as_deref()
+                .map(|(c, k)| (c.as_slice(), k.as_slice())),
+        )
+    }
+
     /// `builder` set to trust only the CA, present the identity if any, and refuse plain HTTP.
     pub fn apply(&self, builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
         if let Some(config) = &self.restricted {

@@ -11,6 +11,7 @@ pub mod pool;
 pub mod stream;
 pub mod ts_worker;
 pub mod ui;
+pub mod transport;
 pub mod worker;
 
 use axum::http::StatusCode;

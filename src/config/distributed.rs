@@ -302,6 +302,7 @@ impl Distributed {
         self.check_fault_tolerance()?;
         self.load_balancing.as_ref().map_or(Ok(()), |l| l.check())?;
         self.logging.as_ref().map_or(Ok(()), |l| l.check())?;
+        self.communication.as_ref().map_or(Ok(()), |c| c.check())?;
         self.data_consistency.as_ref().map_or(Ok(()), |d| d.check())
     }
 
@@ -1238,48 +1239,7 @@ fn mode_name(m: CsvDistributionMode) -> &'static str {
     }
 }
 
-/// `distributed.communication`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Communication {
-    /// Only `http` is implemented.
-    #[serde(default)]
-    pub protocol: Option<Protocol>,
-    #[serde(default)]
-    pub http: Option<HttpCommunication>,
-}
-
-/// Transport between controller and workers.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Protocol {
-    Http,
-}
-
-/// `distributed.communication.http`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct HttpCommunication {
-    #[serde(default)]
-    pub authentication: Option<Authentication>,
-}
-
-/// Bearer-token authentication to workers; the token is usually `{{env.WORKER_TOKEN}}`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Authentication {
-    #[serde(rename = "type", default)]
-    pub kind: Option<AuthKind>,
-    #[serde(default, skip_serializing)]
-    pub token: Option<String>,
-}
-
-/// The one authentication type implemented.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthKind {
-    BearerToken,
-}
+pub use super::communication::{AuthKind, Authentication, Communication, HttpCommunication, Protocol};
 
 #[cfg(test)]
 mod tests {

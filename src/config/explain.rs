@@ -234,6 +234,9 @@ pub fn explain(test: &TestFile) -> String {
         if let Some(r) = &dist.results {
             out.push_str(&r.explain());
         }
+        if let Some(c) = &dist.communication {
+            out.push_str(&c.explain());
+        }
     }
     for t in &test.thresholds {
         let _ = match t {

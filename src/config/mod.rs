@@ -11,6 +11,7 @@
 pub mod balancing;
 mod check;
 pub mod cluster;
+pub mod communication;
 pub mod compile;
 mod distributed;
 pub mod duration;

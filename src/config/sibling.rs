@@ -1,5 +1,5 @@
 //! Keys of the seed's `distributed:` vocabulary that belong to capabilities not built (cloud
-//! provisioning and discovery, transports other than HTTP/JSON). The model does not
+//! provisioning and discovery, the seed's communication keys that live elsewhere). The model does not
 //! know them, so serde refuses them as unknown; this names the capability, so a user who copies a
 //! block from the seed document learns why it is refused rather than only that it is. Once a
 //! capability defines its keys, they parse and this note never shows.
@@ -8,10 +8,15 @@
 /// seed's keys owned elsewhere.
 fn owner(path: &str, key: &str) -> Option<&'static str> {
     const CLUSTER: &str = "Perfornium does not provision machines or discover them: start workers with your own tooling (the seed's Kubernetes and Compose files are in deploy/) and let them register with `perfornium worker --master` (issue 15)";
-    const TRANSPORT: &str =
-        "transports other than HTTP/JSON and their options are not available yet (issue 16)";
+    const TRANSPORT: &str = "the transports are `http`, `grpc` and `websocket`, with the options of `communication.http`, `.grpc` and `.websocket` (issue 16)";
+    const ENCRYPTION: &str = "encryption to workers is `security.encryption` (and `communication.grpc.security` for gRPC), not a communication key";
+    const COMPRESSION: &str = "compression is `communication.http.compression` (batches) or `communication.websocket.message_compression`";
+    const BUFFERS: &str = "socket buffer sizes are `performance.network.send_buffer_size` / `receive_buffer_size`";
     match (path, key) {
         ("distributed", "discovery" | "cloud") => Some(CLUSTER),
+        ("distributed.communication", "encryption") => Some(ENCRYPTION),
+        ("distributed.communication", "compression") => Some(COMPRESSION),
+        ("distributed.communication", "buffer_sizes") => Some(BUFFERS),
         (p, _) if p.starts_with("distributed.communication") => Some(TRANSPORT),
         _ => None,
     }
@@ -41,9 +46,11 @@ mod tests {
         let m = annotate("distributed: unknown field `cloud`, expected one of `a`".into());
         assert!(m.ends_with("(issue 15)"), "{m}");
         let m = annotate(
-            "distributed.communication.protocol: unknown variant `grpc`, expected `http`".into(),
+            "distributed.communication.protocol: unknown variant `quic`, expected `http`".into(),
         );
-        assert!(m.contains("transports other than HTTP/JSON"), "{m}");
+        assert!(m.contains("`http`, `grpc` and `websocket`"), "{m}");
+        let m = annotate("distributed.communication: unknown field `encryption`, expected".into());
+        assert!(m.contains("security.encryption"), "{m}");
         let m = annotate("distributed: unknown field `enabld`, expected one of `a`".into());
         assert!(!m.contains("issue"), "a typo is only a typo: {m}");
         let m = annotate("load: unknown field `results`".into());

@@ -1,7 +1,12 @@
 //! Calls to one worker's API, with a timeout on every call and the bearer token when one is set.
 //! The controller never assumes a call went through: every worker call is idempotent per run id,
 //! so a failed or repeated call is simply made again.
+//!
+//! The transport is the test's `distributed.communication.protocol`: HTTP/JSON, gRPC (every call,
+//! and batches on a stream), or WebSocket (HTTP calls, batches on a WebSocket); see
+//! [`super::transport`]. The answers are the same documents whichever carries them.
 
+use crate::api::transport::grpc as pb;
 use crate::api::worker::{self as api, WorkerAddr};
 use crate::api::ApiError;
 use crate::tls::{self, ClientTls};
@@ -9,6 +14,21 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize as _;
 use std::time::Duration;
 use thiserror::Error;
+
+/// Over gRPC: makes the call `$method` with `$msg` and returns its decoded JSON answer.
+macro_rules! grpc_json {
+    ($self:ident, $method:ident, $msg:expr) => {
+        if let Some(c) = $self.grpc() {
+            let mut c = c?;
+            let msg = $msg;
+            let r = c
+                .$method($self.req(msg))
+                .await
+                .map_err(|s| $self.grpc_error(s))?;
+            return $self.decode(&r.get_ref().body);
+        }
+    };
+}
 
 /// Why a call to a worker failed.
 #[derive(Debug, Error)]
@@ -28,6 +48,9 @@ pub enum CallError {
     /// same call cannot help.
     #[error("worker {addr}: TLS failed: {reason}")]
     Tls { addr: String, reason: String },
+    /// A gRPC or WebSocket link failed (or its stream broke) without an answer from the worker.
+    #[error("worker {addr} is unreachable: {reason}")]
+    Down { addr: String, reason: String },
 }
 
 impl CallError {
@@ -35,14 +58,17 @@ impl CallError {
     pub fn status(&self) -> Option<u16> {
         match self {
             CallError::Refused { status, .. } => Some(*status),
-            CallError::Unreachable { .. } | CallError::Tls { .. } => None,
+            CallError::Unreachable { .. } | CallError::Tls { .. } | CallError::Down { .. } => None,
         }
     }
 
     /// True when the worker was reached and said no (an HTTP status or a TLS refusal), so the
     /// same call will fail again; false when it may simply be down for now.
     pub fn is_permanent(&self) -> bool {
-        !matches!(self, CallError::Unreachable { .. })
+        !matches!(
+            self,
+            CallError::Unreachable { .. } | CallError::Down { .. }
+        )
     }
 }
 
@@ -64,9 +90,100 @@ pub struct WorkerClient {
     scheme: &'static str,
     token: Option<String>,
     mint: Option<std::sync::Arc<crate::config::security::Minter>>,
+    /// gRPC or WebSocket; `None`: HTTP/JSON.
+    link: Option<std::sync::Arc<Link>>,
+    timeout: Duration,
+}
+
+/// A gRPC or WebSocket link to one worker.
+struct Link {
+    /// gRPC: every call goes over it.
+    grpc: Option<crate::api::transport::grpc::worker_client::WorkerClient<tonic::transport::Channel>>,
+    /// The batch stream; `Err`: why the link could not be set up (every call says so).
+    stream: Result<super::transport::Stream, String>,
 }
 
 impl WorkerClient {
+    /// A client for `worker` for a run of `test`: its `communication` block chooses the transport
+    /// and its options; `timeout` bounds each call unless `communication.http.timeout` is given.
+    pub fn for_test(
+        worker: &WorkerAddr,
+        creds: &Credentials,
+        timeout: Duration,
+        test: &crate::config::TestFile,
+    ) -> Self {
+        use super::transport::{grpc_client, Kind, Stream, WsSettings};
+        use crate::config::communication::{Compression, Protocol};
+        let comm = test
+            .distributed
+            .as_ref()
+            .and_then(|d| d.communication.clone())
+            .unwrap_or_default();
+        let http = comm.http.clone().unwrap_or_default();
+        let timeout = http.timeout.unwrap_or(timeout);
+        let mut builder = tls::client_builder(creds.tls.as_ref())
+            .timeout(timeout)
+            .connect_timeout(timeout);
+        builder = match http.compression {
+            Some(Compression::None) => builder.no_gzip().no_zstd(),
+            Some(Compression::Zstd) => builder.no_gzip(),
+            Some(Compression::Gzip) => builder.no_zstd(),
+            None => builder.no_zstd(),
+        };
+        if http.keep_alive == Some(false) {
+            builder = builder.pool_max_idle_per_host(0);
+        }
+        let http_client = builder
+            .build()
+            .expect("a reqwest client with a timeout and loaded certificates builds");
+        let addr = worker.addr();
+        let link = match comm.protocol() {
+            Protocol::Http => None,
+            Protocol::Grpc => {
+                let g = comm.grpc.as_ref();
+                let tls = match g.and_then(|g| g.security.as_ref()) {
+                    Some(s) if s.tls_enabled != Some(false) => {
+                        let ca = s.ca_file.clone().unwrap_or_default();
+                        let pair = match (s.mutual_tls, &s.cert_file, &s.key_file) {
+                            (Some(true), Some(c), Some(k)) => Some((c.clone(), k.clone())),
+                            _ => None,
+                        };
+                        ClientTls::load(&ca, pair.as_ref().map(|(c, k)| (c.as_path(), k.as_path())))
+                            .map(Some)
+                            .map_err(|e| format!("communication.grpc.security: {e}"))
+                    }
+                    Some(_) => Ok(None),
+                    None => Ok(creds.tls.clone()),
+                };
+                let client = tls.and_then(|t| grpc_client(&addr, t.as_ref(), g, timeout));
+                Some(match client {
+                    Ok(c) => Link {
+                        grpc: Some(c.clone()),
+                        stream: Ok(Stream::new(Kind::Grpc(c), timeout)),
+                    },
+                    Err(e) => Link {
+                        grpc: None,
+                        stream: Err(e),
+                    },
+                })
+            }
+            Protocol::Websocket => Some(Link {
+                grpc: None,
+                stream: WsSettings::new(&addr, creds.tls.as_ref(), comm.websocket.as_ref())
+                    .map(|w| Stream::new(Kind::Ws(w), timeout)),
+            }),
+        };
+        Self {
+            addr,
+            http: http_client,
+            scheme: tls::scheme(creds.tls.as_ref()),
+            token: creds.token.clone(),
+            mint: creds.mint.clone(),
+            link: link.map(std::sync::Arc::new),
+            timeout,
+        }
+    }
+
     /// A client for `worker` with a per-call `timeout`.
     pub fn new(worker: &WorkerAddr, creds: &Credentials, timeout: Duration) -> Self {
         let http = tls::client_builder(creds.tls.as_ref())
@@ -80,7 +197,84 @@ impl WorkerClient {
             scheme: tls::scheme(creds.tls.as_ref()),
             token: creds.token.clone(),
             mint: creds.mint.clone(),
+            link: None,
+            timeout,
         }
+    }
+
+    /// The bearer token for one call: a fresh JWT, or the static token.
+    fn bearer(&self) -> Option<String> {
+        match (&self.mint, &self.token) {
+            (Some(m), _) => Some(m.bearer()),
+            (None, Some(t)) => Some(t.clone()),
+            (None, None) => None,
+        }
+    }
+
+    fn down(&self, reason: String) -> CallError {
+        CallError::Down {
+            addr: self.addr.clone(),
+            reason,
+        }
+    }
+
+    /// A gRPC refusal as the HTTP API's, or the link's failure.
+    fn grpc_error(&self, s: tonic::Status) -> CallError {
+        use tonic::Code;
+        let answered = s.metadata().contains_key(crate::api::transport::STATUS_KEY)
+            || !matches!(
+                s.code(),
+                Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Cancelled
+            );
+        if !answered {
+            return self.down(super::transport::grpc_reason(&s));
+        }
+        CallError::Refused {
+            addr: self.addr.clone(),
+            status: crate::api::transport::http_status(&s),
+            message: s.message().to_string(),
+        }
+    }
+
+    /// The gRPC client, when the transport is gRPC: `Err` when the link could not be set up.
+    fn grpc(
+        &self,
+    ) -> Option<
+        Result<
+            crate::api::transport::grpc::worker_client::WorkerClient<tonic::transport::Channel>,
+            CallError,
+        >,
+    > {
+        let link = self.link.as_ref()?;
+        match (&link.grpc, &link.stream) {
+            (Some(c), _) => Some(Ok(c.clone())),
+            (None, Err(e)) => Some(Err(CallError::Tls {
+                addr: self.addr.clone(),
+                reason: e.clone(),
+            })),
+            (None, Ok(_)) => None,
+        }
+    }
+
+    /// Reads a gRPC answer's JSON document.
+    fn decode<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, CallError> {
+        serde_json::from_slice(body).map_err(|e| CallError::Refused {
+            addr: self.addr.clone(),
+            status: 200,
+            message: format!("unreadable answer: {e}"),
+        })
+    }
+
+    fn encode<T: serde::Serialize>(&self, body: &T) -> Result<Vec<u8>, CallError> {
+        serde_json::to_vec(body).map_err(|e| CallError::Refused {
+            addr: self.addr.clone(),
+            status: 0,
+            message: format!("the request did not serialize: {e}"),
+        })
+    }
+
+    fn req<T>(&self, msg: T) -> tonic::Request<T> {
+        super::transport::request(msg, self.bearer(), self.timeout)
     }
 
     fn url(&self, path: &str) -> String {
@@ -143,46 +337,70 @@ impl WorkerClient {
 
     /// `GET /health`: the worker is up, and its clock.
     pub async fn health(&self) -> Result<api::Health, CallError> {
+        grpc_json!(self, health, pb::Empty {});
         self.call(self.http.get(self.url("/health"))).await
     }
 
     /// Hands the worker its share of the run.
     pub async fn prepare(&self, body: &api::Prepare) -> Result<api::Ack, CallError> {
+        grpc_json!(self, prepare, pb::Json { body: self.encode(body)? });
         self.call(self.http.post(self.url("/prepare")).json(body))
             .await
     }
 
     /// Starts the prepared run, at an instant of the worker's clock or now.
     pub async fn start(&self, body: &api::Start) -> Result<api::Ack, CallError> {
+        grpc_json!(self, start, pb::Json { body: self.encode(body)? });
         self.call(self.http.post(self.url("/start")).json(body))
             .await
     }
 
     /// Adds load to the running run (a failed worker's share).
     pub async fn scale(&self, body: &api::Scale) -> Result<api::Ack, CallError> {
+        grpc_json!(self, scale, pb::Json { body: self.encode(body)? });
         self.call(self.http.post(self.url("/scale")).json(body))
             .await
     }
 
     /// Stops the run; what was measured is kept.
     pub async fn stop(&self, run_id: &str) -> Result<api::Ack, CallError> {
-        self.call(self.http.post(self.url("/stop")).json(&api::Stop {
+        let body = api::Stop {
             run_id: run_id.into(),
-        }))
-        .await
+        };
+        grpc_json!(self, stop, pb::Json { body: self.encode(&body)? });
+        self.call(self.http.post(self.url("/stop")).json(&body))
+            .await
     }
 
     /// Batches after `since`, acknowledging everything up to it.
     pub async fn metrics(&self, since: u64) -> Result<api::Metrics, CallError> {
+        if self.link.is_some() {
+            return self.pull(since).await.map(|p| p.metrics);
+        }
         self.call(self.http.get(self.url(&format!("/metrics?since={since}"))))
             .await
     }
 
     /// Like [`Self::metrics`], with what the worker measured about itself and its log records.
+    /// Over gRPC and WebSocket, the batches come from the worker's stream (opened on the first
+    /// pull) and `since` is acknowledged on it.
     pub async fn pull(&self, since: u64) -> Result<api::Pull, CallError> {
-        let body: serde_json::Value = self
-            .call(self.http.get(self.url(&format!("/metrics?since={since}"))))
-            .await?;
+        let body: serde_json::Value = match &self.link {
+            Some(link) => {
+                let stream = link.stream.as_ref().map_err(|e| CallError::Tls {
+                    addr: self.addr.clone(),
+                    reason: e.clone(),
+                })?;
+                stream
+                    .pull(since, self.bearer())
+                    .await
+                    .map_err(|e| self.down(e))?
+            }
+            None => {
+                self.call(self.http.get(self.url(&format!("/metrics?since={since}"))))
+                    .await?
+            }
+        };
         let refused = |e: serde_json::Error| CallError::Refused {
             addr: self.addr.clone(),
             status: 200,
@@ -195,6 +413,7 @@ impl WorkerClient {
 
     /// Who waits at each rendezvous point of `run_id`.
     pub async fn rendezvous(&self, run_id: &str) -> Result<api::RendezvousState, CallError> {
+        grpc_json!(self, rendezvous, pb::RunId { run_id: run_id.into() });
         self.call(
             self.http
                 .get(self.url("/rendezvous"))
@@ -205,12 +424,14 @@ impl WorkerClient {
 
     /// Releases one rendezvous point's waiters.
     pub async fn release(&self, body: &api::Release) -> Result<api::Released, CallError> {
+        grpc_json!(self, release, pb::Json { body: self.encode(body)? });
         self.call(self.http.post(self.url("/rendezvous")).json(body))
             .await
     }
 
     /// The worker's global variables for `run_id`.
     pub async fn variables(&self, run_id: &str) -> Result<api::Variables, CallError> {
+        grpc_json!(self, variables, pb::RunId { run_id: run_id.into() });
         self.call(
             self.http
                 .get(self.url("/variables"))
@@ -221,12 +442,14 @@ impl WorkerClient {
 
     /// Merges global variables into the worker's; the worker's values after the merge.
     pub async fn set_variables(&self, body: &api::Variables) -> Result<api::Variables, CallError> {
+        grpc_json!(self, set_variables, pb::Json { body: self.encode(body)? });
         self.call(self.http.post(self.url("/variables")).json(body))
             .await
     }
 
     /// The worker's shared counters (`state_backend: raft`).
     pub async fn leases(&self, run_id: &str) -> Result<api::LeaseReport, CallError> {
+        grpc_json!(self, leases, pb::RunId { run_id: run_id.into() });
         self.call(
             self.http
                 .get(self.url("/leases"))
@@ -237,12 +460,27 @@ impl WorkerClient {
 
     /// Grants counter values to the worker (after the grant is replicated); its counters after.
     pub async fn grant(&self, body: &api::LeaseGrant) -> Result<api::LeaseReport, CallError> {
+        grpc_json!(self, grant, pb::Json { body: self.encode(body)? });
         self.call(self.http.post(self.url("/leases")).json(body))
             .await
     }
 
     /// Final results, or `None` while the run is still going (the worker answers 202).
     pub async fn results(&self, run_id: &str) -> Result<Option<api::Results>, CallError> {
+        if let Some(c) = self.grpc() {
+            let mut c = c?;
+            let r = c
+                .results(self.req(pb::RunId {
+                    run_id: run_id.into(),
+                }))
+                .await
+                .map_err(|s| self.grpc_error(s))?
+                .into_inner();
+            if r.pending {
+                return Ok(None);
+            }
+            return self.decode(&r.body).map(Some);
+        }
         self.call_or_wait(
             self.http
                 .get(self.url("/results"))

@@ -75,7 +75,7 @@ impl<S: RunStore> Driver<S> {
         let clients: Vec<WorkerClient> = rec
             .workers
             .iter()
-            .map(|w| WorkerClient::new(&w.addr, creds, timeout))
+            .map(|w| WorkerClient::for_test(&w.addr, creds, timeout, &rec.test))
             .collect();
         let (view, _) = watch::channel(rec.clone());
         let rec_workers = rec.workers.len();

@@ -21,5 +21,6 @@ pub mod stream;
 pub mod submit;
 pub mod summary;
 pub mod ts_worker;
+pub mod transport;
 pub mod variables;
 pub mod workers;

@@ -3,11 +3,19 @@
 //! `Authorization: Bearer T`, and with `--allow-from` only those networks get in ([`crate::guard`]).
 //! Request bodies are limited in size, and `--allow-target` limits what tests may aim at. See [`crate::api::worker`] for the messages
 //! and [`slot`] for the run state machine behind them.
+//!
+//! The same port serves the API as a gRPC service ([`grpc`], by its `/perfornium.worker.Worker/`
+//! paths, HTTP/2) and the batch stream as a WebSocket (`GET /metrics` with an upgrade, [`ws`]), so
+//! the controller's `communication.protocol` alone chooses the transport. Both go through the
+//! same guard: a gRPC call is made as the HTTP call it stands for, with the caller's metadata.
+//! Answers to `GET /metrics` are gzip- or zstd-compressed when the caller accepts it.
 
+pub mod grpc;
 pub mod logs;
 pub mod register;
 pub mod slot;
 pub mod ts_compat;
+pub mod ws;
 
 use crate::api::worker as api;
 use crate::api::ApiError;
@@ -55,13 +63,21 @@ pub fn router(opts: WorkerOptions) -> Router {
         resources: Default::default(),
     };
     let routes = Router::new()
+        .route(
+            "/metrics",
+            get(metrics).layer(
+                tower_http::compression::CompressionLayer::new()
+                    .no_br()
+                    .no_deflate()
+                    .compress_when(metrics_compressed()),
+            ),
+        )
         .route("/health", get(health))
         .route("/status", get(status))
         .route("/prepare", post(prepare))
         .route("/start", post(start))
         .route("/stop", post(stop))
         .route("/scale", post(scale))
-        .route("/metrics", get(metrics))
         .route("/results", get(results))
         .route("/rendezvous", get(rendezvous).post(release))
         .route("/variables", get(variables).post(merge_variables))
@@ -71,8 +87,22 @@ pub fn router(opts: WorkerOptions) -> Router {
             ts_compat::intercept,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(state);
-    opts.guard.wrap(routes)
+        .with_state(state.clone());
+    let guarded = opts.guard.wrap(routes);
+    // Outside the guard: each gRPC call goes through `guarded` as the HTTP call it stands for.
+    let grpc = grpc::service(state, guarded.clone());
+    guarded.route_service(grpc::PATH, grpc)
+}
+
+/// Which `GET /metrics` answers are compressed (for callers that accept it): any of 32 bytes or
+/// more, but never the WebSocket upgrade.
+fn metrics_compressed() -> impl tower_http::compression::Predicate {
+    use tower_http::compression::{DefaultPredicate, Predicate};
+    DefaultPredicate::new().and(
+        |status: StatusCode, _: axum::http::Version, _: &axum::http::HeaderMap, _: &axum::http::Extensions| {
+            status != StatusCode::SWITCHING_PROTOCOLS
+        },
+    )
 }
 
 /// Serves the worker API on `listener` until `stop` is cancelled.
@@ -81,7 +111,13 @@ pub async fn serve(
     opts: WorkerOptions,
     stop: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
-    let tls = opts.tls.clone();
+    // HTTP/2 for gRPC: offered in the TLS handshake beside HTTP/1.1 (plain connections are told
+    // apart by their first bytes).
+    let tls = opts.tls.clone().map(|c| {
+        let mut c = (*c).clone();
+        c.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        std::sync::Arc::new(c)
+    });
     crate::tls::serve(listener, router(opts), tls, stop).await
 }
 
@@ -185,33 +221,96 @@ async fn stop(State(w): State<Worker>, Json(req): Json<api::Stop>) -> Response {
     phase(w.slot.stop(&req.run_id))
 }
 
-#[derive(Deserialize)]
-struct Since {
-    #[serde(default)]
-    since: u64,
-}
-
-async fn metrics(State(w): State<Worker>, Query(q): Query<Since>) -> Response {
-    let metrics = w.slot.metrics(q.since);
-    let (logs, logs_dropped) = match &metrics.run_id {
-        Some(id) => logs::drain(id),
-        None => (Vec::new(), 0),
-    };
-    let extras = api::PullExtras {
-        resources: Some(w.resources.sample()),
-        logs,
-        logs_dropped,
-    };
-    // One JSON object: `Metrics`' fields, then the extras' (see `api::worker::Pull`).
-    match (serde_json::to_value(metrics), serde_json::to_value(extras)) {
-        (Ok(serde_json::Value::Object(mut m)), Ok(serde_json::Value::Object(x))) => {
-            m.extend(x);
-            Json(serde_json::Value::Object(m)).into_response()
-        }
-        _ => ApiError::reply(
+async fn metrics(
+    State(w): State<Worker>,
+    Query(q): Query<crate::api::transport::StreamQuery>,
+    upgrade: Result<
+        axum::extract::ws::WebSocketUpgrade,
+        axum::extract::ws::rejection::WebSocketUpgradeRejection,
+    >,
+) -> Response {
+    if let Ok(upgrade) = upgrade {
+        return ws::upgrade(w, q, upgrade);
+    }
+    match w.pull(q.since) {
+        Some(body) => Json(body).into_response(),
+        None => ApiError::reply(
             StatusCode::INTERNAL_SERVER_ERROR,
             "metrics did not serialize",
         ),
+    }
+}
+
+impl Worker {
+    /// A `GET /metrics?since=N` answer: batches after `since` (acknowledging up to it), with what
+    /// the worker measured about itself and its log records.
+    fn pull(&self, since: u64) -> Option<serde_json::Value> {
+        self.answer(self.slot.metrics(since))
+    }
+
+    /// `metrics` with this pull's extras, as one JSON object (see `api::worker::Pull`).
+    fn answer(&self, metrics: api::Metrics) -> Option<serde_json::Value> {
+        let (logs, logs_dropped) = match &metrics.run_id {
+            Some(id) => logs::drain(id),
+            None => (Vec::new(), 0),
+        };
+        let extras = api::PullExtras {
+            resources: Some(self.resources.sample()),
+            logs,
+            logs_dropped,
+        };
+        // One JSON object: `Metrics`' fields, then the extras'.
+        match (serde_json::to_value(metrics), serde_json::to_value(extras)) {
+            (Ok(serde_json::Value::Object(mut m)), Ok(serde_json::Value::Object(x))) => {
+                m.extend(x);
+                Some(serde_json::Value::Object(m))
+            }
+            _ => None,
+        }
+    }
+
+    /// The batch stream of the gRPC and WebSocket transports: `GET /metrics` answers, each batch
+    /// after `sent` once, sent as soon as it closes (checked every `STREAM_CHECK_MS`) or when the
+    /// phase changes, and at least every `every`. Nothing is acknowledged here: the worker keeps
+    /// every batch until an ack (`since`) covers it, so a broken stream loses nothing.
+    fn stream(
+        &self,
+        mut sent: u64,
+        every: std::time::Duration,
+    ) -> tokio::sync::mpsc::Receiver<serde_json::Value> {
+        use crate::api::transport::STREAM_CHECK_MS;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let w = self.clone();
+        tokio::spawn(async move {
+            let mut tick =
+                tokio::time::interval(std::time::Duration::from_millis(STREAM_CHECK_MS));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last: Option<(std::time::Instant, api::WorkerPhase)> = None;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = tx.closed() => return,
+                }
+                // `since` 0 acknowledges nothing: what is left is what no ack covered yet.
+                let mut m = w.slot.metrics(0);
+                m.batches.retain(|b| b.seq > sent);
+                let due = last.is_none_or(|(at, phase)| {
+                    at.elapsed() >= every || phase != m.phase || !m.batches.is_empty()
+                });
+                if !due {
+                    continue;
+                }
+                if let Some(b) = m.batches.last() {
+                    sent = b.seq;
+                }
+                last = Some((std::time::Instant::now(), m.phase));
+                let Some(body) = w.answer(m) else { continue };
+                if tx.send(body).await.is_err() {
+                    return;
+                }
+            }
+        });
+        rx
     }
 }
 

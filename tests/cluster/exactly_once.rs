@@ -57,9 +57,9 @@ fn cluster_with_hook(marker: &Path) -> Cluster {
     panic!("{last}")
 }
 
-fn run_body(mock: &Proc, workers: &[&Proc]) -> String {
+fn run_body(mock: &Proc, workers: &[&Proc], protocol: &str) -> String {
     let yaml = format!(
-        "name: once\nglobal:\n  base_url: \"http://{}\"\n  timeout: 5000\nload:\n  pattern: basic\n  virtual_users: 4\n  duration: 6s\nscenarios:\n  - name: s\n    steps:\n      - name: list\n        path: /users\n",
+        "name: once\nglobal:\n  base_url: \"http://{}\"\n  timeout: 5000\nload:\n  pattern: basic\n  virtual_users: 4\n  duration: 6s\nscenarios:\n  - name: s\n    steps:\n      - name: list\n        path: /users\ndistributed:\n  communication:\n    protocol: {protocol}\n",
         mock.addr
     );
     let workers: Vec<serde_json::Value> = workers
@@ -88,13 +88,19 @@ fn own_count(worker: &Proc, run_id: &str) -> u64 {
 
 #[test]
 fn a_leader_dying_between_a_pull_and_its_save_loses_and_doubles_nothing() {
+    leader_dies_between_pull_and_save("http");
+}
+
+/// The test above over `protocol` (`distributed.communication.protocol`; `transports.rs` runs it
+/// over gRPC and WebSocket).
+pub(crate) fn leader_dies_between_pull_and_save(protocol: &str) {
     let scratch = tempfile::tempdir().expect("tempdir");
     let marker = scratch.path().join("died-between-pull-and-save.json");
     let mut c = cluster_with_hook(&marker);
     let mock = mock(2);
     let (a, b) = (worker(None), worker(None));
     let first = c.agreed_leader(20);
-    let id = c.submit(first, &run_body(&mock, &[&a, &b]));
+    let id = c.submit(first, &run_body(&mock, &[&a, &b], protocol));
 
     // The leader dies by itself once a pull has merged batches past a saved sequence number ≥ 2.
     assert!(
@@ -172,4 +178,13 @@ fn a_leader_dying_between_a_pull_and_its_save_loses_and_doubles_nothing() {
     );
     assert_eq!(s["overall"]["count"].as_u64(), Some(served));
     assert_merged_exactly_once(s);
+    if protocol != "http" {
+        // Both leaders streamed: the new one reopened the workers' streams from its saved record.
+        let needle = format!("batch stream opened ({protocol})");
+        let opened: Vec<usize> = [&a, &b]
+            .iter()
+            .map(|w| w.stderr_tail().matches(&needle).count())
+            .collect();
+        assert!(opened.iter().all(|&n| n >= 2), "streams opened per worker: {opened:?}");
+    }
 }

@@ -24,3 +24,4 @@ mod storage;
 mod stream;
 mod tls;
 mod ts_interop;
+mod transports;

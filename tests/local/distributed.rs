@@ -467,12 +467,12 @@ fn partitioned_csv_rows_reach_the_target_once_each() {
 #[test]
 fn an_unsupported_distributed_key_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
-    let text = "name: t\nglobal:\n  base_url: http://127.0.0.1:9\nload:\n  pattern: basic\n  virtual_users: 1\n  iterations: 1\nscenarios:\n  - name: s\n    steps:\n      - path: /\ndistributed:\n  communication:\n    protocol: grpc\n";
+    let text = "name: t\nglobal:\n  base_url: http://127.0.0.1:9\nload:\n  pattern: basic\n  virtual_users: 1\n  iterations: 1\nscenarios:\n  - name: s\n    steps:\n      - path: /\ndistributed:\n  communication:\n    protocol: quic\n";
     let file = write(dir.path(), "t.yaml", text);
     let res = run(&["validate", &file]);
     assert_eq!(res.status.code(), Some(1));
     let err = String::from_utf8_lossy(&res.stderr);
-    assert!(err.contains("grpc") && err.contains("t.yaml:14:"), "{err}");
+    assert!(err.contains("quic") && err.contains("t.yaml:14:"), "{err}");
 }
 
 #[test]

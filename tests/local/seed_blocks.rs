@@ -63,8 +63,14 @@ fn expected(block: &str) -> Result<(), &'static str> {
         Err("streaming.compression: true is refused")
     } else if has("collection:") {
         Err("raw_data: true is refused")
-    } else if has("communication:") {
-        Err("(issue 16)")
+    } else if has("max_connection_idle:") {
+        // The gRPC block: every other key acts.
+        Err("max_connection_idle is not supported")
+    } else if has("max_connections:") {
+        // The HTTP block: every other key acts.
+        Err("max_connections is not supported")
+    } else if has("buffer_sizes:") {
+        Err("performance.network.send_buffer_size")
     } else if has("backend: \"etcd\"") {
         // Issue 14's own: runs persist in the masters' raft log, not in etcd.
         Err("backend: `etcd` is not supported")
