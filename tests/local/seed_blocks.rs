@@ -53,8 +53,6 @@ fn expected(block: &str) -> Result<(), &'static str> {
         Err("describe a cluster process, not a test")
     } else if has("cloud:") {
         Err("(issue 15)")
-    } else if has("monitoring:") {
-        Err("monitoring.dashboards")
     } else if has("logging:") {
         // (Before `communication:`, which the logging block names as a log level.) The seed's
         // `log_aggregation` names no endpoint to ship to.
