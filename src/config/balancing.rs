@@ -395,7 +395,9 @@ pub fn explain_replacement(d: &super::Distributed) -> String {
     let limit = match replacements(d) {
         Replacements::Off => return String::new(),
         Replacements::Unlimited => "every failed worker".to_string(),
-        Replacements::AtMost(n) => format!("at most {n} failed worker{}", if n == 1 { "" } else { "s" }),
+        Replacements::AtMost(n) => {
+            format!("at most {n} failed worker{}", if n == 1 { "" } else { "s" })
+        }
     };
     format!("worker replacement: {limit} of a run on a master cluster is replaced by an idle registered worker (live lease, not in the run, passing the run's pool filter and its capacity; the least busy by its reported CPU first), which is prepared with the failed worker's share and CSV slice and starts at once for the time left; the pool is not held back for it; with no idle worker the share goes to the survivors (load_redistribution) or is dropped; each outcome is a run event\n")
 }
@@ -427,8 +429,14 @@ mod tests {
     fn keys_that_do_not_fit_are_refused_by_name() {
         for (y, needle) in [
             ("algorithm: least_loaded", "least_loaded"),
-            ("metrics_based: {cpu_threshold: 0}", "above 0 and at most 100"),
-            ("metrics_based: {memory_threshold: 101}", "above 0 and at most 100"),
+            (
+                "metrics_based: {cpu_threshold: 0}",
+                "above 0 and at most 100",
+            ),
+            (
+                "metrics_based: {memory_threshold: 101}",
+                "above 0 and at most 100",
+            ),
             ("health_checks: {enabled: false}", "health_checks.enabled"),
             (
                 "metrics_based: {response_time_threshold: 0}",
@@ -475,11 +483,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(replacements(&d), Replacements::AtMost(3), "recovery wins");
-        let d: crate::config::Distributed =
-            serde_norway::from_str("load_balancing: {failover: {enabled: false, worker_replacement: true}}").unwrap();
+        let d: crate::config::Distributed = serde_norway::from_str(
+            "load_balancing: {failover: {enabled: false, worker_replacement: true}}",
+        )
+        .unwrap();
         assert_eq!(replacements(&d), Replacements::Off);
         let d: crate::config::Distributed =
-            serde_norway::from_str("load_balancing: {failover: {worker_replacement: true}}").unwrap();
+            serde_norway::from_str("load_balancing: {failover: {worker_replacement: true}}")
+                .unwrap();
         assert_eq!(replacements(&d), Replacements::Unlimited);
         assert!(explain_replacement(&d).contains("every failed worker"));
     }

@@ -600,7 +600,9 @@ impl<S: RunStore> Driver<S> {
         let res: Vec<Option<crate::metrics::resources::Resources>> = (0..n)
             .map(|w| self.recent_resources.get(w).copied().flatten())
             .collect();
-        let reasons: Vec<Vec<String>> = (0..n).map(|w| over_thresholds(&t, p95[w], res[w])).collect();
+        let reasons: Vec<Vec<String>> = (0..n)
+            .map(|w| over_thresholds(&t, p95[w], res[w]))
+            .collect();
         // Under: measured by at least one of the thresholds given, and over none.
         let measured = |w: usize| {
             (t.response_time_ms.is_some() && p95[w].is_some())
@@ -784,7 +786,10 @@ impl<S: RunStore> Driver<S> {
         let old = w.addr.addr();
         let moved = addr.addr() != old;
         let who = match (&w.addr.id, moved) {
-            (Some(id), true) => format!("worker {id} ({old}) registered again from {} as a new process", addr.addr()),
+            (Some(id), true) => format!(
+                "worker {id} ({old}) registered again from {} as a new process",
+                addr.addr()
+            ),
             _ => format!("worker {old} came back restarted"),
         };
         let left = match super::redistribute::remaining(&self.rec) {
@@ -856,7 +861,8 @@ impl<S: RunStore> Driver<S> {
             return Err("its share is 0".into());
         }
         let w = &self.rec.workers[d];
-        let load = super::redistribute::scaled(&w.load, units, super::plan::units(&w.load).max(1), left);
+        let load =
+            super::redistribute::scaled(&w.load, units, super::plan::units(&w.load).max(1), left);
         let fresh = super::run::WorkerRun {
             addr: addr.clone(),
             load,
@@ -1046,7 +1052,12 @@ impl<S: RunStore> Driver<S> {
             match self.take_over(d, addr.clone(), units, left, true).await {
                 Ok(_) => {
                     let reacted = failed_at
-                        .map(|t| format!("; started {} ms after the failure was detected", now_ms().saturating_sub(t)))
+                        .map(|t| {
+                            format!(
+                                "; started {} ms after the failure was detected",
+                                now_ms().saturating_sub(t)
+                            )
+                        })
                         .unwrap_or_default();
                     return Ok(format!(
                         "worker {} failed; registered worker {id} ({}) replaces it with its share, {} {} for the {:.1} s left (replacement_workers){reacted}",
@@ -1060,7 +1071,10 @@ impl<S: RunStore> Driver<S> {
                 Err(e) => refused.push(format!("{id}: {e}")),
             }
         }
-        Err(format!("every idle candidate refused: {}", refused.join("; ")))
+        Err(format!(
+            "every idle candidate refused: {}",
+            refused.join("; ")
+        ))
     }
 
     /// `auto_restart` of a registered worker: a failed entry whose id the pool now lists, with a

@@ -421,8 +421,15 @@ fn adaptive_balancing_moves_load_away_from_a_worker_over_the_cpu_threshold_keepi
         .iter()
         .map(|s| s.as_u64().unwrap())
         .collect();
-    assert_eq!(shares.iter().sum::<u64>(), 10, "the total is unchanged: {shares:?}");
-    assert!(shares[0] < 5 && shares[1] > 5, "load moved from a to b: {shares:?}");
+    assert_eq!(
+        shares.iter().sum::<u64>(),
+        10,
+        "the total is unchanged: {shares:?}"
+    );
+    assert!(
+        shares[0] < 5 && shares[1] > 5,
+        "load moved from a to b: {shares:?}"
+    );
     let view = wait_view_final(&master, &id);
     assert_eq!(view["phase"], "finished", "{view}");
     let stats = mock_stats(&mock);
@@ -486,7 +493,8 @@ fn a_live_change_recorded_before_a_leader_kill_is_sent_again_by_the_new_leader()
         c.stderr_tails()
     );
     let applied_at = now_ms();
-    let events: Vec<String> = serde_json::from_value(applied_view["summary"]["events"].clone()).unwrap();
+    let events: Vec<String> =
+        serde_json::from_value(applied_view["summary"]["events"].clone()).unwrap();
     let resumed = events
         .iter()
         .position(|e| e.starts_with("leader changed"))

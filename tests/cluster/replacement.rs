@@ -116,9 +116,19 @@ fn an_idle_registered_worker_takes_over_a_failed_share_and_past_the_limit_the_su
     let rows = run_view(&master, &id)["summary"]["workers"].clone();
     assert_eq!(rows[3]["address"], spare.addr.as_str(), "{rows}");
     assert_eq!(rows[3]["planned"], 2.0, "b's share: {rows}");
-    wait_event(&master, &id, &format!("worker {} answered again", b.addr), 10);
+    wait_event(
+        &master,
+        &id,
+        &format!("worker {} answered again", b.addr),
+        10,
+    );
     let frozen = Frozen::new(&d);
-    wait_event(&master, &id, "is not replaced: replacement_workers allows 1 replacement in the run, all used", 10);
+    wait_event(
+        &master,
+        &id,
+        "is not replaced: replacement_workers allows 1 replacement in the run, all used",
+        10,
+    );
     wait_event(&master, &id, "redistributed to the surviving workers", 5);
     frozen.thaw();
 
