@@ -324,8 +324,9 @@ fn report_reads_the_typescript_tools_json_and_csv_results_under_a_timestamped_na
 }
 
 /// A distributed run with a worker killed midway: one throughput and one p95 line per worker
-/// beside the merged one, each worker's seconds adding up to what the controller merged from it,
-/// and the failure marked on every time axis at the second the run record kept.
+/// beside the merged one, a row per worker of what the controller measured of it (its calls), each
+/// worker's seconds adding up to what the controller merged from it, and the failure marked on
+/// every time axis at the second the run record kept.
 #[test]
 fn a_distributed_report_draws_a_line_per_worker_and_marks_the_failure_on_the_time_axis() {
     let mock = mock(5);
@@ -381,6 +382,21 @@ fn a_distributed_report_draws_a_line_per_worker_and_marks_the_failure_on_the_tim
 
     let dom = chromium_dom(&out.join("report.html"));
     assert!(dom.contains("charts 6/6"), "{}", &dom[..dom.len().min(300)]);
+    // What the controller measured of each worker: a row each, with its calls' round trip.
+    let measured = &dom[dom.find("id=\"worker-monitor\"").expect("#worker-monitor")..];
+    let measured = &measured[..measured.find("</table>").unwrap()];
+    for w in s["workers"].as_array().unwrap() {
+        let calls = w["monitor"]["calls"].as_u64().unwrap();
+        let row = format!(
+            "<tr data-worker=\"{}\"><td>{}</td><td>{calls}</td>",
+            w["address"].as_str().unwrap(),
+            w["address"].as_str().unwrap()
+        );
+        assert!(
+            calls > 0 && measured.contains(&row),
+            "no `{row}` in {measured}"
+        );
+    }
     for id in ["throughput", "worker-p95"] {
         let chart = svg(&dom, id);
         assert!(
