@@ -61,6 +61,8 @@ pub enum WorkersError {
 }
 
 /// Parses the `-w` flag: `localhost:8081,127.0.0.1:8082` (spaces around entries are ignored).
+/// `ts+HOST:PORT` (here and as a workers file's `"host": "ts+HOST"`) is a TypeScript tool's worker,
+/// driven through an adapter (see [`super::ts_worker`]).
 pub fn parse_list(s: &str) -> Result<Vec<WorkerAddr>, WorkersError> {
     if s.trim().is_empty() {
         return Err(WorkersError::Empty {
