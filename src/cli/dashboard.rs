@@ -34,8 +34,7 @@ impl DashboardArgs {
         };
         let listener = bind(&self.listen).await?;
         let at = listener.local_addr()?;
-        // Its own address first: scripts (and tests) take the first URL printed.
-        eprintln!("dashboard: http://{at}/ui");
+        eprintln!("dashboard listening on http://{at}/ui");
         if masters.is_empty() {
             eprintln!("over the results in {}", self.results.display());
         } else {

@@ -6,6 +6,7 @@
 mod support;
 
 mod console_tmux;
+mod dashboard;
 mod data_consistency;
 mod exactly_once;
 mod live_control;

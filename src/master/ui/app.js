@@ -63,6 +63,8 @@
     button.onclick = function () {
       var picked = Array.prototype.map.call(document.querySelectorAll('input.pick:checked'), function (b) { return b.value; });
       if (picked.length !== 2) { showError('pick exactly two runs to compare'); return; }
+      // The list is newest first: A, the baseline, is the older of the two.
+      picked.reverse();
       location.hash = '#/compare/' + enc(picked[0]) + '/' + enc(picked[1]);
     };
   }

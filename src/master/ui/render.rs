@@ -35,7 +35,7 @@ fn time_of(ms: u64) -> String {
 /// The runs, newest first, each with a box to pick it for the comparison.
 pub fn runs(served_by: &str, runs: &[RunEntry]) -> String {
     let mut h = format!(
-        r#"<section id="runs"><h2>Runs</h2><p class="muted">Served by {}. Pick two runs and press Compare.</p>"#,
+        r#"<section id="runs"><h2>Runs</h2><p class="muted">Served by {}. Pick two runs and press Compare (the older is A, the baseline).</p>"#,
         escape(served_by)
     );
     if runs.is_empty() {
