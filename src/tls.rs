@@ -113,6 +113,9 @@ impl std::fmt::Debug for ClientTls {
     }
 }
 
+/// A certificate's PEM and its key's.
+pub type PemPair<'a> = (&'a [u8], &'a [u8]);
+
 impl ClientTls {
     /// Reads the CA and, when both are given, the client certificate and key.
     pub fn load(ca: &Path, cert_key: Option<(&Path, &Path)>) -> Result<ClientTls, TlsError> {
@@ -199,7 +202,7 @@ impl ClientTls {
     }
 
     /// The CA certificate's PEM, and the client certificate's and key's when there is one.
-    pub fn pems(&self) -> (&[u8], Option<(&[u8], &[u8])>) {
+    pub fn pems(&self) -> (&[u8], Option<PemPair<'_>>) {
         (
             &self.ca_pem,
             self.identity_pem

@@ -358,11 +358,28 @@ impl Communication {
                 out.push_str(&format!("communication.grpc.keepalive_timeout {} ms: a ping unanswered that long closes the connection\n", k.as_millis()));
             }
             if let Some(s) = &g.security {
-                out.push_str(&format!("communication.grpc.security: TLS {}, trusting {}{}\n", if s.tls_enabled.unwrap_or(true) { "on" } else { "off" }, s.ca_file.as_ref().map_or("-".into(), |p| p.display().to_string()), if s.mutual_tls == Some(true) { ", presenting the controller's certificate (mutual TLS)" } else { "" }));
+                out.push_str(&format!(
+                    "communication.grpc.security: TLS {}, trusting {}{}\n",
+                    if s.tls_enabled.unwrap_or(true) {
+                        "on"
+                    } else {
+                        "off"
+                    },
+                    s.ca_file
+                        .as_ref()
+                        .map_or("-".into(), |p| p.display().to_string()),
+                    if s.mutual_tls == Some(true) {
+                        ", presenting the controller's certificate (mutual TLS)"
+                    } else {
+                        ""
+                    }
+                ));
             }
         }
         if let Some(w) = &self.websocket {
-            let d = |x: Option<Duration>, def: &str| x.map_or(def.to_string(), |d| format!("{} ms", d.as_millis()));
+            let d = |x: Option<Duration>, def: &str| {
+                x.map_or(def.to_string(), |d| format!("{} ms", d.as_millis()))
+            };
             out.push_str(&format!(
                 "communication.websocket: ping every {}, a stream without a pong for {} is dropped; a broken stream is reopened up to {} times, {} apart; frames {}; largest frame {}\n",
                 d(w.ping_interval, "off"),
@@ -389,11 +406,17 @@ mod tests {
     fn the_seeds_blocks_parse_and_explain() {
         let c = parse("protocol: grpc\ngrpc:\n  max_message_size: \"4MB\"\n  keepalive_time: 30s\n  keepalive_timeout: 5s\n  security:\n    tls_enabled: true\n    mutual_tls: true\n    cert_file: /c/w.crt\n    key_file: /c/w.key\n    ca_file: /c/ca.crt\n").unwrap();
         c.check().unwrap();
-        assert_eq!(c.grpc.as_ref().unwrap().max_message_size, Some(MessageSize(4 << 20)));
+        assert_eq!(
+            c.grpc.as_ref().unwrap().max_message_size,
+            Some(MessageSize(4 << 20))
+        );
         assert!(c.explain().contains("4194304 bytes"), "{}", c.explain());
         let c = parse("protocol: http\nhttp:\n  compression: true\n  keep_alive: true\n  timeout: 30s\n  authentication:\n    type: bearer_token\n    token: x\n").unwrap();
         c.check().unwrap();
-        assert_eq!(c.http.as_ref().unwrap().compression, Some(Compression::Gzip));
+        assert_eq!(
+            c.http.as_ref().unwrap().compression,
+            Some(Compression::Gzip)
+        );
         let c = parse("protocol: websocket\nwebsocket:\n  ping_interval: 30s\n  pong_timeout: 5s\n  max_reconnect_attempts: 5\n  reconnect_delay: 1s\n  message_compression: true\n  max_message_size: \"1MB\"\n").unwrap();
         c.check().unwrap();
         assert!(c.explain().contains("gzip-compressed"));
@@ -414,10 +437,22 @@ mod tests {
             assert!(e.contains(needle), "{y}: {e}");
         }
         for (y, needle) in [
-            ("protocol: grpc\ngrpc: {security: {tls_enabled: true}}", "ca_file"),
-            ("protocol: grpc\ngrpc: {security: {ca_file: a, mutual_tls: true}}", "cert_file"),
-            ("protocol: http\ngrpc: {keepalive_time: 1s}", "protocol: grpc"),
-            ("protocol: websocket\nwebsocket: {max_reconnect_attempts: 1000}", "at most"),
+            (
+                "protocol: grpc\ngrpc: {security: {tls_enabled: true}}",
+                "ca_file",
+            ),
+            (
+                "protocol: grpc\ngrpc: {security: {ca_file: a, mutual_tls: true}}",
+                "cert_file",
+            ),
+            (
+                "protocol: http\ngrpc: {keepalive_time: 1s}",
+                "protocol: grpc",
+            ),
+            (
+                "protocol: websocket\nwebsocket: {max_reconnect_attempts: 1000}",
+                "at most",
+            ),
             ("http: {timeout: 0s}", "timeout"),
         ] {
             let e = parse(y).unwrap().check().unwrap_err();

@@ -1239,7 +1239,9 @@ fn mode_name(m: CsvDistributionMode) -> &'static str {
     }
 }
 
-pub use super::communication::{AuthKind, Authentication, Communication, HttpCommunication, Protocol};
+pub use super::communication::{
+    AuthKind, Authentication, Communication, HttpCommunication, Protocol,
+};
 
 #[cfg(test)]
 mod tests {

@@ -11,7 +11,8 @@ fn owner(path: &str, key: &str) -> Option<&'static str> {
     const TRANSPORT: &str = "the transports are `http`, `grpc` and `websocket`, with the options of `communication.http`, `.grpc` and `.websocket` (issue 16)";
     const ENCRYPTION: &str = "encryption to workers is `security.encryption` (and `communication.grpc.security` for gRPC), not a communication key";
     const COMPRESSION: &str = "compression is `communication.http.compression` (batches) or `communication.websocket.message_compression`";
-    const BUFFERS: &str = "socket buffer sizes are `performance.network.send_buffer_size` / `receive_buffer_size`";
+    const BUFFERS: &str =
+        "socket buffer sizes are `performance.network.send_buffer_size` / `receive_buffer_size`";
     match (path, key) {
         ("distributed", "discovery" | "cloud") => Some(CLUSTER),
         ("distributed.communication", "encryption") => Some(ENCRYPTION),

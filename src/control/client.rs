@@ -65,10 +65,7 @@ impl CallError {
     /// True when the worker was reached and said no (an HTTP status or a TLS refusal), so the
     /// same call will fail again; false when it may simply be down for now.
     pub fn is_permanent(&self) -> bool {
-        !matches!(
-            self,
-            CallError::Unreachable { .. } | CallError::Down { .. }
-        )
+        !matches!(self, CallError::Unreachable { .. } | CallError::Down { .. })
     }
 }
 
@@ -98,7 +95,8 @@ pub struct WorkerClient {
 /// A gRPC or WebSocket link to one worker.
 struct Link {
     /// gRPC: every call goes over it.
-    grpc: Option<crate::api::transport::grpc::worker_client::WorkerClient<tonic::transport::Channel>>,
+    grpc:
+        Option<crate::api::transport::grpc::worker_client::WorkerClient<tonic::transport::Channel>>,
     /// The batch stream; `Err`: why the link could not be set up (every call says so).
     stream: Result<super::transport::Stream, String>,
 }
@@ -343,21 +341,39 @@ impl WorkerClient {
 
     /// Hands the worker its share of the run.
     pub async fn prepare(&self, body: &api::Prepare) -> Result<api::Ack, CallError> {
-        grpc_json!(self, prepare, pb::Json { body: self.encode(body)? });
+        grpc_json!(
+            self,
+            prepare,
+            pb::Json {
+                body: self.encode(body)?
+            }
+        );
         self.call(self.http.post(self.url("/prepare")).json(body))
             .await
     }
 
     /// Starts the prepared run, at an instant of the worker's clock or now.
     pub async fn start(&self, body: &api::Start) -> Result<api::Ack, CallError> {
-        grpc_json!(self, start, pb::Json { body: self.encode(body)? });
+        grpc_json!(
+            self,
+            start,
+            pb::Json {
+                body: self.encode(body)?
+            }
+        );
         self.call(self.http.post(self.url("/start")).json(body))
             .await
     }
 
     /// Adds load to the running run (a failed worker's share).
     pub async fn scale(&self, body: &api::Scale) -> Result<api::Ack, CallError> {
-        grpc_json!(self, scale, pb::Json { body: self.encode(body)? });
+        grpc_json!(
+            self,
+            scale,
+            pb::Json {
+                body: self.encode(body)?
+            }
+        );
         self.call(self.http.post(self.url("/scale")).json(body))
             .await
     }
@@ -367,7 +383,13 @@ impl WorkerClient {
         let body = api::Stop {
             run_id: run_id.into(),
         };
-        grpc_json!(self, stop, pb::Json { body: self.encode(&body)? });
+        grpc_json!(
+            self,
+            stop,
+            pb::Json {
+                body: self.encode(&body)?
+            }
+        );
         self.call(self.http.post(self.url("/stop")).json(&body))
             .await
     }
@@ -413,7 +435,13 @@ impl WorkerClient {
 
     /// Who waits at each rendezvous point of `run_id`.
     pub async fn rendezvous(&self, run_id: &str) -> Result<api::RendezvousState, CallError> {
-        grpc_json!(self, rendezvous, pb::RunId { run_id: run_id.into() });
+        grpc_json!(
+            self,
+            rendezvous,
+            pb::RunId {
+                run_id: run_id.into()
+            }
+        );
         self.call(
             self.http
                 .get(self.url("/rendezvous"))
@@ -424,14 +452,26 @@ impl WorkerClient {
 
     /// Releases one rendezvous point's waiters.
     pub async fn release(&self, body: &api::Release) -> Result<api::Released, CallError> {
-        grpc_json!(self, release, pb::Json { body: self.encode(body)? });
+        grpc_json!(
+            self,
+            release,
+            pb::Json {
+                body: self.encode(body)?
+            }
+        );
         self.call(self.http.post(self.url("/rendezvous")).json(body))
             .await
     }
 
     /// The worker's global variables for `run_id`.
     pub async fn variables(&self, run_id: &str) -> Result<api::Variables, CallError> {
-        grpc_json!(self, variables, pb::RunId { run_id: run_id.into() });
+        grpc_json!(
+            self,
+            variables,
+            pb::RunId {
+                run_id: run_id.into()
+            }
+        );
         self.call(
             self.http
                 .get(self.url("/variables"))
@@ -442,14 +482,26 @@ impl WorkerClient {
 
     /// Merges global variables into the worker's; the worker's values after the merge.
     pub async fn set_variables(&self, body: &api::Variables) -> Result<api::Variables, CallError> {
-        grpc_json!(self, set_variables, pb::Json { body: self.encode(body)? });
+        grpc_json!(
+            self,
+            set_variables,
+            pb::Json {
+                body: self.encode(body)?
+            }
+        );
         self.call(self.http.post(self.url("/variables")).json(body))
             .await
     }
 
     /// The worker's shared counters (`state_backend: raft`).
     pub async fn leases(&self, run_id: &str) -> Result<api::LeaseReport, CallError> {
-        grpc_json!(self, leases, pb::RunId { run_id: run_id.into() });
+        grpc_json!(
+            self,
+            leases,
+            pb::RunId {
+                run_id: run_id.into()
+            }
+        );
         self.call(
             self.http
                 .get(self.url("/leases"))
@@ -460,7 +512,13 @@ impl WorkerClient {
 
     /// Grants counter values to the worker (after the grant is replicated); its counters after.
     pub async fn grant(&self, body: &api::LeaseGrant) -> Result<api::LeaseReport, CallError> {
-        grpc_json!(self, grant, pb::Json { body: self.encode(body)? });
+        grpc_json!(
+            self,
+            grant,
+            pb::Json {
+                body: self.encode(body)?
+            }
+        );
         self.call(self.http.post(self.url("/leases")).json(body))
             .await
     }

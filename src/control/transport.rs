@@ -111,7 +111,10 @@ impl Feed {
             return Err(b.clone());
         }
         if s.last_at.is_none_or(|t| t.elapsed() > stale) {
-            let why = format!("the batch stream was silent for over {} ms", stale.as_millis());
+            let why = format!(
+                "the batch stream was silent for over {} ms",
+                stale.as_millis()
+            );
             s.broken = Some(why.clone());
             return Err(why);
         }
@@ -219,7 +222,9 @@ pub(super) fn grpc_client(
         }
     }
     let mut client = pb::worker_client::WorkerClient::new(ep.connect_lazy());
-    let limit = o.and_then(|o| o.max_message_size).map_or(usize::MAX, |m| m.0);
+    let limit = o
+        .and_then(|o| o.max_message_size)
+        .map_or(usize::MAX, |m| m.0);
     client = client
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
@@ -380,7 +385,12 @@ pub(super) fn request<T>(msg: T, auth: Option<String>, timeout: Duration) -> ton
 /// Why a gRPC call failed, with the worker's message.
 pub(super) fn grpc_reason(s: &tonic::Status) -> String {
     let http = crate::api::transport::http_status(s);
-    format!("{} ({:?}, HTTP {http}): {}", "gRPC call refused", s.code(), s.message())
+    format!(
+        "{} ({:?}, HTTP {http}): {}",
+        "gRPC call refused",
+        s.code(),
+        s.message()
+    )
 }
 
 type Socket =

@@ -99,9 +99,10 @@ pub fn router(opts: WorkerOptions) -> Router {
 fn metrics_compressed() -> impl tower_http::compression::Predicate {
     use tower_http::compression::{DefaultPredicate, Predicate};
     DefaultPredicate::new().and(
-        |status: StatusCode, _: axum::http::Version, _: &axum::http::HeaderMap, _: &axum::http::Extensions| {
-            status != StatusCode::SWITCHING_PROTOCOLS
-        },
+        |status: StatusCode,
+         _: axum::http::Version,
+         _: &axum::http::HeaderMap,
+         _: &axum::http::Extensions| { status != StatusCode::SWITCHING_PROTOCOLS },
     )
 }
 
@@ -282,8 +283,7 @@ impl Worker {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let w = self.clone();
         tokio::spawn(async move {
-            let mut tick =
-                tokio::time::interval(std::time::Duration::from_millis(STREAM_CHECK_MS));
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(STREAM_CHECK_MS));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut last: Option<(std::time::Instant, api::WorkerPhase)> = None;
             loop {

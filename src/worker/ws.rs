@@ -68,7 +68,9 @@ async fn serve(w: Worker, q: StreamQuery, socket: WebSocket) {
 fn frame(body: &serde_json::Value, gzip: bool) -> Option<Message> {
     let json = serde_json::to_vec(body).ok()?;
     if !gzip {
-        return String::from_utf8(json).ok().map(|s| Message::Text(s.into()));
+        return String::from_utf8(json)
+            .ok()
+            .map(|s| Message::Text(s.into()));
     }
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     enc.write_all(&json).ok()?;

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Requests per step in each simulated one-second batch (3 steps: 3,000 requests a second per worker).
-const PER_STEP: u64 = 1_000;
+pub(crate) const PER_STEP: u64 = 1_000;
 
 /// One simulated worker: it answers the worker API the way a real one does, with a batch per second
 /// of run time built from one pre-serialized template (so the test process spends little CPU).
@@ -36,7 +36,7 @@ struct Since {
     since: u64,
 }
 
-fn template() -> (String, Vec<StepStats>) {
+pub(crate) fn template() -> (String, Vec<StepStats>) {
     let mut steps = Vec::new();
     for s in 0..3u64 {
         let mut st = StepStats::default();
@@ -205,7 +205,7 @@ fn fake_workers(n: usize, seconds: u64) -> (tokio::runtime::Runtime, Vec<String>
 }
 
 /// CPU seconds and bytes written so far by process `pid`.
-fn usage(pid: u32) -> (f64, u64) {
+pub(crate) fn usage(pid: u32) -> (f64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let f: Vec<&str> = stat
         .rsplit_once(')')

@@ -185,6 +185,9 @@ pub(crate) fn leader_dies_between_pull_and_save(protocol: &str) {
             .iter()
             .map(|w| w.stderr_tail().matches(&needle).count())
             .collect();
-        assert!(opened.iter().all(|&n| n >= 2), "streams opened per worker: {opened:?}");
+        assert!(
+            opened.iter().all(|&n| n >= 2),
+            "streams opened per worker: {opened:?}"
+        );
     }
 }

@@ -24,7 +24,14 @@ fn run_over(protocol: &str, options: &str, token: Option<&str>) -> (serde_json::
         .write(dir.path());
     let out = dir.path().join("out");
     let list = worker_list(&[&a, &b]);
-    let mut args = vec!["distributed", &file, "-w", &list, "-o", out.to_str().unwrap()];
+    let mut args = vec![
+        "distributed",
+        &file,
+        "-w",
+        &list,
+        "-o",
+        out.to_str().unwrap(),
+    ];
     if let Some(t) = token {
         args.extend(["--token", t]);
     }
@@ -47,7 +54,10 @@ fn run_over(protocol: &str, options: &str, token: Option<&str>) -> (serde_json::
     );
     for w in s["workers"].as_array().unwrap() {
         assert_eq!(w["state"], "finished", "{w}");
-        assert!(w["final_seq"].as_u64().unwrap() >= 2, "several batches: {w}");
+        assert!(
+            w["final_seq"].as_u64().unwrap() >= 2,
+            "several batches: {w}"
+        );
     }
     (s, vec![a, b])
 }
@@ -65,7 +75,8 @@ fn a_run_over_http_counts_exactly_and_opens_no_stream() {
 
 #[test]
 fn a_run_over_grpc_counts_exactly_with_batches_on_the_grpc_stream() {
-    let options = "grpc:\n  max_message_size: 4MB\n  keepalive_time: 10s\n  keepalive_timeout: 5s\n";
+    let options =
+        "grpc:\n  max_message_size: 4MB\n  keepalive_time: 10s\n  keepalive_timeout: 5s\n";
     let (_, workers) = run_over("grpc", options, Some("s3cret"));
     assert!(
         stream_opened(&workers, "grpc"),
@@ -90,7 +101,11 @@ fn a_run_over_websocket_counts_exactly_with_gzip_frames_and_pings() {
 
 #[test]
 fn a_run_over_http_with_zstd_counts_exactly() {
-    run_over("http", "http:\n  compression: zstd\n  keep_alive: false\n  timeout: 3s\n", None);
+    run_over(
+        "http",
+        "http:\n  compression: zstd\n  keep_alive: false\n  timeout: 3s\n",
+        None,
+    );
 }
 
 #[test]
@@ -107,7 +122,14 @@ fn a_wrong_token_is_refused_over_grpc_and_on_the_websocket_stream() {
     let out = dir.path().join("out");
     let list = worker_list(&[&w]);
     let res = run(&[
-        "distributed", &file, "-w", &list, "-o", out.to_str().unwrap(), "--token", "wrong",
+        "distributed",
+        &file,
+        "-w",
+        &list,
+        "-o",
+        out.to_str().unwrap(),
+        "--token",
+        "wrong",
     ]);
     assert!(!res.status.success());
     let stderr = String::from_utf8_lossy(&res.stderr);
@@ -147,7 +169,11 @@ fn a_wrong_token_is_refused_over_grpc_and_on_the_websocket_stream() {
 #[test]
 fn metrics_answers_are_compressed_when_the_caller_accepts_it() {
     let w = worker(None);
-    for (accept, expect) in [("gzip", Some("gzip")), ("zstd", Some("zstd")), ("identity", None)] {
+    for (accept, expect) in [
+        ("gzip", Some("gzip")),
+        ("zstd", Some("zstd")),
+        ("identity", None),
+    ] {
         let resp = ureq::get(format!("http://{}/metrics?since=0", w.addr))
             .header("accept-encoding", accept)
             .call()
