@@ -197,18 +197,11 @@ fn check_all(test: &TestFile) -> Result<(), String> {
         if s.steps.is_empty() {
             return Err(format!("scenarios[{i}] (`{}`): `steps` is empty", s.name));
         }
-        for (key, present) in [
-            ("setup", s.setup.is_some()),
-            ("teardown", s.teardown.is_some()),
-            ("hooks", s.hooks.is_some()),
-            ("condition", s.condition.is_some()),
-        ] {
-            if present {
-                return Err(format!(
-                    "scenarios[{i}] (`{}`): `{key}` is not supported: it runs JavaScript in the TypeScript tool, and Perfornium-rs runs no scripts",
-                    s.name
-                ));
-            }
+        if s.condition.is_some() {
+            return Err(format!(
+                "scenarios[{i}] (`{}`): `condition` is not supported on a scenario: the TypeScript tool never evaluates it; put a `condition` on the scenario's steps",
+                s.name
+            ));
         }
         if let Some(csv) = &s.csv_data {
             csv.policy(s.csv_mode.as_deref())
@@ -225,7 +218,7 @@ fn check_all(test: &TestFile) -> Result<(), String> {
         (
             test.hooks.is_some(),
             "hooks",
-            "hooks run scripts, and Perfornium-rs runs no scripts",
+            "test-level hooks (beforeTest, onTestError, teardownTest) are never run by the TypeScript tool; use a scenario's `hooks` (beforeScenario, teardownScenario, beforeLoop, afterLoop) or a step's",
         ),
         (
             test.workers.is_some(),
