@@ -575,15 +575,15 @@ mod tests {
             ("        retry: {max_attempts: 0}\n", "max_attempts"),
             (
                 "        thresholds: [{metric: custom, value: 1}]\n",
-                "runs no scripts",
+                "never evaluates",
             ),
             (
                 "        thresholds: [{metric: response_time, value: 1, action: explode}]\n",
                 "unknown variant",
             ),
             (
-                "        condition: 'x > 1'\n",
-                "`condition` is not supported",
+                "        hooks: {afterStep: 'x'}\n",
+                "unknown field `afterStep`",
             ),
             (
                 "        on_error: {continue: true}\n        continueOnError: false\n",

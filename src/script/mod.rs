@@ -46,7 +46,7 @@ impl Code {
     fn wrapped(&self) -> String {
         match self.form {
             Form::Expr => format!(
-                "(function (context, result) {{ return ({}\n); }})",
+                "(function (context, result) {{ return ({}); }})",
                 self.text
             ),
             Form::Body => format!(
