@@ -424,3 +424,41 @@ impl Code {
     }
 
 }
+
+/// Every script `file` must have its text (`source`) by the time the test is checked: a test read
+/// with `config::load` has it; a test submitted as text (`POST /runs`) must carry it.
+pub fn check_sources(test: &super::TestFile) -> Result<(), String> {
+    let missing = |file: &Option<String>, source: &Option<String>| match (file, source) {
+        (Some(f), None) => Err(format!(
+            "script file `{f}` was not sent with the test: submit the test with `perfornium \
+             distributed` or `run`, which read it, or give its text as `source`"
+        )),
+        _ => Ok(()),
+    };
+    for s in &test.scenarios {
+        if let Some(h) = &s.hooks {
+            for h in [&h.before_scenario, &h.teardown_scenario, &h.before_loop, &h.after_loop]
+                .into_iter()
+                .flatten()
+            {
+                missing(&h.file, &h.source)?;
+            }
+        }
+        for step in &s.steps {
+            let scripts = match step {
+                super::Step::Http(h) => h.scripts.as_deref(),
+                super::Step::Script(sc) => {
+                    if let ScriptCode::File { file, source, .. } = &sc.code {
+                        missing(&Some(file.clone()), source)?;
+                    }
+                    Some(&sc.scripts)
+                }
+                _ => None,
+            };
+            for (_, h) in scripts.into_iter().flat_map(|s| s.hooks()) {
+                missing(&h.file, &h.source)?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -214,6 +214,7 @@ fn check_all(test: &TestFile) -> Result<(), String> {
         }
     }
     check_global(&test.global)?;
+    super::script::check_sources(test)?;
     let top = [
         (
             test.hooks.is_some(),

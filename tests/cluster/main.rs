@@ -14,6 +14,7 @@ mod master;
 mod monitoring;
 mod registry;
 mod robustness;
+mod scripting;
 mod security;
 mod seed_distribution;
 mod seed_fault_tolerance;
