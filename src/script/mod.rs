@@ -523,3 +523,142 @@ pub fn check(code: &Code) -> Result<(), ScriptError> {
             .map_err(e)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn code(text: &str, form: Form) -> Arc<Code> {
+        Code::new("t.js", text, form, Duration::from_millis(300))
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_vu_context_keeps_its_globals_and_writes_back_variables() {
+        let slot = Slot::new("r".into());
+        assert!(!slot.is_live(), "no context before the first script");
+        let body = code(
+            "globalThis.n = (globalThis.n || 0) + 1; context.variables.count = globalThis.n; return {n: globalThis.n};",
+            Form::Body,
+        );
+        let v = vars(&[("a", "1")]);
+        let input = Input {
+            variables: Some(&v),
+            ..Default::default()
+        };
+        slot.call(&body, &input).unwrap();
+        let out = slot.call(&body, &input).unwrap();
+        assert_eq!(out.value, serde_json::json!({"n": 2}));
+        let back = out.variables.unwrap();
+        assert_eq!(back["count"], "2");
+        assert_eq!(back["a"], "1");
+        assert!(slot.is_live());
+        // A copy of the slot (another VU's) starts afresh.
+        let other = slot.clone();
+        assert_eq!(
+            other.call(&body, &input).unwrap().value,
+            serde_json::json!({"n": 1})
+        );
+    }
+
+    #[test]
+    fn expressions_see_result_and_context() {
+        let slot = Slot::default();
+        let v = vars(&[("want", "200")]);
+        let e = code("result.status == context.variables.want && context.vu_id === 7", Form::Expr);
+        let input = Input {
+            variables: Some(&v),
+            vu: 7,
+            result: Some(serde_json::json!({"status": 200})),
+            ..Default::default()
+        };
+        let out = slot.call(&e, &input).unwrap();
+        assert_eq!(out.value, serde_json::json!(true));
+        assert_eq!(out.variables, None, "an expression's changes are not kept");
+    }
+
+    #[test]
+    fn exports_in_commonjs_and_es_module_form_are_called_with_params() {
+        let slot = Slot::default();
+        let params = serde_json::json!({"x": 2});
+        let input = Input {
+            params: Some(&params),
+            iteration: 4,
+            ..Default::default()
+        };
+        for text in [
+            "exports.f = (p) => p.x * 10 + p.__iteration;",
+            "module.exports = { f(p) { return p.x * 10 + p.__iteration; } };",
+            "export function f(p) {\n  return p.x * 10 + p.__iteration;\n}\n",
+        ] {
+            let c = code(
+                text,
+                Form::Export {
+                    function: "f".into(),
+                },
+            );
+            assert_eq!(slot.call(&c, &input).unwrap().value, serde_json::json!(24), "{text}");
+        }
+        let missing = code(
+            "exports.g = () => 1;",
+            Form::Export {
+                function: "f".into(),
+            },
+        );
+        assert_eq!(
+            slot.call(&missing, &input).unwrap_err().0,
+            "t.js: exports no function `f`"
+        );
+    }
+
+    #[test]
+    fn a_throw_names_the_line_and_a_spin_is_stopped_by_the_time_limit() {
+        let slot = Slot::default();
+        let input = Input::default();
+        let thrown = slot
+            .call(&code("let a = 1;\n\nthrow new TypeError('no ' + a);", Form::Body), &input)
+            .unwrap_err();
+        assert_eq!(thrown.0, "t.js:3: TypeError: no 1");
+        let started = Instant::now();
+        let spun = slot
+            .call(&code("for (;;) {}", Form::Body), &input)
+            .unwrap_err();
+        assert_eq!(spun.0, "t.js: timed out after 300 ms");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // The context still works after an interrupted call.
+        let ok = slot.call(&code("1 + 1", Form::Expr), &input).unwrap();
+        assert_eq!(ok.value, serde_json::json!(2));
+    }
+
+    #[test]
+    fn require_is_refused_naming_the_module_and_await_without_timers_fails_clearly() {
+        let slot = Slot::default();
+        let input = Input::default();
+        let e = slot
+            .call(&code("require('crypto')", Form::Body), &input)
+            .unwrap_err();
+        assert!(e.0.contains("require('crypto') is not available"), "{e}");
+        let e = slot
+            .call(&code("await new Promise(() => {});", Form::Body), &input)
+            .unwrap_err();
+        assert!(e.0.contains("never settles"), "{e}");
+        let ok = slot
+            .call(&code("const v = await Promise.resolve(5); return v;", Form::Body), &input)
+            .unwrap();
+        assert_eq!(ok.value, serde_json::json!(5));
+    }
+
+    #[test]
+    fn check_reports_a_syntax_error_with_its_line_without_running() {
+        let e = check(&code("let a = 1;\nlet b = ;\n", Form::Body)).unwrap_err();
+        assert!(e.0.starts_with("t.js:2: SyntaxError"), "{e}");
+        check(&code("throw new Error('not run')", Form::Body)).unwrap();
+    }
+}
