@@ -37,6 +37,7 @@ pub mod outputs;
 pub mod phase;
 pub mod report;
 pub mod scaffold;
+pub mod script;
 pub mod time;
 pub mod tls;
 pub mod worker;

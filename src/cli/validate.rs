@@ -22,6 +22,11 @@ impl ValidateArgs {
     pub fn run(self) -> ExitCode {
         match perfornium::config::load(&self.file, self.env.as_deref()) {
             Ok(test) => {
+                // Every script is compiled (not run): a syntax error names its file (or key) and line.
+                if let Err(e) = perfornium::engine::check_scripts(&test) {
+                    eprintln!("{}: script: {e}", self.file.display());
+                    return ExitCode::from(1);
+                }
                 for w in perfornium::config::warnings(&test) {
                     eprintln!("{}: warning: {w}", self.file.display());
                 }

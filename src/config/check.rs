@@ -81,6 +81,12 @@ pub enum Check {
         #[serde(default)]
         description: Option<String>,
     },
+    /// A JavaScript expression over `result` (the response) and `context`: passes when truthy.
+    Custom {
+        script: String,
+        #[serde(default)]
+        description: Option<String>,
+    },
 }
 
 /// Pulls a value out of a response into a variable for later steps.
@@ -92,7 +98,8 @@ pub struct Extract {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: ExtractKind,
-    #[serde(alias = "path")]
+    /// For `type: custom`, the JavaScript expression (written `script`).
+    #[serde(alias = "path", alias = "script")]
     pub expression: String,
     #[serde(default, deserialize_with = "scalar_default")]
     pub default: Option<String>,
@@ -142,6 +149,8 @@ pub enum ExtractKind {
     Regex,
     Xpath,
     Header,
+    /// A JavaScript expression over `result` and `context`; its value is stored.
+    Custom,
 }
 
 /// A comparison operator of a `response_time` or `json_path` check.
@@ -250,6 +259,8 @@ pub enum CheckRule {
     },
     /// The response is (`true`) or is not (`false`) a SOAP Fault.
     SoapFault(bool),
+    /// A JavaScript expression is truthy (run in the VU's context).
+    Custom(std::sync::Arc<super::script::Code>),
     /// The header is present and, when given, its value compares with `expected`.
     Header {
         name: http::HeaderName,
@@ -275,6 +286,8 @@ pub enum ExtractSource {
     XPath(XPath, ReturnType),
     /// A response header's value.
     Header(http::HeaderName),
+    /// A JavaScript expression's value (run in the VU's context).
+    Custom(std::sync::Arc<super::script::Code>),
 }
 
 /// An extraction ready to run on every response.
@@ -347,6 +360,10 @@ impl Check {
             Check::TextContains { value, description } => {
                 (description, format!("text_contains {value}"))
             }
+            Check::Custom {
+                script,
+                description,
+            } => (description, format!("custom {}", script.trim())),
             Check::Xpath {
                 expression,
                 description,
@@ -464,6 +481,12 @@ impl Check {
                 }
             }
             Check::SoapFault { expected, .. } => CheckRule::SoapFault(expected.unwrap_or(false)),
+            Check::Custom { script, .. } => CheckRule::Custom(super::script::Code::new(
+                format!("check `{}`", self.label()),
+                script.clone(),
+                super::script::Form::Expr,
+                super::script::DEFAULT_TIMEOUT,
+            )),
             Check::Header {
                 name,
                 value,
@@ -563,6 +586,12 @@ impl Extract {
                 })?,
             ),
             ExtractKind::JsonPath => ExtractSource::JsonPath(JsonPath::parse(&self.expression)?),
+            ExtractKind::Custom => ExtractSource::Custom(super::script::Code::new(
+                format!("extract `{}`", self.name),
+                self.expression.clone(),
+                super::script::Form::Expr,
+                super::script::DEFAULT_TIMEOUT,
+            )),
             ExtractKind::Regex => {
                 let re = regex::Regex::new(&self.expression)
                     .map_err(|e| format!("extract `{}`: bad regex: {e}", self.name))?;

@@ -178,6 +178,9 @@ pub fn explain(test: &TestFile) -> String {
                 ))
                 .unwrap_or_default()
         );
+        if let Some(line) = super::script::explain_scenario(s) {
+            let _ = writeln!(out, "  {line}");
+        }
         for step in &s.steps {
             let line = match step {
                 Step::Http(h) => {
@@ -194,8 +197,12 @@ pub fn explain(test: &TestFile) -> String {
                     if !h.options.thresholds.is_empty() {
                         let _ = write!(l, ", {} per-result thresholds", h.options.thresholds.len());
                     }
+                    if let Some(s) = &h.scripts {
+                        l.push_str(&super::script::explain_step(s));
+                    }
                     l
                 }
+                Step::Script(s) => super::script::explain_script_step(s),
                 Step::Wait { duration, .. } => {
                     format!(
                         "wait {}-{} (a bare number is ms)",

@@ -25,6 +25,7 @@ pub mod outputs;
 mod overrides;
 pub mod performance;
 pub mod results;
+pub mod script;
 mod scenario;
 pub mod security;
 mod sibling;
@@ -176,6 +177,7 @@ pub fn load(path: &Path, env: Option<&str>) -> Result<TestFile, ConfigError> {
     normalize(&mut test).map_err(|m| invalid(path, m.0))?;
     resolve_csv_paths(&mut test, &dir).map_err(|m| invalid(path, m))?;
     template::inline_files(&mut test, &dir).map_err(|m| invalid(path, m))?;
+    script::inline_files(&mut test, &dir).map_err(|m| invalid(path, m))?;
     check(&test).map_err(|m| invalid(path, m.0))?;
     Ok(test)
 }

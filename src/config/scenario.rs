@@ -37,15 +37,18 @@ pub struct Scenario {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sla_requirements: Option<Sla>,
     pub steps: Vec<Step>,
-    /// Refused by name: scripts in the TypeScript tool (`validate.rs` gives the reason).
-    #[serde(default, skip_serializing)]
-    pub setup: Option<serde_norway::Value>,
-    #[serde(default, skip_serializing)]
-    pub teardown: Option<serde_norway::Value>,
-    #[serde(default, skip_serializing)]
-    pub hooks: Option<serde_norway::Value>,
-    #[serde(default, skip_serializing)]
-    pub condition: Option<serde_norway::Value>,
+    /// Legacy inline JavaScript run once per iteration before the steps (after `beforeScenario`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<String>,
+    /// Legacy inline JavaScript run once per iteration after the steps (before `teardownScenario`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teardown: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<super::script::ScenarioHooks>,
+    /// A JavaScript expression over `context`, evaluated before each iteration: when false the
+    /// iteration is skipped (the TypeScript tool never reads it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
 }
 
 fn yes() -> bool {

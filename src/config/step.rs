@@ -18,6 +18,8 @@ pub enum Step {
     Http(HttpStep),
     Wait { name: String, duration: ThinkTime },
     Rendezvous(Rendezvous),
+    /// A `custom` step (inline JavaScript) or a `script` step (a function of a `.js` file).
+    Script(super::script::ScriptStep),
 }
 
 impl Step {
@@ -27,6 +29,7 @@ impl Step {
             Step::Http(h) => &h.name,
             Step::Wait { name, .. } => name,
             Step::Rendezvous(r) => &r.name,
+            Step::Script(s) => &s.name,
         }
     }
 }
@@ -59,6 +62,8 @@ pub struct HttpStep {
     pub auth: Option<Auth>,
     /// Set on `soap` steps: what the engine resolves from a WSDL, and whether Faults count as errors.
     pub soap: Option<Soap>,
+    /// `condition` and `hooks` (JavaScript), when given.
+    pub scripts: Option<Box<super::script::StepScripts>>,
 }
 
 /// A `multipart:` field: text (a template), or a file: `"@path"` or `{file: path, filename?,
@@ -193,9 +198,27 @@ pub struct RawStep {
     pub retry: Option<Retry>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thresholds: Vec<StepThreshold>,
-    /// Refused by name: a JavaScript expression in the TypeScript tool.
-    #[serde(default, skip_serializing)]
-    pub condition: Option<serde_norway::Value>,
+    /// A JavaScript expression over `context`: when false the step is skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<super::script::StepHooks>,
+    /// `type: custom`: the inline JavaScript.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
+    /// `type: script`: the `.js` file, its `function`, the `params` it is given and the variable
+    /// its return value is stored in (`returns`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// The script file's text, read when the test is loaded (so it travels to workers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub returns: Option<String>,
 }
 
 fn yaml_scalar(v: &serde_norway::Value) -> String {
@@ -221,13 +244,6 @@ impl TryFrom<RawStep> for Step {
     type Error = String;
 
     fn try_from(raw: RawStep) -> Result<Self, String> {
-        if raw.condition.is_some() {
-            return Err(
-                "`condition` is not supported: it is a JavaScript expression in the \
-                 TypeScript tool, and Perfornium-rs runs no scripts"
-                    .into(),
-            );
-        }
         let kind = raw.kind.clone().unwrap_or_else(|| {
             if raw.rendezvous.is_some() {
                 "rendezvous".into()
@@ -235,6 +251,37 @@ impl TryFrom<RawStep> for Step {
                 "rest".into()
             }
         });
+        if kind != "custom" && kind != "script" {
+            for (key, present) in [
+                ("script", raw.script.is_some()),
+                ("file", raw.file.is_some()),
+                ("source", raw.source.is_some()),
+                ("function", raw.function.is_some()),
+                ("params", raw.params.is_some()),
+                ("returns", raw.returns.is_some()),
+            ] {
+                if present {
+                    return Err(format!(
+                        "`{key}` belongs to `type: custom` / `type: script` steps, not to a `{kind}` step"
+                    ));
+                }
+            }
+        }
+        if kind == "wait" || kind == "rendezvous" {
+            for (key, present) in [
+                ("condition", raw.condition.is_some()),
+                ("hooks", raw.hooks.is_some()),
+            ] {
+                if present {
+                    return Err(format!(
+                        "`{key}` is not supported on a `{kind}` step (it applies to rest, soap, custom and script steps)"
+                    ));
+                }
+            }
+        }
+        if kind == "custom" || kind == "script" {
+            return raw.into_script(&kind).map(Step::Script);
+        }
         if kind != "rest" && kind != "soap" {
             let common = [
                 ("think_time", raw.think_time.is_some()),
@@ -258,13 +305,97 @@ impl TryFrom<RawStep> for Step {
             "rendezvous" => raw.into_rendezvous().map(Step::Rendezvous),
             other => Err(format!(
                 "step type `{other}` is not supported by this program \
-                 (supported: rest, soap, wait, rendezvous)"
+                 (supported: rest, soap, wait, rendezvous, custom, script)"
             )),
         }
     }
 }
 
 impl RawStep {
+    fn into_script(self, kind: &str) -> Result<super::script::ScriptStep, String> {
+        use super::script::{ScriptCode, ScriptStep, StepScripts};
+        for (key, present) in [
+            ("method", self.method.is_some()),
+            ("path", self.path.is_some()),
+            ("url", self.url.is_some()),
+            ("headers", !self.headers.is_empty()),
+            ("body", self.body.is_some()),
+            ("json", self.json.is_some()),
+            ("checks", !self.checks.is_empty()),
+            ("extract", !self.extract.is_empty()),
+            ("retry", self.retry.is_some()),
+            ("thresholds", !self.thresholds.is_empty()),
+            ("think_time", self.think_time.is_some()),
+            ("duration", self.duration.is_some()),
+        ] {
+            if present {
+                return Err(format!("`{key}` does not apply to a `{kind}` step"));
+            }
+        }
+        let code = if kind == "custom" {
+            for (key, present) in [
+                ("file", self.file.is_some()),
+                ("function", self.function.is_some()),
+                ("params", self.params.is_some()),
+                ("returns", self.returns.is_some()),
+            ] {
+                if present {
+                    return Err(format!(
+                        "`{key}` belongs to `type: script` steps; a `custom` step runs its inline `script`"
+                    ));
+                }
+            }
+            ScriptCode::Inline(self.script.ok_or("a `custom` step needs `script` (inline JavaScript)")?)
+        } else {
+            if self.script.is_some() {
+                return Err("`script` belongs to `type: custom` steps; a `script` step calls `function` of `file`".into());
+            }
+            let file = self.file.ok_or("a `script` step needs `file` (a .js file)")?;
+            super::script::check_extension(&file)?;
+            let params = self.params.unwrap_or(serde_json::Value::Object(Default::default()));
+            if !params.is_object() {
+                return Err("`params` must be a mapping".into());
+            }
+            ScriptCode::File {
+                file,
+                source: self.source,
+                function: self.function.ok_or("a `script` step needs `function` (the name of an exported function)")?,
+                params,
+            }
+        };
+        let timeout = match self.timeout {
+            Some(t) => t.duration_ms()?,
+            None => super::script::DEFAULT_TIMEOUT,
+        };
+        if timeout.is_zero() {
+            return Err("`timeout` must be above zero".into());
+        }
+        if self.on_error.as_ref().is_some_and(|o| o.log_full_response.is_some()) {
+            return Err(format!("`on_error.log_full_response` does not apply to a `{kind}` step (it has no response)"));
+        }
+        let continue_on_error = match (self.on_error.as_ref().and_then(|o| o.continue_), self.continue_on_error) {
+            (Some(o), Some(c)) if o != c => {
+                return Err("`on_error.continue` and `continueOnError` disagree".into())
+            }
+            (a, b) => a.or(b).unwrap_or(true),
+        };
+        let name = self.name.unwrap_or_else(|| match &code {
+            ScriptCode::Inline(_) => "custom".into(),
+            ScriptCode::File { function, .. } => function.clone(),
+        });
+        Ok(ScriptStep {
+            name,
+            code,
+            returns: self.returns,
+            timeout,
+            continue_on_error,
+            scripts: StepScripts {
+                condition: self.condition,
+                hooks: self.hooks.unwrap_or_default(),
+            },
+        })
+    }
+
     fn into_wait(self) -> Result<Step, String> {
         let duration = self
             .duration
@@ -488,6 +619,10 @@ impl RawStep {
         for (k, x) in self.extract.iter().enumerate() {
             x.compile().map_err(|e| format!("extract[{k}]: {e}"))?;
         }
+        let scripts = super::script::StepScripts {
+            condition: self.condition,
+            hooks: self.hooks.unwrap_or_default(),
+        };
         let options = super::step_options::options(
             self.think_time,
             self.timeout.as_ref(),
@@ -516,6 +651,7 @@ impl RawStep {
             overrides,
             auth: self.auth,
             soap,
+            scripts: (!scripts.is_empty()).then(|| Box::new(scripts)),
         })
     }
 }
@@ -705,6 +841,8 @@ impl From<Step> for RawStep {
                 on_error: h.options.on_error(),
                 retry: h.options.retry,
                 thresholds: h.options.thresholds,
+                condition: h.scripts.as_ref().and_then(|s| s.condition.clone()),
+                hooks: h.scripts.map(|s| s.hooks).filter(|h| *h != Default::default()),
                 ..Default::default()
             },
             Step::Wait { name, duration } => RawStep {
@@ -725,6 +863,37 @@ impl From<Step> for RawStep {
                 timeout: Some(NumOrText::Text(format!("{}ms", r.timeout.as_millis()))),
                 ..Default::default()
             },
+            Step::Script(s) => {
+                use super::script::ScriptCode;
+                let mut raw = RawStep {
+                    name: Some(s.name),
+                    timeout: Some(NumOrText::Text(format!("{}ms", s.timeout.as_millis()))),
+                    continue_on_error: (!s.continue_on_error).then_some(false),
+                    returns: s.returns,
+                    condition: s.scripts.condition,
+                    hooks: Some(s.scripts.hooks).filter(|h| *h != Default::default()),
+                    ..Default::default()
+                };
+                match s.code {
+                    ScriptCode::Inline(code) => {
+                        raw.kind = Some("custom".into());
+                        raw.script = Some(code);
+                    }
+                    ScriptCode::File {
+                        file,
+                        source,
+                        function,
+                        params,
+                    } => {
+                        raw.kind = Some("script".into());
+                        raw.file = Some(file);
+                        raw.source = source;
+                        raw.function = Some(function);
+                        raw.params = Some(params);
+                    }
+                }
+                raw
+            }
         }
     }
 }

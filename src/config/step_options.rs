@@ -162,6 +162,9 @@ pub struct StepThreshold {
     pub severity: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Refused by name when given (see [`StepThreshold::compile`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_script: Option<String>,
 }
 
 /// A per-step threshold ready to test a result.
@@ -192,14 +195,19 @@ impl CompiledThreshold {
 
 impl StepThreshold {
     pub fn compile(&self) -> Result<CompiledThreshold, String> {
+        if self.custom_script.is_some() {
+            return Err("`custom_script` is not supported: the TypeScript tool types it but never \
+                 evaluates it (use a `custom` check for a scripted pass/fail)"
+                .into());
+        }
         let metric = match self.metric.as_str() {
             "response_time" => StepMetric::ResponseTime,
             "status_code" => StepMetric::StatusCode,
             "error_rate" => StepMetric::ErrorRate,
             "throughput" => StepMetric::Throughput,
             "custom" => {
-                return Err("metric `custom` is not supported: it runs a script, and \
-                     Perfornium-rs runs no scripts"
+                return Err("metric `custom` is not supported: the TypeScript tool never \
+                     evaluates its `custom_script` (use a `custom` check for a scripted pass/fail)"
                     .into())
             }
             other => {

@@ -197,18 +197,11 @@ fn check_all(test: &TestFile) -> Result<(), String> {
         if s.steps.is_empty() {
             return Err(format!("scenarios[{i}] (`{}`): `steps` is empty", s.name));
         }
-        for (key, present) in [
-            ("setup", s.setup.is_some()),
-            ("teardown", s.teardown.is_some()),
-            ("hooks", s.hooks.is_some()),
-            ("condition", s.condition.is_some()),
-        ] {
-            if present {
-                return Err(format!(
-                    "scenarios[{i}] (`{}`): `{key}` is not supported: it runs JavaScript in the TypeScript tool, and Perfornium-rs runs no scripts",
-                    s.name
-                ));
-            }
+        if s.condition.is_some() {
+            return Err(format!(
+                "scenarios[{i}] (`{}`): `condition` is not supported on a scenario: the TypeScript tool never evaluates it; put a `condition` on the scenario's steps",
+                s.name
+            ));
         }
         if let Some(csv) = &s.csv_data {
             csv.policy(s.csv_mode.as_deref())
@@ -221,11 +214,12 @@ fn check_all(test: &TestFile) -> Result<(), String> {
         }
     }
     check_global(&test.global)?;
+    super::script::check_sources(test)?;
     let top = [
         (
             test.hooks.is_some(),
             "hooks",
-            "hooks run scripts, and Perfornium-rs runs no scripts",
+            "test-level hooks (beforeTest, onTestError, teardownTest) are never run by the TypeScript tool; use a scenario's `hooks` (beforeScenario, teardownScenario, beforeLoop, afterLoop) or a step's",
         ),
         (
             test.workers.is_some(),
@@ -582,15 +576,15 @@ mod tests {
             ("        retry: {max_attempts: 0}\n", "max_attempts"),
             (
                 "        thresholds: [{metric: custom, value: 1}]\n",
-                "runs no scripts",
+                "never evaluates",
             ),
             (
                 "        thresholds: [{metric: response_time, value: 1, action: explode}]\n",
                 "unknown variant",
             ),
             (
-                "        condition: 'x > 1'\n",
-                "`condition` is not supported",
+                "        hooks: {afterStep: 'x'}\n",
+                "unknown field `afterStep`",
             ),
             (
                 "        on_error: {continue: true}\n        continueOnError: false\n",

@@ -127,7 +127,83 @@ pub fn passes(check: &CompiledCheck, resp: &Response, vars: &Vars) -> bool {
             (Some(_), None) => true,
             (Some(v), Some((op, exp))) => op.compare(&v, &expand(exp, vars)),
         },
+        CheckRule::Custom(code) => match script(code, resp, vars) {
+            Ok(v) => truthy(&v),
+            Err(e) => {
+                // As in the TypeScript tool, a throwing check fails; the message is logged.
+                tracing::warn!(error = %e, "custom check failed to run");
+                false
+            }
+        },
     }
+}
+
+/// JavaScript truthiness of a JSON value.
+pub fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0 && !f.is_nan()),
+        Value::String(s) => !s.is_empty(),
+        _ => true,
+    }
+}
+
+/// The response as a custom check's or extractor's `result`: `status`, `body` (text), `data`
+/// (the parsed JSON, else the text), `headers` (lower-case names) and `response_time` (ms).
+pub fn result_json(resp: &Response) -> Value {
+    let headers: serde_json::Map<String, Value> = resp
+        .headers
+        .map(|h| {
+            h.iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_string(),
+                        Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    serde_json::json!({
+        "status": resp.status,
+        "success": (200..400).contains(&resp.status),
+        "body": resp.body,
+        "data": resp.json().cloned().unwrap_or_else(|| Value::String(resp.body.to_string())),
+        "headers": headers,
+        "response_time": resp.elapsed_ms,
+        "duration": resp.elapsed_ms,
+    })
+}
+
+fn script(
+    code: &std::sync::Arc<crate::script::Code>,
+    resp: &Response,
+    vars: &Vars,
+) -> Result<Value, crate::script::ScriptError> {
+    let input = crate::script::Input {
+        variables: Some(&vars.values),
+        vu: vars.vu,
+        iteration: vars.iteration,
+        result: Some(result_json(resp)),
+        ..Default::default()
+    };
+    vars.js.call(code, &input).map(|o| o.value)
+}
+
+/// [`run_extract`], with the VU's variables for a `custom` extractor.
+pub fn run_extract_in(ex: &CompiledExtract, resp: &Response, vars: &Vars) -> Option<String> {
+    if let ExtractSource::Custom(code) = &ex.source {
+        let found = match script(code, resp, vars) {
+            Ok(v) => crate::script::as_text(&v),
+            Err(e) => {
+                tracing::warn!(error = %e, "custom extractor failed to run");
+                None
+            }
+        };
+        return found.or_else(|| ex.default.clone());
+    }
+    run_extract(ex, resp)
 }
 
 /// Runs one extraction; falls back to `default`, and yields `None` when there is neither.
@@ -164,6 +240,8 @@ pub fn run_extract(ex: &CompiledExtract, resp: &Response) -> Option<String> {
             }
         }),
         ExtractSource::Header(name) => resp.header(name),
+        // Needs the VU's context: see `run_extract_in`.
+        ExtractSource::Custom(_) => None,
     };
     found.or_else(|| ex.default.clone())
 }

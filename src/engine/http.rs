@@ -2,7 +2,7 @@
 //! the open model gives one), reads the body, runs the checks and extractions, and returns the
 //! [`Sample`] plus the values extracted for later steps.
 
-use super::checks::{passes, run_extract, Response};
+use super::checks::{passes, run_extract_in, Response};
 use super::client::{Prepared, Reply, Request, VuClient};
 use super::template::{expand, Vars};
 use crate::config::compile::Part;
@@ -137,7 +137,7 @@ pub async fn send(
     let extracted = compiled
         .extract
         .iter()
-        .filter_map(|ex| run_extract(ex, &response).map(|v| (ex.name.clone(), v)))
+        .filter_map(|ex| run_extract_in(ex, &response, vars).map(|v| (ex.name.clone(), v)))
         .collect();
     (sample, extracted)
 }
@@ -406,6 +406,7 @@ mod tests {
             overrides: BTreeMap::new(),
             auth: None,
             soap: None,
+            scripts: None,
         }
     }
 

@@ -15,6 +15,7 @@ mod http;
 pub mod leases;
 pub mod rendezvous;
 pub mod schedule;
+mod scripting;
 mod soap;
 pub mod state;
 pub mod template;
@@ -140,6 +141,10 @@ pub(crate) struct Shared {
     captured: std::sync::Mutex<Vec<serde_json::Value>>,
     /// The run's pause switch ([`Options::pause`]).
     pause: Option<watch::Receiver<bool>>,
+    /// The test's JavaScript (hooks, conditions, script steps); `None` when it has none.
+    scripts: Option<scripting::Scripts>,
+    /// The run's id, on the lines scripts log.
+    run_id: Arc<str>,
 }
 
 impl Shared {
@@ -226,19 +231,27 @@ impl Shared {
                 .and_then(|f| f.locale.as_deref())
                 .and_then(|l| config::faker::Locale::parse(l).ok())
                 .unwrap_or_default(),
+            js: crate::script::Slot::new(self.run_id.clone()),
             ..Default::default()
         }
     }
 }
 
-/// Names of the HTTP steps in the order the engine numbers them.
+/// Names of the steps that make samples in the order the engine numbers them: the HTTP steps,
+/// then the `custom`/`script` steps.
 pub fn step_names(test: &TestFile) -> Vec<String> {
-    test.scenarios
-        .iter()
-        .flat_map(|s| s.steps.iter())
+    let steps = || test.scenarios.iter().flat_map(|s| s.steps.iter());
+    steps()
         .filter(|st| matches!(st, Step::Http(_)))
+        .chain(steps().filter(|st| matches!(st, Step::Script(_))))
         .map(|st| st.name().to_string())
         .collect()
+}
+
+/// Compiles every script of the test without running it: the first syntax error, with its file
+/// (or key) and line.
+pub fn check_scripts(test: &TestFile) -> Result<(), crate::script::ScriptError> {
+    scripting::check(test)
 }
 
 fn prepared(test: &TestFile, compiled: &[config::CompiledStep]) -> Vec<Option<client::Prepared>> {
@@ -292,6 +305,7 @@ pub async fn run_from(
 ) -> Result<Outcome, EngineError> {
     let names = step_names(&test);
     config::runnable(&test)?;
+    scripting::check(&test).map_err(|e| EngineError::Invalid(config::Invalid(e.0)))?;
     let mut compiled = config::compile(&test)?;
     let compiled_thresholds = test
         .scenarios
@@ -410,6 +424,19 @@ pub async fn run_from(
         debug: test.global.debug.clone().filter(|d| d.captures()),
         captured: Default::default(),
         pause: opts.pause,
+        scripts: scripting::Scripts::build(
+            &test,
+            test.scenarios
+                .iter()
+                .flat_map(|s| &s.steps)
+                .filter(|st| matches!(st, Step::Http(_)))
+                .count(),
+        ),
+        run_id: opts
+            .run_id
+            .clone()
+            .unwrap_or_else(|| "local".into())
+            .into(),
     });
     match &test.load {
         Load::Phases(phases) => {

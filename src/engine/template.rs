@@ -35,6 +35,8 @@ pub struct Vars {
     pub memo: Memo,
     /// The version of the run's global variables last copied into `values`.
     pub globals_seen: u64,
+    /// The VU's JavaScript context, created at its first script (never for a test without).
+    pub js: crate::script::Slot,
 }
 
 /// How many seeded values a VU has drawn (atomic so a VU's future stays `Send`).

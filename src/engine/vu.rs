@@ -6,6 +6,7 @@
 //! against each result with their action.
 
 use super::client::VuClient;
+use super::scripting;
 use super::http::{self, Target};
 use super::template::Vars;
 use super::Shared;
@@ -87,8 +88,17 @@ pub async fn run_iteration(
     };
     let ends = |shared: &Shared| shared.stopped() || until.is_some_and(|u| Instant::now() >= u);
     let loop_end = sc.looping.duration.map(|d| Instant::now() + d);
+    // The scenario's JavaScript, when the test has any (one `Option` test otherwise).
+    let js = shared.scripts.as_ref().map(|s| (s, &s.scenarios[scenario]));
+    let wraps = js.filter(|(_, j)| j.wraps());
+    if let Some((all, j)) = wraps {
+        if !scripting::begin(all, j, vars) {
+            scripting::end(all, j, vars);
+            return false;
+        }
+    }
     let mut round = 0u32;
-    loop {
+    'rounds: loop {
         if loop_end.is_some() {
             if loop_end.is_some_and(|e| Instant::now() >= e) {
                 break;
@@ -97,34 +107,67 @@ pub async fn run_iteration(
             break;
         }
         round += 1;
+        if let Some((all, j)) = wraps {
+            if !scripting::before_round(all, j, vars) {
+                break;
+            }
+        }
         for (i, step) in sc.steps.iter().enumerate() {
             if ends(shared) {
-                return false;
+                break 'rounds;
             }
             shared
                 .globals
                 .copy_into(&mut vars.values, &mut vars.globals_seen);
+            let step_js = js.and_then(|(all, j)| j.steps[i].as_ref().map(|s| (all, j, s)));
+            if let Some((all, j, s)) = step_js {
+                if !scripting::before_step(all, j, s, vars) {
+                    continue;
+                }
+            }
             match step {
                 Step::Http(h) => {
                     let id = shared.step_ids[scenario][i].expect("every HTTP step has an id");
                     let after =
                         http_step(shared, client, &target, h, id, vars, origin.take()).await;
+                    let mut end = matches!(after, After::EndIteration);
+                    if let Some((all, j, s)) = step_js {
+                        let failed = vars.js.last_failed();
+                        end |= !scripting::after_step(all, j, s, vars, failed);
+                    }
                     if let Some(t) = h.options.think_time.or(think) {
                         pause(shared, t, until).await;
                     }
-                    if matches!(after, After::EndIteration) {
-                        return false;
+                    if end {
+                        break 'rounds;
+                    }
+                }
+                Step::Script(x) => {
+                    if let Some((all, j, s)) = step_js {
+                        let failed = scripting::script_step(all, j, s, x, vars, &shared.samples);
+                        let hooks_ok = scripting::after_step(all, j, s, vars, failed);
+                        if (failed && !x.continue_on_error) || !hooks_ok {
+                            break 'rounds;
+                        }
                     }
                 }
                 Step::Wait { duration, .. } => pause(shared, *duration, until).await,
                 Step::Rendezvous(r) => {
                     tokio::select! {
                         _ = shared.rendezvous.wait(&r.point, r.count, r.timeout) => {}
-                        _ = shared.cancel.cancelled() => return false,
+                        _ = shared.cancel.cancelled() => break 'rounds,
                     }
                 }
             }
         }
+        if let Some((all, j)) = wraps {
+            if !scripting::after_round(all, j, vars) {
+                break;
+            }
+        }
+    }
+    if let Some((all, j)) = wraps {
+        scripting::end(all, j, vars);
     }
     false
 }
@@ -164,8 +207,10 @@ async fn http_step(
                 }
             }
         }
-        let mut captured =
-            (shared.debug.is_some() || h.options.log_full_response).then(http::Captured::default);
+        let mut captured = (shared.debug.is_some()
+            || h.options.log_full_response
+            || shared.scripts.is_some())
+        .then(http::Captured::default);
         let (mut sample, extracted) = http::send(
             client,
             target,
@@ -179,6 +224,24 @@ async fn http_step(
         let failed_request = sample.error.is_some() || !sample.failed_checks.is_empty();
         let verdict = thresholds(shared, h, id, &mut sample);
         let failed = failed_request || sample.error.is_some();
+        if shared.scripts.is_some() {
+            vars.js.set_last_response(crate::script::LastResponse {
+                step: h.name.clone(),
+                status: sample.status,
+                body: captured
+                    .as_ref()
+                    .and_then(|c| c.response.as_ref())
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default(),
+                response_time: sample.latency_us as f64 / 1000.0,
+                error: failed.then(|| {
+                    sample
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| sample.failed_checks.join("; "))
+                }),
+            });
+        }
         tracing::debug!(
             step = %h.name,
             status = ?sample.status,

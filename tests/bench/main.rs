@@ -13,3 +13,4 @@ mod controller;
 mod distributed;
 mod failover;
 mod transports;
+mod scripting;

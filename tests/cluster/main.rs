@@ -16,6 +16,7 @@ mod monitoring;
 mod registry;
 mod replacement;
 mod robustness;
+mod scripting;
 mod security;
 mod seed_distribution;
 mod seed_fault_tolerance;

@@ -11,7 +11,7 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["time", "phase", "tls"],
     &["config"],
-    &["metrics"],
+    &["metrics", "script"],
     &["engine"],
     &["report"],
     &["api", "outputs"],

@@ -21,6 +21,7 @@ mod memory;
 mod outputs;
 mod protocols;
 mod report;
+mod scripting;
 mod seed_blocks;
 mod templating;
 mod test_sockets;

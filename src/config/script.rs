@@ -1,0 +1,464 @@
+//! The script-bearing keys of a test, as written: hooks (`{type: inline|file, content, file,
+//! continueOnError, timeout}` or the documentation's plain-string form), a scenario's `hooks`,
+//! `setup` and `teardown`, a step's `condition` and `hooks`, and the `custom` / `script` steps. The
+//! `script` module compiles and runs them; here they are only parsed and shaped. A hook's or
+//! script step's `file` is read when the test is loaded ([`inline_files`]) and travels in the
+//! test as `source`, so workers never read the controller's disk.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The time limit of one call when no `timeout` is given (the TypeScript tool's fixed 30 s).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A hook: JavaScript run at a point of a VU's journey.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hook {
+    /// Inline code (`type: inline`, or the plain-string form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// `type: file`: a `.js` file relative to the test file, exporting a function
+    /// `(context, helpers)` (or holding a body run like inline code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// The file's text, read when the test is loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Whether a failing hook is only logged (the TypeScript default) or fails its step/iteration.
+    #[serde(rename = "continueOnError")]
+    pub continue_on_error: bool,
+    /// The call's time limit.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_ms"
+    )]
+    pub timeout: Option<Duration>,
+}
+
+fn ser_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_u64(d.as_millis() as u64),
+        None => s.serialize_none(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHook {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    file: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    steps: Option<serde_norway::Value>,
+    #[serde(default, rename = "continueOnError", alias = "continue_on_error")]
+    continue_on_error: Option<bool>,
+    #[serde(default, deserialize_with = "super::duration::de_opt_duration_ms")]
+    timeout: Option<Duration>,
+}
+
+impl<'de> Deserialize<'de> for Hook {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Text(String),
+            Object(RawHook),
+        }
+        let raw = match serde_norway::Value::deserialize(d)? {
+            serde_norway::Value::String(s) => Either::Text(s),
+            other => Either::Object(
+                serde_norway::from_value::<RawHook>(other).map_err(serde::de::Error::custom)?,
+            ),
+        };
+        let o = match raw {
+            Either::Text(code) => {
+                return Ok(Hook {
+                    content: Some(code),
+                    file: None,
+                    source: None,
+                    continue_on_error: true,
+                    timeout: None,
+                })
+            }
+            Either::Object(o) => o,
+        };
+        let kind = o.kind.as_deref().unwrap_or(if o.file.is_some() {
+            "file"
+        } else {
+            "inline"
+        });
+        let err = |m: String| Err(serde::de::Error::custom(m));
+        if o.steps.is_some() || kind == "steps" {
+            return err("a hook of `type: steps` is not supported: Perfornium-rs runs hooks as JavaScript only (put the requests in the scenario's steps, with a `condition` if they must not always run)".into());
+        }
+        if o.timeout.is_some_and(|t| t.is_zero()) {
+            return err("a hook's `timeout` must be above zero".into());
+        }
+        match kind {
+            "inline" => {
+                if o.content.is_none() || o.file.is_some() {
+                    return err("a hook of `type: inline` needs `content` (and no `file`)".into());
+                }
+            }
+            "file" => {
+                if o.file.is_none() || o.content.is_some() {
+                    return err("a hook of `type: file` needs `file` (and no `content`)".into());
+                }
+            }
+            other => return err(format!("hook `type` must be inline or file, got `{other}`")),
+        }
+        Ok(Hook {
+            content: o.content,
+            file: o.file,
+            source: o.source,
+            continue_on_error: o.continue_on_error.unwrap_or(true),
+            timeout: o.timeout,
+        })
+    }
+}
+
+impl Hook {
+    /// The code to run: the inline content, or the file's text once loaded.
+    pub fn code(&self) -> Option<&str> {
+        self.content.as_deref().or(self.source.as_deref())
+    }
+}
+
+/// A scenario's `hooks:`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScenarioHooks {
+    /// Once per iteration of the scenario, before its steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_scenario: Option<Hook>,
+    /// Once per iteration of the scenario, after its steps (also after a failed step ended it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teardown_scenario: Option<Hook>,
+    /// Before each round of the scenario's `loop`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_loop: Option<Hook>,
+    /// After each round of the scenario's `loop`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_loop: Option<Hook>,
+}
+
+/// A step's `hooks:`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StepHooks {
+    /// Before the step (after its `condition` passed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_step: Option<Hook>,
+    /// When the step failed (error, failed check, threshold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_step_error: Option<Hook>,
+    /// After the step, whether it failed or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teardown_step: Option<Hook>,
+}
+
+/// What a step may carry besides its own work: its `condition` and `hooks`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepScripts {
+    /// A JavaScript expression over `context`; when false the step is skipped.
+    pub condition: Option<String>,
+    pub hooks: StepHooks,
+}
+
+impl StepScripts {
+    /// Whether there is nothing to run.
+    pub fn is_empty(&self) -> bool {
+        self.condition.is_none() && self.hooks == StepHooks::default()
+    }
+
+    pub fn hooks(&self) -> impl Iterator<Item = (&'static str, &Hook)> {
+        [
+            ("beforeStep", &self.hooks.before_step),
+            ("onStepError", &self.hooks.on_step_error),
+            ("teardownStep", &self.hooks.teardown_step),
+        ]
+        .into_iter()
+        .filter_map(|(n, h)| h.as_ref().map(|h| (n, h)))
+    }
+}
+
+/// A `custom` step (inline `script`) or a `script` step (`file` + `function`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptStep {
+    pub name: String,
+    pub code: ScriptCode,
+    /// `script` steps: the key of `extracted_data` (a variable) the return value is stored in.
+    pub returns: Option<String>,
+    pub timeout: Duration,
+    /// `continueOnError` / `on_error.continue`: whether a failure lets the iteration go on
+    /// (default true, as for HTTP steps).
+    pub continue_on_error: bool,
+    pub scripts: StepScripts,
+}
+
+/// What a script step runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScriptCode {
+    /// `type: custom`: the body of an async function `(context, require)`; its return value is
+    /// the step's data.
+    Inline(String),
+    /// `type: script`: `function` of the file, called with `{...params, __context, ...}`.
+    File {
+        file: String,
+        /// The file's text, read when the test is loaded.
+        source: Option<String>,
+        function: String,
+        params: serde_json::Value,
+    },
+}
+
+/// Reads every hook's and script step's `file` (relative to `dir`, the test file's folder) into
+/// its `source`; `.ts` files are refused by name.
+pub fn inline_files(test: &mut super::TestFile, dir: &Path) -> Result<(), String> {
+    let read = |file: &str, source: &mut Option<String>| -> Result<(), String> {
+        if source.is_some() {
+            return Ok(());
+        }
+        check_extension(file)?;
+        let path = dir.join(file);
+        *source = Some(
+            std::fs::read_to_string(&path)
+                .map_err(|e| format!("script file `{}`: {e}", path.display()))?,
+        );
+        Ok(())
+    };
+    for s in &mut test.scenarios {
+        for h in s.hooks.iter_mut().flat_map(|h| {
+            [
+                &mut h.before_scenario,
+                &mut h.teardown_scenario,
+                &mut h.before_loop,
+                &mut h.after_loop,
+            ]
+        }) {
+            if let Some(Hook {
+                file: Some(f),
+                source,
+                ..
+            }) = h
+            {
+                read(f, source)?;
+            }
+        }
+        for step in &mut s.steps {
+            let scripts = match step {
+                super::Step::Http(h) => h.scripts.as_deref_mut(),
+                super::Step::Script(sc) => {
+                    if let ScriptCode::File { file, source, .. } = &mut sc.code {
+                        read(file, source)?;
+                    }
+                    Some(&mut sc.scripts)
+                }
+                _ => None,
+            };
+            for h in scripts.into_iter().flat_map(|s| {
+                [
+                    &mut s.hooks.before_step,
+                    &mut s.hooks.on_step_error,
+                    &mut s.hooks.teardown_step,
+                ]
+            }) {
+                if let Some(Hook {
+                    file: Some(f),
+                    source,
+                    ..
+                }) = h
+                {
+                    read(f, source)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Scripts are JavaScript: TypeScript files are refused with what to do instead.
+pub fn check_extension(file: &str) -> Result<(), String> {
+    if file.ends_with(".ts") || file.ends_with(".mts") || file.ends_with(".cts") {
+        return Err(format!(
+            "script file `{file}`: TypeScript files are not supported (Perfornium-rs embeds a \
+             JavaScript engine and does not strip types); compile it to JavaScript first, e.g. \
+             `npx esbuild {file} --format=cjs --outfile=x.js`, and name the .js file"
+        ));
+    }
+    Ok(())
+}
+
+fn hook_text(name: &str, h: &Hook) -> String {
+    format!(
+        "{name} ({}{}, {}, limit {} ms)",
+        match &h.file {
+            Some(f) => format!("file {f}"),
+            None => "inline".into(),
+        },
+        if h.source.is_none() && h.file.is_some() {
+            " (not read yet)"
+        } else {
+            ""
+        },
+        if h.continue_on_error {
+            "a failure is logged and the VU goes on"
+        } else {
+            "a failure fails the step and ends the iteration"
+        },
+        h.timeout.unwrap_or(DEFAULT_TIMEOUT).as_millis()
+    )
+}
+
+/// `--explain`'s words for a step's `condition` and `hooks`.
+pub fn explain_step(s: &StepScripts) -> String {
+    let mut l = String::new();
+    if let Some(c) = &s.condition {
+        l.push_str(&format!(
+            ", runs only when `{c}` is truthy (JavaScript; a throwing condition skips the step, as in the TypeScript tool)"
+        ));
+    }
+    for (name, h) in s.hooks() {
+        l.push_str(", hook ");
+        l.push_str(&hook_text(name, h));
+    }
+    l
+}
+
+/// `--explain`'s words for a `custom` or `script` step.
+pub fn explain_script_step(s: &ScriptStep) -> String {
+    let mut l = match &s.code {
+        ScriptCode::Inline(_) => "custom: inline JavaScript (an async function body; its return value is the step's data)".to_string(),
+        ScriptCode::File { file, function, .. } => format!(
+            "script: calls `{function}` of {file} with its params{}",
+            s.returns
+                .as_ref()
+                .map(|r| format!(", stores the return value in `{r}`"))
+                .unwrap_or_default()
+        ),
+    };
+    l.push_str(&format!(
+        ", limit {} ms, recorded as a sample of its own (a throw or time-out is its error){}",
+        s.timeout.as_millis(),
+        if s.continue_on_error {
+            ""
+        } else {
+            ", a failure ends the iteration"
+        }
+    ));
+    l.push_str(&explain_step(&s.scripts));
+    l
+}
+
+/// `--explain`'s line for a scenario's hooks and legacy `setup`/`teardown`, when it has any.
+pub fn explain_scenario(s: &super::Scenario) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(h) = &s.hooks {
+        for (name, hook) in [
+            ("beforeScenario", &h.before_scenario),
+            ("beforeLoop", &h.before_loop),
+            ("afterLoop", &h.after_loop),
+            ("teardownScenario", &h.teardown_scenario),
+        ] {
+            if let Some(hook) = hook {
+                parts.push(hook_text(name, hook));
+            }
+        }
+    }
+    if s.setup.is_some() {
+        parts.push("setup (legacy inline JavaScript, each iteration before the steps)".into());
+    }
+    if s.teardown.is_some() {
+        parts.push("teardown (legacy inline JavaScript, each iteration after the steps)".into());
+    }
+    (!parts.is_empty()).then(|| {
+        format!(
+            "JavaScript (one QuickJS context per VU, created at its first script; each iteration): {}",
+            parts.join("; ")
+        )
+    })
+}
+
+/// How a script is written, which decides how it is wrapped and called.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Form {
+    /// A JavaScript expression over `context` and `result` (its value is returned).
+    Expr,
+    /// The body of an async function `(context, require)`: `return` (or `returnValue = ...`)
+    /// gives its value; `setVariable(name, value)` and `getVariable(name)` are at hand.
+    Body,
+    /// A file (CommonJS `module.exports`/`exports.f`, or an ES module's `export`) whose function
+    /// `function` is called with one argument, the step's `params` plus `__context`, `__variables`,
+    /// `__extracted_data`, `__vu_id` and `__iteration`.
+    Export { function: String },
+    /// A hook file: a module exporting a function `(context, helpers)`, or else a body as [`Form::Body`].
+    HookFile,
+}
+
+/// A script of the test, ready to be compiled in any VU's context.
+#[derive(Debug, PartialEq)]
+pub struct Code {
+    /// Where it is written: a file's path, or the key that holds it (`scenarios[0].steps[2].condition`).
+    pub origin: String,
+    pub text: String,
+    pub form: Form,
+    pub timeout: Duration,
+}
+
+impl Code {
+    pub fn new(origin: impl Into<String>, text: impl Into<String>, form: Form, timeout: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            origin: origin.into(),
+            text: text.into(),
+            form,
+            timeout,
+        })
+    }
+
+}
+
+/// Every script `file` must have its text (`source`) by the time the test is checked: a test read
+/// with `config::load` has it; a test submitted as text (`POST /runs`) must carry it.
+pub fn check_sources(test: &super::TestFile) -> Result<(), String> {
+    let missing = |file: &Option<String>, source: &Option<String>| match (file, source) {
+        (Some(f), None) => Err(format!(
+            "script file `{f}` was not sent with the test: submit the test with `perfornium \
+             distributed` or `run`, which read it, or give its text as `source`"
+        )),
+        _ => Ok(()),
+    };
+    for s in &test.scenarios {
+        if let Some(h) = &s.hooks {
+            for h in [&h.before_scenario, &h.teardown_scenario, &h.before_loop, &h.after_loop]
+                .into_iter()
+                .flatten()
+            {
+                missing(&h.file, &h.source)?;
+            }
+        }
+        for step in &s.steps {
+            let scripts = match step {
+                super::Step::Http(h) => h.scripts.as_deref(),
+                super::Step::Script(sc) => {
+                    if let ScriptCode::File { file, source, .. } = &sc.code {
+                        missing(&Some(file.clone()), source)?;
+                    }
+                    Some(&sc.scripts)
+                }
+                _ => None,
+            };
+            for (_, h) in scripts.into_iter().flat_map(|s| s.hooks()) {
+                missing(&h.file, &h.source)?;
+            }
+        }
+    }
+    Ok(())
+}
