@@ -174,7 +174,8 @@ pub async fn serve(
     };
     let guard =
         crate::guard::Guard::new(cfg.token.clone(), cfg.allowed.clone()).with_jwt(cfg.jwt.clone());
-    let routes = routes(master.clone()).merge(ui::router(ui::Ui::of_master(master, cfg.tests_dir.clone())));
+    let routes =
+        routes(master.clone()).merge(ui::router(ui::Ui::of_master(master, cfg.tests_dir.clone())));
     let backups = cfg.backup.clone().map(|(dir, every)| {
         tokio::spawn(backup::run(
             replica.clone(),

@@ -408,12 +408,10 @@ async fn launch(
                 }
             }
         }
-        _ => {
-            return ApiError::reply(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "give the test: upload or paste it, or pick one from the tests directory (one of them)",
-            )
-        }
+        _ => return ApiError::reply(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "give the test: upload or paste it, or pick one from the tests directory (one of them)",
+        ),
     };
     let workers = match workers_of(form.workers.as_deref()) {
         Ok(w) => w,
@@ -518,6 +516,9 @@ mod tests {
     #[test]
     fn the_shell_embeds_its_script_and_style() {
         assert!(SHELL.contains("<script>") && SHELL.contains("sessionStorage"));
-        assert!(!SHELL.contains("src=\"http"), "nothing is fetched from elsewhere");
+        assert!(
+            !SHELL.contains("src=\"http"),
+            "nothing is fetched from elsewhere"
+        );
     }
 }

@@ -56,7 +56,12 @@ impl Browser {
                 .connect(&format!("http://127.0.0.1:{port}")),
         )
         .await
-        .unwrap_or_else(|_| panic!("no WebDriver session within 30 s:\n{}", driver.stderr_tail()))
+        .unwrap_or_else(|_| {
+            panic!(
+                "no WebDriver session within 30 s:\n{}",
+                driver.stderr_tail()
+            )
+        })
         .unwrap_or_else(|e| panic!("WebDriver session: {e}\n{}", driver.stderr_tail()));
         Browser {
             client: Some(client),
@@ -70,7 +75,10 @@ impl Browser {
     }
 
     async fn goto(&self, url: &str) {
-        self.c().goto(url).await.unwrap_or_else(|e| panic!("{url}: {e}"));
+        self.c()
+            .goto(url)
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
     }
 
     /// Runs `script` (a function body) until it returns something other than null or false;
@@ -78,14 +86,21 @@ impl Browser {
     async fn until(&self, secs: u64, what: &str, script: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
-            let v = self.c().execute(script, vec![]).await.unwrap_or(Value::Null);
+            let v = self
+                .c()
+                .execute(script, vec![])
+                .await
+                .unwrap_or(Value::Null);
             if !v.is_null() && v != Value::Bool(false) {
                 return v;
             }
             if Instant::now() > deadline {
                 let err = self
                     .c()
-                    .execute("return document.getElementById('error').textContent", vec![])
+                    .execute(
+                        "return document.getElementById('error').textContent",
+                        vec![],
+                    )
                     .await
                     .unwrap_or(Value::Null);
                 panic!("{what}: not within {secs} s (page error: {err})");
@@ -117,7 +132,9 @@ impl Drop for Browser {
         if self.client.is_some() {
             for pid in children(self.driver.pid()) {
                 // Not `signal`: a panic here, during a failed test's unwinding, would abort.
-                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
             }
         }
     }
@@ -150,7 +167,9 @@ fn chromium() -> &'static str {
 }
 
 fn total(mock: &Proc) -> u64 {
-    mock_stats(mock)["total"].as_u64().expect("the mock's total")
+    mock_stats(mock)["total"]
+        .as_u64()
+        .expect("the mock's total")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,7 +199,11 @@ async fn a_run_launched_from_the_page_completes_live_is_compared_and_outlives_th
     let base = format!("http://{}", c.addrs[follower]);
     browser.goto(&format!("{base}/ui#/launch")).await;
     browser
-        .until(10, "the launch form", "return !!document.getElementById('launch')")
+        .until(
+            10,
+            "the launch form",
+            "return !!document.getElementById('launch')",
+        )
         .await;
     browser
         .c()
@@ -199,7 +222,9 @@ async fn a_run_launched_from_the_page_completes_live_is_compared_and_outlives_th
         .await
         .expect("type the workers");
     browser.js("document.getElementById('sync-start').click(); document.getElementById('strategy').value = 'even'; return true").await;
-    browser.js("document.getElementById('launch').click(); return true").await;
+    browser
+        .js("document.getElementById('launch').click(); return true")
+        .await;
     let id = browser
         .until(
             15,
@@ -235,7 +260,10 @@ async fn a_run_launched_from_the_page_completes_live_is_compared_and_outlives_th
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(ended, "finished");
-    assert!(seen_live, "the page showed no interval before the feed ended");
+    assert!(
+        seen_live,
+        "the page showed no interval before the feed ended"
+    );
     let launched = mock_stats_delta(&mock, mock_before);
     let page_requests: u64 = browser
         .js("return document.getElementById('live').dataset.requests")
@@ -354,7 +382,11 @@ fn the_dashboard_over_a_results_directory_lists_and_compares_saved_runs() {
         let before = total(&mock);
         let out = results.join(name);
         let res = run(&["run", &file, "-o", out.to_str().expect("UTF-8")]);
-        assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+        assert!(
+            res.status.success(),
+            "{}",
+            String::from_utf8_lossy(&res.stderr)
+        );
         counts.push(total(&mock) - before);
     }
     let dash = spawn_server(
@@ -427,7 +459,11 @@ fn distributed_serves_the_dashboard_when_the_test_asks_for_master_dashboard() {
     assert_eq!(code, 200);
     assert!(shell.contains("<script>"));
     let out = run.wait_with_deadline(Duration::from_secs(30));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -498,12 +534,20 @@ async fn with_rbac_a_viewer_token_browses_the_page_and_its_launch_is_refused_on_
         ))
         .await;
     browser
-        .until(10, "the runs list for the viewer", "return !!document.getElementById('runs')")
+        .until(
+            10,
+            "the runs list for the viewer",
+            "return !!document.getElementById('runs')",
+        )
         .await;
     // The launch is refused by the API's own permission check, shown on the page.
     browser.goto(&format!("http://{}/ui#/launch", m.addr)).await;
     browser
-        .until(10, "the launch form", "return !!document.getElementById('launch')")
+        .until(
+            10,
+            "the launch form",
+            "return !!document.getElementById('launch')",
+        )
         .await;
     browser
         .js(&format!(
@@ -526,8 +570,13 @@ async fn with_rbac_a_viewer_token_browses_the_page_and_its_launch_is_refused_on_
         "{refused}"
     );
     assert_eq!(total(&mock), 0, "nothing ran");
-    let (code, runs) = call("GET", &format!("http://{}/runs", m.addr), Some(&viewer), None)
-        .expect("GET /runs");
+    let (code, runs) = call(
+        "GET",
+        &format!("http://{}/runs", m.addr),
+        Some(&viewer),
+        None,
+    )
+    .expect("GET /runs");
     assert_eq!((code, runs.as_str()), (200, "[]"), "nothing was recorded");
     browser.close().await;
 }

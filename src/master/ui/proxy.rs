@@ -32,7 +32,11 @@ const REQUEST_HEADERS: [HeaderName; 4] = [
     header::ACCEPT,
     HeaderName::from_static("last-event-id"),
 ];
-const ANSWER_HEADERS: [HeaderName; 3] = [header::CONTENT_TYPE, header::CACHE_CONTROL, header::LOCATION];
+const ANSWER_HEADERS: [HeaderName; 3] = [
+    header::CONTENT_TYPE,
+    header::CACHE_CONTROL,
+    header::LOCATION,
+];
 
 /// The largest request body passed on (a test with inlined rows fits).
 const BODY_LIMIT: usize = super::super::BODY_LIMIT;
@@ -120,11 +124,9 @@ async fn forward(State(m): State<Masters>, req: Request) -> Response {
                     }
                 }
                 let stream = answer.bytes_stream().map_err(std::io::Error::other);
-                return out
-                    .body(Body::from_stream(stream))
-                    .unwrap_or_else(|e| {
-                        crate::api::ApiError::reply(StatusCode::BAD_GATEWAY, e.to_string())
-                    });
+                return out.body(Body::from_stream(stream)).unwrap_or_else(|e| {
+                    crate::api::ApiError::reply(StatusCode::BAD_GATEWAY, e.to_string())
+                });
             }
             Err(e) => {
                 warn!(master = %base, "dashboard: master did not answer: {e}");

@@ -126,7 +126,10 @@ pub fn run(page: &RunPage, pool: &[PoolWorker], has_pool: bool) -> String {
                 let seen = if w.last_seen_ms == 0 {
                     "never".to_string()
                 } else {
-                    format!("{:.1} s ago", now.saturating_sub(w.last_seen_ms) as f64 / 1000.0)
+                    format!(
+                        "{:.1} s ago",
+                        now.saturating_sub(w.last_seen_ms) as f64 / 1000.0
+                    )
                 };
                 let _ = write!(
                     h,
@@ -244,7 +247,10 @@ fn number(v: f64, unit: &str) -> String {
     } else {
         2
     };
-    format!("{v:.digits$}{}{unit}", if unit.is_empty() { "" } else { " " })
+    format!(
+        "{v:.digits$}{}{unit}",
+        if unit.is_empty() { "" } else { " " }
+    )
 }
 
 /// Two runs side by side: every step of either (overall first) and each figure of [`FIGURES`],
@@ -269,18 +275,17 @@ pub fn compare(a: &RunPage, b: &RunPage, pct: f64) -> String {
         }
     }
     let step = |s: &'_ RunSummary, n: &str| s.steps.iter().find(|x| x.name == n).cloned();
-    let rows: Vec<(String, Option<StepSummary>, Option<StepSummary>)> =
-        std::iter::once((
-            "all steps".to_string(),
-            Some(a.summary.overall.clone()),
-            Some(b.summary.overall.clone()),
-        ))
-        .chain(
-            names
-                .iter()
-                .map(|n| (n.to_string(), step(&a.summary, n), step(&b.summary, n))),
-        )
-        .collect();
+    let rows: Vec<(String, Option<StepSummary>, Option<StepSummary>)> = std::iter::once((
+        "all steps".to_string(),
+        Some(a.summary.overall.clone()),
+        Some(b.summary.overall.clone()),
+    ))
+    .chain(
+        names
+            .iter()
+            .map(|n| (n.to_string(), step(&a.summary, n), step(&b.summary, n))),
+    )
+    .collect();
     h.push_str(r#"<table class="grid" id="compare-table"><thead><tr><th>Step</th><th>Figure</th><th>A</th><th>B</th><th>B − A</th><th></th></tr></thead><tbody>"#);
     let mut worse = 0;
     for (name, sa, sb) in &rows {
@@ -374,10 +379,7 @@ mod tests {
             verdict("throughput", Better::Higher, 100.0, 80.0, 10.0),
             "worse"
         );
-        assert_eq!(
-            verdict("error rate", Better::Lower, 0.0, 0.5, 10.0),
-            "same"
-        );
+        assert_eq!(verdict("error rate", Better::Lower, 0.0, 0.5, 10.0), "same");
         assert_eq!(
             verdict("error rate", Better::Lower, 0.0, 1.5, 10.0),
             "worse"
