@@ -90,11 +90,10 @@ impl<'de> Deserialize<'de> for Hook {
             }
             Either::Object(o) => o,
         };
-        let kind = o.kind.as_deref().unwrap_or(if o.file.is_some() {
-            "file"
-        } else {
-            "inline"
-        });
+        let kind = o
+            .kind
+            .as_deref()
+            .unwrap_or(if o.file.is_some() { "file" } else { "inline" });
         let err = |m: String| Err(serde::de::Error::custom(m));
         if o.steps.is_some() || kind == "steps" {
             return err("a hook of `type: steps` is not supported: Perfornium-rs runs hooks as JavaScript only (put the requests in the scenario's steps, with a `condition` if they must not always run)".into());
@@ -414,7 +413,12 @@ pub struct Code {
 }
 
 impl Code {
-    pub fn new(origin: impl Into<String>, text: impl Into<String>, form: Form, timeout: Duration) -> Arc<Self> {
+    pub fn new(
+        origin: impl Into<String>,
+        text: impl Into<String>,
+        form: Form,
+        timeout: Duration,
+    ) -> Arc<Self> {
         Arc::new(Self {
             origin: origin.into(),
             text: text.into(),
@@ -422,7 +426,6 @@ impl Code {
             timeout,
         })
     }
-
 }
 
 /// Every script `file` must have its text (`source`) by the time the test is checked: a test read
@@ -437,9 +440,14 @@ pub fn check_sources(test: &super::TestFile) -> Result<(), String> {
     };
     for s in &test.scenarios {
         if let Some(h) = &s.hooks {
-            for h in [&h.before_scenario, &h.teardown_scenario, &h.before_loop, &h.after_loop]
-                .into_iter()
-                .flatten()
+            for h in [
+                &h.before_scenario,
+                &h.teardown_scenario,
+                &h.before_loop,
+                &h.after_loop,
+            ]
+            .into_iter()
+            .flatten()
             {
                 missing(&h.file, &h.source)?;
             }

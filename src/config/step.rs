@@ -16,7 +16,10 @@ use std::time::Duration;
 #[allow(clippy::large_enum_variant)]
 pub enum Step {
     Http(HttpStep),
-    Wait { name: String, duration: ThinkTime },
+    Wait {
+        name: String,
+        duration: ThinkTime,
+    },
     Rendezvous(Rendezvous),
     /// A `custom` step (inline JavaScript) or a `script` step (a function of a `.js` file).
     Script(super::script::ScriptStep),
@@ -345,21 +348,30 @@ impl RawStep {
                     ));
                 }
             }
-            ScriptCode::Inline(self.script.ok_or("a `custom` step needs `script` (inline JavaScript)")?)
+            ScriptCode::Inline(
+                self.script
+                    .ok_or("a `custom` step needs `script` (inline JavaScript)")?,
+            )
         } else {
             if self.script.is_some() {
                 return Err("`script` belongs to `type: custom` steps; a `script` step calls `function` of `file`".into());
             }
-            let file = self.file.ok_or("a `script` step needs `file` (a .js file)")?;
+            let file = self
+                .file
+                .ok_or("a `script` step needs `file` (a .js file)")?;
             super::script::check_extension(&file)?;
-            let params = self.params.unwrap_or(serde_json::Value::Object(Default::default()));
+            let params = self
+                .params
+                .unwrap_or(serde_json::Value::Object(Default::default()));
             if !params.is_object() {
                 return Err("`params` must be a mapping".into());
             }
             ScriptCode::File {
                 file,
                 source: self.source,
-                function: self.function.ok_or("a `script` step needs `function` (the name of an exported function)")?,
+                function: self
+                    .function
+                    .ok_or("a `script` step needs `function` (the name of an exported function)")?,
                 params,
             }
         };
@@ -370,10 +382,17 @@ impl RawStep {
         if timeout.is_zero() {
             return Err("`timeout` must be above zero".into());
         }
-        if self.on_error.as_ref().is_some_and(|o| o.log_full_response.is_some()) {
+        if self
+            .on_error
+            .as_ref()
+            .is_some_and(|o| o.log_full_response.is_some())
+        {
             return Err(format!("`on_error.log_full_response` does not apply to a `{kind}` step (it has no response)"));
         }
-        let continue_on_error = match (self.on_error.as_ref().and_then(|o| o.continue_), self.continue_on_error) {
+        let continue_on_error = match (
+            self.on_error.as_ref().and_then(|o| o.continue_),
+            self.continue_on_error,
+        ) {
             (Some(o), Some(c)) if o != c => {
                 return Err("`on_error.continue` and `continueOnError` disagree".into())
             }
@@ -842,7 +861,10 @@ impl From<Step> for RawStep {
                 retry: h.options.retry,
                 thresholds: h.options.thresholds,
                 condition: h.scripts.as_ref().and_then(|s| s.condition.clone()),
-                hooks: h.scripts.map(|s| s.hooks).filter(|h| *h != Default::default()),
+                hooks: h
+                    .scripts
+                    .map(|s| s.hooks)
+                    .filter(|h| *h != Default::default()),
                 ..Default::default()
             },
             Step::Wait { name, duration } => RawStep {

@@ -196,9 +196,11 @@ impl CompiledThreshold {
 impl StepThreshold {
     pub fn compile(&self) -> Result<CompiledThreshold, String> {
         if self.custom_script.is_some() {
-            return Err("`custom_script` is not supported: the TypeScript tool types it but never \
+            return Err(
+                "`custom_script` is not supported: the TypeScript tool types it but never \
                  evaluates it (use a `custom` check for a scripted pass/fail)"
-                .into());
+                    .into(),
+            );
         }
         let metric = match self.metric.as_str() {
             "response_time" => StepMetric::ResponseTime,
@@ -206,9 +208,11 @@ impl StepThreshold {
             "error_rate" => StepMetric::ErrorRate,
             "throughput" => StepMetric::Throughput,
             "custom" => {
-                return Err("metric `custom` is not supported: the TypeScript tool never \
+                return Err(
+                    "metric `custom` is not supported: the TypeScript tool never \
                      evaluates its `custom_script` (use a `custom` check for a scripted pass/fail)"
-                    .into())
+                        .into(),
+                )
             }
             other => {
                 return Err(format!(

@@ -533,8 +533,13 @@ mod tests {
             );
             assert!(refused(&t).contains(want), "{bad}: {}", refused(&t));
         }
-        let hooks = basic("1s").replace("  - name: s\n", "  - name: s\n    setup: 'x = 1'\n");
-        assert!(refused(&hooks).contains("`setup` is not supported"));
+        let cond = basic("1s").replace("  - name: s\n", "  - name: s\n    condition: 'x == 1'\n");
+        assert!(refused(&cond).contains("`condition` is not supported on a scenario"));
+        let hooks = basic("1s").replace(
+            "  - name: s\n",
+            "  - name: s\n    hooks: {beforeScenario: {type: steps, steps: []}}\n",
+        );
+        assert!(refused(&hooks).contains("`type: steps` is not supported"));
         let outputs = basic("1s") + "outputs:\n  - {type: json, file: r.json, compression: gzip}\n";
         assert!(refused(&outputs).contains("`compression` is not supported"));
         let loop_mode = basic("1s").replace(

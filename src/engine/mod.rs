@@ -432,11 +432,7 @@ pub async fn run_from(
                 .filter(|st| matches!(st, Step::Http(_)))
                 .count(),
         ),
-        run_id: opts
-            .run_id
-            .clone()
-            .unwrap_or_else(|| "local".into())
-            .into(),
+        run_id: opts.run_id.clone().unwrap_or_else(|| "local".into()).into(),
     });
     match &test.load {
         Load::Phases(phases) => {

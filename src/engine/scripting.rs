@@ -62,8 +62,7 @@ fn hook(origin: String, h: &Hook) -> Option<HookJs> {
             origin,
             text,
             form,
-            h.timeout
-                .unwrap_or(crate::config::script::DEFAULT_TIMEOUT),
+            h.timeout.unwrap_or(crate::config::script::DEFAULT_TIMEOUT),
         ),
         continue_on_error: h.continue_on_error,
     })
@@ -101,7 +100,9 @@ fn step_js(at: &str, s: &StepScripts) -> StepJs {
 /// The code a `custom` or `script` step runs.
 pub fn step_code(at: &str, s: &ScriptStep) -> Arc<Code> {
     match &s.code {
-        ScriptCode::Inline(text) => Code::new(format!("{at}.script"), text.clone(), Form::Body, s.timeout),
+        ScriptCode::Inline(text) => {
+            Code::new(format!("{at}.script"), text.clone(), Form::Body, s.timeout)
+        }
         ScriptCode::File {
             file,
             source,
@@ -139,7 +140,10 @@ pub fn all_codes(test: &TestFile) -> Vec<Arc<Code>> {
             for st in sc.steps.iter().flatten() {
                 out.extend(st.condition.clone());
                 out.extend(st.body.as_ref().map(|b| b.0.clone()));
-                for h in [&st.before, &st.on_error, &st.teardown].into_iter().flatten() {
+                for h in [&st.before, &st.on_error, &st.teardown]
+                    .into_iter()
+                    .flatten()
+                {
                     out.push(h.code.clone());
                 }
             }
@@ -175,7 +179,9 @@ pub fn all_codes(test: &TestFile) -> Vec<Arc<Code>> {
 /// Compiles every script of `test` (without running any): the first syntax error, with its file
 /// (or key) and line.
 pub fn check(test: &TestFile) -> Result<(), ScriptError> {
-    all_codes(test).iter().try_for_each(|c| crate::script::check(c))
+    all_codes(test)
+        .iter()
+        .try_for_each(|c| crate::script::check(c))
 }
 
 impl Scripts {
@@ -192,7 +198,8 @@ impl Scripts {
                 let at = format!("scenarios[{i}]");
                 let hooks = s.hooks.clone().unwrap_or_default();
                 let h = |name: &str, x: &Option<Hook>| {
-                    x.as_ref().and_then(|x| hook(format!("{at}.hooks.{name}"), x))
+                    x.as_ref()
+                        .and_then(|x| hook(format!("{at}.hooks.{name}"), x))
                 };
                 let legacy = |name: &str, x: &Option<String>| {
                     x.as_ref().map(|t| HookJs {
@@ -301,7 +308,13 @@ fn run(
 }
 
 /// Runs a hook; false when it failed and its `continueOnError` is false.
-fn run_hook(all: &Scripts, sc: &ScenarioJs, vars: &mut Vars, h: &Option<HookJs>, name: &str) -> bool {
+fn run_hook(
+    all: &Scripts,
+    sc: &ScenarioJs,
+    vars: &mut Vars,
+    h: &Option<HookJs>,
+    name: &str,
+) -> bool {
     let Some(h) = h else { return true };
     match run(vars, &sc.name, &h.code, None) {
         Ok(_) => true,
@@ -360,7 +373,13 @@ pub fn before_step(all: &Scripts, sc: &ScenarioJs, st: &StepJs, vars: &mut Vars)
 
 /// `onStepError` (when the step failed), then `teardownStep`. False when one of them failed
 /// without `continueOnError`.
-pub fn after_step(all: &Scripts, sc: &ScenarioJs, st: &StepJs, vars: &mut Vars, failed: bool) -> bool {
+pub fn after_step(
+    all: &Scripts,
+    sc: &ScenarioJs,
+    st: &StepJs,
+    vars: &mut Vars,
+    failed: bool,
+) -> bool {
     let ok = !failed || run_hook(all, sc, vars, &st.on_error, "onStepError");
     run_hook(all, sc, vars, &st.teardown, "teardownStep") && ok
 }

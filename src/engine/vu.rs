@@ -6,8 +6,8 @@
 //! against each result with their action.
 
 use super::client::VuClient;
-use super::scripting;
 use super::http::{self, Target};
+use super::scripting;
 use super::template::Vars;
 use super::Shared;
 use crate::config::step_options::{StepMetric, ThresholdAction};
@@ -207,10 +207,9 @@ async fn http_step(
                 }
             }
         }
-        let mut captured = (shared.debug.is_some()
-            || h.options.log_full_response
-            || shared.scripts.is_some())
-        .then(http::Captured::default);
+        let mut captured =
+            (shared.debug.is_some() || h.options.log_full_response || shared.scripts.is_some())
+                .then(http::Captured::default);
         let (mut sample, extracted) = http::send(
             client,
             target,

@@ -29,7 +29,9 @@ impl Code {
         });
         match self.form {
             Form::Export { .. } => true,
-            Form::HookFile => esm || self.text.contains("module.exports") || self.text.contains("exports."),
+            Form::HookFile => {
+                esm || self.text.contains("module.exports") || self.text.contains("exports.")
+            }
             _ => false,
         }
     }
@@ -229,8 +231,9 @@ globalThis.__pf_call = function (fn, contextJson, resultJson, paramsJson, kind) 
 
 /// One VU's QuickJS runtime and context, and the functions compiled in it.
 pub struct Vu {
-    /// A script (by its address) → its function's index in the context's `__pf_fns` array.
-    compiled: HashMap<usize, u32>,
+    /// A script (by its address; the `Arc` is kept so the address is not reused) → its
+    /// function's index in the context's `__pf_fns` array.
+    compiled: HashMap<usize, (Arc<Code>, u32)>,
     // Field order matters: the context must be dropped before its runtime.
     cx: Context,
     rt: Runtime,
@@ -241,7 +244,8 @@ pub struct Vu {
 
 impl Vu {
     pub fn new(run_id: &str, vu: u64) -> Result<Self, ScriptError> {
-        let fail = |e: rquickjs::Error| ScriptError(format!("cannot start the JavaScript engine: {e}"));
+        let fail =
+            |e: rquickjs::Error| ScriptError(format!("cannot start the JavaScript engine: {e}"));
         let rt = Runtime::new().map_err(fail)?;
         let deadline = Arc::new(AtomicU64::new(0));
         let epoch = Instant::now();
@@ -314,15 +318,15 @@ impl Vu {
                 .get("__pf_fns")
                 .map_err(|e| js_error(&ctx, e, "prelude"))?;
             let f: Function = match compiled.get(&key) {
-                Some(&i) => fns
-                    .get(i as usize)
+                Some((_, i)) => fns
+                    .get(*i as usize)
                     .map_err(|e| js_error(&ctx, e, &code.origin))?,
                 None => {
                     let f = compile(&ctx, code)?;
                     let i = fns.len() as u32;
                     fns.set(i as usize, f.clone())
                         .map_err(|e| js_error(&ctx, e, &code.origin))?;
-                    compiled.insert(key, i);
+                    compiled.insert(key, (code.clone(), i));
                     f
                 }
             };
@@ -344,8 +348,12 @@ impl Vu {
                 Some(p) => finish(&ctx, p, &code.origin)?,
                 None => v,
             };
-            let obj = v.as_object().ok_or_else(|| ScriptError("no result".into()))?;
-            let value: Value = obj.get("value").map_err(|e| js_error(&ctx, e, &code.origin))?;
+            let obj = v
+                .as_object()
+                .ok_or_else(|| ScriptError("no result".into()))?;
+            let value: Value = obj
+                .get("value")
+                .map_err(|e| js_error(&ctx, e, &code.origin))?;
             let value = to_json(&ctx, value, &code.origin)?;
             let vars: Value = obj
                 .get("variables")
@@ -390,7 +398,8 @@ fn compile<'js>(ctx: &Ctx<'js>, code: &Code) -> Result<Function<'js>, ScriptErro
     opts.filename = Some(code.origin.clone());
     opts.strict = false;
     let exports: Value = if code.is_module() && code.is_esm() {
-        let module = rquickjs::Module::declare(ctx.clone(), code.origin.clone(), code.text.clone()).map_err(e)?;
+        let module = rquickjs::Module::declare(ctx.clone(), code.origin.clone(), code.text.clone())
+            .map_err(e)?;
         let (module, promise) = module.eval().map_err(e)?;
         promise.finish::<()>().map_err(e)?;
         module.namespace().map_err(e)?.into_value()
@@ -445,7 +454,11 @@ fn finish<'js>(ctx: &Ctx<'js>, p: &Promise<'js>, origin: &str) -> Result<Value<'
     }
 }
 
-fn to_json<'js>(ctx: &Ctx<'js>, v: Value<'js>, origin: &str) -> Result<serde_json::Value, ScriptError> {
+fn to_json<'js>(
+    ctx: &Ctx<'js>,
+    v: Value<'js>,
+    origin: &str,
+) -> Result<serde_json::Value, ScriptError> {
     if v.is_undefined() || v.is_null() {
         return Ok(serde_json::Value::Null);
     }
@@ -498,7 +511,10 @@ fn js_error(ctx: &Ctx<'_>, err: rquickjs::Error, origin: &str) -> ScriptError {
 /// The first line number the stack gives for `origin`.
 fn line_in(stack: &str, origin: &str) -> Option<u32> {
     let at = stack.find(&format!("{origin}:"))? + origin.len() + 1;
-    let digits: String = stack[at..].chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = stack[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     digits.parse().ok()
 }
 
@@ -572,7 +588,10 @@ mod tests {
     fn expressions_see_result_and_context() {
         let slot = Slot::default();
         let v = vars(&[("want", "200")]);
-        let e = code("result.status == context.variables.want && context.vu_id === 7", Form::Expr);
+        let e = code(
+            "result.status == context.variables.want && context.vu_id === 7",
+            Form::Expr,
+        );
         let input = Input {
             variables: Some(&v),
             vu: 7,
@@ -604,7 +623,11 @@ mod tests {
                     function: "f".into(),
                 },
             );
-            assert_eq!(slot.call(&c, &input).unwrap().value, serde_json::json!(24), "{text}");
+            assert_eq!(
+                slot.call(&c, &input).unwrap().value,
+                serde_json::json!(24),
+                "{text}"
+            );
         }
         let missing = code(
             "exports.g = () => 1;",
@@ -623,7 +646,10 @@ mod tests {
         let slot = Slot::default();
         let input = Input::default();
         let thrown = slot
-            .call(&code("let a = 1;\n\nthrow new TypeError('no ' + a);", Form::Body), &input)
+            .call(
+                &code("let a = 1;\n\nthrow new TypeError('no ' + a);", Form::Body),
+                &input,
+            )
             .unwrap_err();
         assert_eq!(thrown.0, "t.js:3: TypeError: no 1");
         let started = Instant::now();
@@ -650,7 +676,10 @@ mod tests {
             .unwrap_err();
         assert!(e.0.contains("never settles"), "{e}");
         let ok = slot
-            .call(&code("const v = await Promise.resolve(5); return v;", Form::Body), &input)
+            .call(
+                &code("const v = await Promise.resolve(5); return v;", Form::Body),
+                &input,
+            )
             .unwrap();
         assert_eq!(ok.value, serde_json::json!(5));
     }

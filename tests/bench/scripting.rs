@@ -6,7 +6,8 @@
 
 use crate::support::*;
 
-const PLAIN: &str = "      - { name: list, path: /users, checks: [{ type: status, value: 200 }] }\n";
+const PLAIN: &str =
+    "      - { name: list, path: /users, checks: [{ type: status, value: 200 }] }\n";
 const SCRIPTED: &str = "      - name: list\n        path: /users\n        condition: \"context.iteration >= 0\"\n        checks:\n          - { type: custom, script: \"result.status === 200 && result.data.users.length > 0\" }\n";
 
 /// Seconds per iteration of `steps` run `n` times by one VU, and the requests the mock counted.
@@ -14,7 +15,9 @@ fn per_iteration(steps: &str, n: u64) -> (f64, u64) {
     let mock = mock(0);
     let dir = tempfile::tempdir().unwrap();
     let file = yaml(&mock)
-        .load(&format!("pattern: basic, virtual_users: 1, iterations: {n}"))
+        .load(&format!(
+            "pattern: basic, virtual_users: 1, iterations: {n}"
+        ))
         .steps(steps)
         .write(dir.path());
     let out = dir.path().join("out");

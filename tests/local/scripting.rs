@@ -170,15 +170,13 @@ fn a_throwing_or_overlong_script_fails_its_step_with_its_line_and_the_run_goes_o
     let boom = step(&s, "boom");
     assert_eq!(boom["errors"], 2);
     assert_eq!(
-        boom["errors_by_kind"]["scenarios[0].steps[0].script:2: Error: bad thing 1"],
-        2,
+        boom["errors_by_kind"]["scenarios[0].steps[0].script:2: Error: bad thing 1"], 2,
         "{boom}"
     );
     let spin = step(&s, "spin");
     assert_eq!(spin["errors"], 2);
     assert_eq!(
-        spin["errors_by_kind"]["scenarios[0].steps[1].script: timed out after 150 ms"],
-        2,
+        spin["errors_by_kind"]["scenarios[0].steps[1].script: timed out after 150 ms"], 2,
         "{spin}"
     );
     assert!(spin["min"].as_f64().unwrap() >= 150.0, "{spin}");
