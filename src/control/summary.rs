@@ -148,6 +148,7 @@ impl RunRecord {
             driven_by,
             regions: plan::region_views(self),
             control: self.control.clone(),
+            archived: None,
         }
     }
 }

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Requests per step in each simulated one-second batch (3 steps: 3,000 requests a second per worker).
-const PER_STEP: u64 = 1_000;
+pub(crate) const PER_STEP: u64 = 1_000;
 
 /// One simulated worker: it answers the worker API the way a real one does, with a batch per second
 /// of run time built from one pre-serialized template (so the test process spends little CPU).
@@ -166,7 +166,7 @@ async fn rendezvous(State(f): State<Arc<Fake>>) -> Json<api::RendezvousState> {
 }
 
 /// `n` simulated workers on loopback, served until the returned runtime is dropped.
-fn fake_workers(n: usize, seconds: u64) -> (tokio::runtime::Runtime, Vec<String>) {
+pub(crate) fn fake_workers(n: usize, seconds: u64) -> (tokio::runtime::Runtime, Vec<String>) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -205,7 +205,7 @@ fn fake_workers(n: usize, seconds: u64) -> (tokio::runtime::Runtime, Vec<String>
 }
 
 /// CPU seconds and bytes written so far by process `pid`.
-fn usage(pid: u32) -> (f64, u64) {
+pub(crate) fn usage(pid: u32) -> (f64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let f: Vec<&str> = stat
         .rsplit_once(')')
