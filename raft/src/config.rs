@@ -1,8 +1,9 @@
 //! How a replica is told who it is, where its peers are and where its data lives.
 //!
 //! [`ReplicaConfig`] is the application-facing description; [`ReplicaConfig::raft_config`] turns it
-//! into openraft's `Config` with the crate's fixed policies (snapshot every 500 logs, a snapshot
-//! timeout that survives HTTP).
+//! into openraft's `Config` with the crate's fixed policies (snapshot every 100 logs, 100 logs kept
+//! behind it and the older ones purged, a snapshot timeout that survives HTTP): the log stays
+//! between 100 and 200 entries however long the master runs.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,7 +20,11 @@ const DEFAULT_ELECTION_MIN_MS: u64 = 500;
 const DEFAULT_ELECTION_MAX_MS: u64 = 1000;
 
 /// Logs applied since the last snapshot before a new one is built (and older logs purged).
-const SNAPSHOT_EVERY_LOGS: u64 = 500;
+const SNAPSHOT_EVERY_LOGS: u64 = 100;
+/// Logs kept behind the snapshot once it is built: enough for a follower a moment behind to catch
+/// up from the log instead of a snapshot; the rest is purged (openraft's default keeps 1,000, and a
+/// log entry is a whole run record, so that default alone held hundreds of MB at 1,000 workers).
+const LOGS_KEPT_BEHIND_SNAPSHOT: u64 = 100;
 /// Per-chunk deadline for sending a snapshot over HTTP; openraft's 200 ms default is tight for a
 /// loaded host.
 const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 1000;
@@ -91,6 +96,7 @@ impl ReplicaConfig {
             install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT_MS,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_LOGS),
             snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
+            max_in_snapshot_log_to_keep: LOGS_KEPT_BEHIND_SNAPSHOT,
             ..Config::default()
         };
         config.validate().map_err(|e| {

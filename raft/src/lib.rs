@@ -59,6 +59,9 @@ pub enum Command {
         /// The record's key.
         key: String,
     },
+    /// Applies every command in order, all in one log entry: a reader never sees some of them
+    /// applied without the others (a record saved as a head and its parts, for instance).
+    Batch(Vec<Command>),
 }
 
 /// Command values as base64 text in the JSON-encoded log and RPC: a third larger than the bytes,

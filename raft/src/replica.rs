@@ -115,6 +115,16 @@ pub struct Status {
     pub term: u64,
     /// Index of the last log entry applied to this replica's state, if any.
     pub last_applied: Option<u64>,
+    /// Index of the last entry in this replica's raft log, if any.
+    #[serde(default)]
+    pub last_log_index: Option<u64>,
+    /// Index of the last entry purged from the log (covered by a snapshot), if any: the log holds
+    /// `last_log_index - last_purged` entries.
+    #[serde(default)]
+    pub last_purged: Option<u64>,
+    /// Index of the last entry the current snapshot covers, if any.
+    #[serde(default)]
+    pub snapshot: Option<u64>,
 }
 
 impl Replica {
@@ -320,6 +330,9 @@ impl Replica {
             leader_addr,
             term: m.current_term,
             last_applied: m.last_applied.map(|log_id| log_id.index),
+            last_log_index: m.last_log_index,
+            last_purged: m.purged.map(|log_id| log_id.index),
+            snapshot: m.snapshot.map(|log_id| log_id.index),
         }
     }
 

@@ -24,6 +24,12 @@ pub struct ClusterView {
     pub term: u64,
     pub members: Vec<Member>,
     pub last_applied: Option<u64>,
+    /// The last entry of this replica's raft log, and the last one purged from it (covered by a
+    /// snapshot): the log holds the difference.
+    #[serde(default)]
+    pub last_log_index: Option<u64>,
+    #[serde(default)]
+    pub last_purged: Option<u64>,
 }
 
 /// One replica of the cluster.
@@ -89,6 +95,10 @@ pub struct RunBrief {
     pub phase: Phase,
     pub created_ms: u64,
     pub finished_ms: Option<u64>,
+    /// Where the record went when retention moved it out of the replicated state (then
+    /// `GET /runs/{id}` reads it back from there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived: Option<String>,
 }
 
 /// What a run's load is counted in: virtual users (closed models) or arrivals per second (open).
@@ -132,6 +142,9 @@ pub struct RunView {
     /// The console views the run's test allows (`monitoring.dashboards`); both without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub views: Option<ConsoleViews>,
+    /// Set when the record was archived by retention and read back from this location.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived: Option<String>,
 }
 
 /// `monitoring.dashboards.worker_dashboards` and `network_topology` as the console reads them.

@@ -296,6 +296,8 @@ async fn show_console(
                 term: 0,
                 members: vec![],
                 last_applied: None,
+                last_log_index: None,
+                last_purged: None,
             };
             let snap = Snapshot {
                 cluster: vec![("embedded controller".into(), Some(me))],

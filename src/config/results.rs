@@ -197,6 +197,21 @@ pub struct Retention {
         skip_serializing_if = "Option::is_none"
     )]
     pub cleanup_delay: Option<Duration>,
+    /// The master keeps the record of the last `keep_runs` ended runs in its replicated state
+    /// (this one included) and archives older ones to `storage` when this run ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_runs: Option<u64>,
+    /// The master keeps ended runs created within the last `keep_days` days (a fraction allowed)
+    /// and archives older ones to `storage` when this run ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_days: Option<f64>,
+}
+
+impl Retention {
+    /// Whether it bounds the master's run history.
+    pub fn bounds_history(&self) -> bool {
+        self.keep_runs.is_some() || self.keep_days.is_some()
+    }
 }
 
 /// The placeholders a storage prefix may use.
@@ -266,6 +281,21 @@ impl Results {
                 s.prefix(),
                 if s.backend == Backend::Local { "" } else { "; credentials from the environment, refused at the run's start when absent" }
             ));
+        }
+        if let Some(r) = self.collection.as_ref().and_then(|c| c.retention.as_ref()) {
+            if r.bounds_history() {
+                let mut keep = Vec::new();
+                if let Some(n) = r.keep_runs {
+                    keep.push(format!("the last {n} ended runs"));
+                }
+                if let Some(d) = r.keep_days {
+                    keep.push(format!("ended runs created in the last {d} days"));
+                }
+                out.push_str(&format!(
+                    "  results retention: when the run ends the master keeps {} in its replicated state and moves older run records to the storage above (run.json.gz under each one's prefix); GET /runs still lists them and GET /runs/{{id}} reads them back, marked archived\n",
+                    keep.join(" and ")
+                ));
+            }
         }
         out
     }
@@ -356,6 +386,17 @@ impl Collection {
             }
             if r.cleanup_delay.is_some() && r.worker_cleanup != Some(true) {
                 return Err("results.collection.retention.cleanup_delay: has nothing to delay without `worker_cleanup: true` (which is refused: workers keep no run data on disk)".into());
+            }
+            if r.keep_runs == Some(0) {
+                return Err("results.collection.retention.keep_runs: 0 would archive the run that just ended; give 1 or more".into());
+            }
+            if let Some(d) = r.keep_days {
+                if !(d.is_finite() && d > 0.0) {
+                    return Err(format!("results.collection.retention.keep_days: {d} is not a positive number of days"));
+                }
+            }
+            if r.bounds_history() && self.storage.is_none() {
+                return Err("results.collection.retention: keep_runs/keep_days archive older run records to `storage`, and there is no `storage`: give one (the records would otherwise be lost)".into());
             }
         }
         Ok(())
@@ -463,6 +504,22 @@ mod tests {
                 "collection:\n  retention: {worker_cleanup: true, cleanup_delay: 3600}\n",
                 "worker_cleanup",
             ),
+            (
+                "collection:\n  retention: {keep_runs: 5}\n",
+                "there is no `storage`",
+            ),
+            (
+                "collection:\n  storage: {backend: local, path: /tmp/x}\n  retention: {keep_runs: 0}\n",
+                "keep_runs: 0",
+            ),
+            (
+                "collection:\n  storage: {backend: local, path: /tmp/x}\n  retention: {keep_days: -1}\n",
+                "not a positive number of days",
+            ),
+            (
+                "collection:\n  storage: {backend: local, path: /tmp/x}\n  retention: {keep_runs: many}\n",
+                "keep_runs",
+            ),
             ("collection:\n  storage: {backend: s3}\n", "needs `bucket`"),
             ("collection:\n  storage: {backend: local}\n", "needs `path`"),
             (
@@ -501,5 +558,15 @@ mod tests {
             s.prefix_for("r1", "t", 1_767_312_000_000),
             "perf/t/2026-01-02/r1"
         );
+    }
+
+    #[test]
+    fn retention_bounds_history_and_explains_it() {
+        let r = parse("collection:\n  storage: {backend: local, path: /tmp/x}\n  retention: {keep_runs: 3, keep_days: 0.5}\n").unwrap();
+        let ret = r.collection.as_ref().unwrap().retention.as_ref().unwrap();
+        assert_eq!((ret.keep_runs, ret.keep_days), (Some(3), Some(0.5)));
+        let text = r.explain();
+        assert!(text.contains("the last 3 ended runs"), "{text}");
+        assert!(text.contains("last 0.5 days"), "{text}");
     }
 }

@@ -136,6 +136,8 @@ impl<S: RunStore> Driver<S> {
 
     /// The record as it changes, for progress displays and the master API.
     pub fn subscribe(&self) -> watch::Receiver<RunRecord> {
+        // Saves skip the copy while no one watches (the master never does): bring it up to date.
+        self.view.send_replace(self.rec.clone());
         self.view.subscribe()
     }
 
@@ -191,7 +193,10 @@ impl<S: RunStore> Driver<S> {
 
     async fn save(&mut self) -> Result<(), StoreError> {
         self.store.save(&self.rec).await?;
-        self.view.send_replace(self.rec.clone());
+        // A copy of the whole record (every worker's histograms) only for someone watching.
+        if self.view.receiver_count() > 0 {
+            self.view.send_replace(self.rec.clone());
+        }
         Ok(())
     }
 

@@ -42,6 +42,13 @@ pub enum StorageError {
     },
     #[error("encoding {key}: {why}")]
     Encode { key: String, why: String },
+    #[error("reading {key}: {source}")]
+    Get {
+        key: String,
+        source: object_store::Error,
+    },
+    #[error("{key} is not an archived run record: {why}")]
+    Decode { key: String, why: String },
 }
 
 /// A storage opened for uploads, with the place it names in messages.
@@ -269,4 +276,68 @@ pub async fn upload(s: &Storage, fmt: &Format, rec: &RunRecord) -> Result<String
             })?;
     }
     Ok(format!("{}/{prefix}", opened.place))
+}
+
+/// The file an archived run record is kept in, under the run's prefix (retention's `keep_runs`,
+/// `keep_days`): the whole record as gzipped JSON, enough to serve `GET /runs/{id}` again.
+pub const ARCHIVE_FILE: &str = "run.json.gz";
+
+/// Writes the whole of `rec` to `s` under its prefix; returns the object's key within the store
+/// and the place (`s3://bucket`, the directory) for messages.
+pub async fn archive(s: &Storage, rec: &RunRecord) -> Result<(String, String), StorageError> {
+    let opened = open(s)?;
+    let prefix = s.prefix_for(&rec.id, &rec.test.name, rec.created_ms);
+    let key = if prefix.is_empty() {
+        ARCHIVE_FILE.to_string()
+    } else {
+        format!("{prefix}/{ARCHIVE_FILE}")
+    };
+    let encode = |why: String| StorageError::Encode {
+        key: key.clone(),
+        why,
+    };
+    let json = serde_json::to_vec(rec).map_err(|e| encode(e.to_string()))?;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let body = gz
+        .write_all(&json)
+        .and_then(|_| gz.finish())
+        .map_err(|e| encode(e.to_string()))?;
+    opened
+        .store
+        .put(&Key::from(key.as_str()), PutPayload::from(body))
+        .await
+        .map_err(|source| StorageError::Put {
+            key: format!("{}/{key}", opened.place),
+            source,
+        })?;
+    Ok((key, opened.place))
+}
+
+/// Reads back a run record [`archive`] wrote under `key` of `s`.
+pub async fn read_archive(s: &Storage, key: &str) -> Result<RunRecord, StorageError> {
+    let opened = open(s)?;
+    let named = format!("{}/{key}", opened.place);
+    let got = opened
+        .store
+        .get(&Key::from(key))
+        .await
+        .map_err(|source| StorageError::Get {
+            key: named.clone(),
+            source,
+        })?;
+    let bytes = got.bytes().await.map_err(|source| StorageError::Get {
+        key: named.clone(),
+        source,
+    })?;
+    let mut json = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut json).map_err(
+        |e| StorageError::Decode {
+            key: named.clone(),
+            why: e.to_string(),
+        },
+    )?;
+    serde_json::from_slice(&json).map_err(|e| StorageError::Decode {
+        key: named,
+        why: e.to_string(),
+    })
 }

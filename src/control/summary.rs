@@ -151,6 +151,7 @@ impl RunRecord {
             regions: plan::region_views(self),
             control: self.control.clone(),
             views: Some(crate::config::monitoring::Dashboards::views(&self.test).into()),
+            archived: None,
         }
     }
 }

@@ -68,6 +68,8 @@ pub fn cluster_view(store: &RaftStore) -> ClusterView {
             .map(|(id, addr)| Member { id, addr })
             .collect(),
         last_applied: s.last_applied,
+        last_log_index: s.last_log_index,
+        last_purged: s.last_purged,
     }
 }
 
@@ -212,24 +214,42 @@ async fn submit_run(
 }
 
 async fn list_runs(State(m): State<Master>) -> Json<Vec<RunBrief>> {
-    Json(
-        m.store
-            .runs()
-            .into_iter()
-            .map(|r| RunBrief {
-                name: r.test.name.clone(),
-                phase: r.phase,
-                created_ms: r.created_ms,
-                finished_ms: r.finished_ms,
-                id: r.id,
-            })
-            .collect(),
-    )
+    // Runs archived by retention first (they are the older ones), then those in the state.
+    let archived = m.store.archived().into_iter().map(|a| RunBrief {
+        id: a.id,
+        name: a.name,
+        phase: a.phase,
+        created_ms: a.created_ms,
+        finished_ms: a.finished_ms,
+        archived: Some(a.location),
+    });
+    let kept = m.store.runs().into_iter().map(|r| RunBrief {
+        name: r.test.name.clone(),
+        phase: r.phase,
+        created_ms: r.created_ms,
+        finished_ms: r.finished_ms,
+        id: r.id,
+        archived: None,
+    });
+    let mut all: Vec<RunBrief> = archived.chain(kept).collect();
+    all.sort_by_key(|b| b.created_ms);
+    Json(all)
 }
 
 async fn get_run(State(m): State<Master>, Path(id): Path<String>) -> Response {
-    match m.store.run(&id) {
-        Some(rec) => Json::<RunView>(rec.view(m.store.replica.id())).into_response(),
+    if let Some(rec) = m.store.run(&id) {
+        return Json::<RunView>(rec.view(m.store.replica.id())).into_response();
+    }
+    match m.store.read_archived(&id).await {
+        Some(Ok((rec, entry))) => {
+            let mut view = rec.view(m.store.replica.id());
+            view.archived = Some(entry.location);
+            Json(view).into_response()
+        }
+        Some(Err(e)) => ApiError::reply(
+            StatusCode::BAD_GATEWAY,
+            format!("run `{id}` was archived and cannot be read back: {e}"),
+        ),
         None => ApiError::reply(StatusCode::NOT_FOUND, format!("no run `{id}`")),
     }
 }

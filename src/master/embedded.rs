@@ -60,7 +60,7 @@ impl Embedded {
             return Err(MasterError::NoLeader(dir));
         }
         Ok(Embedded {
-            store: RaftStore { replica },
+            store: RaftStore::new(replica),
             _temp: temp,
         })
     }

@@ -82,9 +82,19 @@ impl Drivers {
                 .insert(id.clone(), driver.control());
             self.started
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let retained = store.clone();
             let handle = tokio::spawn(async move {
                 // An Err means the record could not be saved: this replica is no longer leader.
-                let _ = driver.drive().await;
+                if let Ok(rec) = driver.drive().await {
+                    // Retention (`results.collection.retention.keep_runs/keep_days`) acts when a
+                    // run ends; a failure leaves the records in place and is tried again after
+                    // the next run.
+                    if rec.phase.is_final() {
+                        if let Err(e) = retained.apply_retention(&rec).await {
+                            warn!(run_id = %rec.id, "retention: {e}");
+                        }
+                    }
+                }
             });
             drivers.insert(id, (handle, stop));
         }

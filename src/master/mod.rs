@@ -162,9 +162,7 @@ pub async fn serve(
         tls: cfg.client_tls.clone(),
         mint: cfg.mint.clone(),
     };
-    let store = store::RaftStore {
-        replica: replica.clone(),
-    };
+    let store = store::RaftStore::new(replica.clone());
     let drivers = leader::Drivers::default();
     let master = api::Master {
         store: store.clone(),

@@ -1,10 +1,24 @@
 //! Run records in the replicated state: the [`RunStore`] the leader's drivers save through. A save
 //! is a raft write, so it succeeds only on the leader with a quorum; a deposed leader's next save
 //! fails and its driver stops at once.
+//!
+//! A record's lists that grow with the run's length (the timeline, each worker's points, the
+//! events) are saved in parts: every full chunk of [`CHUNK`] entries (but the last few, which may
+//! still change in place) goes under `runpart/<id>/<list>/<n>` once, and the record under
+//! `run/<id>` (the head) holds only the rest and how many entries of each list are in parts. A save
+//! writes the head and the chunks that are new or changed since this store last wrote them, all in
+//! one raft entry ([`Command::Batch`]), so a reader never sees a head without its parts. What a
+//! save costs thus stays flat over a long run instead of growing with every second it has run.
 
 use crate::control::run::RunRecord;
 use crate::control::store::{RunStore, StoreError};
+use crate::metrics::collector::Point;
+use crate::report::WorkerPoint;
 use perfornium_raft::{Command, Replica};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Key prefix of run records.
 pub const RUN_PREFIX: &str = "run/";
@@ -14,23 +28,124 @@ pub fn run_key(id: &str) -> String {
     format!("{RUN_PREFIX}{id}")
 }
 
+/// Key prefix of the saved parts of run records' growing lists.
+pub const PART_PREFIX: &str = "runpart/";
+
+/// Entries per saved part.
+pub const CHUNK: usize = 64;
+
+/// The last entries of a list stay in the head: a worker's last point grows while batches of its
+/// second still arrive, and a list is only cut into parts behind them.
+const OPEN_TAIL: usize = 4;
+
 /// Key prefix of the shared counters' high-water marks (`state_backend: raft`), by run.
 pub const LEASE_PREFIX: &str = "leases/";
+
+/// Key prefix of archived runs (retention's `keep_runs`, `keep_days`): what `GET /runs` lists of
+/// them and where each whole record went.
+pub const ARCHIVE_PREFIX: &str = "archived/";
+
+/// A run whose record was moved out of the replicated state to a storage backend.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Archived {
+    pub id: String,
+    pub name: String,
+    pub phase: crate::phase::Phase,
+    pub created_ms: u64,
+    pub finished_ms: Option<u64>,
+    /// When it was archived, Unix ms.
+    pub archived_ms: u64,
+    /// The storage the record went to, and the object's key there.
+    pub storage: crate::config::results::Storage,
+    pub key: String,
+    /// `s3://bucket/key` or `directory/key`, for people.
+    pub location: String,
+}
+
+/// Which ended runs (id, creation time in Unix ms) retention archives: all but the `keep_runs`
+/// newest, and those created more than `keep_days` days before `now_ms`.
+pub fn to_archive(
+    ended: &[(String, u64)],
+    keep_runs: Option<u64>,
+    keep_days: Option<f64>,
+    now_ms: u64,
+) -> Vec<String> {
+    let mut newest_first: Vec<&(String, u64)> = ended.iter().collect();
+    newest_first.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
+    let oldest_kept = keep_days.map(|d| now_ms.saturating_sub((d * 86_400_000.0) as u64));
+    newest_first
+        .into_iter()
+        .enumerate()
+        .filter(|(i, (_, created))| {
+            keep_runs.is_some_and(|n| *i as u64 >= n) || oldest_kept.is_some_and(|t| *created < t)
+        })
+        .map(|(_, (id, _))| id.clone())
+        .collect()
+}
+
+/// Set (to anything) in a master's environment: save every record whole, as before parts existed.
+/// Only for `bench/results/scale.md`'s "before" column, measured by the same script.
+pub const WHOLE_RECORDS_ENV: &str = "PERFORNIUM_BENCH_WHOLE_RECORDS";
+
+/// The key of part `n` of list `list` of run `id`.
+fn part_key(id: &str, list: &str, n: usize) -> String {
+    format!("{PART_PREFIX}{id}/{list}/{n:08}")
+}
+
+/// How many entries of each growing list are in parts (in order, before the head's own entries).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Parts {
+    timeline: usize,
+    events: usize,
+    event_seconds: usize,
+    worker_points: Vec<usize>,
+}
+
+/// What `run/<id>` holds once a record is saved in parts.
+#[derive(Deserialize)]
+struct Head {
+    parts: Parts,
+    record: RunRecord,
+}
+
+/// The lists of one run as this store last wrote their parts (only the entries in parts), and the
+/// term it wrote them in: another term may have had another leader writing, so it starts over.
+#[derive(Default)]
+struct Written {
+    term: u64,
+    timeline: Vec<Point>,
+    events: Vec<String>,
+    event_seconds: Vec<u64>,
+    worker_points: Vec<Vec<WorkerPoint>>,
+}
 
 /// Run records kept in the raft state machine.
 #[derive(Clone)]
 pub struct RaftStore {
     pub replica: Replica,
+    /// Per run: what this store wrote last, so that a save writes only the parts that changed. One
+    /// lock for all runs, held across the write, so two saves of a run never interleave.
+    written: Arc<tokio::sync::Mutex<HashMap<String, Written>>>,
+    whole: bool,
 }
 
 impl RaftStore {
+    /// The store on `replica`.
+    pub fn new(replica: Replica) -> Self {
+        RaftStore {
+            replica,
+            written: Default::default(),
+            whole: std::env::var_os(WHOLE_RECORDS_ENV).is_some(),
+        }
+    }
+
     /// Every run record this replica has applied, oldest first.
     pub fn runs(&self) -> Vec<RunRecord> {
         let mut runs: Vec<RunRecord> = self
             .replica
             .scan(RUN_PREFIX)
             .into_iter()
-            .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+            .filter_map(|(_, v)| self.assemble(&v))
             .collect();
         runs.sort_by_key(|r| r.created_ms);
         runs
@@ -40,21 +155,283 @@ impl RaftStore {
     pub fn run(&self, id: &str) -> Option<RunRecord> {
         self.replica
             .get(&run_key(id))
+            .and_then(|v| self.assemble(&v))
+    }
+
+    /// A record from its head and parts (or from a record saved whole).
+    fn assemble(&self, head: &[u8]) -> Option<RunRecord> {
+        // A head is `{"parts":…,"record":…}` (keys in order); a record saved whole starts `{"id":`.
+        if !head.starts_with(br#"{"parts":"#) {
+            return serde_json::from_slice(head).ok();
+        }
+        let Head { parts, mut record } = serde_json::from_slice::<Head>(head).ok()?;
+        let id = record.id.clone();
+        let timeline = self.read_parts::<Point>(&id, "timeline", parts.timeline)?;
+        record.timeline.splice(0..0, timeline);
+        let events = self.read_parts::<String>(&id, "events", parts.events)?;
+        record.events.splice(0..0, events);
+        let seconds = self.read_parts::<u64>(&id, "event_seconds", parts.event_seconds)?;
+        record.event_seconds.splice(0..0, seconds);
+        for (w, &n) in parts.worker_points.iter().enumerate() {
+            let points = self.read_parts::<WorkerPoint>(&id, &format!("worker_points/{w}"), n)?;
+            if let Some(list) = record.worker_points.get_mut(w) {
+                list.splice(0..0, points);
+            }
+        }
+        Some(record)
+    }
+
+    /// The first `n` entries of list `list` of run `id`, from its parts.
+    fn read_parts<T: DeserializeOwned>(&self, id: &str, list: &str, n: usize) -> Option<Vec<T>> {
+        let mut out = Vec::with_capacity(n);
+        for k in 0..n.div_ceil(CHUNK) {
+            let bytes = self.replica.get(&part_key(id, list, k))?;
+            let chunk: Vec<T> = serde_json::from_slice(&bytes).ok()?;
+            out.extend(chunk);
+        }
+        out.truncate(n);
+        (out.len() == n).then_some(out)
+    }
+
+    /// Every archived run this replica knows of, oldest first.
+    pub fn archived(&self) -> Vec<Archived> {
+        let mut all: Vec<Archived> = self
+            .replica
+            .scan(ARCHIVE_PREFIX)
+            .into_iter()
+            .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+            .collect();
+        all.sort_by_key(|a| a.created_ms);
+        all
+    }
+
+    /// Archived run `id`'s entry, if it was archived.
+    pub fn archived_entry(&self, id: &str) -> Option<Archived> {
+        self.replica
+            .get(&format!("{ARCHIVE_PREFIX}{id}"))
             .and_then(|v| serde_json::from_slice(&v).ok())
     }
+
+    /// Archived run `id`'s whole record, read back from its storage (`None`: not archived).
+    pub async fn read_archived(&self, id: &str) -> Option<Result<(RunRecord, Archived), String>> {
+        let entry = self.archived_entry(id)?;
+        Some(
+            crate::control::storage::read_archive(&entry.storage, &entry.key)
+                .await
+                .map(|rec| (rec, entry))
+                .map_err(|e| e.to_string()),
+        )
+    }
+
+    /// After run `ended` ended: moves the records retention says to (`results.collection.retention`
+    /// `keep_runs`/`keep_days` of `ended`'s test) to its storage, each in one raft write that
+    /// deletes the record and its parts and adds its archive entry. The record is stored before it
+    /// is deleted, so a failure in between leaves it in place. Returns the ids archived.
+    pub async fn apply_retention(&self, ended: &RunRecord) -> Result<Vec<String>, StoreError> {
+        let Some(c) = ended
+            .test
+            .distributed
+            .as_ref()
+            .and_then(|d| d.results.as_ref())
+            .and_then(|r| r.collection.as_ref())
+        else {
+            return Ok(Vec::new());
+        };
+        let (Some(r), Some(storage)) = (&c.retention, &c.storage) else {
+            return Ok(Vec::new());
+        };
+        if !r.bounds_history() {
+            return Ok(Vec::new());
+        }
+        let runs: HashMap<String, RunRecord> = self
+            .runs()
+            .into_iter()
+            .filter(|r| r.phase.is_final())
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        let ended_list: Vec<(String, u64)> = runs
+            .values()
+            .map(|r| (r.id.clone(), r.created_ms))
+            .collect();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
+        let mut done = Vec::new();
+        for id in to_archive(&ended_list, r.keep_runs, r.keep_days, now) {
+            let rec = &runs[&id];
+            let (key, place) = crate::control::storage::archive(storage, rec)
+                .await
+                .map_err(|e| StoreError(format!("archiving run {id}: {e}")))?;
+            let entry = Archived {
+                id: id.clone(),
+                name: rec.test.name.clone(),
+                phase: rec.phase,
+                created_ms: rec.created_ms,
+                finished_ms: rec.finished_ms,
+                archived_ms: now,
+                storage: storage.clone(),
+                location: format!("{place}/{key}"),
+                key,
+            };
+            let mut cmds: Vec<Command> = self
+                .part_keys(&id)
+                .into_iter()
+                .map(|key| Command::Delete { key })
+                .collect();
+            cmds.push(Command::Delete { key: run_key(&id) });
+            cmds.push(Command::Delete {
+                key: format!("{LEASE_PREFIX}{id}"),
+            });
+            cmds.push(Command::Put {
+                key: format!("{ARCHIVE_PREFIX}{id}"),
+                value: serde_json::to_vec(&entry).map_err(|e| StoreError(e.to_string()))?,
+            });
+            let mut written = self.written.lock().await;
+            self.replica
+                .write(Command::Batch(cmds))
+                .await
+                .map_err(|e| StoreError(e.to_string()))?;
+            written.remove(&id);
+            drop(written);
+            tracing::info!(run_id = %id, location = %entry.location, "retention: run record archived");
+            done.push(id);
+        }
+        Ok(done)
+    }
+
+    /// The keys of every part of run `id`.
+    pub fn part_keys(&self, id: &str) -> Vec<String> {
+        self.replica
+            .scan(&format!("{PART_PREFIX}{id}/"))
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    /// The head and the changed parts of `record`, as one batch; `written` is updated to match.
+    fn split(record: &RunRecord, written: &mut Written) -> Result<Command, StoreError> {
+        let err = |e: serde_json::Error| StoreError(e.to_string());
+        let id = &record.id;
+        let mut cmds = Vec::new();
+        let mut parts = Parts {
+            timeline: freeze(
+                id,
+                "timeline",
+                &record.timeline,
+                &mut written.timeline,
+                &mut cmds,
+            )?,
+            events: freeze(id, "events", &record.events, &mut written.events, &mut cmds)?,
+            event_seconds: freeze(
+                id,
+                "event_seconds",
+                &record.event_seconds,
+                &mut written.event_seconds,
+                &mut cmds,
+            )?,
+            worker_points: Vec::new(),
+        };
+        written
+            .worker_points
+            .resize_with(record.worker_points.len(), Vec::new);
+        for (w, points) in record.worker_points.iter().enumerate() {
+            let list = format!("worker_points/{w}");
+            let n = freeze(id, &list, points, &mut written.worker_points[w], &mut cmds)?;
+            parts.worker_points.push(n);
+        }
+        // The head: the record without the entries now in parts.
+        let mut head = serde_json::to_value(record).map_err(err)?;
+        if let Some(obj) = head.as_object_mut() {
+            let mut cut = |key: &str, n: usize| {
+                if let Some(serde_json::Value::Array(a)) = obj.get_mut(key) {
+                    a.drain(..n.min(a.len()));
+                }
+            };
+            cut("timeline", parts.timeline);
+            cut("events", parts.events);
+            cut("event_seconds", parts.event_seconds);
+            if let Some(serde_json::Value::Array(lists)) = obj.get_mut("worker_points") {
+                for (list, &n) in lists.iter_mut().zip(&parts.worker_points) {
+                    if let serde_json::Value::Array(a) = list {
+                        a.drain(..n.min(a.len()));
+                    }
+                }
+            }
+        }
+        let value = serde_json::to_vec(&serde_json::json!({"parts": parts, "record": head}))
+            .map_err(err)?;
+        cmds.push(Command::Put {
+            key: run_key(id),
+            value,
+        });
+        Ok(Command::Batch(cmds))
+    }
+}
+
+/// Puts into `cmds` every full chunk of `current` (but the open tail) that `written` does not hold
+/// as it is now, and makes `written` hold them; how many entries are in parts.
+fn freeze<T: Serialize + Clone + PartialEq>(
+    id: &str,
+    list: &str,
+    current: &[T],
+    written: &mut Vec<T>,
+    cmds: &mut Vec<Command>,
+) -> Result<usize, StoreError> {
+    let chunks = current.len().saturating_sub(OPEN_TAIL) / CHUNK;
+    let n = chunks * CHUNK;
+    let mut same = 0;
+    while same < chunks {
+        let range = same * CHUNK..(same + 1) * CHUNK;
+        if written.len() < range.end || written[range.clone()] != current[range] {
+            break;
+        }
+        same += 1;
+    }
+    for k in same..chunks {
+        let value = serde_json::to_vec(&current[k * CHUNK..(k + 1) * CHUNK])
+            .map_err(|e| StoreError(e.to_string()))?;
+        cmds.push(Command::Put {
+            key: part_key(id, list, k),
+            value,
+        });
+    }
+    written.truncate(same * CHUNK);
+    written.extend_from_slice(&current[same * CHUNK..n]);
+    Ok(n)
 }
 
 impl RunStore for RaftStore {
     async fn save(&self, record: &RunRecord) -> Result<(), StoreError> {
-        let value = serde_json::to_vec(record).map_err(|e| StoreError(e.to_string()))?;
+        if self.whole {
+            let value = serde_json::to_vec(record).map_err(|e| StoreError(e.to_string()))?;
+            return self
+                .replica
+                .write(Command::Put {
+                    key: run_key(&record.id),
+                    value,
+                })
+                .await
+                .map(drop)
+                .map_err(|e| StoreError(e.to_string()));
+        }
+        let term = self.replica.status().term;
+        let mut all = self.written.lock().await;
+        let mut written = all.remove(&record.id).unwrap_or_default();
+        if written.term != term {
+            written = Written {
+                term,
+                ..Written::default()
+            };
+        }
+        let batch = Self::split(record, &mut written)?;
         self.replica
-            .write(Command::Put {
-                key: run_key(&record.id),
-                value,
-            })
+            .write(batch)
             .await
-            .map(drop)
-            .map_err(|e| StoreError(e.to_string()))
+            .map_err(|e| StoreError(e.to_string()))?;
+        // Kept only after a committed write: a failed one leaves nothing assumed written.
+        all.insert(record.id.clone(), written);
+        Ok(())
     }
 
     async fn save_leases(
@@ -78,5 +455,127 @@ impl RunStore for RaftStore {
             .get(&format!("{LEASE_PREFIX}{run_id}"))
             .and_then(|v| serde_json::from_slice(&v).ok())
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn record(id: &str) -> RunRecord {
+        let test = crate::config::from_str(
+            "name: t\nglobal:\n  base_url: http://127.0.0.1:9\nload:\n  pattern: basic\n  virtual_users: 2\n  duration: 1s\nscenarios:\n  - name: s\n    steps:\n      - name: a\n        path: /a\n",
+        )
+        .unwrap();
+        let workers = crate::control::workers::parse_list("127.0.0.1:1,127.0.0.1:2").unwrap();
+        crate::control::submit::new_record(id.into(), test, &workers, None, false).unwrap()
+    }
+
+    /// `got` is `want`, field by field as saved.
+    fn same(got: Option<RunRecord>, want: &RunRecord) {
+        let got = serde_json::to_value(got.expect("the record reads back")).unwrap();
+        assert_eq!(got, serde_json::to_value(want).unwrap());
+    }
+
+    /// Grows `rec` by `seconds` of timeline, worker points and events.
+    fn grow(rec: &mut RunRecord, seconds: u64) {
+        rec.worker_points.resize_with(2, Vec::new);
+        for _ in 0..seconds {
+            let second = rec.timeline.len() as u64 + 1;
+            rec.timeline.push(Point {
+                second,
+                requests: second,
+                errors: 0,
+                active_vus: 2,
+                dropped: 0,
+                p50_ms: 1.0,
+                p90_ms: 2.0,
+                p95_ms: 3.0,
+                p99_ms: 4.0,
+                steps: Vec::new(),
+                status: Default::default(),
+            });
+            for points in &mut rec.worker_points {
+                points.push(WorkerPoint {
+                    second,
+                    requests: 7,
+                    errors: 0,
+                    p95_ms: 1.5,
+                });
+            }
+            rec.events.push(format!("second {second}"));
+            rec.event_seconds.push(second);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_record_saved_in_parts_reads_back_whole_and_later_saves_write_only_new_parts() {
+        let m = crate::master::embedded::Embedded::open(None).await.unwrap();
+        let store = m.store.clone();
+        let mut rec = record("r1");
+        grow(&mut rec, 3 * CHUNK as u64 + 10);
+        store.save(&rec).await.unwrap();
+        same(store.run("r1"), &rec);
+        // Three chunks of each list (4 lists + 2 workers' points, less the open tail).
+        assert_eq!(store.part_keys("r1").len(), 3 * 5);
+        let head = store.replica.get(&run_key("r1")).unwrap().len();
+
+        // A second later: the last point grows in place, one more second arrives.
+        rec.worker_points[0].last_mut().unwrap().requests += 1;
+        grow(&mut rec, 1);
+        let before = store.replica.status().last_applied;
+        store.save(&rec).await.unwrap();
+        same(store.run("r1"), &rec);
+        assert!(store.replica.status().last_applied > before);
+        let head_after = store.replica.get(&run_key("r1")).unwrap().len();
+        assert!(
+            head_after < head + 1024,
+            "the head stays small ({head} then {head_after} bytes)"
+        );
+
+        // A change inside a saved part is written again, not lost.
+        rec.timeline[5].requests = 999;
+        rec.events[70] = "rewritten".into();
+        store.save(&rec).await.unwrap();
+        same(store.run("r1"), &rec);
+
+        // A list that shrinks reads back as it is now.
+        rec.worker_points[1].truncate(10);
+        store.save(&rec).await.unwrap();
+        same(store.run("r1"), &rec);
+        let all = store.runs();
+        assert_eq!(all.len(), 1);
+        same(all.into_iter().next(), &rec);
+
+        // Another store on the same replica (a new leader's) reads it and saves over it.
+        let other = RaftStore::new(store.replica.clone());
+        grow(&mut rec, CHUNK as u64);
+        other.save(&rec).await.unwrap();
+        same(store.run("r1"), &rec);
+        m.close().await.unwrap();
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_runs_and_the_recent_days() {
+        let day = 86_400_000;
+        let now = 100 * day;
+        let ended: Vec<(String, u64)> = [("a", 90), ("b", 95), ("c", 99), ("d", 100)]
+            .iter()
+            .map(|(id, d)| (id.to_string(), d * day))
+            .collect();
+        assert_eq!(to_archive(&ended, Some(2), None, now), ids(&["b", "a"]));
+        assert_eq!(to_archive(&ended, Some(9), None, now), ids(&[]));
+        assert_eq!(to_archive(&ended, None, Some(2.0), now), ids(&["b", "a"]));
+        assert_eq!(to_archive(&ended, None, Some(7.5), now), ids(&["a"]));
+        // Both: a run goes when either says so.
+        assert_eq!(to_archive(&ended, Some(3), Some(7.5), now), ids(&["a"]));
+        assert_eq!(
+            to_archive(&ended, Some(1), Some(30.0), now),
+            ids(&["c", "b", "a"])
+        );
     }
 }

@@ -166,7 +166,7 @@ async fn rendezvous(State(f): State<Arc<Fake>>) -> Json<api::RendezvousState> {
 }
 
 /// `n` simulated workers on loopback, served until the returned runtime is dropped.
-fn fake_workers(n: usize, seconds: u64) -> (tokio::runtime::Runtime, Vec<String>) {
+pub(crate) fn fake_workers(n: usize, seconds: u64) -> (tokio::runtime::Runtime, Vec<String>) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

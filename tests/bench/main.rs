@@ -14,3 +14,4 @@ mod distributed;
 mod failover;
 mod transports;
 mod scripting;
+mod scale;

@@ -89,8 +89,9 @@ pub(crate) fn load(store: &Store) -> Result<SmState, String> {
     let snapshot_meta: Option<SnapshotMeta<NodeId, Node>> =
         read_json(&store.sm, SNAPSHOT_META, "snapshot metadata")?;
     if let Some(meta) = &snapshot_meta {
-        let _: Option<BTreeMap<String, Vec<u8>>> =
-            read_json(&store.sm, SNAPSHOT_DATA, "snapshot data")?;
+        if let Some(bytes) = store.sm.get(SNAPSHOT_DATA).map_err(|e| e.to_string())? {
+            snapshot_data(&bytes).map_err(|e| format!("the stored snapshot data: {e}"))?;
+        }
         if meta.last_log_id > last_applied {
             return Err(format!(
                 "the stored snapshot (up to {:?}) is newer than the applied state (up to {:?})",
@@ -161,14 +162,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                             StoredMembership::new(Some(entry.log_id), membership);
                         false
                     }
-                    EntryPayload::Normal(Command::Put { key, value }) => {
-                        batch.insert(data_key(&key), value.as_slice());
-                        state.data.insert(key, value).is_some()
-                    }
-                    EntryPayload::Normal(Command::Delete { key }) => {
-                        batch.remove(data_key(&key));
-                        state.data.remove(&key).is_some()
-                    }
+                    EntryPayload::Normal(cmd) => apply_command(&mut batch, &mut state, cmd),
                 };
                 responses.push(Response { existed });
             }
@@ -212,8 +206,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let snapshot_err = |e: String| -> StorageError<NodeId> {
             StorageIOError::read_snapshot(Some(meta.signature()), AnyError::error(e)).into()
         };
-        let data: BTreeMap<String, Vec<u8>> =
-            decode("received snapshot", &bytes).map_err(snapshot_err)?;
+        let data = snapshot_data(&bytes).map_err(snapshot_err)?;
 
         let _guard = self.snapshot_lock.lock().await;
         let mut batch = sled::Batch::default();
@@ -270,6 +263,66 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 }
 
+/// A snapshot's data: every key with its value as base64 text, as values travel in the log (serde's
+/// default for bytes, an array of numbers, is three to four times larger, and a snapshot holds
+/// every run record). Snapshots written as number arrays by earlier versions still read.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SnapshotData(BTreeMap<String, SnapshotValue>);
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum SnapshotValue {
+    Base64(String),
+    Bytes(Vec<u8>),
+}
+
+impl From<&BTreeMap<String, Vec<u8>>> for SnapshotData {
+    fn from(data: &BTreeMap<String, Vec<u8>>) -> Self {
+        use base64::Engine as _;
+        SnapshotData(
+            data.iter()
+                .map(|(k, v)| {
+                    let text = base64::engine::general_purpose::STANDARD.encode(v);
+                    (k.clone(), SnapshotValue::Base64(text))
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The key → value map in snapshot bytes.
+fn snapshot_data(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    use base64::Engine as _;
+    let SnapshotData(data) = decode("received snapshot", bytes)?;
+    data.into_iter()
+        .map(|(k, v)| match v {
+            SnapshotValue::Bytes(b) => Ok((k, b)),
+            SnapshotValue::Base64(t) => base64::engine::general_purpose::STANDARD
+                .decode(t.as_bytes())
+                .map(|b| (k.clone(), b))
+                .map_err(|e| format!("snapshot value of {k} is not base64: {e}")),
+        })
+        .collect()
+}
+
+/// Applies one command to the in-memory state and adds its change to the sled batch; whether
+/// a key it touched (any, for a batch) held a value before.
+fn apply_command(batch: &mut sled::Batch, state: &mut SmState, cmd: Command) -> bool {
+    match cmd {
+        Command::Put { key, value } => {
+            batch.insert(data_key(&key), value.as_slice());
+            state.data.insert(key, value).is_some()
+        }
+        Command::Delete { key } => {
+            batch.remove(data_key(&key));
+            state.data.remove(&key).is_some()
+        }
+        Command::Batch(cmds) => cmds
+            .into_iter()
+            .fold(false, |any, c| apply_command(batch, state, c) || any),
+    }
+}
+
 /// Serializes and stores a frozen copy of the state machine.
 pub(crate) struct SnapshotBuilder {
     store: Arc<Store>,
@@ -279,8 +332,8 @@ pub(crate) struct SnapshotBuilder {
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        let bytes =
-            encode(&self.frozen.data).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        let bytes = encode(&SnapshotData::from(&self.frozen.data))
+            .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
