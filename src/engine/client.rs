@@ -1,9 +1,11 @@
-//! The load loop's HTTP client. Each VU owns one HTTP/1.1 keep-alive connection (raw hyper over a
-//! tokio `TcpStream`, wrapped in rustls for `https://`), as oha does: no pool lookups or shared locks
-//! per request, which measured about a third less CPU per request than a shared `reqwest::Client` on
-//! loopback. One rustls client configuration is shared by all VUs: webpki's roots, plus the PEM
-//! certificates of `SSL_CERT_FILE` when set (a staging CA).
+//! The load loop's HTTP client. Each VU owns one HTTP/1.1 keep-alive connection: on `http://` the
+//! load loop's own writer and parser ([`super::fast`]) over a tokio `TcpStream`, as wrk does; on
+//! `https://`, and for the few request headers the fast path leaves to it, raw hyper (over rustls for
+//! `https://`), as oha does. Either way no pool lookups or shared locks per request. One rustls
+//! client configuration is shared by all VUs: webpki's roots, plus the PEM certificates of
+//! `SSL_CERT_FILE` when set (a staging CA).
 
+use super::fast;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
@@ -149,8 +151,9 @@ impl Origin {
     }
 }
 
-/// A request rendered once, for steps with no templating: sending it clones a few
-/// reference-counted parts instead of parsing the URL and headers again for every request.
+/// A request rendered once, for steps with no templating: sending it writes the same bytes again
+/// (fast path) or clones a few reference-counted parts (hyper) instead of parsing the URL and
+/// headers again for every request.
 #[derive(Debug)]
 pub struct Prepared {
     origin: Origin,
@@ -158,19 +161,29 @@ pub struct Prepared {
     uri: http::Uri,
     headers: http::HeaderMap,
     body: Bytes,
+    /// The request's bytes when it goes through the fast path ([`fast::eligible`]).
+    wire: Option<Bytes>,
 }
 
 impl Prepared {
     /// `req` ready to send as is; `None` unless it is well formed.
     pub fn new(req: Request) -> Option<Prepared> {
         let (origin, parts, body) = request_parts(req).ok()?;
+        let wire = fast::eligible(origin.tls.is_some(), &parts.headers)
+            .then(|| fast::encode(&parts, &body));
         Some(Prepared {
             origin,
             method: parts.method,
             uri: parts.uri,
             headers: parts.headers,
             body,
+            wire,
         })
+    }
+
+    /// Whether it goes through the fast path.
+    pub fn is_fast(&self) -> bool {
+        self.wire.is_some()
     }
 
     fn request(&self) -> http::Request<Full<Bytes>> {
@@ -225,9 +238,15 @@ pub fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
     Ok(Arc::new(config))
 }
 
+/// A VU's connection: the fast path's, or hyper's.
+enum Conn {
+    Fast(fast::Conn),
+    Hyper(SendRequest<Full<Bytes>>),
+}
+
 /// One VU's connection.
 pub struct VuClient {
-    conn: Option<(String, SendRequest<Full<Bytes>>)>,
+    conn: Option<(String, Conn)>,
     tls: tokio_rustls::TlsConnector,
     timeout: Duration,
     /// By step: the last Digest challenge and the count of requests that answered it, so later
@@ -263,11 +282,22 @@ impl VuClient {
         std::mem::replace(&mut self.timeout, timeout)
     }
 
-    /// Sends `req` and reads the whole body, within the request timeout.
+    /// Sends `req` and reads the whole body and the headers, within the request timeout.
     pub async fn send(&mut self, req: Request) -> Result<Reply, Failure> {
+        self.send_request(req, true).await
+    }
+
+    /// Sends `req` and reads the whole body, within the request timeout; the response headers are
+    /// read only when `want_headers` (the fast path's `Reply` has none otherwise).
+    pub async fn send_request(&mut self, req: Request, want_headers: bool) -> Result<Reply, Failure> {
         let timeout = self.timeout;
         let result = tokio::time::timeout(timeout, async {
             let (origin, parts, body) = request_parts(req)?;
+            if fast::eligible(origin.tls.is_some(), &parts.headers) {
+                let head = parts.method == http::Method::HEAD;
+                let wire = fast::encode(&parts, &body);
+                return self.fast_exchange(&origin, &wire, head, want_headers).await;
+            }
             let request = http::Request::from_parts(parts, Full::new(body));
             self.exchange(&origin, request).await
         })
@@ -275,11 +305,75 @@ impl VuClient {
         self.timed_out_unless(result)
     }
 
-    /// Sends a prepared request and reads the whole body, within the request timeout.
-    pub async fn send_prepared(&mut self, p: &Prepared) -> Result<Reply, Failure> {
+    /// Sends a prepared request and reads the whole body, within the request timeout; the headers
+    /// as for [`VuClient::send_request`].
+    pub async fn send_prepared(
+        &mut self,
+        p: &Prepared,
+        want_headers: bool,
+    ) -> Result<Reply, Failure> {
         let timeout = self.timeout;
-        let result = tokio::time::timeout(timeout, self.exchange(&p.origin, p.request())).await;
+        let result = match &p.wire {
+            Some(wire) => {
+                let head = p.method == http::Method::HEAD;
+                let exchange = self.fast_exchange(&p.origin, wire, head, want_headers);
+                tokio::time::timeout(timeout, exchange).await
+            }
+            None => tokio::time::timeout(timeout, self.exchange(&p.origin, p.request())).await,
+        };
         self.timed_out_unless(result)
+    }
+
+    /// Whether the VU's connection is open and of the fast path's kind (for tests).
+    pub fn holds_fast_connection(&self) -> Option<bool> {
+        self.conn.as_ref().map(|(_, c)| matches!(c, Conn::Fast(_)))
+    }
+
+    /// Lets go of per-connection buffers while the VU idles; the connection stays open.
+    pub fn idle(&mut self) {
+        if let Some((_, Conn::Fast(c))) = &mut self.conn {
+            c.shrink();
+        }
+    }
+
+    /// One request through the fast path on the VU's connection to `origin`; a kept-alive
+    /// connection found closed by the server before any reply is replaced and the request sent
+    /// once more.
+    async fn fast_exchange(
+        &mut self,
+        origin: &Origin,
+        wire: &[u8],
+        head: bool,
+        want_headers: bool,
+    ) -> Result<Reply, Failure> {
+        let mut reused = matches!(&self.conn, Some((k, Conn::Fast(_))) if *k == origin.key);
+        loop {
+            if !reused {
+                self.conn = None;
+                let stream = connect(&origin.addr, self.socket).await?;
+                self.conn = Some((origin.key.clone(), Conn::Fast(fast::Conn::new(stream))));
+            }
+            let Some((_, Conn::Fast(conn))) = &mut self.conn else {
+                return Err(Failure::Connect);
+            };
+            match conn.exchange(wire, head, want_headers).await {
+                Ok(r) => {
+                    if !r.keep_alive {
+                        self.conn = None;
+                    }
+                    return Ok(Reply {
+                        status: r.status,
+                        headers: r.headers,
+                        body: r.body,
+                    });
+                }
+                Err(fast::Error::Stale) if reused => reused = false,
+                Err(_) => {
+                    self.conn = None;
+                    return Err(Failure::Request);
+                }
+            }
+        }
     }
 
     fn timed_out_unless(
@@ -325,18 +419,25 @@ impl VuClient {
         }
     }
 
-    /// The VU's connection to `origin`, opened (or reopened) when missing or closed.
+    /// The VU's hyper connection to `origin`, opened (or reopened) when missing, closed or of the
+    /// fast path's kind.
     async fn connection(
         &mut self,
         origin: &Origin,
     ) -> Result<&mut SendRequest<Full<Bytes>>, Failure> {
-        let reusable = matches!(&self.conn, Some((k, s)) if *k == origin.key && !s.is_closed());
-        if reusable {
-            let (_, sender) = self.conn.as_mut().expect("checked above");
-            if sender.ready().await.is_ok() {
-                return Ok(&mut self.conn.as_mut().expect("checked above").1);
+        let reusable = match &mut self.conn {
+            Some((k, Conn::Hyper(sender))) if *k == origin.key && !sender.is_closed() => {
+                sender.ready().await.is_ok()
             }
+            _ => false,
+        };
+        if reusable {
+            return match &mut self.conn {
+                Some((_, Conn::Hyper(sender))) => Ok(sender),
+                _ => Err(Failure::Connect),
+            };
         }
+        self.conn = None;
         let stream = connect(&origin.addr, self.socket).await?;
         let sender = match &origin.tls {
             None => handshake(stream).await?,
@@ -344,8 +445,11 @@ impl VuClient {
             // room for it even when the target is plain HTTP.
             Some(name) => Box::pin(tls_handshake(self.tls.clone(), name.clone(), stream)).await?,
         };
-        self.conn = Some((origin.key.clone(), sender));
-        Ok(&mut self.conn.as_mut().expect("just set").1)
+        let (_, conn) = self.conn.insert((origin.key.clone(), Conn::Hyper(sender)));
+        match conn {
+            Conn::Hyper(sender) => Ok(sender),
+            Conn::Fast(_) => Err(Failure::Connect),
+        }
     }
 }
 
@@ -382,6 +486,87 @@ fn host_header(url: &url::Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server on a real socket that answers every request head with `200 ok`, on as many
+    /// connections as are opened; returns its URL and the count of connections accepted.
+    async fn answering() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/x", listener.local_addr().unwrap());
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            seen.drain(..end + 4);
+                            let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Seen: 1\r\n\r\nok";
+                            if s.write_all(reply).await.is_err() {
+                                return;
+                            }
+                        }
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    fn get(url: &str, headers: &[(&str, &str)]) -> Request {
+        Request {
+            method: http::Method::GET,
+            url: url::Url::parse(url).unwrap(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: None,
+        }
+    }
+
+    /// Plain requests take the fast path and keep one connection; a request with a header only
+    /// hyper implements goes through hyper (a connection of its kind), and both read the response.
+    #[tokio::test]
+    async fn plain_requests_take_the_fast_path_and_the_rest_go_through_hyper() {
+        let (url, accepted) = answering().await;
+        let tls = tls_config().unwrap();
+        let mut c = VuClient::new(tls, Duration::from_secs(5));
+        for _ in 0..3 {
+            let r = c.send_request(get(&url, &[]), false).await.unwrap();
+            assert_eq!((r.status, &r.body[..]), (200, &b"ok"[..]));
+            assert!(r.headers.is_empty(), "no headers unless asked for");
+            assert_eq!(c.holds_fast_connection(), Some(true));
+        }
+        let p = Prepared::new(get(&url, &[("X-A", "1")])).unwrap();
+        assert!(p.is_fast());
+        let r = c.send_prepared(&p, true).await.unwrap();
+        assert_eq!(r.headers["x-seen"], "1");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "kept alive");
+        for h in ["Connection", "Expect", "Upgrade", "TE"] {
+            let value = match h {
+                "Expect" => "100-continue",
+                "Upgrade" => "websocket",
+                "TE" => "trailers",
+                _ => "keep-alive",
+            };
+            let req = get(&url, &[(h, value)]);
+            assert!(!Prepared::new(req.clone()).unwrap().is_fast(), "{h}");
+            let r = c.send_request(req, true).await.unwrap();
+            assert_eq!((r.status, &r.body[..]), (200, &b"ok"[..]), "{h}");
+            assert_eq!(r.headers["x-seen"], "1", "hyper reads the headers");
+            assert_eq!(c.holds_fast_connection(), Some(false), "{h}");
+        }
+        let https = Prepared::new(get("https://127.0.0.1:9/", &[])).unwrap();
+        assert!(!https.is_fast(), "https goes through hyper and rustls");
+    }
 
     /// The options are read back from the connected socket (getsockopt); Linux doubles the
     /// buffer sizes it is given, to leave room for its bookkeeping.

@@ -66,10 +66,17 @@ pub async fn send(
             );
         }
     }
+    let fault_matters = compiled.request.fault_is_error
+        || compiled
+            .checks
+            .iter()
+            .any(|c| matches!(c.rule, CheckRule::SoapFault(true)));
+    // The response is read beyond its status and length only for checks and extractions.
+    let inspected = !compiled.checks.is_empty() || !compiled.extract.is_empty() || fault_matters;
     let start = origin.unwrap_or_else(Instant::now);
     let result = match prepared {
         Some(p) => client
-            .send_prepared(p)
+            .send_prepared(p, inspected)
             .await
             .map_err(|f| f.kind().to_string()),
         None => match build(target, step, compiled, vars) {
@@ -84,7 +91,7 @@ pub async fn send(
                             .map(|b| String::from_utf8_lossy(b).into_owned()),
                     );
                 }
-                send_built(client, req, (id, compiled), vars).await
+                send_built(client, req, (id, compiled), vars, inspected).await
             }
             None => Err("url".to_string()),
         },
@@ -109,12 +116,7 @@ pub async fn send(
     if status >= 400 && !expects_status(&compiled.checks, status) {
         sample.error = Some(format!("status {status}"));
     }
-    let fault_matters = compiled.request.fault_is_error
-        || compiled
-            .checks
-            .iter()
-            .any(|c| matches!(c.rule, CheckRule::SoapFault(true)));
-    if compiled.checks.is_empty() && compiled.extract.is_empty() && !fault_matters {
+    if !inspected {
         return (sample, Vec::new());
     }
     let text = String::from_utf8_lossy(body);
@@ -151,6 +153,7 @@ async fn send_built(
     req: Request,
     (id, compiled): (usize, &CompiledStep),
     vars: &Vars,
+    inspected: bool,
 ) -> Result<Reply, String> {
     let kind = |f: super::client::Failure| f.kind().to_string();
     let digest = compiled
@@ -159,7 +162,7 @@ async fn send_built(
         .as_ref()
         .filter(|a| a.scheme == AuthScheme::Digest);
     let Some(auth) = digest else {
-        return client.send(req).await.map_err(kind);
+        return client.send_request(req, inspected).await.map_err(kind);
     };
     let (user, password) = (expand(&auth.username, vars), expand(&auth.password, vars));
     let uri = match req.url.query() {

@@ -9,6 +9,7 @@ mod client;
 pub use client::set_socket_options;
 pub mod data;
 pub mod digest;
+mod fast;
 mod faker;
 pub mod globals;
 mod http;
