@@ -505,6 +505,8 @@ mod tests {
                     requests: 7,
                     errors: 0,
                     p95_ms: 1.5,
+                    p50_ms: 1.0,
+                    p99_ms: 2.0,
                 });
             }
             rec.events.push(format!("second {second}"));
