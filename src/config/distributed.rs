@@ -611,7 +611,7 @@ impl Distributed {
                 String::new()
             },
             if wf.recovery.as_ref().and_then(|r| r.auto_restart) == Some(true) {
-                "; a failed worker that comes back restarted is prepared and started again with its share for the time left (auto_restart), unless that share already went to the survivors or was dropped"
+                "; a failed worker that comes back as a new process (at its address, or registering again under its id from another) is prepared and started again for the time left (auto_restart): with its share, or, when that went to the survivors, re-planned with them through live control, the total unchanged; not when its share was dropped"
             } else {
                 ""
             }
@@ -723,8 +723,8 @@ pub struct Recovery {
     /// Re-assign a failed worker's share (VUs, arrival rate, CSV slice) to the survivors.
     #[serde(default)]
     pub load_redistribution: Option<bool>,
-    /// A failed worker that answers again without the run (it was restarted) is prepared and
-    /// started again with its share for the time left, unless its share went to the survivors.
+    /// A failed worker back as a new process (it answers without the run, or registers again
+    /// under its id from another address) is prepared and started again for the time left.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_restart: Option<bool>,
     /// An idle registered worker takes over a failed worker's share (see `balancing::Replacements`).

@@ -746,14 +746,23 @@ impl<S: RunStore> Driver<S> {
                 self.event(line);
                 continue;
             }
-            let parts = match super::redistribute::plan_for(&self.rec, d) {
-                Ok(p) => p,
+            let handover = match super::redistribute::plan_for(&self.rec, d) {
+                Ok(h) => h,
                 Err(why) => {
                     self.event(format!("the share of {addr} was not redistributed: {why}"));
                     continue;
                 }
             };
-            for (j, test, units) in parts {
+            if handover.parts.is_empty() {
+                let unit = super::plan::unit(&self.rec.test.load);
+                self.event(format!(
+                    "the share of {addr} was not redistributed: no surviving worker has room under its capacity (max_vus / max_rps); the load is short by {} {}",
+                    super::plan::amount(handover.shortfall, unit),
+                    unit.label()
+                ));
+                continue;
+            }
+            for (j, test, units) in handover.parts {
                 let body = api::Scale {
                     run_id: self.rec.id.clone(),
                     scale_id: format!("redistribute-{d}"),
@@ -771,6 +780,14 @@ impl<S: RunStore> Driver<S> {
             self.event(format!(
                 "the share of {addr} was redistributed to the surviving workers"
             ));
+            if handover.shortfall > 0 {
+                let unit = super::plan::unit(&self.rec.test.load);
+                self.event(format!(
+                    "{} {} of {addr}'s share did not fit the survivors' capacity (max_vus / max_rps) and are not run: the load is short by that much",
+                    super::plan::amount(handover.shortfall, unit),
+                    unit.label()
+                ));
+            }
         }
     }
 

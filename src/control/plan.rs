@@ -798,6 +798,39 @@ pub fn redistribute(units: u64, alive: &[bool]) -> Result<Vec<u64>, PlanError> {
     Ok(out)
 }
 
+/// [`redistribute`] within each survivor's room: `room[i]` is `None` for a worker that takes
+/// nothing (failed), else the most units it may still take (`u64::MAX`: no capacity given). Splits
+/// `units` evenly over the survivors with room, caps each at its room and splits what is left over
+/// those still with room, until all is placed or nobody has room. Returns each worker's extra
+/// units and the units that did not fit. An error if no worker is alive.
+pub fn redistribute_within(units: u64, room: &[Option<u64>]) -> Result<(Vec<u64>, u64), PlanError> {
+    if room.iter().all(Option::is_none) {
+        return Err(PlanError::NoSurvivors);
+    }
+    let mut out = vec![0u64; room.len()];
+    let mut left = units;
+    loop {
+        let open: Vec<usize> = (0..room.len())
+            .filter(|&i| room[i].is_some_and(|r| r > out[i]))
+            .collect();
+        if left == 0 || open.is_empty() {
+            break;
+        }
+        let mut placed = 0;
+        for (&i, share) in open.iter().zip(even(left, open.len())) {
+            let free = room[i].map_or(0, |r| r - out[i]);
+            let give = share.min(free);
+            out[i] += give;
+            placed += give;
+        }
+        left -= placed;
+        if placed == 0 {
+            break;
+        }
+    }
+    Ok((out, left))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1218,6 +1251,38 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("load.rate"), "{e}");
+    }
+
+    #[test]
+    fn redistribution_stays_within_each_survivors_room() {
+        let open = u64::MAX;
+        assert_eq!(
+            redistribute_within(6, &[Some(open), None, Some(open)]).unwrap(),
+            (vec![3, 0, 3], 0)
+        );
+        // One survivor has room for 1: the other takes the rest.
+        assert_eq!(
+            redistribute_within(6, &[Some(1), None, Some(open)]).unwrap(),
+            (vec![1, 0, 5], 0)
+        );
+        // Not enough room anywhere: the shortfall is returned.
+        assert_eq!(
+            redistribute_within(10, &[Some(2), None, Some(3)]).unwrap(),
+            (vec![2, 0, 3], 5)
+        );
+        assert_eq!(
+            redistribute_within(4, &[Some(0), Some(0)]).unwrap(),
+            (vec![0, 0], 4)
+        );
+        assert!(matches!(
+            redistribute_within(4, &[None, None]),
+            Err(PlanError::NoSurvivors)
+        ));
+        // Odd remainders go to the first with room, as in `redistribute`.
+        assert_eq!(
+            redistribute_within(5, &[Some(open), Some(open), Some(open)]).unwrap(),
+            (vec![2, 2, 1], 0)
+        );
     }
 
     #[test]

@@ -53,8 +53,17 @@ pub fn scaled(load: &Load, units: u64, of: u64, left: Duration) -> Load {
     }
 }
 
-/// The extra tests to send, as (survivor index, test with its extra load and rows), or why not.
-pub fn plan_for(rec: &RunRecord, dead: usize) -> Result<Vec<(usize, TestFile, u64)>, String> {
+/// What a failed worker's share becomes: the extra tests to send, as (survivor index, test with
+/// its extra load and rows, units), and the units no survivor had the capacity for.
+pub struct Handover {
+    pub parts: Vec<(usize, TestFile, u64)>,
+    pub shortfall: u64,
+}
+
+/// The extra tests to send, or why not. A survivor never gets more than its capacity
+/// (`max_vus`, or `max_rps` in open models) allows beyond what it already runs; what fits nowhere
+/// is the [`Handover::shortfall`].
+pub fn plan_for(rec: &RunRecord, dead: usize) -> Result<Handover, String> {
     let left =
         remaining(rec).ok_or("its share is defined by iterations or the run has not started")?;
     if left < Duration::from_secs(1) {
@@ -62,16 +71,29 @@ pub fn plan_for(rec: &RunRecord, dead: usize) -> Result<Vec<(usize, TestFile, u6
     }
     let dead_load = &rec.workers[dead].load;
     let units = plan::units(dead_load);
-    let alive: Vec<bool> = rec
-        .workers
-        .iter()
-        .map(|w| matches!(w.state, WorkerState::Started | WorkerState::Running))
+    let unit = plan::unit(&rec.test.load);
+    let room: Vec<Option<u64>> = (0..rec.workers.len())
+        .map(|j| {
+            let w = &rec.workers[j];
+            if !matches!(w.state, WorkerState::Started | WorkerState::Running) {
+                return None;
+            }
+            let cap = match unit {
+                crate::api::master::LoadUnit::Vus => w.addr.max_vus,
+                crate::api::master::LoadUnit::ArrivalsPerSecond => {
+                    w.addr.max_rps.map(|r| r.saturating_mul(1000))
+                }
+            };
+            Some(cap.map_or(u64::MAX, |c| {
+                c.saturating_sub(super::rescale::current_units(rec, j))
+            }))
+        })
         .collect();
-    let extra = plan::redistribute(units, &alive).map_err(|e| e.to_string())?;
+    let (extra, shortfall) = plan::redistribute_within(units, &room).map_err(|e| e.to_string())?;
     let takers: Vec<usize> = (0..extra.len()).filter(|&j| extra[j] > 0).collect();
     let mut dead_test = rec.test.clone();
     super::data::apply_rows(&mut dead_test, &rec.workers, dead);
-    Ok(takers
+    let parts = takers
         .iter()
         .enumerate()
         .map(|(rank, &j)| {
@@ -88,7 +110,8 @@ pub fn plan_for(rec: &RunRecord, dead: usize) -> Result<Vec<(usize, TestFile, u6
             }
             (j, test, extra[j])
         })
-        .collect())
+        .collect();
+    Ok(Handover { parts, shortfall })
 }
 
 #[cfg(test)]

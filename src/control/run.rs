@@ -143,8 +143,8 @@ pub struct Settings {
     /// Keep asking a failed worker for its batches, and re-attach it when it answers.
     #[serde(default = "yes")]
     pub auto_reconnect: bool,
-    /// Prepare and start again, with its share for the time left, a failed worker that answers
-    /// without the run (it was restarted).
+    /// Prepare and start again for the time left a failed worker back as a new process (it answers
+    /// without the run, or registered again under its id from another address).
     #[serde(default)]
     pub auto_restart: bool,
     /// How many failed workers an idle registered worker may replace in the run

@@ -238,3 +238,52 @@ fn a_killed_registered_worker_registering_again_from_a_new_process_rejoins_with_
         killed_served - count(&rows[1])
     );
 }
+
+/// Redistribution within capacity: a pool run of 4 VUs on `c-a` (`--max-vus 3`) and `c-b`
+/// (`--max-vus 2`) gives them 3 and 1. When `c-b` fails, `c-a` has no room for its VU: nothing is
+/// handed over, the event says the load is short by 1 VU, and `c-a` keeps 3. `c-b` is frozen, not
+/// killed, so once thawed it is stopped and merged and the counts equal the mock's.
+#[test]
+fn a_failed_share_that_does_not_fit_the_survivors_capacity_is_reported_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = one_replica_master(dir.path());
+    let mock = mock(5);
+    let a = registering_worker(&master.addr, "c-a", &["--max-vus", "3"]);
+    let b = registering_worker(&master.addr, "c-b", &["--max-vus", "2"]);
+    assert!(
+        wait_for(10, || up(&master.addr) == ["c-a", "c-b"]),
+        "{:?}",
+        up(&master.addr)
+    );
+    let extra = "distributed:\n  orchestration:\n    heartbeat_interval: 1s\n  fault_tolerance:\n    worker_failures:\n      detection_timeout: 1s\n      max_failure_rate: 50\n      recovery:\n        load_redistribution: true\n";
+    let text = yaml(&mock)
+        .name("short")
+        .load("pattern: basic, virtual_users: 4, duration: 8s")
+        .step("{ name: list, path: /users }")
+        .extra(extra)
+        .text();
+    let id = submit(
+        &master,
+        &serde_json::json!({ "test_yaml": text }).to_string(),
+    );
+    wait_pulled(&b, 20);
+    let frozen = Frozen::new(&b);
+    wait_event(
+        &master,
+        &id,
+        &format!("the share of {} was not redistributed: no surviving worker has room under its capacity (max_vus / max_rps); the load is short by 1 VUs", b.addr),
+        10,
+    );
+    frozen.thaw();
+    let view = wait_final(&master, &id);
+    let s = &view["summary"];
+    assert_eq!(view["phase"], "finished", "{view}");
+    assert_merged_exactly_once(s);
+    let rows = s["workers"].as_array().unwrap();
+    assert_eq!(rows[0]["planned"], 3.0, "c-a kept its 3 VUs: {s}");
+    let stats = mock_stats(&mock);
+    for (k, w) in [&a, &b].iter().enumerate() {
+        assert_eq!(rows[k]["count"], stats["by_worker"][&w.addr], "{}", w.addr);
+    }
+    assert_eq!(s["overall"]["count"], stats["total"]);
+}
