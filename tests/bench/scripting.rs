@@ -69,16 +69,21 @@ fn script_overhead_per_iteration() {
         .unwrap_or(20_000);
     let (plain, scripted) = measure(n);
     let body = format!(
-        "| iterations | plain, µs per iteration | condition + custom check, µs per iteration | overhead, µs |\n|---:|---:|---:|---:|\n| {n} | {:.1} | {:.1} | {:.1} |\n\nHost: {}; load average at the end: {}.\n",
+        "| iterations | plain, µs per iteration | condition + custom check, µs per iteration | overhead, µs |\n|---:|---:|---:|---:|\n| {n} | {:.1} | {:.1} | {:.1} |\n\nBuild: {}. Host: {}; load average at the end: {}.\n",
         plain * 1e6,
         scripted * 1e6,
         (scripted - plain) * 1e6,
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
         host_facts(),
         load_average()
     );
     write_results_section(
         "scripting.md",
-        "# Scripting overhead\n\nWritten by `tests/bench/scripting.rs` (`cargo test --release --test bench script_overhead -- --ignored`). One VU, `GET /users` against `perfornium mock`, back to back; the scripted run adds a step `condition` and a `custom` check. The engines' own figures are in `scripting-engines.md` (written by `bench/script-engines`).\n",
+        "# Scripting overhead\n\nWritten by `tests/bench/scripting.rs` (`cargo test --release --test bench script_overhead -- --ignored`; the build is named with the figures). One VU, `GET /users` against `perfornium mock`, back to back; the scripted run adds a step `condition` and a `custom` check. The engines' own figures are in `scripting-engines.md` (written by `bench/script-engines`).\n",
         "Per-iteration overhead",
         &body,
     );
