@@ -260,3 +260,49 @@ fn validate_reports_a_script_syntax_error_with_its_file_and_line() {
         "{err}"
     );
 }
+
+#[test]
+fn loop_hooks_run_around_each_round_of_the_scenario() {
+    let mock = mock(0);
+    let dir = tempfile::tempdir().unwrap();
+    let test = yaml(&mock)
+        .scenario("loop: 2")
+        .scenario("variables: { after: none }")
+        .scenario("hooks:")
+        .scenario("  beforeLoop: { type: inline, content: \"context.variables.rounds = String(Number(context.variables.rounds || 0) + 1)\", timeout: 1s }")
+        .scenario("  afterLoop: \"setVariable('after', 'r' + context.variables.rounds)\"")
+        .steps("      - { name: rec, path: \"/record/l?r={{rounds}}&a={{after}}\" }\n")
+        .write(dir.path());
+    run_ok(dir.path(), &test);
+    assert_eq!(
+        recorded_paths(&mock),
+        vec![
+            "/record/l?r=1&a=none".to_string(),
+            "/record/l?r=2&a=r1".to_string()
+        ]
+    );
+}
+
+#[test]
+fn a_failing_custom_step_without_continue_on_error_ends_its_iteration() {
+    let mock = mock(0);
+    let dir = tempfile::tempdir().unwrap();
+    let test = yaml(&mock)
+        .load("pattern: basic, virtual_users: 1, iterations: 2")
+        .steps(
+            r#"      - { name: first, path: /users/1 }
+      - name: gate
+        type: custom
+        continueOnError: false
+        script: "throw new Error('closed')"
+      - { name: never, path: /users }
+"#,
+        )
+        .write(dir.path());
+    let s = run_ok(dir.path(), &test);
+    let stats = mock_stats(&mock);
+    assert_eq!(stats["total"], 2, "{stats}");
+    assert_eq!(stats["by_route"]["/users/{id}"], 2, "{stats}");
+    assert_eq!(step(&s, "gate")["errors"], 2);
+    assert_eq!(step(&s, "never")["count"], 0);
+}
