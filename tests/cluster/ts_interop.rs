@@ -599,3 +599,40 @@ fn our_controller_drives_the_real_ts_worker_beside_ours() {
             .unwrap()["count"]
     );
 }
+
+#[test]
+fn run_g_sets_global_keys_as_the_ts_tools_run_g_does() {
+    let mock = mock(0);
+    let dir = tempfile::tempdir().unwrap();
+    // Aimed nowhere (port 1): only `-g base_url=...` makes the requests reach the mock.
+    let text = fixture_yaml(&mock, 2, "iterations: 2").replace(&mock.addr, "127.0.0.1:1");
+    let file = write(dir.path(), "t.yml", &text);
+    let out = dir.path().join("out");
+    let base = format!("base_url=http://{}", mock.addr);
+    let res = run(&[
+        "run",
+        &file,
+        "-g",
+        &base,
+        "-g",
+        "timeout=5s",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_eq!(mock_stats(&mock)["total"], 8);
+    assert_eq!(summary(&out)["overall"]["count"], 8);
+    let bad = run(&["run", &file, "-g", "bse_url=http://x"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("did you mean `base_url`"), "{err}");
+    assert_eq!(
+        mock_stats(&mock)["total"],
+        8,
+        "a refused override sends nothing"
+    );
+}
