@@ -589,6 +589,17 @@ fn our_controller_drives_the_real_ts_worker_beside_ours() {
     assert_eq!(ts["exact"], false);
     assert!(ts["count"].as_u64().unwrap() > 0, "{ts}");
     assert_eq!(stats["by_worker"][&ts_name], ts["count"], "{stats}");
+    // Sync start across the two tools, as the mock saw each one's first request: the TS worker
+    // does not start before the shared instant (how long its runner takes to send its first
+    // request after it is the TS tool's own start-up, printed, not bounded).
+    let first = |w: &str| stats["first_request_ms"][w].as_f64().unwrap();
+    let lag = first(&ts_name) - first(&ours.addr);
+    eprintln!("the TS worker's first request came {lag:.1} ms after ours");
+    assert!(
+        lag > -50.0,
+        "the TS worker started {} ms early: {stats}",
+        -lag
+    );
     assert_eq!(
         stats["by_worker"][&ours.addr],
         s["workers"]
