@@ -73,6 +73,10 @@ pub struct OverrideArgs {
     /// Merge environments/NAME.yml over the test.
     #[arg(short = 'e', long)]
     pub env: Option<String>,
+    /// Set a key of the test's `global:` (dot paths reach into maps: headers.x-team=perf); values
+    /// read as the TypeScript tool's `-g`: true/false, numbers, JSON, else text. Repeatable.
+    #[arg(short = 'g', long = "global", value_name = "KEY=VALUE")]
+    pub global: Vec<String>,
 }
 
 impl OverrideArgs {
@@ -90,6 +94,8 @@ impl OverrideArgs {
     /// Loads `file` (with `--env`) and applies the overrides.
     pub fn load(&self, file: &Path) -> Result<config::TestFile> {
         let mut test = config::load(file, self.env.as_deref())?;
+        config::global_override::apply(&mut test, &self.global)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
         self.overrides()
             .apply(&mut test)
             .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;

@@ -17,6 +17,7 @@ mod distributed;
 pub mod duration;
 mod explain;
 pub mod faker;
+pub mod global_override;
 pub mod json_path;
 mod load;
 pub mod model;

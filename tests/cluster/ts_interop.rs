@@ -589,6 +589,17 @@ fn our_controller_drives_the_real_ts_worker_beside_ours() {
     assert_eq!(ts["exact"], false);
     assert!(ts["count"].as_u64().unwrap() > 0, "{ts}");
     assert_eq!(stats["by_worker"][&ts_name], ts["count"], "{stats}");
+    // Sync start across the two tools, as the mock saw each one's first request: the TS worker
+    // does not start before the shared instant (how long its runner takes to send its first
+    // request after it is the TS tool's own start-up, printed, not bounded).
+    let first = |w: &str| stats["first_request_ms"][w].as_f64().unwrap();
+    let lag = first(&ts_name) - first(&ours.addr);
+    eprintln!("the TS worker's first request came {lag:.1} ms after ours");
+    assert!(
+        lag > -50.0,
+        "the TS worker started {} ms early: {stats}",
+        -lag
+    );
     assert_eq!(
         stats["by_worker"][&ours.addr],
         s["workers"]
@@ -597,5 +608,42 @@ fn our_controller_drives_the_real_ts_worker_beside_ours() {
             .iter()
             .find(|w| w["address"] == ours.addr.as_str())
             .unwrap()["count"]
+    );
+}
+
+#[test]
+fn run_g_sets_global_keys_as_the_ts_tools_run_g_does() {
+    let mock = mock(0);
+    let dir = tempfile::tempdir().unwrap();
+    // Aimed nowhere (port 1): only `-g base_url=...` makes the requests reach the mock.
+    let text = fixture_yaml(&mock, 2, "iterations: 2").replace(&mock.addr, "127.0.0.1:1");
+    let file = write(dir.path(), "t.yml", &text);
+    let out = dir.path().join("out");
+    let base = format!("base_url=http://{}", mock.addr);
+    let res = run(&[
+        "run",
+        &file,
+        "-g",
+        &base,
+        "-g",
+        "timeout=5s",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_eq!(mock_stats(&mock)["total"], 8);
+    assert_eq!(summary(&out)["overall"]["count"], 8);
+    let bad = run(&["run", &file, "-g", "bse_url=http://x"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("did you mean `base_url`"), "{err}");
+    assert_eq!(
+        mock_stats(&mock)["total"],
+        8,
+        "a refused override sends nothing"
     );
 }
