@@ -289,7 +289,11 @@ impl VuClient {
 
     /// Sends `req` and reads the whole body, within the request timeout; the response headers are
     /// read only when `want_headers` (the fast path's `Reply` has none otherwise).
-    pub async fn send_request(&mut self, req: Request, want_headers: bool) -> Result<Reply, Failure> {
+    pub async fn send_request(
+        &mut self,
+        req: Request,
+        want_headers: bool,
+    ) -> Result<Reply, Failure> {
         let timeout = self.timeout;
         let result = tokio::time::timeout(timeout, async {
             let (origin, parts, body) = request_parts(req)?;
@@ -504,7 +508,8 @@ mod tests {
                     loop {
                         while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
                             seen.drain(..end + 4);
-                            let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Seen: 1\r\n\r\nok";
+                            let reply =
+                                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Seen: 1\r\n\r\nok";
                             if s.write_all(reply).await.is_err() {
                                 return;
                             }
@@ -549,7 +554,11 @@ mod tests {
         assert!(p.is_fast());
         let r = c.send_prepared(&p, true).await.unwrap();
         assert_eq!(r.headers["x-seen"], "1");
-        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "kept alive");
+        assert_eq!(
+            accepted.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "kept alive"
+        );
         for h in ["Connection", "Expect", "Upgrade", "TE"] {
             let value = match h {
                 "Expect" => "100-continue",

@@ -12,3 +12,4 @@ mod support;
 mod controller;
 mod distributed;
 mod failover;
+mod many_vus;
