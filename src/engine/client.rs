@@ -182,6 +182,7 @@ impl Prepared {
     }
 
     /// Whether it goes through the fast path.
+    #[cfg(test)]
     pub fn is_fast(&self) -> bool {
         self.wire.is_some()
     }
@@ -329,6 +330,7 @@ impl VuClient {
     }
 
     /// Whether the VU's connection is open and of the fast path's kind (for tests).
+    #[cfg(test)]
     pub fn holds_fast_connection(&self) -> Option<bool> {
         self.conn.as_ref().map(|(_, c)| matches!(c, Conn::Fast(_)))
     }
