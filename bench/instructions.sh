@@ -37,6 +37,10 @@ if [ ${#missing[@]} -gt 0 ]; then apt-get update -qq && apt-get install -y -qq "
 # Line tables only (no change to the generated code) so that the profile can name source lines.
 [ -n "${SKIP_BUILD:-}" ] || CARGO_PROFILE_RELEASE_DEBUG=line-tables-only cargo build --release -q --bin perfornium
 
+# perfornium's runtime on one worker thread, as wrk -t1 (set here: `env` before the command would
+# hide perfornium from callgrind, which follows no exec).
+export TOKIO_WORKER_THREADS=1
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 WORK=$(mktemp -d)
 PORT=$(free_port)
@@ -98,7 +102,7 @@ PY
 command_for() { # tool seconds
   case $1 in
     wrk) echo "wrk -t1 -c$CONNS -d${2}s http://127.0.0.1:$PORT/" ;;
-    perfornium) test_yaml "$2"; echo "env TOKIO_WORKER_THREADS=1 $BIN run $WORK/t$2.yaml -o $WORK/out" ;;
+    perfornium) test_yaml "$2"; echo "$BIN run $WORK/t$2.yaml -o $WORK/out" ;;
   esac
 }
 
@@ -147,16 +151,19 @@ python3 - "$TSV" "$OUT" <<'PY'
 import sys, collections
 tsv, out = sys.argv[1:]
 rows = [l.rstrip("\n").split("\t") for l in open(tsv) if l.strip()]
-runs = collections.OrderedDict()
+# One run of the script writes wrk's line, then perfornium's, with the same label and connections.
+runs = []
 for when, label, tool, conns, req, ir, sc in rows:
-    runs.setdefault((when, label, conns), {})[tool] = (int(req), float(ir), float(sc))
+    if tool == "wrk" or not runs or runs[-1][0][1:] != (label, conns) or tool in runs[-1][1]:
+        runs.append(((when, label, conns), {}))
+    runs[-1][1][tool] = (int(req), float(ir), float(sc))
 with open(out, "w") as f:
     f.write("# Instructions per request\n\n")
     f.write("Written by `bench/instructions.sh` from `bench/results/instructions.tsv` (one line per tool and run). "
             "Marginal user-space instructions (callgrind Ir) and system calls (strace) per successful request, "
             "perfornium and wrk against the same nginx in the same run, CONNECTIONS keep-alive connections on one core.\n\n")
     f.write("| when (UTC) | build | connections | tool | requests differenced | Ir/request | syscalls/request | perfornium ÷ wrk Ir | perfornium ÷ wrk syscalls |\n|---|---|---|---|---|---|---|---|---|\n")
-    for (when, label, conns), tools in runs.items():
+    for (when, label, conns), tools in runs:
         w, p = tools.get("wrk"), tools.get("perfornium")
         for tool in ("wrk", "perfornium"):
             if tool not in tools: continue

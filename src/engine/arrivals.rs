@@ -46,6 +46,8 @@ pub async fn run(
         let shared = shared.clone();
         let intended = due.into_std();
         tasks.spawn(async move {
+            // How late the iteration starts after its due time: the scheduler's delay.
+            shared.samples.start_lag(intended.elapsed());
             shared.gauges.active_vus.fetch_add(1, Ordering::Relaxed);
             let scenario = shared.picker.pick(k);
             let mut vars = shared.initial_vars(scenario, k % max_vus);

@@ -182,6 +182,7 @@ impl Prepared {
     }
 
     /// Whether it goes through the fast path.
+    #[cfg(test)]
     pub fn is_fast(&self) -> bool {
         self.wire.is_some()
     }
@@ -289,7 +290,11 @@ impl VuClient {
 
     /// Sends `req` and reads the whole body, within the request timeout; the response headers are
     /// read only when `want_headers` (the fast path's `Reply` has none otherwise).
-    pub async fn send_request(&mut self, req: Request, want_headers: bool) -> Result<Reply, Failure> {
+    pub async fn send_request(
+        &mut self,
+        req: Request,
+        want_headers: bool,
+    ) -> Result<Reply, Failure> {
         let timeout = self.timeout;
         let result = tokio::time::timeout(timeout, async {
             let (origin, parts, body) = request_parts(req)?;
@@ -325,6 +330,7 @@ impl VuClient {
     }
 
     /// Whether the VU's connection is open and of the fast path's kind (for tests).
+    #[cfg(test)]
     pub fn holds_fast_connection(&self) -> Option<bool> {
         self.conn.as_ref().map(|(_, c)| matches!(c, Conn::Fast(_)))
     }
@@ -504,7 +510,8 @@ mod tests {
                     loop {
                         while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
                             seen.drain(..end + 4);
-                            let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Seen: 1\r\n\r\nok";
+                            let reply =
+                                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Seen: 1\r\n\r\nok";
                             if s.write_all(reply).await.is_err() {
                                 return;
                             }
@@ -549,7 +556,11 @@ mod tests {
         assert!(p.is_fast());
         let r = c.send_prepared(&p, true).await.unwrap();
         assert_eq!(r.headers["x-seen"], "1");
-        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "kept alive");
+        assert_eq!(
+            accepted.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "kept alive"
+        );
         for h in ["Connection", "Expect", "Upgrade", "TE"] {
             let value = match h {
                 "Expect" => "100-continue",

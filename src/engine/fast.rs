@@ -48,7 +48,8 @@ pub fn eligible(tls: bool, headers: &http::HeaderMap) -> bool {
 /// request sets one, then the body.
 pub fn encode(parts: &http::request::Parts, body: &[u8]) -> Bytes {
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut out = BytesMut::with_capacity(64 + target.len() + 32 * parts.headers.len() + body.len());
+    let mut out =
+        BytesMut::with_capacity(64 + target.len() + 32 * parts.headers.len() + body.len());
     out.put_slice(parts.method.as_str().as_bytes());
     out.put_u8(b' ');
     out.put_slice(target.as_bytes());
@@ -140,7 +141,11 @@ impl Conn {
             return Err(Error::Broken);
         }
         if let Err(e) = self.stream.write_all(wire).await {
-            return Err(if stale(&e) { Error::Stale } else { Error::Broken });
+            return Err(if stale(&e) {
+                Error::Stale
+            } else {
+                Error::Broken
+            });
         }
         let mut first = true;
         loop {
@@ -433,7 +438,10 @@ mod tests {
         .await;
         let mut c = conn(&addr).await;
         let r = c.exchange(GET, false, true).await.unwrap();
-        assert_eq!((r.status, &r.body[..], r.keep_alive), (200, &b"hello"[..], true));
+        assert_eq!(
+            (r.status, &r.body[..], r.keep_alive),
+            (200, &b"hello"[..], true)
+        );
         assert_eq!(r.headers["x-a"], "1");
         let r = c.exchange(GET, false, false).await.unwrap();
         assert_eq!((r.status, &r.body[..]), (201, &b"abcde"[..]));
@@ -441,7 +449,11 @@ mod tests {
         let r = c.exchange(GET, false, false).await.unwrap();
         assert_eq!((r.status, r.body.len()), (204, 0));
         let r = c.exchange(GET, true, false).await.unwrap();
-        assert_eq!((r.status, r.body.len(), r.keep_alive), (200, 0, true), "HEAD");
+        assert_eq!(
+            (r.status, r.body.len(), r.keep_alive),
+            (200, 0, true),
+            "HEAD"
+        );
         let r = c.exchange(GET, false, false).await.unwrap();
         assert_eq!((&r.body[..], r.keep_alive), (&b"ok"[..], false));
     }
@@ -457,12 +469,24 @@ mod tests {
     async fn a_connection_closed_before_any_reply_is_stale_and_a_cut_reply_is_broken() {
         let (addr, _s) = server(vec![]).await;
         let mut c = conn(&addr).await;
-        assert_eq!(c.exchange(GET, false, false).await.unwrap_err(), Error::Stale);
-        let (addr, _s) = server(vec![vec![b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc"]]).await;
+        assert_eq!(
+            c.exchange(GET, false, false).await.unwrap_err(),
+            Error::Stale
+        );
+        let (addr, _s) = server(vec![vec![
+            b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc",
+        ]])
+        .await;
         let mut c = conn(&addr).await;
-        assert_eq!(c.exchange(GET, false, false).await.unwrap_err(), Error::Broken);
+        assert_eq!(
+            c.exchange(GET, false, false).await.unwrap_err(),
+            Error::Broken
+        );
         let (addr, _s) = server(vec![vec![b"HTTP/1.1 101 Switching\r\n\r\n"]]).await;
         let mut c = conn(&addr).await;
-        assert_eq!(c.exchange(GET, false, false).await.unwrap_err(), Error::Broken);
+        assert_eq!(
+            c.exchange(GET, false, false).await.unwrap_err(),
+            Error::Broken
+        );
     }
 }

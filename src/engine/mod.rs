@@ -9,8 +9,8 @@ mod client;
 pub use client::set_socket_options;
 pub mod data;
 pub mod digest;
-mod fast;
 mod faker;
+mod fast;
 pub mod globals;
 mod http;
 pub mod leases;
@@ -23,8 +23,8 @@ pub mod template;
 mod vu;
 
 use crate::config::{self, Load, Step, TestFile};
+use crate::metrics::collector::Recorder;
 use crate::metrics::collector::{Collector, Gauges, Interval, Live, Totals};
-use crate::metrics::Sample;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -126,7 +126,7 @@ pub(crate) struct Shared {
     socket: Option<config::performance::SocketOptions>,
     /// By HTTP step: its `{{state.OP(NAME)}}` references, resolved before each request.
     state_refs: Vec<Vec<config::StateRef>>,
-    samples: mpsc::UnboundedSender<Sample>,
+    samples: Recorder,
     gauges: Arc<Gauges>,
     cancel: CancellationToken,
     deadline: Option<Instant>,

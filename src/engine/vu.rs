@@ -136,6 +136,9 @@ pub async fn run_iteration(
                         end |= !scripting::after_step(all, j, s, vars, failed);
                     }
                     if let Some(t) = h.options.think_time.or(think) {
+                        if !t.max.is_zero() {
+                            client.idle();
+                        }
                         pause(shared, t, until).await;
                     }
                     if end {
@@ -267,7 +270,7 @@ async fn http_step(
                 record_capture(shared, debug, h, &sample, c);
             }
         }
-        let _ = shared.samples.send(sample);
+        shared.samples.record(&sample);
         for (name, value) in extracted {
             match name.strip_prefix(super::globals::PREFIX) {
                 // A global value is read back from the run's set, which may keep another.
@@ -403,7 +406,8 @@ fn thresholds(shared: &Shared, h: &HttpStep, id: usize, sample: &mut Sample) -> 
     after
 }
 
-/// Sleeps for a think time, cut short by the deadline, the VU's own end or a stop.
+/// Sleeps for a think time, cut short by the deadline, the VU's own end or a stop. How late the VU
+/// runs again after the sleep's due end is recorded as a start lag (the scheduler's delay).
 async fn pause(shared: &Shared, t: ThinkTime, until: Option<Instant>) {
     let pause = t.sample();
     // A zero pause must not touch the timer: tokio's timer wheel rounds up to the next millisecond,
@@ -416,7 +420,10 @@ async fn pause(shared: &Shared, t: ThinkTime, until: Option<Instant>) {
         end = end.min(tokio::time::Instant::from_std(*d));
     }
     tokio::select! {
-        _ = tokio::time::sleep_until(end) => {}
+        _ = tokio::time::sleep_until(end) => {
+            let lag = tokio::time::Instant::now().saturating_duration_since(end);
+            shared.samples.start_lag(lag);
+        }
         _ = shared.cancel.cancelled() => {}
     }
 }

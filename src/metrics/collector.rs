@@ -1,12 +1,16 @@
-//! The collector task: VUs send a [`Sample`] per request; every second it closes an [`Interval`]
-//! (one [`StepStats`] per step), adds it to the run's totals, appends a [`Point`] to the timeline,
-//! publishes a [`Live`] view for progress displays, and hands the interval to an optional sink
-//! (a worker keeps them for its controller). A channel keeps VUs free of locks on the hot path.
+//! The collector task: VUs record each request's [`Sample`] through a [`Recorder`] into the
+//! [`StepStats`] of their thread's shard (no message and no wake-up per request); every second the
+//! collector merges the shards into an [`Interval`] (one [`StepStats`] per step), adds it to the
+//! run's totals, appends a [`Point`] to the timeline, publishes a [`Live`] view for progress
+//! displays, and hands the interval to an optional sink (a worker keeps them for its controller).
+//! Merges are exact, so the figures are those of recording every sample in one place. The
+//! recorders' channel carries nothing: its closing (every recorder dropped) tells the collector that
+//! every VU is done.
 
 use super::{Sample, StepStats};
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
@@ -109,6 +113,59 @@ pub fn merged(steps: &[StepStats]) -> StepStats {
     all
 }
 
+/// What one thread's VUs recorded since the collector last merged it.
+#[derive(Default)]
+struct Shard {
+    /// By step, allocated when the step is first recorded on this shard.
+    steps: Vec<Option<StepStats>>,
+    start_lag: Option<super::Latency>,
+    /// Whether anything was recorded since the last merge.
+    dirty: bool,
+}
+
+/// VUs' handle on the collector: records samples and start lags into the calling thread's shard.
+#[derive(Clone)]
+pub struct Recorder {
+    shards: Arc<[Mutex<Shard>]>,
+    /// Never sent on: closed when the last recorder is dropped.
+    _open: mpsc::UnboundedSender<()>,
+}
+
+impl Recorder {
+    /// The calling thread's shard.
+    fn shard(&self) -> std::sync::MutexGuard<'_, Shard> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+        }
+        let i = INDEX.with(|i| *i) % self.shards.len();
+        self.shards[i].lock().expect("metrics shard lock")
+    }
+
+    /// Records one request.
+    pub fn record(&self, s: &Sample) {
+        let mut shard = self.shard();
+        shard.dirty = true;
+        if shard.steps.len() <= s.step {
+            shard.steps.resize_with(s.step + 1, || None);
+        }
+        shard.steps[s.step]
+            .get_or_insert_with(StepStats::default)
+            .record(s);
+    }
+
+    /// Records how late a VU started a request it meant to start at a given instant: the end of a
+    /// think time, an arrival's due time (the scheduler's delay, kept in [`Totals::start_lag`]).
+    pub fn start_lag(&self, lag: Duration) {
+        let mut shard = self.shard();
+        shard.dirty = true;
+        shard
+            .start_lag
+            .get_or_insert_with(super::Latency::new)
+            .record_us(lag.as_micros() as u64);
+    }
+}
+
 /// Counters the engine updates directly.
 #[derive(Debug, Default)]
 pub struct Gauges {
@@ -137,11 +194,14 @@ pub struct Totals {
     pub timeline: Vec<Point>,
     pub dropped: u64,
     pub elapsed: Duration,
+    /// The lag of intended starts over the run (see [`Recorder::start_lag`]).
+    pub start_lag: super::Latency,
 }
 
 /// The collector's inputs and outputs; see the module comment.
 pub struct Collector {
-    rx: mpsc::UnboundedReceiver<Sample>,
+    rx: mpsc::UnboundedReceiver<()>,
+    shards: Arc<[Mutex<Shard>]>,
     gauges: Arc<Gauges>,
     sink: Option<mpsc::UnboundedSender<Interval>>,
     live: watch::Sender<Live>,
@@ -155,23 +215,31 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// A collector for `steps` HTTP steps; returns it with the sender VUs record into.
+    /// A collector for `steps` HTTP steps; returns it with the recorder VUs record into.
     pub fn new(
         steps: usize,
         gauges: Arc<Gauges>,
         sink: Option<mpsc::UnboundedSender<Interval>>,
         live: watch::Sender<Live>,
-    ) -> (Self, mpsc::UnboundedSender<Sample>) {
+    ) -> (Self, Recorder) {
         let (tx, rx) = mpsc::unbounded_channel();
+        let threads = std::thread::available_parallelism().map_or(4, |n| n.get());
+        let shards: Arc<[Mutex<Shard>]> = (0..threads).map(|_| Mutex::default()).collect();
         let empty = vec![StepStats::default(); steps];
         let totals = Totals {
             steps: empty.clone(),
             timeline: Vec::new(),
             dropped: 0,
             elapsed: Duration::ZERO,
+            start_lag: super::Latency::new(),
+        };
+        let recorder = Recorder {
+            shards: shards.clone(),
+            _open: tx,
         };
         let c = Collector {
             rx,
+            shards,
             gauges,
             sink,
             live,
@@ -182,7 +250,7 @@ impl Collector {
             started: Instant::now(),
             dropped_seen: 0,
         };
-        (c, tx)
+        (c, recorder)
     }
 
     /// Runs until every sender is dropped, then closes the last partial interval.
@@ -195,16 +263,50 @@ impl Collector {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                sample = self.rx.recv() => match sample {
-                    Some(s) => self.current[s.step].record(&s),
-                    None => break,
-                },
-                _ = tick.tick() => self.close_interval(self.started.elapsed().as_secs_f64()),
+                _ = self.rx.recv() => break,
+                _ = tick.tick() => {
+                    self.merge_shards();
+                    self.close_interval(self.started.elapsed().as_secs_f64());
+                }
             }
         }
+        self.merge_shards();
         self.close_interval(self.started.elapsed().as_secs_f64());
         self.totals.elapsed = self.started.elapsed();
+        let lag = &self.totals.start_lag;
+        if lag.count() > 0 {
+            tracing::info!(
+                count = lag.count(),
+                p50_ms = lag.quantile_ms(0.5),
+                p99_ms = lag.quantile_ms(0.99),
+                max_ms = lag.max_ms(),
+                "start lag: how late VUs started requests they meant to start at a given instant"
+            );
+        }
         self.totals
+    }
+
+    /// Moves what every shard recorded into the open interval (and the start lags into the totals).
+    fn merge_shards(&mut self) {
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock().expect("metrics shard lock");
+            if !std::mem::take(&mut shard.dirty) {
+                continue;
+            }
+            for (cur, s) in self.current.iter_mut().zip(shard.steps.iter_mut()) {
+                if let Some(s) = s.as_mut().filter(|s| s.count > 0) {
+                    cur.merge(s);
+                    s.reset();
+                }
+            }
+            if let Some(lag) = shard.start_lag.as_mut() {
+                self.totals
+                    .start_lag
+                    .merge(lag)
+                    .expect("histograms share fixed bounds");
+                lag.reset();
+            }
+        }
     }
 
     /// Closes the interval ending `elapsed_s` seconds after the start.

@@ -15,3 +15,4 @@ mod failover;
 mod transports;
 mod scripting;
 mod scale;
+mod many_vus;
