@@ -392,7 +392,7 @@ pub fn script_step(
     st: &StepJs,
     step: &ScriptStep,
     vars: &mut Vars,
-    samples: &tokio::sync::mpsc::UnboundedSender<Sample>,
+    samples: &crate::metrics::collector::Recorder,
 ) -> bool {
     let Some((code, id)) = &st.body else {
         return false;
@@ -424,7 +424,7 @@ pub fn script_step(
         error: error.clone(),
     });
     let failed = error.is_some();
-    let _ = samples.send(Sample {
+    samples.record(&Sample {
         step: *id,
         latency_us,
         status: None,
