@@ -30,6 +30,30 @@ macro_rules! grpc_json {
     };
 }
 
+/// The TLS error in `e`'s chain, if the call failed in the handshake (retrying cannot help).
+fn rustls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls.to_string());
+    }
+    let wrapped = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref());
+    if let Some(tls) = wrapped.and_then(|inner| rustls_failure(inner)) {
+        return Some(tls);
+    }
+    // Under gRPC the handshake's error reaches us as text in an I/O error.
+    if let Some(inner) = wrapped {
+        let text = inner.to_string();
+        if ["fatal alert", "invalid peer certificate", "handshake"]
+            .iter()
+            .any(|n| text.contains(n))
+        {
+            return Some(text);
+        }
+    }
+    e.source().and_then(rustls_failure)
+}
+
 /// Why a call to a worker failed.
 #[derive(Debug, Error)]
 pub enum CallError {
@@ -225,6 +249,12 @@ impl WorkerClient {
                 Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Cancelled
             );
         if !answered {
+            if let Some(reason) = rustls_failure(&s) {
+                return CallError::Tls {
+                    addr: self.addr.clone(),
+                    reason,
+                };
+            }
             return self.down(super::transport::grpc_reason(&s));
         }
         CallError::Refused {
