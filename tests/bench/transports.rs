@@ -668,7 +668,7 @@ fn measure(label: &'static str, protocol: &str, options: &str, n: usize, seconds
     std::thread::sleep(Duration::from_secs(seconds.saturating_sub(2).max(1)));
     let (cpu1, _) = usage(pid);
     let window = t0.elapsed().as_secs_f64();
-    let res = child.wait_with_deadline(Duration::from_secs(60 + seconds * 2));
+    let res = child.wait_with_deadline(Duration::from_secs(120 + seconds * 10));
     assert!(
         res.status.success(),
         "{label}: {}",
@@ -763,7 +763,12 @@ fn transports_compared() {
         host_facts(),
         n as u64 * 3 * PER_STEP
     );
+    // `TRANSPORTS_ONLY=grpc` measures only the settings whose label contains it.
+    let only = std::env::var("TRANSPORTS_ONLY").unwrap_or_default();
     for (label, protocol, options) in SETTINGS {
+        if !label.contains(only.as_str()) {
+            continue;
+        }
         let c = measure(label, protocol, options, n, seconds);
         println!(
             "{label}: {:.1} % CPU, {:.0} B/worker/s, delivery {:.0}/{:.0} ms, ack {:.0}/{:.0} ms",
