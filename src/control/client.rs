@@ -143,7 +143,10 @@ impl WorkerClient {
             .unwrap_or_default();
         let http = comm.http.clone().unwrap_or_default();
         let timeout = http.timeout.unwrap_or(timeout);
+        // HTTP/1.1 as before workers offered HTTP/2 (for gRPC): a refused handshake then
+        // reads as a TLS failure, not as a broken HTTP/2 connection.
         let mut builder = tls::client_builder(creds.tls.as_ref())
+            .http1_only()
             .timeout(timeout)
             .connect_timeout(timeout);
         builder = match http.compression {
@@ -209,6 +212,7 @@ impl WorkerClient {
     /// A client for `worker` with a per-call `timeout`.
     pub fn new(worker: &WorkerAddr, creds: &Credentials, timeout: Duration) -> Self {
         let http = tls::client_builder(creds.tls.as_ref())
+            .http1_only()
             .timeout(timeout)
             .connect_timeout(timeout)
             .build()
