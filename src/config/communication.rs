@@ -383,7 +383,7 @@ impl Communication {
             out.push_str(&format!(
                 "communication.websocket: ping every {}, a stream without a pong for {} is dropped; a broken stream is reopened up to {} times, {} apart; frames {}; largest frame {}\n",
                 d(w.ping_interval, "off"),
-                d(w.pong_timeout, "the call timeout"),
+                d(w.pong_timeout, "the ping interval"),
                 w.max_reconnect_attempts.unwrap_or(1),
                 d(w.reconnect_delay, "0 ms"),
                 if w.message_compression == Some(true) { "gzip-compressed" } else { "uncompressed" },

@@ -30,6 +30,30 @@ macro_rules! grpc_json {
     };
 }
 
+/// The TLS error in `e`'s chain, if the call failed in the handshake (retrying cannot help).
+fn rustls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls.to_string());
+    }
+    let wrapped = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref());
+    if let Some(tls) = wrapped.and_then(|inner| rustls_failure(inner)) {
+        return Some(tls);
+    }
+    // Under gRPC the handshake's error reaches us as text in an I/O error.
+    if let Some(inner) = wrapped {
+        let text = inner.to_string();
+        if ["fatal alert", "invalid peer certificate", "handshake"]
+            .iter()
+            .any(|n| text.contains(n))
+        {
+            return Some(text);
+        }
+    }
+    e.source().and_then(rustls_failure)
+}
+
 /// Why a call to a worker failed.
 #[derive(Debug, Error)]
 pub enum CallError {
@@ -119,7 +143,10 @@ impl WorkerClient {
             .unwrap_or_default();
         let http = comm.http.clone().unwrap_or_default();
         let timeout = http.timeout.unwrap_or(timeout);
+        // HTTP/1.1 as before workers offered HTTP/2 (for gRPC): a refused handshake then
+        // reads as a TLS failure, not as a broken HTTP/2 connection.
         let mut builder = tls::client_builder(creds.tls.as_ref())
+            .http1_only()
             .timeout(timeout)
             .connect_timeout(timeout);
         builder = match http.compression {
@@ -185,6 +212,7 @@ impl WorkerClient {
     /// A client for `worker` with a per-call `timeout`.
     pub fn new(worker: &WorkerAddr, creds: &Credentials, timeout: Duration) -> Self {
         let http = tls::client_builder(creds.tls.as_ref())
+            .http1_only()
             .timeout(timeout)
             .connect_timeout(timeout)
             .build()
@@ -225,6 +253,12 @@ impl WorkerClient {
                 Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Cancelled
             );
         if !answered {
+            if let Some(reason) = rustls_failure(&s) {
+                return CallError::Tls {
+                    addr: self.addr.clone(),
+                    reason,
+                };
+            }
             return self.down(super::transport::grpc_reason(&s));
         }
         CallError::Refused {

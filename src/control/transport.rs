@@ -204,7 +204,9 @@ pub(super) fn grpc_client(
     let scheme = if tls.is_some() { "https" } else { "http" };
     let mut ep = Endpoint::from_shared(format!("{scheme}://{addr}"))
         .map_err(|e| format!("{addr} is not a gRPC address: {e}"))?
-        .connect_timeout(timeout);
+        .connect_timeout(timeout)
+        // Client-side: every call (and the opening of the stream) gives up after `timeout`.
+        .timeout(timeout);
     if let Some(t) = tls {
         let (ca, id) = t.pems();
         let mut c = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
@@ -292,7 +294,10 @@ impl Stream {
                     continue;
                 }
             }
-            let stale = self.timeout.max(self.interval * 4);
+            // Messages come at least every `interval`; a loaded worker may fall behind for a
+            // while, and a dead connection is found by the keepalives and the driver's
+            // detection timeout, so only a long silence counts as a broken stream.
+            let stale = (self.timeout * 5).max(self.interval * 4);
             match o.feed.take(since, stale) {
                 Ok(v) => return Ok(v),
                 Err(e) => {
@@ -307,6 +312,8 @@ impl Stream {
     async fn ack(&self, o: &mut Open, since: u64, auth: Option<String>) -> Result<(), String> {
         match &self.kind {
             Kind::Grpc(c) => {
+                // In the background, as a WebSocket ack is: acks only go up and a lost one is
+                // covered by the next, so the pull need not wait a round trip for it.
                 let mut c = c.clone();
                 let req = request(
                     pb::Since {
@@ -316,7 +323,16 @@ impl Stream {
                     auth,
                     self.timeout,
                 );
-                c.ack(req).await.map_err(|s| s.message().to_string())?;
+                let feed = o.feed.clone();
+                tokio::spawn(async move {
+                    if let Err(s) = c.ack(req).await {
+                        if s.code() == tonic::Code::Unauthenticated
+                            || s.code() == tonic::Code::PermissionDenied
+                        {
+                            feed.fail(grpc_reason(&s));
+                        }
+                    }
+                });
             }
             Kind::Ws(_) => {
                 let tx = o.acks.as_ref().ok_or("no ack channel")?;

@@ -668,7 +668,7 @@ fn measure(label: &'static str, protocol: &str, options: &str, n: usize, seconds
     std::thread::sleep(Duration::from_secs(seconds.saturating_sub(2).max(1)));
     let (cpu1, _) = usage(pid);
     let window = t0.elapsed().as_secs_f64();
-    let res = child.wait_with_deadline(Duration::from_secs(60 + seconds * 2));
+    let res = child.wait_with_deadline(Duration::from_secs(120 + seconds * 10));
     assert!(
         res.status.success(),
         "{label}: {}",
@@ -752,18 +752,24 @@ fn transports_compared() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(12);
     let mut md = format!(
-        "# Worker transports compared\n\n`TRANSPORTS_WORKERS={n} TRANSPORTS_SECONDS={seconds} cargo test --release --test bench transports -- --ignored`: \
+        "# Worker transports compared\n\n`TRANSPORTS_WORKERS={n} TRANSPORTS_SECONDS={seconds} cargo test{} --test bench transports -- --ignored`: \
          {} build. `perfornium distributed` drives {n} simulated workers (served by the test process on {}), each sending a batch a second \
          of 3 steps × {PER_STEP} requests with their HDR histograms ({} requests/s in total), for {seconds} s per setting, one setting after the other. \
          Controller CPU is over the middle of each run; bytes are both directions at the workers' sockets over the whole run; \
          delivery latency is from a batch's close to its leaving the worker for the controller; ack latency from the close to the \
          controller's acknowledgement (sent after the merge, on its next pull of that worker).\n\n\
          | setting | controller CPU (% of one core) | bytes / worker / s | delivery p50 / p95 (ms) | ack p50 / p95 (ms) | requests counted / expected |\n|---|---|---|---|---|---|\n",
+        if cfg!(debug_assertions) { "" } else { " --release" },
         if cfg!(debug_assertions) { "A debug" } else { "A release" },
         host_facts(),
         n as u64 * 3 * PER_STEP
     );
+    // `TRANSPORTS_ONLY=grpc` measures only the settings whose label contains it.
+    let only = std::env::var("TRANSPORTS_ONLY").unwrap_or_default();
     for (label, protocol, options) in SETTINGS {
+        if !label.contains(only.as_str()) {
+            continue;
+        }
         let c = measure(label, protocol, options, n, seconds);
         println!(
             "{label}: {:.1} % CPU, {:.0} B/worker/s, delivery {:.0}/{:.0} ms, ack {:.0}/{:.0} ms",

@@ -12,13 +12,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// A CA and the certificates signed by it, as PEM files in a directory.
-struct Pki {
+pub(crate) struct Pki {
     dir: PathBuf,
 }
 
 impl Pki {
     /// CA `name` with a server certificate (localhost, 127.0.0.1) and a client certificate.
-    fn new(dir: &Path, name: &str) -> Pki {
+    pub(crate) fn new(dir: &Path, name: &str) -> Pki {
         let dir = dir.join(name);
         std::fs::create_dir_all(&dir).unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -47,7 +47,7 @@ impl Pki {
         Pki { dir }
     }
 
-    fn path(&self, file: &str) -> String {
+    pub(crate) fn path(&self, file: &str) -> String {
         self.dir.join(file).display().to_string()
     }
 
@@ -128,7 +128,7 @@ fn wait_tls_ready(tls: &perfornium::tls::ClientTls, addr: &str) {
     panic!("https://{addr} never became ready");
 }
 
-fn tls_worker(pki: &Pki) -> Proc {
+pub(crate) fn tls_worker(pki: &Pki) -> Proc {
     let mut args = vec!["worker", "--host", "127.0.0.1", "--port", "0"];
     let serve = pki.serve_args();
     args.extend(serve.iter().map(String::as_str));

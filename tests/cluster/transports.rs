@@ -195,3 +195,69 @@ fn a_leader_dying_between_a_pull_and_its_save_loses_and_doubles_nothing_over_grp
 fn a_leader_dying_between_a_pull_and_its_save_loses_and_doubles_nothing_over_websocket() {
     crate::exactly_once::leader_dies_between_pull_and_save("websocket");
 }
+
+#[test]
+fn a_run_over_grpc_with_mutual_tls_from_grpc_security_counts_exactly() {
+    use crate::tls::{tls_worker, Pki};
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(tmp.path(), "grpc");
+    // The worker serves HTTPS and requires client certificates from the CA.
+    let w = tls_worker(&pki);
+    let mock = mock(0);
+    let security = |mutual: bool| {
+        let mut s = format!(
+            "distributed:\n  communication:\n    protocol: grpc\n    grpc:\n      security:\n        tls_enabled: true\n        ca_file: {}\n",
+            pki.path("ca.pem")
+        );
+        if mutual {
+            s.push_str(&format!(
+                "        mutual_tls: true\n        cert_file: {}\n        key_file: {}\n",
+                pki.path("client.pem"),
+                pki.path("client.key")
+            ));
+        }
+        s
+    };
+    let test = |name: &str, mutual: bool| {
+        yaml(&mock)
+            .name(name)
+            .load("pattern: basic, virtual_users: 2, iterations: 5")
+            .step("{ name: list, path: /users }")
+            .extra(&security(mutual))
+            .write(&tmp.path().join(name))
+    };
+    for n in ["no-cert", "mtls"] {
+        std::fs::create_dir_all(tmp.path().join(n)).unwrap();
+    }
+    // Only the CA, no client certificate: the worker's TLS refuses the controller.
+    let file = test("no-cert", false);
+    let refused = run(&["distributed", &file, "-w", &w.addr, "--no-tui"]);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let said = String::from_utf8_lossy(&refused.stdout) + String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("TLS failed"), "the reason is named: {said}");
+    assert_eq!(mock_stats(&mock)["total"], 0, "nothing ran");
+
+    // `grpc.security` with the client certificate: the whole run over gRPC and mutual TLS.
+    let file = test("mtls", true);
+    let out = tmp.path().join("out");
+    let res = run(&[
+        "distributed",
+        &file,
+        "-w",
+        &w.addr,
+        "--no-tui",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        res.status.success(),
+        "{}\nworker:\n{}",
+        String::from_utf8_lossy(&res.stderr),
+        w.stderr_tail()
+    );
+    let s = summary(&out);
+    assert_merged_exactly_once(&s);
+    assert_eq!(s["overall"]["count"], 10);
+    assert_eq!(mock_stats(&mock)["total"], 10);
+    assert!(w.stderr_tail().contains("batch stream opened (grpc)"));
+}
