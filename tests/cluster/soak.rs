@@ -285,12 +285,13 @@ fn soak_report() {
         run_s,
     );
     let mut md = format!(
-        "# Soak: {minutes} minutes\n\n`SOAK_MINUTES={minutes} SOAK_RUN_SECONDS={run_s} cargo test --release --test cluster soak_report -- --ignored` \
+        "# Soak: {minutes} minutes\n\n`SOAK_MINUTES={minutes} SOAK_RUN_SECONDS={run_s} cargo test {}--test cluster soak_report -- --ignored` \
          (`bench/soak.sh`): a 3-replica master on one host, {}, drives {WORKERS} workers through back-to-back {run_s} s runs \
          ({WORKERS} VUs with 100 ms think time against the mock; retention `keep_runs: 2` archives older records to a local directory) \
          for {minutes} minutes, started at Unix ms {started}. Each minute: the RSS of every process, each replica's sled directory and \
          its raft log length (last log index − last purged). Slopes are least-squares fits over the samples after the first third \
          (the warm-up).\n\n{} runs ended; requests counted {} / the mock's {}.\n\n",
+        if cfg!(debug_assertions) { "" } else { "--release " },
         host_facts(),
         s.runs,
         s.counted,
