@@ -170,7 +170,8 @@ fn soak(total: Duration, every: Duration, run_s: u64) -> Soak {
     let mut runs = 0;
     while began.elapsed() + Duration::from_secs(run_s) < total {
         let id = c.submit(leader, &body);
-        let view = c.wait_phase(&[0, 1, 2], &id, "finished", run_s + 60);
+        // Generous: a soak is about what grows, and a loaded host stalls elections for a while.
+        let view = c.wait_phase(&[0, 1, 2], &id, "finished", run_s + 240);
         assert_merged_exactly_once(&view["summary"]);
         counted += view["summary"]["overall"]["count"].as_u64().unwrap();
         runs += 1;
