@@ -317,9 +317,14 @@ fn apply_command(batch: &mut sled::Batch, state: &mut SmState, cmd: Command) -> 
             batch.remove(data_key(&key));
             state.data.remove(&key).is_some()
         }
-        Command::Batch(cmds) => cmds
-            .into_iter()
-            .fold(false, |any, c| apply_command(batch, state, c) || any),
+        Command::Batch(cmds) => {
+            // Every command applies: no short-circuit.
+            let mut existed = false;
+            for c in cmds {
+                existed |= apply_command(batch, state, c);
+            }
+            existed
+        }
     }
 }
 
