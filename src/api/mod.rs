@@ -9,9 +9,9 @@
 pub mod master;
 pub mod pool;
 pub mod stream;
+pub mod transport;
 pub mod ts_worker;
 pub mod ui;
-pub mod transport;
 pub mod worker;
 
 use axum::http::StatusCode;

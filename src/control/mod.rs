@@ -20,7 +20,7 @@ pub mod store;
 pub mod stream;
 pub mod submit;
 pub mod summary;
-pub mod ts_worker;
 pub mod transport;
+pub mod ts_worker;
 pub mod variables;
 pub mod workers;

@@ -27,5 +27,5 @@ mod state_raft;
 mod storage;
 mod stream;
 mod tls;
-mod ts_interop;
 mod transports;
+mod ts_interop;
