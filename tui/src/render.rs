@@ -417,49 +417,49 @@ fn render_chart(run: Option<&Run>, frame: &mut Frame, area: Rect) {
     let series = |f: fn(&crate::model::TimePoint) -> f64| -> Vec<(f64, f64)> {
         points.iter().map(|p| (p.second, f(p))).collect()
     };
-    let (p50, p90, p95, p99) = (
-        series(|p| p.p50_ms),
-        series(|p| p.p90_ms),
-        series(|p| p.p95_ms),
-        series(|p| p.p99_ms),
-    );
-    let x_max = points.last().map(|p| p.second).unwrap_or(1.0).max(1.0);
-    let x_min = points
-        .first()
-        .map(|p| p.second)
-        .unwrap_or(0.0)
-        .min(x_max - 1.0);
     let y_max = points.iter().map(|p| p.p99_ms).fold(1.0, f64::max) * 1.1;
-    // The datasets borrow the series for the duration of this draw only.
+    percentile_chart(
+        "live percentiles (ms)",
+        &[
+            ("p50", Color::Green, series(|p| p.p50_ms)),
+            ("p90", Color::Cyan, series(|p| p.p90_ms)),
+            ("p95", Color::Yellow, series(|p| p.p95_ms)),
+            ("p99", Color::Red, series(|p| p.p99_ms)),
+        ],
+        y_max,
+        frame,
+        area,
+    );
+}
 
-    let datasets = vec![
-        Dataset::default()
-            .name("p50")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .style(Style::default().fg(Color::Green))
-            .data(&p50),
-        Dataset::default()
-            .name("p90")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .style(Style::default().fg(Color::Cyan))
-            .data(&p90),
-        Dataset::default()
-            .name("p95")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .style(Style::default().fg(Color::Yellow))
-            .data(&p95),
-        Dataset::default()
-            .name("p99")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .style(Style::default().fg(Color::Red))
-            .data(&p99),
-    ];
+/// One line of a percentile chart: its name, colour and (second, ms) points.
+pub(crate) type PercentileLine<'a> = (&'a str, Color, Vec<(f64, f64)>);
+
+/// Percentile lines over seconds (x from the first to the last second, at least one apart; y from
+/// 0 to `y_max`): the run's chart and a worker's own view draw through this one function.
+pub(crate) fn percentile_chart(
+    title: &str,
+    lines: &[PercentileLine<'_>],
+    y_max: f64,
+    frame: &mut Frame,
+    area: Rect,
+) {
+    let seconds = lines.first().map(|(_, _, pts)| &pts[..]).unwrap_or(&[]);
+    let x_max = seconds.last().map(|p| p.0).unwrap_or(1.0).max(1.0);
+    let x_min = seconds.first().map(|p| p.0).unwrap_or(0.0).min(x_max - 1.0);
+    let datasets = lines
+        .iter()
+        .map(|(name, color, pts)| {
+            Dataset::default()
+                .name(*name)
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(Style::default().fg(*color))
+                .data(pts)
+        })
+        .collect();
     let chart = Chart::new(datasets)
-        .block(block("live percentiles (ms)", false))
+        .block(block(title, false))
         .x_axis(
             Axis::default()
                 .bounds([x_min, x_max])

@@ -2,12 +2,11 @@
 //! (`t`). Both are pure functions of the model, drawn into the area between header and footer.
 
 use crate::model::{Model, ResourceRow, Run, WorkerRow};
-use crate::render::{block, ms, state_style};
+use crate::render::{block, ms, percentile_chart, state_style};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
-use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 
 /// CPU use (percent of the host) from which a figure is flagged: a generator this busy measures its
@@ -195,56 +194,22 @@ fn worker_chart(w: &WorkerRow, frame: &mut Frame, area: Rect) {
     let series = |f: fn(&crate::model::WorkerSecond) -> f64| -> Vec<(f64, f64)> {
         points.iter().map(|p| (p.second, f(p))).collect()
     };
-    let (p50, p95, p99) = (
-        series(|p| p.p50_ms),
-        series(|p| p.p95_ms),
-        series(|p| p.p99_ms),
-    );
-    let x_max = points.last().map(|p| p.second).unwrap_or(1.0).max(1.0);
-    let x_min = points
-        .first()
-        .map(|p| p.second)
-        .unwrap_or(0.0)
-        .min(x_max - 1.0);
     let y_max = points
         .iter()
         .map(|p| p.p99_ms.max(p.p95_ms))
         .fold(1.0, f64::max)
         * 1.1;
-    let datasets = vec![
-        Dataset::default()
-            .name("p50")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .style(Style::default().fg(Color::Green))
-            .data(&p50),
-        Dataset::default()
-            .name("p95")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .style(Style::default().fg(Color::Yellow))
-            .data(&p95),
-        Dataset::default()
-            .name("p99")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .style(Style::default().fg(Color::Red))
-            .data(&p99),
-    ];
-    let chart = Chart::new(datasets)
-        .block(block("its percentiles (ms)", false))
-        .x_axis(
-            Axis::default()
-                .bounds([x_min, x_max])
-                .labels([format!("{x_min:.0}s"), format!("{x_max:.0}s")]),
-        )
-        .y_axis(
-            Axis::default()
-                .bounds([0.0, y_max])
-                .labels(["0".to_string(), format!("{y_max:.1}")]),
-        )
-        .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)));
-    frame.render_widget(chart, area);
+    percentile_chart(
+        "its percentiles (ms)",
+        &[
+            ("p50", Color::Green, series(|p| p.p50_ms)),
+            ("p95", Color::Yellow, series(|p| p.p95_ms)),
+            ("p99", Color::Red, series(|p| p.p99_ms)),
+        ],
+        y_max,
+        frame,
+        area,
+    );
 }
 
 fn worker_steps(w: &WorkerRow) -> Table<'_> {
