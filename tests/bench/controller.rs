@@ -123,35 +123,44 @@ async fn metrics(State(f): State<Arc<Fake>>, Query(q): Query<Since>) -> String {
     )
 }
 
+/// A simulated worker's final answer after `closed` seconds of `totals` (one second's figures per
+/// step): the fake workers of this bench and of the transports bench answer `/results` with it.
+pub(crate) fn final_results(
+    totals: &[StepStats],
+    id: String,
+    at_ms: f64,
+    closed: u64,
+) -> api::Results {
+    let steps: Vec<StepStats> = totals
+        .iter()
+        .map(|one| {
+            let mut t = StepStats::default();
+            for _ in 0..closed {
+                t.merge(one);
+            }
+            t
+        })
+        .collect();
+    api::Results {
+        run_id: id,
+        phase: api::WorkerPhase::Finished,
+        step_names: vec!["a".into(), "b".into(), "c".into()],
+        steps,
+        elapsed_s: closed as f64,
+        dropped: 0,
+        started_at_ms: Some(at_ms),
+        last_seq: closed,
+        failures: Vec::new(),
+        aborted: false,
+        captured: Vec::new(),
+    }
+}
+
 async fn results(State(f): State<Arc<Fake>>) -> axum::response::Response {
     use axum::response::IntoResponse;
     match f.closed() {
         Some((id, at_ms, closed, true)) => {
-            let steps: Vec<StepStats> = f
-                .totals
-                .iter()
-                .map(|one| {
-                    let mut t = StepStats::default();
-                    for _ in 0..closed {
-                        t.merge(one);
-                    }
-                    t
-                })
-                .collect();
-            Json(api::Results {
-                run_id: id,
-                phase: api::WorkerPhase::Finished,
-                step_names: vec!["a".into(), "b".into(), "c".into()],
-                steps,
-                elapsed_s: closed as f64,
-                dropped: 0,
-                started_at_ms: Some(at_ms),
-                last_seq: closed,
-                failures: Vec::new(),
-                aborted: false,
-                captured: Vec::new(),
-            })
-            .into_response()
+            Json(final_results(&f.totals, id, at_ms, closed)).into_response()
         }
         _ => (axum::http::StatusCode::ACCEPTED, "{}").into_response(),
     }

@@ -17,7 +17,7 @@
 //! Full version (writes `bench/results/transports.md`):
 //! `TRANSPORTS_WORKERS=100 TRANSPORTS_SECONDS=12 cargo test --release --test bench transports -- --ignored --nocapture`
 
-use super::controller::{template, usage, PER_STEP};
+use super::controller::{final_results, template, usage, PER_STEP};
 use crate::support::*;
 use axum::extract::{Query, State};
 use axum::routing::{get, post};
@@ -116,30 +116,7 @@ impl Fake {
         if !done {
             return None;
         }
-        let steps: Vec<StepStats> = self
-            .totals
-            .iter()
-            .map(|one| {
-                let mut t = StepStats::default();
-                for _ in 0..closed {
-                    t.merge(one);
-                }
-                t
-            })
-            .collect();
-        Some(api::Results {
-            run_id: id,
-            phase: api::WorkerPhase::Finished,
-            step_names: vec!["a".into(), "b".into(), "c".into()],
-            steps,
-            elapsed_s: closed as f64,
-            dropped: 0,
-            started_at_ms: Some(at_ms),
-            last_seq: closed,
-            failures: Vec::new(),
-            aborted: false,
-            captured: Vec::new(),
-        })
+        Some(final_results(&self.totals, id, at_ms, closed))
     }
 
     fn start(&self, s: api::Start) {
