@@ -78,7 +78,7 @@ fn a_live_change_from_10_to_30_vus_raises_the_rate_the_mock_sees_and_pause_holds
     let before = mock_rate(mock, t0, t0 + 3000);
 
     let (code, body) = patch(
-        &master,
+        master,
         &id,
         "{\"virtual_users\": 30, \"change_id\": \"up-1\"}",
     );
@@ -89,7 +89,7 @@ fn a_live_change_from_10_to_30_vus_raises_the_rate_the_mock_sees_and_pause_holds
     assert_eq!(c["shares"], serde_json::json!([15, 15]));
     // The same change again (same id) is not a second change.
     let (code, again) = patch(
-        &master,
+        master,
         &id,
         "{\"virtual_users\": 30, \"change_id\": \"up-1\"}",
     );
