@@ -48,7 +48,7 @@ env = dict(os.environ, RUSTC_BOOTSTRAP="1")
 t0 = time.monotonic()
 p = subprocess.Popen([exe, "-Z", "unstable-options", "--format", "json", "--report-time", *sys.argv[6:]],
                      stdout=subprocess.PIPE, stderr=open(err, "w"), env=env, text=True)
-started, rows, counts = {}, [], {"ok": 0, "failed": 0, "ignored": 0}
+started, rows, counts, failures = {}, [], {"ok": 0, "failed": 0, "ignored": 0}, []
 for line in p.stdout:
     at = time.monotonic() - t0
     line = line.strip()
@@ -61,6 +61,11 @@ for line in p.stdout:
         started[e["name"]] = at
     elif e.get("event") in counts:
         counts[e["event"]] += 1
+        if e["event"] == "failed":
+            # What the test printed from its panic message on (without a backtrace's frames).
+            out = e.get("stdout", "").splitlines()
+            at = next((i for i, l in enumerate(out) if "panicked at" in l), max(len(out) - 12, 0))
+            failures.append((e["name"], "\n".join(l for l in out[at:at + 40] if l.strip() != "stack backtrace:" and not l.lstrip()[:1].isdigit() and not l.lstrip().startswith("at "))[:3000]))
         if e["event"] != "ignored":
             rows.append((float(e.get("exec_time", 0.0)), e["name"], e["event"], started.get(e["name"], 0.0), at))
 p.wait()
@@ -79,6 +84,8 @@ with open(tables, "a") as f:
     f.write(f"\n## {name}\n\n| s | test | result | started at s | ended at s |\n| ---: | --- | --- | ---: | ---: |\n")
     for t, n, ev, st, en in rows:
         f.write(f"| {t:.1f} | `{n}` | {ev} | {st:.1f} | {en:.1f} |\n")
+    for n, out in failures:
+        f.write(f"\n`{n}` failed; its panic:\n\n```\n{out}\n```\n")
 PY
 
 for b in "${bins[@]}"; do
