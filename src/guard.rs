@@ -114,46 +114,110 @@ pub enum Needs {
     StaticToken,
 }
 
-/// The permission each endpoint of a worker or a master needs (README's table). Unknown paths need
+/// Which paths a row of [`ROUTES`] matches.
+#[derive(Debug, Clone, Copy)]
+enum Paths {
+    /// Exactly this path.
+    Is(&'static str),
+    /// Every path that starts with this prefix.
+    Under(&'static str),
+    /// A path under the prefix that ends with the suffix (`/runs/{id}/stop`).
+    UnderEnding(&'static str, &'static str),
+}
+
+/// Which methods a row of [`ROUTES`] matches.
+#[derive(Debug, Clone, Copy)]
+enum Methods {
+    Any,
+    /// GET or HEAD.
+    Read,
+    /// Any but GET and HEAD.
+    Write,
+    Patch,
+}
+
+impl Paths {
+    fn matches(self, path: &str) -> bool {
+        match self {
+            Paths::Is(p) => path == p,
+            Paths::Under(prefix) => path.starts_with(prefix),
+            Paths::UnderEnding(prefix, suffix) => {
+                path.starts_with(prefix) && path.ends_with(suffix)
+            }
+        }
+    }
+}
+
+impl Methods {
+    fn matches(self, method: &Method) -> bool {
+        let read = method == Method::GET || method == Method::HEAD;
+        match self {
+            Methods::Any => true,
+            Methods::Read => read,
+            Methods::Write => !read,
+            Methods::Patch => method == Method::PATCH,
+        }
+    }
+}
+
+const EXECUTE: Needs = Needs::Permission(Permission::ExecuteTests);
+const REPORT: Needs = Needs::Permission(Permission::ReportMetrics);
+const MANAGE: Needs = Needs::Permission(Permission::ManageWorkers);
+const VIEW: Needs = Needs::Permission(Permission::ViewAllResults);
+
+/// The one route table of a worker, a master and the master's web dashboard (README's table): the
+/// first row whose path and method match says what a call needs. A path no row matches needs
 /// `manage_workers`, the strictest, so a route added without a row here is not left open.
-pub fn required(method: &Method, path: &str) -> Needs {
-    use Permission::*;
-    let get = method == Method::GET || method == Method::HEAD;
-    match path {
-        "/health" => Needs::Nothing,
-        p if p.starts_with("/raft/") => Needs::StaticToken,
+const ROUTES: &[(Paths, Methods, Needs)] = {
+    use Methods::*;
+    use Paths::*;
+    &[
+        (Is("/health"), Any, Needs::Nothing),
+        (Under("/raft/"), Any, Needs::StaticToken),
         // Worker.
         // `/variables`: the run's global variables, read and spread by the controller like rendezvous.
-        "/prepare" | "/start" | "/stop" | "/rendezvous" | "/variables" => {
-            Needs::Permission(ExecuteTests)
-        }
+        (Is("/prepare"), Any, EXECUTE),
+        (Is("/start"), Any, EXECUTE),
+        (Is("/stop"), Any, EXECUTE),
+        (Is("/rendezvous"), Any, EXECUTE),
+        (Is("/variables"), Any, EXECUTE),
         // `/leases`: the shared counters' grants (`state_backend: raft`), part of running the test.
-        "/leases" => Needs::Permission(ExecuteTests),
+        (Is("/leases"), Any, EXECUTE),
         // Moving a failed worker's share onto a running one (load_redistribution).
-        "/scale" => Needs::Permission(ManageWorkers),
-        "/status" | "/results" => Needs::Permission(ReportMetrics),
+        (Is("/scale"), Any, MANAGE),
+        (Is("/status"), Any, REPORT),
+        (Is("/results"), Any, REPORT),
         // Both: a worker's /metrics is its run's counters, a master's the Prometheus page.
-        "/metrics" => Needs::Permission(ReportMetrics),
+        (Is("/metrics"), Any, REPORT),
         // Master.
         // Every client finds the leader with it, so the read-only viewer may.
-        "/cluster" => Needs::Permission(ViewAllResults),
-        "/runs" if get => Needs::Permission(ViewAllResults),
-        "/runs" => Needs::Permission(ExecuteTests),
-        p if p.starts_with("/runs/") && p.ends_with("/stop") => Needs::Permission(ExecuteTests),
+        (Is("/cluster"), Any, VIEW),
+        (Is("/runs"), Read, VIEW),
+        (Is("/runs"), Any, EXECUTE),
+        (UnderEnding("/runs/", "/stop"), Any, EXECUTE),
         // Live control of a running run's load (`PATCH /runs/{id}`): as much as starting it.
-        p if p.starts_with("/runs/") && method == Method::PATCH => Needs::Permission(ExecuteTests),
-        p if p.starts_with("/runs/") && get => Needs::Permission(ViewAllResults),
+        (Under("/runs/"), Patch, EXECUTE),
+        (Under("/runs/"), Read, VIEW),
         // The registered pool: listing it is a read; registering (POST) joins the cluster, so
-        // it needs manage_workers (the default below).
-        "/workers" if get => Needs::Permission(ViewAllResults),
+        // it needs manage_workers (the default).
+        (Is("/workers"), Read, VIEW),
         // The web dashboard (`master::ui`): its shell holds no data; its fragments are reads; the
         // test files of --tests-dir and the launch need what `POST /runs` needs.
-        "/ui" | "/ui/" => Needs::Nothing,
-        p if p.starts_with("/ui/tests/") => Needs::Permission(ExecuteTests),
-        "/ui/runs" if !get => Needs::Permission(ExecuteTests),
-        p if p.starts_with("/ui/") && get => Needs::Permission(ViewAllResults),
-        _ => Needs::Permission(ManageWorkers),
-    }
+        (Is("/ui"), Any, Needs::Nothing),
+        (Is("/ui/"), Any, Needs::Nothing),
+        (Under("/ui/tests/"), Any, EXECUTE),
+        (Is("/ui/runs"), Write, EXECUTE),
+        (Under("/ui/"), Read, VIEW),
+    ]
+};
+
+/// The permission each endpoint of a worker or a master needs: the first row of [`ROUTES`] that
+/// matches, `manage_workers` when none does.
+pub fn required(method: &Method, path: &str) -> Needs {
+    ROUTES
+        .iter()
+        .find(|(paths, methods, _)| paths.matches(path) && methods.matches(method))
+        .map_or(MANAGE, |&(_, _, needs)| needs)
 }
 
 async fn check(State(g): State<Guard>, req: Request, next: Next) -> Response {
@@ -251,68 +315,49 @@ mod tests {
 
     #[test]
     fn every_route_needs_a_permission() {
-        use Permission::*;
-        let need = |m: Method, p: &str| required(&m, p);
-        assert_eq!(need(Method::GET, "/health"), Needs::Nothing);
-        assert_eq!(
-            need(Method::POST, "/prepare"),
-            Needs::Permission(ExecuteTests)
+        use Needs::{Nothing, StaticToken};
+        let (get, post, patch, head, delete) = (
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::HEAD,
+            Method::DELETE,
         );
-        assert_eq!(
-            need(Method::GET, "/rendezvous"),
-            Needs::Permission(ExecuteTests)
-        );
-        assert_eq!(
-            need(Method::POST, "/variables"),
-            Needs::Permission(ExecuteTests)
-        );
-        assert_eq!(
-            need(Method::POST, "/leases"),
-            Needs::Permission(ExecuteTests)
-        );
-        assert_eq!(
-            need(Method::POST, "/scale"),
-            Needs::Permission(ManageWorkers)
-        );
-        assert_eq!(
-            need(Method::GET, "/results"),
-            Needs::Permission(ReportMetrics)
-        );
-        assert_eq!(
-            need(Method::GET, "/cluster"),
-            Needs::Permission(ViewAllResults)
-        );
-        assert_eq!(
-            need(Method::GET, "/runs"),
-            Needs::Permission(ViewAllResults)
-        );
-        assert_eq!(need(Method::POST, "/runs"), Needs::Permission(ExecuteTests));
-        assert_eq!(
-            need(Method::GET, "/runs/r-1"),
-            Needs::Permission(ViewAllResults)
-        );
-        assert_eq!(
-            need(Method::POST, "/runs/r-1/stop"),
-            Needs::Permission(ExecuteTests)
-        );
-        assert_eq!(need(Method::POST, "/raft/vote"), Needs::StaticToken);
-        assert_eq!(need(Method::GET, "/ui"), Needs::Nothing);
-        assert_eq!(
-            need(Method::GET, "/ui/runs/r-1"),
-            Needs::Permission(ViewAllResults)
-        );
-        assert_eq!(
-            need(Method::POST, "/ui/runs"),
-            Needs::Permission(ExecuteTests)
-        );
-        assert_eq!(
-            need(Method::GET, "/ui/tests/t.yaml"),
-            Needs::Permission(ExecuteTests)
-        );
-        assert_eq!(
-            need(Method::GET, "/new-route"),
-            Needs::Permission(ManageWorkers)
-        );
+        let cases = [
+            (&get, "/health", Nothing),
+            (&post, "/prepare", EXECUTE),
+            (&post, "/start", EXECUTE),
+            (&post, "/stop", EXECUTE),
+            (&get, "/rendezvous", EXECUTE),
+            (&post, "/variables", EXECUTE),
+            (&post, "/leases", EXECUTE),
+            (&post, "/scale", MANAGE),
+            (&get, "/status", REPORT),
+            (&get, "/results", REPORT),
+            (&get, "/metrics", REPORT),
+            (&get, "/cluster", VIEW),
+            (&get, "/runs", VIEW),
+            (&head, "/runs", VIEW),
+            (&post, "/runs", EXECUTE),
+            (&get, "/runs/r-1", VIEW),
+            (&post, "/runs/r-1/stop", EXECUTE),
+            (&patch, "/runs/r-1", EXECUTE),
+            (&delete, "/runs/r-1", MANAGE),
+            (&get, "/workers", VIEW),
+            (&post, "/workers", MANAGE),
+            (&post, "/raft/vote", StaticToken),
+            (&get, "/ui", Nothing),
+            (&get, "/ui/", Nothing),
+            (&get, "/ui/runs/r-1", VIEW),
+            (&get, "/ui/runs", VIEW),
+            (&post, "/ui/runs", EXECUTE),
+            (&get, "/ui/tests/t.yaml", EXECUTE),
+            (&post, "/ui/other", MANAGE),
+            (&get, "/new-route", MANAGE),
+        ];
+        for (method, path, needs) in cases {
+            assert_eq!(required(method, path), needs, "{method} {path}");
+        }
     }
 
     #[test]

@@ -17,10 +17,6 @@ fn patch(master: &Proc, id: &str, body: &str) -> (u16, String) {
     .expect("PATCH /runs/{id}")
 }
 
-fn run_view(master: &Proc, id: &str) -> Value {
-    get_json(&format!("http://{}/runs/{id}", master.addr)).expect("GET /runs/{id}")
-}
-
 /// Waits until the run's view shows live-control generation `gen` acknowledged by every running
 /// worker; returns when it saw that (test clock, Unix ms).
 fn wait_applied(master: &Proc, id: &str, gen: u64) -> u64 {
@@ -53,60 +49,36 @@ fn mock_rate(mock: &Proc, from_ms: u64, to_ms: u64) -> f64 {
     sum as f64 / (last - first) as f64
 }
 
-/// Submits `yaml` to the one-replica `master` on `workers` and waits until every worker runs.
-fn start_run(master: &Proc, yaml: &Yaml, workers: &[&Proc]) -> String {
-    let (code, resp) = call(
-        "POST",
-        &format!("http://{}/runs", master.addr),
-        None,
-        Some(&yaml.submit_body(workers)),
-    )
-    .expect("POST /runs");
-    assert_eq!(code, 201, "{resp}");
-    let id = serde_json::from_str::<Value>(&resp).unwrap()["run_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    for w in workers {
-        wait_running(w, 15);
-    }
-    let ok = wait_for(10, || run_view(master, &id)["phase"] == "started");
-    assert!(ok, "run not started: {}", master.stderr_tail());
-    id
-}
-
 #[test]
 fn a_live_change_from_10_to_30_vus_raises_the_rate_the_mock_sees_and_pause_holds_it_at_zero() {
-    let dir = tempfile::tempdir().unwrap();
-    let master = one_replica_master(dir.path());
     // 50 ms per request: each VU makes about 20 requests a second, far from any CPU limit.
-    let mock = mock(50);
-    let (a, b) = (worker(None), worker(None));
-    let yaml = yaml(&mock)
+    let d = Distributed::start(50, 2);
+    let (master, mock) = (&d.master, &d.mock);
+    let yaml = yaml(mock)
         .name("live")
         .load("pattern: basic, virtual_users: 10, duration: 16s");
-    let id = start_run(&master, &yaml, &[&a, &b]);
+    let id = d.start_run(&yaml);
 
     // Malformed and out-of-range changes are refused and change nothing.
-    let (code, body) = patch(&master, &id, "{\"virtual_users\": \"many\"}");
+    let (code, body) = patch(master, &id, "{\"virtual_users\": \"many\"}");
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("malformed change"), "{body}");
-    let (code, body) = patch(&master, &id, "{\"vus\": 30}");
+    let (code, body) = patch(master, &id, "{\"vus\": 30}");
     assert_eq!(code, 400, "an unknown field: {body}");
-    let (code, body) = patch(&master, &id, "{\"virtual_users\": 0}");
+    let (code, body) = patch(master, &id, "{\"virtual_users\": 0}");
     assert_eq!(code, 422, "{body}");
-    let (code, body) = patch(&master, &id, "{\"arrival_rate\": 5}");
+    let (code, body) = patch(master, &id, "{\"arrival_rate\": 5}");
     assert_eq!(code, 422, "{body}");
     assert!(body.contains("virtual users"), "{body}");
-    let (code, _) = patch(&master, "no-such-run", "{\"virtual_users\": 3}");
+    let (code, _) = patch(master, "no-such-run", "{\"virtual_users\": 3}");
     assert_eq!(code, 404);
-    assert!(run_view(&master, &id).get("control").is_none());
+    assert!(d.view(&id).get("control").is_none());
 
     let t0 = now_ms() + 1000;
-    let before = mock_rate(&mock, t0, t0 + 3000);
+    let before = mock_rate(mock, t0, t0 + 3000);
 
     let (code, body) = patch(
-        &master,
+        master,
         &id,
         "{\"virtual_users\": 30, \"change_id\": \"up-1\"}",
     );
@@ -117,7 +89,7 @@ fn a_live_change_from_10_to_30_vus_raises_the_rate_the_mock_sees_and_pause_holds
     assert_eq!(c["shares"], serde_json::json!([15, 15]));
     // The same change again (same id) is not a second change.
     let (code, again) = patch(
-        &master,
+        master,
         &id,
         "{\"virtual_users\": 30, \"change_id\": \"up-1\"}",
     );
@@ -126,9 +98,9 @@ fn a_live_change_from_10_to_30_vus_raises_the_rate_the_mock_sees_and_pause_holds
         serde_json::from_str::<Value>(&again).unwrap()["generation"],
         1
     );
-    let applied = wait_applied(&master, &id, 1);
+    let applied = wait_applied(master, &id, 1);
     let t1 = applied + 300;
-    let after = mock_rate(&mock, t1, t1 + 3000);
+    let after = mock_rate(mock, t1, t1 + 3000);
     let ratio = after / before;
     eprintln!(
         "live change 10 → 30 VUs: mock {before:.1} req/s before, {after:.1} after (×{ratio:.2})"
@@ -139,7 +111,7 @@ fn a_live_change_from_10_to_30_vus_raises_the_rate_the_mock_sees_and_pause_holds
         (1.4..=3.8).contains(&ratio),
         "10 → 30 VUs should raise the rate well beyond noise: {before:.1} → {after:.1} req/s"
     );
-    let view = run_view(&master, &id);
+    let view = d.view(&id);
     let planned: Vec<f64> = view["summary"]["workers"]
         .as_array()
         .unwrap()
@@ -149,32 +121,32 @@ fn a_live_change_from_10_to_30_vus_raises_the_rate_the_mock_sees_and_pause_holds
     assert_eq!(planned, vec![15.0, 15.0], "the plan shows the change");
 
     // Pause: once applied and in-flight requests are done, the mock's count stays flat.
-    let (code, body) = patch(&master, &id, "{\"paused\": true}");
+    let (code, body) = patch(master, &id, "{\"paused\": true}");
     assert_eq!(code, 202, "{body}");
-    let paused_at = wait_applied(&master, &id, 2) + 300;
-    let flat_from = mock_stats(&mock)["total"].as_u64().unwrap();
+    let paused_at = wait_applied(master, &id, 2) + 300;
+    let flat_from = mock_stats(mock)["total"].as_u64().unwrap();
     while now_ms() < paused_at + 1500 {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let flat_to = mock_stats(&mock)["total"].as_u64().unwrap();
+    let flat_to = mock_stats(mock)["total"].as_u64().unwrap();
     assert_eq!(flat_from, flat_to, "no request while paused");
 
     // Resume: requests flow again at the changed total.
-    let (code, body) = patch(&master, &id, "{\"paused\": false}");
+    let (code, body) = patch(master, &id, "{\"paused\": false}");
     assert_eq!(code, 202, "{body}");
-    let resumed = wait_applied(&master, &id, 3) + 300;
-    let again = mock_rate(&mock, resumed, resumed + 2000);
+    let resumed = wait_applied(master, &id, 3) + 300;
+    let again = mock_rate(mock, resumed, resumed + 2000);
     eprintln!("after resume: {again:.1} req/s");
     assert!(
         again > before * 1.4,
         "resumed at 30 VUs: {again:.1} req/s (10 VUs gave {before:.1})"
     );
 
-    let view = wait_view_final(&master, &id);
+    let view = d.wait_final(&id);
     assert_eq!(view["phase"], "finished", "{view}");
     assert_eq!(
         view["summary"]["overall"]["count"],
-        mock_stats(&mock)["total"],
+        mock_stats(mock)["total"],
         "every request the mock served is counted once"
     );
     let events = view["summary"]["events"].to_string();
@@ -186,49 +158,33 @@ fn a_live_change_from_10_to_30_vus_raises_the_rate_the_mock_sees_and_pause_holds
 
 #[test]
 fn a_live_change_from_100_to_300_arrivals_per_second_raises_the_mocks_per_second_count() {
-    let dir = tempfile::tempdir().unwrap();
-    let master = one_replica_master(dir.path());
-    let mock = mock(0);
-    let (a, b) = (worker(None), worker(None));
-    let yaml = yaml(&mock)
+    let d = Distributed::start(0, 2);
+    let (master, mock) = (&d.master, &d.mock);
+    let yaml = yaml(mock)
         .name("live-open")
         .load("pattern: arrivals, rate: 100, duration: 9s");
-    let id = start_run(&master, &yaml, &[&a, &b]);
+    let id = d.start_run(&yaml);
     let t0 = now_ms() + 300;
-    let before = mock_rate(&mock, t0, t0 + 2000);
-    let (code, body) = patch(&master, &id, "{\"arrival_rate\": 300}");
+    let before = mock_rate(mock, t0, t0 + 2000);
+    let (code, body) = patch(master, &id, "{\"arrival_rate\": 300}");
     assert_eq!(code, 202, "{body}");
     let c: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(c["unit"], "arrivals_per_second");
     assert_eq!(c["shares"], serde_json::json!([150000, 150000]));
-    let (code, body) = patch(&master, &id, "{\"virtual_users\": 3}");
+    let (code, body) = patch(master, &id, "{\"virtual_users\": 3}");
     assert_eq!(code, 422, "{body}");
-    let t1 = wait_applied(&master, &id, 1) + 300;
-    let after = mock_rate(&mock, t1, t1 + 2000);
+    let t1 = wait_applied(master, &id, 1) + 300;
+    let after = mock_rate(mock, t1, t1 + 2000);
     eprintln!("live change 100 → 300 arrivals/s: mock {before:.1} req/s before, {after:.1} after");
     // Alone: 101 → 304. On a loaded CI machine the workers may fall short of 300, never above it.
     assert!((85.0..=110.0).contains(&before), "{before}");
     assert!((180.0..=330.0).contains(&after), "{after}");
-    let view = wait_view_final(&master, &id);
+    let view = d.wait_final(&id);
     assert_eq!(view["phase"], "finished", "{view}");
     assert_eq!(
         view["summary"]["overall"]["count"],
-        mock_stats(&mock)["total"]
+        mock_stats(mock)["total"]
     );
-}
-
-/// Waits (up to 30 s) for the run to reach a final phase; returns its view.
-fn wait_view_final(master: &Proc, id: &str) -> Value {
-    let mut last = Value::Null;
-    let ok = wait_for(30, || {
-        last = run_view(master, id);
-        matches!(
-            last["phase"].as_str(),
-            Some("finished" | "failed" | "stopped")
-        )
-    });
-    assert!(ok, "run did not end: {last}\n{}", master.stderr_tail());
-    last
 }
 
 /// A tmux session, killed when dropped.
@@ -262,14 +218,12 @@ impl Drop for Tmux {
 
 #[test]
 fn the_consoles_plus_key_confirmed_with_y_raises_the_load_in_a_real_terminal() {
-    let dir = tempfile::tempdir().unwrap();
-    let master = one_replica_master(dir.path());
-    let mock = mock(20);
-    let (a, b) = (worker(None), worker(None));
-    let file = yaml(&mock)
+    let d = Distributed::start(20, 2);
+    let (master, a, b) = (&d.master, &d.workers[0], &d.workers[1]);
+    let file = yaml(&d.mock)
         .name("keys")
         .load("pattern: basic, virtual_users: 10, duration: 12s")
-        .write(dir.path());
+        .write(d.dir.path());
     let session = format!("perfornium-live-{}", std::process::id());
     let cmd = format!(
         "{BIN} console --cluster {} {file} -w {},{}; sleep 60",
@@ -309,12 +263,12 @@ fn the_consoles_plus_key_confirmed_with_y_raises_the_load_in_a_real_terminal() {
     let runs = get_json(&format!("http://{}/runs", master.addr)).unwrap();
     let id = runs[0]["id"].as_str().unwrap().to_string();
     assert!(
-        run_view(&master, &id).get("control").is_none(),
+        d.view(&id).get("control").is_none(),
         "nothing sent before y"
     );
     tmux.keys("y");
-    wait_applied(&master, &id, 1);
-    let c = &run_view(&master, &id)["control"];
+    wait_applied(master, &id, 1);
+    let c = &d.view(&id)["control"];
     assert_eq!(c["target"], 11.0);
     assert_eq!(c["shares"], serde_json::json!([6, 5]));
     assert!(
@@ -324,30 +278,22 @@ fn the_consoles_plus_key_confirmed_with_y_raises_the_load_in_a_real_terminal() {
     );
 }
 
-#[test]
-fn adaptive_balancing_moves_load_away_from_a_worker_whose_target_is_slow_keeping_the_total() {
-    let dir = tempfile::tempdir().unwrap();
-    let master = one_replica_master(dir.path());
-    let mock = mock(20);
-    let (a, b) = (worker(None), worker(None));
-    // Worker a's requests take 300 ms more than b's (the mock delays only its traffic).
-    let yaml = yaml(&mock)
-        .name("adaptive")
-        .load("pattern: basic, virtual_users: 10, duration: 8s")
-        .step(&format!("{{ name: slow, path: /slow_for/{}/300 }}", a.addr))
-        .extra("distributed:\n  load_balancing:\n    enabled: true\n    algorithm: adaptive\n    metrics_based:\n      response_time_threshold: 150\n");
-    let id = start_run(&master, &yaml, &[&a, &b]);
+/// Starts `yaml` (10 VUs, adaptive balancing) on `d`'s two workers and waits up to 10 s for the
+/// first adaptive move: it names worker a and `metric` (`p95`, `cpu`), keeps the total at 10 VUs
+/// and moves load from a to b. The run then finishes with each worker's count equal to the mock's.
+fn assert_adaptive_move_from_a_to_b(d: &Distributed, yaml: &Yaml, metric: &str) {
+    let a = &d.workers[0];
+    let id = d.start_run(yaml);
     let started = now_ms();
-    let moved = wait_for(10, || {
-        run_view(&master, &id)["summary"]["events"]
-            .to_string()
-            .contains("adaptive")
-    });
-    let view = run_view(&master, &id);
-    assert!(moved, "no adaptive move: {view}\n{}", master.stderr_tail());
+    let view = d.wait_event(&id, "adaptive", 10);
+    let events = view["summary"]["events"].to_string();
     eprintln!(
-        "adaptive move {} ms after the run was seen running",
+        "adaptive move ({metric}) {} ms after the run was seen running: {events}",
         now_ms() - started
+    );
+    assert!(
+        events.contains(&format!("adaptive: {} {metric}", a.addr)),
+        "{events}"
     );
     let shares: Vec<u64> = view["control"]["shares"]
         .as_array()
@@ -364,22 +310,22 @@ fn adaptive_balancing_moves_load_away_from_a_worker_whose_target_is_slow_keeping
         shares[0] < 5 && shares[1] > 5,
         "load moved from a to b: {shares:?}"
     );
-    let events = view["summary"]["events"].to_string();
-    assert!(
-        events.contains(&format!("adaptive: {} p95", a.addr)),
-        "{events}"
-    );
-    let view = wait_view_final(&master, &id);
+    let view = d.wait_final(&id);
     assert_eq!(view["phase"], "finished", "{view}");
     // Every request is counted once, per worker, against the mock's own counts by worker.
-    let stats = mock_stats(&mock);
-    for (k, w) in [&a, &b].iter().enumerate() {
-        assert_eq!(
-            view["summary"]["workers"][k]["count"], stats["by_worker"][&w.addr],
-            "worker {}",
-            w.addr
-        );
-    }
+    d.assert_counts_match_the_mock(&view);
+}
+
+#[test]
+fn adaptive_balancing_moves_load_away_from_a_worker_whose_target_is_slow_keeping_the_total() {
+    let d = Distributed::start(20, 2);
+    // Worker a's requests take 300 ms more than b's (the mock delays only its traffic).
+    let yaml = yaml(&d.mock)
+        .name("adaptive")
+        .load("pattern: basic, virtual_users: 10, duration: 8s")
+        .step(&format!("{{ name: slow, path: /slow_for/{}/300 }}", d.workers[0].addr))
+        .extra("distributed:\n  load_balancing:\n    enabled: true\n    algorithm: adaptive\n    metrics_based:\n      response_time_threshold: 150\n");
+    assert_adaptive_move_from_a_to_b(&d, &yaml, "p95");
 }
 
 /// `cpu_threshold`: worker b's requests wait 300 ms at the mock while a's are answered at once,
@@ -388,58 +334,13 @@ fn adaptive_balancing_moves_load_away_from_a_worker_whose_target_is_slow_keeping
 /// still 10 VUs, and each worker's count equals the mock's own.
 #[test]
 fn adaptive_balancing_moves_load_away_from_a_worker_over_the_cpu_threshold_keeping_the_total() {
-    let dir = tempfile::tempdir().unwrap();
-    let master = one_replica_master(dir.path());
-    let mock = mock(0);
-    let (a, b) = (worker(None), worker(None));
-    let yaml = yaml(&mock)
+    let d = Distributed::start(0, 2);
+    let yaml = yaml(&d.mock)
         .name("adaptive-cpu")
         .load("pattern: basic, virtual_users: 10, duration: 7s")
-        .step(&format!("{{ name: mixed, path: /slow_for/{}/300 }}", b.addr))
+        .step(&format!("{{ name: mixed, path: /slow_for/{}/300 }}", d.workers[1].addr))
         .extra("distributed:\n  load_balancing:\n    enabled: true\n    algorithm: adaptive\n    metrics_based:\n      cpu_threshold: 5\n");
-    let id = start_run(&master, &yaml, &[&a, &b]);
-    let started = now_ms();
-    let moved = wait_for(10, || {
-        run_view(&master, &id)["summary"]["events"]
-            .to_string()
-            .contains("adaptive")
-    });
-    let view = run_view(&master, &id);
-    assert!(moved, "no adaptive move: {view}\n{}", master.stderr_tail());
-    let events = view["summary"]["events"].to_string();
-    eprintln!(
-        "cpu_threshold move {} ms after the run was seen running: {events}",
-        now_ms() - started
-    );
-    assert!(
-        events.contains(&format!("adaptive: {} cpu", a.addr)),
-        "{events}"
-    );
-    let shares: Vec<u64> = view["control"]["shares"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_u64().unwrap())
-        .collect();
-    assert_eq!(
-        shares.iter().sum::<u64>(),
-        10,
-        "the total is unchanged: {shares:?}"
-    );
-    assert!(
-        shares[0] < 5 && shares[1] > 5,
-        "load moved from a to b: {shares:?}"
-    );
-    let view = wait_view_final(&master, &id);
-    assert_eq!(view["phase"], "finished", "{view}");
-    let stats = mock_stats(&mock);
-    for (k, w) in [&a, &b].iter().enumerate() {
-        assert_eq!(
-            view["summary"]["workers"][k]["count"], stats["by_worker"][&w.addr],
-            "worker {}",
-            w.addr
-        );
-    }
+    assert_adaptive_move_from_a_to_b(&d, &yaml, "cpu");
 }
 
 /// A live change survives the leader's death: on three replicas, `PATCH` 10 → 30 VUs is recorded

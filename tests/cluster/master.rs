@@ -117,7 +117,7 @@ fn the_run_survives_losing_its_leader_and_the_cluster_survives_restarts() {
     let mut c = Cluster::start();
     let mock = mock(2);
     let (a, b) = (worker(None), worker(None));
-    let body = test(&mock, "pattern: basic, virtual_users: 4, duration: 8s").submit_body(&[&a, &b]);
+    let body = test(&mock, "pattern: basic, virtual_users: 4, duration: 6s").submit_body(&[&a, &b]);
     let old = c.agreed_leader(20);
     let id = c.submit(old, &body);
     // Kill the leader mid-run, once it has merged batches from both workers, so the new leader

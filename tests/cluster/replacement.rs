@@ -8,51 +8,14 @@ use super::registry::{registering_worker, up};
 use crate::support::*;
 use serde_json::Value;
 
-fn run_view(master: &Proc, id: &str) -> Value {
-    get_json(&format!("http://{}/runs/{id}", master.addr)).unwrap_or_default()
-}
-
 fn events(master: &Proc, id: &str) -> String {
     run_view(master, id)["summary"]["events"].to_string()
 }
 
 /// Waits until run `id`'s events hold `needle`; returns when it saw it (test clock, Unix ms).
 fn wait_event(master: &Proc, id: &str, needle: &str, secs: u64) -> u64 {
-    assert!(
-        wait_for(secs, || events(master, id).contains(needle)),
-        "no event `{needle}` within {secs} s: {}\n{}",
-        events(master, id),
-        master.stderr_tail()
-    );
+    wait_run_event(master, id, needle, secs);
     now_ms()
-}
-
-fn wait_final(master: &Proc, id: &str) -> Value {
-    let mut last = Value::Null;
-    let ok = wait_for(40, || {
-        last = run_view(master, id);
-        matches!(
-            last["phase"].as_str(),
-            Some("finished" | "failed" | "stopped")
-        )
-    });
-    assert!(ok, "run did not end: {last}\n{}", master.stderr_tail());
-    last
-}
-
-fn submit(master: &Proc, body: &str) -> String {
-    let (code, resp) = call(
-        "POST",
-        &format!("http://{}/runs", master.addr),
-        None,
-        Some(body),
-    )
-    .expect("POST /runs");
-    assert_eq!(code, 201, "{resp}");
-    serde_json::from_str::<Value>(&resp).unwrap()["run_id"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 fn count(row: &Value) -> u64 {
@@ -85,13 +48,17 @@ fn an_idle_registered_worker_takes_over_a_failed_share_and_past_the_limit_the_su
         .load("pattern: basic, virtual_users: 6, duration: 12s")
         .step("{ name: list, path: /users }")
         .extra(extra);
-    let id = submit(&master, &test.submit_body(&[&a, &b, &d]));
+    let id = submit_run(&master, &test.submit_body(&[&a, &b, &d]));
     wait_pulled(&b, 20);
 
     let frozen = Frozen::new(&b);
     let froze_at = now_ms();
     let seen = wait_event(&master, &id, "replaces it", 10);
     frozen.thaw();
+    // The event is recorded as the spare is started; its first request reaches the mock just after.
+    wait_for(5, || {
+        mock_stats(&mock)["first_request_ms"][&spare.addr].is_f64()
+    });
     let first = mock_stats(&mock)["first_request_ms"][&spare.addr]
         .as_f64()
         .unwrap_or_else(|| panic!("the spare sent nothing: {}", mock_stats(&mock)));
@@ -132,7 +99,7 @@ fn an_idle_registered_worker_takes_over_a_failed_share_and_past_the_limit_the_su
     wait_event(&master, &id, "redistributed to the surviving workers", 5);
     frozen.thaw();
 
-    let view = wait_final(&master, &id);
+    let view = wait_run_final(&master, &id, 40);
     let s = &view["summary"];
     assert_eq!(view["phase"], "finished", "{view}");
     assert_merged_exactly_once(s);
@@ -186,7 +153,7 @@ fn a_killed_registered_worker_registering_again_from_a_new_process_rejoins_with_
         .step("{ name: list, path: /users }")
         .extra(extra)
         .text();
-    let id = submit(
+    let id = submit_run(
         &master,
         &serde_json::json!({"test_yaml": text, "strategy": "even"}).to_string(),
     );
@@ -217,7 +184,7 @@ fn a_killed_registered_worker_registering_again_from_a_new_process_rejoins_with_
     assert_eq!(c["target"], 4.0, "{c}");
     assert_eq!(c["shares"], serde_json::json!([2, 0, 2]), "{c}");
 
-    let view = wait_final(&master, &id);
+    let view = wait_run_final(&master, &id, 40);
     let s = &view["summary"];
     assert_eq!(view["phase"], "finished", "{view}");
     assert_merged_exactly_once(s);
@@ -262,7 +229,7 @@ fn a_failed_share_that_does_not_fit_the_survivors_capacity_is_reported_short() {
         .step("{ name: list, path: /users }")
         .extra(extra)
         .text();
-    let id = submit(
+    let id = submit_run(
         &master,
         &serde_json::json!({ "test_yaml": text }).to_string(),
     );
@@ -275,7 +242,7 @@ fn a_failed_share_that_does_not_fit_the_survivors_capacity_is_reported_short() {
         10,
     );
     frozen.thaw();
-    let view = wait_final(&master, &id);
+    let view = wait_run_final(&master, &id, 40);
     let s = &view["summary"];
     assert_eq!(view["phase"], "finished", "{view}");
     assert_merged_exactly_once(s);

@@ -96,7 +96,7 @@ fn run_body(mock: &Proc, workers: &[&Proc], load: &str) -> String {
 }
 
 /// A run long enough to be in flight when a replica is frozen.
-const LONG: &str = "pattern: basic, virtual_users: 4, duration: 5s";
+const LONG: &str = "pattern: basic, virtual_users: 4, duration: 4s";
 /// A run that completes in well under a second.
 const SHORT: &str = "pattern: basic, virtual_users: 2, iterations: 25";
 

@@ -44,18 +44,51 @@ fn wait_idle(base: &str, w: &Proc) -> Value {
     }
 }
 
+/// Our worker and the mock, and the TS controller's captured calls of one fixture to replay
+/// against the worker.
+struct Replay {
+    mock: Proc,
+    worker: Proc,
+    /// `http://WORKER`.
+    base: String,
+    exchanges: Vec<Value>,
+}
+
+impl Replay {
+    /// Starts the mock and our worker for the exchanges captured in `fixture_name`.
+    fn start(fixture_name: &str) -> Replay {
+        let worker = worker(None);
+        Replay {
+            mock: mock(0),
+            base: format!("http://{}", worker.addr),
+            worker,
+            exchanges: fixture(fixture_name).as_array().unwrap().clone(),
+        }
+    }
+
+    /// A captured `/prepare` body with its test aimed at the mock.
+    fn aimed_at_the_mock(&self, prepare: &Value) -> Value {
+        let mut body = prepare.clone();
+        body["global"]["base_url"] = json!(format!("http://{}", self.mock.addr));
+        body
+    }
+
+    /// `METHOD PATH` on our worker: (status, body).
+    fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        call(method, &format!("{}{path}", self.base), None, body).unwrap()
+    }
+}
+
 #[test]
 fn our_worker_answers_the_captured_ts_controller_calls_with_the_mocks_count() {
-    let mock = mock(0);
-    let w = worker(None);
-    let base = format!("http://{}", w.addr);
-    let exchanges = fixture("sync-run.json");
+    let r = Replay::start("sync-run.json");
+    let (mock, w, base) = (&r.mock, &r.worker, &r.base);
     let mut start_at = 0.0;
-    for x in exchanges.as_array().unwrap() {
+    for x in &r.exchanges {
         let (method, path) = (x["method"].as_str().unwrap(), x["path"].as_str().unwrap());
         let mut body = x["request"].clone();
         match path {
-            "/prepare" => body["global"]["base_url"] = json!(format!("http://{}", mock.addr)),
+            "/prepare" => body = r.aimed_at_the_mock(&body),
             "/start" => {
                 start_at = now_ms() as f64 + 400.0;
                 body["startTime"] = json!(start_at);
@@ -65,9 +98,9 @@ fn our_worker_answers_the_captured_ts_controller_calls_with_the_mocks_count() {
         let sent = (!body.is_null()).then(|| body.to_string());
         let reply = if path == "/status" {
             // The TS controller polls until idle; the capture holds one answer per poll it made.
-            (200, wait_idle(&base, &w).to_string())
+            (200, wait_idle(base, w).to_string())
         } else {
-            call(method, &format!("{base}{path}"), None, sent.as_deref()).unwrap()
+            r.call(method, path, sent.as_deref())
         };
         assert_eq!(reply.0, x["status"], "{method} {path}: {}", reply.1);
         let got = json_of(&reply);
@@ -91,7 +124,7 @@ fn our_worker_answers_the_captured_ts_controller_calls_with_the_mocks_count() {
                 assert!(started >= start_at - 1.0, "started {started} < {start_at}");
             }
             "/results" => {
-                let stats = mock_stats(&mock);
+                let stats = mock_stats(mock);
                 let total = stats["total"].as_u64().unwrap();
                 // 4 VUs x 3 iterations x 2 steps, as our engine reads `iterations`.
                 assert_eq!(total, 24, "{stats}");
@@ -127,54 +160,38 @@ fn our_worker_answers_the_captured_ts_controller_calls_with_the_mocks_count() {
 
 #[test]
 fn our_worker_stops_as_the_ts_controller_asks_and_keeps_the_counts() {
-    let mock = mock(0);
-    let w = worker(None);
-    let base = format!("http://{}", w.addr);
-    let exchanges = fixture("stopped-run.json");
-    let x = exchanges.as_array().unwrap();
-    let mut prepare = x[1]["request"].clone();
-    prepare["global"]["base_url"] = json!(format!("http://{}", mock.addr));
-    let r = call(
-        "POST",
-        &format!("{base}/prepare"),
-        None,
-        Some(&prepare.to_string()),
-    )
-    .unwrap();
+    let replay = Replay::start("stopped-run.json");
+    let x = &replay.exchanges;
+    let prepare = replay.aimed_at_the_mock(&x[1]["request"]);
+    let r = replay.call("POST", "/prepare", Some(&prepare.to_string()));
     assert_eq!(r.0, 200, "{}", r.1);
     // Without --sync-start the TS controller sends `{}`.
     assert_eq!(x[2]["request"], json!({}));
-    let r = call("POST", &format!("{base}/start"), None, Some("{}")).unwrap();
+    let r = replay.call("POST", "/start", Some("{}"));
     assert_eq!(r.0, 200, "{}", r.1);
-    let r = call("POST", &format!("{base}/start"), None, Some("{}")).unwrap();
+    let r = replay.call("POST", "/start", Some("{}"));
     assert_eq!(r.0, 409, "a second start while it runs: {}", r.1);
-    assert!(wait_for(10, || mock_stats(&mock)["total"]
+    assert!(wait_for(10, || mock_stats(&replay.mock)["total"]
         .as_u64()
         .unwrap()
         > 0));
     // The TS controller's /stop has no body at all.
     assert!(x[5]["request"].is_null());
-    let r = call("POST", &format!("{base}/stop"), None, None).unwrap();
+    let r = replay.call("POST", "/stop", None);
     assert_eq!(
         (r.0, json_of(&r)["status"].clone()),
         (x[5]["status"].as_u64().unwrap() as u16, json!("stopped"))
     );
-    let idle = wait_idle(&base, &w);
+    let idle = wait_idle(&replay.base, &replay.worker);
     assert_eq!(idle["phase"], "stopped");
-    let r = call("POST", &format!("{base}/stop"), None, None).unwrap();
+    let r = replay.call("POST", "/stop", None);
     assert_eq!(r.0, 400, "nothing runs any more: {}", r.1);
-    let res = json_of(&call("GET", &format!("{base}/results"), None, None).unwrap());
-    let total = mock_stats(&mock)["total"].as_u64().unwrap();
+    let res = json_of(&replay.call("GET", "/results", None));
+    let total = mock_stats(&replay.mock)["total"].as_u64().unwrap();
     assert_eq!(res["summary"]["total_requests"], total);
     assert_eq!(res["results"].as_array().unwrap().len() as u64, total);
     // Our own protocol still works beside it: a body with `run_id` is ours.
-    let r = call(
-        "POST",
-        &format!("{base}/stop"),
-        None,
-        Some(r#"{"run_id":"nope"}"#),
-    )
-    .unwrap();
+    let r = replay.call("POST", "/stop", Some(r#"{"run_id":"nope"}"#));
     assert_eq!(r.0, 404, "{}", r.1);
     assert!(json_of(&r)["error"].as_str().unwrap().contains("nope"));
 }
@@ -378,46 +395,19 @@ fn our_controller_drives_a_ts_worker_made_of_the_captured_answers_beside_ours() 
     let dir = tempfile::tempdir().unwrap();
     let test = fixture_yaml(&mock, 4, "iterations: 3");
     let file = write(dir.path(), "test.yml", &test);
-    let out = dir.path().join("out");
     let ts_name = format!("ts+{}", fake.addr);
     let list = format!("{ts_name},{}", ours.addr);
-    let res = run(&[
-        "distributed",
-        &file,
-        "-w",
-        &list,
-        "--sync-start",
-        "-s",
-        "even",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
-    let s = summary(&out);
+    let s = run_distributed(dir.path(), &file, &list, &["--sync-start", "-s", "even"]);
     let stats = mock_stats(&mock);
     // Ours ran 2 VUs x 3 iterations x 2 steps; the fake sent the 8 requests its results list.
     assert_eq!(stats["by_worker"][&ours.addr], 12, "{stats}");
     assert_eq!(stats["by_worker"][&ts_name], 8, "{stats}");
     assert_eq!(s["overall"]["count"], stats["total"], "{s}");
-    let ts = s["workers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["address"] == ts_name.as_str())
-        .unwrap_or_else(|| panic!("{s}"));
+    let ts = summary_worker(&s, &ts_name);
     assert_eq!(ts["count"], 8);
     assert_eq!(ts["exact"], false);
     assert_eq!(ts["merged_matches_final"], true, "{ts}");
-    let mine = s["workers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["address"] == ours.addr.as_str())
-        .unwrap();
+    let mine = summary_worker(&s, &ours.addr);
     assert!(mine.get("exact").is_none(), "{mine}");
     let note = s["events"]
         .as_array()
@@ -580,12 +570,7 @@ fn our_controller_drives_the_real_ts_worker_beside_ours() {
     let s = summary(&out);
     let stats = mock_stats(&mock);
     assert_eq!(s["overall"]["count"], stats["total"], "{s}\n{stats}");
-    let ts = s["workers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["address"] == ts_name.as_str())
-        .unwrap_or_else(|| panic!("{s}"));
+    let ts = summary_worker(&s, &ts_name);
     assert_eq!(ts["exact"], false);
     assert!(ts["count"].as_u64().unwrap() > 0, "{ts}");
     assert_eq!(stats["by_worker"][&ts_name], ts["count"], "{stats}");
@@ -602,12 +587,7 @@ fn our_controller_drives_the_real_ts_worker_beside_ours() {
     );
     assert_eq!(
         stats["by_worker"][&ours.addr],
-        s["workers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|w| w["address"] == ours.addr.as_str())
-            .unwrap()["count"]
+        summary_worker(&s, &ours.addr)["count"]
     );
 }
 

@@ -6,15 +6,21 @@
 //!   pipe) and whose last lines are kept for panic messages ([`Proc::stderr_tail`]);
 //! - [`http`]: a blocking HTTP client (ureq) that returns (status, body) for any status;
 //! - [`yaml`]: the one builder of test files aimed at the mock;
-//! - [`cluster`]: three master replicas, and submitting to them.
+//! - [`cluster`]: three master replicas, and submitting to them;
+//! - [`distributed`]: one master, the mock and workers, a run submitted and followed to its summary.
 #![allow(dead_code, unused_imports)]
 
 pub mod cluster;
+pub mod distributed;
 pub mod http;
 pub mod receiver;
 pub mod yaml;
 
 pub use cluster::Cluster;
+pub use distributed::{
+    run_distributed, run_view, submit_run, summary_worker, wait_run_event, wait_run_final,
+    Distributed,
+};
 pub use http::{call, call_within, get_json, get_json_within, http_get};
 pub use yaml::{yaml, Yaml};
 
