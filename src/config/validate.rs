@@ -581,7 +581,7 @@ mod tests {
             ("        retry: {max_attempts: 0}\n", "max_attempts"),
             (
                 "        thresholds: [{metric: custom, value: 1}]\n",
-                "never evaluates",
+                "needs `custom_script`",
             ),
             (
                 "        thresholds: [{metric: response_time, value: 1, action: explode}]\n",
