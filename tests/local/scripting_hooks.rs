@@ -179,3 +179,52 @@ fn steps_hooks_are_validated_by_name() {
         assert!(err.contains(why), "{hook}: {why} in:\n{err}");
     }
 }
+
+#[test]
+fn in_a_distributed_run_steps_hooks_and_custom_thresholds_run_on_the_workers() {
+    let mock = mock(0);
+    let (a, b) = (worker(None), worker(None));
+    let dir = tempfile::tempdir().unwrap();
+    // The hook's script step's file is read by the controller and travels with the test.
+    write(
+        dir.path(),
+        "tok.js",
+        "exports.tok = function (p) { return 'w' + p.__vu_id; };\n",
+    );
+    let file = yaml(&mock)
+        .load("pattern: basic, virtual_users: 2, iterations: 3")
+        .scenario("hooks:")
+        .scenario("  beforeScenario: { type: steps, steps: [{ name: t, type: script, file: tok.js, function: tok, returns: tok }, { name: login, path: \"/record/login?t={{tok}}\" }] }")
+        .steps(
+            r#"      - name: main
+        path: /users/1
+        thresholds:
+          - { metric: custom, action: fail_test, custom_script: "return { pass: context.iteration < 2, message: 'late ' + context.iteration };" }
+"#,
+        )
+        .write(dir.path());
+    let out = dir.path().join("out");
+    let res = run(&[
+        "distributed",
+        &file,
+        "-w",
+        &worker_list(&[&a, &b]),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        res.status.code(),
+        Some(1),
+        "fail_test on a worker fails the run: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let s = summary(&out);
+    assert_eq!(s["overall"]["count"], 6, "{s}");
+    let mut logins = recorded_paths(&mock);
+    logins.sort();
+    // Each worker's one VU is its VU 0.
+    assert_eq!(logins, vec!["/record/login?t=w0".to_string(); 6]);
+    assert_eq!(mock_stats(&mock)["total"], 12);
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(junit.contains("late 2"), "{junit}");
+}
