@@ -1,5 +1,5 @@
-//! The script-bearing keys of a test, as written: hooks (`{type: inline|file, content, file,
-//! continueOnError, timeout}` or the documentation's plain-string form), a scenario's `hooks`,
+//! The script-bearing keys of a test, as written: hooks (`{type: inline|file|steps, content, file,
+//! steps, continueOnError, timeout}` or the documentation's plain-string form), a scenario's `hooks`,
 //! `setup` and `teardown`, a step's `condition` and `hooks`, and the `custom` / `script` steps. The
 //! `script` module compiles and runs them; here they are only parsed and shaped. A hook's or
 //! script step's `file` is read when the test is loaded ([`inline_files`]) and travels in the
@@ -26,6 +26,9 @@ pub struct Hook {
     /// The file's text, read when the test is loaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// `type: steps`: ordinary steps run in turn at the hook's point (see [`HookSteps`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<HookSteps>,
     /// Whether a failing hook is only logged (the TypeScript default) or fails its step/iteration.
     #[serde(rename = "continueOnError")]
     pub continue_on_error: bool,
@@ -57,7 +60,7 @@ struct RawHook {
     #[serde(default)]
     source: Option<String>,
     #[serde(default)]
-    steps: Option<serde_norway::Value>,
+    steps: Option<Vec<super::Step>>,
     #[serde(default, rename = "continueOnError", alias = "continue_on_error")]
     continue_on_error: Option<bool>,
     #[serde(default, deserialize_with = "super::duration::de_opt_duration_ms")]
@@ -84,20 +87,21 @@ impl<'de> Deserialize<'de> for Hook {
                     content: Some(code),
                     file: None,
                     source: None,
+                    steps: None,
                     continue_on_error: true,
                     timeout: None,
                 })
             }
             Either::Object(o) => o,
         };
-        let kind = o
-            .kind
-            .as_deref()
-            .unwrap_or(if o.file.is_some() { "file" } else { "inline" });
+        let kind = o.kind.as_deref().unwrap_or(if o.file.is_some() {
+            "file"
+        } else if o.steps.is_some() {
+            "steps"
+        } else {
+            "inline"
+        });
         let err = |m: String| Err(serde::de::Error::custom(m));
-        if o.steps.is_some() || kind == "steps" {
-            return err("a hook of `type: steps` is not supported: Perfornium-rs runs hooks as JavaScript only (put the requests in the scenario's steps, with a `condition` if they must not always run)".into());
-        }
         if o.timeout.is_some_and(|t| t.is_zero()) {
             return err("a hook's `timeout` must be above zero".into());
         }
@@ -112,15 +116,90 @@ impl<'de> Deserialize<'de> for Hook {
                     return err("a hook of `type: file` needs `file` (and no `content`)".into());
                 }
             }
-            other => return err(format!("hook `type` must be inline or file, got `{other}`")),
+            "steps" => {
+                if o.content.is_some() || o.file.is_some() {
+                    return err(
+                        "a hook of `type: steps` needs `steps` (and no `content` or `file`)".into(),
+                    );
+                }
+                let steps = o.steps.clone().unwrap_or_default();
+                if steps.is_empty() {
+                    return err("a hook of `type: steps` needs at least one step in `steps`".into());
+                }
+                if o.timeout.is_some() {
+                    return err("a hook of `type: steps` takes no `timeout`: give each step its own (`timeout` of an HTTP step, of a `custom`/`script` step)".into());
+                }
+                for (k, st) in steps.iter().enumerate() {
+                    hook_step_allowed(st).map_err(|e| {
+                        serde::de::Error::custom(format!("steps[{k}] (`{}`): {e}", st.name()))
+                    })?;
+                }
+            }
+            other => {
+                return err(format!(
+                    "hook `type` must be inline, file or steps, got `{other}`"
+                ))
+            }
+        }
+        if kind != "steps" && o.steps.is_some() {
+            return err(format!(
+                "`steps` belongs to a hook of `type: steps`, not `{kind}`"
+            ));
         }
         Ok(Hook {
             content: o.content,
             file: o.file,
             source: o.source,
+            steps: o.steps.map(HookSteps),
             continue_on_error: o.continue_on_error.unwrap_or(true),
             timeout: o.timeout,
         })
+    }
+}
+
+/// The steps of a `type: steps` hook. They run as the scenario's steps do (templates, checks,
+/// extractions, `condition`, `timeout`, `continueOnError`) but make no samples: as in the
+/// TypeScript tool, a hook's requests are not in the run's totals or step statistics.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct HookSteps(pub Vec<super::Step>);
+
+impl PartialEq for HookSteps {
+    fn eq(&self, other: &Self) -> bool {
+        serde_json::to_value(self).ok() == serde_json::to_value(other).ok()
+    }
+}
+
+/// What a hook's step may carry: the keys that act outside the scenario's own steps. The others
+/// are refused by name with the reason.
+fn hook_step_allowed(st: &super::Step) -> Result<(), String> {
+    use super::Step;
+    match st {
+        Step::Http(h) => {
+            let o = &h.options;
+            for (key, present, why) in [
+                ("thresholds", !o.thresholds.is_empty(), "a hook's requests make no samples, and the TypeScript tool checks thresholds only on the scenario's steps"),
+                ("retry", o.retry.is_some(), "not supported in a hook's steps"),
+                ("think_time", o.think_time.is_some(), "a hook's steps run back to back, as in the TypeScript tool"),
+                ("hooks", h.scripts.as_ref().is_some_and(|s| s.hooks != StepHooks::default()), "hooks do not nest"),
+            ] {
+                if present {
+                    return Err(format!("`{key}` is not supported in a hook's step: {why}"));
+                }
+            }
+            Ok(())
+        }
+        Step::Script(s) => {
+            if s.scripts.hooks != StepHooks::default() {
+                return Err("`hooks` is not supported in a hook's step: hooks do not nest".into());
+            }
+            Ok(())
+        }
+        Step::Wait { .. } => Ok(()),
+        Step::Rendezvous(_) => Err(
+            "a `rendezvous` step cannot run in a hook: a meeting point counts the scenario's VUs at one place of their steps"
+                .into(),
+        ),
     }
 }
 
@@ -251,6 +330,7 @@ pub fn inline_files(test: &mut super::TestFile, dir: &Path) -> Result<(), String
             {
                 read(f, source)?;
             }
+            read_hook_steps(h, &read)?;
         }
         for step in &mut s.steps {
             let scripts = match step {
@@ -278,25 +358,82 @@ pub fn inline_files(test: &mut super::TestFile, dir: &Path) -> Result<(), String
                 {
                     read(f, source)?;
                 }
+                read_hook_steps(h, &read)?;
             }
         }
     }
     Ok(())
 }
 
-/// Scripts are JavaScript: TypeScript files are refused with what to do instead.
+/// A `type: steps` hook's `script` steps' files, read as the scenario's are.
+fn read_hook_steps(
+    h: &mut Option<Hook>,
+    read: &impl Fn(&str, &mut Option<String>) -> Result<(), String>,
+) -> Result<(), String> {
+    for st in h
+        .iter_mut()
+        .flat_map(|h| h.steps.iter_mut())
+        .flat_map(|s| s.0.iter_mut())
+    {
+        if let super::Step::Script(ScriptStep {
+            code: ScriptCode::File { file, source, .. },
+            ..
+        }) = st
+        {
+            read(file, source)?;
+        }
+    }
+    Ok(())
+}
+
+/// A `type: steps` hook's `script` steps whose file was not read.
+fn hook_steps_unread(h: &Hook) -> Result<(), String> {
+    for st in h.steps.iter().flat_map(|s| s.0.iter()) {
+        if let super::Step::Script(ScriptStep {
+            code: ScriptCode::File {
+                file, source: None, ..
+            },
+            ..
+        }) = st
+        {
+            return Err(format!(
+                "script file `{file}` was not sent with the test: submit the test with `perfornium \
+                 distributed` or `run`, which read it, or give its text as `source`"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Scripts are JavaScript: TypeScript files are refused with what to do instead. The choice was
+/// measured (`bench/script-engines/ts-strip`, `bench/results/typescript.md`): the maintained
+/// stripper (swc_ts_fast_strip, what Node's amaro uses) would add about 10 MB to the binary and
+/// minutes to every release build, for a step users can take once with esbuild.
 pub fn check_extension(file: &str) -> Result<(), String> {
     if file.ends_with(".ts") || file.ends_with(".mts") || file.ends_with(".cts") {
         return Err(format!(
             "script file `{file}`: TypeScript files are not supported (Perfornium-rs embeds a \
-             JavaScript engine and does not strip types); compile it to JavaScript first, e.g. \
-             `npx esbuild {file} --format=cjs --outfile=x.js`, and name the .js file"
+             JavaScript engine and does not strip types: a type-stripper would add about 10 MB \
+             to the binary, see bench/results/typescript.md); compile it to JavaScript first, \
+             e.g. `npx esbuild {file} --format=cjs --outfile=x.js`, and name the .js file"
         ));
     }
     Ok(())
 }
 
 fn hook_text(name: &str, h: &Hook) -> String {
+    if let Some(steps) = &h.steps {
+        let names: Vec<&str> = steps.0.iter().map(|s| s.name()).collect();
+        return format!(
+            "{name} (steps {}: run in turn on the VU's connection, no samples made (as in the TypeScript tool); a failed step with `continueOnError: false` stops them and {})",
+            names.join(", "),
+            if h.continue_on_error {
+                "is logged, the VU goes on"
+            } else {
+                "fails the step and ends the iteration"
+            }
+        );
+    }
     format!(
         "{name} ({}{}, {}, limit {} ms)",
         match &h.file {
@@ -400,6 +537,9 @@ pub enum Form {
     Export { function: String },
     /// A hook file: a module exporting a function `(context, helpers)`, or else a body as [`Form::Body`].
     HookFile,
+    /// The body of a function `(context, result)` run synchronously (a threshold's
+    /// `custom_script`): `return` gives its value.
+    Predicate,
 }
 
 /// A script of the test, ready to be compiled in any VU's context.
@@ -450,6 +590,7 @@ pub fn check_sources(test: &super::TestFile) -> Result<(), String> {
             .flatten()
             {
                 missing(&h.file, &h.source)?;
+                hook_steps_unread(h)?;
             }
         }
         for step in &s.steps {
@@ -465,6 +606,7 @@ pub fn check_sources(test: &super::TestFile) -> Result<(), String> {
             };
             for (_, h) in scripts.into_iter().flat_map(|s| s.hooks()) {
                 missing(&h.file, &h.source)?;
+                hook_steps_unread(h)?;
             }
         }
     }

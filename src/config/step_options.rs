@@ -146,6 +146,9 @@ pub enum StepMetric {
     ErrorRate,
     /// 1000 / latency in ms: this one request's rate per second.
     Throughput,
+    /// What the threshold's `custom_script` gives for this result: a boolean (or any truthy value)
+    /// is the verdict itself; a number is compared with `value` by `operator`.
+    Custom,
 }
 
 /// `thresholds[]` of a step, as written.
@@ -153,7 +156,9 @@ pub enum StepMetric {
 #[serde(deny_unknown_fields)]
 pub struct StepThreshold {
     pub metric: String,
-    pub value: NumOrText,
+    /// Required, except for `metric: custom` (whose script may give the verdict itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<NumOrText>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator: Option<String>,
     #[serde(default)]
@@ -162,7 +167,8 @@ pub struct StepThreshold {
     pub severity: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// Refused by name when given (see [`StepThreshold::compile`]).
+    /// `metric: custom`: the body of a JavaScript function `(context, result)` run for each result
+    /// of the step (see [`StepMetric::Custom`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_script: Option<String>,
 }
@@ -177,6 +183,10 @@ pub struct CompiledThreshold {
     pub label: String,
     /// warning, error or critical: reported with each breach.
     pub severity: String,
+    /// `metric: custom`: its `custom_script`, compiled in the VU's context.
+    pub script: Option<std::sync::Arc<super::script::Code>>,
+    /// Whether `value` was given (a custom script's number is compared only then).
+    pub has_value: bool,
 }
 
 impl CompiledThreshold {
@@ -195,28 +205,28 @@ impl CompiledThreshold {
 
 impl StepThreshold {
     pub fn compile(&self) -> Result<CompiledThreshold, String> {
-        if self.custom_script.is_some() {
-            return Err(
-                "`custom_script` is not supported: the TypeScript tool types it but never \
-                 evaluates it (use a `custom` check for a scripted pass/fail)"
-                    .into(),
-            );
+        if self.custom_script.is_some() != (self.metric == "custom") {
+            return Err(if self.custom_script.is_some() {
+                format!(
+                    "`custom_script` belongs to `metric: custom`, not `{}`",
+                    self.metric
+                )
+            } else {
+                "metric `custom` needs `custom_script`: the body of a JavaScript function of \
+                 (context, result) whose return value is the verdict (or a number compared with \
+                 `value`)"
+                    .into()
+            });
         }
         let metric = match self.metric.as_str() {
             "response_time" => StepMetric::ResponseTime,
             "status_code" => StepMetric::StatusCode,
             "error_rate" => StepMetric::ErrorRate,
             "throughput" => StepMetric::Throughput,
-            "custom" => {
-                return Err(
-                    "metric `custom` is not supported: the TypeScript tool never \
-                     evaluates its `custom_script` (use a `custom` check for a scripted pass/fail)"
-                        .into(),
-                )
-            }
+            "custom" => StepMetric::Custom,
             other => {
                 return Err(format!(
-                    "unknown metric `{other}` (response_time, status_code, error_rate, throughput)"
+                    "unknown metric `{other}` (response_time, status_code, error_rate, throughput, custom)"
                 ))
             }
         };
@@ -234,8 +244,10 @@ impl StepThreshold {
             }
         };
         let value = match &self.value {
-            NumOrText::Num(n) => *n,
-            NumOrText::Text(t) => {
+            None if metric == StepMetric::Custom => 0.0,
+            None => return Err("needs `value`".into()),
+            Some(NumOrText::Num(n)) => *n,
+            Some(NumOrText::Text(t)) => {
                 let t = t.trim();
                 if let Some(p) = t.strip_suffix('%') {
                     p.trim()
@@ -262,8 +274,21 @@ impl StepThreshold {
         let label = self
             .description
             .clone()
-            .unwrap_or_else(|| format!("{} {op} {value}", self.metric));
+            .unwrap_or_else(|| match &self.value {
+                None => "custom_script".to_string(),
+                Some(_) => format!("{} {op} {value}", self.metric),
+            });
+        let script = self.custom_script.as_ref().map(|text| {
+            super::script::Code::new(
+                format!("thresholds `{label}`.custom_script"),
+                text.clone(),
+                super::script::Form::Predicate,
+                super::script::DEFAULT_TIMEOUT,
+            )
+        });
         Ok(CompiledThreshold {
+            script,
+            has_value: self.value.is_some(),
             metric,
             op,
             value,

@@ -539,7 +539,7 @@ mod tests {
             "  - name: s\n",
             "  - name: s\n    hooks: {beforeScenario: {type: steps, steps: []}}\n",
         );
-        assert!(refused(&hooks).contains("`type: steps` is not supported"));
+        assert!(refused(&hooks).contains("`type: steps` needs at least one step"));
         let outputs = basic("1s") + "outputs:\n  - {type: json, file: r.json, compression: gzip}\n";
         assert!(refused(&outputs).contains("`compression` is not supported"));
         let loop_mode = basic("1s").replace(
@@ -581,7 +581,7 @@ mod tests {
             ("        retry: {max_attempts: 0}\n", "max_attempts"),
             (
                 "        thresholds: [{metric: custom, value: 1}]\n",
-                "never evaluates",
+                "needs `custom_script`",
             ),
             (
                 "        thresholds: [{metric: response_time, value: 1, action: explode}]\n",

@@ -380,6 +380,24 @@ pub async fn run_from(
         .filter(|st| matches!(st, Step::Http(_)))
         .map(config::step_state_refs)
         .collect();
+    let mut scripts = scripting::Scripts::build(
+        &test,
+        test.scenarios
+            .iter()
+            .flat_map(|s| &s.steps)
+            .filter(|st| matches!(st, Step::Http(_)))
+            .count(),
+    )
+    .map_err(|e| EngineError::Invalid(config::Invalid(e)))?;
+    if let Some(s) = &mut scripts {
+        let mut hook_requests: Vec<_> = s.hook_requests().map(std::mem::take).collect();
+        soap::resolve(&mut hook_requests, tls.clone(), timeout)
+            .await
+            .map_err(EngineError::Soap)?;
+        for (slot, c) in s.hook_requests().zip(hook_requests) {
+            *slot = c;
+        }
+    }
     let gauges = Arc::new(Gauges::default());
     let live = opts
         .live
@@ -425,14 +443,7 @@ pub async fn run_from(
         debug: test.global.debug.clone().filter(|d| d.captures()),
         captured: Default::default(),
         pause: opts.pause,
-        scripts: scripting::Scripts::build(
-            &test,
-            test.scenarios
-                .iter()
-                .flat_map(|s| &s.steps)
-                .filter(|st| matches!(st, Step::Http(_)))
-                .count(),
-        ),
+        scripts,
         run_id: opts.run_id.clone().unwrap_or_else(|| "local".into()).into(),
     });
     match &test.load {

@@ -5,9 +5,12 @@
 //! throws or runs out of time). A run whose test holds no script builds none of this
 //! ([`Scripts::build`] gives `None`), so its VUs pay one `Option` test per step.
 
+use super::client::VuClient;
+use super::http::Target;
 use super::template::Vars;
+use super::Shared;
 use crate::config::script::{Code, Form, Hook, ScriptCode, ScriptStep, StepScripts};
-use crate::config::{Step, TestFile};
+use crate::config::{CompiledStep, HttpStep, Step, TestFile, ThinkTime};
 use crate::metrics::Sample;
 use crate::script::{Input, LastResponse, ScriptError};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,8 +38,29 @@ pub(crate) struct ScenarioJs {
 }
 
 pub(crate) struct HookJs {
-    code: Arc<Code>,
+    /// Where it is written (`scenarios[0].hooks.beforeScenario`), for its errors.
+    origin: String,
+    /// `inline`/`file` hooks: the JavaScript.
+    code: Option<Arc<Code>>,
+    /// `type: steps` hooks: the steps, run in turn.
+    steps: Vec<HookStepJs>,
     continue_on_error: bool,
+}
+
+/// A step of a `type: steps` hook, ready to run.
+pub(crate) struct HookStepJs {
+    name: String,
+    condition: Option<Arc<Code>>,
+    continue_on_error: bool,
+    kind: HookStepKind,
+}
+
+enum HookStepKind {
+    /// The step, its compiled checks and extractions, and the id its digest challenges are kept
+    /// under (counted down from `usize::MAX`, clear of the run's steps).
+    Http(Box<(HttpStep, CompiledStep, usize)>),
+    Script(Arc<Code>, Option<serde_json::Value>, Option<String>),
+    Wait(ThinkTime),
 }
 
 #[derive(Default)]
@@ -49,27 +73,138 @@ pub(crate) struct StepJs {
     body: Option<(Arc<Code>, usize)>,
 }
 
-fn hook(origin: String, h: &Hook) -> Option<HookJs> {
-    let text = h.code()?;
+fn hook(
+    test: &TestFile,
+    scenario: usize,
+    origin: String,
+    h: &Hook,
+    next_id: &mut usize,
+) -> Result<Option<HookJs>, String> {
+    if let Some(steps) = &h.steps {
+        return hook_steps(test, scenario, &origin, &steps.0, next_id).map(|steps| {
+            Some(HookJs {
+                origin,
+                code: None,
+                steps,
+                continue_on_error: h.continue_on_error,
+            })
+        });
+    }
+    let Some(text) = h.code() else {
+        return Ok(None);
+    };
     let form = if h.file.is_some() {
         Form::HookFile
     } else {
         Form::Body
     };
-    let origin = h.file.clone().unwrap_or(origin);
-    Some(HookJs {
-        code: Code::new(
-            origin,
+    let at = h.file.clone().unwrap_or(origin.clone());
+    Ok(Some(HookJs {
+        origin,
+        code: Some(Code::new(
+            at,
             text,
             form,
             h.timeout.unwrap_or(crate::config::script::DEFAULT_TIMEOUT),
-        ),
+        )),
+        steps: Vec::new(),
         continue_on_error: h.continue_on_error,
-    })
+    }))
 }
 
-fn step_js(at: &str, s: &StepScripts) -> StepJs {
-    StepJs {
+/// Compiles a `type: steps` hook's steps (`at` is the hook's key): its HTTP steps' checks and
+/// extractions through the same compiler as the scenario's, with the scenario's variables.
+fn hook_steps(
+    test: &TestFile,
+    scenario: usize,
+    at: &str,
+    steps: &[Step],
+    next_id: &mut usize,
+) -> Result<Vec<HookStepJs>, String> {
+    let mut alone = test.clone();
+    let mut sc = test.scenarios[scenario].clone();
+    sc.steps = steps.to_vec();
+    sc.hooks = None;
+    sc.setup = None;
+    sc.teardown = None;
+    alone.scenarios = vec![sc];
+    let compiled = crate::config::compile(&alone)
+        .map_err(|e| e.0.replace("scenarios[0].steps[", &format!("{at}.steps[")))?;
+    let mut compiled = compiled.steps.into_iter();
+    steps
+        .iter()
+        .enumerate()
+        .map(|(k, st)| {
+            let here = format!("{at}.steps[{k}]");
+            let condition = |s: Option<&StepScripts>| {
+                s.and_then(|s| s.condition.as_ref()).map(|c| {
+                    Code::new(
+                        format!("{here}.condition"),
+                        c.clone(),
+                        Form::Expr,
+                        crate::config::script::DEFAULT_TIMEOUT,
+                    )
+                })
+            };
+            if !crate::config::step_state_refs(st).is_empty() {
+                return Err(format!(
+                    "{here}: `{{{{state...}}}}` is not supported in a hook's step (shared state is read for the scenario's steps only)"
+                ));
+            }
+            Ok(match st {
+                Step::Http(h) => {
+                    let c = compiled
+                        .next()
+                        .ok_or_else(|| format!("{here}: not compiled"))?;
+                    *next_id -= 1;
+                    HookStepJs {
+                        name: h.name.clone(),
+                        condition: condition(h.scripts.as_deref()),
+                        continue_on_error: h.options.continue_on_error,
+                        kind: HookStepKind::Http(Box::new((h.clone(), c, *next_id))),
+                    }
+                }
+                Step::Script(x) => HookStepJs {
+                    name: x.name.clone(),
+                    condition: condition(Some(&x.scripts)),
+                    continue_on_error: x.continue_on_error,
+                    kind: HookStepKind::Script(
+                        step_code(&here, x),
+                        match &x.code {
+                            ScriptCode::File { params, .. } => Some(params.clone()),
+                            ScriptCode::Inline(_) => None,
+                        },
+                        x.returns.clone(),
+                    ),
+                },
+                Step::Wait { name, duration } => HookStepJs {
+                    name: name.clone(),
+                    condition: None,
+                    continue_on_error: true,
+                    kind: HookStepKind::Wait(*duration),
+                },
+                Step::Rendezvous(_) => {
+                    return Err(format!("{here}: a `rendezvous` step cannot run in a hook"))
+                }
+            })
+        })
+        .collect()
+}
+
+fn step_js(
+    test: &TestFile,
+    scenario: usize,
+    at: &str,
+    s: &StepScripts,
+    next_id: &mut usize,
+) -> Result<StepJs, String> {
+    let mut h = |name: &str, x: &Option<Hook>| {
+        x.as_ref()
+            .map(|x| hook(test, scenario, format!("{at}.hooks.{name}"), x, next_id))
+            .transpose()
+            .map(Option::flatten)
+    };
+    Ok(StepJs {
         condition: s.condition.as_ref().map(|c| {
             Code::new(
                 format!("{at}.condition"),
@@ -78,23 +213,11 @@ fn step_js(at: &str, s: &StepScripts) -> StepJs {
                 crate::config::script::DEFAULT_TIMEOUT,
             )
         }),
-        before: s
-            .hooks
-            .before_step
-            .as_ref()
-            .and_then(|h| hook(format!("{at}.hooks.beforeStep"), h)),
-        on_error: s
-            .hooks
-            .on_step_error
-            .as_ref()
-            .and_then(|h| hook(format!("{at}.hooks.onStepError"), h)),
-        teardown: s
-            .hooks
-            .teardown_step
-            .as_ref()
-            .and_then(|h| hook(format!("{at}.hooks.teardownStep"), h)),
+        before: h("beforeStep", &s.hooks.before_step)?,
+        on_error: h("onStepError", &s.hooks.on_step_error)?,
+        teardown: h("teardownStep", &s.hooks.teardown_step)?,
         body: None,
-    }
+    })
 }
 
 /// The code a `custom` or `script` step runs.
@@ -120,11 +243,21 @@ pub fn step_code(at: &str, s: &ScriptStep) -> Arc<Code> {
 }
 
 /// Every script of a test with the key (or file) it comes from: what `validate` compiles.
-pub fn all_codes(test: &TestFile) -> Vec<Arc<Code>> {
+pub fn all_codes(test: &TestFile) -> Result<Vec<Arc<Code>>, String> {
     let mut out = Vec::new();
-    if let Some(s) = Scripts::build(test, 0) {
+    let mut http: Vec<&HttpStep> = test
+        .scenarios
+        .iter()
+        .flat_map(|s| &s.steps)
+        .filter_map(|st| match st {
+            Step::Http(h) => Some(h),
+            _ => None,
+        })
+        .collect();
+    let built = Scripts::build(test, 0)?;
+    if let Some(s) = &built {
         for sc in &s.scenarios {
-            for h in [
+            let hooks = [
                 &sc.before_scenario,
                 &sc.setup,
                 &sc.teardown,
@@ -133,130 +266,163 @@ pub fn all_codes(test: &TestFile) -> Vec<Arc<Code>> {
                 &sc.after_loop,
             ]
             .into_iter()
-            .flatten()
-            {
-                out.push(h.code.clone());
+            .chain(
+                sc.steps
+                    .iter()
+                    .flatten()
+                    .flat_map(|st| [&st.before, &st.on_error, &st.teardown]),
+            )
+            .flatten();
+            for h in hooks {
+                out.extend(h.code.clone());
+                for st in &h.steps {
+                    out.extend(st.condition.clone());
+                    match &st.kind {
+                        HookStepKind::Http(x) => http.push(&x.0),
+                        HookStepKind::Script(code, ..) => out.push(code.clone()),
+                        HookStepKind::Wait(_) => {}
+                    }
+                }
             }
             for st in sc.steps.iter().flatten() {
                 out.extend(st.condition.clone());
                 out.extend(st.body.as_ref().map(|b| b.0.clone()));
-                for h in [&st.before, &st.on_error, &st.teardown]
-                    .into_iter()
-                    .flatten()
-                {
-                    out.push(h.code.clone());
-                }
             }
         }
     }
-    for s in &test.scenarios {
-        for st in &s.steps {
-            if let Step::Http(h) = st {
-                for c in &h.checks {
-                    if let Ok(crate::config::CompiledCheck {
-                        rule: crate::config::CheckRule::Custom(code),
-                        ..
-                    }) = c.compile()
-                    {
-                        out.push(code);
-                    }
-                }
-                for x in &h.extract {
-                    if let Ok(crate::config::CompiledExtract {
-                        source: crate::config::ExtractSource::Custom(code),
-                        ..
-                    }) = x.compile()
-                    {
-                        out.push(code);
-                    }
-                }
+    for h in http {
+        for t in &h.options.thresholds {
+            if let Ok(c) = t.compile() {
+                out.extend(c.script);
+            }
+        }
+        for c in &h.checks {
+            if let Ok(crate::config::CompiledCheck {
+                rule: crate::config::CheckRule::Custom(code),
+                ..
+            }) = c.compile()
+            {
+                out.push(code);
+            }
+        }
+        for x in &h.extract {
+            if let Ok(crate::config::CompiledExtract {
+                source: crate::config::ExtractSource::Custom(code),
+                ..
+            }) = x.compile()
+            {
+                out.push(code);
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// Compiles every script of `test` (without running any): the first syntax error, with its file
-/// (or key) and line.
+/// (or key) and line. A hook's steps that do not compile are an error here too.
 pub fn check(test: &TestFile) -> Result<(), ScriptError> {
     all_codes(test)
+        .map_err(ScriptError)?
         .iter()
         .try_for_each(|c| crate::script::check(c))
 }
 
 impl Scripts {
     /// The test's scripts; `None` when it has none. `n_http` is the number of HTTP steps (script
-    /// steps are numbered after them).
-    pub fn build(test: &TestFile, n_http: usize) -> Option<Scripts> {
+    /// steps are numbered after them). An error when a `type: steps` hook's steps do not compile.
+    pub fn build(test: &TestFile, n_http: usize) -> Result<Option<Scripts>, String> {
         let mut next_id = n_http;
+        let mut next_hook_id = usize::MAX;
         let mut any = false;
-        let scenarios = test
-            .scenarios
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let at = format!("scenarios[{i}]");
-                let hooks = s.hooks.clone().unwrap_or_default();
-                let h = |name: &str, x: &Option<Hook>| {
-                    x.as_ref()
-                        .and_then(|x| hook(format!("{at}.hooks.{name}"), x))
-                };
-                let legacy = |name: &str, x: &Option<String>| {
-                    x.as_ref().map(|t| HookJs {
-                        code: Code::new(
-                            format!("{at}.{name}"),
-                            t.clone(),
-                            Form::Body,
-                            crate::config::script::DEFAULT_TIMEOUT,
-                        ),
-                        // A legacy setup that throws fails the iteration, as in the TypeScript tool.
-                        continue_on_error: false,
-                    })
-                };
-                let sc = ScenarioJs {
-                    name: s.name.clone(),
-                    before_scenario: h("beforeScenario", &hooks.before_scenario),
-                    teardown_scenario: h("teardownScenario", &hooks.teardown_scenario),
-                    before_loop: h("beforeLoop", &hooks.before_loop),
-                    after_loop: h("afterLoop", &hooks.after_loop),
-                    setup: legacy("setup", &s.setup),
-                    teardown: legacy("teardown", &s.teardown),
-                    steps: s
-                        .steps
-                        .iter()
-                        .enumerate()
-                        .map(|(j, st)| {
-                            let at = format!("{at}.steps[{j}]");
-                            match st {
-                                Step::Http(h) => h
-                                    .scripts
-                                    .as_ref()
-                                    .filter(|x| !x.is_empty())
-                                    .map(|x| step_js(&at, x)),
-                                Step::Script(x) => {
-                                    let mut js = step_js(&at, &x.scripts);
-                                    js.body = Some((step_code(&at, x), next_id));
-                                    next_id += 1;
-                                    Some(js)
-                                }
-                                _ => None,
-                            }
-                        })
-                        .collect(),
-                };
-                any |= sc.before_scenario.is_some()
-                    || sc.teardown_scenario.is_some()
-                    || sc.before_loop.is_some()
-                    || sc.after_loop.is_some()
-                    || sc.setup.is_some()
-                    || sc.teardown.is_some()
-                    || sc.steps.iter().any(Option::is_some);
-                sc
-            })
-            .collect();
-        any.then(|| Scripts {
+        let mut scenarios = Vec::new();
+        for (i, s) in test.scenarios.iter().enumerate() {
+            let at = format!("scenarios[{i}]");
+            let hooks = s.hooks.clone().unwrap_or_default();
+            let mut h = |name: &str, x: &Option<Hook>| {
+                x.as_ref()
+                    .map(|x| hook(test, i, format!("{at}.hooks.{name}"), x, &mut next_hook_id))
+                    .transpose()
+                    .map(Option::flatten)
+            };
+            let before_scenario = h("beforeScenario", &hooks.before_scenario)?;
+            let teardown_scenario = h("teardownScenario", &hooks.teardown_scenario)?;
+            let before_loop = h("beforeLoop", &hooks.before_loop)?;
+            let after_loop = h("afterLoop", &hooks.after_loop)?;
+            let legacy = |name: &str, x: &Option<String>| {
+                x.as_ref().map(|t| HookJs {
+                    origin: format!("{at}.{name}"),
+                    code: Some(Code::new(
+                        format!("{at}.{name}"),
+                        t.clone(),
+                        Form::Body,
+                        crate::config::script::DEFAULT_TIMEOUT,
+                    )),
+                    steps: Vec::new(),
+                    // A legacy setup that throws fails the iteration, as in the TypeScript tool.
+                    continue_on_error: false,
+                })
+            };
+            let mut steps = Vec::new();
+            for (j, st) in s.steps.iter().enumerate() {
+                let at = format!("{at}.steps[{j}]");
+                steps.push(match st {
+                    Step::Http(h) => match h.scripts.as_ref().filter(|x| !x.is_empty()) {
+                        Some(x) => Some(step_js(test, i, &at, x, &mut next_hook_id)?),
+                        None => None,
+                    },
+                    Step::Script(x) => {
+                        let mut js = step_js(test, i, &at, &x.scripts, &mut next_hook_id)?;
+                        js.body = Some((step_code(&at, x), next_id));
+                        next_id += 1;
+                        Some(js)
+                    }
+                    _ => None,
+                });
+            }
+            let sc = ScenarioJs {
+                name: s.name.clone(),
+                before_scenario,
+                teardown_scenario,
+                before_loop,
+                after_loop,
+                setup: legacy("setup", &s.setup),
+                teardown: legacy("teardown", &s.teardown),
+                steps,
+            };
+            any |= sc.wraps() || sc.steps.iter().any(Option::is_some);
+            scenarios.push(sc);
+        }
+        Ok(any.then(|| Scripts {
             scenarios,
             logged: AtomicU64::new(0),
+        }))
+    }
+
+    /// The compiled requests of every `type: steps` hook, for the WSDL look-ups the run makes
+    /// before it starts.
+    pub fn hook_requests(&mut self) -> impl Iterator<Item = &mut CompiledStep> {
+        self.scenarios.iter_mut().flat_map(|sc| {
+            [
+                &mut sc.before_scenario,
+                &mut sc.setup,
+                &mut sc.teardown,
+                &mut sc.teardown_scenario,
+                &mut sc.before_loop,
+                &mut sc.after_loop,
+            ]
+            .into_iter()
+            .chain(
+                sc.steps
+                    .iter_mut()
+                    .flatten()
+                    .flat_map(|st| [&mut st.before, &mut st.on_error, &mut st.teardown]),
+            )
+            .flatten()
+            .flat_map(|h| &mut h.steps)
+            .filter_map(|st| match &mut st.kind {
+                HookStepKind::Http(x) => Some(&mut x.1),
+                _ => None,
+            })
         })
     }
 
@@ -307,17 +473,29 @@ fn run(
     Ok(out)
 }
 
+/// What a `type: steps` hook's requests go through: the VU's own connection and the run.
+pub(crate) struct Io<'a, 'b> {
+    pub shared: &'a Shared,
+    pub client: &'a mut VuClient,
+    pub target: &'a Target<'b>,
+}
+
 /// Runs a hook; false when it failed and its `continueOnError` is false.
-fn run_hook(
+async fn run_hook(
     all: &Scripts,
     sc: &ScenarioJs,
     vars: &mut Vars,
+    io: &mut Io<'_, '_>,
     h: &Option<HookJs>,
     name: &str,
 ) -> bool {
     let Some(h) = h else { return true };
-    match run(vars, &sc.name, &h.code, None) {
-        Ok(_) => true,
+    let result = match &h.code {
+        Some(code) => run(vars, &sc.name, code, None).map(drop),
+        None => run_steps(all, sc, vars, io, h).await,
+    };
+    match result {
+        Ok(()) => true,
         Err(e) => {
             all.log(name, &e);
             h.continue_on_error
@@ -325,63 +503,189 @@ fn run_hook(
     }
 }
 
+/// Whether a `condition` holds; one that throws is false (and logged), as in the TypeScript tool.
+fn holds(all: &Scripts, scenario: &str, c: &Arc<Code>, vars: &mut Vars) -> bool {
+    let input = Input {
+        variables: Some(&vars.values),
+        vu: vars.vu,
+        iteration: vars.iteration,
+        scenario,
+        ..Default::default()
+    };
+    match vars.js.call(c, &input) {
+        Ok(o) => super::checks::truthy(&o.value),
+        Err(e) => {
+            all.log("condition", &e);
+            false
+        }
+    }
+}
+
+/// A `type: steps` hook's steps in turn. A step that fails (its request's error or failed
+/// checks, its script's throw) is logged; it fails the hook when its own `continueOnError` is
+/// false, which stops the hook's remaining steps (as in the TypeScript tool). What they extract
+/// or set is the VU's for the rest of the iteration. Their requests make no samples.
+async fn run_steps(
+    all: &Scripts,
+    sc: &ScenarioJs,
+    vars: &mut Vars,
+    io: &mut Io<'_, '_>,
+    h: &HookJs,
+) -> Result<(), ScriptError> {
+    for st in &h.steps {
+        if io.shared.stopped() {
+            break;
+        }
+        if let Some(c) = &st.condition {
+            if !holds(all, &sc.name, c, vars) {
+                continue;
+            }
+        }
+        let result = match &st.kind {
+            HookStepKind::Http(x) => request(io, &x.0, &x.1, x.2, vars).await,
+            HookStepKind::Script(code, params, returns) => {
+                run(vars, &sc.name, code, params.as_ref()).map(|out| {
+                    if let (Some(name), Some(v)) = (returns, out.value_text()) {
+                        vars.values.insert(name.clone(), v);
+                    }
+                })
+            }
+            HookStepKind::Wait(t) => {
+                let mut until = std::time::Instant::now() + t.sample();
+                if let Some(d) = io.shared.deadline {
+                    until = until.min(d);
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until.into()) => {}
+                    _ = io.shared.cancel.cancelled() => {}
+                }
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            let e = ScriptError(format!("{} step `{}`: {}", h.origin, st.name, e.0));
+            if !st.continue_on_error {
+                return Err(e);
+            }
+            all.log("hook step", &e);
+        }
+    }
+    Ok(())
+}
+
+/// One HTTP request of a hook's step: sent on the VU's connection with the step's `timeout`, its
+/// checks and extractions applied, no sample made. Its error, or its failed checks, is the error.
+async fn request(
+    io: &mut Io<'_, '_>,
+    h: &HttpStep,
+    compiled: &CompiledStep,
+    id: usize,
+    vars: &mut Vars,
+) -> Result<(), ScriptError> {
+    vars.next_request();
+    let previous = h.options.timeout.map(|t| io.client.set_timeout(t));
+    let (sample, extracted) = super::http::send(
+        io.client,
+        io.target,
+        (h, None, compiled),
+        id,
+        vars,
+        None,
+        None,
+    )
+    .await;
+    if let Some(t) = previous {
+        io.client.set_timeout(t);
+    }
+    for (name, value) in extracted {
+        match name.strip_prefix(super::globals::PREFIX) {
+            Some(global) => {
+                io.shared.globals.set(global, value);
+                vars.globals_seen = u64::MAX;
+            }
+            None => {
+                vars.values.insert(name, value);
+            }
+        }
+    }
+    io.shared
+        .globals
+        .copy_into(&mut vars.values, &mut vars.globals_seen);
+    match (sample.error, sample.failed_checks.is_empty()) {
+        (Some(e), _) => Err(ScriptError(match sample.status {
+            Some(code) => format!("{e} (status {code})"),
+            None => e,
+        })),
+        (None, false) => Err(ScriptError(format!(
+            "failed checks: {}",
+            sample.failed_checks.join("; ")
+        ))),
+        (None, true) => Ok(()),
+    }
+}
+
 /// `beforeScenario`, then `setup`: false when one failed without `continueOnError` (the
 /// iteration's steps are then skipped).
-pub fn begin(all: &Scripts, sc: &ScenarioJs, vars: &mut Vars) -> bool {
-    run_hook(all, sc, vars, &sc.before_scenario, "beforeScenario")
-        && run_hook(all, sc, vars, &sc.setup, "setup")
+pub async fn begin(all: &Scripts, sc: &ScenarioJs, vars: &mut Vars, io: &mut Io<'_, '_>) -> bool {
+    run_hook(all, sc, vars, io, &sc.before_scenario, "beforeScenario").await
+        && run_hook(all, sc, vars, io, &sc.setup, "setup").await
 }
 
 /// `teardown`, then `teardownScenario`.
-pub fn end(all: &Scripts, sc: &ScenarioJs, vars: &mut Vars) {
-    run_hook(all, sc, vars, &sc.teardown, "teardown");
-    run_hook(all, sc, vars, &sc.teardown_scenario, "teardownScenario");
+pub async fn end(all: &Scripts, sc: &ScenarioJs, vars: &mut Vars, io: &mut Io<'_, '_>) {
+    run_hook(all, sc, vars, io, &sc.teardown, "teardown").await;
+    run_hook(all, sc, vars, io, &sc.teardown_scenario, "teardownScenario").await;
 }
 
 /// `beforeLoop`: false when it failed without `continueOnError`.
-pub fn before_round(all: &Scripts, sc: &ScenarioJs, vars: &mut Vars) -> bool {
-    run_hook(all, sc, vars, &sc.before_loop, "beforeLoop")
+pub async fn before_round(
+    all: &Scripts,
+    sc: &ScenarioJs,
+    vars: &mut Vars,
+    io: &mut Io<'_, '_>,
+) -> bool {
+    run_hook(all, sc, vars, io, &sc.before_loop, "beforeLoop").await
 }
 
 /// `afterLoop`.
-pub fn after_round(all: &Scripts, sc: &ScenarioJs, vars: &mut Vars) -> bool {
-    run_hook(all, sc, vars, &sc.after_loop, "afterLoop")
+pub async fn after_round(
+    all: &Scripts,
+    sc: &ScenarioJs,
+    vars: &mut Vars,
+    io: &mut Io<'_, '_>,
+) -> bool {
+    run_hook(all, sc, vars, io, &sc.after_loop, "afterLoop").await
 }
 
 /// The step's `condition`, then `beforeStep`: whether the step runs. A condition that throws is
 /// false (the step is skipped, as in the TypeScript tool), and logged.
-pub fn before_step(all: &Scripts, sc: &ScenarioJs, st: &StepJs, vars: &mut Vars) -> bool {
-    if let Some(c) = &st.condition {
-        let input = Input {
-            variables: Some(&vars.values),
-            vu: vars.vu,
-            iteration: vars.iteration,
-            scenario: &sc.name,
-            ..Default::default()
-        };
-        match vars.js.call(c, &input) {
-            Ok(o) if super::checks::truthy(&o.value) => {}
-            Ok(_) => return false,
-            Err(e) => {
-                all.log("condition", &e);
-                return false;
-            }
-        }
-    }
-    run_hook(all, sc, vars, &st.before, "beforeStep")
-}
-
-/// `onStepError` (when the step failed), then `teardownStep`. False when one of them failed
-/// without `continueOnError`.
-pub fn after_step(
+pub async fn before_step(
     all: &Scripts,
     sc: &ScenarioJs,
     st: &StepJs,
     vars: &mut Vars,
+    io: &mut Io<'_, '_>,
+) -> bool {
+    if let Some(c) = &st.condition {
+        if !holds(all, &sc.name, c, vars) {
+            return false;
+        }
+    }
+    run_hook(all, sc, vars, io, &st.before, "beforeStep").await
+}
+
+/// `onStepError` (when the step failed), then `teardownStep`. False when one of them failed
+/// without `continueOnError`.
+pub async fn after_step(
+    all: &Scripts,
+    sc: &ScenarioJs,
+    st: &StepJs,
+    vars: &mut Vars,
+    io: &mut Io<'_, '_>,
     failed: bool,
 ) -> bool {
-    let ok = !failed || run_hook(all, sc, vars, &st.on_error, "onStepError");
-    run_hook(all, sc, vars, &st.teardown, "teardownStep") && ok
+    let ok = !failed || run_hook(all, sc, vars, io, &st.on_error, "onStepError").await;
+    run_hook(all, sc, vars, io, &st.teardown, "teardownStep").await && ok
 }
 
 /// Runs a `custom` or `script` step: one sample (its time; its error when it threw or ran out of
@@ -434,4 +738,74 @@ pub fn script_step(
         bytes: 0,
     });
     failed
+}
+
+/// A threshold's `custom_script` over one result: `Ok` when it holds, else the message of the
+/// breach. The script sees `context` (the VU's variables, `vu_id`, `iteration`) and `result`, the
+/// TypeScript tool's result fields: `duration` / `response_time` (ms), `status`, `success`,
+/// `error`, `response_body` / `body`, `step_name`, `vu_id`, `iteration`. It returns the verdict
+/// (any truthy value holds), a number compared with `value` by `operator` when `value` is given,
+/// or `{pass, message}`. A script that throws breaks the threshold with its JS message, as the
+/// TypeScript tool counts an evaluation error as a failure.
+pub fn custom_threshold(
+    t: &crate::config::step_options::CompiledThreshold,
+    h: &HttpStep,
+    sample: &crate::metrics::Sample,
+    vars: &Vars,
+    body: Option<&[u8]>,
+) -> Result<(), String> {
+    let Some(code) = &t.script else {
+        return Ok(());
+    };
+    let ms = sample.latency_us as f64 / 1000.0;
+    let failed = sample.error.is_some() || !sample.failed_checks.is_empty();
+    let text = body
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default();
+    let error = sample
+        .error
+        .clone()
+        .or_else(|| failed.then(|| sample.failed_checks.join("; ")));
+    let result = serde_json::json!({
+        "duration": ms,
+        "response_time": ms,
+        "status": sample.status,
+        "success": !failed,
+        "error": error,
+        "response_body": text,
+        "body": text,
+        "step_name": h.name,
+        "vu_id": vars.vu,
+        "iteration": vars.iteration,
+    });
+    let input = Input {
+        variables: Some(&vars.values),
+        vu: vars.vu,
+        iteration: vars.iteration,
+        result: Some(result),
+        ..Default::default()
+    };
+    let value = vars.js.call(code, &input).map_err(|e| e.0)?.value;
+    match &value {
+        serde_json::Value::Number(n) if t.has_value => {
+            let n = n.as_f64().unwrap_or(f64::NAN);
+            if t.holds(n) {
+                Ok(())
+            } else {
+                Err(format!("custom_script gave {n}"))
+            }
+        }
+        serde_json::Value::Object(o) if o.contains_key("pass") => {
+            if super::checks::truthy(&o["pass"]) {
+                Ok(())
+            } else {
+                Err(o
+                    .get("message")
+                    .and_then(crate::script::as_text)
+                    .unwrap_or_else(|| "custom_script gave pass: false".into()))
+            }
+        }
+        v if super::checks::truthy(v) => Ok(()),
+        v => Err(format!("custom_script gave {v}")),
+    }
 }

@@ -91,9 +91,19 @@ pub async fn run_iteration(
     // The scenario's JavaScript, when the test has any (one `Option` test otherwise).
     let js = shared.scripts.as_ref().map(|s| (s, &s.scenarios[scenario]));
     let wraps = js.filter(|(_, j)| j.wraps());
+    // A `type: steps` hook's requests go through the VU's own connection.
+    macro_rules! io {
+        () => {
+            &mut scripting::Io {
+                shared,
+                client: &mut *client,
+                target: &target,
+            }
+        };
+    }
     if let Some((all, j)) = wraps {
-        if !scripting::begin(all, j, vars) {
-            scripting::end(all, j, vars);
+        if !scripting::begin(all, j, vars, io!()).await {
+            scripting::end(all, j, vars, io!()).await;
             return false;
         }
     }
@@ -108,7 +118,7 @@ pub async fn run_iteration(
         }
         round += 1;
         if let Some((all, j)) = wraps {
-            if !scripting::before_round(all, j, vars) {
+            if !scripting::before_round(all, j, vars, io!()).await {
                 break;
             }
         }
@@ -121,7 +131,7 @@ pub async fn run_iteration(
                 .copy_into(&mut vars.values, &mut vars.globals_seen);
             let step_js = js.and_then(|(all, j)| j.steps[i].as_ref().map(|s| (all, j, s)));
             if let Some((all, j, s)) = step_js {
-                if !scripting::before_step(all, j, s, vars) {
+                if !scripting::before_step(all, j, s, vars, io!()).await {
                     continue;
                 }
             }
@@ -133,7 +143,7 @@ pub async fn run_iteration(
                     let mut end = matches!(after, After::EndIteration);
                     if let Some((all, j, s)) = step_js {
                         let failed = vars.js.last_failed();
-                        end |= !scripting::after_step(all, j, s, vars, failed);
+                        end |= !scripting::after_step(all, j, s, vars, io!(), failed).await;
                     }
                     if let Some(t) = h.options.think_time.or(think) {
                         if !t.max.is_zero() {
@@ -148,7 +158,7 @@ pub async fn run_iteration(
                 Step::Script(x) => {
                     if let Some((all, j, s)) = step_js {
                         let failed = scripting::script_step(all, j, s, x, vars, &shared.samples);
-                        let hooks_ok = scripting::after_step(all, j, s, vars, failed);
+                        let hooks_ok = scripting::after_step(all, j, s, vars, io!(), failed).await;
                         if (failed && !x.continue_on_error) || !hooks_ok {
                             break 'rounds;
                         }
@@ -164,13 +174,13 @@ pub async fn run_iteration(
             }
         }
         if let Some((all, j)) = wraps {
-            if !scripting::after_round(all, j, vars) {
+            if !scripting::after_round(all, j, vars, io!()).await {
                 break;
             }
         }
     }
     if let Some((all, j)) = wraps {
-        scripting::end(all, j, vars);
+        scripting::end(all, j, vars, io!()).await;
     }
     false
 }
@@ -210,9 +220,13 @@ async fn http_step(
                 }
             }
         }
-        let mut captured =
-            (shared.debug.is_some() || h.options.log_full_response || shared.scripts.is_some())
-                .then(http::Captured::default);
+        let mut captured = (shared.debug.is_some()
+            || h.options.log_full_response
+            || shared.scripts.is_some()
+            || shared.compiled_thresholds[id]
+                .iter()
+                .any(|t| t.script.is_some()))
+        .then(http::Captured::default);
         let (mut sample, extracted) = http::send(
             client,
             target,
@@ -224,7 +238,8 @@ async fn http_step(
         )
         .await;
         let failed_request = sample.error.is_some() || !sample.failed_checks.is_empty();
-        let verdict = thresholds(shared, h, id, &mut sample);
+        let body = captured.as_ref().and_then(|c| c.response.as_deref());
+        let verdict = thresholds(shared, h, id, &mut sample, (vars, body));
         let failed = failed_request || sample.error.is_some();
         if shared.scripts.is_some() {
             vars.js.set_last_response(crate::script::LastResponse {
@@ -357,12 +372,27 @@ fn record_capture(
     all.push(v);
 }
 
-/// Checks a result against its step's thresholds; marks it failed and acts as they say.
-fn thresholds(shared: &Shared, h: &HttpStep, id: usize, sample: &mut Sample) -> After {
+/// Checks a result against its step's thresholds; marks it failed and acts as they say. A
+/// `custom_script` sees the VU's context and the result (with its body).
+fn thresholds(
+    shared: &Shared,
+    h: &HttpStep,
+    id: usize,
+    sample: &mut Sample,
+    (vars, body): (&Vars, Option<&[u8]>),
+) -> After {
     let mut after = After::Next;
     for t in &shared.compiled_thresholds[id] {
         let ms = sample.latency_us as f64 / 1000.0;
+        let mut got = None;
         let actual = match t.metric {
+            StepMetric::Custom => match scripting::custom_threshold(t, h, sample, vars, body) {
+                Ok(()) => continue,
+                Err(message) => {
+                    got = Some(message);
+                    f64::NAN
+                }
+            },
             StepMetric::ResponseTime => ms,
             StepMetric::StatusCode => f64::from(sample.status.unwrap_or(0)),
             StepMetric::ErrorRate => {
@@ -380,13 +410,11 @@ fn thresholds(shared: &Shared, h: &HttpStep, id: usize, sample: &mut Sample) -> 
                 }
             }
         };
-        if t.holds(actual) {
+        if got.is_none() && t.holds(actual) {
             continue;
         }
-        let what = format!(
-            "step `{}` threshold `{}` (got {actual:.3})",
-            h.name, t.label
-        );
+        let got = got.unwrap_or_else(|| format!("got {actual:.3}"));
+        let what = format!("step `{}` threshold `{}` ({got})", h.name, t.label);
         if shared.threshold_logs.fetch_add(1, Ordering::Relaxed) < 20 {
             tracing::warn!(action = ?t.action, "{what}");
         }

@@ -51,6 +51,10 @@ impl Code {
                 "(function (context, result) {{ return ({}); }})",
                 self.text
             ),
+            Form::Predicate => format!(
+                "(function (context, result) {{ {}\n}})",
+                self.text
+            ),
             Form::Body => format!(
                 "(async function (context, require) {{ const setVariable = (k, v) => {{ context.variables[k] = v; }}; \
                  const getVariable = (k) => context.variables[k]; let returnValue; \
@@ -331,7 +335,7 @@ impl Vu {
                 }
             };
             let kind = match code.form {
-                Form::Expr => "expr",
+                Form::Expr | Form::Predicate => "expr",
                 Form::Body => "body",
                 Form::HookFile if code.is_module() => "hook",
                 Form::HookFile => "body",

@@ -22,6 +22,8 @@ mod outputs;
 mod protocols;
 mod report;
 mod scripting;
+mod scripting_hooks;
 mod seed_blocks;
 mod templating;
 mod test_sockets;
+mod thresholds_custom;

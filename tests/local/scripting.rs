@@ -256,7 +256,9 @@ fn validate_reports_a_script_syntax_error_with_its_file_and_line() {
     assert_eq!(res.status.code(), Some(1));
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(
-        err.contains("auth.ts") && err.contains("TypeScript files are not supported"),
+        err.contains("auth.ts")
+            && err.contains("TypeScript files are not supported")
+            && err.contains("bench/results/typescript.md"),
         "{err}"
     );
 }
