@@ -132,6 +132,8 @@ pub fn required(method: &Method, path: &str) -> Needs {
         // Moving a failed worker's share onto a running one (load_redistribution).
         "/scale" => Needs::Permission(ManageWorkers),
         "/status" | "/results" => Needs::Permission(ReportMetrics),
+        // A worker's CPU and memory sample, read when a `least_loaded` run is planned.
+        "/resources" => Needs::Permission(ReportMetrics),
         // Both: a worker's /metrics is its run's counters, a master's the Prometheus page.
         "/metrics" => Needs::Permission(ReportMetrics),
         // Master.
