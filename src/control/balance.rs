@@ -125,28 +125,38 @@ pub fn least_loaded(total: u64, inputs: &[Input], sat: Saturation) -> Result<Pla
 }
 
 /// Places up to `left` units on the workers with a non-zero weight and room, in proportion to the
-/// weights, capping each at its room and re-splitting the excess; returns what did not fit.
-fn fill(mut left: u64, weights: &[u64], room: &[Option<u64>], out: &mut [u64]) -> u64 {
+/// weights: the workers whose proportional part is over their room are set to their room and
+/// left out, and the rest is split again from scratch over the others, until the parts fit.
+/// Returns what did not fit.
+pub(crate) fn fill(mut left: u64, weights: &[u64], room: &[Option<u64>], out: &mut [u64]) -> u64 {
+    let free = |i: usize, out: &[u64]| room[i].map_or(u64::MAX, |r| r.saturating_sub(out[i]));
+    let mut open: Vec<usize> = (0..weights.len())
+        .filter(|&i| weights[i] > 0 && free(i, out) > 0)
+        .collect();
     loop {
-        let open: Vec<usize> = (0..weights.len())
-            .filter(|&i| weights[i] > 0 && room[i].is_none_or(|r| out[i] < r))
-            .collect();
         if left == 0 || open.is_empty() {
             return left;
         }
         let w: Vec<u64> = open.iter().map(|&i| weights[i]).collect();
         let parts = plan::proportional(left, &w);
-        let mut placed = 0;
-        for (&i, part) in open.iter().zip(parts) {
-            let free = room[i].map_or(u64::MAX, |r| r - out[i]);
-            let give = part.min(free);
-            out[i] += give;
-            placed += give;
+        let over: Vec<usize> = open
+            .iter()
+            .zip(&parts)
+            .filter(|(&i, &part)| part > free(i, out))
+            .map(|(&i, _)| i)
+            .collect();
+        if over.is_empty() {
+            for (&i, part) in open.iter().zip(parts) {
+                out[i] += part;
+            }
+            return 0;
         }
-        left -= placed;
-        if placed == 0 {
-            return left;
+        for &i in &over {
+            let f = free(i, out);
+            out[i] += f;
+            left -= f;
         }
+        open.retain(|i| !over.contains(i));
     }
 }
 
