@@ -489,8 +489,19 @@ mod tests {
         let ll = parse("algorithm: least_loaded\nmetrics_based: {cpu_threshold: 70}").unwrap();
         ll.check().unwrap();
         assert_eq!(ll.least_loaded().unwrap().cpu_pct, 70.0);
-        assert!(ll.explain().contains("spare = 70 - host CPU"), "{}", ll.explain());
-        assert_eq!(parse("algorithm: least_loaded").unwrap().least_loaded().unwrap().cpu_pct, 90.0);
+        assert!(
+            ll.explain().contains("spare = 70 - host CPU"),
+            "{}",
+            ll.explain()
+        );
+        assert_eq!(
+            parse("algorithm: least_loaded")
+                .unwrap()
+                .least_loaded()
+                .unwrap()
+                .cpu_pct,
+            90.0
+        );
         let e = parse("algorithm: least_loaded\nmetrics_based: {response_time_threshold: 5}")
             .unwrap()
             .check()

@@ -167,11 +167,7 @@ fn memory_pct(r: &Resources) -> Option<f64> {
 }
 
 /// The planner's inputs for `workers` with their latest samples, for a load counted in `unit`.
-pub fn inputs(
-    workers: &[WorkerAddr],
-    samples: &[Option<Resources>],
-    unit: LoadUnit,
-) -> Vec<Input> {
+pub fn inputs(workers: &[WorkerAddr], samples: &[Option<Resources>], unit: LoadUnit) -> Vec<Input> {
     workers
         .iter()
         .enumerate()
@@ -229,10 +225,8 @@ pub fn apply(
     let planned = least_loaded(total, &inputs, sat)?;
     if total > 0 {
         d.weights = Some(
-            workers
-                .iter()
-                .enumerate()
-                .map(|(i, _)| (format!("worker-{}", i + 1), planned.shares[i]))
+            (0..workers.len())
+                .map(|i| (format!("worker-{}", i + 1), planned.shares[i]))
                 .collect(),
         );
     }
@@ -298,7 +292,9 @@ pub fn new_record(
     sync_start: bool,
 ) -> Result<super::run::RunRecord, super::submit::SubmitError> {
     let note = apply(&mut test, workers, samples, strategy)?;
-    let applied = note.as_ref().is_some_and(|n| n.starts_with("least_loaded plan"));
+    let applied = note
+        .as_ref()
+        .is_some_and(|n| n.starts_with("least_loaded plan"));
     let mut rec = super::submit::new_record(id, test, workers, strategy, sync_start)?;
     if applied {
         rec.split = "least_loaded, by reported host CPU".into();
@@ -403,7 +399,11 @@ mod tests {
             T90,
         )
         .unwrap();
-        assert_eq!(p.spare, vec![0, 1], "just under the threshold is floored at 1");
+        assert_eq!(
+            p.spare,
+            vec![0, 1],
+            "just under the threshold is floored at 1"
+        );
         assert_eq!(p.shares, vec![0, 10]);
         let mem = Saturation {
             cpu_pct: 90.0,
@@ -412,7 +412,11 @@ mod tests {
         let mut full = at(100, None, Some(5.0));
         full.host_memory_pct = Some(85.0);
         let p = least_loaded(4, &[full, at(100, None, Some(50.0))], mem).unwrap();
-        assert_eq!(p.shares, vec![0, 4], "memory at or over its threshold saturates");
+        assert_eq!(
+            p.shares,
+            vec![0, 4],
+            "memory at or over its threshold saturates"
+        );
         // Every worker saturated: by capacity.
         let p = least_loaded(
             9,
@@ -470,7 +474,10 @@ mod tests {
         let b = least_loaded(8, &ins, T90).unwrap();
         assert_eq!(a, b);
         assert_eq!(a.shares, vec![3, 3, 2]);
-        assert_eq!(least_loaded(1, &[], T90).unwrap_err().to_string(), PlanError::NoWorkers.to_string());
+        assert_eq!(
+            least_loaded(1, &[], T90).unwrap_err().to_string(),
+            PlanError::NoWorkers.to_string()
+        );
     }
 
     fn test_yaml(extra: &str) -> TestFile {
@@ -498,16 +505,34 @@ mod tests {
         assert_eq!(vus, want.shares);
         assert_eq!(vus, vec![8, 2]);
         let e = &rec.events[0];
-        assert!(e.contains("127.0.0.1:1 host_cpu=10.5 at_ms=111 capacity=100 spare=7950"), "{e}");
+        assert!(
+            e.contains("127.0.0.1:1 host_cpu=10.5 at_ms=111 capacity=100 spare=7950"),
+            "{e}"
+        );
         assert!(e.ends_with("share=2"), "{e}");
         assert_eq!(rec.split, "least_loaded, by reported host CPU");
         // The command line's strategy wins, and says so.
-        let rec = new_record("r".into(), test_yaml(""), &workers, &samples, Some(Strategy::Even), false).unwrap();
+        let rec = new_record(
+            "r".into(),
+            test_yaml(""),
+            &workers,
+            &samples,
+            Some(Strategy::Even),
+            false,
+        )
+        .unwrap();
         assert!(rec.events[0].contains("not applied"), "{:?}", rec.events);
         // A test that fixes the split itself is refused.
-        let e = new_record("r".into(), test_yaml("  strategy: even\n"), &workers, &samples, None, false)
-            .unwrap_err()
-            .to_string();
+        let e = new_record(
+            "r".into(),
+            test_yaml("  strategy: even\n"),
+            &workers,
+            &samples,
+            None,
+            false,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("plans the split itself"), "{e}");
     }
 }

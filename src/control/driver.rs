@@ -626,7 +626,8 @@ impl<S: RunStore> Driver<S> {
         for &w in &over {
             // Within the receivers' capacity: what fits nowhere stays with the giver.
             let weights: Vec<u64> = under.iter().map(|&u| c.shares[u].max(1)).collect();
-            let give = rescale::give_within(&self.rec, c.shares[w] / 2, &under, &weights, &mut c.shares);
+            let give =
+                rescale::give_within(&self.rec, c.shares[w] / 2, &under, &weights, &mut c.shares);
             if give == 0 {
                 continue;
             }

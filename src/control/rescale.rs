@@ -123,7 +123,13 @@ pub fn room(rec: &RunRecord, w: usize) -> Option<u64> {
 pub fn replan_within(rec: &RunRecord, total: u64) -> (Vec<u64>, u64) {
     let shares = replan(rec, total);
     let rooms: Vec<Option<u64>> = (0..rec.workers.len())
-        .map(|w| if running(rec, w) { room(rec, w) } else { Some(0) })
+        .map(|w| {
+            if running(rec, w) {
+                room(rec, w)
+            } else {
+                Some(0)
+            }
+        })
         .collect();
     if shares
         .iter()
@@ -399,7 +405,12 @@ mod tests {
         };
         let e = decide(&rec, &over).unwrap_err();
         assert_eq!(e.status, 422);
-        assert!(e.error.contains("hold 13 VUs in all, 2 VUs short; nothing changed"), "{}", e.error);
+        assert!(
+            e.error
+                .contains("hold 13 VUs in all, 2 VUs short; nothing changed"),
+            "{}",
+            e.error
+        );
         // Without caps, the split is the plain proportional one.
         let free = started(4, &[None, None]);
         assert_eq!(replan_within(&free, 7), (replan(&free, 7), 0));

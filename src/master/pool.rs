@@ -53,7 +53,10 @@ pub fn entries(replica: &perfornium_raft::Replica) -> Vec<PoolWorker> {
 
 /// The live workers that pass `filter`, as a plan takes them (sorted by id).
 pub fn live(m: &Master, filter: &PoolFilter) -> Vec<WorkerAddr> {
-    live_sampled(m, filter).into_iter().map(|(w, _)| w).collect()
+    live_sampled(m, filter)
+        .into_iter()
+        .map(|(w, _)| w)
+        .collect()
 }
 
 /// [`live`], each with the resource sample its last renewal carried (what `least_loaded` plans

@@ -82,7 +82,10 @@ fn a_live_change_over_the_running_workers_capacity_is_refused_by_how_much_and_on
     assert!(
         wait_for(30, || {
             view = run_view(&master, &id);
-            matches!(view["phase"].as_str(), Some("finished" | "failed" | "stopped"))
+            matches!(
+                view["phase"].as_str(),
+                Some("finished" | "failed" | "stopped")
+            )
         }),
         "run did not end: {view}\n{}",
         master.stderr_tail()

@@ -95,7 +95,10 @@ fn least_loaded_plans_a_pool_run_by_the_samples_the_pool_held() {
     let seen = seen.lock().unwrap().clone();
 
     let view = run_view(&master, &id);
-    let event = view["summary"]["events"][0].as_str().unwrap_or_default().to_string();
+    let event = view["summary"]["events"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(event.starts_with("least_loaded plan (T=90"), "{view}");
     let parts: Vec<&str> = event.split_once("): ").unwrap().1.split("; ").collect();
     assert_eq!(parts.len(), 2, "{event}");
@@ -103,7 +106,11 @@ fn least_loaded_plans_a_pool_run_by_the_samples_the_pool_held() {
     for (part, (id, cap)) in parts.iter().zip([("l-a", 8u64), ("l-b", 20)]) {
         assert!(part.starts_with(&format!("{id} ")), "{event}");
         let (at_ms, cpu) = (field(part, "at_ms"), field(part, "host_cpu"));
-        let held = (id.to_string(), at_ms.parse::<u64>().unwrap(), cpu.to_string());
+        let held = (
+            id.to_string(),
+            at_ms.parse::<u64>().unwrap(),
+            cpu.to_string(),
+        );
         assert!(
             seen.contains(&held),
             "the plan's sample {held:?} is one the pool held: {seen:?}"
@@ -127,7 +134,10 @@ fn least_loaded_plans_a_pool_run_by_the_samples_the_pool_held() {
         assert!(
             wait_for(30, || {
                 last = run_view(&master, &id);
-                matches!(last["phase"].as_str(), Some("finished" | "failed" | "stopped"))
+                matches!(
+                    last["phase"].as_str(),
+                    Some("finished" | "failed" | "stopped")
+                )
             }),
             "run did not end: {last}\n{}",
             master.stderr_tail()
@@ -140,11 +150,67 @@ fn least_loaded_plans_a_pool_run_by_the_samples_the_pool_held() {
         .iter()
         .map(|r| r["planned"].as_f64().unwrap() as u64)
         .collect();
-    assert_eq!(planned, want.shares, "the run's shares are the planner's: {event}");
+    assert_eq!(
+        planned, want.shares,
+        "the run's shares are the planner's: {event}"
+    );
     assert_eq!(planned.iter().sum::<u64>(), 12);
     let stats = mock_stats(&mock);
     for (k, w) in [&a, &b].iter().enumerate() {
         assert_eq!(rows[k]["count"], stats["by_worker"][&w.addr], "{}", w.addr);
     }
     assert_eq!(view["summary"]["overall"]["count"], stats["total"]);
+}
+
+/// Workers listed with `-w` (no registration): `perfornium distributed` reads each one's sample
+/// from its `GET /resources` when it plans, and the plan event states a sample for both (none is
+/// "counted idle"); the shares the summary records are the event's, and each worker's count equals
+/// the mock's `by_worker`.
+#[test]
+fn least_loaded_reads_listed_workers_samples_from_their_resources_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = mock(0);
+    let (a, b) = (worker(None), worker(None));
+    let file = yaml(&mock)
+        .name("least-loaded-listed")
+        .load("pattern: basic, virtual_users: 5, iterations: 4")
+        .extra("distributed:\n  load_balancing:\n    algorithm: least_loaded\n")
+        .write(dir.path());
+    let out = dir.path().join("out");
+    let res = run(&[
+        "distributed",
+        &file,
+        "-w",
+        &worker_list(&[&a, &b]),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let s = summary(&out);
+    let event = s["events"][0].as_str().unwrap_or_default().to_string();
+    assert!(event.starts_with("least_loaded plan"), "{s}");
+    let parts: Vec<&str> = event.split_once("): ").unwrap().1.split("; ").collect();
+    let rows = s["workers"].as_array().unwrap();
+    let stats = mock_stats(&mock);
+    for (k, (w, part)) in [&a, &b].iter().zip(&parts).enumerate() {
+        assert!(part.starts_with(&format!("{} ", w.addr)), "{event}");
+        let cpu: f64 = field(part, "host_cpu")
+            .parse()
+            .unwrap_or_else(|_| panic!("a sample read from {}: {event}", w.addr));
+        assert!((0.0..=100.0).contains(&cpu), "{event}");
+        let share: u64 = field(part, "share").parse().unwrap();
+        assert_eq!(
+            rows[k]["planned"].as_f64().unwrap() as u64,
+            share,
+            "{event}"
+        );
+        let served = stats["by_worker"][&w.addr].as_u64().unwrap_or(0);
+        assert_eq!(rows[k]["count"].as_u64().unwrap_or(0), served, "{}", w.addr);
+        assert_eq!(served, share * 4, "4 iterations per VU of its share");
+    }
+    assert_eq!(stats["total"], 20);
 }

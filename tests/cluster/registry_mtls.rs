@@ -83,8 +83,21 @@ fn a_worker_registers_and_is_driven_over_mutual_tls_and_one_with_another_cas_cer
         let listen = format!("127.0.0.1:{}", free_port());
         let peers = format!("1={listen}");
         let args = [
-            "master", "--id", "1", "--listen", &listen, "--peers", &peers, "--data", &data,
-            "--tls-cert", &cert, "--tls-key", &key, "--tls-ca", &ca,
+            "master",
+            "--id",
+            "1",
+            "--listen",
+            &listen,
+            "--peers",
+            &peers,
+            "--data",
+            &data,
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--tls-ca",
+            &ca,
         ];
         match try_spawn_listening(&args) {
             Ok(m) => {
@@ -97,18 +110,41 @@ fn a_worker_registers_and_is_driven_over_mutual_tls_and_one_with_another_cas_cer
     }
     let master = master.expect("a master on a free port");
     assert!(
-        wait_for(20, || json(&client, &format!("https://{}/health", master.addr)).is_object()),
+        wait_for(20, || json(
+            &client,
+            &format!("https://{}/health", master.addr)
+        )
+        .is_object()),
         "{}",
         master.stderr_tail()
     );
     let worker = |id: &str, cert: &str, key: &str| {
         spawn_listening(&[
-            "worker", "--host", "127.0.0.1", "--port", "0", "--master", &master.addr, "--id", id,
-            "--lease-ms", "1500", "--tls-cert", cert, "--tls-key", key, "--tls-ca", &ca,
+            "worker",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--master",
+            &master.addr,
+            "--id",
+            id,
+            "--lease-ms",
+            "1500",
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            key,
+            "--tls-ca",
+            &ca,
         ])
     };
     let good = worker("t-good", &cert, &key);
-    let bad = worker("t-bad", &rogue.path("server.pem"), &rogue.path("server.key"));
+    let bad = worker(
+        "t-bad",
+        &rogue.path("server.pem"),
+        &rogue.path("server.key"),
+    );
     assert!(
         wait_for(20, || up(&client, &master.addr) == ["t-good"]),
         "the worker with the cluster's certificate registered over mTLS: {:?}\n{}\n{}",
@@ -146,7 +182,10 @@ fn a_worker_registers_and_is_driven_over_mutual_tls_and_one_with_another_cas_cer
     assert!(
         wait_for(30, || {
             view = json(&client, &format!("https://{}/runs/{id}", master.addr));
-            matches!(view["phase"].as_str(), Some("finished" | "failed" | "stopped"))
+            matches!(
+                view["phase"].as_str(),
+                Some("finished" | "failed" | "stopped")
+            )
         }),
         "run did not end: {view}\n{}",
         master.stderr_tail()
@@ -155,5 +194,10 @@ fn a_worker_registers_and_is_driven_over_mutual_tls_and_one_with_another_cas_cer
     assert_eq!(view["summary"]["workers"].as_array().map(Vec::len), Some(1));
     assert_eq!(view["summary"]["overall"]["count"], 10);
     assert_eq!(mock_stats(&mock)["total"], 10, "the mock's own count");
-    assert_eq!(up(&client, &master.addr), ["t-good"], "still refused: {}", bad.stderr_tail());
+    assert_eq!(
+        up(&client, &master.addr),
+        ["t-good"],
+        "still refused: {}",
+        bad.stderr_tail()
+    );
 }
