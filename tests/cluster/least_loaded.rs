@@ -155,9 +155,11 @@ fn least_loaded_plans_a_pool_run_by_the_samples_the_pool_held() {
         "the run's shares are the planner's: {event}"
     );
     assert_eq!(planned.iter().sum::<u64>(), 12);
+    // A worker planned 0 (its host at or over 90 % CPU) sends nothing: the mock has no entry.
     let stats = mock_stats(&mock);
     for (k, w) in [&a, &b].iter().enumerate() {
-        assert_eq!(rows[k]["count"], stats["by_worker"][&w.addr], "{}", w.addr);
+        let served = stats["by_worker"][&w.addr].as_u64().unwrap_or(0);
+        assert_eq!(rows[k]["count"].as_u64().unwrap_or(0), served, "{}", w.addr);
     }
     assert_eq!(view["summary"]["overall"]["count"], stats["total"]);
 }
