@@ -187,6 +187,8 @@ const ROUTES: &[(Paths, Methods, Needs)] = {
         (Is("/scale"), Any, MANAGE),
         (Is("/status"), Any, REPORT),
         (Is("/results"), Any, REPORT),
+        // A worker's CPU and memory sample, read when a `least_loaded` run is planned.
+        (Is("/resources"), Any, REPORT),
         // Both: a worker's /metrics is its run's counters, a master's the Prometheus page.
         (Is("/metrics"), Any, REPORT),
         // Master.

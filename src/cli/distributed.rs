@@ -152,7 +152,14 @@ async fn run(test: TestFile, launch: Launch, stop: CancellationToken) -> Result<
     // The test's outputs are written here, from the controller's merged seconds: once per run,
     // never by the workers (the test they receive has no `outputs:`).
     let outs = perfornium::outputs::start(&test, &run_id)?;
-    let rec = submit::new_record(run_id, test, &workers, strategy, sync_start)?;
+    let samples = if perfornium::control::balance::wants_samples(&test) {
+        perfornium::control::balance::read_samples(&workers, &creds).await
+    } else {
+        Vec::new()
+    };
+    let rec = perfornium::control::balance::new_record(
+        run_id, test, &workers, &samples, strategy, sync_start,
+    )?;
     eprint!("{}", plan::text(&rec));
     // `monitoring.dashboards.master_dashboard`: the web dashboard beside the feed, on --stream's
     // address or a free loopback port.

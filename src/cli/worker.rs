@@ -4,6 +4,7 @@ use super::args::{
     apply_performance, bind, served, Access, AllowFrom, ProcessConfigArgs, ServeTlsArgs,
 };
 use super::shutdown;
+use anyhow::Context as _;
 use anyhow::Result;
 use clap::Args;
 use perfornium::api::pool::Registration;
@@ -195,6 +196,7 @@ impl JoinArgs {
                 masters,
                 token,
                 registration,
+                tls: None,
             }),
             capacity,
         ))
@@ -253,13 +255,19 @@ impl WorkerArgs {
         );
         tracing::info!(%addr, token = opts.guard.has_token(), tls = opts.tls.is_some(), "worker started");
         let stop = shutdown::on_ctrl_c("worker: stopping");
-        let joining = registrar.map(|r| {
-            anyhow::ensure!(
-                opts.tls.is_none(),
-                "--master: registration calls the master over plain HTTP; it is not available for a TLS cluster yet"
-            );
-            Ok(tokio::spawn(r.run(stop.clone())))
-        }).transpose()?;
+        let joining = registrar
+            .map(|mut r| {
+                // A TLS worker registers over HTTPS, presenting its own certificate (as a master
+                // does to its peers and workers) and trusting --tls-ca.
+                if opts.tls.is_some() {
+                    r.tls = Some(served.tls.peer_client(None).context(
+                        "--master with --tls-cert needs --tls-ca: the CA the masters' certificates are signed by (the worker presents its own certificate to them)",
+                    )?
+                    .context("a TLS worker has a certificate")?);
+                }
+                anyhow::Ok(tokio::spawn(r.run(stop.clone())))
+            })
+            .transpose()?;
         worker::serve(listener, opts, stop.clone()).await?;
         stop.cancel();
         if let Some(j) = joining {

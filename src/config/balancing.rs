@@ -16,8 +16,10 @@
 //!   `worker_failures.recovery.replacement_workers` ([`Replacements`]): an idle registered worker
 //!   takes over a failed worker's share.
 //!
-//! Refused by name, with the reason: `least_loaded` (planning by the load of each free worker's
-//! host is not built; `adaptive` with `cpu_threshold` moves load during the run instead).
+//! - `algorithm: least_loaded` plans the split by reported load (see
+//!   `control::balance::least_loaded`): each worker's weight is its capacity times its host's spare
+//!   CPU under `cpu_threshold` (90 % when not given), the shares follow the weights within each
+//!   worker's `max_vus` / `max_rps`. It moves nothing during the run.
 
 use super::duration::{de_opt_duration, ser_opt_duration};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -48,6 +50,8 @@ pub enum Algorithm {
     RoundRobin,
     /// Moves load away from workers over `response_time_threshold`.
     Adaptive,
+    /// Plans the split by each worker's reported host CPU (spare headroom); no moves during the run.
+    LeastLoaded,
 }
 
 impl<'de> Deserialize<'de> for Algorithm {
@@ -56,15 +60,9 @@ impl<'de> Deserialize<'de> for Algorithm {
         match s.as_str() {
             "round_robin" => Ok(Algorithm::RoundRobin),
             "adaptive" => Ok(Algorithm::Adaptive),
-            "least_loaded" => Err(serde::de::Error::custom(
-                "load_balancing.algorithm: `least_loaded` is not supported: a worker runs one run \
-                 at a time, so workers free for a run differ in load only by what else runs on \
-                 their hosts, and planning by that is not built; use `adaptive` with \
-                 `cpu_threshold` (moves load off a worker whose own CPU crosses it during the \
-                 run) or `round_robin`",
-            )),
+            "least_loaded" => Ok(Algorithm::LeastLoaded),
             other => Err(serde::de::Error::custom(format!(
-                "load_balancing.algorithm: unknown `{other}`; expected `round_robin` or `adaptive`"
+                "load_balancing.algorithm: unknown `{other}`; expected `round_robin`, `least_loaded` or `adaptive`"
             ))),
         }
     }
@@ -228,6 +226,19 @@ fn resource_pct<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error
     }
 }
 
+/// The host CPU at or over which `least_loaded` counts a worker saturated when `cpu_threshold` is
+/// not given (where a load generator starts measuring its own queueing).
+pub const DEFAULT_SATURATED_CPU_PCT: f64 = 90.0;
+
+/// When `least_loaded` counts a worker's host saturated (planned nothing while others have room).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Saturation {
+    /// Host CPU use, percent (all cores = 100).
+    pub cpu_pct: f64,
+    /// Host memory use, percent of its total, when `memory_threshold` is given.
+    pub memory_pct: Option<f64>,
+}
+
 /// The thresholds `adaptive` balancing moves load by (see [`LoadBalancing::adaptive`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Thresholds {
@@ -282,6 +293,19 @@ impl LoadBalancing {
         f.worker_replacement
     }
 
+    /// What `least_loaded` plans by, when it is on: the CPU at or over which a worker is saturated
+    /// (`cpu_threshold`, else 90 %) and the host memory use at or over which it is (when given).
+    pub fn least_loaded(&self) -> Option<Saturation> {
+        if !self.on() || self.algorithm != Some(Algorithm::LeastLoaded) {
+            return None;
+        }
+        let m = self.metrics_based.clone().unwrap_or_default();
+        Some(Saturation {
+            cpu_pct: m.cpu_threshold.unwrap_or(DEFAULT_SATURATED_CPU_PCT),
+            memory_pct: m.memory_threshold,
+        })
+    }
+
     /// `health_checks.interval`, when on.
     pub fn health_interval(&self) -> Option<Duration> {
         self.on()
@@ -314,10 +338,15 @@ impl LoadBalancing {
         if self.algorithm == Some(Algorithm::Adaptive) && !any {
             return Err("load_balancing.algorithm `adaptive` needs `metrics_based.response_time_threshold`, `cpu_threshold` or `memory_threshold` (what a worker gives load away over)".into());
         }
-        if self.algorithm != Some(Algorithm::Adaptive)
-            && (m.cpu_threshold.is_some() || m.memory_threshold.is_some())
+        if !matches!(
+            self.algorithm,
+            Some(Algorithm::Adaptive | Algorithm::LeastLoaded)
+        ) && (m.cpu_threshold.is_some() || m.memory_threshold.is_some())
         {
-            return Err("load_balancing.metrics_based: `cpu_threshold` and `memory_threshold` act only with `algorithm: adaptive` (the moves are adaptive balancing's); set it, or leave them out".into());
+            return Err("load_balancing.metrics_based: `cpu_threshold` and `memory_threshold` act only with `algorithm: adaptive` (the moves are adaptive balancing's) or `least_loaded` (a worker at or over them is saturated and planned nothing); set one, or leave them out".into());
+        }
+        if self.algorithm == Some(Algorithm::LeastLoaded) && m.response_time_threshold.is_some() {
+            return Err("load_balancing.metrics_based.response_time_threshold acts only with `algorithm: adaptive`; `least_loaded` plans by the workers' reported CPU and memory before the run, when no latency is measured yet".into());
         }
         if let Some(h) = &self.health_checks {
             if h.interval.is_some_and(|i| i.is_zero()) || h.timeout.is_some_and(|t| t.is_zero()) {
@@ -349,7 +378,10 @@ impl LoadBalancing {
                 }
                 out.push_str(&format!("load_balancing.algorithm adaptive: a worker whose {} gives half its share to the running workers under every threshold, the total unchanged, at most once every 5 s; recorded as run events\n", over.join(", or whose ")));
             }
-            None => out.push_str("load_balancing.algorithm: round_robin: no moves during the run (the plan's split stays)\n"),
+            None => match self.least_loaded() {
+                Some(sat) => out.push_str(&format!("load_balancing.algorithm least_loaded: the plan weighs each worker by capacity x spare, where capacity is its max_vus (VU loads) or max_rps (arrival loads) when registered, else its `capacity` (100 when not given), and spare = {} - host CPU %, in hundredths of a percent (at least 1 below the threshold; 0 at or over it{}); CPU is the sample its last pool renewal carried, or, for listed workers, one read from its GET /resources when the run is planned (no sample: counted idle); the units are split in proportion to the weights (floor, remainder one each to the first workers in list order), each capped at its max_vus/max_rps with the excess re-split over those with room, saturated workers taking load only when the others are full; every worker saturated: by capacity alone; the samples, weights and shares are a run event; no moves during the run\n", sat.cpu_pct, sat.memory_pct.map(|m| format!(", or host memory at or over {m}%")).unwrap_or_default())),
+                None => out.push_str("load_balancing.algorithm: round_robin: no moves during the run (the plan's split stays)\n"),
+            },
         }
         if let Some(i) = self.health_interval() {
             out.push_str(&format!("load_balancing.health_checks.interval {} ms: acts as orchestration.heartbeat_interval unless that is given (each pull of a worker, once a second, is bounded by it, 0.5-5 s)\n", i.as_millis()));
@@ -428,7 +460,6 @@ mod tests {
     #[test]
     fn keys_that_do_not_fit_are_refused_by_name() {
         for (y, needle) in [
-            ("algorithm: least_loaded", "least_loaded"),
             (
                 "metrics_based: {cpu_threshold: 0}",
                 "above 0 and at most 100",
@@ -451,6 +482,27 @@ mod tests {
         let e = parse("algorithm: adaptive").unwrap().check().unwrap_err();
         assert!(e.contains("response_time_threshold"), "{e}");
         let e = parse("metrics_based: {cpu_threshold: 50}")
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert!(e.contains("only with `algorithm: adaptive`"), "{e}");
+        let ll = parse("algorithm: least_loaded\nmetrics_based: {cpu_threshold: 70}").unwrap();
+        ll.check().unwrap();
+        assert_eq!(ll.least_loaded().unwrap().cpu_pct, 70.0);
+        assert!(
+            ll.explain().contains("spare = 70 - host CPU"),
+            "{}",
+            ll.explain()
+        );
+        assert_eq!(
+            parse("algorithm: least_loaded")
+                .unwrap()
+                .least_loaded()
+                .unwrap()
+                .cpu_pct,
+            90.0
+        );
+        let e = parse("algorithm: least_loaded\nmetrics_based: {response_time_threshold: 5}")
             .unwrap()
             .check()
             .unwrap_err();

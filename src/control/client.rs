@@ -373,6 +373,11 @@ impl WorkerClient {
         self.call(self.http.get(self.url("/health"))).await
     }
 
+    /// `GET /resources`: a sample of the worker's process and host (`least_loaded` plans by it).
+    pub async fn resources(&self) -> Result<crate::metrics::resources::Resources, CallError> {
+        self.call(self.http.get(self.url("/resources"))).await
+    }
+
     /// Hands the worker its share of the run.
     pub async fn prepare(&self, body: &api::Prepare) -> Result<api::Ack, CallError> {
         grpc_json!(

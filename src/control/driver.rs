@@ -624,20 +624,22 @@ impl<S: RunStore> Driver<S> {
         }
         let mut why = Vec::new();
         for &w in &over {
-            let give = c.shares[w] / 2;
-            c.shares[w] -= give;
+            // Within the receivers' capacity: what fits nowhere stays with the giver.
             let weights: Vec<u64> = under.iter().map(|&u| c.shares[u].max(1)).collect();
-            for (k, part) in rescale::proportional(give, &weights)
-                .into_iter()
-                .enumerate()
-            {
-                c.shares[under[k]] += part;
+            let give =
+                rescale::give_within(&self.rec, c.shares[w] / 2, &under, &weights, &mut c.shares);
+            if give == 0 {
+                continue;
             }
+            c.shares[w] -= give;
             why.push(format!(
                 "{} {}",
                 self.rec.workers[w].addr.addr(),
                 reasons[w].join(", ")
             ));
+        }
+        if why.is_empty() {
+            return;
         }
         c.generation += 1;
         c.change_id = None;
@@ -727,7 +729,16 @@ impl<S: RunStore> Driver<S> {
             if let Some(c) = self.rec.control.clone() {
                 // Under live control the survivors' whole shares are re-sent, the total unchanged.
                 let total: u64 = c.shares.iter().sum();
-                let shares = super::rescale::replan(&self.rec, total);
+                let (shares, short) = super::rescale::replan_within(&self.rec, total);
+                if short > 0 {
+                    self.rec.workers[d].short_units = short;
+                    let unit = super::plan::unit(&self.rec.test.load);
+                    self.event(format!(
+                        "{} {} of {addr}'s share did not fit the running workers' capacity (max_vus / max_rps) and are not run: the load is short by that much",
+                        super::plan::amount(short, unit),
+                        unit.label()
+                    ));
+                }
                 let next = crate::api::master::LoadControl {
                     generation: c.generation + 1,
                     change_id: None,
@@ -753,6 +764,7 @@ impl<S: RunStore> Driver<S> {
                     continue;
                 }
             };
+            self.rec.workers[d].short_units = handover.shortfall;
             if handover.parts.is_empty() {
                 let unit = super::plan::unit(&self.rec.test.load);
                 self.event(format!(
@@ -906,6 +918,7 @@ impl<S: RunStore> Driver<S> {
             replacement,
             late: None,
             monitor: Default::default(),
+            short_units: 0,
         };
         let j = self.rec.workers.len();
         self.rec.workers.push(fresh);

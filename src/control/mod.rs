@@ -4,6 +4,7 @@
 //! outside ([`summary`]).
 
 pub mod alerts;
+pub mod balance;
 pub mod client;
 pub mod clock;
 pub mod data;

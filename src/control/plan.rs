@@ -50,6 +50,9 @@ pub enum PlanError {
     /// A share is over its worker's `capacity.max_vus` / `max_rps`.
     #[error("the plan does not fit the workers' capacity: {0}")]
     OverCapacity(String),
+    /// Two settings of the test decide the same thing.
+    #[error("{0}")]
+    Conflict(String),
     /// No worker is left to take over a failed worker's share.
     #[error("every worker has failed; no worker is left to take over the load")]
     NoSurvivors,
@@ -96,7 +99,7 @@ fn capacity_based(total: u64, workers: &[WorkerAddr]) -> Vec<u64> {
 
 /// `floor(total * w_i / sum)` each, then the leftover one each to the first entries with a non-zero
 /// weight (cycling). All weights zero: an even split, so the sum still holds.
-fn proportional(total: u64, weights: &[u64]) -> Vec<u64> {
+pub(crate) fn proportional(total: u64, weights: &[u64]) -> Vec<u64> {
     let sum: u128 = weights.iter().map(|&w| u128::from(w)).sum();
     if sum == 0 {
         return even(total, weights.len());

@@ -107,6 +107,72 @@ pub fn replan(rec: &RunRecord, total: u64) -> Vec<u64> {
     proportional(total, &weights)
 }
 
+/// The most units worker entry `w` may run: its `max_vus`, or `max_rps` in milli-arrivals/s for an
+/// arrivals load; `None`: no cap.
+pub fn room(rec: &RunRecord, w: usize) -> Option<u64> {
+    let a = &rec.workers[w].addr;
+    match super::plan::unit(&rec.test.load) {
+        LoadUnit::Vus => a.max_vus,
+        LoadUnit::ArrivalsPerSecond => a.max_rps.map(|r| r.saturating_mul(1000)),
+    }
+}
+
+/// [`replan`] within each running worker's capacity ([`room`]): when a proportional share is
+/// over a worker's room, the worker is capped and the excess re-split over those with room left
+/// (by the same weights). Returns the shares and the units that fit nowhere (0 when all fit).
+pub fn replan_within(rec: &RunRecord, total: u64) -> (Vec<u64>, u64) {
+    let shares = replan(rec, total);
+    let rooms: Vec<Option<u64>> = (0..rec.workers.len())
+        .map(|w| {
+            if running(rec, w) {
+                room(rec, w)
+            } else {
+                Some(0)
+            }
+        })
+        .collect();
+    if shares
+        .iter()
+        .zip(&rooms)
+        .all(|(&s, r)| r.is_none_or(|r| s <= r))
+    {
+        return (shares, 0);
+    }
+    let weights: Vec<u64> = (0..rec.workers.len())
+        .map(|w| {
+            if running(rec, w) {
+                super::plan::units(&rec.workers[w].load).max(1)
+            } else {
+                0
+            }
+        })
+        .collect();
+    let mut out = vec![0; weights.len()];
+    let short = super::balance::fill(total, &weights, &rooms, &mut out);
+    (out, short)
+}
+
+/// Moves up to `give` units onto the workers `to` (in proportion to `weights`, one per entry of
+/// `to`) within each one's room; adds them to `shares` and returns how many were placed.
+pub fn give_within(
+    rec: &RunRecord,
+    give: u64,
+    to: &[usize],
+    weights: &[u64],
+    shares: &mut [u64],
+) -> u64 {
+    let rooms: Vec<Option<u64>> = to
+        .iter()
+        .map(|&w| room(rec, w).map(|r| r.saturating_sub(shares[w])))
+        .collect();
+    let mut out = vec![0; to.len()];
+    let left = super::balance::fill(give, weights, &rooms, &mut out);
+    for (k, &w) in to.iter().enumerate() {
+        shares[w] += out[k];
+    }
+    give - left
+}
+
 /// `total` split by `weights` (largest remainder, ties to the first); all 0 when every weight is.
 pub fn proportional(total: u64, weights: &[u64]) -> Vec<u64> {
     let sum: u128 = weights.iter().map(|&w| w as u128).sum();
@@ -201,7 +267,19 @@ pub fn decide(rec: &RunRecord, patch: &RunPatch) -> Result<Option<LoadControl>, 
     let paused = patch.paused.unwrap_or(prev_paused);
     let total_now = current_total(rec);
     let shares = match asked {
-        Some(t) if t != total_now => replan(rec, t),
+        Some(t) if t != total_now => {
+            let (shares, short) = replan_within(rec, t);
+            if short > 0 {
+                let label = unit.label();
+                return Err(Refusal::unfit(format!(
+                    "{} {label} do not fit the running workers' capacity (max_vus / max_rps): they hold {} {label} in all, {} {label} short; nothing changed",
+                    super::plan::amount(t, unit),
+                    super::plan::amount(t - short, unit),
+                    super::plan::amount(short, unit),
+                )));
+            }
+            shares
+        }
         _ => (0..rec.workers.len())
             .map(|w| {
                 if running(rec, w) {
@@ -283,6 +361,72 @@ pub fn share_for(rec: &RunRecord, w: usize, c: &LoadControl, left: Duration) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A started run of `vus` VUs over workers capped at `caps` VUs (`None`: no cap), all running.
+    fn started(vus: u64, caps: &[Option<u64>]) -> RunRecord {
+        let test = crate::config::from_str(&format!("name: t\nglobal:\n  base_url: http://127.0.0.1:9\nload:\n  pattern: basic\n  virtual_users: {vus}\n  duration: 60s\nscenarios:\n  - name: s\n    steps:\n      - name: a\n        path: /a\n")).unwrap();
+        let mut workers: Vec<_> = (1..=caps.len() as u16)
+            .map(|p| crate::api::worker::WorkerAddr::new("127.0.0.1", p))
+            .collect();
+        for (w, c) in workers.iter_mut().zip(caps) {
+            w.max_vus = *c;
+        }
+        let mut rec = super::super::submit::new_record(
+            "r".into(),
+            test,
+            &workers,
+            Some(crate::config::Strategy::Even),
+            false,
+        )
+        .unwrap();
+        rec.phase = Phase::Started;
+        rec.start_at_ms = Some(now_ms());
+        for w in &mut rec.workers {
+            w.state = WorkerState::Running;
+        }
+        rec
+    }
+
+    #[test]
+    fn a_live_change_is_split_within_capacity_or_refused_saying_by_how_much() {
+        // 4 VUs even on caps 3 and 10: 2 and 2. Asking 12: 6/6 would put 6 on a 3-VU worker; the
+        // excess goes to the other.
+        let rec = started(4, &[Some(3), Some(10)]);
+        assert_eq!(replan_within(&rec, 12), (vec![3, 9], 0));
+        let up = RunPatch {
+            virtual_users: Some(12),
+            ..Default::default()
+        };
+        assert_eq!(decide(&rec, &up).unwrap().unwrap().shares, vec![3, 9]);
+        // 15 VUs: the workers hold 13; refused with the shortfall, nothing recorded.
+        let over = RunPatch {
+            virtual_users: Some(15),
+            ..Default::default()
+        };
+        let e = decide(&rec, &over).unwrap_err();
+        assert_eq!(e.status, 422);
+        assert!(
+            e.error
+                .contains("hold 13 VUs in all, 2 VUs short; nothing changed"),
+            "{}",
+            e.error
+        );
+        // Without caps, the split is the plain proportional one.
+        let free = started(4, &[None, None]);
+        assert_eq!(replan_within(&free, 7), (replan(&free, 7), 0));
+    }
+
+    #[test]
+    fn a_failed_share_re_planned_under_live_control_stops_at_the_survivors_capacity() {
+        let mut rec = started(9, &[Some(3), Some(5), None]);
+        rec.workers[2].state = WorkerState::Failed;
+        // 9 units over the two running workers, whose caps hold 8.
+        assert_eq!(replan_within(&rec, 9), (vec![3, 5, 0], 1));
+        // Adaptive moves stop at the receiver's room too.
+        let mut shares = vec![1, 4, 0];
+        assert_eq!(give_within(&rec, 3, &[1], &[4], &mut shares), 1);
+        assert_eq!(shares, vec![1, 5, 0]);
+    }
 
     #[test]
     fn proportional_splits_keep_the_total_and_the_proportions() {

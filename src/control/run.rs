@@ -65,6 +65,14 @@ pub struct WorkerRun {
     /// Control-call latency, resources, shares and health history (see `metrics::monitor`).
     #[serde(default)]
     pub monitor: crate::metrics::monitor::WorkerMonitor,
+    /// Units of this failed worker's share that fit no running worker's capacity (max_vus /
+    /// max_rps) when it was redistributed, so are not run (the summary's `short`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub short_units: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl WorkerRun {

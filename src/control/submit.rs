@@ -266,6 +266,7 @@ pub fn new_record(
             replacement: false,
             late: None,
             monitor: Default::default(),
+            short_units: 0,
         })
         .collect();
     Ok(RunRecord {

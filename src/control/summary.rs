@@ -42,6 +42,8 @@ impl RunRecord {
             &crate::config::rules(&self.test),
         );
         let unit = plan::unit(&self.test.load);
+        let short: u64 = self.workers.iter().map(|w| w.short_units).sum();
+        s.short = (short > 0).then(|| plan::amount(short, unit));
         s.workers = self
             .workers
             .iter()

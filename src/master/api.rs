@@ -161,9 +161,13 @@ async fn submit_run(
     if let Err(e) = submit::check_masters(&test, masters) {
         return refuse_submit(StatusCode::UNPROCESSABLE_ENTITY, e);
     }
+    // The samples `least_loaded` plans by: the pool's, else read from each listed worker.
+    let mut samples = Vec::new();
     let workers = if req.workers.is_empty() {
         let filter = req.pool.clone().unwrap_or_default();
-        let pool = super::pool::live(&m, &filter);
+        let (pool, pooled): (Vec<_>, Vec<_>) =
+            super::pool::live_sampled(&m, &filter).into_iter().unzip();
+        samples = pooled;
         if pool.is_empty() {
             return refuse_submit(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -183,10 +187,14 @@ async fn submit_run(
     } else {
         req.workers
     };
-    let rec = match submit::new_record(
+    if samples.is_empty() && crate::control::balance::wants_samples(&test) {
+        samples = crate::control::balance::read_samples(&workers, &m.workers).await;
+    }
+    let rec = match crate::control::balance::new_record(
         submit::run_id(),
         test,
         &workers,
+        &samples,
         req.strategy,
         req.sync_start,
     ) {

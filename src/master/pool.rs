@@ -53,10 +53,22 @@ pub fn entries(replica: &perfornium_raft::Replica) -> Vec<PoolWorker> {
 
 /// The live workers that pass `filter`, as a plan takes them (sorted by id).
 pub fn live(m: &Master, filter: &PoolFilter) -> Vec<WorkerAddr> {
+    live_sampled(m, filter)
+        .into_iter()
+        .map(|(w, _)| w)
+        .collect()
+}
+
+/// [`live`], each with the resource sample its last renewal carried (what `least_loaded` plans
+/// by), read from one listing of the pool.
+pub fn live_sampled(
+    m: &Master,
+    filter: &PoolFilter,
+) -> Vec<(WorkerAddr, Option<crate::metrics::resources::Resources>)> {
     list(m)
         .into_iter()
         .filter(|w| w.health == Lease::Up && filter.admits(&w.registration))
-        .map(|w| w.addr())
+        .map(|w| (w.addr(), w.registration.resources))
         .collect()
 }
 

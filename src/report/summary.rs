@@ -139,6 +139,10 @@ pub struct RunSummary {
     /// `worker`, a `message`, when it fired (`at_ms`), and the webhooks that took it (`delivered`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<crate::metrics::monitor::Alert>,
+    /// Distributed runs: load that a failed worker left and no running worker had the capacity
+    /// (max_vus / max_rps) to take, so was not run: VUs, or arrivals per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short: Option<f64>,
 }
 
 /// One worker's part in a distributed run.
@@ -344,6 +348,7 @@ impl RunSummary {
             event_seconds: Vec::new(),
             debug_samples: Vec::new(),
             alerts: Vec::new(),
+            short: None,
         }
     }
 }

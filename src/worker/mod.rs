@@ -74,6 +74,7 @@ pub fn router(opts: WorkerOptions) -> Router {
         )
         .route("/health", get(health))
         .route("/status", get(status))
+        .route("/resources", get(resources))
         .route("/prepare", post(prepare))
         .route("/start", post(start))
         .route("/stop", post(stop))
@@ -152,6 +153,11 @@ async fn health(State(w): State<Worker>) -> Json<api::Health> {
         status: "ok".into(),
         now_ms: w.slot.now_ms(),
     })
+}
+
+/// `GET /resources`: this process's and its host's CPU and memory now (`least_loaded` plans by it).
+async fn resources(State(w): State<Worker>) -> Json<crate::metrics::resources::Resources> {
+    Json(w.resources.sample())
 }
 
 async fn status(State(w): State<Worker>) -> Json<api::Status> {

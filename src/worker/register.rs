@@ -23,6 +23,9 @@ pub struct Registrar {
     /// Bearer token for the master (its `--token`).
     pub token: Option<String>,
     pub registration: Registration,
+    /// HTTPS to the masters (a worker serving TLS): the CA to trust and the certificate to present
+    /// (the worker's own), so a master requiring client certificates admits it.
+    pub tls: Option<crate::tls::ClientTls>,
 }
 
 /// The longest wait between two failed attempts.
@@ -44,13 +47,19 @@ impl Registrar {
     pub async fn run(mut self, stop: CancellationToken) {
         // Each registration and renewal carries a fresh sample of this process and its host.
         let sampler = crate::metrics::resources::Sampler::new();
-        let http = reqwest::Client::builder()
-            .no_proxy()
+        let http = crate::tls::client_builder(self.tls.as_ref())
             .timeout(Duration::from_secs(3))
             .connect_timeout(Duration::from_secs(1))
             .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("a plain reqwest client builds");
+            .build();
+        let http = match http {
+            Ok(h) => h,
+            Err(e) => {
+                warn!(error = %e, "registration cannot start: no HTTP client");
+                eprintln!("worker: registration cannot start: {e}");
+                return;
+            }
+        };
         let lease = Duration::from_millis(self.registration.lease_ms);
         let mut leader: Option<String> = None;
         let mut backoff = Duration::from_millis(100);
@@ -141,14 +150,22 @@ impl Registrar {
 
     async fn post(&self, http: &reqwest::Client, addr: &str) -> Outcome {
         let mut req = http
-            .post(format!("http://{addr}/workers"))
+            .post(format!(
+                "{}://{addr}/workers",
+                crate::tls::scheme(self.tls.as_ref())
+            ))
             .json(&self.registration);
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
         let resp = match req.send().await {
             Ok(r) => r,
-            Err(e) => return Outcome::Unreachable(e.without_url().to_string()),
+            Err(e) => {
+                return Outcome::Unreachable(match crate::tls::handshake_failure(&e) {
+                    Some(why) => format!("TLS failed: {why}"),
+                    None => e.without_url().to_string(),
+                })
+            }
         };
         let status = resp.status().as_u16();
         match status {

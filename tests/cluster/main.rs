@@ -5,15 +5,18 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod capacity_replan;
 mod console_tmux;
 mod dashboard;
 mod data_consistency;
 mod exactly_once;
+mod least_loaded;
 mod live_control;
 mod logs;
 mod master;
 mod monitoring;
 mod registry;
+mod registry_mtls;
 mod replacement;
 mod retention;
 mod robustness;

@@ -248,6 +248,10 @@ fn a_failed_share_that_does_not_fit_the_survivors_capacity_is_reported_short() {
     assert_merged_exactly_once(s);
     let rows = s["workers"].as_array().unwrap();
     assert_eq!(rows[0]["planned"], 3.0, "c-a kept its 3 VUs: {s}");
+    assert_eq!(
+        s["short"], 1.0,
+        "the VU that fit nowhere is the summary's shortfall: {s}"
+    );
     let stats = mock_stats(&mock);
     for (k, w) in [&a, &b].iter().enumerate() {
         assert_eq!(rows[k]["count"], stats["by_worker"][&w.addr], "{}", w.addr);
