@@ -23,5 +23,6 @@ mod protocols;
 mod report;
 mod scripting;
 mod seed_blocks;
+mod stop_in_flight;
 mod templating;
 mod test_sockets;
