@@ -99,7 +99,7 @@ fn requests_in_flight_at_a_stop_are_counted() {
     )
     .write(dir.path());
     let out = dir.path().join("out");
-    let mut child = start(&["run", &file, "-o", out.to_str().unwrap()]);
+    let child = start(&["run", &file, "-o", out.to_str().unwrap()]);
     // The first answer comes after 1 s; the VUs' other requests are held then.
     assert!(
         wait_for(20, || mock_stats(&mock)["total"].as_u64().unwrap_or(0) >= 1),
