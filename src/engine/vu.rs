@@ -36,7 +36,7 @@ pub async fn run_closed(
             break;
         }
         vars.iteration = iteration;
-        let end = run_iteration(&shared, &mut client, scenario, &mut vars, None, until).await;
+        let end = run_iteration(&shared, &mut client, scenario, &mut vars, None, until, true).await;
         iteration += 1;
         if end {
             break;
@@ -54,7 +54,9 @@ enum After {
 
 /// One iteration of a scenario (its steps, `loop` times, or for the loop's `duration`). `origin` is
 /// the open model's intended start, which the first request is timed from; `until` is the VU's own
-/// end. Returns whether the VU must end now (its CSV rows are exhausted).
+/// end. Returns whether the VU must end now (its CSV rows are exhausted). With `arrival`, the
+/// iteration counts as an arrival (the report's arrival rate) once its first step begins, so an
+/// iteration the run's end cuts before it sends anything is not one.
 pub async fn run_iteration(
     shared: &Shared,
     client: &mut VuClient,
@@ -62,6 +64,7 @@ pub async fn run_iteration(
     vars: &mut Vars,
     mut origin: Option<Instant>,
     until: Option<Instant>,
+    mut arrival: bool,
 ) -> bool {
     let sc = &shared.test.scenarios[scenario];
     if let Some(feeder) = shared.feeders[scenario]
@@ -115,6 +118,9 @@ pub async fn run_iteration(
         for (i, step) in sc.steps.iter().enumerate() {
             if ends(shared) {
                 break 'rounds;
+            }
+            if std::mem::take(&mut arrival) {
+                shared.gauges.arrivals.fetch_add(1, Ordering::Relaxed);
             }
             shared
                 .globals

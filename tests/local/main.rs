@@ -9,6 +9,7 @@
 mod support;
 
 mod architecture;
+mod arrival_rate;
 mod demo;
 mod deploy;
 mod distributed;
