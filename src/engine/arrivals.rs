@@ -75,7 +75,12 @@ pub async fn run(
                     // The arrival is counted once, by its first iteration.
                     let mut arrival = true;
                     let mut iteration = 0;
-                    while !shared.stopped() && std::time::Instant::now() < until {
+                    // The first iteration runs if the arrival was due before the run's end
+                    // (see `vu::run_iteration`); the next ones while the run and `until` last.
+                    while !shared.cancel.is_cancelled()
+                        && (origin.is_some()
+                            || (!shared.stopped() && std::time::Instant::now() < until))
+                    {
                         vars.iteration = iteration;
                         let ended = vu::run_iteration(
                             &shared,

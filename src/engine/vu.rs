@@ -89,7 +89,15 @@ pub async fn run_iteration(
     let target = Target {
         base_url: shared.test.global.base_url.as_deref(),
     };
-    let ends = |shared: &Shared| shared.stopped() || until.is_some_and(|u| Instant::now() >= u);
+    // Whether the run (or the VU) has ended at `at`. The first step of an open-model arrival is
+    // judged at the arrival's intended start: an arrival due before the run's end runs even when
+    // the dispatcher or the VU got to it after the end, so every arrival due is made or dropped.
+    let ends = |shared: &Shared, at: Instant| {
+        shared.cancel.is_cancelled()
+            || shared.deadline.is_some_and(|d| at >= d)
+            || until.is_some_and(|u| at >= u)
+    };
+    let mut first = true;
     let loop_end = sc.looping.duration.map(|d| Instant::now() + d);
     // The scenario's JavaScript, when the test has any (one `Option` test otherwise).
     let js = shared.scripts.as_ref().map(|s| (s, &s.scenarios[scenario]));
@@ -116,7 +124,11 @@ pub async fn run_iteration(
             }
         }
         for (i, step) in sc.steps.iter().enumerate() {
-            if ends(shared) {
+            let at = match origin.filter(|_| std::mem::take(&mut first)) {
+                Some(intended) => intended,
+                None => Instant::now(),
+            };
+            if ends(shared, at) {
                 break 'rounds;
             }
             if std::mem::take(&mut arrival) {
