@@ -186,6 +186,10 @@ pub struct RunRecord {
     pub timeline: Vec<Point>,
     /// Seconds not yet closed: merged step stats so far.
     pub pending: BTreeMap<u64, Vec<StepStats>>,
+    /// Seconds not yet closed: arrivals made and the open model's target so far (summed over
+    /// workers), placed like `pending`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pending_arrivals: BTreeMap<u64, (u64, Option<u64>)>,
     pub created_ms: u64,
     pub finished_ms: Option<u64>,
     /// Why the run failed or what went wrong along the way, in order.
@@ -238,10 +242,21 @@ impl RunRecord {
         for (acc, s) in slot.iter_mut().zip(&iv.steps) {
             acc.merge(s);
         }
+        if iv.arrivals > 0 || iv.target_arrivals.is_some() {
+            let (made, target) = self.pending_arrivals.entry(second).or_default();
+            *made += iv.arrivals;
+            *target = crate::metrics::collector::add_targets(*target, iv.target_arrivals);
+        }
         if self.worker_points.len() <= w {
             self.worker_points.resize_with(w + 1, Vec::new);
         }
         crate::report::WorkerPoint::add(&mut self.worker_points[w], second, &iv.steps);
+        crate::report::WorkerPoint::add_arrivals(
+            &mut self.worker_points[w],
+            second,
+            iv.arrivals,
+            iv.target_arrivals,
+        );
         let workers = self.workers.len();
         if let Some(feed) = &mut self.feed {
             feed.add(w, workers, second, &iv.steps);
@@ -256,14 +271,22 @@ impl RunRecord {
             Some(next) => self.pending.split_off(&next),
             None => Default::default(),
         };
+        let arrivals_rest = match upto.checked_add(1) {
+            Some(next) => self.pending_arrivals.split_off(&next),
+            None => Default::default(),
+        };
+        let mut arrivals = std::mem::replace(&mut self.pending_arrivals, arrivals_rest);
         let mut closed = Vec::new();
         for (second, steps) in std::mem::replace(&mut self.pending, rest) {
+            let (made, target) = arrivals.remove(&second).unwrap_or_default();
             let iv = Interval {
                 seq: second,
                 elapsed_s: second as f64,
                 steps,
                 active_vus: 0,
                 dropped: 0,
+                arrivals: made,
+                target_arrivals: target,
             };
             let mut p = Point::from_interval(&iv);
             p.active_vus = self.live().active_vus;
@@ -430,6 +453,8 @@ mod tests {
             steps: counted(requests),
             active_vus: 10,
             dropped: 0,
+            arrivals: 0,
+            target_arrivals: None,
         }
     }
 
@@ -479,6 +504,43 @@ mod tests {
         let on_timeline: u64 = s.timeline.iter().map(|p| p.requests).sum();
         assert_eq!(on_timeline, s.overall.count);
         assert_eq!(s.overall.count, 3_021);
+    }
+
+    #[test]
+    fn arrivals_and_targets_merge_exactly_per_second_and_per_worker() {
+        // Two workers of an open model, 3 s: worker 0 makes 10 of 10 due each second, worker 1
+        // makes 8 of 10 (2 dropped); worker 1's second batch comes after its second closed.
+        let mut rec = record();
+        let with = |seq: u64, elapsed_s: f64, made: u64| Interval {
+            arrivals: made,
+            target_arrivals: Some(10),
+            ..batch(seq, elapsed_s, made)
+        };
+        for k in 1..=3u64 {
+            rec.merge_batch(0, &with(k, k as f64 + 0.01, 10));
+            match k {
+                1 => assert!(rec.merge_batch(1, &with(1, 1.02, 8))),
+                3 => {
+                    assert!(rec.merge_batch(1, &with(2, 2.02, 8)));
+                    assert!(rec.merge_batch(1, &with(3, 3.02, 8)));
+                }
+                _ => {}
+            }
+            rec.close_seconds(k);
+        }
+        rec.close_seconds(u64::MAX);
+        let made: Vec<u64> = rec.timeline.iter().map(|p| p.arrivals).collect();
+        let target: Vec<Option<u64>> = rec.timeline.iter().map(|p| p.target_arrivals).collect();
+        assert_eq!(
+            made,
+            [18, 10, 26],
+            "the late batch is in the next open second"
+        );
+        assert_eq!(target, [Some(20), Some(10), Some(30)]);
+        let per_worker =
+            |w: usize| -> u64 { rec.worker_points[w].iter().map(|p| p.arrivals).sum() };
+        assert_eq!((per_worker(0), per_worker(1)), (30, 24));
+        assert!(rec.pending_arrivals.is_empty());
     }
 
     #[test]
@@ -571,6 +633,8 @@ mod tests {
                             steps: vec![stats(requests, errors.min(requests), w as u64)],
                             active_vus: 1,
                             dropped: 0,
+                            arrivals: 0,
+                            target_arrivals: None,
                         })
                         .collect(),
                     produced: 0,

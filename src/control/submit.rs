@@ -283,6 +283,7 @@ pub fn new_record(
         skew_ms: None,
         timeline: Vec::new(),
         pending: Default::default(),
+        pending_arrivals: Default::default(),
         created_ms: now_ms(),
         finished_ms: None,
         events: Vec::new(),

@@ -455,6 +455,8 @@ fn rebuild(r: &Run, res: &ts::TsResults) -> (Vec<Interval>, api::Results, Merge)
             steps,
             active_vus: r.vus,
             dropped: 0,
+            arrivals: 0,
+            target_arrivals: None,
         })
         .collect();
     let elapsed_s = if res.summary.total_duration > 0.0 {

@@ -28,6 +28,8 @@ pub async fn run(
     let start = origin.map_or_else(tokio::time::Instant::now, tokio::time::Instant::from_std);
     let mut tasks = tokio::task::JoinSet::new();
     let lasts = shape.vu_duration;
+    // From now on the intervals carry the schedule's target (the arrivals due in each).
+    shared.gauges.open.store(true, Ordering::Relaxed);
     for (k, at) in Arrivals::new(rate, duration, shape).enumerate() {
         let k = k as u64;
         let due = start + at;
@@ -35,6 +37,7 @@ pub async fn run(
             _ = tokio::time::sleep_until(due) => {}
             _ = shared.cancel.cancelled() => break,
         }
+        shared.gauges.due.fetch_add(1, Ordering::Relaxed);
         // Paused (live control): arrivals due meanwhile do not happen; they are not dropped.
         if shared.paused() {
             continue;
@@ -62,14 +65,22 @@ pub async fn run(
                         &mut vars,
                         Some(intended),
                         None,
+                        true,
                     )
                     .await;
                 }
                 Some(d) => {
                     let until = intended + d;
                     let mut origin = Some(intended);
+                    // The arrival is counted once, by its first iteration.
+                    let mut arrival = true;
                     let mut iteration = 0;
-                    while !shared.stopped() && std::time::Instant::now() < until {
+                    // The first iteration runs if the arrival was due before the run's end
+                    // (see `vu::run_iteration`); the next ones while the run and `until` last.
+                    while !shared.cancel.is_cancelled()
+                        && (origin.is_some()
+                            || (!shared.stopped() && std::time::Instant::now() < until))
+                    {
                         vars.iteration = iteration;
                         let ended = vu::run_iteration(
                             &shared,
@@ -78,6 +89,7 @@ pub async fn run(
                             &mut vars,
                             origin.take(),
                             Some(until),
+                            std::mem::take(&mut arrival),
                         )
                         .await;
                         iteration += 1;

@@ -11,9 +11,10 @@
 //! close; no body for `HEAD`, `204` and `304`; interim `1xx` responses are skipped (a `101` switch
 //! is refused). The connection is kept unless the response says `Connection: close`, is an
 //! HTTP/1.0 response without `keep-alive`, or ends with the connection's close. A keep-alive
-//! connection the server closed while the VU was idle is noticed when the next request meets its
-//! end before any byte of a response, and that request is sent once more on a new connection (the
-//! server never saw it).
+//! connection the server closed while the VU was idle is noticed before the next request is
+//! written, which then goes on a new connection. Once a request's bytes are written it is never
+//! sent again: a connection that ends before its response makes it a failed request (the server
+//! may have acted on it), so each request the server sees is one sample.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -73,8 +74,9 @@ pub fn encode(parts: &http::request::Parts, body: &[u8]) -> Bytes {
 /// Why an exchange failed.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Error {
-    /// The connection ended (or was reset) before any byte of a response: a kept-alive connection
-    /// the server had closed; the request may be sent again on a new one.
+    /// A kept-alive connection the server had closed, found before the request was written (or
+    /// refusing the write): the server never saw the request, which may be sent again on a new
+    /// connection. A connection that ends after the request was written is [`Error::Broken`].
     Stale,
     /// Anything else: the connection is not reused.
     Broken,
@@ -140,6 +142,19 @@ impl Conn {
             // Bytes nobody asked for: the connection is out of step.
             return Err(Error::Broken);
         }
+        // A kept-alive connection the server closed (or gave up with an unasked-for answer, such
+        // as a `408`) while the VU was idle shows it here, before the request is written: the
+        // server never saw this request, so it may be sent on a new connection. Once its bytes
+        // are written, the request is the server's and is never sent again (see `Error::Stale`).
+        // The read costs no system call when the socket is known not to be readable, and when it
+        // is, it takes the place of the first read after the write.
+        self.buf.reserve(READ_CHUNK);
+        match self.stream.try_read_buf(&mut self.buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Ok(_) => return Err(Error::Stale),
+            Err(e) if stale(&e) => return Err(Error::Stale),
+            Err(_) => return Err(Error::Broken),
+        }
         if let Err(e) = self.stream.write_all(wire).await {
             return Err(if stale(&e) {
                 Error::Stale
@@ -147,7 +162,6 @@ impl Conn {
                 Error::Broken
             });
         }
-        let mut first = true;
         loop {
             // Parse what has arrived; read more until the head is complete.
             let parsed = {
@@ -162,19 +176,15 @@ impl Conn {
                 }
             };
             let Some(h) = parsed else {
+                // The connection's end before the response, even before its first byte, is a
+                // failed request: the server may have acted on it (and counted it), so sending it
+                // again would make two requests of one sample.
                 match self.fill().await {
-                    Ok(0) if first && self.buf.is_empty() => return Err(Error::Stale),
-                    Ok(0) => return Err(Error::Broken),
+                    Ok(0) | Err(_) => return Err(Error::Broken),
                     Ok(_) => {}
-                    Err(e) if first && self.buf.is_empty() && stale(&e) => {
-                        return Err(Error::Stale)
-                    }
-                    Err(_) => return Err(Error::Broken),
                 }
-                first = false;
                 continue;
             };
-            first = false;
             self.buf.advance(h.len);
             if (100..200).contains(&h.status) {
                 if h.status == 101 {
@@ -466,12 +476,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_connection_closed_before_any_reply_is_stale_and_a_cut_reply_is_broken() {
-        let (addr, _s) = server(vec![]).await;
+    async fn a_connection_closed_after_the_request_is_broken_and_a_cut_reply_too() {
+        // The server reads the request and closes without a word: it may have acted on it, so
+        // the request failed (it is not one to send again).
+        let (addr, _s) = server(vec![vec![]]).await;
         let mut c = conn(&addr).await;
         assert_eq!(
             c.exchange(GET, false, false).await.unwrap_err(),
-            Error::Stale
+            Error::Broken
         );
         let (addr, _s) = server(vec![vec![
             b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc",
@@ -487,6 +499,25 @@ mod tests {
         assert_eq!(
             c.exchange(GET, false, false).await.unwrap_err(),
             Error::Broken
+        );
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_while_idle_is_stale_before_the_request_is_written() {
+        // One answer, then the server closes the kept-alive connection.
+        let (addr, server) = server(vec![vec![
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        ]])
+        .await;
+        let mut c = conn(&addr).await;
+        assert_eq!(c.exchange(GET, false, false).await.unwrap().status, 200);
+        server.await.unwrap();
+        // The close has reached this side once the socket reads as readable (its end).
+        c.stream.readable().await.unwrap();
+        assert_eq!(
+            c.exchange(GET, false, false).await.unwrap_err(),
+            Error::Stale,
+            "found closed before anything was written"
         );
     }
 }

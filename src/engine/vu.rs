@@ -36,7 +36,7 @@ pub async fn run_closed(
             break;
         }
         vars.iteration = iteration;
-        let end = run_iteration(&shared, &mut client, scenario, &mut vars, None, until).await;
+        let end = run_iteration(&shared, &mut client, scenario, &mut vars, None, until, true).await;
         iteration += 1;
         if end {
             break;
@@ -54,7 +54,9 @@ enum After {
 
 /// One iteration of a scenario (its steps, `loop` times, or for the loop's `duration`). `origin` is
 /// the open model's intended start, which the first request is timed from; `until` is the VU's own
-/// end. Returns whether the VU must end now (its CSV rows are exhausted).
+/// end. Returns whether the VU must end now (its CSV rows are exhausted). With `arrival`, the
+/// iteration counts as an arrival (the report's arrival rate) once its first step begins, so an
+/// iteration the run's end cuts before it sends anything is not one.
 pub async fn run_iteration(
     shared: &Shared,
     client: &mut VuClient,
@@ -62,6 +64,7 @@ pub async fn run_iteration(
     vars: &mut Vars,
     mut origin: Option<Instant>,
     until: Option<Instant>,
+    mut arrival: bool,
 ) -> bool {
     let sc = &shared.test.scenarios[scenario];
     if let Some(feeder) = shared.feeders[scenario]
@@ -86,7 +89,15 @@ pub async fn run_iteration(
     let target = Target {
         base_url: shared.test.global.base_url.as_deref(),
     };
-    let ends = |shared: &Shared| shared.stopped() || until.is_some_and(|u| Instant::now() >= u);
+    // Whether the run (or the VU) has ended at `at`. The first step of an open-model arrival is
+    // judged at the arrival's intended start: an arrival due before the run's end runs even when
+    // the dispatcher or the VU got to it after the end, so every arrival due is made or dropped.
+    let ends = |shared: &Shared, at: Instant| {
+        shared.cancel.is_cancelled()
+            || shared.deadline.is_some_and(|d| at >= d)
+            || until.is_some_and(|u| at >= u)
+    };
+    let mut first = true;
     let loop_end = sc.looping.duration.map(|d| Instant::now() + d);
     // The scenario's JavaScript, when the test has any (one `Option` test otherwise).
     let js = shared.scripts.as_ref().map(|s| (s, &s.scenarios[scenario]));
@@ -123,8 +134,15 @@ pub async fn run_iteration(
             }
         }
         for (i, step) in sc.steps.iter().enumerate() {
-            if ends(shared) {
+            let at = match origin.filter(|_| std::mem::take(&mut first)) {
+                Some(intended) => intended,
+                None => Instant::now(),
+            };
+            if ends(shared, at) {
                 break 'rounds;
+            }
+            if std::mem::take(&mut arrival) {
+                shared.gauges.arrivals.fetch_add(1, Ordering::Relaxed);
             }
             shared
                 .globals

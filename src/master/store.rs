@@ -492,6 +492,8 @@ mod tests {
                 errors: 0,
                 active_vus: 2,
                 dropped: 0,
+                arrivals: 0,
+                target_arrivals: None,
                 p50_ms: 1.0,
                 p90_ms: 2.0,
                 p95_ms: 3.0,
@@ -507,6 +509,8 @@ mod tests {
                     p95_ms: 1.5,
                     p50_ms: 1.0,
                     p99_ms: 2.0,
+                    arrivals: 0,
+                    target_arrivals: None,
                 });
             }
             rec.events.push(format!("second {second}"));

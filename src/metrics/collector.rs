@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 /// One second (or the final fraction of one) of measurements.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Interval {
     /// 1, 2, 3... in the order the intervals were closed.
     pub seq: u64,
@@ -25,6 +25,15 @@ pub struct Interval {
     pub active_vus: u64,
     /// Arrivals that could not start in this interval (open model only).
     pub dropped: u64,
+    /// Arrivals made in this interval: iterations a closed-model VU started, or arrivals of the
+    /// open model that started (found a free VU), each counted when its first step begins. Absent
+    /// (0) in batches of older workers and of the TypeScript tool's.
+    #[serde(default)]
+    pub arrivals: u64,
+    /// The open model's target in this interval: the arrivals its schedule made due (started,
+    /// dropped or skipped while paused). `None` for closed models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_arrivals: Option<u64>,
 }
 
 impl Interval {
@@ -52,6 +61,12 @@ pub struct Point {
     pub errors: u64,
     pub active_vus: u64,
     pub dropped: u64,
+    /// Arrivals made in this second (see [`Interval::arrivals`]).
+    #[serde(default)]
+    pub arrivals: u64,
+    /// The open model's target arrivals in this second (see [`Interval::target_arrivals`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_arrivals: Option<u64>,
     pub p50_ms: f64,
     #[serde(default)]
     pub p90_ms: f64,
@@ -84,6 +99,8 @@ impl Point {
             errors: all.errors,
             active_vus: iv.active_vus,
             dropped: iv.dropped,
+            arrivals: iv.arrivals,
+            target_arrivals: iv.target_arrivals,
             p50_ms: all.latency.quantile_ms(0.5),
             p90_ms: all.latency.quantile_ms(0.9),
             p95_ms: all.latency.quantile_ms(0.95),
@@ -101,6 +118,14 @@ impl Point {
                 })
                 .collect(),
         }
+    }
+}
+
+/// The sum of two targets; `None` only when neither has one (a closed model's).
+pub fn add_targets(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
     }
 }
 
@@ -171,6 +196,12 @@ impl Recorder {
 pub struct Gauges {
     pub active_vus: AtomicU64,
     pub dropped: AtomicU64,
+    /// Arrivals made so far (see [`Interval::arrivals`]).
+    pub arrivals: AtomicU64,
+    /// The open model's arrivals due so far (see [`Interval::target_arrivals`]).
+    pub due: AtomicU64,
+    /// Set once an open-model schedule runs: the intervals carry its target from then on.
+    pub open: std::sync::atomic::AtomicBool,
 }
 
 /// The latest view of a running test, for progress lines and consoles.
@@ -212,6 +243,8 @@ pub struct Collector {
     seq: u64,
     started: Instant,
     dropped_seen: u64,
+    arrivals_seen: u64,
+    due_seen: u64,
 }
 
 impl Collector {
@@ -249,6 +282,8 @@ impl Collector {
             seq: 0,
             started: Instant::now(),
             dropped_seen: 0,
+            arrivals_seen: 0,
+            due_seen: 0,
         };
         (c, recorder)
     }
@@ -313,14 +348,24 @@ impl Collector {
     fn close_interval(&mut self, elapsed_s: f64) {
         self.seq += 1;
         let dropped_now = self.gauges.dropped.load(Ordering::Relaxed);
+        let arrivals_now = self.gauges.arrivals.load(Ordering::Relaxed);
+        let due_now = self.gauges.due.load(Ordering::Relaxed);
         let iv = Interval {
             seq: self.seq,
             elapsed_s,
             steps: self.current.clone(),
             active_vus: self.gauges.active_vus.load(Ordering::Relaxed),
             dropped: dropped_now - self.dropped_seen,
+            arrivals: arrivals_now - self.arrivals_seen,
+            target_arrivals: self
+                .gauges
+                .open
+                .load(Ordering::Relaxed)
+                .then(|| due_now - self.due_seen),
         };
         self.dropped_seen = dropped_now;
+        self.arrivals_seen = arrivals_now;
+        self.due_seen = due_now;
         for (total, cur) in self.totals.steps.iter_mut().zip(&self.current) {
             total.merge(cur);
         }
@@ -337,6 +382,8 @@ impl Collector {
                     elapsed_s: prev.second as f64,
                     steps: self.last.clone(),
                     dropped: prev.dropped + iv.dropped,
+                    arrivals: prev.arrivals + iv.arrivals,
+                    target_arrivals: add_targets(prev.target_arrivals, iv.target_arrivals),
                     ..iv.clone()
                 };
                 self.totals.timeline.pop();
@@ -396,6 +443,36 @@ mod tests {
         for i in 0..n {
             c.current[(i % 2) as usize].record(&sample((i % 2) as usize));
         }
+    }
+
+    #[test]
+    fn arrivals_and_the_open_models_target_add_up_over_the_timeline() {
+        let mut c = collector();
+        for k in 1..=3 {
+            c.gauges.arrivals.fetch_add(10, Ordering::Relaxed);
+            c.close_interval(k as f64 + 0.003);
+        }
+        // The run's remainder falls into its last second.
+        c.gauges.arrivals.fetch_add(2, Ordering::Relaxed);
+        c.close_interval(3.02);
+        let arrivals: Vec<u64> = c.totals.timeline.iter().map(|p| p.arrivals).collect();
+        assert_eq!(arrivals, [10, 10, 12]);
+        assert!(c
+            .totals
+            .timeline
+            .iter()
+            .all(|p| p.target_arrivals.is_none()));
+        // An open-model phase: 5 due, 4 made (1 dropped).
+        c.gauges.open.store(true, Ordering::Relaxed);
+        c.gauges.due.fetch_add(5, Ordering::Relaxed);
+        c.gauges.arrivals.fetch_add(4, Ordering::Relaxed);
+        c.gauges.dropped.fetch_add(1, Ordering::Relaxed);
+        c.close_interval(4.003);
+        let last = c.totals.timeline.last().unwrap();
+        assert_eq!(
+            (last.arrivals, last.target_arrivals, last.dropped),
+            (4, Some(5), 1)
+        );
     }
 
     #[test]

@@ -571,6 +571,8 @@ mod tests {
                 .collect(),
             active_vus: 1,
             dropped: 0,
+            arrivals: 0,
+            target_arrivals: None,
         }
     }
 

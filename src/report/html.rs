@@ -1,7 +1,8 @@
 //! The HTML report: one self-contained file (inline CSS and SVG, no network fetches) with the
 //! summary; latency percentiles over time; the HDR percentile spectrum of the merged histogram (log
 //! scale); throughput with one line per worker beside the merged one; each worker's p95; active VUs
-//! and dropped arrivals; status codes and errors over time; the per-step table, the per-worker table
+//! and dropped arrivals; the arrival rate (arrivals made per second, per worker, beside the open
+//! model's target); status codes and errors over time; the per-step table, the per-worker table
 //! of a distributed run with what the controller measured of each worker (control round trips and
 //! failures, CPU flagged at saturation, memory, planned vs actual share), threshold verdicts, the plan
 //! and start skew, the alerts, and the run's events marked on every time axis. Every chart has axis ticks and gridlines. Charts are drawn as SVG here, so the
@@ -202,10 +203,14 @@ fn chart(id: &str, title: &str, unit: &str, axis: XAxis, series: &[Series]) -> S
                 .iter()
                 .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
                 .collect();
+            // The values themselves beside the drawn points, so a reader (or a test) can take
+            // the chart's numbers without inverting its scale.
+            let values: Vec<String> = s.points.iter().map(|&(_, y)| format!("{y}")).collect();
             let _ = write!(
                 svg,
-                r#"<polyline class="series" data-name="{}" fill="none" stroke="{}" stroke-width="2"{} points="{}"/>"#,
+                r#"<polyline class="series" data-name="{}" data-y="{}" fill="none" stroke="{}" stroke-width="2"{} points="{}"/>"#,
                 escape(&s.name),
+                values.join(" "),
                 s.color,
                 if s.dashed {
                     r#" stroke-dasharray="6 3""#
@@ -380,6 +385,33 @@ pub fn render_titled(s: &RunSummary, title: &str, description: Option<&str>) -> 
             Series::new("dropped arrivals/s", "#d62828", pts(&|p| p.dropped as f64)),
         ],
     ));
+    // Arrival rate: the arrivals made each second (iterations started; in the open model, arrivals
+    // that started), one line per worker beside the merged one, and the open model's target (the
+    // arrivals its schedule made due) where there is one. A timeline without arrivals (a summary
+    // of an older version, the TypeScript tool's results) has no such chart rather than a flat one.
+    let targeted = t.iter().any(|p| p.target_arrivals.is_some());
+    if targeted || t.iter().any(|p| p.arrivals > 0) {
+        let mut arrivals = vec![Series::new(
+            "all (merged)",
+            "#264653",
+            pts(&|p| p.arrivals as f64),
+        )];
+        if targeted {
+            arrivals.push(Series::new(
+                "target",
+                "#e76f51",
+                pts(&|p| p.target_arrivals.unwrap_or(0) as f64),
+            ));
+        }
+        arrivals.extend(worker_lines(&workers, |p| p.arrivals as f64));
+        body.push_str(&chart(
+            "arrivals",
+            "Arrival rate",
+            "arrivals/s",
+            time(),
+            &arrivals,
+        ));
+    }
     // Status codes and errors over time: one line per code seen, and the errors.
     let codes: std::collections::BTreeSet<u16> =
         t.iter().flat_map(|p| p.status.keys().copied()).collect();

@@ -233,6 +233,12 @@ pub struct WorkerPoint {
     pub p50_ms: f64,
     #[serde(default)]
     pub p99_ms: f64,
+    /// Arrivals this worker made in this second (see `metrics::collector::Interval::arrivals`).
+    #[serde(default)]
+    pub arrivals: u64,
+    /// Its share of the open model's target in this second; `None` for closed models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_arrivals: Option<u64>,
 }
 
 /// One step's figures for one worker (its own totals; latencies in ms).
@@ -287,7 +293,22 @@ impl WorkerPoint {
                 p95_ms: p95,
                 p50_ms: p50,
                 p99_ms: p99,
+                arrivals: 0,
+                target_arrivals: None,
             }),
+        }
+    }
+
+    /// Adds one batch's arrivals (and target) to the point [`WorkerPoint::add`] placed it in.
+    pub fn add_arrivals(
+        points: &mut [WorkerPoint],
+        second: u64,
+        arrivals: u64,
+        target: Option<u64>,
+    ) {
+        if let Some(p) = points.last_mut().filter(|p| p.second >= second) {
+            p.arrivals += arrivals;
+            p.target_arrivals = crate::metrics::collector::add_targets(p.target_arrivals, target);
         }
     }
 }

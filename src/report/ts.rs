@@ -257,6 +257,8 @@ fn build(name: &str, rows: Vec<Row>) -> Result<RunSummary, TsError> {
                 steps,
                 active_vus: vus.len() as u64,
                 dropped: 0,
+                arrivals: 0,
+                target_arrivals: None,
             });
             p.second = second;
             p

@@ -166,6 +166,8 @@ fn batch(seq: u64, per_step: u64, seed: u64) -> String {
             steps,
             active_vus: 50,
             dropped: 0,
+            arrivals: 0,
+            target_arrivals: None,
         }],
         live: Default::default(),
     };

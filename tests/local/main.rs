@@ -9,6 +9,7 @@
 mod support;
 
 mod architecture;
+mod arrival_rate;
 mod demo;
 mod deploy;
 mod distributed;
@@ -24,6 +25,7 @@ mod report;
 mod scripting;
 mod scripting_hooks;
 mod seed_blocks;
+mod stop_in_flight;
 mod templating;
 mod test_sockets;
 mod thresholds_custom;

@@ -119,7 +119,7 @@ fn the_html_report_is_self_contained_and_its_charts_draw_in_chromium() {
     let dom = start_cmd(dump).wait_with_deadline(CHROMIUM_DEADLINE);
     let dom = String::from_utf8_lossy(&dom.stdout);
     assert!(
-        dom.contains("charts 5/5"),
+        dom.contains("charts 6/6"),
         "the page reports its drawn charts: {}",
         &dom[..dom.len().min(400)]
     );
@@ -197,7 +197,7 @@ fn the_html_report_is_self_contained_and_its_charts_draw_in_chromium() {
 }
 
 /// Renders `page` in headless Chromium and returns the DOM after its script ran.
-fn chromium_dom(page: &std::path::Path) -> String {
+pub(crate) fn chromium_dom(page: &std::path::Path) -> String {
     let chromium = ["chromium", "chromium-browser"]
         .into_iter()
         .find(|c| Command::new(c).arg("--version").output().is_ok())
@@ -229,7 +229,7 @@ fn element<'a>(dom: &'a str, id: &str) -> &'a str {
 }
 
 /// The markup of the chart with `id`.
-fn svg<'a>(dom: &'a str, id: &str) -> &'a str {
+pub(crate) fn svg<'a>(dom: &'a str, id: &str) -> &'a str {
     let at = dom
         .find(&format!("<svg class=\"chart\" id=\"{id}\""))
         .unwrap_or_else(|| panic!("no chart #{id}"));
@@ -323,8 +323,8 @@ fn report_reads_the_typescript_tools_json_and_csv_results_under_a_timestamped_na
     assert!(String::from_utf8_lossy(&res.stderr).contains("templates are not supported"));
 }
 
-/// A distributed run with a worker killed midway: one throughput and one p95 line per worker
-/// beside the merged one, a row per worker of what the controller measured of it (its calls), each
+/// A distributed run with a worker killed midway: one throughput, one p95 and one arrival-rate line
+/// per worker beside the merged one (the merged arrivals the sum of the workers'), a row per worker of what the controller measured of it (its calls), each
 /// worker's seconds adding up to what the controller merged from it, and the failure marked on
 /// every time axis at the second the run record kept.
 #[test]
@@ -379,9 +379,25 @@ fn a_distributed_report_draws_a_line_per_worker_and_marks_the_failure_on_the_tim
         assert_eq!(sum, w["merged_count"].as_u64().unwrap(), "{}", w["address"]);
         assert!(sum > 0);
     }
+    let arrivals = |points: &serde_json::Value| -> u64 {
+        points
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["arrivals"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    let by_workers: u64 = s["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| arrivals(&w["points"]))
+        .sum();
+    assert_eq!(arrivals(&s["timeline"]), by_workers, "merged exactly");
+    assert!(by_workers > 0);
 
     let dom = chromium_dom(&out.join("report.html"));
-    assert!(dom.contains("charts 6/6"), "{}", &dom[..dom.len().min(300)]);
+    assert!(dom.contains("charts 7/7"), "{}", &dom[..dom.len().min(300)]);
     // What the controller measured of each worker: a row each, with its calls' round trip.
     let measured = &dom[dom.find("id=\"worker-monitor\"").expect("#worker-monitor")..];
     let measured = &measured[..measured.find("</table>").unwrap()];
@@ -397,7 +413,7 @@ fn a_distributed_report_draws_a_line_per_worker_and_marks_the_failure_on_the_tim
             "no `{row}` in {measured}"
         );
     }
-    for id in ["throughput", "worker-p95"] {
+    for id in ["throughput", "worker-p95", "arrivals"] {
         let chart = svg(&dom, id);
         assert!(
             chart.contains("data-name=\"all (merged)\""),
@@ -408,7 +424,14 @@ fn a_distributed_report_draws_a_line_per_worker_and_marks_the_failure_on_the_tim
             assert!(chart.contains(&line), "{id} lacks {line}");
         }
     }
-    for id in ["latency", "throughput", "worker-p95", "vus", "status"] {
+    for id in [
+        "latency",
+        "throughput",
+        "worker-p95",
+        "vus",
+        "arrivals",
+        "status",
+    ] {
         let chart = svg(&dom, id);
         assert_eq!(
             chart.matches("class=\"event\"").count(),
