@@ -12,6 +12,7 @@ mod exactly_once;
 mod live_control;
 mod logs;
 mod master;
+mod raw_data;
 mod monitoring;
 mod registry;
 mod replacement;

@@ -20,6 +20,7 @@ mod init;
 mod memory;
 mod outputs;
 mod protocols;
+mod raw_data;
 mod report;
 mod scripting;
 mod seed_blocks;
