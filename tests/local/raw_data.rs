@@ -14,6 +14,7 @@ fn a_local_run_writes_every_sample_to_o_and_report_recomputes_the_summary_from_i
     let file = yaml(&mock)
         .name("raw-local")
         .load("pattern: basic, virtual_users: 3, iterations: 40")
+        .step("{ name: list, path: /users }")
         .step("{ name: missing, path: /nope }")
         .extra(RAW)
         .write(dir.path());
