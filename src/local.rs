@@ -39,14 +39,16 @@ pub async fn run_keeping(
 ) -> Result<RunSummary, RunError> {
     let raw = match raw_file {
         Some(path) => {
-            let target = crate::metrics::raw::FileTarget::create(path).map_err(|source| {
-                RunError::Raw {
+            let target =
+                crate::metrics::raw::FileTarget::create(path).map_err(|source| RunError::Raw {
                     path: path.display().to_string(),
                     source,
-                }
-            })?;
-            let (sink, writer) =
-                crate::metrics::raw::spawn_writer(engine::step_names(&test), "local".into(), target);
+                })?;
+            let (sink, writer) = crate::metrics::raw::spawn_writer(
+                engine::step_names(&test),
+                "local".into(),
+                target,
+            );
             Some((sink, writer))
         }
         None => None,

@@ -38,6 +38,9 @@ pub struct ReportArgs {
     json: Option<PathBuf>,
 }
 
+/// A raw data file's name and bytes.
+type RawFile = (String, Vec<u8>);
+
 impl ReportArgs {
     /// Reads the results and writes the report.
     pub fn run(self) -> Result<ExitCode> {
@@ -82,7 +85,7 @@ impl ReportArgs {
 
     /// Our raw data (`format.raw_data`): a `.ndjson.zst` file, or a directory of them (a
     /// distributed run's `raw/`, one per worker), read as one run. `None`: another kind of file.
-    fn raw_files(&self) -> Result<Option<Vec<(String, Vec<u8>)>>> {
+    fn raw_files(&self) -> Result<Option<Vec<RawFile>>> {
         let p = &self.results;
         let is_raw = |p: &std::path::Path| p.to_string_lossy().ends_with(".ndjson.zst");
         let paths: Vec<PathBuf> = if p.is_dir() {
@@ -93,7 +96,10 @@ impl ReportArgs {
                 .collect();
             v.sort();
             if v.is_empty() {
-                bail!("{}: a directory, with no raw data (*.ndjson.zst) in it", p.display());
+                bail!(
+                    "{}: a directory, with no raw data (*.ndjson.zst) in it",
+                    p.display()
+                );
             }
             v
         } else if is_raw(p) {

@@ -81,7 +81,8 @@ impl RunArgs {
         out.out = out.out.map(|p| {
             std::path::PathBuf::from(perfornium::outputs::expand_timestamp(&p.to_string_lossy()))
         });
-        let raw_data = perfornium::config::results::Results::of(&test).is_some_and(|r| r.raw_data());
+        let raw_data =
+            perfornium::config::results::Results::of(&test).is_some_and(|r| r.raw_data());
         let raw_file = match (&out.out, raw_data) {
             (_, false) => None,
             (Some(dir), true) if dir.extension().is_none_or(|e| !e.eq_ignore_ascii_case("json")) => {

@@ -413,7 +413,10 @@ impl Collection {
             }
         }
         if let Some(r) = &self.retention {
-            let raw = self.format.as_ref().is_some_and(|f| f.raw_data == Some(true));
+            let raw = self
+                .format
+                .as_ref()
+                .is_some_and(|f| f.raw_data == Some(true));
             if r.worker_cleanup == Some(true) && !raw {
                 return Err("results.collection.retention.worker_cleanup: true deletes the raw data each worker spools on its disk, and `format.raw_data` is not true: without it a worker keeps a run only in memory (its unacknowledged batches and final totals) and has nothing on disk to delete".into());
             }
@@ -589,8 +592,14 @@ mod tests {
         assert_eq!(r.worker_cleanup(), Some(Duration::from_secs(2)));
         let text = r.explain();
         assert!(text.contains("raw/<worker>.ndjson.zst"), "{text}");
-        assert!(text.contains("2s after the controller acknowledged"), "{text}");
-        let kept = parse("collection:\n  format: {raw_data: true}\n  retention: {worker_cleanup: false}\n").unwrap();
+        assert!(
+            text.contains("2s after the controller acknowledged"),
+            "{text}"
+        );
+        let kept = parse(
+            "collection:\n  format: {raw_data: true}\n  retention: {worker_cleanup: false}\n",
+        )
+        .unwrap();
         assert!(kept.raw_data());
         assert_eq!(kept.worker_cleanup(), None);
     }

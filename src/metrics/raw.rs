@@ -50,9 +50,10 @@ impl RawSample {
             status: s.status,
             latency_us: s.latency_us,
             bytes: s.bytes,
-            error: s.error.clone().or_else(|| {
-                (!s.failed_checks.is_empty()).then(|| s.failed_checks.join("; "))
-            }),
+            error: s
+                .error
+                .clone()
+                .or_else(|| (!s.failed_checks.is_empty()).then(|| s.failed_checks.join("; "))),
         }
     }
 }
@@ -296,8 +297,11 @@ mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
 
+    /// Chunks by number, and what `done` was told.
+    type Handed = (Vec<(u64, Vec<u8>)>, Option<(u64, u64)>);
+
     #[derive(Clone, Default)]
-    struct Kept(Arc<Mutex<(Vec<(u64, Vec<u8>)>, Option<(u64, u64)>)>>);
+    struct Kept(Arc<Mutex<Handed>>);
 
     impl ChunkTarget for Kept {
         fn chunk(&mut self, seq: u64, frame: &[u8]) -> io::Result<()> {
@@ -325,11 +329,7 @@ mod tests {
     #[test]
     fn chunks_concatenate_into_one_file_with_every_sample_once() {
         let kept = Kept::default();
-        let (sink, handle) = spawn_writer(
-            vec!["a".into(), "b".into()],
-            "w1".into(),
-            kept.clone(),
-        );
+        let (sink, handle) = spawn_writer(vec!["a".into(), "b".into()], "w1".into(), kept.clone());
         // Enough lines for several chunks.
         let n = 100_000u64;
         let mut buf = RawBuffer::new(sink.clone());

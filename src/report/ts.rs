@@ -197,12 +197,12 @@ pub fn from_csv(bytes: &[u8], name: &str) -> Result<RunSummary, TsError> {
     build(name, rows)
 }
 
-/// Per-request records from elsewhere (our raw data files, [`super::raw`]): (start Unix ms, VU,
-/// step, latency ms, status, error, bytes), through the same summary as the TypeScript tool's.
-pub(super) fn from_requests(
-    name: &str,
-    requests: Vec<(f64, u64, String, f64, Option<u16>, Option<String>, u64)>,
-) -> Result<RunSummary, TsError> {
+/// One request from elsewhere (our raw data files, [`super::raw`]): (start Unix ms, VU, step,
+/// latency ms, status, error, bytes).
+pub(super) type Request = (f64, u64, String, f64, Option<u16>, Option<String>, u64);
+
+/// Per-request records from elsewhere, through the same summary as the TypeScript tool's.
+pub(super) fn from_requests(name: &str, requests: Vec<Request>) -> Result<RunSummary, TsError> {
     let rows = requests
         .into_iter()
         .map(

@@ -180,7 +180,11 @@ impl Spool {
             if acked >= last && !scheduled.contains_key(run_id) {
                 let at = crate::time::now_ms() + delay.as_millis() as u64;
                 scheduled.insert(run_id.to_string(), at);
-                tracing::info!(run_id, delay_s = delay.as_secs_f64(), "raw data spool acknowledged: deleted after the cleanup delay");
+                tracing::info!(
+                    run_id,
+                    delay_s = delay.as_secs_f64(),
+                    "raw data spool acknowledged: deleted after the cleanup delay"
+                );
                 let me = self.clone();
                 let id = run_id.to_string();
                 tokio::spawn(async move {

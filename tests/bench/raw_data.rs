@@ -69,9 +69,8 @@ fn raw_data_cost() {
         env("RAW_ROUNDS", 3),
     );
     let closed = format!("pattern: basic, virtual_users: 8, duration: {secs}s");
-    let open = format!(
-        "pattern: arrivals, rate: {rate}, duration: {secs}s, max_virtual_users: 500"
-    );
+    let open =
+        format!("pattern: arrivals, rate: {rate}, duration: {secs}s, max_virtual_users: 500");
     let mut rows = String::new();
     for (what, load) in [("closed, 8 VUs", &closed), ("arrivals", &open)] {
         let (mut off, mut on) = (Vec::new(), Vec::new());

@@ -38,7 +38,11 @@ fn records(bytes: &[u8]) -> Vec<perfornium::metrics::raw::RawRecord> {
 fn spooled_chunks(spool: &Path) -> Vec<String> {
     let mut out = Vec::new();
     for run in std::fs::read_dir(spool).into_iter().flatten().flatten() {
-        for f in std::fs::read_dir(run.path()).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(run.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let name = f.file_name().to_string_lossy().into_owned();
             if name.ends_with(".ndjson.zst") {
                 out.push(name);
@@ -115,7 +119,9 @@ fn raw_samples_of_two_workers_land_in_s3_once_each_and_report_back_the_same_figu
         let bytes = get(&url, "perf-raw", key);
         let recs = records(&bytes);
         assert!(recs.iter().all(|r| r.worker == w.addr && r.step == "list"));
-        assert!(recs.iter().all(|r| r.status == Some(200) && r.error.is_none()));
+        assert!(recs
+            .iter()
+            .all(|r| r.status == Some(200) && r.error.is_none()));
         assert_eq!(
             recs.len() as u64,
             stats["by_worker"][&w.addr].as_u64().unwrap_or(0),
@@ -159,7 +165,11 @@ fn raw_samples_of_two_workers_land_in_s3_once_each_and_report_back_the_same_figu
 
     // `worker_cleanup: false`: each worker keeps its acknowledged spool and lists it.
     for (w, spool) in [(&a, spools.0.path()), (&b, spools.1.path())] {
-        assert!(!spooled_chunks(spool).is_empty(), "worker {} kept nothing", w.addr);
+        assert!(
+            !spooled_chunks(spool).is_empty(),
+            "worker {} kept nothing",
+            w.addr
+        );
         let listed = get_json(&format!("http://{}/raw", w.addr)).unwrap();
         let run = &listed["runs"][0];
         assert_eq!(run["acked"], run["last"], "{listed}");
@@ -192,7 +202,12 @@ fn worker_cleanup_deletes_a_spool_after_its_delay_and_only_after_the_controller_
         w.stderr_tail()
     );
     // The controller stored the file before the worker deletes anything.
-    let run_dir = std::fs::read_dir(&store).unwrap().next().unwrap().unwrap().path();
+    let run_dir = std::fs::read_dir(&store)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let run_id = run_dir.file_name().unwrap().to_string_lossy().into_owned();
     let stored = std::fs::read(
         run_dir
@@ -214,7 +229,10 @@ fn worker_cleanup_deletes_a_spool_after_its_delay_and_only_after_the_controller_
     );
     // Then, after the delay, the spool directory is empty and the worker says why.
     assert!(
-        wait_for(15, || std::fs::read_dir(spool.path()).unwrap().next().is_none()),
+        wait_for(15, || std::fs::read_dir(spool.path())
+            .unwrap()
+            .next()
+            .is_none()),
         "the spool is still there: {:?}\n{}",
         spooled_chunks(spool.path()),
         w.stderr_tail()
@@ -223,10 +241,6 @@ fn worker_cleanup_deletes_a_spool_after_its_delay_and_only_after_the_controller_
         now_ms() + 100 >= entry["cleanup_at_ms"].as_u64().unwrap(),
         "deleted before its time"
     );
-    let (code, text) = http_get(&format!(
-        "http://{}/raw?run_id={run_id}&after=0",
-        w.addr
-    ))
-    .unwrap();
+    let (code, text) = http_get(&format!("http://{}/raw?run_id={run_id}&after=0", w.addr)).unwrap();
     assert_eq!(code, 410, "{text}");
 }

@@ -49,7 +49,11 @@ fn a_local_run_writes_every_sample_to_o_and_report_recomputes_the_summary_from_i
         "-o",
         html.to_str().unwrap(),
     ]);
-    assert!(rep.status.success(), "{}", String::from_utf8_lossy(&rep.stderr));
+    assert!(
+        rep.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rep.stderr)
+    );
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(r["overall"]["count"], total);
     assert_eq!(r["overall"]["errors"], s["overall"]["errors"]);
@@ -57,7 +61,9 @@ fn a_local_run_writes_every_sample_to_o_and_report_recomputes_the_summary_from_i
     for p in ["p50", "p95", "p99"] {
         assert_eq!(r["overall"][p], s["overall"][p], "{p}");
     }
-    assert!(std::fs::read_to_string(&html).unwrap().contains("Recomputed from raw data"));
+    assert!(std::fs::read_to_string(&html)
+        .unwrap()
+        .contains("Recomputed from raw data"));
 }
 
 #[test]
