@@ -137,6 +137,13 @@ impl RawBuffer {
     }
 }
 
+impl Drop for RawBuffer {
+    /// Nothing recorded is left behind, whoever drops the buffer last.
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
 /// Where finished chunks go: a worker's spool directory, a local run's `-o` file.
 pub trait ChunkTarget: Send + 'static {
     /// Chunk `seq` (1, 2, 3...), a whole zstd frame.

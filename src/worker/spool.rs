@@ -51,8 +51,9 @@ pub struct Spool {
     dir: PathBuf,
     /// Per run: `Some(delay)` deletes it that long after its last chunk is acknowledged.
     cleanup: Arc<Mutex<BTreeMap<String, Option<Duration>>>>,
-    /// Runs deleted by cleanup, with when (Unix ms), and runs whose deletion is scheduled.
+    /// Runs deleted by cleanup.
     deleted: Arc<Mutex<BTreeSet<String>>>,
+    /// Runs whose deletion is scheduled, with when (Unix ms).
     scheduled: Arc<Mutex<BTreeMap<String, u64>>>,
 }
 
@@ -378,5 +379,84 @@ async fn ack(State(s): State<Spool>, Json(req): Json<api::RawAck>) -> Response {
     match s.ack(&req.run_id, req.seq) {
         Ok(d) => Json(d).into_response(),
         Err(e) => refuse(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Sample;
+
+    fn spool_of(spool: &Spool, run: &str, n: usize, cleanup: Option<Duration>) {
+        let sink = spool
+            .start(run, vec!["a".into()], "w".into(), cleanup)
+            .unwrap();
+        let mut buf = raw::RawBuffer::new(sink);
+        for i in 0..n {
+            buf.push(
+                Some(i as u64),
+                &Sample {
+                    step: 0,
+                    latency_us: 1_000,
+                    status: Some(200),
+                    error: None,
+                    checks_passed: 0,
+                    failed_checks: vec![],
+                    bytes: 1,
+                },
+            );
+        }
+        // Dropping the last sink ends the writer, which writes `done.json`.
+    }
+
+    fn drain(spool: &Spool, run: &str) -> (u64, Vec<u8>) {
+        let (mut after, mut file) = (0, Vec::new());
+        loop {
+            match spool.next(run, after).unwrap() {
+                Next::Chunk { seq, frame } => {
+                    assert_eq!(seq, after + 1);
+                    after = seq;
+                    file.extend(frame);
+                }
+                Next::NotYet => std::thread::sleep(Duration::from_millis(10)),
+                Next::Done(d) => {
+                    assert_eq!(d.last, after);
+                    return (d.samples, file);
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn chunks_are_served_until_acknowledged_then_kept_or_deleted_after_the_delay() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().to_path_buf());
+        spool_of(&spool, "kept", 500, None);
+        spool_of(&spool, "gone", 500, Some(Duration::from_millis(50)));
+        for run in ["kept", "gone"] {
+            let (samples, file) = drain(&spool, run);
+            assert_eq!(samples, 500);
+            assert_eq!(raw::read(&file, |_| {}).unwrap(), 500);
+            // Pulled again (a new leader): the same chunks.
+            assert_eq!(drain(&spool, run).1, file);
+        }
+        let kept = spool.ack("kept", 1).unwrap();
+        assert_eq!((kept.acked, kept.cleanup_at_ms), (1, None));
+        let gone = spool.ack("gone", 1).unwrap();
+        assert!(gone.cleanup_at_ms.is_some());
+        assert!(dir.path().join("gone").is_dir(), "not before the delay");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!dir.path().join("gone").exists());
+        assert!(matches!(spool.next("gone", 0), Err(SpoolError::Deleted(_))));
+        let listed: Vec<String> = spool
+            .list()
+            .unwrap()
+            .runs
+            .into_iter()
+            .map(|r| r.run_id)
+            .collect();
+        assert_eq!(listed, ["kept"]);
+        assert!(matches!(spool.next("../x", 0), Err(SpoolError::BadId(_))));
+        assert!(matches!(spool.next("nope", 0), Err(SpoolError::Unknown(_))));
     }
 }
