@@ -334,3 +334,48 @@ pub struct LogRecord {
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub fields: serde_json::Map<String, serde_json::Value>,
 }
+
+/// `GET /raw?run_id=R&after=N` answers chunk N+1 of the run's raw data spool as
+/// `application/zstd`, its number in this header (see [`crate::worker::spool`]).
+pub const RAW_SEQ_HEADER: &str = "x-perfornium-raw-seq";
+
+/// `GET /raw?run_id=R&after=N` when chunk N was the last: the spool is complete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RawDone {
+    pub run_id: String,
+    /// The last chunk's number (0: the run kept no sample).
+    pub last: u64,
+    /// Samples in all the chunks.
+    pub samples: u64,
+}
+
+/// `POST /raw/ack`: the controller stored the run's raw chunks up to `seq`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RawAck {
+    pub run_id: String,
+    pub seq: u64,
+}
+
+/// A run's raw data spool on a worker: `GET /raw` lists them, `POST /raw/ack` answers one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RawSpool {
+    pub run_id: String,
+    /// Chunk files on disk.
+    pub chunks: u64,
+    /// Their compressed size.
+    pub bytes: u64,
+    /// The highest chunk the controller acknowledged.
+    pub acked: u64,
+    /// The last chunk's number once the run's writer finished (`None`: still writing).
+    pub last: Option<u64>,
+    /// Samples in the spool, once complete.
+    pub samples: Option<u64>,
+    /// When the worker deletes it (`retention.worker_cleanup`), Unix ms; `None`: kept.
+    pub cleanup_at_ms: Option<u64>,
+}
+
+/// `GET /raw`: the raw data spools this worker keeps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RawSpools {
+    pub runs: Vec<RawSpool>,
+}

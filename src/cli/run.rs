@@ -2,6 +2,7 @@
 
 use super::args::{Access, CallTlsArgs, DriveArgs, Output, OverrideArgs, PlanArgs, Screen};
 use super::{output, shutdown};
+use anyhow::Context as _;
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -74,8 +75,30 @@ impl RunArgs {
             super::logs::set_test_level(level);
         }
         let stop = shutdown::on_ctrl_c("stopping: requests in flight will finish and be counted");
-        let summary = perfornium::local::run(test, stop).await?;
-        output::write(&summary, &self.output)?;
+        // `format.raw_data`: every sample goes to -o DIR/raw.ndjson.zst (`{{timestamp}}` in -o is
+        // filled in once, for the raw file and the outputs alike).
+        let mut out = self.output;
+        out.out = out.out.map(|p| {
+            std::path::PathBuf::from(perfornium::outputs::expand_timestamp(&p.to_string_lossy()))
+        });
+        let raw_data =
+            perfornium::config::results::Results::of(&test).is_some_and(|r| r.raw_data());
+        let raw_file = match (&out.out, raw_data) {
+            (_, false) => None,
+            (Some(dir), true) if dir.extension().is_none_or(|e| !e.eq_ignore_ascii_case("json")) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                Some(dir.join("raw.ndjson.zst"))
+            }
+            _ => anyhow::bail!(
+                "results.collection.format.raw_data: a local run writes every request sample to -o DIR/raw.ndjson.zst: give -o with a directory"
+            ),
+        };
+        let summary = perfornium::local::run_keeping(test, stop, raw_file.as_deref()).await?;
+        if let Some(f) = &raw_file {
+            eprintln!("raw data written to {}", f.display());
+        }
+        output::write(&summary, &out)?;
         Ok(output::verdict(&summary))
     }
 }

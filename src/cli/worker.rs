@@ -44,6 +44,10 @@ pub struct WorkerArgs {
         allow_negative_numbers = true
     )]
     test_clock_offset_ms: f64,
+    /// Where runs with `results.collection.format.raw_data` spool their samples until the
+    /// controller has them (default: a directory per process under the system's temp dir).
+    #[arg(long, value_name = "DIR")]
+    spool_dir: Option<std::path::PathBuf>,
 }
 
 /// Registration with a master cluster (optional; `-w` and workers files need none of it).
@@ -241,6 +245,7 @@ impl WorkerArgs {
             tls: served.server,
             clock_offset_ms: self.test_clock_offset_ms,
             capacity,
+            spool_dir: self.spool_dir,
         };
         let auth = if jwt {
             "JWT (or the static token) required"

@@ -172,7 +172,8 @@ impl Backend {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Format {
-    /// Refused when true (see [`Results::check`]).
+    /// Keep every request sample: each worker spools them (zstd NDJSON) on its disk, and the
+    /// controller pulls the spool when the run ends and stores `raw/<worker>.ndjson.zst`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw_data: Option<bool>,
     /// Store the merged HDR histograms (per step, per worker) beside the summary (default true).
@@ -187,7 +188,8 @@ pub struct Format {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Retention {
-    /// Refused when true (see [`Results::check`]).
+    /// Each worker deletes its raw data spool of the run `cleanup_delay` (default 0s) after the
+    /// controller acknowledged its last chunk; false (the default) keeps it. Needs `raw_data`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker_cleanup: Option<bool>,
     #[serde(
@@ -236,6 +238,29 @@ impl Results {
             .filter(|a| a.real_time != Some(false))
     }
 
+    /// Whether every request sample is kept (`format.raw_data: true`).
+    pub fn raw_data(&self) -> bool {
+        self.collection
+            .as_ref()
+            .and_then(|c| c.format.as_ref())
+            .is_some_and(|f| f.raw_data == Some(true))
+    }
+
+    /// With `retention.worker_cleanup: true`, how long after the controller acknowledged its last
+    /// raw chunk a worker deletes its spool of the run (`cleanup_delay`, default 0s).
+    pub fn worker_cleanup(&self) -> Option<Duration> {
+        self.collection
+            .as_ref()
+            .and_then(|c| c.retention.as_ref())
+            .filter(|r| r.worker_cleanup == Some(true))
+            .map(|r| r.cleanup_delay.unwrap_or_default())
+    }
+
+    /// The test's `distributed.results`, if it has one.
+    pub fn of(test: &super::TestFile) -> Option<&Results> {
+        test.distributed.as_ref()?.results.as_ref()
+    }
+
     /// The storage to upload to when the run ends.
     pub fn storage(&self) -> Option<&Storage> {
         self.collection.as_ref().and_then(|c| c.storage.as_ref())
@@ -281,6 +306,16 @@ impl Results {
                 s.prefix(),
                 if s.backend == Backend::Local { "" } else { "; credentials from the environment, refused at the run's start when absent" }
             ));
+        }
+        if self.raw_data() {
+            out.push_str(&format!(
+                "  raw data: every request sample (time, step, worker, VU, status, latency, bytes, error) is kept: each worker spools them as zstd-compressed NDJSON chunks on its disk (--spool-dir), and when the run ends the controller pulls the chunks over HTTP, stores raw/<worker>.ndjson.zst {} and acknowledges them; `perfornium report FILE.ndjson.zst` recomputes the figures from it. A local `run` writes raw.ndjson.zst to -o\n",
+                if self.storage().is_some() { "under the prefix above" } else { "(a distributed run needs `storage`)" }
+            ));
+            out.push_str(&match self.worker_cleanup() {
+                Some(d) => format!("  worker cleanup: each worker deletes its spool of the run {}s after the controller acknowledged its last chunk (never before)\n", d.as_secs_f64()),
+                None => "  worker cleanup: off: workers keep their spools (GET /raw on a worker lists them)\n".to_string(),
+            });
         }
         if let Some(r) = self.collection.as_ref().and_then(|c| c.retention.as_ref()) {
             if r.bounds_history() {
@@ -373,19 +408,20 @@ impl Collection {
             s.check()?;
         }
         if let Some(f) = &self.format {
-            if f.raw_data == Some(true) {
-                return Err("results.collection.format.raw_data: true is refused: workers keep per-second merged histograms, not every request sample, and shipping each sample would change the worker data path; use `aggregated: true` (merged HDR histograms)".into());
-            }
             if self.storage.is_none() && (f.aggregated.is_some() || f.compressed.is_some()) {
                 return Err("results.collection.format: says how stored files look, but there is no `storage`".into());
             }
         }
         if let Some(r) = &self.retention {
-            if r.worker_cleanup == Some(true) {
-                return Err("results.collection.retention.worker_cleanup: true is refused: a worker keeps a run only in memory (its unacknowledged batches and final totals), and drops it when the next run is prepared or it stops; there is no run data on its disk to delete".into());
+            let raw = self
+                .format
+                .as_ref()
+                .is_some_and(|f| f.raw_data == Some(true));
+            if r.worker_cleanup == Some(true) && !raw {
+                return Err("results.collection.retention.worker_cleanup: true deletes the raw data each worker spools on its disk, and `format.raw_data` is not true: without it a worker keeps a run only in memory (its unacknowledged batches and final totals) and has nothing on disk to delete".into());
             }
             if r.cleanup_delay.is_some() && r.worker_cleanup != Some(true) {
-                return Err("results.collection.retention.cleanup_delay: has nothing to delay without `worker_cleanup: true` (which is refused: workers keep no run data on disk)".into());
+                return Err("results.collection.retention.cleanup_delay: has nothing to delay without `worker_cleanup: true` (a worker keeps its raw data spool unless told to delete it)".into());
             }
             if r.keep_runs == Some(0) {
                 return Err("results.collection.retention.keep_runs: 0 would archive the run that just ended; give 1 or more".into());
@@ -497,12 +533,12 @@ mod tests {
             ("collection:\n  strategy: push\n", "strategy: `push`"),
             ("collection:\n  strategy: hybrid\n", "strategy: `hybrid`"),
             (
-                "collection:\n  storage: {backend: s3, bucket: b}\n  format: {raw_data: true}\n",
-                "raw_data",
+                "collection:\n  retention: {worker_cleanup: true, cleanup_delay: 3600}\n",
+                "worker_cleanup: true deletes the raw data",
             ),
             (
-                "collection:\n  retention: {worker_cleanup: true, cleanup_delay: 3600}\n",
-                "worker_cleanup",
+                "collection:\n  format: {raw_data: true}\n  retention: {cleanup_delay: 3600}\n",
+                "cleanup_delay: has nothing to delay",
             ),
             (
                 "collection:\n  retention: {keep_runs: 5}\n",
@@ -547,6 +583,25 @@ mod tests {
             let e = parse(y).expect_err(y);
             assert!(e.contains(want), "{y}: {e}");
         }
+    }
+
+    #[test]
+    fn raw_data_and_worker_cleanup_act_and_explain_themselves() {
+        let r = parse("collection:\n  storage: {backend: s3, bucket: b}\n  format: {raw_data: true}\n  retention: {worker_cleanup: true, cleanup_delay: 2s}\n").unwrap();
+        assert!(r.raw_data());
+        assert_eq!(r.worker_cleanup(), Some(Duration::from_secs(2)));
+        let text = r.explain();
+        assert!(text.contains("raw/<worker>.ndjson.zst"), "{text}");
+        assert!(
+            text.contains("2s after the controller acknowledged"),
+            "{text}"
+        );
+        let kept = parse(
+            "collection:\n  format: {raw_data: true}\n  retention: {worker_cleanup: false}\n",
+        )
+        .unwrap();
+        assert!(kept.raw_data());
+        assert_eq!(kept.worker_cleanup(), None);
     }
 
     #[test]

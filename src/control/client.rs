@@ -585,4 +585,65 @@ impl WorkerClient {
         )
         .await
     }
+
+    /// `GET /raw?run_id&after`: chunk `after + 1` of the run's raw data spool. Always over HTTP,
+    /// which the worker serves on its one port whatever the transport: a chunk is a file, with
+    /// nothing to stream.
+    pub async fn raw_chunk(&self, run_id: &str, after: u64) -> Result<RawNext, CallError> {
+        let req = self
+            .http
+            .get(self.url("/raw"))
+            .query(&[("run_id", run_id), ("after", &after.to_string())]);
+        let req = match self.bearer() {
+            Some(b) => req.bearer_auth(b),
+            None => req,
+        };
+        let unreachable = |source: reqwest::Error| CallError::Unreachable {
+            addr: self.addr.clone(),
+            source,
+        };
+        let resp = req.send().await.map_err(unreachable)?;
+        let status = resp.status();
+        if status == reqwest::StatusCode::ACCEPTED {
+            return Ok(RawNext::NotYet);
+        }
+        if !status.is_success() {
+            let message = resp
+                .json::<ApiError>()
+                .await
+                .map(|e| e.error)
+                .unwrap_or_default();
+            return Err(CallError::Refused {
+                addr: self.addr.clone(),
+                status: status.as_u16(),
+                message,
+            });
+        }
+        let seq = resp
+            .headers()
+            .get(api::RAW_SEQ_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let bytes = resp.bytes().await.map_err(unreachable)?;
+        match seq {
+            Some(seq) => Ok(RawNext::Chunk { seq, frame: bytes }),
+            None => self.decode(&bytes).map(RawNext::Done),
+        }
+    }
+
+    /// `POST /raw/ack`: the run's raw chunks up to `seq` are stored.
+    pub async fn raw_ack(&self, body: &api::RawAck) -> Result<api::RawSpool, CallError> {
+        self.call(self.http.post(self.url("/raw/ack")).json(body))
+            .await
+    }
+}
+
+/// What `GET /raw?run_id&after` answered.
+pub enum RawNext {
+    /// Chunk `seq`, a whole zstd frame.
+    Chunk { seq: u64, frame: bytes::Bytes },
+    /// The run is still writing its spool.
+    NotYet,
+    /// Every chunk was handed out.
+    Done(api::RawDone),
 }

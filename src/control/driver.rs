@@ -178,6 +178,18 @@ impl<S: RunStore> Driver<S> {
                     return self.finish(Phase::Failed).await;
                 }
             }
+            if self.storage().is_none()
+                && self
+                    .rec
+                    .test
+                    .distributed
+                    .as_ref()
+                    .and_then(|d| d.results.as_ref())
+                    .is_some_and(|r| r.raw_data())
+            {
+                self.event("refused: results.collection.format.raw_data: a distributed run stores the workers' raw data (raw/<worker>.ndjson.zst) in `storage`, and there is none: give one (backend: local writes to a directory)".into());
+                return self.finish(Phase::Failed).await;
+            }
         }
         if matches!(self.rec.phase, Phase::Submitted | Phase::Preparing) {
             self.prepare_all().await?;
@@ -1247,6 +1259,48 @@ impl<S: RunStore> Driver<S> {
         match super::storage::upload(&s, &fmt, &self.rec).await {
             Ok(place) => self.event(format!("results stored under {place}")),
             Err(e) => self.event(format!("results could not be stored: {e}")),
+        }
+        if fmt.raw_data == Some(true) {
+            self.store_raw(&s).await;
+        }
+    }
+
+    /// `format.raw_data`: every worker's spool, pulled and stored under `<prefix>/raw/` (see
+    /// [`super::raw`]), then acknowledged.
+    async fn store_raw(&mut self, s: &crate::config::results::Storage) {
+        let opened = match super::storage::open(s) {
+            Ok(o) => o,
+            Err(e) => return self.event(format!("raw data could not be stored: {e}")),
+        };
+        let prefix = s.prefix_for(&self.rec.id, &self.rec.test.name, self.rec.created_ms);
+        for i in 0..self.rec.workers.len() {
+            if self.rec.workers[i].state == WorkerState::Idle {
+                continue;
+            }
+            let addr = self.rec.workers[i].addr.addr();
+            let name = super::raw::file_name(&addr);
+            let key = if prefix.is_empty() {
+                format!("raw/{name}")
+            } else {
+                format!("{prefix}/raw/{name}")
+            };
+            let got =
+                super::raw::collect(&self.clients[i], &self.rec.id, &*opened.store, &key).await;
+            match got {
+                Ok(super::raw::Collected::Stored {
+                    key,
+                    samples,
+                    chunks,
+                    bytes,
+                }) => self.event(format!(
+                    "raw data of worker {addr}: {samples} samples in {chunks} chunks ({bytes} bytes) stored under {}/{key}",
+                    opened.place
+                )),
+                Ok(super::raw::Collected::AlreadyCollected) => self.event(format!(
+                    "raw data of worker {addr}: already stored and acknowledged (the worker deleted its spool)"
+                )),
+                Err(e) => self.event(format!("raw data of worker {addr} could not be stored: {e}")),
+            }
         }
     }
 

@@ -12,6 +12,7 @@ pub mod driver;
 pub mod leases;
 pub mod logs;
 pub mod plan;
+pub mod raw;
 pub mod redistribute;
 pub mod rendezvous;
 pub mod rescale;

@@ -78,6 +78,9 @@ pub struct Options {
     /// While it reads true, no new iteration (closed models) or arrival (open) starts; requests
     /// in flight finish (a worker's live control: pause and resume).
     pub pause: Option<watch::Receiver<bool>>,
+    /// Keeps every request sample too (`results.collection.format.raw_data`), written by the
+    /// run's writer behind this sink.
+    pub raw: Option<crate::metrics::raw::RawSink>,
 }
 
 /// How many `debug` captures a run keeps (per engine, per worker, and in a merged summary).
@@ -403,6 +406,9 @@ pub async fn run_from(
         .live
         .unwrap_or_else(|| watch::channel(Live::default()).0);
     let (collector, samples) = Collector::new(names.len(), gauges.clone(), opts.sink, live);
+    if let Some(raw) = &opts.raw {
+        samples.spool(raw);
+    }
     let collecting = tokio::spawn(collector.run());
     let shared = Arc::new(Shared {
         picker: Picker::new(test.scenarios.iter().map(|s| s.weight).collect()),

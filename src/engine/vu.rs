@@ -303,7 +303,7 @@ async fn http_step(
                 record_capture(shared, debug, h, &sample, c);
             }
         }
-        shared.samples.record(&sample);
+        shared.samples.record_by(Some(vars.vu), &sample);
         for (name, value) in extracted {
             match name.strip_prefix(super::globals::PREFIX) {
                 // A global value is read back from the run's set, which may keep another.

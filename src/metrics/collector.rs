@@ -146,6 +146,8 @@ struct Shard {
     start_lag: Option<super::Latency>,
     /// Whether anything was recorded since the last merge.
     dirty: bool,
+    /// Raw samples on their way to the run's writer (`format.raw_data`; see [`super::raw`]).
+    raw: Option<super::raw::RawBuffer>,
 }
 
 /// VUs' handle on the collector: records samples and start lags into the calling thread's shard.
@@ -169,7 +171,15 @@ impl Recorder {
 
     /// Records one request.
     pub fn record(&self, s: &Sample) {
+        self.record_by(None, s)
+    }
+
+    /// Records one request sent by VU `vu` (named in raw samples).
+    pub fn record_by(&self, vu: Option<u64>, s: &Sample) {
         let mut shard = self.shard();
+        if let Some(raw) = shard.raw.as_mut() {
+            raw.push(vu, s);
+        }
         shard.dirty = true;
         if shard.steps.len() <= s.step {
             shard.steps.resize_with(s.step + 1, || None);
@@ -177,6 +187,14 @@ impl Recorder {
         shard.steps[s.step]
             .get_or_insert_with(StepStats::default)
             .record(s);
+    }
+
+    /// Also keeps every sample from now on, handed in batches to `sink` (`format.raw_data`).
+    pub fn spool(&self, sink: &super::raw::RawSink) {
+        for shard in self.shards.iter() {
+            shard.lock().expect("metrics shard lock").raw =
+                Some(super::raw::RawBuffer::new(sink.clone()));
+        }
     }
 
     /// Records how late a VU started a request it meant to start at a given instant: the end of a
@@ -325,6 +343,9 @@ impl Collector {
     fn merge_shards(&mut self) {
         for shard in self.shards.iter() {
             let mut shard = shard.lock().expect("metrics shard lock");
+            if let Some(raw) = shard.raw.as_mut() {
+                raw.flush();
+            }
             if !std::mem::take(&mut shard.dirty) {
                 continue;
             }

@@ -6,6 +6,7 @@
 pub mod collector;
 mod latency;
 pub mod monitor;
+pub mod raw;
 pub mod resources;
 mod stats;
 

@@ -4,6 +4,7 @@
 pub mod html;
 pub mod junit;
 pub mod progress;
+pub mod raw;
 mod summary;
 mod text;
 pub mod ts;

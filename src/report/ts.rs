@@ -197,6 +197,30 @@ pub fn from_csv(bytes: &[u8], name: &str) -> Result<RunSummary, TsError> {
     build(name, rows)
 }
 
+/// One request from elsewhere (our raw data files, [`super::raw`]): (start Unix ms, VU, step,
+/// latency ms, status, error, bytes).
+pub(super) type Request = (f64, u64, String, f64, Option<u16>, Option<String>, u64);
+
+/// Per-request records from elsewhere, through the same summary as the TypeScript tool's.
+pub(super) fn from_requests(name: &str, requests: Vec<Request>) -> Result<RunSummary, TsError> {
+    let rows = requests
+        .into_iter()
+        .map(
+            |(timestamp_ms, vu_id, step, duration_ms, status, error, bytes)| Row {
+                timestamp_ms,
+                vu_id,
+                step,
+                duration_ms,
+                success: error.is_none(),
+                status,
+                error,
+                bytes,
+            },
+        )
+        .collect();
+    build(name, rows)
+}
+
 /// Turns per-request records into a summary: per-step stats, the overall ones merged, and a
 /// per-second timeline counted from the first request's start.
 fn build(name: &str, rows: Vec<Row>) -> Result<RunSummary, TsError> {

@@ -14,6 +14,7 @@ pub mod grpc;
 pub mod logs;
 pub mod register;
 pub mod slot;
+pub mod spool;
 pub mod ts_compat;
 pub mod ws;
 
@@ -45,6 +46,8 @@ pub struct WorkerOptions {
     pub clock_offset_ms: f64,
     /// `worker.capacity` of `--config`: a share over it is refused with 409.
     pub capacity: crate::config::cluster::Capacity,
+    /// Where runs with `raw_data` spool their samples (default [`spool::Spool::default_dir`]).
+    pub spool_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone)]
@@ -57,8 +60,10 @@ struct Worker {
 
 /// The worker's routes behind its guard.
 pub fn router(opts: WorkerOptions) -> Router {
+    let spool = spool::Spool::new(opts.spool_dir.unwrap_or_else(spool::Spool::default_dir));
     let state = Worker {
-        slot: Slot::with_clock_offset(opts.allow_targets, opts.clock_offset_ms),
+        slot: Slot::with_clock_offset(opts.allow_targets, opts.clock_offset_ms)
+            .with_spool(spool.clone()),
         capacity: opts.capacity,
         resources: Default::default(),
     };
@@ -88,7 +93,8 @@ pub fn router(opts: WorkerOptions) -> Router {
             ts_compat::intercept,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(state.clone());
+        .with_state(state.clone())
+        .merge(spool.router());
     let guarded = opts.guard.wrap(routes);
     // Outside the guard: each gRPC call goes through `guarded` as the HTTP call it stands for.
     let grpc = grpc::service(state, guarded.clone());

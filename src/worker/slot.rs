@@ -79,6 +79,9 @@ struct Run {
     live_units: Option<u64>,
     /// The run's pause switch, read by every engine of the run.
     pause: watch::Sender<bool>,
+    /// `format.raw_data`: the run's raw sample writer, held until the last engine ends (its
+    /// engines hold clones), so the spool is complete when the run is.
+    raw: Option<crate::metrics::raw::RawSink>,
 }
 
 impl Run {
@@ -132,6 +135,8 @@ pub struct Slot {
     allow_targets: Arc<Vec<String>>,
     /// When a controller last pulled metrics (Unix ms), to see from outside who is driving.
     last_poll_ms: Arc<std::sync::atomic::AtomicU64>,
+    /// Where runs with `raw_data` spool their samples.
+    spool: Option<crate::worker::spool::Spool>,
 }
 
 impl Slot {
@@ -147,6 +152,12 @@ impl Slot {
             allow_targets: Arc::new(allow_targets),
             ..Default::default()
         }
+    }
+
+    /// Spools the samples of runs with `format.raw_data` into `spool`.
+    pub fn with_spool(mut self, spool: crate::worker::spool::Spool) -> Self {
+        self.spool = Some(spool);
+        self
     }
 
     /// This worker's clock: ms since the epoch with µs precision (plus the test-only offset).
@@ -177,6 +188,7 @@ impl Slot {
         let steps = engine::step_names(&req.test).len();
         info!(run_id = %req.run_id, test = %req.test.name, "run prepared");
         let globals = Arc::new(Globals::for_test(&req.test));
+        let raw = self.raw_sink(&req)?;
         *guard = Some(Run {
             id: req.run_id,
             test: Arc::new(with_worker_header(req.test, req.worker.as_deref())),
@@ -202,8 +214,40 @@ impl Slot {
             live_gen: 0,
             live_units: None,
             pause: watch::channel(false).0,
+            raw,
         });
         Ok(WorkerPhase::Prepared)
+    }
+
+    /// The raw sample writer of a run with `format.raw_data`, spooling to this worker's disk.
+    fn raw_sink(
+        &self,
+        req: &api::Prepare,
+    ) -> Result<Option<crate::metrics::raw::RawSink>, SlotError> {
+        let Some(results) = crate::config::results::Results::of(&req.test) else {
+            return Ok(None);
+        };
+        if !results.raw_data() {
+            return Ok(None);
+        }
+        let Some(spool) = &self.spool else {
+            return Err(SlotError::BadTest(crate::config::Invalid(
+                "results.collection.format.raw_data: this worker has no spool directory".into(),
+            )));
+        };
+        spool
+            .start(
+                &req.run_id,
+                engine::step_names(&req.test),
+                req.worker.clone().unwrap_or_else(|| "worker".into()),
+                results.worker_cleanup(),
+            )
+            .map(Some)
+            .map_err(|e| {
+                SlotError::BadTest(crate::config::Invalid(format!(
+                    "results.collection.format.raw_data: {e}"
+                )))
+            })
     }
 
     /// Schedules the prepared run at `start_at_ms` (this machine's clock). Repeating it is harmless.
@@ -351,6 +395,8 @@ impl Slot {
         if let Some(run) = guard.as_mut().filter(|r| r.id == id) {
             run.engines -= 1;
             if run.engines == 0 {
+                // The spool is complete once the engines' clones are gone too.
+                run.raw = None;
                 run.phase = if run.stop.is_cancelled() {
                     WorkerPhase::Stopped
                 } else {
@@ -409,6 +455,7 @@ impl Slot {
                 let guard = self.lock();
                 guard.as_ref().map(|r| r.pause.subscribe())
             };
+            let raw = self.lock().as_ref().and_then(|r| r.raw.clone());
             let outcome = engine::run_from(
                 test,
                 Options {
@@ -420,6 +467,7 @@ impl Slot {
                     run_id: Some(id.to_string()),
                     leases: Some(leases),
                     pause,
+                    raw,
                 },
                 origin,
             )
@@ -450,6 +498,8 @@ impl Slot {
         }
         run.engines -= 1;
         if run.engines == 0 {
+            // The spool is complete once the engines' clones are gone too.
+            run.raw = None;
             run.phase = if run.stop.is_cancelled() {
                 WorkerPhase::Stopped
             } else {

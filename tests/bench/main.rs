@@ -13,6 +13,7 @@ mod controller;
 mod distributed;
 mod failover;
 mod many_vus;
+mod raw_data;
 mod scale;
 mod scripting;
 mod transports;

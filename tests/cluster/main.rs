@@ -15,6 +15,7 @@ mod live_control;
 mod logs;
 mod master;
 mod monitoring;
+mod raw_data;
 mod registry;
 mod registry_mtls;
 mod replacement;

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 /// `moto_server` on a free port, killed when dropped; its stderr is shown on failure.
-fn moto() -> (Proc, String) {
+pub(crate) fn moto() -> (Proc, String) {
     let port = free_port();
     let mut cmd = Command::new("moto_server");
     cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
@@ -32,7 +32,7 @@ fn moto() -> (Proc, String) {
 }
 
 /// The keys under `prefix` in `bucket`, by S3's ListObjectsV2.
-fn list(url: &str, bucket: &str, prefix: &str) -> Vec<String> {
+pub(crate) fn list(url: &str, bucket: &str, prefix: &str) -> Vec<String> {
     let (code, xml) = http_get(&format!("{url}/{bucket}?list-type=2&prefix={prefix}")).unwrap();
     assert_eq!(code, 200, "{xml}");
     let mut keys: Vec<String> = xml
@@ -46,7 +46,7 @@ fn list(url: &str, bucket: &str, prefix: &str) -> Vec<String> {
 
 /// GetObject, as bytes. Moto answers an anonymous read of a private object with 403, so the
 /// request names the test's access key; moto does not verify the signature.
-fn get(url: &str, bucket: &str, key: &str) -> Vec<u8> {
+pub(crate) fn get(url: &str, bucket: &str, key: &str) -> Vec<u8> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
         .build()
@@ -74,7 +74,7 @@ fn gunzip(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-const AWS_ENV: [(&str, &str); 3] = [
+pub(crate) const AWS_ENV: [(&str, &str); 3] = [
     ("AWS_ACCESS_KEY_ID", "testing"),
     ("AWS_SECRET_ACCESS_KEY", "testing"),
     ("AWS_REGION", "us-east-1"),

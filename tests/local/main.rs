@@ -21,6 +21,7 @@ mod init;
 mod memory;
 mod outputs;
 mod protocols;
+mod raw_data;
 mod report;
 mod scripting;
 mod scripting_hooks;

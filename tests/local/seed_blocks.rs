@@ -59,8 +59,6 @@ fn expected(block: &str) -> Result<(), &'static str> {
         Err("log_aggregation: missing field `url`")
     } else if has("aggregation:") {
         Err("streaming.compression: true is refused")
-    } else if has("collection:") {
-        Err("raw_data: true is refused")
     } else if has("max_connection_idle:") {
         // The gRPC block: every other key acts.
         Err("max_connection_idle is not supported")
