@@ -403,7 +403,10 @@ async fn the_leader_counts_the_bytes_it_replicates() {
         sent < followers * written * 4,
         "{sent} bytes sent for {written} bytes written to {followers} followers"
     );
-    assert_eq!(after.snapshot, before.snapshot, "no follower needed a snapshot");
+    assert_eq!(
+        after.snapshot, before.snapshot,
+        "no follower needed a snapshot"
+    );
     for (_, node) in nodes {
         node.stop().await;
     }
