@@ -464,8 +464,8 @@ impl<S: RunStore> Driver<S> {
             }
             let mut pulled_now = vec![false; self.clients.len()];
             active.iter().for_each(|&i| pulled_now[i] = true);
-            for i in 0..self.clients.len() {
-                if self.rec.workers[i].state == WorkerState::Failed && !pulled_now[i] {
+            for (i, pulled) in pulled_now.into_iter().enumerate() {
+                if self.rec.workers[i].state == WorkerState::Failed && !pulled {
                     self.poll_failed(i).await;
                 }
             }

@@ -129,8 +129,11 @@ pub struct RaftStore {
     whole: bool,
     /// Per run: the last `GET /runs/{id}` body rendered and the head it was rendered from, so
     /// polls between two saves of the record answer without assembling and rendering it again.
-    views: Arc<std::sync::Mutex<HashMap<String, Arc<(Vec<u8>, bytes::Bytes)>>>>,
+    views: Arc<std::sync::Mutex<Views>>,
 }
+
+/// Per run id: a head and the view rendered from it.
+type Views = HashMap<String, Arc<(Vec<u8>, bytes::Bytes)>>;
 
 /// The most runs whose rendered view is kept.
 const VIEWS_KEPT: usize = 16;
@@ -165,9 +168,7 @@ impl RaftStore {
         Some(body)
     }
 
-    fn lock_views(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, Arc<(Vec<u8>, bytes::Bytes)>>> {
+    fn lock_views(&self) -> std::sync::MutexGuard<'_, Views> {
         // A poisoned lock only means a render panicked; the map itself is always whole.
         self.views.lock().unwrap_or_else(|e| e.into_inner())
     }
