@@ -22,9 +22,6 @@ use tracing::{info, warn, Instrument};
 /// How often workers are polled for metrics (each answer is also a heartbeat).
 pub const POLL: Duration = Duration::from_secs(1);
 
-/// The most workers pulled at the same time in a round.
-const PULL_FANOUT: usize = 64;
-
 /// The least time a `/start` call (or a clock estimate) is given when the coordination deadline is
 /// near: workers are started one after another, so a late one still gets one real try.
 const MIN_CALL: Duration = Duration::from_secs(1);
@@ -452,20 +449,10 @@ impl<S: RunStore> Driver<S> {
             // What each worker's batches are merged up to in the saved record: every pass ends
             // with a save, and the record a driver starts from is a saved one.
             let saved: Vec<u64> = self.rec.workers.iter().map(|w| w.last_seq).collect();
-            let round = tokio::time::Instant::now();
-            // The active workers are pulled all at once (at most PULL_FANOUT calls in flight), then
-            // each answer is merged in worker order: calling them one after another made a round
-            // of 1,000 workers last longer than the interval.
-            let active: Vec<usize> = (0..self.clients.len())
-                .filter(|&i| self.rec.workers[i].is_active())
-                .collect();
-            for (i, rtt, pulled) in self.pull_all(&active).await {
-                self.take_pull(i, rtt, pulled).await;
-            }
-            let mut pulled_now = vec![false; self.clients.len()];
-            active.iter().for_each(|&i| pulled_now[i] = true);
-            for (i, pulled) in pulled_now.into_iter().enumerate() {
-                if self.rec.workers[i].state == WorkerState::Failed && !pulled {
+            for i in 0..self.clients.len() {
+                if self.rec.workers[i].is_active() {
+                    self.poll_worker(i).await;
+                } else if self.rec.workers[i].state == WorkerState::Failed {
                     self.poll_failed(i).await;
                 }
             }
@@ -505,9 +492,8 @@ impl<S: RunStore> Driver<S> {
             if self.deliver_alerts().await {
                 self.save().await?;
             }
-            // One round per POLL, counted from the round's start (the round's own time included).
             tokio::select! {
-                _ = tokio::time::sleep_until(round + POLL) => {}
+                _ = tokio::time::sleep(POLL) => {}
                 _ = self.stop.cancelled(), if !self.stop_sent => {}
                 Some(req) = self.changes.recv() => self.take_change(req).await?,
             }
@@ -1270,41 +1256,11 @@ impl<S: RunStore> Driver<S> {
         Ok(())
     }
 
-    /// Pulls workers `which` concurrently (at most [`PULL_FANOUT`] at a time), each from its last
-    /// merged batch; answers in the order of `which`, with how long each call took.
-    async fn pull_all(
-        &self,
-        which: &[usize],
-    ) -> Vec<(usize, Duration, Result<api::Pull, super::client::CallError>)> {
-        use futures_util::stream::StreamExt;
-        // Owned calls (a client clone shares its connections): a stream of closures borrowing
-        // `self` would not be `Send` for the spawned driver.
-        let calls: Vec<_> = which
-            .iter()
-            .map(|&i| {
-                let client = self.clients[i].clone();
-                let since = self.rec.workers[i].last_seq;
-                async move {
-                    let began = std::time::Instant::now();
-                    let pulled = client.pull(since).await;
-                    (i, began.elapsed(), pulled)
-                }
-            })
-            .collect();
-        futures_util::stream::iter(calls)
-            .buffered(PULL_FANOUT)
-            .collect()
-            .await
-    }
-
-    /// Merges (or judges the silence of) worker `i`'s pull, which took `rtt`.
-    async fn take_pull(
-        &mut self,
-        i: usize,
-        rtt: Duration,
-        pulled: Result<api::Pull, super::client::CallError>,
-    ) {
-        self.observe(i, rtt, &pulled);
+    async fn poll_worker(&mut self, i: usize) {
+        let since = self.rec.workers[i].last_seq;
+        let began = std::time::Instant::now();
+        let pulled = self.clients[i].pull(since).await;
+        self.observe(i, began.elapsed(), &pulled);
         match pulled.map(|p| p.metrics) {
             Ok(m) if m.run_id.as_deref() != Some(self.rec.id.as_str()) => {
                 self.fail_worker(i, "the worker no longer has this run (restarted?)".into());

@@ -136,7 +136,7 @@ pub struct RaftStore {
 type Views = HashMap<String, Arc<(Vec<u8>, bytes::Bytes)>>;
 
 /// The most runs whose rendered view is kept.
-const VIEWS_KEPT: usize = 16;
+const VIEWS_KEPT: usize = 2;
 
 impl RaftStore {
     /// The store on `replica`.
