@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use config::ReplicaConfig;
 pub use error::ReplicaError;
+pub use network::ReplicationBytes;
 pub use replica::{Replica, Role, Status, DEFAULT_WRITE_TIMEOUT};
 
 /// The id of a replica within the cluster (unique, stable across restarts).

@@ -7,6 +7,7 @@
 //! token) is `Unreachable`, so openraft backs off instead of hammering the peer; a deadline is
 //! `Timeout`; a `RaftError` returned by the peer is `RemoteError`. The server side is `server.rs`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,41 @@ pub(crate) const APPEND_PATH: &str = "/raft/append";
 pub(crate) const VOTE_PATH: &str = "/raft/vote";
 pub(crate) const SNAPSHOT_PATH: &str = "/raft/snapshot";
 
+/// Bytes of raft RPC bodies this replica has sent to its peers since it started: what replication
+/// costs on the wire (HTTP headers not included).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplicationBytes {
+    /// Append-entries requests: the log entries a leader replicates, and its heartbeats.
+    pub append_entries: u64,
+    /// Install-snapshot requests: the snapshot chunks a leader sends a follower too far behind.
+    pub snapshot: u64,
+}
+
+/// The running counts behind [`ReplicationBytes`], shared by every peer connection.
+#[derive(Debug, Default)]
+pub(crate) struct Sent {
+    append_entries: AtomicU64,
+    snapshot: AtomicU64,
+}
+
+impl Sent {
+    pub(crate) fn read(&self) -> ReplicationBytes {
+        ReplicationBytes {
+            append_entries: self.append_entries.load(Ordering::Relaxed),
+            snapshot: self.snapshot.load(Ordering::Relaxed),
+        }
+    }
+
+    fn add(&self, action: RPCTypes, bytes: usize) {
+        let counter = match action {
+            RPCTypes::AppendEntries => &self.append_entries,
+            RPCTypes::InstallSnapshot => &self.snapshot,
+            _ => return,
+        };
+        counter.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+}
+
 /// Builds a connection per peer on demand; owned by openraft.
 pub(crate) struct Network {
     client: reqwest::Client,
@@ -36,6 +72,7 @@ pub(crate) struct Network {
     scheme: &'static str,
     token: Option<Arc<str>>,
     self_id: NodeId,
+    sent: Arc<Sent>,
 }
 
 impl Network {
@@ -46,12 +83,14 @@ impl Network {
         scheme: &'static str,
         token: Option<Arc<str>>,
         self_id: NodeId,
+        sent: Arc<Sent>,
     ) -> Self {
         Network {
             client,
             scheme,
             token,
             self_id,
+            sent,
         }
     }
 }
@@ -67,6 +106,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             self_id: self.self_id,
             target,
             base: format!("{}://{}", self.scheme, node.addr),
+            sent: self.sent.clone(),
         }
     }
 }
@@ -78,6 +118,7 @@ pub(crate) struct PeerConnection {
     self_id: NodeId,
     target: NodeId,
     base: String,
+    sent: Arc<Sent>,
 }
 
 /// An error with a plain message, for cases reqwest does not describe (HTTP status codes).
@@ -106,11 +147,15 @@ impl PeerConnection {
                 timeout: ttl,
             })
         };
+        // Encoded here rather than by reqwest so that the bytes sent can be counted.
+        let body = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        self.sent.add(action, body.len());
         let mut request = self
             .client
             .post(format!("{}{path}", self.base))
             .timeout(ttl)
-            .json(req);
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }

@@ -21,7 +21,7 @@ use openraft::{RaftMetrics, ServerState};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::network::Network;
+use crate::network::{Network, ReplicationBytes, Sent};
 use crate::store::log::LogStore;
 use crate::store::state_machine::{SharedState, StateMachine};
 use crate::store::{self, Store};
@@ -47,6 +47,8 @@ struct Inner {
     data_dir: PathBuf,
     /// The store, owned by openraft's tasks; gone once they have all stopped.
     store: Weak<Store>,
+    /// Bytes sent to the peers, counted by the network layer.
+    sent: Arc<Sent>,
 }
 
 /// What a replica is doing in the raft group right now.
@@ -146,7 +148,8 @@ impl Replica {
                 "http",
             ),
         };
-        let network = Network::new(client, scheme, token.clone(), cfg.id);
+        let sent = Arc::new(Sent::default());
+        let network = Network::new(client, scheme, token.clone(), cfg.id, sent.clone());
 
         let store = Arc::downgrade(&opened.store);
         let log_store = LogStore::new(opened.store.clone());
@@ -169,6 +172,7 @@ impl Replica {
                 token,
                 data_dir: cfg.data_dir.clone(),
                 store,
+                sent,
             }),
         };
 
@@ -292,6 +296,12 @@ impl Replica {
     /// The directory this replica keeps its data in.
     pub fn data_dir(&self) -> &std::path::Path {
         &self.inner.data_dir
+    }
+
+    /// Bytes of raft RPC bodies this replica has sent to its peers since it opened (as leader:
+    /// the log entries and snapshots it replicates).
+    pub fn replication_bytes(&self) -> ReplicationBytes {
+        self.inner.sent.read()
     }
 
     /// The openraft handle, for what this façade does not cover (membership changes, triggers).

@@ -10,7 +10,7 @@
 use super::leader::Drivers;
 use super::store::RaftStore;
 use crate::api::master::{
-    ClusterView, Member, NotLeader, RunBrief, RunPatch, RunView, Stopping, Submit, Submitted,
+    ClusterView, Member, NotLeader, RunBrief, RunPatch, Stopping, Submit, Submitted,
 };
 use crate::api::{ApiError, HealthOk};
 use crate::control::client::Credentials;
@@ -245,8 +245,20 @@ async fn list_runs(State(m): State<Master>) -> Json<Vec<RunBrief>> {
 }
 
 async fn get_run(State(m): State<Master>, Path(id): Path<String>) -> Response {
-    if let Some(rec) = m.store.run(&id) {
-        return Json::<RunView>(rec.view(m.store.replica.id())).into_response();
+    // Rendering a large record takes a while: off the async workers, which drive the run.
+    let store = m.store.clone();
+    let key = id.clone();
+    match tokio::task::spawn_blocking(move || store.view_json(&key)).await {
+        Ok(Some(body)) => {
+            return ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        Ok(None) => {}
+        Err(e) => {
+            return ApiError::reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("run `{id}` could not be rendered: {e}"),
+            )
+        }
     }
     match m.store.read_archived(&id).await {
         Some(Ok((rec, entry))) => {

@@ -60,6 +60,23 @@ pub fn render(store: &RaftStore) -> String {
         st.id,
         st.last_applied.unwrap_or(0)
     );
+    let sent = store.replica.replication_bytes();
+    header(
+        &mut out,
+        "perfornium_master_replication_bytes_total",
+        "counter",
+        "Bytes of raft RPC bodies this replica sent to its peers (as leader: what it replicates), by kind.",
+    );
+    for (kind, bytes) in [
+        ("append_entries", sent.append_entries),
+        ("snapshot", sent.snapshot),
+    ] {
+        let _ = writeln!(
+            out,
+            "perfornium_master_replication_bytes_total{{node=\"{}\",kind=\"{kind}\"}} {bytes}",
+            st.id
+        );
+    }
     let runs = store.runs();
     header(
         &mut out,

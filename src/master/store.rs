@@ -127,7 +127,16 @@ pub struct RaftStore {
     /// lock for all runs, held across the write, so two saves of a run never interleave.
     written: Arc<tokio::sync::Mutex<HashMap<String, Written>>>,
     whole: bool,
+    /// Per run: the last `GET /runs/{id}` body rendered and the head it was rendered from, so
+    /// polls between two saves of the record answer without assembling and rendering it again.
+    views: Arc<std::sync::Mutex<Views>>,
 }
+
+/// Per run id: a head and the view rendered from it.
+type Views = HashMap<String, Arc<(Vec<u8>, bytes::Bytes)>>;
+
+/// The most runs whose rendered view is kept.
+const VIEWS_KEPT: usize = 2;
 
 impl RaftStore {
     /// The store on `replica`.
@@ -136,7 +145,32 @@ impl RaftStore {
             replica,
             written: Default::default(),
             whole: std::env::var_os(WHOLE_RECORDS_ENV).is_some(),
+            views: Default::default(),
         }
+    }
+
+    /// Run `id`'s view (what `GET /runs/{id}` answers) as JSON, as this replica has applied it:
+    /// rendered once per change of the record's head (every save writes the head), then served
+    /// from that rendering. `None`: no such run in the state.
+    pub fn view_json(&self, id: &str) -> Option<bytes::Bytes> {
+        let head = self.replica.get(&run_key(id))?;
+        let cached = self.lock_views().get(id).cloned();
+        if let Some(c) = cached.filter(|c| c.0 == head) {
+            return Some(c.1.clone());
+        }
+        let view = self.assemble(&head)?.view(self.replica.id());
+        let body = bytes::Bytes::from(serde_json::to_vec(&view).ok()?);
+        let mut views = self.lock_views();
+        if views.len() >= VIEWS_KEPT && !views.contains_key(id) {
+            views.clear();
+        }
+        views.insert(id.to_string(), Arc::new((head, body.clone())));
+        Some(body)
+    }
+
+    fn lock_views(&self) -> std::sync::MutexGuard<'_, Views> {
+        // A poisoned lock only means a render panicked; the map itself is always whole.
+        self.views.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Every run record this replica has applied, oldest first.

@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use perfornium::api::worker as api;
 use perfornium::metrics::{Latency, StepStats};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -98,7 +98,12 @@ async fn stop(State(f): State<Arc<Fake>>) -> Json<api::Ack> {
     })
 }
 
+/// Pulls (`GET /metrics`) the simulated workers of this process have answered: the scale bench
+/// reads the leader's achieved pull interval from it.
+pub(crate) static PULLS: AtomicU64 = AtomicU64::new(0);
+
 async fn metrics(State(f): State<Arc<Fake>>, Query(q): Query<Since>) -> String {
+    PULLS.fetch_add(1, Ordering::Relaxed);
     let Some((id, at_ms, closed, done)) = f.closed() else {
         return r#"{"run_id":null,"phase":"idle","started_at_ms":null,"batches":[],"live":{"elapsed_s":0,"requests":0,"errors":0,"rps":0,"p95_ms":0,"active_vus":0,"dropped":0}}"#.into();
     };
