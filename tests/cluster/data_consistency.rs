@@ -380,7 +380,8 @@ fn validate_steps(steps: &str) -> (bool, String) {
 }
 
 /// A worker restarted mid-run (`auto_restart`) joins the global variables too: worker A extracts
-/// a new `global.token` every iteration; worker C never extracts one and posts what
+/// a new `global.token` every iteration (from `/record/set`, so the mock keeps every token A
+/// issued); worker C never extracts one and posts what
 /// `{{global.token}}` holds. C is killed and started again on its port (as `c2`); once it is
 /// prepared again, the tokens it posts are A's — the controller reads and feeds it like the
 /// workers the run started with.
@@ -390,7 +391,7 @@ fn a_worker_restarted_by_auto_restart_gets_the_global_variables() {
     let a = worker_with_env(&[("PERF_WORKER", "a"), ("PERF_KEY", "token")]);
     let mut c = worker_with_env(&[("PERF_WORKER", "c"), ("PERF_KEY", "other")]);
     let dir = tempfile::tempdir().unwrap();
-    let steps = "      - name: set\n        method: POST\n        path: /echo\n        headers: { Content-Type: application/json }\n        body: '{\"{{env.PERF_KEY}}\": \"tok-{{timestamp:unix}}\"}'\n        think_time: 0ms\n        extract:\n          - { name: global.token, type: json_path, expression: \"$.token\" }\n      - name: report\n        method: POST\n        path: /users\n        json: { seen: \"{{global.token}}\", worker: \"{{env.PERF_WORKER}}\" }\n";
+    let steps = "      - name: set\n        method: POST\n        path: /record/set\n        headers: { Content-Type: application/json }\n        body: '{\"{{env.PERF_KEY}}\": \"tok-{{timestamp:unix}}\"}'\n        think_time: 0ms\n        extract:\n          - { name: global.token, type: json_path, expression: \"$.body.token\" }\n      - name: report\n        method: POST\n        path: /users\n        json: { seen: \"{{global.token}}\", worker: \"{{env.PERF_WORKER}}\" }\n";
     let file = yaml(&mock)
         .name("globals-restart")
         .load("pattern: basic, virtual_users: 2, duration: 7s")
@@ -432,6 +433,15 @@ fn a_worker_restarted_by_auto_restart_gets_the_global_variables() {
         s["events"]
     );
     let users = get_json(&format!("http://{}/users", mock.addr)).expect("the mock's /users");
+    // Every token A issued, as the mock received it (A's reports can lag its extractions: a VU
+    // stopped by the run's end between its two steps never reports its last token).
+    let recorded = get_json(&format!("http://{}/__recorded", mock.addr)).expect("/__recorded");
+    let issued: std::collections::BTreeSet<String> = recorded
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|r| r["body"]["token"].as_str().map(String::from))
+        .collect();
     let mut a_tokens = std::collections::BTreeSet::new();
     let (mut c2_reports, mut c2_tokens) = (0, std::collections::BTreeSet::new());
     for u in users["users"].as_array().unwrap() {
@@ -453,8 +463,12 @@ fn a_worker_restarted_by_auto_restart_gets_the_global_variables() {
     }
     assert!(c2_reports > 5, "the restarted worker ran: {c2_reports}");
     assert!(
-        c2_tokens.len() >= 2 && c2_tokens.iter().all(|t| a_tokens.contains(t)),
-        "the restarted worker saw A's tokens: {c2_tokens:?} of {} reports",
+        c2_tokens.len() >= 2 && c2_tokens.iter().all(|t| issued.contains(t)),
+        "the restarted worker saw A's tokens: {c2_tokens:?} of {} reports; A issued {issued:?}",
         c2_reports
+    );
+    assert!(
+        a_tokens.iter().all(|t| issued.contains(t)),
+        "A reported only tokens it issued"
     );
 }
