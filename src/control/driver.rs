@@ -62,6 +62,10 @@ pub struct Driver<S: RunStore> {
     pool: Option<PoolSource>,
     /// By worker entry: the resource sample sent with its last pull (`adaptive` thresholds).
     recent_resources: Vec<Option<crate::metrics::resources::Resources>>,
+    /// By worker entry: its pulls answered for this run since the run started. A sample covers
+    /// the time since the worker's previous one, so only from the second pull on does it cover
+    /// running alone (the first also covers the worker's start-up and its preparing the run).
+    pulls_while_started: Vec<u32>,
     /// When this driver found each worker failed (controller clock, ms), by entry.
     failed_at: std::collections::HashMap<usize, u64>,
     /// Failed entries whose replacement was already looked for (once each).
@@ -100,6 +104,7 @@ impl<S: RunStore> Driver<S> {
             creds: creds.clone(),
             pool: None,
             recent_resources: vec![None; rec_workers],
+            pulls_while_started: vec![0; rec_workers],
             failed_at: Default::default(),
             replace_tried: Default::default(),
         }
@@ -578,7 +583,8 @@ impl<S: RunStore> Driver<S> {
 
     /// `load_balancing.algorithm: adaptive`: a running worker over a threshold — p95 latency at its
     /// last pull over `response_time_threshold`, or its process CPU / memory in the sample sent
-    /// with that pull at or over `cpu_threshold` / `memory_threshold` — gives half its share to the
+    /// with that pull at or over `cpu_threshold` / `memory_threshold` (a sample that covers only
+    /// the running phase: not the first after the start) — gives half its share to the
     /// running workers under every threshold (in proportion to their shares), the total unchanged;
     /// at most once every 5 s, and not while a change is still being applied. Recorded as a live
     /// change and a run event naming each mover's reasons.
@@ -614,8 +620,15 @@ impl<S: RunStore> Driver<S> {
         let p95: Vec<Option<f64>> = (0..n)
             .map(|w| self.recent_p95.get(w).copied().flatten())
             .collect();
+        // Only samples that cover running alone (see `pulls_while_started`).
         let res: Vec<Option<crate::metrics::resources::Resources>> = (0..n)
-            .map(|w| self.recent_resources.get(w).copied().flatten())
+            .map(|w| {
+                self.recent_resources
+                    .get(w)
+                    .copied()
+                    .flatten()
+                    .filter(|_| self.pulls_while_started.get(w).is_some_and(|&k| k >= 2))
+            })
             .collect();
         let reasons: Vec<Vec<String>> = (0..n)
             .map(|w| over_thresholds(&t, p95[w], res[w]))
@@ -1610,6 +1623,12 @@ impl<S: RunStore> Driver<S> {
             self.recent_resources.resize(self.rec.workers.len(), None);
         }
         self.recent_resources[i] = p.extras.resources;
+        if self.pulls_while_started.len() < self.rec.workers.len() {
+            self.pulls_while_started.resize(self.rec.workers.len(), 0);
+        }
+        if self.rec.phase == Phase::Started {
+            self.pulls_while_started[i] = self.pulls_while_started[i].saturating_add(1);
+        }
         if let Some(r) = p
             .extras
             .resources
