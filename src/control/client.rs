@@ -268,6 +268,22 @@ impl WorkerClient {
         }
     }
 
+    /// A worker's non-success answer as [`CallError::Refused`], with the reason its error body
+    /// gives (empty when the body is not one).
+    async fn refused_by(&self, resp: reqwest::Response) -> CallError {
+        let status = resp.status().as_u16();
+        let message = resp
+            .json::<ApiError>()
+            .await
+            .map(|e| e.error)
+            .unwrap_or_default();
+        CallError::Refused {
+            addr: self.addr.clone(),
+            status,
+            message,
+        }
+    }
+
     /// The gRPC client, when the transport is gRPC: `Err` when the link could not be set up.
     fn grpc(
         &self,
@@ -353,16 +369,7 @@ impl WorkerClient {
             return Ok(None);
         }
         if !status.is_success() {
-            let message = resp
-                .json::<ApiError>()
-                .await
-                .map(|e| e.error)
-                .unwrap_or_default();
-            return Err(CallError::Refused {
-                addr: self.addr.clone(),
-                status: status.as_u16(),
-                message,
-            });
+            return Err(self.refused_by(resp).await);
         }
         resp.json().await.map(Some).map_err(unreachable)
     }
@@ -608,16 +615,7 @@ impl WorkerClient {
             return Ok(RawNext::NotYet);
         }
         if !status.is_success() {
-            let message = resp
-                .json::<ApiError>()
-                .await
-                .map(|e| e.error)
-                .unwrap_or_default();
-            return Err(CallError::Refused {
-                addr: self.addr.clone(),
-                status: status.as_u16(),
-                message,
-            });
+            return Err(self.refused_by(resp).await);
         }
         let seq = resp
             .headers()
