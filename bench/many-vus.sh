@@ -151,9 +151,11 @@ run() { # yaml
   wait "$pid" || { tail -20 "$WORK/stderr" >&2; tail -5 "$WORK"/worker*.log >&2; exit 1; }
 }
 
-# Idle VUs: one request each, then a think time longer than the run.
-RAMP_IDLE=$(( IDLE_VUS / 5000 + 1 ))
-test_yaml "$WORK/idle.yaml" "$IDLE_VUS" "$RAMP_IDLE" 5 600s
+# Idle VUs: one request each, then a think time longer than the run. The ramp goes at IDLE_RATE
+# new VUs a second (default 2,500: on 2 cores, 5,000 a second outran the connects, and VUs started
+# late never made their request before the run ended), then IDLE_HOLD seconds (default 10).
+RAMP_IDLE=$(( IDLE_VUS / ${IDLE_RATE:-2500} + 1 ))
+test_yaml "$WORK/idle.yaml" "$IDLE_VUS" "$RAMP_IDLE" "${IDLE_HOLD:-10}" 600s
 run "$WORK/idle.yaml"
 IDLE_BASE=$BASE_KIB; IDLE_PEAK=$PEAK_KIB
 python3 - "$WORK/out/summary.json" "$IDLE_VUS" <<'PY'
