@@ -95,7 +95,13 @@ pub fn current_total(rec: &RunRecord) -> u64 {
 /// Splits `total` units over the running workers in proportion to their planned shares (largest
 /// remainder, ties to the first); others get 0.
 pub fn replan(rec: &RunRecord, total: u64) -> Vec<u64> {
-    let weights: Vec<u64> = (0..rec.workers.len())
+    proportional(total, &running_weights(rec))
+}
+
+/// Each worker entry's planned share (at least 1) when it runs, 0 when not: the weights live
+/// changes are split by.
+fn running_weights(rec: &RunRecord) -> Vec<u64> {
+    (0..rec.workers.len())
         .map(|w| {
             if running(rec, w) {
                 super::plan::units(&rec.workers[w].load).max(1)
@@ -103,8 +109,7 @@ pub fn replan(rec: &RunRecord, total: u64) -> Vec<u64> {
                 0
             }
         })
-        .collect();
-    proportional(total, &weights)
+        .collect()
 }
 
 /// The most units worker entry `w` may run: its `max_vus`, or `max_rps` in milli-arrivals/s for an
@@ -138,15 +143,7 @@ pub fn replan_within(rec: &RunRecord, total: u64) -> (Vec<u64>, u64) {
     {
         return (shares, 0);
     }
-    let weights: Vec<u64> = (0..rec.workers.len())
-        .map(|w| {
-            if running(rec, w) {
-                super::plan::units(&rec.workers[w].load).max(1)
-            } else {
-                0
-            }
-        })
-        .collect();
+    let weights = running_weights(rec);
     let mut out = vec![0; weights.len()];
     let short = super::balance::fill(total, &weights, &rooms, &mut out);
     (out, short)
