@@ -73,6 +73,11 @@ pub struct StreamQuery {
     /// The last sequence number the controller merged: the stream starts after it.
     #[serde(default)]
     pub since: u64,
+    /// For a plain pull: what the controller has saved (durably) up to, which the worker may
+    /// forget; batches between `ack` and `since` are kept for a controller that takes over from
+    /// the saved record. Absent: `since` (everything merged counts as saved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack: Option<u64>,
     /// How often the worker sends when nothing new happened, ms (0: [`DEFAULT_STREAM_MS`]).
     #[serde(default)]
     pub interval_ms: u32,

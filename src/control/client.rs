@@ -440,19 +440,20 @@ impl WorkerClient {
             .await
     }
 
-    /// Batches after `since`, acknowledging everything up to it.
-    pub async fn metrics(&self, since: u64) -> Result<api::Metrics, CallError> {
+    /// Batches after `since`, acknowledging everything up to `ack` (what the controller has
+    /// saved; at most `since`).
+    pub async fn metrics(&self, since: u64, ack: u64) -> Result<api::Metrics, CallError> {
         if self.link.is_some() {
-            return self.pull(since).await.map(|p| p.metrics);
+            return self.pull(since, ack).await.map(|p| p.metrics);
         }
-        self.call(self.http.get(self.url(&format!("/metrics?since={since}"))))
+        self.call(self.http.get(self.url(&metrics_path(since, ack))))
             .await
     }
 
     /// Like [`Self::metrics`], with what the worker measured about itself and its log records.
     /// Over gRPC and WebSocket, the batches come from the worker's stream (opened on the first
-    /// pull) and `since` is acknowledged on it.
-    pub async fn pull(&self, since: u64) -> Result<api::Pull, CallError> {
+    /// pull) and `ack` is acknowledged on it.
+    pub async fn pull(&self, since: u64, ack: u64) -> Result<api::Pull, CallError> {
         let body: serde_json::Value = match &self.link {
             Some(link) => {
                 let stream = link.stream.as_ref().map_err(|e| CallError::Tls {
@@ -460,12 +461,12 @@ impl WorkerClient {
                     reason: e.clone(),
                 })?;
                 stream
-                    .pull(since, self.bearer())
+                    .pull(since, ack, self.bearer())
                     .await
                     .map_err(|e| self.down(e))?
             }
             None => {
-                self.call(self.http.get(self.url(&format!("/metrics?since={since}"))))
+                self.call(self.http.get(self.url(&metrics_path(since, ack))))
                     .await?
             }
         };
@@ -644,4 +645,13 @@ pub enum RawNext {
     NotYet,
     /// Every chunk was handed out.
     Done(api::RawDone),
+}
+
+/// `GET /metrics`: batches after `since`; the worker may forget up to `ack` (at most `since`).
+fn metrics_path(since: u64, ack: u64) -> String {
+    if ack >= since {
+        format!("/metrics?since={since}")
+    } else {
+        format!("/metrics?since={since}&ack={ack}")
+    }
 }

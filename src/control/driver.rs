@@ -19,8 +19,27 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
 
-/// How often workers are polled for metrics (each answer is also a heartbeat).
+/// How often workers are polled for metrics (each answer is also a heartbeat): a round starts
+/// every `POLL`, counted from the previous round's start.
 pub const POLL: Duration = Duration::from_secs(1);
+
+/// The most workers pulled at the same time in a round.
+const PULL_FANOUT: usize = 64;
+
+/// A pull that fails this close before the worker's detection timeout runs out is tried once
+/// more just after it (for at most [`LAST_CHANCE`]): rounds start a whole [`POLL`] apart, so the
+/// failure would otherwise be judged only a round later, a second past the timeout.
+const RETRY_WINDOW_MS: u64 = 250;
+const LAST_CHANCE: Duration = Duration::from_millis(100);
+
+/// Workers whose merged state is saved per round: a run on more is saved every
+/// ⌈workers / SAVED_WORKERS_PER_ROUND⌉ rounds (at most [`MAX_ROUNDS_PER_SAVE`]) while nothing but
+/// measurements changed, so what a save writes and replicates per second stays about this many
+/// workers' worth however many there are.
+const SAVED_WORKERS_PER_ROUND: usize = 200;
+
+/// The most rounds between two saves of a running record.
+const MAX_ROUNDS_PER_SAVE: u32 = 5;
 
 /// The least time a `/start` call (or a clock estimate) is given when the coordination deadline is
 /// near: workers are started one after another, so a late one still gets one real try.
@@ -70,6 +89,27 @@ pub struct Driver<S: RunStore> {
     failed_at: std::collections::HashMap<usize, u64>,
     /// Failed entries whose replacement was already looked for (once each).
     replace_tried: std::collections::HashSet<usize>,
+    /// By worker entry: what its batches are merged up to in the last saved record. Only this is
+    /// acknowledged to the worker, which keeps every later batch: a leader taking over from the
+    /// saved record pulls them again, so no batch is lost or merged twice however rarely the
+    /// record is saved.
+    saved_seq: Vec<u64>,
+    /// Rounds since the record was last saved, and what it held then that must be saved at once
+    /// when it changes (see [`Marks`]).
+    rounds_unsaved: u32,
+    saved_marks: Option<Marks>,
+}
+
+/// What in a running record is saved in the round it changes (the rest, measurements, may wait
+/// for a later round): its phase, events, workers' states and the live control.
+#[derive(PartialEq)]
+struct Marks {
+    phase: Phase,
+    events: usize,
+    states: Vec<WorkerState>,
+    stop_requested: bool,
+    control: Option<crate::api::master::LoadControl>,
+    alerts: usize,
 }
 
 impl<S: RunStore> Driver<S> {
@@ -107,7 +147,54 @@ impl<S: RunStore> Driver<S> {
             pulls_while_started: vec![0; rec_workers],
             failed_at: Default::default(),
             replace_tried: Default::default(),
+            saved_seq: Vec::new(),
+            rounds_unsaved: 0,
+            saved_marks: None,
         }
+        .saved_from_store()
+    }
+
+    /// The record a driver starts from was saved (at submission, or by the leader before).
+    fn saved_from_store(mut self) -> Self {
+        self.saved_seq = self.rec.workers.iter().map(|w| w.last_seq).collect();
+        self
+    }
+
+    fn marks(&self) -> Marks {
+        Marks {
+            phase: self.rec.phase,
+            events: self.rec.events.len(),
+            states: self.rec.workers.iter().map(|w| w.state).collect(),
+            stop_requested: self.rec.stop_requested,
+            control: self.rec.control.clone(),
+            alerts: self.rec.monitoring.alerts.len(),
+        }
+    }
+
+    /// What worker `i`'s batches may be acknowledged up to: what the saved record has merged.
+    fn acked(&self, i: usize) -> u64 {
+        self.saved_seq
+            .get(i)
+            .copied()
+            .unwrap_or(0)
+            .min(self.rec.workers[i].last_seq)
+    }
+
+    /// Saves the record of a running run when something other than measurements changed, or
+    /// when it has gone unsaved for its rounds (one per [`SAVED_WORKERS_PER_ROUND`] workers).
+    async fn save_if_due(&mut self) -> Result<(), StoreError> {
+        self.rounds_unsaved += 1;
+        let every = test_hook::rounds_per_save().unwrap_or_else(|| {
+            self.rec
+                .workers
+                .len()
+                .div_ceil(SAVED_WORKERS_PER_ROUND)
+                .clamp(1, MAX_ROUNDS_PER_SAVE as usize) as u32
+        });
+        if self.rounds_unsaved >= every || self.saved_marks.as_ref() != Some(&self.marks()) {
+            self.save().await?;
+        }
+        Ok(())
     }
 
     /// Gives the driver the registered pool (`replacement_workers`, and `auto_restart` of a
@@ -210,6 +297,9 @@ impl<S: RunStore> Driver<S> {
 
     async fn save(&mut self) -> Result<(), StoreError> {
         self.store.save(&self.rec).await?;
+        self.saved_seq = self.rec.workers.iter().map(|w| w.last_seq).collect();
+        self.rounds_unsaved = 0;
+        self.saved_marks = Some(self.marks());
         // A copy of the whole record (every worker's histograms) only for someone watching.
         if self.view.receiver_count() > 0 {
             self.view.send_replace(self.rec.clone());
@@ -463,13 +553,19 @@ impl<S: RunStore> Driver<S> {
         }
         let mut failed_run = false;
         loop {
-            // What each worker's batches are merged up to in the saved record: every pass ends
-            // with a save, and the record a driver starts from is a saved one.
-            let saved: Vec<u64> = self.rec.workers.iter().map(|w| w.last_seq).collect();
+            let round = tokio::time::Instant::now();
+            let saved = self.saved_seq.clone();
+            // The active workers are pulled all at once (at most PULL_FANOUT calls in flight), then
+            // each answer is merged in worker order: one after another, a round of 1,000 workers
+            // lasted longer than the interval.
+            let active: Vec<usize> = (0..self.clients.len())
+                .filter(|&i| self.rec.workers[i].is_active())
+                .collect();
+            for (i, rtt, pulled) in self.pull_all(&active).await {
+                self.take_pull(i, rtt, pulled).await;
+            }
             for i in 0..self.clients.len() {
-                if self.rec.workers[i].is_active() {
-                    self.poll_worker(i).await;
-                } else if self.rec.workers[i].state == WorkerState::Failed {
+                if self.rec.workers[i].state == WorkerState::Failed && !active.contains(&i) {
                     self.poll_failed(i).await;
                 }
             }
@@ -503,14 +599,14 @@ impl<S: RunStore> Driver<S> {
                 self.report_late();
                 break;
             }
-            self.save().await?;
+            self.save_if_due().await?;
             // Marked as soon as delivered: the window in which a new leader would send an alert
             // again is this one save.
             if self.deliver_alerts().await {
                 self.save().await?;
             }
             tokio::select! {
-                _ = tokio::time::sleep(POLL) => {}
+                _ = tokio::time::sleep_until(round + POLL) => {}
                 _ = self.stop.cancelled(), if !self.stop_sent => {}
                 Some(req) = self.changes.recv() => self.take_change(req).await?,
             }
@@ -1336,11 +1432,53 @@ impl<S: RunStore> Driver<S> {
         Ok(())
     }
 
-    async fn poll_worker(&mut self, i: usize) {
-        let since = self.rec.workers[i].last_seq;
-        let began = std::time::Instant::now();
-        let pulled = self.clients[i].pull(since).await;
-        self.observe(i, began.elapsed(), &pulled);
+    /// Pulls workers `which` concurrently (at most [`PULL_FANOUT`] at a time), each from its last
+    /// merged batch and acknowledging what the saved record holds; answers in the order of
+    /// `which`, with how long each call took.
+    async fn pull_all(
+        &self,
+        which: &[usize],
+    ) -> Vec<(usize, Duration, Result<api::Pull, super::client::CallError>)> {
+        use futures_util::stream::StreamExt;
+        // Owned calls (a client clone shares its connections): a stream of closures borrowing
+        // `self` would not be `Send` for the spawned driver.
+        let calls: Vec<_> = which
+            .iter()
+            .map(|&i| {
+                let client = self.clients[i].clone();
+                let (since, ack) = (self.rec.workers[i].last_seq, self.acked(i));
+                let deadline =
+                    self.rec.workers[i].last_seen_ms + self.rec.settings.detection_timeout_ms;
+                async move {
+                    let began = std::time::Instant::now();
+                    let mut pulled = client.pull(since, ack).await;
+                    let left = deadline.saturating_sub(now_ms());
+                    if pulled.is_err() && left > 0 && left <= RETRY_WINDOW_MS {
+                        tokio::time::sleep(Duration::from_millis(left + 1)).await;
+                        if let Ok(again) =
+                            tokio::time::timeout(LAST_CHANCE, client.pull(since, ack)).await
+                        {
+                            pulled = again;
+                        }
+                    }
+                    (i, began.elapsed(), pulled)
+                }
+            })
+            .collect();
+        futures_util::stream::iter(calls)
+            .buffered(PULL_FANOUT)
+            .collect()
+            .await
+    }
+
+    /// Merges (or judges the silence of) worker `i`'s pull, which took `rtt`.
+    async fn take_pull(
+        &mut self,
+        i: usize,
+        rtt: Duration,
+        pulled: Result<api::Pull, super::client::CallError>,
+    ) {
+        self.observe(i, rtt, &pulled);
         match pulled.map(|p| p.metrics) {
             Ok(m) if m.run_id.as_deref() != Some(self.rec.id.as_str()) => {
                 self.fail_worker(i, "the worker no longer has this run (restarted?)".into());
@@ -1516,7 +1654,10 @@ impl<S: RunStore> Driver<S> {
             }
             self.next_late_probe[i] = now_ms() + self.rec.settings.detection_timeout_ms;
         }
-        let Ok(m) = self.clients[i].metrics(self.rec.workers[i].last_seq).await else {
+        let Ok(m) = self.clients[i]
+            .metrics(self.rec.workers[i].last_seq, self.acked(i))
+            .await
+        else {
             return;
         };
         if m.run_id.as_deref() != Some(self.rec.id.as_str()) {
@@ -1784,11 +1925,26 @@ fn over_thresholds(
 /// writes into it what it had saved and merged per worker, and exits with status 137 at once,
 /// without saving. A driver that finds `<path>` already there carries on. Not for production use:
 /// nothing sets it outside the test suite (`tests/exactly_once.rs`).
+///
+/// `PERFORNIUM_TEST_ROUNDS_PER_SAVE=<n>` saves a running record every n rounds whatever the
+/// number of workers (as a run on more than 200 workers is), so the hook above fires only once
+/// at least two batches of a worker are merged past the saved record (`tests/save_cadence.rs`).
 mod test_hook {
     use super::RunRecord;
     use std::sync::OnceLock;
 
     pub const EXIT_AFTER_PULL: &str = "PERFORNIUM_TEST_EXIT_AFTER_PULL";
+    pub const ROUNDS_PER_SAVE: &str = "PERFORNIUM_TEST_ROUNDS_PER_SAVE";
+
+    pub fn rounds_per_save() -> Option<u32> {
+        static N: OnceLock<Option<u32>> = OnceLock::new();
+        *N.get_or_init(|| {
+            std::env::var(ROUNDS_PER_SAVE)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .filter(|&n| n >= 1)
+        })
+    }
 
     pub fn exit_after_pull(rec: &RunRecord, saved: &[u64]) {
         static PATH: OnceLock<Option<std::ffi::OsString>> = OnceLock::new();
@@ -1799,7 +1955,7 @@ mod test_hook {
             .workers
             .iter()
             .zip(saved)
-            .any(|(w, &s)| s >= 2 && w.last_seq > s);
+            .any(|(w, &s)| s >= 2 && w.last_seq > s + u64::from(rounds_per_save().is_some()));
         if !unsaved {
             return;
         }

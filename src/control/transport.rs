@@ -3,11 +3,11 @@
 //!
 //! Both receive batches on a stream the controller opens to the worker (the worker never dials
 //! out). A background task keeps what arrives: batches by sequence number, the latest phase and
-//! live view, log records. A pull with `since=N` acknowledges N on the stream's link (the `Ack`
-//! call, or an `{"ack": N}` frame), drops what N covers, and returns everything after it, so a
-//! batch is returned until it is merged and acknowledged, exactly as `GET /metrics?since=N` does;
-//! the run record's sequence check merges each once. A broken or silent stream is reopened with
-//! `since` = the last merged batch, so nothing is lost and nothing counted twice.
+//! live view, log records. A pull with `since=N&ack=A` acknowledges A (what the controller has
+//! saved) on the stream's link (the `Ack` call, or an `{"ack": A}` frame), and returns everything
+//! after N (what it has merged), exactly as `GET /metrics?since=N&ack=A` does; the run record's
+//! sequence check merges each once. A broken or silent stream is reopened from A, so nothing the
+//! saved record lacks is lost and nothing is counted twice.
 
 use crate::api::transport::{grpc as pb, StreamQuery, WsAck};
 use crate::config::communication::{GrpcCommunication, WsCommunication};
@@ -255,11 +255,12 @@ impl Stream {
         }
     }
 
-    /// A `GET /metrics?since=N` answer over the stream (see the module's comment); `auth` is the
-    /// bearer token for this call, if any.
+    /// A `GET /metrics?since=N&ack=A` answer over the stream (see the module's comment); `auth`
+    /// is the bearer token for this call, if any.
     pub(super) async fn pull(
         &self,
         since: u64,
+        ack: u64,
         auth: Option<String>,
     ) -> Result<serde_json::Value, String> {
         let mut open = self.open.lock().await;
@@ -278,7 +279,10 @@ impl Stream {
                 *open = None;
             }
             if open.is_none() {
-                match self.open(since, auth.clone()).await {
+                // Opened from what is saved: opening acknowledges it, and batches the worker sends
+                // again up to `since` are answered by `take` no more (merged ones are ignored).
+                let ack = ack.min(since);
+                match self.open(ack, auth.clone()).await {
                     Ok(o) => *open = Some(o),
                     Err(e) => {
                         last_err = e;
@@ -287,8 +291,9 @@ impl Stream {
                 }
             }
             let Some(o) = open.as_mut() else { continue };
-            if since > o.acked {
-                if let Err(e) = self.ack(o, since, auth.clone()).await {
+            let ack = ack.min(since);
+            if ack > o.acked {
+                if let Err(e) = self.ack(o, ack, auth.clone()).await {
                     last_err = e;
                     *open = None;
                     continue;
@@ -422,6 +427,7 @@ async fn ws_connect(
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let q = StreamQuery {
         since,
+        ack: None,
         interval_ms,
         compress: w.gzip.then(|| "gzip".to_string()),
     };

@@ -245,7 +245,7 @@ async fn metrics(
     if let Ok(upgrade) = upgrade {
         return ws::upgrade(w, q, upgrade);
     }
-    match w.pull(q.since) {
+    match w.pull(q.since, q.ack.unwrap_or(q.since)) {
         Some(body) => Json(body).into_response(),
         None => ApiError::reply(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -255,10 +255,10 @@ async fn metrics(
 }
 
 impl Worker {
-    /// A `GET /metrics?since=N` answer: batches after `since` (acknowledging up to it), with what
-    /// the worker measured about itself and its log records.
-    fn pull(&self, since: u64) -> Option<serde_json::Value> {
-        self.answer(self.slot.metrics(since))
+    /// A `GET /metrics?since=N&ack=A` answer: batches after `since` (acknowledging up to `ack`),
+    /// with what the worker measured about itself and its log records.
+    fn pull(&self, since: u64, ack: u64) -> Option<serde_json::Value> {
+        self.answer(self.slot.pull(since, ack))
     }
 
     /// `metrics` with this pull's extras, as one JSON object (see `api::worker::Pull`).

@@ -610,6 +610,12 @@ impl Slot {
 
     /// Batches after `since`; everything up to `since` counts as acknowledged and is dropped.
     pub fn metrics(&self, since: u64) -> api::Metrics {
+        self.pull(since, since)
+    }
+
+    /// Batches after `since`; everything up to `ack` (at most `since`) counts as acknowledged
+    /// and is dropped, and what lies between is kept for a controller resuming from `ack`.
+    pub fn pull(&self, since: u64, ack: u64) -> api::Metrics {
         self.last_poll_ms
             .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
         let mut guard = self.lock();
@@ -622,12 +628,16 @@ impl Slot {
                 live: Live::default(),
             };
         };
-        run.batches = run.batches.split_off(&(since + 1));
+        run.batches = run.batches.split_off(&(ack.min(since) + 1));
         api::Metrics {
             run_id: Some(run.id.clone()),
             phase: run.phase,
             started_at_ms: run.started_at_ms,
-            batches: run.batches.values().cloned().collect(),
+            batches: run
+                .batches
+                .range(since + 1..)
+                .map(|(_, b)| b.clone())
+                .collect(),
             live: run.live(),
         }
     }

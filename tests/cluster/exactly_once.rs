@@ -15,7 +15,7 @@ const HOOK: &str = "PERFORNIUM_TEST_EXIT_AFTER_PULL";
 /// Three replicas, every one with the hook set to `marker`: whichever leads dies at the first
 /// chance, and only it (the marker is created atomically). As `Cluster::start` does, the ports are
 /// chosen before the replicas bind, and the cluster starts again on new ones if one was taken.
-fn cluster_with_hook(marker: &Path) -> Cluster {
+fn cluster_with_hook(marker: &Path, rounds_per_save: Option<u32>) -> Cluster {
     let mut last = String::new();
     for _ in 0..PORT_ATTEMPTS {
         let mut c = Cluster {
@@ -31,6 +31,9 @@ fn cluster_with_hook(marker: &Path) -> Cluster {
         for i in 0..3 {
             let mut cmd = Command::new(BIN);
             cmd.args(c.node_args(i)).env(HOOK, marker);
+            if let Some(n) = rounds_per_save {
+                cmd.env("PERFORNIUM_TEST_ROUNDS_PER_SAVE", n.to_string());
+            }
             let mut p = start_cmd(cmd);
             p.addr = c.addrs[i].clone();
             c.procs[i] = Some(p);
@@ -94,9 +97,16 @@ fn a_leader_dying_between_a_pull_and_its_save_loses_and_doubles_nothing() {
 /// The test above over `protocol` (`distributed.communication.protocol`; `transports.rs` runs it
 /// over gRPC and WebSocket).
 pub(crate) fn leader_dies_between_pull_and_save(protocol: &str) {
+    leader_dies_with_unsaved_rounds(protocol, None);
+}
+
+/// The test above with the record saved every `rounds_per_save` rounds (the driver's test-only
+/// `PERFORNIUM_TEST_ROUNDS_PER_SAVE`): the leader then dies with at least two batches of a worker
+/// merged past the saved record, which the worker must still hold.
+pub(crate) fn leader_dies_with_unsaved_rounds(protocol: &str, rounds_per_save: Option<u32>) {
     let scratch = tempfile::tempdir().expect("tempdir");
     let marker = scratch.path().join("died-between-pull-and-save.json");
-    let mut c = cluster_with_hook(&marker);
+    let mut c = cluster_with_hook(&marker, rounds_per_save);
     let mock = mock(2);
     let (a, b) = (worker(None), worker(None));
     let first = c.agreed_leader(20);
@@ -132,10 +142,11 @@ pub(crate) fn leader_dies_between_pull_and_save(protocol: &str) {
             )
         })
         .collect();
+    let gap = u64::from(rounds_per_save.is_some());
     assert!(
         unsaved
             .iter()
-            .any(|&(saved, merged)| saved >= 2 && merged > saved),
+            .any(|&(saved, merged)| saved >= 2 && merged > saved + gap),
         "{note}"
     );
 

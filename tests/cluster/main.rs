@@ -21,6 +21,7 @@ mod registry_mtls;
 mod replacement;
 mod retention;
 mod robustness;
+mod save_cadence;
 mod scripting;
 mod security;
 mod seed_distribution;

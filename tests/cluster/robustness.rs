@@ -409,7 +409,11 @@ fn frozen_worker_round(redistribute: bool) -> WorkerRound {
     assert!(hung["final_count"].is_null(), "{hung}");
     assert_merged_exactly_once(&s);
     if redistribute {
-        assert_eq!(live["planned"], 4.0, "2 planned + 2 taken over: {live}");
+        assert_eq!(
+            live["planned"], 4.0,
+            "2 planned + 2 taken over: {live} {}",
+            s["events"]
+        );
         assert!(
             s["events"]
                 .as_array()
