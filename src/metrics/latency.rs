@@ -145,6 +145,11 @@ impl Latency {
         let h: Histogram<u64> = Deserializer::new()
             .deserialize(&mut bytes.as_slice())
             .map_err(|e| LatencyError::Decode(format!("{e:?}")))?;
+        // Ours, with the project's bounds, is used as read: the master reads every worker's
+        // histograms each second, and copying each into a fresh one doubled that.
+        if h.low() == 1 && h.high() == MAX_US && h.sigfig() == 3 {
+            return Ok(Latency(h));
+        }
         let mut out = Latency::new();
         out.0
             .add(&h)
