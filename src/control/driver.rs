@@ -23,6 +23,11 @@ use tracing::{info, warn, Instrument};
 /// every `POLL`, counted from the previous round's start.
 pub const POLL: Duration = Duration::from_secs(1);
 
+/// How long after each second of the run a round starts: workers close a batch as each second of
+/// their run ends, so a round just after finds it closed (a round just before would find it a
+/// whole second later, every second).
+const ROUND_PHASE_MS: u64 = 150;
+
 /// The most workers pulled at the same time in a round.
 const PULL_FANOUT: usize = 64;
 
@@ -168,6 +173,33 @@ impl<S: RunStore> Driver<S> {
             stop_requested: self.rec.stop_requested,
             control: self.rec.control.clone(),
             alerts: self.rec.monitoring.alerts.len(),
+        }
+    }
+
+    /// When the round after the one begun at `round` begins: a [`POLL`] later, moved (by at most
+    /// half of it, once) onto [`ROUND_PHASE_MS`] past a second of the run (counted from the agreed
+    /// start, else the first worker's).
+    fn next_round(&self, round: tokio::time::Instant) -> tokio::time::Instant {
+        let next = round + POLL;
+        let first = self
+            .rec
+            .workers
+            .iter()
+            .filter_map(|w| w.started_at_ms)
+            .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.min(t))));
+        let Some(anchor) = self.rec.start_at_ms.or(first.map(|t| t as u64)) else {
+            return next;
+        };
+        let period = POLL.as_millis() as u64;
+        let next_ms = now_ms()
+            + next
+                .saturating_duration_since(tokio::time::Instant::now())
+                .as_millis() as u64;
+        let late = (next_ms + period - (anchor + ROUND_PHASE_MS) % period) % period;
+        if late < period / 2 {
+            next - Duration::from_millis(late)
+        } else {
+            next + Duration::from_millis(period - late)
         }
     }
 
@@ -606,7 +638,7 @@ impl<S: RunStore> Driver<S> {
                 self.save().await?;
             }
             tokio::select! {
-                _ = tokio::time::sleep_until(round + POLL) => {}
+                _ = tokio::time::sleep_until(self.next_round(round)) => {}
                 _ = self.stop.cancelled(), if !self.stop_sent => {}
                 Some(req) = self.changes.recv() => self.take_change(req).await?,
             }

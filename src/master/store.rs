@@ -9,8 +9,18 @@
 //! writes the head and the chunks that are new or changed since this store last wrote them, all in
 //! one raft entry ([`Command::Batch`]), so a reader never sees a head without its parts. What a
 //! save costs thus stays flat over a long run instead of growing with every second it has run.
+//!
+//! The workers (each with its merged histograms, about 5 KB) grow with the run's size instead: once
+//! they are more than [`WORKER_CHUNK_BYTES`] in all, they go under
+//! `runpart/<id>/workers/<generation>/<n>` in chunks of at most about that size, each chunk its own
+//! raft entry, written before the head that names their generation; the head's entry deletes the
+//! previous generation. A reader assembles a head with its own generation's chunks, so it never
+//! sees a mix; chunks of a generation whose head never committed (a leader that died between) are
+//! deleted by the next leader's first save. No raft entry then grows with the number of workers:
+//! openraft gives an append-entries call one heartbeat interval (100 ms), which a single entry of
+//! a thousand workers' state (5 MB) could not always meet on a busy host.
 
-use crate::control::run::RunRecord;
+use crate::control::run::{RunRecord, WorkerRun};
 use crate::control::store::{RunStore, StoreError};
 use crate::metrics::collector::Point;
 use crate::report::WorkerPoint;
@@ -37,6 +47,14 @@ pub const CHUNK: usize = 64;
 /// The last entries of a list stay in the head: a worker's last point grows while batches of its
 /// second still arrive, and a list is only cut into parts behind them.
 const OPEN_TAIL: usize = 4;
+
+/// A record's workers go into chunks of their own once their JSON is larger than this; it is also
+/// about the most a chunk holds (a chunk holds at least one worker).
+const WORKER_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Chunks written at the same time: few, so that openraft's append-entries calls, which carry
+/// every entry not yet replicated, stay a few chunks large.
+const CHUNKS_IN_FLIGHT: usize = 2;
 
 /// Key prefix of the shared counters' high-water marks (`state_backend: raft`), by run.
 pub const LEASE_PREFIX: &str = "leases/";
@@ -92,6 +110,25 @@ fn part_key(id: &str, list: &str, n: usize) -> String {
     format!("{PART_PREFIX}{id}/{list}/{n:08}")
 }
 
+/// Where run `id`'s worker chunks are, of every generation.
+fn workers_prefix(id: &str) -> String {
+    format!("{PART_PREFIX}{id}/workers/")
+}
+
+/// The key of chunk `n` of generation `generation` of run `id`'s workers.
+fn worker_chunk_key(id: &str, generation: u64, n: usize) -> String {
+    format!("{}{generation:012}/{n:06}", workers_prefix(id))
+}
+
+/// The generation a worker chunk key names.
+fn chunk_generation(key: &str, id: &str) -> Option<u64> {
+    key.strip_prefix(&workers_prefix(id))?
+        .split('/')
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// How many entries of each growing list are in parts (in order, before the head's own entries).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Parts {
@@ -99,6 +136,20 @@ struct Parts {
     events: usize,
     event_seconds: usize,
     worker_points: Vec<usize>,
+    /// The record's workers when they are in chunks (its head's `workers` is then empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    workers: Option<WorkerChunks>,
+}
+
+/// Which chunks hold a record's workers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+struct WorkerChunks {
+    generation: u64,
+    chunks: usize,
+    workers: usize,
+    /// How many workers have points (the rest of each worker's list, after its parts, is in its
+    /// chunk item).
+    points: usize,
 }
 
 /// What `run/<id>` holds once a record is saved in parts.
@@ -117,6 +168,10 @@ struct Written {
     events: Vec<String>,
     event_seconds: Vec<u64>,
     worker_points: Vec<Vec<WorkerPoint>>,
+    /// The generation of worker chunks this store last committed a head for in this term (0: none
+    /// yet), and their keys, which the next generation's head deletes.
+    worker_generation: u64,
+    worker_keys: Vec<String>,
 }
 
 /// Run records kept in the raft state machine.
@@ -200,6 +255,25 @@ impl RaftStore {
         }
         let Head { parts, mut record } = serde_json::from_slice::<Head>(head).ok()?;
         let id = record.id.clone();
+        if let Some(wc) = parts.workers {
+            // Before the points' parts are put in front of each worker's rest of them.
+            let mut workers = Vec::with_capacity(wc.workers);
+            let mut points = Vec::with_capacity(wc.points);
+            for n in 0..wc.chunks {
+                let bytes = self.replica.get(&worker_chunk_key(&id, wc.generation, n))?;
+                let chunk: Vec<(WorkerRun, Option<Vec<WorkerPoint>>)> =
+                    serde_json::from_slice(&bytes).ok()?;
+                for (w, p) in chunk {
+                    workers.push(w);
+                    points.extend(p);
+                }
+            }
+            if workers.len() != wc.workers || points.len() != wc.points {
+                return None;
+            }
+            record.workers = workers;
+            record.worker_points = points;
+        }
         let timeline = self.read_parts::<Point>(&id, "timeline", parts.timeline)?;
         record.timeline.splice(0..0, timeline);
         let events = self.read_parts::<String>(&id, "events", parts.events)?;
@@ -343,9 +417,13 @@ impl RaftStore {
             .collect()
     }
 
-    /// The head and the changed parts of `record`, as one batch; `written` is updated to match.
-    fn split(record: &RunRecord, written: &mut Written) -> Result<Command, StoreError> {
-        let err = |e: serde_json::Error| StoreError(e.to_string());
+    /// The changed parts of `record` (serialized as `head`, which loses the entries now in
+    /// parts), with which lists are how far in parts; `written` is updated to match.
+    fn split(
+        record: &RunRecord,
+        head: &mut serde_json::Value,
+        written: &mut Written,
+    ) -> Result<(Vec<Command>, Parts), StoreError> {
         let id = &record.id;
         let mut cmds = Vec::new();
         let mut parts = Parts {
@@ -365,6 +443,7 @@ impl RaftStore {
                 &mut cmds,
             )?,
             worker_points: Vec::new(),
+            workers: None,
         };
         written
             .worker_points
@@ -375,7 +454,6 @@ impl RaftStore {
             parts.worker_points.push(n);
         }
         // The head: the record without the entries now in parts.
-        let mut head = serde_json::to_value(record).map_err(err)?;
         if let Some(obj) = head.as_object_mut() {
             let mut cut = |key: &str, n: usize| {
                 if let Some(serde_json::Value::Array(a)) = obj.get_mut(key) {
@@ -393,13 +471,108 @@ impl RaftStore {
                 }
             }
         }
-        let value = serde_json::to_vec(&serde_json::json!({"parts": parts, "record": head}))
+        Ok((cmds, parts))
+    }
+}
+
+impl RaftStore {
+    /// When the workers in `head` (a record's serialized head, its lists cut to what is not in
+    /// parts), each with the rest of its points, are more than [`WORKER_CHUNK_BYTES`]: writes them,
+    /// in order, into chunks of a new generation, each its own raft entry, and empties both arrays
+    /// of the head; returns which chunks, with the keys of older generations for the head's entry
+    /// to delete. `None`: they stay in the head.
+    async fn write_worker_chunks(
+        &self,
+        record: &RunRecord,
+        head: &mut serde_json::Value,
+        written: &mut Written,
+    ) -> Result<Option<(WorkerChunks, Vec<String>)>, StoreError> {
+        let err = |e: serde_json::Error| StoreError(e.to_string());
+        let array = |v: Option<&serde_json::Value>| match v {
+            Some(serde_json::Value::Array(a)) => a.clone(),
+            _ => Vec::new(),
+        };
+        let workers = array(head.get("workers"));
+        let points = array(head.get("worker_points"));
+        // A chunk's items: `[worker, the rest of its points]` (null past the points' list).
+        let each: Vec<Vec<u8>> = workers
+            .iter()
+            .enumerate()
+            .map(|(w, worker)| serde_json::to_vec(&(worker, points.get(w))))
+            .collect::<Result<_, _>>()
             .map_err(err)?;
-        cmds.push(Command::Put {
-            key: run_key(id),
-            value,
-        });
-        Ok(Command::Batch(cmds))
+        if each.iter().map(|w| w.len() + 1).sum::<usize>() <= WORKER_CHUNK_BYTES
+            || points.len() > workers.len()
+        {
+            return Ok(None);
+        }
+        let id = &record.id;
+        // The first save of this term: whatever generations are there (a committed one, and any a
+        // dead leader wrote chunks for without its head) go with this generation's head.
+        let (generation, stale) = if written.worker_generation == 0 {
+            let old: Vec<String> = self
+                .replica
+                .scan(&workers_prefix(id))
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
+            let newest = old
+                .iter()
+                .filter_map(|k| chunk_generation(k, id))
+                .max()
+                .unwrap_or(0);
+            (newest + 1, old)
+        } else {
+            (
+                written.worker_generation + 1,
+                std::mem::take(&mut written.worker_keys),
+            )
+        };
+        let mut chunks: Vec<Vec<u8>> = Vec::new();
+        for w in each {
+            match chunks.last_mut() {
+                Some(c) if c.len() + w.len() < WORKER_CHUNK_BYTES => {
+                    c.push(b',');
+                    c.extend_from_slice(&w);
+                }
+                _ => {
+                    let mut c = Vec::with_capacity(WORKER_CHUNK_BYTES + 2);
+                    c.push(b'[');
+                    c.extend_from_slice(&w);
+                    chunks.push(c);
+                }
+            }
+        }
+        let n = chunks.len();
+        use futures_util::stream::{StreamExt, TryStreamExt};
+        futures_util::stream::iter(chunks.into_iter().enumerate().map(|(k, mut value)| {
+            value.push(b']');
+            let cmd = Command::Put {
+                key: worker_chunk_key(id, generation, k),
+                value,
+            };
+            async move { self.replica.write(cmd).await.map(drop) }
+        }))
+        .buffer_unordered(CHUNKS_IN_FLIGHT)
+        .try_collect::<Vec<()>>()
+        .await
+        .map_err(|e| {
+            // The keys of the generation before are still to be deleted by a later head.
+            StoreError(e.to_string())
+        })?;
+        if let Some(obj) = head.as_object_mut() {
+            obj.insert("workers".into(), serde_json::Value::Array(Vec::new()));
+            obj.insert("worker_points".into(), serde_json::Value::Array(Vec::new()));
+        }
+        Ok(Some((
+            WorkerChunks {
+                generation,
+                chunks: n,
+                workers: workers.len(),
+                points: points.len(),
+            },
+            stale,
+        )))
     }
 }
 
@@ -458,11 +631,31 @@ impl RunStore for RaftStore {
                 ..Written::default()
             };
         }
-        let batch = Self::split(record, &mut written)?;
+        let err = |e: serde_json::Error| StoreError(e.to_string());
+        let mut head = serde_json::to_value(record).map_err(err)?;
+        let (mut cmds, mut parts) = Self::split(record, &mut head, &mut written)?;
+        let chunks = self
+            .write_worker_chunks(record, &mut head, &mut written)
+            .await?;
+        if let Some((c, stale)) = &chunks {
+            parts.workers = Some(*c);
+            cmds.extend(stale.iter().map(|key| Command::Delete { key: key.clone() }));
+        }
+        cmds.push(Command::Put {
+            key: run_key(&record.id),
+            value: serde_json::to_vec(&serde_json::json!({"parts": parts, "record": head}))
+                .map_err(err)?,
+        });
         self.replica
-            .write(batch)
+            .write(Command::Batch(cmds))
             .await
             .map_err(|e| StoreError(e.to_string()))?;
+        if let Some((c, _)) = chunks {
+            written.worker_generation = c.generation;
+            written.worker_keys = (0..c.chunks)
+                .map(|n| worker_chunk_key(&record.id, c.generation, n))
+                .collect();
+        }
         // Kept only after a committed write: a failed one leaves nothing assumed written.
         all.insert(record.id.clone(), written);
         Ok(())
@@ -596,6 +789,99 @@ mod tests {
         grow(&mut rec, CHUNK as u64);
         other.save(&rec).await.unwrap();
         same(store.run("r1"), &rec);
+        m.close().await.unwrap();
+    }
+
+    /// Keys of run `id`'s worker chunks, of every generation.
+    fn chunk_keys(store: &RaftStore, id: &str) -> Vec<String> {
+        store
+            .replica
+            .scan(&workers_prefix(id))
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn many_workers_are_saved_in_chunks_of_bounded_size_and_each_generation_replaces_the_last(
+    ) {
+        let m = crate::master::embedded::Embedded::open(None).await.unwrap();
+        let store = m.store.clone();
+        let list: Vec<String> = (1..=60).map(|p| format!("127.0.0.1:{p}")).collect();
+        let test = record("x").test;
+        let workers = crate::control::workers::parse_list(&list.join(",")).unwrap();
+        let mut rec =
+            crate::control::submit::new_record("r2".into(), test, &workers, None, false).unwrap();
+        // Histograms of many distinct latencies: a few KB per worker, as a busy worker's are.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for w in rec.workers.iter_mut() {
+            for _ in 0..3_000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                w.merged[0].latency.record_us(1 + x % 2_000_000);
+                w.merged[0].count += 1;
+            }
+        }
+        // Points: each worker's first 64 go into parts, the rest into its chunk item.
+        grow(&mut rec, CHUNK as u64 + 10);
+        rec.worker_points.resize(40, rec.worker_points[0].clone());
+        let per_worker = serde_json::to_vec(&(&rec.workers[0], &rec.worker_points[0]))
+            .unwrap()
+            .len();
+        assert!(
+            60 * per_worker > 2 * WORKER_CHUNK_BYTES,
+            "{per_worker} B a worker"
+        );
+
+        store.save(&rec).await.unwrap();
+        same(store.run("r2"), &rec);
+        let first = chunk_keys(&store, "r2");
+        assert!(first.len() >= 2, "{first:?}");
+        assert!(first.iter().all(|k| chunk_generation(k, "r2") == Some(1)));
+        for k in &first {
+            let len = store.replica.get(k).unwrap().len();
+            assert!(len <= WORKER_CHUNK_BYTES + per_worker, "{k}: {len} B");
+        }
+        let head = store.replica.get(&run_key("r2")).unwrap().len();
+        assert!(head < 16 * 1024, "the head holds no worker: {head} B");
+        assert_eq!(
+            store.part_keys("r2").len(),
+            first.len() + 3 + 40,
+            "one part of each list"
+        );
+        assert!(store.part_keys("r2").iter().any(|k| first.contains(k)));
+
+        // The next save writes generation 2 and its head's entry deletes generation 1.
+        rec.workers[7].merged[0].latency.record_us(123_456);
+        rec.workers[7].last_seq = 9;
+        rec.worker_points[39].last_mut().unwrap().requests += 1;
+        store.save(&rec).await.unwrap();
+        same(store.run("r2"), &rec);
+        let second = chunk_keys(&store, "r2");
+        assert_eq!(second.len(), first.len());
+        assert!(second.iter().all(|k| chunk_generation(k, "r2") == Some(2)));
+
+        // Chunks of a generation whose head never committed (a leader died in between), as a
+        // new leader finds them: its first save deletes them and writes past them.
+        store
+            .replica
+            .write(Command::Put {
+                key: worker_chunk_key("r2", 7, 0),
+                value: b"not a chunk".to_vec(),
+            })
+            .await
+            .unwrap();
+        same(store.run("r2"), &rec);
+        let other = RaftStore::new(store.replica.clone());
+        rec.workers[0].last_seq = 3;
+        other.save(&rec).await.unwrap();
+        same(store.run("r2"), &rec);
+        let third = chunk_keys(&store, "r2");
+        assert!(
+            third.iter().all(|k| chunk_generation(k, "r2") == Some(8)),
+            "{third:?}"
+        );
         m.close().await.unwrap();
     }
 
