@@ -44,9 +44,11 @@ pub struct TestFile {
     /// The HTML report written after the run (`outputs.rs`).
     #[serde(default, skip_serializing)]
     pub report: Option<super::Report>,
-    /// Refused by name, each with its reason (in `validate.rs`).
+    /// The test's own hooks (`beforeTest`, `teardownTest`, `onTestError`; `config::script`).
+    /// Never sent to workers: a distributed run refuses them at submit.
     #[serde(default, skip_serializing)]
-    pub hooks: Option<serde_norway::Value>,
+    pub hooks: Option<super::script::TestHooks>,
+    /// Refused by name, with its reason (in `validate.rs`).
     #[serde(default, skip_serializing)]
     pub workers: Option<serde_norway::Value>,
 }

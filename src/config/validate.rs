@@ -217,11 +217,6 @@ fn check_all(test: &TestFile) -> Result<(), String> {
     super::script::check_sources(test)?;
     let top = [
         (
-            test.hooks.is_some(),
-            "hooks",
-            "test-level hooks (beforeTest, onTestError, teardownTest) are never run by the TypeScript tool; use a scenario's `hooks` (beforeScenario, teardownScenario, beforeLoop, afterLoop) or a step's",
-        ),
-        (
             test.workers.is_some(),
             "workers",
             "workers are given on the command line (`-w host:port,...` or `--workers-file`)",
