@@ -448,11 +448,13 @@ pub async fn run_from(
     let live = opts
         .live
         .unwrap_or_else(|| watch::channel(Live::default()).0);
-    let (collector, samples) = Collector::new(names.len(), gauges.clone(), opts.sink, live);
-    if let Some(raw) = &opts.raw {
-        samples.spool(raw);
-    }
-    let collecting = tokio::spawn(collector.run());
+    // The test's own hooks make no samples: while they run, `samples` is a recorder nobody reads,
+    // so the run's clock (its seconds, its rate) starts after `beforeTest` and stops before
+    // `teardownTest`.
+    let unread = || {
+        let live = watch::channel(Live::default()).0;
+        Collector::new(names.len(), Arc::new(Gauges::default()), None, live).1
+    };
     let mut shared = Shared {
         picker: Picker::new(test.scenarios.iter().map(|s| s.weight).collect()),
         step_ids: step_ids(&test),
@@ -483,8 +485,8 @@ pub async fn run_from(
             .map(|p| p.socket_options())
             .filter(|o| *o != Default::default()),
         state_refs,
-        samples,
-        gauges,
+        samples: unread(),
+        gauges: gauges.clone(),
         cancel: opts.stop,
         compiled_thresholds,
         threshold_logs: Default::default(),
@@ -522,8 +524,14 @@ pub async fn run_from(
             .collect();
         shared.starts_with(&set);
     }
+    let (collector, samples) = Collector::new(names.len(), gauges, opts.sink, live);
+    if let Some(raw) = &opts.raw {
+        samples.spool(raw);
+    }
+    let collecting = tokio::spawn(collector.run());
+    shared.samples = samples;
     shared.deadline = schedule::duration(&test.load).map(|d| origin.unwrap_or_else(Instant::now) + d);
-    let shared = Arc::new(shared);
+    let mut shared = Arc::new(shared);
     match &test.load {
         _ if before_failed.is_some() => {}
         Load::Phases(phases) => {
@@ -540,6 +548,13 @@ pub async fn run_from(
             }
         }
         load => run_load(shared.clone(), load, origin).await,
+    }
+    if own.is_some() {
+        // Every VU has ended: the run's recorder is let go, so its clock stops here (a clone
+        // still held somewhere only keeps it open until `teardownTest` ends).
+        if let Some(s) = Arc::get_mut(&mut shared) {
+            s.samples = unread();
+        }
     }
     if let (Some((vars, client)), Some(all)) = (&mut own, &shared.scripts) {
         let target = http::Target {
