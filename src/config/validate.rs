@@ -215,13 +215,11 @@ fn check_all(test: &TestFile) -> Result<(), String> {
     }
     check_global(&test.global)?;
     super::script::check_sources(test)?;
-    let top = [
-        (
-            test.workers.is_some(),
-            "workers",
-            "workers are given on the command line (`-w host:port,...` or `--workers-file`)",
-        ),
-    ];
+    let top = [(
+        test.workers.is_some(),
+        "workers",
+        "workers are given on the command line (`-w host:port,...` or `--workers-file`)",
+    )];
     if let Some((_, key, why)) = top.iter().find(|(present, _, _)| *present) {
         return Err(format!("`{key}` is not supported: {why}"));
     }
@@ -542,6 +540,31 @@ mod tests {
             "  - name: s\n    loop: {count: 2, mode: x}\n",
         );
         assert!(refused(&loop_mode).contains("loop.mode is not supported"));
+    }
+
+    #[test]
+    fn test_level_hooks_are_read_in_every_form_and_checked_like_scenario_hooks() {
+        let with = |hooks: &str| basic("1s") + "hooks:\n" + hooks;
+        let t = from_str(&with("  beforeTest: \"context.variables.a = 1\"\n  afterTest: {type: inline, content: 'x', continueOnError: false, timeout: 2s}\n  onTestError: {type: steps, steps: [{name: e, path: /e}]}\n")).unwrap();
+        let h = t.hooks.unwrap();
+        let names: Vec<&str> = h.all().map(|(n, _)| n).collect();
+        assert_eq!(names, ["beforeTest", "onTestError", "teardownTest"]);
+        let td = h.teardown_test.unwrap();
+        assert!(!td.continue_on_error);
+        assert_eq!(td.timeout, Some(std::time::Duration::from_secs(2)));
+        assert!(
+            h.before_test.unwrap().continue_on_error,
+            "the string form goes on"
+        );
+        assert!(refused(&with("  beforeVU: x\n")).contains("beforeVU"));
+        assert!(refused(&with("  beforeTest: {type: steps, steps: []}\n"))
+            .contains("`type: steps` needs at least one step"));
+        assert!(refused(&with("  beforeTest: {type: steps, steps: [{name: r, type: rendezvous, rendezvous: r, count: 2}]}\n"))
+            .contains("rendezvous"));
+        let t = from_str(&with("  beforeTest: 'x'\n")).unwrap();
+        assert!(super::super::script::refuse_distributed(&t)
+            .unwrap_err()
+            .contains("not supported in a distributed run"));
     }
 
     #[test]

@@ -530,7 +530,8 @@ pub async fn run_from(
     }
     let collecting = tokio::spawn(collector.run());
     shared.samples = samples;
-    shared.deadline = schedule::duration(&test.load).map(|d| origin.unwrap_or_else(Instant::now) + d);
+    shared.deadline =
+        schedule::duration(&test.load).map(|d| origin.unwrap_or_else(Instant::now) + d);
     let mut shared = Arc::new(shared);
     match &test.load {
         _ if before_failed.is_some() => {}
@@ -561,7 +562,14 @@ pub async fn run_from(
             base_url: test.global.base_url.as_deref(),
         };
         let mut why: Vec<String> = before_failed.iter().cloned().collect();
-        why.extend(shared.failures.lock().expect("failures lock").iter().cloned());
+        why.extend(
+            shared
+                .failures
+                .lock()
+                .expect("failures lock")
+                .iter()
+                .cloned(),
+        );
         let io = &mut scripting::Io {
             shared: &shared,
             client,

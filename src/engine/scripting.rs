@@ -963,7 +963,15 @@ pub async fn after_test(
         let Some(h) = h.as_ref().filter(|_| due) else {
             continue;
         };
-        if let Err(e) = run_test_hook(all, h, vars, io, Some(&error).filter(|e| !e.is_empty()).map(String::as_str)).await {
+        if let Err(e) = run_test_hook(
+            all,
+            h,
+            vars,
+            io,
+            Some(&error).filter(|e| !e.is_empty()).map(String::as_str),
+        )
+        .await
+        {
             if h.continue_on_error {
                 tracing::warn!(error = %e, "test hook failed (continueOnError)");
             } else {

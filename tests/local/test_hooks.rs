@@ -60,7 +60,10 @@ fn before_and_teardown_test_run_once_around_the_vus_and_before_test_variables_re
         String::from_utf8_lossy(&res.stderr)
     );
     let mut want = vec!["/record/before".to_string()];
-    want.extend(std::iter::repeat_n("/record/main?t=T1&m=GET".to_string(), 6));
+    want.extend(std::iter::repeat_n(
+        "/record/main?t=T1&m=GET".to_string(),
+        6,
+    ));
     want.push("/record/teardown?t=T1".into());
     assert_eq!(recorded_paths(&mock), want, "onTestError did not run");
     assert_eq!(total(&mock), 8);
@@ -68,7 +71,10 @@ fn before_and_teardown_test_run_once_around_the_vus_and_before_test_variables_re
     let s = summary(&out);
     assert_eq!(s["overall"]["count"], 6, "{s}");
     let took = s["duration_s"].as_f64().unwrap();
-    assert!(took < 1.0, "the run's clock ran during a test hook: {took} s");
+    assert!(
+        took < 1.0,
+        "the run's clock ran during a test hook: {took} s"
+    );
 }
 
 #[test]
@@ -145,7 +151,10 @@ fn a_failing_before_test_with_continue_on_error_is_logged_and_the_load_runs() {
     let res = run(&["run", &test, "-o", out.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(res.status.success(), "{err}");
-    assert!(err.contains("beforeTest failed") && err.contains("soft"), "{err}");
+    assert!(
+        err.contains("beforeTest failed") && err.contains("soft"),
+        "{err}"
+    );
     assert_eq!(recorded_paths(&mock), ["/record/load", "/record/load"]);
     assert_eq!(summary(&out)["overall"]["count"], 2);
 }
@@ -171,7 +180,10 @@ fn on_test_error_runs_when_a_step_threshold_aborts_the_run_then_teardown_test() 
     let res = run(&["run", &test, "-o", out.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&res.stderr);
     assert_eq!(res.status.code(), Some(1), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(20), "the abort ended the run");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the abort ended the run"
+    );
     let paths = recorded_paths(&mock);
     assert_eq!(
         paths.last().map(String::as_str),
@@ -227,7 +239,9 @@ fn a_distributed_run_refuses_test_hooks_by_name_before_any_load() {
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(!res.status.success(), "{err}");
     assert!(
-        err.contains("`hooks` (beforeTest, teardownTest, onTestError) is not supported in a distributed run"),
+        err.contains(
+            "`hooks` (beforeTest, teardownTest, onTestError) is not supported in a distributed run"
+        ),
         "{err}"
     );
     assert_eq!(total(&mock), 0);
@@ -246,7 +260,11 @@ fn validate_explains_test_hooks_and_reports_a_syntax_error_with_file_and_line() 
     let test = base.write(dir.path());
     let res = run(&["validate", "--explain", &test]);
     let out = String::from_utf8_lossy(&res.stdout);
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     assert!(
         out.contains("test hooks (local runs only")
             && out.contains("beforeTest (file setup.js")
@@ -262,4 +280,22 @@ fn validate_explains_test_hooks_and_reports_a_syntax_error_with_file_and_line() 
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(!res.status.success());
     assert!(err.contains("setup.js:2"), "{err}");
+}
+
+#[test]
+fn a_teardown_test_that_throws_without_continue_on_error_fails_the_finished_run() {
+    let mock = mock(0);
+    let dir = tempfile::tempdir().unwrap();
+    let test = yaml(&mock)
+        .step("{ name: main, path: /record/load }")
+        .extra("hooks:\n  teardownTest: { content: \"throw new Error('cleanup broke')\", continueOnError: false }\n")
+        .write(dir.path());
+    let out = dir.path().join("out");
+    let res = run(&["run", &test, "-o", out.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(1), "{err}");
+    let s = summary(&out);
+    assert_eq!(s["overall"]["count"], 1);
+    assert_eq!(total(&mock), 1);
+    assert!(s.to_string().contains("cleanup broke"), "{s}");
 }
