@@ -244,6 +244,22 @@ fn a_distributed_run_refuses_test_hooks_by_name_before_any_load() {
         ),
         "{err}"
     );
+    // A worker asked directly (any controller, a TypeScript one's test included) refuses them too.
+    let body = format!(
+        r#"{{"run_id": "r1", "test": {{"name": "t", "global": {{"base_url": "http://{}"}}, "load": {{"pattern": "basic", "virtual_users": 1, "iterations": 1}}, "scenarios": [{{"name": "s", "steps": [{{"name": "a", "path": "/record/load"}}]}}], "hooks": {{"beforeTest": "context.variables.a = 1"}}}}}}"#,
+        mock.addr
+    );
+    let (code, text) = call(
+        "POST",
+        &format!("http://{}/prepare", w.addr),
+        None,
+        Some(&body),
+    )
+    .expect("the worker answers");
+    assert!(
+        code >= 400 && text.contains("not supported in a distributed run"),
+        "{code} {text}"
+    );
     assert_eq!(total(&mock), 0);
 }
 
