@@ -267,7 +267,7 @@ impl TestHooks {
 /// Test-level `hooks:` are refused in a distributed run (checked where both submit paths pass,
 /// `perfornium distributed`/`run -w` and a master's `POST /runs`).
 pub fn refuse_distributed(test: &super::TestFile) -> Result<(), String> {
-    match &test.hooks {
+    match test.hooks.as_ref().or(test.global.hooks.as_ref()) {
         Some(h) if h.all().next().is_some() => Err(
             "`hooks` (beforeTest, teardownTest, onTestError) is not supported in a distributed run yet: \
              a test-level hook must run once per run on one worker with its variables sent to every \

@@ -172,6 +172,10 @@ pub struct Global {
     pub debug: Option<Debug>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faker: Option<Faker>,
+    /// The TypeScript documentation's place for the test's own hooks: moved to the top-level
+    /// `hooks` when the test is loaded (`validate::normalize`).
+    #[serde(default, skip_serializing)]
+    pub hooks: Option<super::script::TestHooks>,
     /// Keys refused by name (each with its reason, in `validate.rs`).
     #[serde(default, skip_serializing)]
     pub influxdb: Option<serde_norway::Value>,
@@ -210,6 +214,7 @@ impl Default for Global {
             csv_mode: None,
             debug: None,
             faker: None,
+            hooks: None,
             influxdb: None,
             browser: None,
             web: None,

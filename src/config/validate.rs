@@ -9,7 +9,8 @@ use super::{compile, duration, threshold, Load, Step, TestFile, Threshold};
 /// Rewrites what the format offers as shorthand into the one form the engine runs, before
 /// [`check`]: scenarios with `enabled: false` are removed; `global.variables` and
 /// `global.csv_data` (with `global.csv_mode`) go to every scenario (a scenario's own win);
-/// `sla_requirements` and top-level `checks` become `thresholds`. Idempotent, so a test that
+/// `sla_requirements` and top-level `checks` become `thresholds`; `global.hooks` (where the
+/// TypeScript documentation writes them) becomes the top-level `hooks`. Idempotent, so a test that
 /// travels to a worker and is loaded again stays the same.
 pub fn normalize(test: &mut TestFile) -> Result<(), super::Invalid> {
     normalize_all(test).map_err(super::Invalid)
@@ -17,6 +18,12 @@ pub fn normalize(test: &mut TestFile) -> Result<(), super::Invalid> {
 
 fn normalize_all(test: &mut TestFile) -> Result<(), String> {
     test.scenarios.retain(|s| s.enabled);
+    if let Some(h) = test.global.hooks.take() {
+        if test.hooks.is_some() {
+            return Err("`global.hooks` and a top-level `hooks` are both given: the test's hooks are one block, write them once".into());
+        }
+        test.hooks = Some(h);
+    }
     let vars = std::mem::take(&mut test.global.variables);
     let csv = test.global.csv_data.take();
     let csv_mode = test.global.csv_mode.take();
@@ -561,6 +568,14 @@ mod tests {
             .contains("`type: steps` needs at least one step"));
         assert!(refused(&with("  beforeTest: {type: steps, steps: [{name: r, type: rendezvous, rendezvous: r, count: 2}]}\n"))
             .contains("rendezvous"));
+        // The TypeScript documentation's place, `global.hooks`, is the same block.
+        let global = basic("1s").replace(
+            "  base_url: http://127.0.0.1:9\n",
+            "  base_url: http://127.0.0.1:9\n  hooks: {afterTest: 'x'}\n",
+        );
+        let g = from_str(&global).unwrap();
+        assert!(g.hooks.unwrap().teardown_test.is_some() && g.global.hooks.is_none());
+        assert!(refused(&(global + "hooks: {beforeTest: 'y'}\n")).contains("both given"));
         let t = from_str(&with("  beforeTest: 'x'\n")).unwrap();
         assert!(super::super::script::refuse_distributed(&t)
             .unwrap_err()

@@ -30,7 +30,7 @@ fn before_and_teardown_test_run_once_around_the_vus_and_before_test_variables_re
     // `tok` is set by a script step of the hook (from its context's vu_id, 0), `m` is extracted
     // from the hook's request; every VU's request carries both, and its JavaScript `condition`
     // sees them too. `afterTest` is the documentation's name of `teardownTest`. Each of the two
-    // hooks waits 1 s, which the run's duration must not include.
+    // hooks waits 1.5 s, which the run's duration must not include.
     let test = yaml(&mock)
         .load("pattern: basic, virtual_users: 3, iterations: 2")
         .steps(
@@ -44,11 +44,11 @@ fn before_and_teardown_test_run_once_around_the_vus_and_before_test_variables_re
   beforeTest:
     type: steps
     steps:
-      - { name: settle, type: wait, duration: 1s }
+      - { name: settle, type: wait, duration: 1500ms }
       - { name: mk, type: custom, script: "context.variables.tok = 'T' + (context.vu_id + 1)" }
       - { name: login, path: /record/before, extract: [{ name: m, type: custom, script: "result.data.method" }] }
   onTestError: { type: steps, steps: [{ name: e, path: /record/onerror }] }
-  afterTest: { type: steps, steps: [{ name: drain, type: wait, duration: 1s }, { name: td, path: "/record/teardown?t={{tok}}" }] }
+  afterTest: { type: steps, steps: [{ name: drain, type: wait, duration: 1500ms }, { name: td, path: "/record/teardown?t={{tok}}" }] }
 "#,
         )
         .write(dir.path());
@@ -72,7 +72,7 @@ fn before_and_teardown_test_run_once_around_the_vus_and_before_test_variables_re
     assert_eq!(s["overall"]["count"], 6, "{s}");
     let took = s["duration_s"].as_f64().unwrap();
     assert!(
-        took < 1.0,
+        took < 1.5,
         "the run's clock ran during a test hook: {took} s"
     );
 }
