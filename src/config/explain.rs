@@ -150,6 +150,9 @@ pub fn explain(test: &TestFile) -> String {
             f.seed.map_or("none (random)".into(), |s| s.to_string())
         );
     }
+    if let Some(line) = super::script::explain_test(test) {
+        let _ = writeln!(out, "{line}");
+    }
     for s in &test.scenarios {
         let looping = match s.looping.duration {
             Some(t) => format!("steps repeat for {}", d(t)),

@@ -228,6 +228,57 @@ pub struct ScenarioHooks {
     pub after_loop: Option<Hook>,
 }
 
+/// The test's own `hooks:` (top level): JavaScript run once per run, outside any VU, in a
+/// context of its own (`vu_id` 0, `iteration` 0, `scenario_name` empty). A local run runs them;
+/// a distributed run refuses them at submit ([`refuse_distributed`]).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TestHooks {
+    /// Once, before any VU starts. What it leaves in `context.variables` (set, `setVariable`, or
+    /// extracted by its steps) is every VU's starting variables. A failure without
+    /// `continueOnError` stops the run before any load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_test: Option<Hook>,
+    /// Once, after every VU ended (also after a stop, an abort or a failed `beforeTest`).
+    /// `afterTest` (the TypeScript documentation's name) is the same key.
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "afterTest")]
+    pub teardown_test: Option<Hook>,
+    /// Once, before `teardownTest`, when the run failed while it ran: `beforeTest` failed, or
+    /// a failure was recorded during the load (a step threshold's `fail_test`/`abort`, CSV
+    /// rows exhausted with `stop_test`). Not for run-level `thresholds:`/`checks:`, which are
+    /// judged on the summary after the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_test_error: Option<Hook>,
+}
+
+impl TestHooks {
+    /// The hooks given, with their keys.
+    pub fn all(&self) -> impl Iterator<Item = (&'static str, &Hook)> {
+        [
+            ("beforeTest", &self.before_test),
+            ("onTestError", &self.on_test_error),
+            ("teardownTest", &self.teardown_test),
+        ]
+        .into_iter()
+        .filter_map(|(n, h)| h.as_ref().map(|h| (n, h)))
+    }
+}
+
+/// Test-level `hooks:` are refused in a distributed run (checked where both submit paths pass,
+/// `perfornium distributed`/`run -w` and a master's `POST /runs`).
+pub fn refuse_distributed(test: &super::TestFile) -> Result<(), String> {
+    match test.hooks.as_ref().or(test.global.hooks.as_ref()) {
+        Some(h) if h.all().next().is_some() => Err(
+            "`hooks` (beforeTest, teardownTest, onTestError) is not supported in a distributed run yet: \
+             a test-level hook must run once per run on one worker with its variables sent to every \
+             worker, which the controller does not do; run the test with `perfornium run` (without -w), \
+             or move the work into a scenario's `beforeScenario`"
+                .into(),
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// A step's `hooks:`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -313,6 +364,23 @@ pub fn inline_files(test: &mut super::TestFile, dir: &Path) -> Result<(), String
         );
         Ok(())
     };
+    for h in test.hooks.iter_mut().flat_map(|h| {
+        [
+            &mut h.before_test,
+            &mut h.teardown_test,
+            &mut h.on_test_error,
+        ]
+    }) {
+        if let Some(Hook {
+            file: Some(f),
+            source,
+            ..
+        }) = h
+        {
+            read(f, source)?;
+        }
+        read_hook_steps(h, &read)?;
+    }
     for s in &mut test.scenarios {
         for h in s.hooks.iter_mut().flat_map(|h| {
             [
@@ -494,6 +562,34 @@ pub fn explain_script_step(s: &ScriptStep) -> String {
     l
 }
 
+/// `--explain`'s line for the test's own `hooks:`, when it has any.
+pub fn explain_test(test: &super::TestFile) -> Option<String> {
+    let h = test.hooks.as_ref()?;
+    let parts: Vec<String> = h
+        .all()
+        .map(|(name, hook)| {
+            let when = match name {
+                "beforeTest" => "once before any VU starts; what it leaves in `context.variables` starts every VU's variables; a failure without `continueOnError` stops the run before any load (an error: exit code 2, no summary)",
+                "onTestError" => "once when the run failed while it ran (beforeTest failed, or a step threshold's fail_test/abort or CSV stop_test recorded a failure; not run-level `thresholds:`, judged after the run), before teardownTest; `context.error` holds the reasons",
+                _ => "once after every VU ended, also after a stop (Ctrl-C), an abort or a failed beforeTest; its `type: steps` requests are not cut by the run's end",
+            };
+            let text = hook_text(name, hook)
+                .replace("on the VU's connection", "on the hook's own connection")
+                .replace("is logged, the VU goes on", "is logged, the run goes on")
+                .replace("a failure is logged and the VU goes on", "a failure is logged and the run goes on")
+                .replace("fails the step and ends the iteration", "fails the run")
+                .replace("a failure fails the step and ends the iteration", "a failure fails the run");
+            format!("{text}: {when}")
+        })
+        .collect();
+    (!parts.is_empty()).then(|| {
+        format!(
+            "test hooks (local runs only; JavaScript in a context of their own outside any VU: vu_id 0, iteration 0; their requests make no samples, as scenario hooks' do): {}",
+            parts.join("; ")
+        )
+    })
+}
+
 /// `--explain`'s line for a scenario's hooks and legacy `setup`/`teardown`, when it has any.
 pub fn explain_scenario(s: &super::Scenario) -> Option<String> {
     let mut parts = Vec::new();
@@ -578,6 +674,10 @@ pub fn check_sources(test: &super::TestFile) -> Result<(), String> {
         )),
         _ => Ok(()),
     };
+    for (_, h) in test.hooks.iter().flat_map(|h| h.all()) {
+        missing(&h.file, &h.source)?;
+        hook_steps_unread(h)?;
+    }
     for s in &test.scenarios {
         if let Some(h) = &s.hooks {
             for h in [

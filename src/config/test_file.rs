@@ -44,9 +44,11 @@ pub struct TestFile {
     /// The HTML report written after the run (`outputs.rs`).
     #[serde(default, skip_serializing)]
     pub report: Option<super::Report>,
-    /// Refused by name, each with its reason (in `validate.rs`).
+    /// The test's own hooks (`beforeTest`, `teardownTest`, `onTestError`; `config::script`).
+    /// Never sent to workers: a distributed run refuses them at submit.
     #[serde(default, skip_serializing)]
-    pub hooks: Option<serde_norway::Value>,
+    pub hooks: Option<super::script::TestHooks>,
+    /// Refused by name, with its reason (in `validate.rs`).
     #[serde(default, skip_serializing)]
     pub workers: Option<serde_norway::Value>,
 }
@@ -170,6 +172,10 @@ pub struct Global {
     pub debug: Option<Debug>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faker: Option<Faker>,
+    /// The TypeScript documentation's place for the test's own hooks: moved to the top-level
+    /// `hooks` when the test is loaded (`validate::normalize`).
+    #[serde(default, skip_serializing)]
+    pub hooks: Option<super::script::TestHooks>,
     /// Keys refused by name (each with its reason, in `validate.rs`).
     #[serde(default, skip_serializing)]
     pub influxdb: Option<serde_norway::Value>,
@@ -208,6 +214,7 @@ impl Default for Global {
             csv_mode: None,
             debug: None,
             faker: None,
+            hooks: None,
             influxdb: None,
             browser: None,
             web: None,

@@ -9,7 +9,8 @@ use super::{compile, duration, threshold, Load, Step, TestFile, Threshold};
 /// Rewrites what the format offers as shorthand into the one form the engine runs, before
 /// [`check`]: scenarios with `enabled: false` are removed; `global.variables` and
 /// `global.csv_data` (with `global.csv_mode`) go to every scenario (a scenario's own win);
-/// `sla_requirements` and top-level `checks` become `thresholds`. Idempotent, so a test that
+/// `sla_requirements` and top-level `checks` become `thresholds`; `global.hooks` (where the
+/// TypeScript documentation writes them) becomes the top-level `hooks`. Idempotent, so a test that
 /// travels to a worker and is loaded again stays the same.
 pub fn normalize(test: &mut TestFile) -> Result<(), super::Invalid> {
     normalize_all(test).map_err(super::Invalid)
@@ -17,6 +18,12 @@ pub fn normalize(test: &mut TestFile) -> Result<(), super::Invalid> {
 
 fn normalize_all(test: &mut TestFile) -> Result<(), String> {
     test.scenarios.retain(|s| s.enabled);
+    if let Some(h) = test.global.hooks.take() {
+        if test.hooks.is_some() {
+            return Err("`global.hooks` and a top-level `hooks` are both given: the test's hooks are one block, write them once".into());
+        }
+        test.hooks = Some(h);
+    }
     let vars = std::mem::take(&mut test.global.variables);
     let csv = test.global.csv_data.take();
     let csv_mode = test.global.csv_mode.take();
@@ -215,18 +222,11 @@ fn check_all(test: &TestFile) -> Result<(), String> {
     }
     check_global(&test.global)?;
     super::script::check_sources(test)?;
-    let top = [
-        (
-            test.hooks.is_some(),
-            "hooks",
-            "test-level hooks (beforeTest, onTestError, teardownTest) are never run by the TypeScript tool; use a scenario's `hooks` (beforeScenario, teardownScenario, beforeLoop, afterLoop) or a step's",
-        ),
-        (
-            test.workers.is_some(),
-            "workers",
-            "workers are given on the command line (`-w host:port,...` or `--workers-file`)",
-        ),
-    ];
+    let top = [(
+        test.workers.is_some(),
+        "workers",
+        "workers are given on the command line (`-w host:port,...` or `--workers-file`)",
+    )];
     if let Some((_, key, why)) = top.iter().find(|(present, _, _)| *present) {
         return Err(format!("`{key}` is not supported: {why}"));
     }
@@ -547,6 +547,39 @@ mod tests {
             "  - name: s\n    loop: {count: 2, mode: x}\n",
         );
         assert!(refused(&loop_mode).contains("loop.mode is not supported"));
+    }
+
+    #[test]
+    fn test_level_hooks_are_read_in_every_form_and_checked_like_scenario_hooks() {
+        let with = |hooks: &str| basic("1s") + "hooks:\n" + hooks;
+        let t = from_str(&with("  beforeTest: \"context.variables.a = 1\"\n  afterTest: {type: inline, content: 'x', continueOnError: false, timeout: 2s}\n  onTestError: {type: steps, steps: [{name: e, path: /e}]}\n")).unwrap();
+        let h = t.hooks.unwrap();
+        let names: Vec<&str> = h.all().map(|(n, _)| n).collect();
+        assert_eq!(names, ["beforeTest", "onTestError", "teardownTest"]);
+        let td = h.teardown_test.unwrap();
+        assert!(!td.continue_on_error);
+        assert_eq!(td.timeout, Some(std::time::Duration::from_secs(2)));
+        assert!(
+            h.before_test.unwrap().continue_on_error,
+            "the string form goes on"
+        );
+        assert!(refused(&with("  beforeVU: x\n")).contains("beforeVU"));
+        assert!(refused(&with("  beforeTest: {type: steps, steps: []}\n"))
+            .contains("`type: steps` needs at least one step"));
+        assert!(refused(&with("  beforeTest: {type: steps, steps: [{name: r, type: rendezvous, rendezvous: r, count: 2}]}\n"))
+            .contains("rendezvous"));
+        // The TypeScript documentation's place, `global.hooks`, is the same block.
+        let global = basic("1s").replace(
+            "  base_url: http://127.0.0.1:9\n",
+            "  base_url: http://127.0.0.1:9\n  hooks: {afterTest: 'x'}\n",
+        );
+        let g = from_str(&global).unwrap();
+        assert!(g.hooks.unwrap().teardown_test.is_some() && g.global.hooks.is_none());
+        assert!(refused(&(global + "hooks: {beforeTest: 'y'}\n")).contains("both given"));
+        let t = from_str(&with("  beforeTest: 'x'\n")).unwrap();
+        assert!(super::super::script::refuse_distributed(&t)
+            .unwrap_err()
+            .contains("not supported in a distributed run"));
     }
 
     #[test]

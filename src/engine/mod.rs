@@ -52,6 +52,9 @@ pub enum EngineError {
     /// The shared state's backend (redis) cannot be reached.
     #[error("shared state: {0}")]
     State(String),
+    /// The test's `hooks.beforeTest` failed without `continueOnError`: no load was made.
+    #[error("{0}; the run was stopped before any load")]
+    BeforeTest(String),
 }
 
 /// Hooks a caller can attach to a run.
@@ -221,12 +224,52 @@ impl Shared {
         self.idle_clients.lock().expect("client pool lock").push(c);
     }
 
+    /// The variables of the test's own hooks (`vu_id` 0): those every scenario starts with alike
+    /// (the test's `global.variables`, merged into each scenario when it was loaded).
+    fn outside_vars(&self) -> template::Vars {
+        let mut values = self.variables.first().cloned().unwrap_or_default();
+        values.retain(|k, v| self.variables.iter().all(|m| m.get(k) == Some(v)));
+        let templated = template::Vars::templates_of(&values);
+        self.initial_vars_of(0, values, templated)
+    }
+
+    /// Adds what `beforeTest` left in its variables to every scenario's starting variables (a
+    /// scenario's variable of the same name is replaced, and is no longer a template).
+    fn starts_with(&mut self, set: &std::collections::HashMap<String, String>) {
+        if set.is_empty() {
+            return;
+        }
+        for (values, templated) in self.variables.iter_mut().zip(&mut self.templated) {
+            values.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+            *templated = Arc::new(
+                templated
+                    .iter()
+                    .filter(|(k, _)| !set.contains_key(*k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            );
+        }
+    }
+
     fn initial_vars(&self, scenario: usize, vu: u64) -> template::Vars {
+        self.initial_vars_of(
+            vu,
+            self.variables[scenario].clone(),
+            self.templated[scenario].clone(),
+        )
+    }
+
+    fn initial_vars_of(
+        &self,
+        vu: u64,
+        values: std::collections::HashMap<String, String>,
+        templated: Arc<std::collections::HashMap<String, (String, config::template::Template)>>,
+    ) -> template::Vars {
         template::Vars {
             vu,
             seed: self.test.global.faker.as_ref().and_then(|f| f.seed),
-            values: self.variables[scenario].clone(),
-            templated: self.templated[scenario].clone(),
+            values,
+            templated,
             locale: self
                 .test
                 .global
@@ -405,12 +448,14 @@ pub async fn run_from(
     let live = opts
         .live
         .unwrap_or_else(|| watch::channel(Live::default()).0);
-    let (collector, samples) = Collector::new(names.len(), gauges.clone(), opts.sink, live);
-    if let Some(raw) = &opts.raw {
-        samples.spool(raw);
-    }
-    let collecting = tokio::spawn(collector.run());
-    let shared = Arc::new(Shared {
+    // The test's own hooks make no samples: while they run, `samples` is a recorder nobody reads,
+    // so the run's clock (its seconds, its rate) starts after `beforeTest` and stops before
+    // `teardownTest`.
+    let unread = || {
+        let live = watch::channel(Live::default()).0;
+        Collector::new(names.len(), Arc::new(Gauges::default()), None, live).1
+    };
+    let mut shared = Shared {
         picker: Picker::new(test.scenarios.iter().map(|s| s.weight).collect()),
         step_ids: step_ids(&test),
         prepared: prepared(&test, &compiled.steps),
@@ -421,7 +466,8 @@ pub async fn run_from(
             .map(template::Vars::templates_of)
             .collect(),
         variables: compiled.variables,
-        deadline: schedule::duration(&test.load).map(|d| origin.unwrap_or_else(Instant::now) + d),
+        // Set once `beforeTest` ran (see below), so the hook's time is not taken from the load's.
+        deadline: None,
         test: test.clone(),
         tls,
         timeout,
@@ -439,8 +485,8 @@ pub async fn run_from(
             .map(|p| p.socket_options())
             .filter(|o| *o != Default::default()),
         state_refs,
-        samples,
-        gauges,
+        samples: unread(),
+        gauges: gauges.clone(),
         cancel: opts.stop,
         compiled_thresholds,
         threshold_logs: Default::default(),
@@ -451,8 +497,44 @@ pub async fn run_from(
         pause: opts.pause,
         scripts,
         run_id: opts.run_id.clone().unwrap_or_else(|| "local".into()).into(),
-    });
+    };
+    // The test's own hooks (`hooks:`) run here, outside any VU, in a context of their own.
+    let mut own = shared
+        .scripts
+        .as_ref()
+        .filter(|s| s.test.any())
+        .map(|_| (shared.outside_vars(), shared.client()));
+    let mut before_failed = None;
+    if let (Some((vars, client)), Some(all)) = (&mut own, &shared.scripts) {
+        let target = http::Target {
+            base_url: test.global.base_url.as_deref(),
+        };
+        let start = vars.values.clone();
+        let io = &mut scripting::Io {
+            shared: &shared,
+            client,
+            target: &target,
+        };
+        before_failed = scripting::before_test(all, vars, io).await.err();
+        let set: std::collections::HashMap<String, String> = vars
+            .values
+            .iter()
+            .filter(|(k, v)| start.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        shared.starts_with(&set);
+    }
+    let (collector, samples) = Collector::new(names.len(), gauges, opts.sink, live);
+    if let Some(raw) = &opts.raw {
+        samples.spool(raw);
+    }
+    let collecting = tokio::spawn(collector.run());
+    shared.samples = samples;
+    shared.deadline =
+        schedule::duration(&test.load).map(|d| origin.unwrap_or_else(Instant::now) + d);
+    let mut shared = Arc::new(shared);
     match &test.load {
+        _ if before_failed.is_some() => {}
         Load::Phases(phases) => {
             let offsets = origin.and_then(|_| schedule::phase_offsets(phases));
             for (k, p) in phases.iter().enumerate() {
@@ -467,6 +549,41 @@ pub async fn run_from(
             }
         }
         load => run_load(shared.clone(), load, origin).await,
+    }
+    if own.is_some() {
+        // Every VU has ended: the run's recorder is let go, so its clock stops here (a clone
+        // still held somewhere only keeps it open until `teardownTest` ends).
+        if let Some(s) = Arc::get_mut(&mut shared) {
+            s.samples = unread();
+        }
+    }
+    if let (Some((vars, client)), Some(all)) = (&mut own, &shared.scripts) {
+        let target = http::Target {
+            base_url: test.global.base_url.as_deref(),
+        };
+        let mut why: Vec<String> = before_failed.iter().cloned().collect();
+        why.extend(
+            shared
+                .failures
+                .lock()
+                .expect("failures lock")
+                .iter()
+                .cloned(),
+        );
+        let io = &mut scripting::Io {
+            shared: &shared,
+            client,
+            target: &target,
+        };
+        for e in scripting::after_test(all, vars, io, &why).await {
+            shared.fail(e);
+        }
+    }
+    drop(own);
+    if let Some(e) = before_failed {
+        drop(shared);
+        let _ = collecting.await;
+        return Err(EngineError::BeforeTest(e));
     }
     let failures = std::mem::take(&mut *shared.failures.lock().expect("failures lock"));
     let aborted = shared.aborted.load(std::sync::atomic::Ordering::Relaxed);

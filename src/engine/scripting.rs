@@ -20,8 +20,37 @@ use std::time::Instant;
 /// The test's scripts, compiled forms by scenario and step.
 pub(crate) struct Scripts {
     pub scenarios: Vec<ScenarioJs>,
+    /// The test's own hooks (`beforeTest`, `onTestError`, `teardownTest`).
+    pub test: TestJs,
     /// Script failures logged so far (the first 20 are).
     logged: AtomicU64,
+}
+
+/// The test's own hooks, ready to run (see [`before_test`] and [`after_test`]).
+#[derive(Default)]
+pub(crate) struct TestJs {
+    before: Option<HookJs>,
+    on_error: Option<HookJs>,
+    teardown: Option<HookJs>,
+}
+
+impl TestJs {
+    /// Whether the test has any of its own hooks.
+    pub fn any(&self) -> bool {
+        self.before.is_some() || self.on_error.is_some() || self.teardown.is_some()
+    }
+
+    fn each(&self) -> impl Iterator<Item = &HookJs> {
+        [&self.before, &self.on_error, &self.teardown]
+            .into_iter()
+            .flatten()
+    }
+
+    fn each_mut(&mut self) -> impl Iterator<Item = &mut HookJs> {
+        [&mut self.before, &mut self.on_error, &mut self.teardown]
+            .into_iter()
+            .flatten()
+    }
 }
 
 #[derive(Default)]
@@ -45,6 +74,9 @@ pub(crate) struct HookJs {
     /// `type: steps` hooks: the steps, run in turn.
     steps: Vec<HookStepJs>,
     continue_on_error: bool,
+    /// Runs after the load (`teardownTest`, `onTestError`): its steps are not cut short by the
+    /// run's stop or deadline.
+    after_load: bool,
 }
 
 /// A step of a `type: steps` hook, ready to run.
@@ -87,6 +119,7 @@ fn hook(
                 code: None,
                 steps,
                 continue_on_error: h.continue_on_error,
+                after_load: false,
             })
         });
     }
@@ -109,6 +142,7 @@ fn hook(
         )),
         steps: Vec::new(),
         continue_on_error: h.continue_on_error,
+        after_load: false,
     }))
 }
 
@@ -256,6 +290,17 @@ pub fn all_codes(test: &TestFile) -> Result<Vec<Arc<Code>>, String> {
         .collect();
     let built = Scripts::build(test, 0)?;
     if let Some(s) = &built {
+        for h in s.test.each() {
+            out.extend(h.code.clone());
+            for st in &h.steps {
+                out.extend(st.condition.clone());
+                match &st.kind {
+                    HookStepKind::Http(x) => http.push(&x.0),
+                    HookStepKind::Script(code, ..) => out.push(code.clone()),
+                    HookStepKind::Wait(_) => {}
+                }
+            }
+        }
         for sc in &s.scenarios {
             let hooks = [
                 &sc.before_scenario,
@@ -335,6 +380,22 @@ impl Scripts {
         let mut next_hook_id = usize::MAX;
         let mut any = false;
         let mut scenarios = Vec::new();
+        let mut own = TestJs::default();
+        if let Some(th) = &test.hooks {
+            let mut h = |name: &str, x: &Option<Hook>| {
+                x.as_ref()
+                    .map(|x| hook(test, 0, format!("hooks.{name}"), x, &mut next_hook_id))
+                    .transpose()
+                    .map(Option::flatten)
+            };
+            own.before = h("beforeTest", &th.before_test)?;
+            own.on_error = h("onTestError", &th.on_test_error)?;
+            own.teardown = h("teardownTest", &th.teardown_test)?;
+            for h in [&mut own.on_error, &mut own.teardown].into_iter().flatten() {
+                h.after_load = true;
+            }
+            any |= own.any();
+        }
         for (i, s) in test.scenarios.iter().enumerate() {
             let at = format!("scenarios[{i}]");
             let hooks = s.hooks.clone().unwrap_or_default();
@@ -360,6 +421,7 @@ impl Scripts {
                     steps: Vec::new(),
                     // A legacy setup that throws fails the iteration, as in the TypeScript tool.
                     continue_on_error: false,
+                    after_load: false,
                 })
             };
             let mut steps = Vec::new();
@@ -394,6 +456,7 @@ impl Scripts {
         }
         Ok(any.then(|| Scripts {
             scenarios,
+            test: own,
             logged: AtomicU64::new(0),
         }))
     }
@@ -401,7 +464,15 @@ impl Scripts {
     /// The compiled requests of every `type: steps` hook, for the WSDL look-ups the run makes
     /// before it starts.
     pub fn hook_requests(&mut self) -> impl Iterator<Item = &mut CompiledStep> {
-        self.scenarios.iter_mut().flat_map(|sc| {
+        let own = self
+            .test
+            .each_mut()
+            .flat_map(|h| &mut h.steps)
+            .filter_map(|st| match &mut st.kind {
+                HookStepKind::Http(x) => Some(&mut x.1),
+                _ => None,
+            });
+        own.chain(self.scenarios.iter_mut().flat_map(|sc| {
             [
                 &mut sc.before_scenario,
                 &mut sc.setup,
@@ -423,7 +494,7 @@ impl Scripts {
                 HookStepKind::Http(x) => Some(&mut x.1),
                 _ => None,
             })
-        })
+        }))
     }
 
     fn log(&self, what: &str, e: &ScriptError) {
@@ -452,6 +523,17 @@ fn run(
     code: &Arc<Code>,
     params: Option<&serde_json::Value>,
 ) -> Result<crate::script::Output, ScriptError> {
+    run_with(vars, scenario, code, params, None)
+}
+
+/// [`run`], with `context.error` (an error hook's).
+fn run_with(
+    vars: &mut Vars,
+    scenario: &str,
+    code: &Arc<Code>,
+    params: Option<&serde_json::Value>,
+    error: Option<&str>,
+) -> Result<crate::script::Output, ScriptError> {
     let out = vars.js.call(
         code,
         &Input {
@@ -461,6 +543,7 @@ fn run(
             scenario,
             result: None,
             params,
+            error,
         },
     )?;
     if let Some(changed) = &out.variables {
@@ -492,7 +575,7 @@ async fn run_hook(
     let Some(h) = h else { return true };
     let result = match &h.code {
         Some(code) => run(vars, &sc.name, code, None).map(drop),
-        None => run_steps(all, sc, vars, io, h).await,
+        None => run_steps(all, sc, vars, io, h, None).await,
     };
     match result {
         Ok(()) => true,
@@ -505,7 +588,19 @@ async fn run_hook(
 
 /// Whether a `condition` holds; one that throws is false (and logged), as in the TypeScript tool.
 fn holds(all: &Scripts, scenario: &str, c: &Arc<Code>, vars: &mut Vars) -> bool {
+    holds_with(all, scenario, c, vars, None)
+}
+
+/// [`holds`], with `context.error` (an error hook's steps).
+fn holds_with(
+    all: &Scripts,
+    scenario: &str,
+    c: &Arc<Code>,
+    vars: &mut Vars,
+    error: Option<&str>,
+) -> bool {
     let input = Input {
+        error,
         variables: Some(&vars.values),
         vu: vars.vu,
         iteration: vars.iteration,
@@ -531,20 +626,21 @@ async fn run_steps(
     vars: &mut Vars,
     io: &mut Io<'_, '_>,
     h: &HookJs,
+    error: Option<&str>,
 ) -> Result<(), ScriptError> {
     for st in &h.steps {
-        if io.shared.stopped() {
+        if !h.after_load && io.shared.stopped() {
             break;
         }
         if let Some(c) = &st.condition {
-            if !holds(all, &sc.name, c, vars) {
+            if !holds_with(all, &sc.name, c, vars, error) {
                 continue;
             }
         }
         let result = match &st.kind {
             HookStepKind::Http(x) => request(io, &x.0, &x.1, x.2, vars).await,
             HookStepKind::Script(code, params, returns) => {
-                run(vars, &sc.name, code, params.as_ref()).map(|out| {
+                run_with(vars, &sc.name, code, params.as_ref(), error).map(|out| {
                     if let (Some(name), Some(v)) = (returns, out.value_text()) {
                         vars.values.insert(name.clone(), v);
                     }
@@ -552,7 +648,7 @@ async fn run_steps(
             }
             HookStepKind::Wait(t) => {
                 let mut until = std::time::Instant::now() + t.sample();
-                if let Some(d) = io.shared.deadline {
+                if let Some(d) = io.shared.deadline.filter(|_| !h.after_load) {
                     until = until.min(d);
                 }
                 tokio::select! {
@@ -808,4 +904,80 @@ pub fn custom_threshold(
         v if super::checks::truthy(v) => Ok(()),
         v => Err(format!("custom_script gave {v}")),
     }
+}
+
+/// Runs one of the test's own hooks in its context: `Err` with its message when it failed
+/// (whatever its `continueOnError`; the caller decides).
+async fn run_test_hook(
+    all: &Scripts,
+    h: &HookJs,
+    vars: &mut Vars,
+    io: &mut Io<'_, '_>,
+    error: Option<&str>,
+) -> Result<(), ScriptError> {
+    let outside = ScenarioJs::default();
+    let result = match &h.code {
+        Some(code) => run_with(vars, "", code, None, error).map(drop),
+        None => run_steps(all, &outside, vars, io, h, error).await,
+    };
+    result.map_err(|e| ScriptError(format!("{} failed: {}", h.origin, e.0)))
+}
+
+/// `beforeTest`, once before any VU starts, in the test hooks' own context (`vars`: `vu_id` 0).
+/// `Err` (its message, naming the hook and the script's file:line) when it failed without
+/// `continueOnError`: the run then makes no load. A failure with `continueOnError` is logged.
+pub async fn before_test(
+    all: &Scripts,
+    vars: &mut Vars,
+    io: &mut Io<'_, '_>,
+) -> Result<(), String> {
+    let Some(h) = &all.test.before else {
+        return Ok(());
+    };
+    match run_test_hook(all, h, vars, io, None).await {
+        Ok(()) => Ok(()),
+        Err(e) if h.continue_on_error => {
+            tracing::warn!(error = %e, "beforeTest failed; the run goes on (continueOnError)");
+            Ok(())
+        }
+        Err(e) => Err(e.0),
+    }
+}
+
+/// After every VU ended: `onTestError` when `failures` is not empty (its `context.error` is
+/// them, one a line), then `teardownTest`. Returns the failures of those without
+/// `continueOnError` (each fails the run); the others are logged.
+pub async fn after_test(
+    all: &Scripts,
+    vars: &mut Vars,
+    io: &mut Io<'_, '_>,
+    failures: &[String],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let error = failures.join("\n");
+    let hooks = [
+        (&all.test.on_error, !failures.is_empty()),
+        (&all.test.teardown, true),
+    ];
+    for (h, due) in hooks {
+        let Some(h) = h.as_ref().filter(|_| due) else {
+            continue;
+        };
+        if let Err(e) = run_test_hook(
+            all,
+            h,
+            vars,
+            io,
+            Some(&error).filter(|e| !e.is_empty()).map(String::as_str),
+        )
+        .await
+        {
+            if h.continue_on_error {
+                tracing::warn!(error = %e, "test hook failed (continueOnError)");
+            } else {
+                out.push(e.0);
+            }
+        }
+    }
+    out
 }

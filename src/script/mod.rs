@@ -95,6 +95,8 @@ pub struct Input<'a> {
     pub result: Option<serde_json::Value>,
     /// A `script` step's `params`.
     pub params: Option<&'a serde_json::Value>,
+    /// `context.error` of an error hook (`onTestError`: why the run failed); absent when `None`.
+    pub error: Option<&'a str>,
 }
 
 /// What a call gave back.
@@ -299,14 +301,17 @@ impl Vu {
         last: Option<&LastResponse>,
     ) -> Result<Output, ScriptError> {
         let key = Arc::as_ptr(code) as usize;
-        let context = serde_json::json!({
+        let mut context = serde_json::json!({
             "vu_id": input.vu,
             "iteration": input.iteration,
             "scenario_name": input.scenario,
             "variables": input.variables,
             "last_response": last,
-        })
-        .to_string();
+        });
+        if let Some(e) = input.error {
+            context["error"] = serde_json::Value::String(e.to_string());
+        }
+        let context = context.to_string();
         let result = input.result.as_ref().map(|r| r.to_string());
         let params = input
             .params

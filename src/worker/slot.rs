@@ -184,6 +184,8 @@ impl Slot {
             }
         }
         crate::config::check(&req.test)?;
+        // Test-level hooks run in local runs only (a TS controller's test may carry them).
+        crate::config::script::refuse_distributed(&req.test).map_err(crate::config::Invalid)?;
         check_targets(&req.test, &self.allow_targets)?;
         let steps = engine::step_names(&req.test).len();
         info!(run_id = %req.run_id, test = %req.test.name, "run prepared");

@@ -28,5 +28,6 @@ mod scripting_hooks;
 mod seed_blocks;
 mod stop_in_flight;
 mod templating;
+mod test_hooks;
 mod test_sockets;
 mod thresholds_custom;
