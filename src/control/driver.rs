@@ -1548,17 +1548,29 @@ impl<S: RunStore> Driver<S> {
 
     async fn absorb(&mut self, i: usize, m: api::Metrics) {
         self.merge_batches(i, &m.batches);
-        let fresh: Vec<_> = m
-            .batches
-            .iter()
-            .flat_map(|b| b.steps.iter().cloned())
-            .collect();
-        let fresh = crate::metrics::collector::merged(&fresh);
-        if self.recent_p95.len() < self.rec.workers.len() {
-            self.recent_p95.resize(self.rec.workers.len(), None);
-        }
-        if fresh.count > 0 {
-            self.recent_p95[i] = Some(fresh.latency.quantile_ms(0.95));
+        // The p95 of this pull's batches, which only `adaptive` balancing reads: merging copies of
+        // their histograms for every worker at every pull is most of what a pull costs otherwise.
+        let adaptive = self
+            .rec
+            .test
+            .distributed
+            .as_ref()
+            .and_then(|d| d.load_balancing.as_ref())
+            .and_then(|l| l.adaptive())
+            .is_some();
+        if adaptive {
+            let fresh: Vec<_> = m
+                .batches
+                .iter()
+                .flat_map(|b| b.steps.iter().cloned())
+                .collect();
+            let fresh = crate::metrics::collector::merged(&fresh);
+            if self.recent_p95.len() < self.rec.workers.len() {
+                self.recent_p95.resize(self.rec.workers.len(), None);
+            }
+            if fresh.count > 0 {
+                self.recent_p95[i] = Some(fresh.latency.quantile_ms(0.95));
+            }
         }
         let offset = self.rec.workers[i]
             .offset

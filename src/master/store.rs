@@ -11,7 +11,7 @@
 //! save costs thus stays flat over a long run instead of growing with every second it has run.
 //!
 //! The workers (each with its merged histograms, about 5 KB) grow with the run's size instead: once
-//! they are more than [`WORKER_CHUNK_BYTES`] in all, they go under
+//! they are more than [`WORKERS_INLINE_BYTES`] in all, they go under
 //! `runpart/<id>/workers/<generation>/<n>` in chunks of at most about that size, each chunk its own
 //! raft entry, written before the head that names their generation; the head's entry deletes the
 //! previous generation. A reader assembles a head with its own generation's chunks, so it never
@@ -48,9 +48,14 @@ pub const CHUNK: usize = 64;
 /// second still arrive, and a list is only cut into parts behind them.
 const OPEN_TAIL: usize = 4;
 
-/// A record's workers go into chunks of their own once their JSON is larger than this; it is also
-/// about the most a chunk holds (a chunk holds at least one worker).
-const WORKER_CHUNK_BYTES: usize = 64 * 1024;
+/// A record's workers go into chunks of their own once their JSON is larger than this.
+const WORKERS_INLINE_BYTES: usize = 1024 * 1024;
+
+/// About the most a chunk of workers holds (a chunk holds at least one worker). Every raft entry
+/// costs the replicas a sled flush, about 1 MB written whatever its size (`bench/results/scale.md`
+/// measured 64 KiB chunks at three times the bytes written of one entry a save), so chunks are as
+/// large as an append-entries call carries in its heartbeat's time on a busy host.
+const WORKER_CHUNK_BYTES: usize = 512 * 1024;
 
 /// Chunks written at the same time: few, so that openraft's append-entries calls, which carry
 /// every entry not yet replicated, stay a few chunks large.
@@ -477,7 +482,7 @@ impl RaftStore {
 
 impl RaftStore {
     /// When the workers in `head` (a record's serialized head, its lists cut to what is not in
-    /// parts), each with the rest of its points, are more than [`WORKER_CHUNK_BYTES`]: writes them,
+    /// parts), each with the rest of its points, are more than [`WORKERS_INLINE_BYTES`]: writes them,
     /// in order, into chunks of a new generation, each its own raft entry, and empties both arrays
     /// of the head; returns which chunks, with the keys of older generations for the head's entry
     /// to delete. `None`: they stay in the head.
@@ -501,7 +506,7 @@ impl RaftStore {
             .map(|(w, worker)| serde_json::to_vec(&(worker, points.get(w))))
             .collect::<Result<_, _>>()
             .map_err(err)?;
-        if each.iter().map(|w| w.len() + 1).sum::<usize>() <= WORKER_CHUNK_BYTES
+        if each.iter().map(|w| w.len() + 1).sum::<usize>() <= WORKERS_INLINE_BYTES
             || points.len() > workers.len()
         {
             return Ok(None);
@@ -807,7 +812,7 @@ mod tests {
     ) {
         let m = crate::master::embedded::Embedded::open(None).await.unwrap();
         let store = m.store.clone();
-        let list: Vec<String> = (1..=60).map(|p| format!("127.0.0.1:{p}")).collect();
+        let list: Vec<String> = (1..=400).map(|p| format!("127.0.0.1:{p}")).collect();
         let test = record("x").test;
         let workers = crate::control::workers::parse_list(&list.join(",")).unwrap();
         let mut rec =
@@ -830,7 +835,7 @@ mod tests {
             .unwrap()
             .len();
         assert!(
-            60 * per_worker > 2 * WORKER_CHUNK_BYTES,
+            400 * per_worker > WORKERS_INLINE_BYTES.max(2 * WORKER_CHUNK_BYTES),
             "{per_worker} B a worker"
         );
 

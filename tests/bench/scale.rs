@@ -5,9 +5,11 @@
 //! fsyncs), each follower's bytes written (its copy of the log and state: what replication costs it),
 //! and time `GET /runs/{id}` on the leader once a second (what the console
 //! polls). The window is cut in two halves, so a cost that grows with the run's length shows as a
-//! late half dearer than the early one. Each size is measured twice in one run: saving every record
-//! whole (the master started with `PERFORNIUM_BENCH_WHOLE_RECORDS`, the save path before parts) and
-//! in parts (the default; `whole` only with `SCALE_WHOLE=1`). The leader's replication bytes are its
+//! late half dearer than the early one. Each size is measured twice in one run: as the masters save
+//! (`cadence`: every ⌈workers / 200⌉ rounds) and, as the baseline, saving at every round (`every
+//! round`: the masters started with the driver's test-only `PERFORNIUM_TEST_ROUNDS_PER_SAVE=1`);
+//! with `SCALE_WHOLE=1` also saving every record whole (`PERFORNIUM_BENCH_WHOLE_RECORDS`, the save
+//! path before parts). The leader's replication bytes are its
 //! `perfornium_master_replication_bytes_total` counters (`/metrics`) over the window, and the pull
 //! interval it achieved is the window divided by the rounds the simulated workers were pulled.
 //!
@@ -36,7 +38,7 @@ fn sample(pid: u32) -> Sample {
 /// What one measurement found.
 pub(crate) struct Scale {
     pub workers: usize,
-    pub whole: bool,
+    pub save: Save,
     pub window_s: f64,
     /// Seconds between two pulls of a worker, on average over the window.
     pub pull_interval_s: f64,
@@ -102,18 +104,51 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
-/// Drives a `seconds`-long run on `n` simulated workers and measures the middle of it; `whole`
-/// starts the masters saving every record whole.
-pub(crate) fn measure(n: usize, seconds: u64, whole: bool) -> Scale {
+/// How the masters save a running record.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub(crate) enum Save {
+    /// As they do (every ⌈workers / 200⌉ rounds, workers in chunks).
+    Cadence,
+    /// At every round.
+    EveryRound,
+    /// Whole, at every round.
+    Whole,
+}
+
+impl Save {
+    fn label(self) -> &'static str {
+        match self {
+            Save::Cadence => "cadence",
+            Save::EveryRound => "every round",
+            Save::Whole => "whole",
+        }
+    }
+
+    /// The masters' environment for it.
+    fn env(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Save::Cadence => &[],
+            Save::EveryRound => &[("PERFORNIUM_TEST_ROUNDS_PER_SAVE", "1")],
+            Save::Whole => &[
+                ("PERFORNIUM_TEST_ROUNDS_PER_SAVE", "1"),
+                (WHOLE_RECORDS_ENV, "1"),
+            ],
+        }
+    }
+}
+
+/// Drives a `seconds`-long run on `n` simulated workers and measures the middle of it, with the
+/// masters saving as `save` says.
+pub(crate) fn measure(n: usize, seconds: u64, save: Save) -> Scale {
     let (_rt, addrs) = fake_workers(n, seconds);
-    // The masters inherit the variable; set only here, and this bench runs alone (`--ignored`, a
+    // The masters inherit the variables; set only here, and this bench runs alone (`--ignored`, a
     // filter) or only ever unset (the CI-sized test).
-    if whole {
-        std::env::set_var(WHOLE_RECORDS_ENV, "1");
+    for (k, v) in save.env() {
+        std::env::set_var(k, v);
     }
     let c = Cluster::start();
-    if whole {
-        std::env::remove_var(WHOLE_RECORDS_ENV);
+    for (k, _) in save.env() {
+        std::env::remove_var(k);
     }
     let leader = c.agreed_leader(20);
     let workers: Vec<serde_json::Value> = addrs
@@ -218,7 +253,7 @@ pub(crate) fn measure(n: usize, seconds: u64, whole: bool) -> Scale {
     console_ms.sort_by(f64::total_cmp);
     Scale {
         workers: n,
-        whole,
+        save,
         window_s: t2,
         pull_interval_s: t2 * n as f64 / pulls.max(1) as f64,
         replicated_per_s: (r1 - r0) / (r1_at - r0_at).as_secs_f64(),
@@ -244,10 +279,10 @@ pub(crate) fn measure(n: usize, seconds: u64, whole: bool) -> Scale {
 fn ci_sized_control_plane_of_20_workers() {
     // A window in which leadership moved (an election on a loaded host) measured a follower:
     // measured again once.
-    let mut s = measure(20, 10, false);
+    let mut s = measure(20, 10, Save::Cadence);
     if !s.kept_leader {
         println!("leadership moved during the window: measuring again");
-        s = measure(20, 10, false);
+        s = measure(20, 10, Save::Cadence);
     }
     assert!(s.kept_leader, "leadership moved during both windows");
     println!(
@@ -299,10 +334,10 @@ fn control_plane_at_scale() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(40);
-    let saves: &[bool] = if std::env::var_os("SCALE_WHOLE").is_some() {
-        &[true, false]
+    let saves: &[Save] = if std::env::var_os("SCALE_WHOLE").is_some() {
+        &[Save::Whole, Save::EveryRound, Save::Cadence]
     } else {
-        &[false]
+        &[Save::EveryRound, Save::Cadence]
     };
     let load_before = load_average();
     let mut md = format!(
@@ -315,10 +350,12 @@ fn control_plane_at_scale() {
          the leader sent its followers (its `perfornium_master_replication_bytes_total`, summed over both), each \
          follower's bytes written, and the wall time of `GET /runs/{{id}}` on the leader once a second (what the \
          console polls), with the size of one answer. `early`/`late` are the leader's writes in the first and \
-         second half of the window. `parts` saves the head and only new parts of the lists that grow with the \
-         run; `whole` (with `SCALE_WHOLE=1`) saves the record whole on every pull (masters started with \
-         `{WHOLE_RECORDS_ENV}`). The simulated workers share the host's cores, so the figures include that \
-         contention.\n\n\
+         second half of the window. `cadence` is how the masters save a running record (every ⌈workers / 200⌉ \
+         rounds, at most 5, and at once on any event; more than 64 KiB of workers in chunks, each its own raft \
+         entry); `every round`, the baseline measured in the same run, saves it at every round (masters started \
+         with the driver's test-only `PERFORNIUM_TEST_ROUNDS_PER_SAVE=1`); `whole` (with `SCALE_WHOLE=1`) saves \
+         it whole at every round (and `{WHOLE_RECORDS_ENV}`). The simulated workers share the host's cores, so \
+         the figures include that contention.\n\n\
          | workers | save | window (s) | pull interval (s) | leader CPU (% of a core) | leader writes (KiB/s) | per worker-second (B) | early / late (KiB/s) | replicated (KiB/s) | follower writes (KiB/s) | console p50 / p99 / max (ms) | answer (KiB) | requests counted / expected |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         sizes
@@ -326,15 +363,15 @@ fn control_plane_at_scale() {
             .map(|s| s.to_string())
             .collect::<Vec<_>>()
             .join(","),
-        if saves.len() > 1 { " SCALE_WHOLE=1" } else { "" },
+        if saves.len() > 2 { " SCALE_WHOLE=1" } else { "" },
         if cfg!(debug_assertions) { "" } else { "--release " },
         if cfg!(debug_assertions) { "debug" } else { "release" },
         host_facts()
     );
     for n in sizes {
-        for &whole in saves {
-            let s = measure(n, seconds, whole);
-            let save = if whole { "whole" } else { "parts" };
+        for &mode in saves {
+            let s = measure(n, seconds, mode);
+            let save = mode.label();
             println!(
                 "{n} workers, {save}: pulled every {:.2} s, leader {:.1} % CPU, {:.0} KiB/s written (early {:.0}, late {:.0}), {:.0} KiB/s replicated, followers write {:.0} KiB/s, console p50 {:.0} ms p99 {:.0} ms ({} KiB), counted {} of {}",
                 s.pull_interval_s,
@@ -369,7 +406,7 @@ fn control_plane_at_scale() {
                 s.counted,
                 s.expected
             ));
-            assert!(s.whole == whole);
+            assert!(s.save == mode);
             assert!(
                 s.kept_leader,
                 "{n} workers ({save}): leadership moved during the window"
