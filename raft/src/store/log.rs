@@ -7,6 +7,11 @@
 //! after `truncate` and `purge` so the log never comes back from a crash with a hole or a stale
 //! tail. `save_committed` is the one write that is not flushed: losing it only means re-applying a
 //! few entries at restart.
+//!
+//! Keys: an entry is stored in parts of at most [`parts::PART_BYTES`] (see [`parts`] for why),
+//! under its index (big-endian `u64`, so key order is log order) followed by the part number
+//! (big-endian `u32`). Directories written before parts hold each entry whole under the bare
+//! index; those keys still read, and are removed by the same ranges.
 
 use std::fmt::Debug;
 use std::io;
@@ -17,7 +22,7 @@ use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{AnyError, Entry, LogId, OptionalSend, StorageError, StorageIOError, Vote};
 use serde::de::DeserializeOwned;
 
-use super::{decode, encode, read_json, Store};
+use super::{decode, encode, parts, read_json, Store};
 use crate::{NodeId, TypeConfig};
 
 const VOTE: &[u8] = b"vote";
@@ -59,6 +64,53 @@ fn key_index(key: &[u8]) -> Option<u64> {
     <[u8; 8]>::try_from(key).ok().map(u64::from_be_bytes)
 }
 
+/// The key bound just past every key of entry `index`: `None` when unbounded.
+fn after_index(index: u64) -> Option<[u8; 8]> {
+    index.checked_add(1).map(index_key)
+}
+
+/// A log key as (the entry's index key, its part number); a bare index key is a whole entry.
+fn split_key(key: &[u8]) -> Option<(&[u8], Option<u32>)> {
+    match key.len() {
+        8 => Some((key, None)),
+        12 => {
+            let part = <[u8; 4]>::try_from(&key[8..]).ok()?;
+            Some((&key[..8], Some(u32::from_be_bytes(part))))
+        }
+        _ => None,
+    }
+}
+
+/// The entries (index, JSON bytes) among `keys`, their parts joined, in log order.
+fn entries<I>(keys: I) -> impl Iterator<Item = Result<(u64, Vec<u8>), String>>
+where
+    I: Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+{
+    parts::Joined::new(keys, split_key).map(|item| {
+        let (group, bytes) = item.map_err(|e| format!("cannot read the log: {e}"))?;
+        let index =
+            key_index(&group).ok_or_else(|| format!("log key {group:?} is not a u64 index"))?;
+        Ok((index, bytes))
+    })
+}
+
+/// The JSON bytes of the entry with the highest index, if any.
+fn last_entry(logs: &sled::Tree) -> Result<Option<(u64, Vec<u8>)>, String> {
+    let Some((key, _)) = logs
+        .last()
+        .map_err(|e| format!("cannot read the log: {e}"))?
+    else {
+        return Ok(None);
+    };
+    let (group, _) = split_key(&key).ok_or_else(|| format!("unexpected log key {key:?}"))?;
+    let index = key_index(group).ok_or_else(|| format!("log key {key:?} is not a u64 index"))?;
+    let keys = match after_index(index) {
+        Some(end) => logs.range(index_key(index)..end),
+        None => logs.range(index_key(index)..),
+    };
+    entries(keys).last().transpose()
+}
+
 /// Checks, when the store is opened, that the vote, committed and purge records decode and that the
 /// log is a run of decodable entries with no hole. Returns whether any raft state is present.
 pub(crate) fn validate(store: &Store) -> Result<bool, String> {
@@ -68,9 +120,8 @@ pub(crate) fn validate(store: &Store) -> Result<bool, String> {
     let purged: Option<LogId<NodeId>> = read_json(&store.raft, LAST_PURGED, "last purged log id")?;
     let mut first = None;
     let mut prev: Option<u64> = None;
-    for item in store.logs.iter() {
-        let (key, value) = item.map_err(|e| format!("cannot read the log: {e}"))?;
-        let index = key_index(&key).ok_or_else(|| format!("log key {key:?} is not a u64 index"))?;
+    for item in entries(store.logs.iter()) {
+        let (index, value) = item?;
         let entry: Entry<TypeConfig> = decode(&format!("log entry {index}"), &value)?;
         if entry.log_id.index != index {
             return Err(format!(
@@ -79,6 +130,9 @@ pub(crate) fn validate(store: &Store) -> Result<bool, String> {
             ));
         }
         if let Some(prev) = prev {
+            if index == prev {
+                return Err(format!("log entry {index} is stored twice"));
+            }
             if index != prev + 1 {
                 return Err(format!(
                     "the log has a hole between index {prev} and {index}"
@@ -125,15 +179,14 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Some(end) => self.store.logs.range(index_key(start)..index_key(end)),
             None => self.store.logs.range(index_key(start)..),
         };
-        let mut entries = Vec::new();
-        for item in iter {
-            let (key, value) = item.map_err(|e| StorageIOError::read_logs(&e))?;
-            let index = key_index(&key).unwrap_or(u64::MAX);
+        let mut read = Vec::new();
+        for item in entries(iter) {
+            let (index, value) = item.map_err(|e| StorageIOError::read_logs(AnyError::error(e)))?;
             let entry = decode(&format!("log entry {index}"), &value)
                 .map_err(|e| StorageIOError::read_log_at_index(index, AnyError::error(e)))?;
-            entries.push(entry);
+            read.push(entry);
         }
-        Ok(entries)
+        Ok(read)
     }
 }
 
@@ -144,11 +197,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let last_purged_log_id: Option<LogId<NodeId>> = self
             .read_raft(LAST_PURGED, "last purged log id")
             .map_err(StorageIOError::read_logs)?;
-        let last = match self
-            .store
-            .logs
-            .last()
-            .map_err(|e| StorageIOError::read_logs(&e))?
+        let last = match last_entry(&self.store.logs)
+            .map_err(|e| StorageIOError::read_logs(AnyError::error(e)))?
         {
             Some((_, value)) => {
                 let entry: Entry<TypeConfig> = decode("last log entry", &value)
@@ -224,7 +274,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         for entry in entries {
             let bytes =
                 encode(&entry).map_err(|e| StorageIOError::write_log_entry(entry.log_id, &e))?;
-            batch.insert(index_key(entry.log_id.index).as_slice(), bytes);
+            let index = entry.log_id.index;
+            // Whatever this index held (a whole entry from an older version, or more parts than
+            // the new entry has) goes in the same batch; the new parts' inserts win.
+            let old = match after_index(index) {
+                Some(end) => self.store.logs.range(index_key(index)..end),
+                None => self.store.logs.range(index_key(index)..),
+            };
+            for item in old {
+                let (key, _) =
+                    item.map_err(|e| StorageIOError::write_log_entry(entry.log_id, &e))?;
+                batch.remove(key);
+            }
+            parts::insert(&mut batch, &index_key(index), &bytes);
         }
         if let Err(e) = self.store.logs.apply_batch(batch) {
             callback.log_io_completed(Err(io::Error::other(e.to_string())));
@@ -265,7 +327,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .insert(LAST_PURGED, bytes)
             .map_err(|e| StorageIOError::write_logs(&e))?;
         let mut batch = sled::Batch::default();
-        for item in self.store.logs.range(..=index_key(log_id.index)) {
+        let purged = match after_index(log_id.index) {
+            Some(end) => self.store.logs.range(..end),
+            None => self.store.logs.range::<&[u8], _>(..),
+        };
+        for item in purged {
             let (key, _) = item.map_err(|e| StorageIOError::write_logs(&e))?;
             batch.remove(key);
         }
@@ -295,5 +361,13 @@ mod tests {
         assert!(index_key(255) < index_key(256));
         assert_eq!(key_index(&index_key(42)), Some(42));
         assert_eq!(key_index(b"short"), None);
+        let part = parts::part_key(&index_key(42), 3);
+        assert_eq!(split_key(&part), Some((index_key(42).as_slice(), Some(3))));
+        assert_eq!(
+            split_key(&index_key(42)),
+            Some((index_key(42).as_slice(), None))
+        );
+        assert_eq!(split_key(b"short"), None);
+        assert!(part > index_key(42).to_vec() && part < index_key(43).to_vec());
     }
 }

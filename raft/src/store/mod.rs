@@ -7,13 +7,20 @@
 //!   the latest snapshot (`s:…`), in one tree so a snapshot install replaces all of it in one
 //!   atomic batch.
 //!
+//! Values over 4 KiB (log entries, records, snapshots) are stored in parts under consecutive keys
+//! ([`parts`]): sled 0.34 keeps the files of big pages it has replaced for as long as its current
+//! log segment is not full, which left a leader's directory growing by every purged entry.
+//!
 //! sled 0.34 keeps writes in process memory until flushed (a crash loses them), so it runs with
 //! `flush_every_ms(None)` and every raft durability point calls `flush_async().await` explicitly.
 //! Opening retries for a while on a held lock (sled releases it after the last handle is dropped,
 //! not synchronously) and validates everything it will later serve, so a corrupt directory fails
 //! at start with [`ReplicaError::Open`] instead of serving wrong state.
 
+#[cfg(test)]
+mod layout_tests;
 pub(crate) mod log;
+pub(crate) mod parts;
 pub(crate) mod state_machine;
 #[cfg(test)]
 mod suite_tests;

@@ -14,9 +14,15 @@
 //! serializes and stores that frozen copy. Installing a snapshot *replaces* the map: every stored
 //! key not in the snapshot is removed in the same atomic batch that writes the new state.
 //!
+//! Values over [`parts::PART_BYTES`] (records and snapshots) are stored in parts (see [`parts`]
+//! for why): a record under `p:<key length as u64><key><part as u32>`, a snapshot's data under
+//! `s:part<part as u32>`. Smaller records stay whole under `d:<key>`; directories written before
+//! parts may hold any record whole there, and a whole snapshot under `s:data`; both still read, and
+//! the next write of that record or snapshot replaces them.
+//!
 //! [`get_snapshot_builder`]: RaftStateMachine::get_snapshot_builder
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Cursor;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -27,15 +33,21 @@ use openraft::{
     StorageError, StorageIOError, StoredMembership,
 };
 
+use super::parts::{self, PART_BYTES};
 use super::{decode, encode, read_json, Store};
 use crate::{Command, Node, NodeId, Response, TypeConfig};
 
 /// Prefix of the application's keys in the `sm` tree.
 const DATA_PREFIX: &[u8] = b"d:";
+/// Prefix of the parts of the application's values over [`PART_BYTES`].
+const PARTS_PREFIX: &[u8] = b"p:";
 const APPLIED: &[u8] = b"m:applied";
 const MEMBERSHIP: &[u8] = b"m:membership";
 const SNAPSHOT_META: &[u8] = b"s:meta";
+/// A snapshot's data stored whole, by versions before parts.
 const SNAPSHOT_DATA: &[u8] = b"s:data";
+/// Prefix of the parts of a snapshot's data.
+const SNAPSHOT_PARTS: &[u8] = b"s:part";
 
 /// The content of the state machine at some log position.
 #[derive(Debug, Clone, Default)]
@@ -72,6 +84,72 @@ fn data_key(key: &str) -> Vec<u8> {
     [DATA_PREFIX, key.as_bytes()].concat()
 }
 
+/// The group key of `key`'s parts: the length first, so no key's group is a prefix of another's.
+fn parts_group(key: &str) -> Vec<u8> {
+    [
+        PARTS_PREFIX,
+        &(key.len() as u64).to_be_bytes(),
+        key.as_bytes(),
+    ]
+    .concat()
+}
+
+/// A record part's key as (its group, its part number).
+fn split_parts_key(key: &[u8]) -> Option<(&[u8], Option<u32>)> {
+    let rest = key.strip_prefix(PARTS_PREFIX)?;
+    let len = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+    let end = (PARTS_PREFIX.len() + 8).checked_add(usize::try_from(len).ok()?)?;
+    let part = <[u8; 4]>::try_from(key.get(end..)?).ok()?;
+    Some((&key[..end], Some(u32::from_be_bytes(part))))
+}
+
+/// A snapshot part's key as (its group, its part number).
+fn split_snapshot_key(key: &[u8]) -> Option<(&[u8], Option<u32>)> {
+    let part = <[u8; 4]>::try_from(key.strip_prefix(SNAPSHOT_PARTS)?).ok()?;
+    Some((&key[..SNAPSHOT_PARTS.len()], Some(u32::from_be_bytes(part))))
+}
+
+/// Adds to `batch` what leaves `key` holding `value` (absent for `None`) however it was stored.
+fn write_value(
+    tree: &sled::Tree,
+    batch: &mut sled::Batch,
+    key: &str,
+    value: Option<&[u8]>,
+) -> Result<(), sled::Error> {
+    batch.remove(data_key(key));
+    let group = parts_group(key);
+    parts::remove_prefix(tree, batch, &group)?;
+    match value {
+        None => {}
+        Some(value) if value.len() <= PART_BYTES => batch.insert(data_key(key), value),
+        Some(value) => parts::insert(batch, &group, value),
+    }
+    Ok(())
+}
+
+/// Adds to `batch` the replacement of the stored snapshot data by `bytes`.
+fn write_snapshot_data(
+    tree: &sled::Tree,
+    batch: &mut sled::Batch,
+    bytes: &[u8],
+) -> Result<(), sled::Error> {
+    batch.remove(SNAPSHOT_DATA);
+    parts::remove_prefix(tree, batch, SNAPSHOT_PARTS)?;
+    parts::insert(batch, SNAPSHOT_PARTS, bytes);
+    Ok(())
+}
+
+/// The stored snapshot data, whole or joined from its parts.
+fn read_snapshot_data(tree: &sled::Tree) -> Result<Option<Vec<u8>>, String> {
+    if let Some(bytes) = tree.get(SNAPSHOT_DATA).map_err(|e| e.to_string())? {
+        return Ok(Some(bytes.to_vec()));
+    }
+    parts::Joined::new(tree.scan_prefix(SNAPSHOT_PARTS), split_snapshot_key)
+        .next()
+        .transpose()
+        .map(|joined| joined.map(|(_, bytes)| bytes))
+}
+
 /// Reads the state machine back from the store, checking that every stored piece decodes.
 pub(crate) fn load(store: &Store) -> Result<SmState, String> {
     let mut data = BTreeMap::new();
@@ -81,6 +159,14 @@ pub(crate) fn load(store: &Store) -> Result<SmState, String> {
             .map_err(|_| format!("state machine key {key:?} is not UTF-8"))?;
         data.insert(key, value.to_vec());
     }
+    for item in parts::Joined::new(store.sm.scan_prefix(PARTS_PREFIX), split_parts_key) {
+        let (group, value) = item.map_err(|e| format!("cannot read the state machine: {e}"))?;
+        let key = String::from_utf8(group[PARTS_PREFIX.len() + 8..].to_vec())
+            .map_err(|_| format!("state machine key {group:?} is not UTF-8"))?;
+        if data.insert(key.clone(), value).is_some() {
+            return Err(format!("state machine key {key} is stored twice"));
+        }
+    }
     let last_applied: Option<Option<LogId<NodeId>>> =
         read_json(&store.sm, APPLIED, "last applied log id")?;
     let last_membership: Option<StoredMembership<NodeId, Node>> =
@@ -89,7 +175,7 @@ pub(crate) fn load(store: &Store) -> Result<SmState, String> {
     let snapshot_meta: Option<SnapshotMeta<NodeId, Node>> =
         read_json(&store.sm, SNAPSHOT_META, "snapshot metadata")?;
     if let Some(meta) = &snapshot_meta {
-        if let Some(bytes) = store.sm.get(SNAPSHOT_DATA).map_err(|e| e.to_string())? {
+        if let Some(bytes) = read_snapshot_data(&store.sm)? {
             snapshot_data(&bytes).map_err(|e| format!("the stored snapshot data: {e}"))?;
         }
         if meta.last_log_id > last_applied {
@@ -151,6 +237,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let mut batch = sled::Batch::default();
         let mut responses = Vec::new();
+        let mut touched = BTreeSet::new();
         {
             let mut state = self.state.write();
             for entry in entries {
@@ -162,12 +249,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                             StoredMembership::new(Some(entry.log_id), membership);
                         false
                     }
-                    EntryPayload::Normal(cmd) => apply_command(&mut batch, &mut state, cmd),
+                    EntryPayload::Normal(cmd) => apply_command(&mut touched, &mut state, cmd),
                 };
                 responses.push(Response { existed });
             }
             if responses.is_empty() {
                 return Ok(responses);
+            }
+            // Each touched key is written once, as it stands after all these entries.
+            for key in &touched {
+                let value = state.data.get(key).map(Vec::as_slice);
+                write_value(&self.store.sm, &mut batch, key, value).map_err(write_err)?;
             }
             batch.insert(APPLIED, encode(&state.last_applied).map_err(write_err)?);
             batch.insert(
@@ -211,12 +303,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let _guard = self.snapshot_lock.lock().await;
         let mut batch = sled::Batch::default();
         // Replace, not merge: drop every key first (a later insert of the same key wins).
-        for item in self.store.sm.scan_prefix(DATA_PREFIX) {
-            let (key, _) = item.map_err(write_err)?;
-            batch.remove(key);
-        }
+        parts::remove_prefix(&self.store.sm, &mut batch, DATA_PREFIX).map_err(write_err)?;
+        parts::remove_prefix(&self.store.sm, &mut batch, PARTS_PREFIX).map_err(write_err)?;
         for (key, value) in &data {
-            batch.insert(data_key(key), value.as_slice());
+            if value.len() <= PART_BYTES {
+                batch.insert(data_key(key), value.as_slice());
+            } else {
+                parts::insert(&mut batch, &parts_group(key), value);
+            }
         }
         batch.insert(APPLIED, encode(&meta.last_log_id).map_err(write_err)?);
         batch.insert(
@@ -224,7 +318,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             encode(&meta.last_membership).map_err(write_err)?,
         );
         batch.insert(SNAPSHOT_META, encode(meta).map_err(write_err)?);
-        batch.insert(SNAPSHOT_DATA, bytes);
+        write_snapshot_data(&self.store.sm, &mut batch, &bytes).map_err(write_err)?;
         self.store.sm.apply_batch(batch).map_err(write_err)?;
         self.store.flush().await.map_err(write_err)?;
 
@@ -248,17 +342,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let Some(meta) = meta else {
             return Ok(None);
         };
-        let data = self
-            .store
-            .sm
-            .get(SNAPSHOT_DATA)
-            .map_err(|e| read_err(e.to_string()))?
+        let data = read_snapshot_data(&self.store.sm)
+            .map_err(read_err)?
             .ok_or_else(|| {
                 read_err("snapshot metadata is stored but its data is missing".to_string())
             })?;
         Ok(Some(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(data.to_vec())),
+            snapshot: Box::new(Cursor::new(data)),
         }))
     }
 }
@@ -305,23 +396,24 @@ fn snapshot_data(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
         .collect()
 }
 
-/// Applies one command to the in-memory state and adds its change to the sled batch; whether
-/// a key it touched (any, for a batch) held a value before.
-fn apply_command(batch: &mut sled::Batch, state: &mut SmState, cmd: Command) -> bool {
+/// Applies one command to the in-memory state and records the keys it changed in `touched`;
+/// whether a key it touched (any, for a batch) held a value before.
+fn apply_command(touched: &mut BTreeSet<String>, state: &mut SmState, cmd: Command) -> bool {
     match cmd {
         Command::Put { key, value } => {
-            batch.insert(data_key(&key), value.as_slice());
+            touched.insert(key.clone());
             state.data.insert(key, value).is_some()
         }
         Command::Delete { key } => {
-            batch.remove(data_key(&key));
-            state.data.remove(&key).is_some()
+            let existed = state.data.remove(&key).is_some();
+            touched.insert(key);
+            existed
         }
         Command::Batch(cmds) => {
             // Every command applies: no short-circuit.
             let mut existed = false;
             for c in cmds {
-                existed |= apply_command(batch, state, c);
+                existed |= apply_command(touched, state, c);
             }
             existed
         }
@@ -366,7 +458,8 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                 SNAPSHOT_META,
                 encode(&meta).map_err(|e| write_err(e.to_string()))?,
             );
-            batch.insert(SNAPSHOT_DATA, bytes.as_slice());
+            write_snapshot_data(&self.store.sm, &mut batch, &bytes)
+                .map_err(|e| write_err(e.to_string()))?;
             self.store
                 .sm
                 .apply_batch(batch)
