@@ -270,10 +270,10 @@ pub(crate) fn measure(n: usize, seconds: u64, save: Save) -> Scale {
     }
 }
 
-/// CI-sized: 20 simulated workers for 10 s, records saved in parts. The merge is exact, the leader
-/// stays well under a core, writes a bounded number of bytes per worker and second, the late half
-/// of the run costs no more than about the early one, the console's poll answers quickly, the
-/// leader's replication counter (`/metrics`) rises while it saves. The achieved pull interval is
+/// CI-sized: 20 simulated workers for 10 s, saved as the masters save (every round at 20 workers).
+/// The merge is exact, the leader stays well under a core, writes a bounded number of bytes per
+/// worker and second, the console's poll answers quickly, the leader's replication counter
+/// (`/metrics`) rises while it saves. The achieved pull interval is
 /// printed, not asserted: on a host whose disk is shared, a round's fsync can take seconds.
 #[test]
 fn ci_sized_control_plane_of_20_workers() {
@@ -311,7 +311,7 @@ fn ci_sized_control_plane_of_20_workers() {
         s.leader_cpu_pct
     );
     assert!(
-        s.per_worker_written() < 64.0 * 1024.0,
+        s.per_worker_written() < 128.0 * 1024.0,
         "the leader wrote {:.0} B per worker-second",
         s.per_worker_written()
     );
@@ -351,7 +351,7 @@ fn control_plane_at_scale() {
          follower's bytes written, and the wall time of `GET /runs/{{id}}` on the leader once a second (what the \
          console polls), with the size of one answer. `early`/`late` are the leader's writes in the first and \
          second half of the window. `cadence` is how the masters save a running record (every ⌈workers / 200⌉ \
-         rounds, at most 5, and at once on any event; more than 64 KiB of workers in chunks, each its own raft \
+         rounds, at most 5, and at once on any event; more than 1 MiB of workers in chunks of 512 KiB, each its own raft \
          entry); `every round`, the baseline measured in the same run, saves it at every round (masters started \
          with the driver's test-only `PERFORNIUM_TEST_ROUNDS_PER_SAVE=1`); `whole` (with `SCALE_WHOLE=1`) saves \
          it whole at every round (and `{WHOLE_RECORDS_ENV}`). The simulated workers share the host's cores, so \
