@@ -176,18 +176,33 @@ impl<S: RunStore> Driver<S> {
         }
     }
 
-    /// When the round after the one begun at `round` begins: a [`POLL`] later, moved (by at most
-    /// half of it, once) onto [`ROUND_PHASE_MS`] past a second of the run (counted from the agreed
-    /// start, else the first worker's).
-    fn next_round(&self, round: tokio::time::Instant) -> tokio::time::Instant {
-        let next = round + POLL;
+    /// When the run started (controller clock, Unix ms): the agreed start, else the first worker's.
+    fn run_start_ms(&self) -> Option<u64> {
         let first = self
             .rec
             .workers
             .iter()
             .filter_map(|w| w.started_at_ms)
             .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.min(t))));
-        let Some(anchor) = self.rec.start_at_ms.or(first.map(|t| t as u64)) else {
+        self.rec.start_at_ms.or(first.map(|t| t as u64))
+    }
+
+    /// The thresholds of `load_balancing.algorithm: adaptive`, when the test balances so.
+    fn adaptive(&self) -> Option<crate::config::balancing::Thresholds> {
+        self.rec
+            .test
+            .distributed
+            .as_ref()
+            .and_then(|d| d.load_balancing.as_ref())
+            .and_then(|l| l.adaptive())
+    }
+
+    /// When the round after the one begun at `round` begins: a [`POLL`] later, moved (by at most
+    /// half of it, once) onto [`ROUND_PHASE_MS`] past a second of the run (counted from the agreed
+    /// start, else the first worker's).
+    fn next_round(&self, round: tokio::time::Instant) -> tokio::time::Instant {
+        let next = round + POLL;
+        let Some(anchor) = self.run_start_ms() else {
             return next;
         };
         let period = POLL.as_millis() as u64;
@@ -344,16 +359,10 @@ impl<S: RunStore> Driver<S> {
             info!(event = %text, "run event");
             self.master_log("info", "perfornium::control::driver", &text);
             self.rec.events.push(text);
-            // Seconds since the start (the agreed one, else the first worker's), rounded up as the
-            // timeline counts them; 0 before it.
-            let first = self
-                .rec
-                .workers
-                .iter()
-                .filter_map(|w| w.started_at_ms)
-                .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.min(t))));
-            let start = self.rec.start_at_ms.or(first.map(|t| t as u64));
-            let second = start.map_or(0, |start| now_ms().saturating_sub(start).div_ceil(1000));
+            // Seconds since the start, rounded up as the timeline counts them; 0 before it.
+            let second = self
+                .run_start_ms()
+                .map_or(0, |start| now_ms().saturating_sub(start).div_ceil(1000));
             self.rec.event_seconds.push(second);
         }
     }
@@ -719,14 +728,7 @@ impl<S: RunStore> Driver<S> {
     fn adapt(&mut self) {
         use super::rescale;
         const EVERY_MS: u64 = 5_000;
-        let Some(t) = self
-            .rec
-            .test
-            .distributed
-            .as_ref()
-            .and_then(|d| d.load_balancing.as_ref())
-            .and_then(|l| l.adaptive())
-        else {
+        let Some(t) = self.adaptive() else {
             return;
         };
         if self.rec.phase != Phase::Started
@@ -1550,15 +1552,7 @@ impl<S: RunStore> Driver<S> {
         self.merge_batches(i, &m.batches);
         // The p95 of this pull's batches, which only `adaptive` balancing reads: merging copies of
         // their histograms for every worker at every pull is most of what a pull costs otherwise.
-        let adaptive = self
-            .rec
-            .test
-            .distributed
-            .as_ref()
-            .and_then(|d| d.load_balancing.as_ref())
-            .and_then(|l| l.adaptive())
-            .is_some();
-        if adaptive {
+        if self.adaptive().is_some() {
             let fresh: Vec<_> = m
                 .batches
                 .iter()

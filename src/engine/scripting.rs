@@ -276,6 +276,19 @@ pub fn step_code(at: &str, s: &ScriptStep) -> Arc<Code> {
     }
 }
 
+/// A hook's scripts into `out`, and its HTTP steps (whose checks may be scripts) into `http`.
+fn hook_codes<'a>(h: &'a HookJs, out: &mut Vec<Arc<Code>>, http: &mut Vec<&'a HttpStep>) {
+    out.extend(h.code.clone());
+    for st in &h.steps {
+        out.extend(st.condition.clone());
+        match &st.kind {
+            HookStepKind::Http(x) => http.push(&x.0),
+            HookStepKind::Script(code, ..) => out.push(code.clone()),
+            HookStepKind::Wait(_) => {}
+        }
+    }
+}
+
 /// Every script of a test with the key (or file) it comes from: what `validate` compiles.
 pub fn all_codes(test: &TestFile) -> Result<Vec<Arc<Code>>, String> {
     let mut out = Vec::new();
@@ -291,15 +304,7 @@ pub fn all_codes(test: &TestFile) -> Result<Vec<Arc<Code>>, String> {
     let built = Scripts::build(test, 0)?;
     if let Some(s) = &built {
         for h in s.test.each() {
-            out.extend(h.code.clone());
-            for st in &h.steps {
-                out.extend(st.condition.clone());
-                match &st.kind {
-                    HookStepKind::Http(x) => http.push(&x.0),
-                    HookStepKind::Script(code, ..) => out.push(code.clone()),
-                    HookStepKind::Wait(_) => {}
-                }
-            }
+            hook_codes(h, &mut out, &mut http);
         }
         for sc in &s.scenarios {
             let hooks = [
@@ -319,15 +324,7 @@ pub fn all_codes(test: &TestFile) -> Result<Vec<Arc<Code>>, String> {
             )
             .flatten();
             for h in hooks {
-                out.extend(h.code.clone());
-                for st in &h.steps {
-                    out.extend(st.condition.clone());
-                    match &st.kind {
-                        HookStepKind::Http(x) => http.push(&x.0),
-                        HookStepKind::Script(code, ..) => out.push(code.clone()),
-                        HookStepKind::Wait(_) => {}
-                    }
-                }
+                hook_codes(h, &mut out, &mut http);
             }
             for st in sc.steps.iter().flatten() {
                 out.extend(st.condition.clone());
