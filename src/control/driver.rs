@@ -1966,7 +1966,8 @@ fn over_thresholds(
 ///
 /// `PERFORNIUM_TEST_ROUNDS_PER_SAVE=<n>` saves a running record every n rounds whatever the
 /// number of workers (as a run on more than 200 workers is), so the hook above fires only once
-/// at least two batches of a worker are merged past the saved record (`tests/save_cadence.rs`).
+/// at least two batches of a worker are merged past the saved record
+/// (`tests/cluster/save_cadence.rs`).
 mod test_hook {
     use super::RunRecord;
     use std::sync::OnceLock;
