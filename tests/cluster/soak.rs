@@ -270,8 +270,23 @@ fn soak_counts_exactly_and_bounds_memory_disk_and_raft_log_growth() {
         .unwrap_or(90);
     let s = soak(Duration::from_secs(seconds), Duration::from_secs(10), 15);
     println!("{}", table(&s));
-    check(&s, 8.0, 8.0);
+    // A master's RSS swings by ±8 MiB between samples 10 s apart while sled's page cache fills, so
+    // over one settled minute its slope is mostly that noise: the bound is loose, and every
+    // process must also stay under a level (the masters settle near 130 MiB in the long soak).
+    check(&s, 24.0, 8.0);
+    for x in s.settled() {
+        for (i, rss) in x.rss.iter().enumerate() {
+            assert!(
+                *rss < RSS_LEVEL_MIB,
+                "process {i} at {rss:.1} MiB: {}",
+                table(&s)
+            );
+        }
+    }
 }
+
+/// The most RSS any process of the CI soak may reach, MiB.
+const RSS_LEVEL_MIB: f64 = 256.0;
 
 #[test]
 #[ignore]
