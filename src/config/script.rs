@@ -364,13 +364,8 @@ pub fn inline_files(test: &mut super::TestFile, dir: &Path) -> Result<(), String
         );
         Ok(())
     };
-    for h in test.hooks.iter_mut().flat_map(|h| {
-        [
-            &mut h.before_test,
-            &mut h.teardown_test,
-            &mut h.on_test_error,
-        ]
-    }) {
+    // A hook's own file, and the files of its steps.
+    let read_hook = |h: &mut Option<Hook>| -> Result<(), String> {
         if let Some(Hook {
             file: Some(f),
             source,
@@ -379,7 +374,16 @@ pub fn inline_files(test: &mut super::TestFile, dir: &Path) -> Result<(), String
         {
             read(f, source)?;
         }
-        read_hook_steps(h, &read)?;
+        read_hook_steps(h, &read)
+    };
+    for h in test.hooks.iter_mut().flat_map(|h| {
+        [
+            &mut h.before_test,
+            &mut h.teardown_test,
+            &mut h.on_test_error,
+        ]
+    }) {
+        read_hook(h)?;
     }
     for s in &mut test.scenarios {
         for h in s.hooks.iter_mut().flat_map(|h| {
@@ -390,15 +394,7 @@ pub fn inline_files(test: &mut super::TestFile, dir: &Path) -> Result<(), String
                 &mut h.after_loop,
             ]
         }) {
-            if let Some(Hook {
-                file: Some(f),
-                source,
-                ..
-            }) = h
-            {
-                read(f, source)?;
-            }
-            read_hook_steps(h, &read)?;
+            read_hook(h)?;
         }
         for step in &mut s.steps {
             let scripts = match step {
