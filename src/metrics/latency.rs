@@ -6,13 +6,22 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::io::Write as _;
+use std::sync::{Arc, LazyLock, OnceLock};
 use thiserror::Error;
 
-/// The cookie that opens an HDR V2 deflate-compressed histogram (`0x1c849304 | 0x10`).
-const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9314;
+use super::sparse::{self, Bounds, Read, V2_COMPRESSED_COOKIE};
 
 /// Highest trackable latency: one hour, in microseconds.
 const MAX_US: u64 = 3_600_000_000;
+
+/// The project's bounds, for reading histograms sparsely (see [`sparse`]).
+static BOUNDS: LazyLock<Bounds> = LazyLock::new(|| Bounds {
+    low: 1,
+    high: MAX_US,
+    sigfig: 3,
+    len: Latency::new().full().distinct_values(),
+    half_magnitude: 10,
+});
 
 /// Why a histogram could not be read or merged.
 #[derive(Debug, Error)]
@@ -27,7 +36,22 @@ pub enum LatencyError {
 
 /// Latencies of one step (or the whole run), in microseconds.
 #[derive(Clone, Debug)]
-pub struct Latency(Histogram<u64>);
+pub struct Latency(Repr);
+
+#[derive(Clone, Debug)]
+enum Repr {
+    /// A histogram that records and merges.
+    Full(Histogram<u64>),
+    /// One read from the wire with the project's bounds, kept as read until something needs the
+    /// histogram itself: merging it into another records its non-zero counts only, and writing it
+    /// back out reuses its text (see [`sparse`]).
+    Read {
+        text: Arc<str>,
+        counts: Arc<[(u64, u64)]>,
+        /// The histogram, once something asked for its quantiles.
+        built: Arc<OnceLock<Histogram<u64>>>,
+    },
+}
 
 impl Default for Latency {
     fn default() -> Self {
@@ -37,83 +61,126 @@ impl Default for Latency {
 
 impl PartialEq for Latency {
     fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0
+        self.full() == other.full()
     }
 }
 
 impl Latency {
     /// An empty histogram with the project's fixed bounds.
     pub fn new() -> Self {
-        Self(Histogram::new_with_bounds(1, MAX_US, 3).expect("constant bounds are valid"))
+        Self(Repr::Full(build(&[])))
+    }
+
+    /// The histogram itself (for one read from the wire, built once from its counts).
+    fn full(&self) -> &Histogram<u64> {
+        match &self.0 {
+            Repr::Full(h) => h,
+            Repr::Read { counts, built, .. } => built.get_or_init(|| build(counts)),
+        }
+    }
+
+    /// The histogram to record into, built first if this one was read from the wire.
+    fn full_mut(&mut self) -> &mut Histogram<u64> {
+        if let Repr::Read { counts, built, .. } = &mut self.0 {
+            let h = match Arc::get_mut(built).and_then(OnceLock::take) {
+                Some(h) => h,
+                None => build(counts),
+            };
+            self.0 = Repr::Full(h);
+        }
+        match &mut self.0 {
+            Repr::Full(h) => h,
+            Repr::Read { .. } => unreachable!("just built"),
+        }
     }
 
     /// Records one latency; values beyond an hour are clamped rather than lost.
     pub fn record_us(&mut self, us: u64) {
-        self.0.saturating_record(us.clamp(1, MAX_US));
+        self.full_mut().saturating_record(us.clamp(1, MAX_US));
     }
 
     /// Adds every sample of `other` (exact).
     pub fn merge(&mut self, other: &Latency) -> Result<(), LatencyError> {
-        self.0
-            .add(&other.0)
-            .map_err(|e| LatencyError::Merge(format!("{e:?}")))
+        match &other.0 {
+            Repr::Read { counts, .. } => {
+                let h = self.full_mut();
+                for &(value, n) in counts.iter() {
+                    h.saturating_record_n(value, n);
+                }
+                Ok(())
+            }
+            Repr::Full(o) => self
+                .full_mut()
+                .add(o)
+                .map_err(|e| LatencyError::Merge(format!("{e:?}"))),
+        }
     }
 
     pub fn count(&self) -> u64 {
-        self.0.len()
+        match &self.0 {
+            Repr::Full(h) => h.len(),
+            Repr::Read { counts, .. } => counts.iter().map(|(_, n)| n).sum(),
+        }
     }
 
     /// How many recorded latencies are at most `us` (at the histogram's resolution).
     pub fn count_at_most_us(&self, us: u64) -> u64 {
-        self.0.count_between(0, us)
+        self.full().count_between(0, us)
     }
 
     /// The value at `q` (0..=1) in milliseconds, 0 when empty.
     pub fn quantile_ms(&self, q: f64) -> f64 {
-        if self.0.is_empty() {
+        let h = self.full();
+        if h.is_empty() {
             return 0.0;
         }
-        self.0.value_at_quantile(q) as f64 / 1000.0
+        h.value_at_quantile(q) as f64 / 1000.0
     }
 
     pub fn min_ms(&self) -> f64 {
-        if self.0.is_empty() {
+        let h = self.full();
+        if h.is_empty() {
             0.0
         } else {
-            self.0.min() as f64 / 1000.0
+            h.min() as f64 / 1000.0
         }
     }
 
     pub fn max_ms(&self) -> f64 {
-        if self.0.is_empty() {
+        let h = self.full();
+        if h.is_empty() {
             0.0
         } else {
-            self.0.max() as f64 / 1000.0
+            h.max() as f64 / 1000.0
         }
     }
 
     pub fn mean_ms(&self) -> f64 {
-        if self.0.is_empty() {
+        let h = self.full();
+        if h.is_empty() {
             0.0
         } else {
-            self.0.mean() / 1000.0
+            h.mean() / 1000.0
         }
     }
 
     /// Every distinct recorded value (ms, at the histogram's resolution) with its count, lowest
     /// first: what a per-request view can be rebuilt from (`worker::ts_compat`).
     pub fn recorded_ms(&self) -> Vec<(f64, u64)> {
-        self.0
-            .iter_recorded()
+        let h = self.full();
+        h.iter_recorded()
             .map(|v| {
-                let us = self.0.median_equivalent(v.value_iterated_to());
+                let us = h.median_equivalent(v.value_iterated_to());
                 (us as f64 / 1000.0, v.count_at_value())
             })
             .collect()
     }
 
     pub fn reset(&mut self) {
-        self.0.reset();
+        match &mut self.0 {
+            Repr::Full(h) => h.reset(),
+            Repr::Read { .. } => *self = Latency::new(),
+        }
     }
 
     /// HDR V2 deflate bytes, base64-encoded.
@@ -121,11 +188,16 @@ impl Latency {
     /// The standard V2 deflate layout (cookie, compressed length, zlib stream), written here rather
     /// than with hdrhistogram's `V2DeflateSerializer` only to pick zlib's fast level: any HDR
     /// decoder reads it, and the master, which re-serializes every worker's histograms each second,
-    /// spends a fraction of the time for output a few percent larger.
+    /// spends a fraction of the time for output a few percent larger. One read from the wire is
+    /// written back as it was read.
     pub fn to_base64(&self) -> String {
+        let h = match &self.0 {
+            Repr::Read { text, .. } => return text.to_string(),
+            Repr::Full(h) => h,
+        };
         let mut plain = Vec::new();
         V2Serializer::new()
-            .serialize(&self.0, &mut plain)
+            .serialize(h, &mut plain)
             .expect("serializing to a Vec cannot fail");
         let mut out = Vec::with_capacity(plain.len() / 2 + 8);
         out.extend_from_slice(&V2_COMPRESSED_COOKIE.to_be_bytes());
@@ -139,23 +211,37 @@ impl Latency {
         base64::engine::general_purpose::STANDARD.encode(out)
     }
 
-    /// The inverse of [`Latency::to_base64`].
+    /// The inverse of [`Latency::to_base64`]. A histogram with the project's bounds is kept as its
+    /// non-zero counts (see [`sparse`]); any other HDR V2 histogram is read whole and added into
+    /// one with the project's bounds.
     pub fn from_base64(text: &str) -> Result<Self, LatencyError> {
         let bytes = base64::engine::general_purpose::STANDARD.decode(text)?;
+        if let Read::Sparse(counts) = sparse::read(&bytes, &BOUNDS).map_err(LatencyError::Decode)? {
+            return Ok(Latency(Repr::Read {
+                text: text.into(),
+                counts: counts.into(),
+                built: Arc::default(),
+            }));
+        }
         let h: Histogram<u64> = Deserializer::new()
             .deserialize(&mut bytes.as_slice())
             .map_err(|e| LatencyError::Decode(format!("{e:?}")))?;
-        // Ours, with the project's bounds, is used as read: the master reads every worker's
-        // histograms each second, and copying each into a fresh one doubled that.
-        if h.low() == 1 && h.high() == MAX_US && h.sigfig() == 3 {
-            return Ok(Latency(h));
-        }
         let mut out = Latency::new();
-        out.0
+        out.full_mut()
             .add(&h)
             .map_err(|e| LatencyError::Decode(format!("{e:?}")))?;
         Ok(out)
     }
+}
+
+/// A histogram with the project's bounds holding `counts` (values within bounds, as
+/// [`sparse::read`] gives them).
+fn build(counts: &[(u64, u64)]) -> Histogram<u64> {
+    let mut h = Histogram::new_with_bounds(1, MAX_US, 3).expect("constant bounds are valid");
+    for &(value, n) in counts {
+        h.saturating_record_n(value, n);
+    }
+    h
 }
 
 impl Serialize for Latency {
@@ -188,7 +274,83 @@ mod tests {
         assert!(Latency::from_base64("aGVsbG8=").is_err());
     }
 
+    /// The V2 bytes of `h` as `hdrhistogram`'s own deflate serializer writes them.
+    fn their_base64(h: &Histogram<u64>) -> String {
+        use hdrhistogram::serialization::V2DeflateSerializer;
+        let mut out = Vec::new();
+        V2DeflateSerializer::new().serialize(h, &mut out).unwrap();
+        base64::engine::general_purpose::STANDARD.encode(out)
+    }
+
+    #[test]
+    fn a_histogram_with_other_bounds_is_read_whole_and_merged_exactly() {
+        let mut theirs = Histogram::<u64>::new_with_bounds(1, 60_000_000, 2).unwrap();
+        for v in [3, 40, 512, 9_999, 1_234_567] {
+            theirs.record(v).unwrap();
+        }
+        let read = Latency::from_base64(&their_base64(&theirs)).unwrap();
+        assert!(matches!(read.0, Repr::Full(_)));
+        assert_eq!(read.count(), 5);
+        // At their resolution (2 significant digits).
+        let max = theirs.max() as f64;
+        assert!(
+            (read.max_ms() * 1000.0 - max).abs() <= max * 0.01,
+            "{}",
+            read.max_ms()
+        );
+    }
+
+    #[test]
+    fn an_empty_histogram_reads_as_empty() {
+        let read = Latency::from_base64(&Latency::new().to_base64()).unwrap();
+        assert!(matches!(read.0, Repr::Read { .. }));
+        assert_eq!(read.count(), 0);
+        assert_eq!(read.quantile_ms(0.99), 0.0);
+        let mut m = Latency::new();
+        m.merge(&read).unwrap();
+        assert_eq!(m, Latency::new());
+    }
+
     proptest! {
+        /// A histogram read sparsely is the histogram `hdrhistogram` reads from the same bytes,
+        /// whichever serializer wrote them, and merging it adds exactly what adding that one does.
+        #[test]
+        fn sparse_reading_equals_reading_whole(
+            values in proptest::collection::vec((1u64..=MAX_US, 1u64..1_000), 0..300),
+            base in proptest::collection::vec(1u64..=MAX_US, 0..50),
+        ) {
+            let mut h = Latency::new();
+            for &(v, n) in &values {
+                for _ in 0..n.min(3) { h.record_us(v); }
+            }
+            let whole: Histogram<u64> = Deserializer::new()
+                .deserialize(&mut base64::engine::general_purpose::STANDARD.decode(h.to_base64()).unwrap().as_slice())
+                .unwrap();
+            for text in [h.to_base64(), their_base64(h.full())] {
+                let read = Latency::from_base64(&text).unwrap();
+                prop_assert!(matches!(read.0, Repr::Read { .. }), "read sparsely");
+                prop_assert_eq!(read.count(), whole.len());
+                prop_assert!(read.full() == &whole);
+                prop_assert_eq!(read.to_base64(), text);
+                let mut a = Latency::new();
+                let mut b = Latency::new();
+                for &v in &base { a.record_us(v); b.record_us(v); }
+                a.merge(&read).unwrap();
+                b.full_mut().add(&whole).unwrap();
+                prop_assert!(a == b);
+            }
+        }
+
+        /// Bytes that are not a histogram are refused, never a panic.
+        #[test]
+        fn arbitrary_bytes_are_refused_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200), cookie in any::<bool>()) {
+            let mut b = bytes;
+            if cookie && b.len() >= 4 {
+                b[..4].copy_from_slice(&0x1c84_9313u32.to_be_bytes());
+            }
+            let _ = Latency::from_base64(&base64::engine::general_purpose::STANDARD.encode(&b));
+        }
+
         /// Merging per-part histograms gives exactly the percentiles of one histogram over the union.
         #[test]
         fn merge_equals_union(parts in proptest::collection::vec(proptest::collection::vec(1u64..5_000_000, 0..200), 1..6)) {

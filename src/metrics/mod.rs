@@ -8,6 +8,7 @@ mod latency;
 pub mod monitor;
 pub mod raw;
 pub mod resources;
+mod sparse;
 mod stats;
 
 pub use latency::{Latency, LatencyError};
