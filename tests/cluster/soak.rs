@@ -6,8 +6,8 @@
 //! the snapshot policy's bound (a snapshot every 100 logs, 100 kept behind it). Every run's count
 //! is checked against the mock's.
 //!
-//! CI runs `soak_counts_exactly_and_bounds_memory_disk_and_raft_log_growth` for 90 s (`SOAK_CI_SECONDS=180` is
-//! the issue's 3-minute version). The full soak writes `bench/results/soak.md`:
+//! CI runs `soak_counts_exactly_and_bounds_memory_disk_and_raft_log_growth` for the issue's 3 minutes
+//! (`SOAK_CI_SECONDS` sets another length). The full soak writes `bench/results/soak.md`:
 //! `SOAK_MINUTES=60 cargo test --release --test cluster soak_report -- --ignored --nocapture`
 //! (or `bench/soak.sh`).
 
@@ -257,17 +257,18 @@ fn check(s: &Soak, rss_per_min: f64, sled_per_min: f64) {
     }
 }
 
-/// 90 s by default (the issue asks for 3 minutes in CI; that alone added 3 minutes to the suite,
-/// which runs two tests at a time, so `SOAK_CI_SECONDS=180` is the issue's version). Either is
-/// shorter than the time to the first purge at this write rate (about one raft entry a second; the
-/// first purge comes with the second snapshot, near entry 200), so this bounds growth rather than
-/// showing it flat: a regression such as rewriting whole records overshoots these bounds.
+/// 3 minutes by default, as the issue asks. It starts first in its binary (the module's name sorts
+/// first), so while it runs in one of libtest's two threads the other runs the rest: it adds about half
+/// its length to the binary's wall time. 3 minutes is shorter than the time to the first purge at this
+/// write rate (about one raft entry a second; the first purge comes with the second snapshot, near
+/// entry 200), so this bounds growth rather than showing it flat: a regression such as rewriting
+/// whole records overshoots these bounds.
 #[test]
 fn soak_counts_exactly_and_bounds_memory_disk_and_raft_log_growth() {
     let seconds: u64 = std::env::var("SOAK_CI_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(90);
+        .unwrap_or(180);
     let s = soak(Duration::from_secs(seconds), Duration::from_secs(10), 15);
     println!("{}", table(&s));
     // A master's RSS swings by ±8 MiB between samples 10 s apart while sled's page cache fills, so
@@ -329,6 +330,7 @@ fn soak_report() {
         load_average()
     ));
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results/soak.md");
-    std::fs::write(&path, md).unwrap();
+    std::fs::write(&path, &md).unwrap();
+    println!("{md}");
     check(&s, 1.0, 1.0);
 }
