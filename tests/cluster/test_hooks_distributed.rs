@@ -1,0 +1,152 @@
+//! The test's own hooks (`beforeTest`, `onTestError`, `teardownTest`) in distributed runs on two
+//! workers, against the mock, whose `/__stats` per-route counts and `/__recorded` list are the
+//! reference: `beforeTest` runs once for the run (not once per worker), before any load, and the
+//! variable it sets reaches every VU on both workers; `teardownTest` runs once, after the load;
+//! `onTestError` does not run when nothing failed. A failing `beforeTest` fails the run with its
+//! name and file:line, no load is sent, and `onTestError` and `teardownTest` each run once. The
+//! first goes through the 3-replica master, the second through `perfornium distributed` (its
+//! embedded master drives the run with the same driver).
+
+use crate::support::*;
+use serde_json::Value;
+
+/// What `/record/...` received: (path with query, the `x-perfornium-worker` header), in order.
+fn recorded(mock: &Proc) -> Vec<(String, String)> {
+    get_json(&format!("http://{}/__recorded", mock.addr))
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_else(|| panic!("/__recorded; the mock's stderr:\n{}", mock.stderr_tail()))
+        .iter()
+        .map(|r| {
+            let worker = r["headers"]["x-perfornium-worker"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            (r["path"].as_str().unwrap_or("").to_string(), worker)
+        })
+        .collect()
+}
+
+#[test]
+fn before_test_runs_once_per_run_its_variable_reaches_both_workers_and_teardown_runs_once_after() {
+    let c = Cluster::start();
+    let mock = mock(0);
+    let a = worker(None);
+    let b = worker(None);
+    // `beforeTest` sets `tok` in a script step and requests `/users` (a route nothing else asks
+    // for); every VU's request carries `tok`; `teardownTest` sends it back once.
+    let body = yaml(&mock)
+        .name("dhooks")
+        .load("pattern: basic, virtual_users: 2, iterations: 3")
+        .step("{ name: main, path: \"/record/load?t={{tok}}\" }")
+        .extra(
+            r#"hooks:
+  beforeTest:
+    type: steps
+    steps:
+      - { name: mk, type: custom, script: "context.variables.tok = 'T' + (40 + 2)" }
+      - { name: login, path: /users }
+  onTestError: { type: steps, steps: [{ name: e, path: /record/onerror }] }
+  teardownTest: { type: steps, steps: [{ name: td, path: "/record/teardown?t={{tok}}" }] }
+"#,
+        )
+        .submit_body(&[&a, &b]);
+    let leader = c.agreed_leader(20);
+    let id = c.submit(leader, &body);
+    let view = c.wait_phase(&[0, 1, 2], &id, "finished", 30);
+    let stats = mock_stats(&mock);
+    assert_eq!(
+        stats["by_route"]["/users"], 1,
+        "beforeTest's request, once for the run: {stats}"
+    );
+    let got = recorded(&mock);
+    let load: Vec<&(String, String)> = got
+        .iter()
+        .filter(|(p, _)| p.starts_with("/record/load"))
+        .collect();
+    assert!(
+        load.iter().all(|(p, _)| p == "/record/load?t=T42"),
+        "every VU started with beforeTest's variable: {got:?}"
+    );
+    let mut senders: Vec<&str> = load.iter().map(|(_, w)| w.as_str()).collect();
+    senders.sort();
+    senders.dedup();
+    let mut both = vec![a.addr.as_str(), b.addr.as_str()];
+    both.sort();
+    assert_eq!(senders, both, "both workers sent load: {got:?}");
+    assert_eq!(
+        Some(load.len() as u64),
+        view["summary"]["overall"]["count"].as_u64(),
+        "the run counted what the mock received: {view}"
+    );
+    let last = got.last().map(|(p, _)| p.as_str());
+    assert_eq!(
+        last,
+        Some("/record/teardown?t=T42"),
+        "teardownTest last: {got:?}"
+    );
+    assert_eq!(
+        got.iter()
+            .filter(|(p, _)| p.starts_with("/record/teardown"))
+            .count(),
+        1,
+        "teardownTest once: {got:?}"
+    );
+    assert!(
+        !got.iter().any(|(p, _)| p == "/record/onerror"),
+        "onTestError ran though nothing failed: {got:?}"
+    );
+    assert_eq!(
+        stats["total"].as_u64(),
+        Some(load.len() as u64 + 2),
+        "{stats}"
+    );
+    let events = view["summary"]["events"].to_string();
+    assert!(events.contains("beforeTest ran once"), "{events}");
+}
+
+#[test]
+fn a_failing_before_test_fails_the_distributed_run_before_any_load_and_on_test_error_runs_once() {
+    let mock = mock(0);
+    let a = worker(None);
+    let b = worker(None);
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "setup.js",
+        "module.exports = async function (context) {\n  context.variables.a = 1;\n  throw new Error('no token');\n};\n",
+    );
+    let file = yaml(&mock)
+        .load("pattern: basic, virtual_users: 2, iterations: 2")
+        .step("{ name: main, path: /record/load }")
+        .extra(
+            r#"hooks:
+  beforeTest: { type: file, file: setup.js, continueOnError: false }
+  onTestError:
+    type: steps
+    steps:
+      - { name: e, path: /record/onerror, condition: "context.error.includes('setup.js:3') && context.error.includes('no token')" }
+  teardownTest: { type: steps, steps: [{ name: td, path: /record/teardown }] }
+"#,
+        )
+        .write(dir.path());
+    let out = dir.path().join("out");
+    let res = run(&[
+        "distributed",
+        &file,
+        "-w",
+        &worker_list(&[&a, &b]),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(2), "{err}");
+    let s: Value = summary(&out);
+    let said = format!("{} {}", s["events"], s["thresholds"]);
+    assert!(
+        said.contains("hooks.beforeTest failed: setup.js:3: Error: no token"),
+        "{said}"
+    );
+    let paths: Vec<String> = recorded(&mock).into_iter().map(|(p, _)| p).collect();
+    assert_eq!(paths, ["/record/onerror", "/record/teardown"]);
+    assert_eq!(mock_stats(&mock)["total"], 2, "no load request reached the mock");
+}
