@@ -579,7 +579,7 @@ pub fn explain_test(test: &super::TestFile) -> Option<String> {
         .collect();
     (!parts.is_empty()).then(|| {
         format!(
-            "test hooks (local runs only; JavaScript in a context of their own outside any VU: vu_id 0, iteration 0; their requests make no samples, as scenario hooks' do): {}",
+            "test hooks (once per run; JavaScript in a context of their own outside any VU: vu_id 0, iteration 0; their requests make no samples, as scenario hooks' do; in a distributed run beforeTest runs on the plan's first worker before any worker is prepared, its variables are kept in the run's record and sent to every worker, and onTestError/teardownTest run on one live worker after every worker ended; a new leader reuses what the record holds, and if the leader dies after a hook ran but before the record was saved the new leader asks the same worker again, which answers from what it kept, so the hook runs a second time only if that worker restarted meanwhile): {}",
             parts.join("; ")
         )
     })

@@ -150,3 +150,105 @@ fn a_failing_before_test_fails_the_distributed_run_before_any_load_and_on_test_e
     assert_eq!(paths, ["/record/onerror", "/record/teardown"]);
     assert_eq!(mock_stats(&mock)["total"], 2, "no load request reached the mock");
 }
+
+#[test]
+fn on_test_error_and_teardown_test_run_once_when_a_step_threshold_aborts_the_workers() {
+    let mock = mock(0);
+    let a = worker(None);
+    let b = worker(None);
+    let dir = tempfile::tempdir().unwrap();
+    // Every request breaks its threshold, so each worker aborts: two failures, one onTestError.
+    let file = yaml(&mock)
+        .load("pattern: basic, virtual_users: 2, duration: 30s")
+        .steps("      - name: judged\n        path: /record/load\n        thresholds:\n          - { metric: response_time, value: 0, operator: lt, action: abort }\n")
+        .extra(
+            r#"hooks:
+  onTestError:
+    type: steps
+    steps:
+      - { name: why, type: custom, script: "context.variables.why = context.error.includes('judged') ? 'abort' : 'other'" }
+      - { name: e, path: /record/onerror }
+  teardownTest: { type: steps, steps: [{ name: td, path: "/record/teardown?why={{why}}" }] }
+"#,
+        )
+        .write(dir.path());
+    let started = std::time::Instant::now();
+    let out = dir.path().join("out");
+    let res = run(&[
+        "distributed",
+        &file,
+        "-w",
+        &worker_list(&[&a, &b]),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(!res.status.success(), "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "the abort ended the run"
+    );
+    let paths: Vec<String> = recorded(&mock).into_iter().map(|(p, _)| p).collect();
+    let (last, rest) = paths.split_last().expect("requests");
+    assert_eq!(last, "/record/teardown?why=abort", "{paths:?}");
+    let (on_error, load) = rest.split_last().expect("requests");
+    assert_eq!(on_error, "/record/onerror", "onTestError once, before teardownTest: {paths:?}");
+    assert!(load.iter().all(|p| p == "/record/load"), "{paths:?}");
+    assert_eq!(summary(&out)["overall"]["count"], load.len() as u64);
+}
+
+#[test]
+fn a_repeated_test_hook_call_answers_from_what_the_worker_kept_without_running_the_hook_again() {
+    let mock = mock(0);
+    let w = worker(None);
+    // What a new leader sends when the old one died after the call and before saving its answer.
+    let body = format!(
+        r#"{{"run_id": "r1", "hook": "before", "test": {{"name": "t", "global": {{"base_url": "http://{}"}}, "load": {{"pattern": "basic", "virtual_users": 1, "iterations": 1}}, "scenarios": [{{"name": "s", "steps": [{{"name": "a", "path": "/record/load"}}]}}], "hooks": {{"beforeTest": {{"type": "steps", "steps": [{{"name": "mk", "type": "custom", "script": "context.variables.tok = 'T7'"}}, {{"name": "b", "path": "/record/before"}}]}}}}}}}}"#,
+        mock.addr
+    );
+    let url = format!("http://{}/test-hook", w.addr);
+    let answers: Vec<String> = (0..2)
+        .map(|_| {
+            let (code, text) = call("POST", &url, None, Some(&body)).expect("the worker answers");
+            assert_eq!(code, 200, "{text}");
+            text
+        })
+        .collect();
+    assert_eq!(answers[0], answers[1]);
+    let v: Value = serde_json::from_str(&answers[0]).unwrap();
+    assert_eq!(v["variables"]["tok"], "T7", "{v}");
+    assert!(v["error"].is_null(), "{v}");
+    let paths: Vec<String> = recorded(&mock).into_iter().map(|(p, _)| p).collect();
+    assert_eq!(paths, ["/record/before"], "the hook ran once, and no load");
+}
+
+#[test]
+fn a_worker_without_test_hooks_fails_the_run_with_that_said_before_any_load() {
+    // The mock stands for a worker that predates test hooks in distributed runs: it answers
+    // `/health` and 404 to `POST /test-hook`.
+    let old = mock(0);
+    let mock = mock(0);
+    let dir = tempfile::tempdir().unwrap();
+    let file = yaml(&mock)
+        .load("pattern: basic, virtual_users: 1, iterations: 1")
+        .step("{ name: main, path: /record/load }")
+        .extra("hooks:\n  beforeTest: \"context.variables.a = 1\"\n")
+        .write(dir.path());
+    let out = dir.path().join("out");
+    let res = run(&[
+        "distributed",
+        &file,
+        "-w",
+        &old.addr,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(2), "{err}");
+    let events = summary(&out)["events"].to_string();
+    assert!(
+        events.contains("does not run a test's own hooks") && events.contains("404"),
+        "{events}"
+    );
+    assert_eq!(mock_stats(&mock)["total"], 0, "no load");
+}
