@@ -239,7 +239,7 @@ impl Slot {
     /// hooks' failure is the answer's `error`. A repeated call for the same run and hook (a retry,
     /// or a new leader's) answers what the first gave without running the hooks again.
     pub async fn test_hook(&self, req: api::TestHook) -> Result<api::TestHookDone, SlotError> {
-        let mut ran = self.test_hooks.lock().await;
+        let mut ran = self.test_hooks.clone().lock_owned().await;
         let key = (req.run_id.clone(), req.hook);
         if let Some((_, done)) = ran.iter().find(|(k, _)| *k == key) {
             info!(run_id = %req.run_id, hook = ?req.hook, "test hooks already ran here: their answer again");
@@ -261,25 +261,33 @@ impl Slot {
             test_hooks: role,
             ..Default::default()
         };
-        let done = match engine::run(test, opts).await {
-            Ok(o) => api::TestHookDone {
-                variables: o.test_variables.into_iter().collect(),
-                error: (!o.failures.is_empty()).then(|| o.failures.join("\n")),
-            },
-            Err(engine::EngineError::BeforeTest(e)) => api::TestHookDone {
-                variables: BTreeMap::new(),
-                error: Some(e),
-            },
-            Err(e) => api::TestHookDone {
-                variables: BTreeMap::new(),
-                error: Some(format!("the test's hooks could not run: {e}")),
-            },
-        };
-        if ran.len() >= TEST_HOOKS_KEPT {
-            ran.remove(0);
-        }
-        ran.push((key, done.clone()));
-        Ok(done)
+        // A task of its own: a controller that dies (or gives up) mid-call does not cut the hooks
+        // short, and what they gave is kept for the repeat a new leader sends.
+        let running = tokio::spawn(async move {
+            let done = match engine::run(test, opts).await {
+                Ok(o) => api::TestHookDone {
+                    variables: o.test_variables.into_iter().collect(),
+                    error: (!o.failures.is_empty()).then(|| o.failures.join("\n")),
+                },
+                Err(engine::EngineError::BeforeTest(e)) => api::TestHookDone {
+                    variables: BTreeMap::new(),
+                    error: Some(e),
+                },
+                Err(e) => api::TestHookDone {
+                    variables: BTreeMap::new(),
+                    error: Some(format!("the test's hooks could not run: {e}")),
+                },
+            };
+            if ran.len() >= TEST_HOOKS_KEPT {
+                ran.remove(0);
+            }
+            ran.push((key, done.clone()));
+            done
+        });
+        Ok(running.await.unwrap_or_else(|e| api::TestHookDone {
+            variables: BTreeMap::new(),
+            error: Some(format!("the test's hooks stopped: {e}")),
+        }))
     }
 
     /// The raw sample writer of a run with `format.raw_data`, spooling to this worker's disk.

@@ -252,3 +252,61 @@ fn a_worker_without_test_hooks_fails_the_run_with_that_said_before_any_load() {
     );
     assert_eq!(mock_stats(&mock)["total"], 0, "no load");
 }
+
+#[test]
+fn a_leader_killed_while_before_test_runs_leaves_the_new_leader_to_reuse_its_answer_not_run_it_again(
+) {
+    let mut c = Cluster::start();
+    let mock = mock(0);
+    let a = worker(None);
+    let b = worker(None);
+    // The hook's request reaches the mock, then it waits: the leader is killed meanwhile, before
+    // it could save what the hook left.
+    let body = yaml(&mock)
+        .name("dhooks-failover")
+        .load("pattern: basic, virtual_users: 2, iterations: 2")
+        .step("{ name: main, path: \"/record/load?t={{tok}}\" }")
+        .extra(
+            r#"hooks:
+  beforeTest:
+    type: steps
+    steps:
+      - { name: mk, type: custom, script: "context.variables.tok = 'F1'" }
+      - { name: login, path: /users }
+      - { name: settle, type: wait, duration: 1500ms }
+"#,
+        )
+        .submit_body(&[&a, &b]);
+    let old = c.agreed_leader(20);
+    let id = c.submit(old, &body);
+    assert!(
+        wait_for(20, || mock_stats(&mock)["by_route"]["/users"] == 1),
+        "beforeTest did not start.\n{}",
+        c.stderr_tails()
+    );
+    c.kill(old);
+    let live: Vec<usize> = (0..3).filter(|&i| i != old).collect();
+    let view = c.wait_phase(&live, &id, "finished", 40);
+    let stats = mock_stats(&mock);
+    assert_eq!(stats["by_route"]["/users"], 1, "beforeTest ran again: {stats}");
+    // The new leader asked again (the record held no answer), and the worker answered from what
+    // it kept.
+    assert!(
+        [&a, &b]
+            .iter()
+            .any(|w| w.stderr_line_at("test hooks already ran here").is_some()),
+        "{}\n{}",
+        a.stderr_tail(),
+        b.stderr_tail()
+    );
+    let load: Vec<(String, String)> = recorded(&mock);
+    assert!(
+        !load.is_empty() && load.iter().all(|(p, _)| p == "/record/load?t=F1"),
+        "every VU started with the variable the first run of the hook left: {load:?}"
+    );
+    assert_eq!(
+        Some(load.len() as u64),
+        view["summary"]["overall"]["count"].as_u64(),
+        "{view}"
+    );
+}
