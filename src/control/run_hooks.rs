@@ -11,7 +11,7 @@
 //! new leader to call again, and the worker answers that repeat from what it kept (the hooks run
 //! again only if that worker restarted meanwhile, or another worker is asked).
 
-use super::client::{CallError, WorkerClient};
+use super::client::WorkerClient;
 use super::run::{Phase, RunRecord, WorkerState};
 use crate::api::worker as api;
 use crate::time::now_ms;
@@ -87,17 +87,13 @@ async fn call(
                     client.addr
                 ))
             }
-            Err(e) if is_final(&e) || now_ms() >= deadline => return Err(e.to_string()),
+            Err(e) if e.is_permanent() || now_ms() >= deadline => return Err(e.to_string()),
             Err(e) => {
                 tracing::warn!(worker = %client.addr, "test hook call failed, sending it again: {e}");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
     }
-}
-
-fn is_final(e: &CallError) -> bool {
-    e.is_permanent()
 }
 
 /// Runs `beforeTest` once for the run, on the first pending worker of the plan, unless the record
@@ -139,7 +135,10 @@ pub async fn before(
     let state = rec.test_hooks.get_or_insert_with(Default::default);
     state.before_on = Some(addr.clone());
     match answer {
-        Ok(api::TestHookDone { error: None, variables }) => {
+        Ok(api::TestHookDone {
+            error: None,
+            variables,
+        }) => {
             let event = format!(
                 "beforeTest ran once, on worker {addr}: {} variable(s) for every worker's VUs",
                 variables.len()
@@ -147,9 +146,7 @@ pub async fn before(
             state.variables = Some(variables);
             Ok(Some(event))
         }
-        Ok(api::TestHookDone {
-            error: Some(e), ..
-        }) => {
+        Ok(api::TestHookDone { error: Some(e), .. }) => {
             // That worker ran `onTestError` and `teardownTest` right after, as a local run does.
             state.after_done = true;
             state.after_on = Some(addr.clone());
@@ -176,10 +173,18 @@ fn failures(rec: &RunRecord, phase: Phase) -> Vec<String> {
         .flat_map(|(addr, f)| f.iter().map(move |why| format!("worker {addr}: {why}")))
         .collect();
     if phase == Phase::Failed {
-        out.extend(rec.workers.iter().filter_map(|w| {
-            (w.state == WorkerState::Failed)
-                .then(|| format!("worker {} failed: {}", w.addr.addr(), w.error.clone().unwrap_or_default()))
-        }));
+        out.extend(
+            rec.workers
+                .iter()
+                .filter(|w| w.state == WorkerState::Failed)
+                .map(|w| {
+                    format!(
+                        "worker {} failed: {}",
+                        w.addr.addr(),
+                        w.error.clone().unwrap_or_default()
+                    )
+                }),
+        );
         if out.is_empty() {
             out.push("the run failed".into());
         }
@@ -220,7 +225,12 @@ pub async fn after(
         failures: why,
     };
     let live: Vec<usize> = (0..rec.workers.len().min(clients.len()))
-        .filter(|&i| !matches!(rec.workers[i].state, WorkerState::Failed | WorkerState::Idle))
+        .filter(|&i| {
+            !matches!(
+                rec.workers[i].state,
+                WorkerState::Failed | WorkerState::Idle
+            )
+        })
         .collect();
     let mut events = Vec::new();
     let mut outcome = None;
@@ -235,7 +245,9 @@ pub async fn after(
                 outcome = Some((addr, done));
                 break;
             }
-            Err(e) => events.push(format!("test hooks after the load not run on worker {addr}: {e}")),
+            Err(e) => events.push(format!(
+                "test hooks after the load not run on worker {addr}: {e}"
+            )),
         }
     }
     let state = rec.test_hooks.get_or_insert_with(Default::default);
@@ -245,11 +257,15 @@ pub async fn after(
             state.after_on = Some(addr.clone());
             match done.error {
                 None => {
-                    events.push(format!("onTestError/teardownTest ran once, on worker {addr}"));
+                    events.push(format!(
+                        "onTestError/teardownTest ran once, on worker {addr}"
+                    ));
                     false
                 }
                 Some(e) => {
-                    events.push(format!("test hooks after the load failed on worker {addr}: {e}"));
+                    events.push(format!(
+                        "test hooks after the load failed on worker {addr}: {e}"
+                    ));
                     state.failures.extend(e.lines().map(str::to_string));
                     true
                 }

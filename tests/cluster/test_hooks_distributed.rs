@@ -148,7 +148,11 @@ fn a_failing_before_test_fails_the_distributed_run_before_any_load_and_on_test_e
     );
     let paths: Vec<String> = recorded(&mock).into_iter().map(|(p, _)| p).collect();
     assert_eq!(paths, ["/record/onerror", "/record/teardown"]);
-    assert_eq!(mock_stats(&mock)["total"], 2, "no load request reached the mock");
+    assert_eq!(
+        mock_stats(&mock)["total"],
+        2,
+        "no load request reached the mock"
+    );
 }
 
 #[test]
@@ -192,7 +196,10 @@ fn on_test_error_and_teardown_test_run_once_when_a_step_threshold_aborts_the_wor
     let (last, rest) = paths.split_last().expect("requests");
     assert_eq!(last, "/record/teardown?why=abort", "{paths:?}");
     let (on_error, load) = rest.split_last().expect("requests");
-    assert_eq!(on_error, "/record/onerror", "onTestError once, before teardownTest: {paths:?}");
+    assert_eq!(
+        on_error, "/record/onerror",
+        "onTestError once, before teardownTest: {paths:?}"
+    );
     assert!(load.iter().all(|p| p == "/record/load"), "{paths:?}");
     assert_eq!(summary(&out)["overall"]["count"], load.len() as u64);
 }
@@ -288,7 +295,10 @@ fn a_leader_killed_while_before_test_runs_leaves_the_new_leader_to_reuse_its_ans
     let live: Vec<usize> = (0..3).filter(|&i| i != old).collect();
     let view = c.wait_phase(&live, &id, "finished", 40);
     let stats = mock_stats(&mock);
-    assert_eq!(stats["by_route"]["/users"], 1, "beforeTest ran again: {stats}");
+    assert_eq!(
+        stats["by_route"]["/users"], 1,
+        "beforeTest ran again: {stats}"
+    );
     // The new leader asked again (the record held no answer), and the worker answered from what
     // it kept.
     assert!(
