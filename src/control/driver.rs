@@ -1461,14 +1461,11 @@ impl<S: RunStore> Driver<S> {
         }
     }
 
-    async fn finish(&mut self, mut phase: Phase) -> Result<(), StoreError> {
-        // The test's own `onTestError`/`teardownTest`: once, after every worker ended.
-        let (events, failed) = super::run_hooks::after(&mut self.rec, &self.clients, phase).await;
-        for e in events {
+    async fn finish(&mut self, phase: Phase) -> Result<(), StoreError> {
+        // The test's own `onTestError`/`teardownTest`: once, after every worker ended. Their
+        // failures fail the summary's verdict, as a local run's do.
+        for e in super::run_hooks::after(&mut self.rec, &self.clients, phase).await {
             self.event(e);
-        }
-        if failed {
-            phase = Phase::Failed;
         }
         self.close_seconds(u64::MAX);
         self.rec.phase = phase;

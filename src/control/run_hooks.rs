@@ -194,19 +194,16 @@ fn failures(rec: &RunRecord, phase: Phase) -> Vec<String> {
 
 /// Runs `onTestError` (when the run failed) and `teardownTest` once after every worker ended, on
 /// the first live worker that answers, unless the record says they ran. Returns the events to
-/// record and whether they failed the run.
-pub async fn after(
-    rec: &mut RunRecord,
-    clients: &[WorkerClient],
-    phase: Phase,
-) -> (Vec<String>, bool) {
+/// record; their failures are kept in the record, where each fails the summary's verdict (as a
+/// local run's do: exit code 1).
+pub async fn after(rec: &mut RunRecord, clients: &[WorkerClient], phase: Phase) -> Vec<String> {
     let Some(h) = hooks(rec) else {
-        return (Vec::new(), false);
+        return Vec::new();
     };
     // Not prepared (refused before `beforeTest`), or done already.
     match &rec.test_hooks {
         Some(s) if !s.after_done => {}
-        _ => return (Vec::new(), false),
+        _ => return Vec::new(),
     }
     let why = failures(rec, phase);
     let due = h.teardown_test.is_some() || (h.on_test_error.is_some() && !why.is_empty());
@@ -214,7 +211,7 @@ pub async fn after(
         if let Some(s) = rec.test_hooks.as_mut() {
             s.after_done = true;
         }
-        return (Vec::new(), false);
+        return Vec::new();
     }
     let body = api::TestHook {
         run_id: rec.id.clone(),
@@ -252,7 +249,7 @@ pub async fn after(
     }
     let state = rec.test_hooks.get_or_insert_with(Default::default);
     state.after_done = true;
-    let failed = match outcome {
+    match outcome {
         Some((addr, done)) => {
             state.after_on = Some(addr.clone());
             match done.error {
@@ -260,14 +257,12 @@ pub async fn after(
                     events.push(format!(
                         "onTestError/teardownTest ran once, on worker {addr}"
                     ));
-                    false
                 }
                 Some(e) => {
                     events.push(format!(
                         "test hooks after the load failed on worker {addr}: {e}"
                     ));
                     state.failures.extend(e.lines().map(str::to_string));
-                    true
                 }
             }
         }
@@ -275,8 +270,7 @@ pub async fn after(
             let why = "teardownTest/onTestError could not run: no live worker answered".to_string();
             events.push(why.clone());
             state.failures.push(why);
-            true
         }
-    };
-    (events, failed)
+    }
+    events
 }

@@ -320,3 +320,38 @@ fn a_leader_killed_while_before_test_runs_leaves_the_new_leader_to_reuse_its_ans
         "{view}"
     );
 }
+
+#[test]
+fn a_teardown_test_that_throws_fails_the_distributed_runs_verdict_after_its_load() {
+    let mock = mock(0);
+    let a = worker(None);
+    let dir = tempfile::tempdir().unwrap();
+    let file = yaml(&mock)
+        .load("pattern: basic, virtual_users: 1, iterations: 2")
+        .step("{ name: main, path: /record/load }")
+        .extra("hooks:\n  teardownTest: { content: \"throw new Error('td broke')\", continueOnError: false }\n")
+        .write(dir.path());
+    let out = dir.path().join("out");
+    let res = run(&[
+        "distributed",
+        &file,
+        "-w",
+        &a.addr,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&res.stderr);
+    // As in a local run: the verdict fails (exit code 1), the load was made and counted.
+    assert_eq!(res.status.code(), Some(1), "{err}");
+    let s: Value = summary(&out);
+    assert_eq!(s["passed"], false, "{s}");
+    assert!(
+        s["thresholds"]
+            .to_string()
+            .contains("hooks.teardownTest failed")
+            && s["thresholds"].to_string().contains("td broke"),
+        "{s}"
+    );
+    assert_eq!(s["overall"]["count"], 2);
+    assert_eq!(mock_stats(&mock)["total"], 2);
+}
