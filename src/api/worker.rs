@@ -120,6 +120,52 @@ pub struct Prepare {
     /// carry it in [`WORKER_HEADER`].
     #[serde(default)]
     pub worker: Option<String>,
+    /// What the test's `beforeTest` left in its variables (run once, on one worker, through
+    /// [`TestHook`]): every VU of this worker starts with them.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub variables: std::collections::BTreeMap<String, String>,
+}
+
+/// Which of the test's own hooks a [`TestHook`] call runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TestHookKind {
+    /// `beforeTest` (and, when it fails, `onTestError` and `teardownTest` at once).
+    Before,
+    /// `onTestError` (when the run failed) then `teardownTest`.
+    After,
+}
+
+/// `POST /test-hook`: run the test's own hooks of `hook` once for the run, without load, and
+/// answer when they ended. A worker that predates test hooks in distributed runs answers 404,
+/// which fails the run (its hooks would otherwise not run).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestHook {
+    pub run_id: String,
+    pub hook: TestHookKind,
+    pub test: TestFile,
+    /// This worker's name in the run (its hooks' requests carry it in [`WORKER_HEADER`]).
+    #[serde(default)]
+    pub worker: Option<String>,
+    /// `after`: what `beforeTest` left (the hooks' `context.variables` start with them).
+    #[serde(default)]
+    pub variables: std::collections::BTreeMap<String, String>,
+    /// `after`: why the run failed (empty: it did not; `onTestError` runs when not empty).
+    #[serde(default)]
+    pub failures: Vec<String>,
+}
+
+/// The answer to [`TestHook`]: the hooks ran (a failure of theirs is `error`, not an HTTP error).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TestHookDone {
+    /// `before`: what `beforeTest` left in its variables.
+    #[serde(default)]
+    pub variables: std::collections::BTreeMap<String, String>,
+    /// Why the hooks failed the run (`beforeTest`'s error naming the hook and its file:line, or
+    /// `onTestError`/`teardownTest` failures one a line); `None` when they did not.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// `POST /start`: when to start, in the worker's own clock (Unix ms); now when absent.

@@ -229,8 +229,8 @@ pub struct ScenarioHooks {
 }
 
 /// The test's own `hooks:` (top level): JavaScript run once per run, outside any VU, in a
-/// context of its own (`vu_id` 0, `iteration` 0, `scenario_name` empty). A local run runs them;
-/// a distributed run refuses them at submit ([`refuse_distributed`]).
+/// context of its own (`vu_id` 0, `iteration` 0, `scenario_name` empty). A local run runs them
+/// around its load; a distributed run runs each once for the run, on one worker (`/test-hook`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TestHooks {
@@ -264,17 +264,16 @@ impl TestHooks {
     }
 }
 
-/// Test-level `hooks:` are refused in a distributed run (checked where both submit paths pass,
-/// `perfornium distributed`/`run -w` and a master's `POST /runs`).
-pub fn refuse_distributed(test: &super::TestFile) -> Result<(), String> {
+/// Test-level `hooks:` are refused where a TypeScript tool takes part in a run (a TS controller
+/// preparing one of our workers, or a TS worker behind our controller): the run's hooks run once
+/// for the run through our own workers' `/test-hook`, which the TS side neither calls nor serves.
+pub fn refuse_ts(test: &super::TestFile, who: &str) -> Result<(), String> {
     match test.hooks.as_ref().or(test.global.hooks.as_ref()) {
-        Some(h) if h.all().next().is_some() => Err(
-            "`hooks` (beforeTest, teardownTest, onTestError) is not supported in a distributed run yet: \
-             a test-level hook must run once per run on one worker with its variables sent to every \
-             worker, which the controller does not do; run the test with `perfornium run` (without -w), \
-             or move the work into a scenario's `beforeScenario`"
-                .into(),
-        ),
+        Some(h) if h.all().next().is_some() => Err(format!(
+            "`hooks` (beforeTest, teardownTest, onTestError) is not supported with {who}: a \
+             test-level hook runs once per run on one perfornium worker, which the TypeScript side \
+             cannot do; use perfornium workers, or move the work into a scenario's `beforeScenario`"
+        )),
         _ => Ok(()),
     }
 }
@@ -580,7 +579,7 @@ pub fn explain_test(test: &super::TestFile) -> Option<String> {
         .collect();
     (!parts.is_empty()).then(|| {
         format!(
-            "test hooks (local runs only; JavaScript in a context of their own outside any VU: vu_id 0, iteration 0; their requests make no samples, as scenario hooks' do): {}",
+            "test hooks (once per run; JavaScript in a context of their own outside any VU: vu_id 0, iteration 0; their requests make no samples, as scenario hooks' do; in a distributed run beforeTest runs on the plan's first worker before any worker is prepared, its variables are kept in the run's record and sent to every worker, and onTestError/teardownTest run on one live worker after every worker ended; a new leader reuses what the record holds, and if the leader dies after a hook ran but before the record was saved the new leader asks the same worker again, which answers from what it kept, so the hook runs a second time only if that worker restarted meanwhile): {}",
             parts.join("; ")
         )
     })

@@ -45,8 +45,9 @@ pub struct TestFile {
     #[serde(default, skip_serializing)]
     pub report: Option<super::Report>,
     /// The test's own hooks (`beforeTest`, `teardownTest`, `onTestError`; `config::script`).
-    /// Never sent to workers: a distributed run refuses them at submit.
-    #[serde(default, skip_serializing)]
+    /// Kept in a distributed run's record and sent to workers, whose `/test-hook` runs them once
+    /// for the run (a worker that predates that refuses them at `/prepare`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<super::script::TestHooks>,
     /// Refused by name, with its reason (in `validate.rs`).
     #[serde(default, skip_serializing)]

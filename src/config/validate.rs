@@ -577,9 +577,9 @@ mod tests {
         assert!(g.hooks.unwrap().teardown_test.is_some() && g.global.hooks.is_none());
         assert!(refused(&(global + "hooks: {beforeTest: 'y'}\n")).contains("both given"));
         let t = from_str(&with("  beforeTest: 'x'\n")).unwrap();
-        assert!(super::super::script::refuse_distributed(&t)
+        assert!(super::super::script::refuse_ts(&t, "a TS worker")
             .unwrap_err()
-            .contains("not supported in a distributed run"));
+            .contains("not supported with a TS worker"));
     }
 
     #[test]

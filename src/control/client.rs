@@ -398,6 +398,22 @@ impl WorkerClient {
             .await
     }
 
+    /// `POST /test-hook`: runs the test's own hooks of `body.hook` on the worker (over HTTP
+    /// whatever the transport), waiting up to `wait` for them to end.
+    pub async fn test_hook(
+        &self,
+        body: &api::TestHook,
+        wait: Duration,
+    ) -> Result<api::TestHookDone, CallError> {
+        self.call(
+            self.http
+                .post(self.url("/test-hook"))
+                .json(body)
+                .timeout(wait),
+        )
+        .await
+    }
+
     /// Starts the prepared run, at an instant of the worker's clock or now.
     pub async fn start(&self, body: &api::Start) -> Result<api::Ack, CallError> {
         grpc_json!(

@@ -407,6 +407,18 @@ impl<S: RunStore> Driver<S> {
         self.rec.phase = Phase::Preparing;
         info!("preparing workers");
         self.save().await?;
+        // The test's own `beforeTest`: once for the run, before any worker is prepared.
+        match super::run_hooks::before(&mut self.rec, &self.clients).await {
+            Ok(Some(ran)) => {
+                self.event(ran);
+                self.save().await?;
+            }
+            Ok(None) => {}
+            Err(why) => {
+                self.event(format!("failed before any load: {why}"));
+                return self.finish(Phase::Failed).await;
+            }
+        }
         // Every worker is prepared at once, so `coordination_timeout` bounds the whole phase: a
         // worker that accepts the connection and never answers fails at the deadline.
         let deadline = now_ms() + self.rec.settings.coordination_timeout_ms;
@@ -418,6 +430,7 @@ impl<S: RunStore> Driver<S> {
                     run_id: self.rec.id.clone(),
                     test: self.worker_test(i),
                     worker: Some(self.rec.workers[i].addr.addr()),
+                    variables: super::run_hooks::variables(&self.rec),
                 };
                 (i, body)
             })
@@ -1086,6 +1099,7 @@ impl<S: RunStore> Driver<S> {
             run_id: self.rec.id.clone(),
             test,
             worker: Some(addr.addr()),
+            variables: super::run_hooks::variables(&self.rec),
         };
         let start = api::Start {
             run_id: self.rec.id.clone(),
@@ -1448,6 +1462,11 @@ impl<S: RunStore> Driver<S> {
     }
 
     async fn finish(&mut self, phase: Phase) -> Result<(), StoreError> {
+        // The test's own `onTestError`/`teardownTest`: once, after every worker ended. Their
+        // failures fail the summary's verdict, as a local run's do.
+        for e in super::run_hooks::after(&mut self.rec, &self.clients, phase).await {
+            self.event(e);
+        }
         self.close_seconds(u64::MAX);
         self.rec.phase = phase;
         self.rec.finished_ms = Some(now_ms());

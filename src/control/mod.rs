@@ -17,6 +17,7 @@ pub mod redistribute;
 pub mod rendezvous;
 pub mod rescale;
 pub mod run;
+pub mod run_hooks;
 pub mod storage;
 pub mod store;
 pub mod stream;

@@ -217,6 +217,10 @@ pub struct RunRecord {
     /// replacement worker must pass too; `None`: a run on listed workers, or the whole pool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<crate::api::pool::PoolFilter>,
+    /// The test's own hooks (`beforeTest`, `onTestError`, `teardownTest`): where and whether each
+    /// ran once for the run, and what `beforeTest` left (see `run_hooks.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_hooks: Option<super::run_hooks::TestHooksRecord>,
 }
 
 impl RunRecord {

@@ -110,7 +110,6 @@ pub struct Masters {
 /// cluster's election timeout must not exceed `failover.election_timeout`. (`election_algorithm`,
 /// `state_persistence` are checked when the test is read.)
 pub fn check_masters(test: &TestFile, masters: Masters) -> Result<(), String> {
-    crate::config::script::refuse_distributed(test)?;
     match test
         .distributed
         .as_ref()
@@ -294,6 +293,7 @@ pub fn new_record(
         control: None,
         monitoring: Default::default(),
         pool: None,
+        test_hooks: None,
     })
 }
 

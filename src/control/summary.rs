@@ -92,6 +92,10 @@ impl RunRecord {
             .flat_map(|(addr, f)| f.iter().map(move |why| format!("worker {addr}: {why}")))
             .collect();
         s.fail_for(&failures);
+        // The test's own hooks that failed (`beforeTest`, `teardownTest`, `onTestError`).
+        if let Some(h) = &self.test_hooks {
+            s.fail_for(&h.failures);
+        }
         // `monitoring.alerting.fail_run`: each alert fails the run (a JUnit failure each).
         s.alerts = self.monitoring.alerts.clone();
         let fail_run = crate::config::monitoring::Monitoring::of(&self.test)

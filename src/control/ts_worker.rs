@@ -523,6 +523,9 @@ async fn prepare(State(a): State<Arc<Adapter>>, Json(req): Json<api::Prepare>) -
             return Json(api::Ack { phase: r.phase }).into_response();
         }
     }
+    if let Err(why) = crate::config::script::refuse_ts(&req.test, "a TypeScript worker") {
+        return refuse(StatusCode::UNPROCESSABLE_ENTITY, why);
+    }
     // Its load requests carry its name as listed, as ours carry theirs (`api::WORKER_HEADER`).
     let mut test = req.test.clone();
     test.global

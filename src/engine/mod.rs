@@ -84,6 +84,33 @@ pub struct Options {
     /// Keeps every request sample too (`results.collection.format.raw_data`), written by the
     /// run's writer behind this sink.
     pub raw: Option<crate::metrics::raw::RawSink>,
+    /// Which of the test's own hooks (`beforeTest`, `onTestError`, `teardownTest`) this engine
+    /// runs: all of them around its load in a local run; a distributed run splits them.
+    pub test_hooks: TestHookRole,
+}
+
+/// The part of a run one engine plays for the test's own hooks. A distributed run runs
+/// `beforeTest` once on one worker ([`TestHookRole::Before`]), every worker's load with its
+/// variables ([`TestHookRole::Load`]), and `onTestError`/`teardownTest` once after the load on
+/// one worker ([`TestHookRole::After`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum TestHookRole {
+    /// A local run: `beforeTest`, the load, then `onTestError` and `teardownTest`.
+    #[default]
+    All,
+    /// `beforeTest` only, no load: [`Outcome::test_variables`] holds what it set. When it fails
+    /// (without `continueOnError`) `onTestError` and `teardownTest` run at once, as in a local run.
+    Before,
+    /// The load only, every VU starting with `variables` (what `beforeTest` set elsewhere).
+    Load {
+        variables: std::collections::HashMap<String, String>,
+    },
+    /// No load: `onTestError` (when `failures` is not empty) then `teardownTest`, in a context
+    /// holding `variables`. Their failures are [`Outcome::failures`].
+    After {
+        variables: std::collections::HashMap<String, String>,
+        failures: Vec<String>,
+    },
 }
 
 /// How many `debug` captures a run keeps (per engine, per worker, and in a merged summary).
@@ -100,6 +127,8 @@ pub struct Outcome {
     /// One of them stopped the whole test (a threshold's `abort`, CSV `stop_test`): in a
     /// distributed run the controller then stops every other worker too.
     pub aborted: bool,
+    /// What `beforeTest` left in its variables (set by [`TestHookRole::Before`] and `All`).
+    pub test_variables: std::collections::HashMap<String, String>,
     /// `debug` captures of requests (see `config::Debug`), the first 100.
     pub captured: Vec<serde_json::Value>,
 }
@@ -499,13 +528,22 @@ pub async fn run_from(
         run_id: opts.run_id.clone().unwrap_or_else(|| "local".into()).into(),
     };
     // The test's own hooks (`hooks:`) run here, outside any VU, in a context of their own.
+    let role = opts.test_hooks;
+    let hooks_only = matches!(role, TestHookRole::Before | TestHookRole::After { .. });
     let mut own = shared
         .scripts
         .as_ref()
-        .filter(|s| s.test.any())
+        .filter(|s| s.test.any() && !matches!(role, TestHookRole::Load { .. }))
         .map(|_| (shared.outside_vars(), shared.client()));
     let mut before_failed = None;
-    if let (Some((vars, client)), Some(all)) = (&mut own, &shared.scripts) {
+    let mut test_variables = std::collections::HashMap::new();
+    if let TestHookRole::Load { variables } = &role {
+        shared.starts_with(variables);
+    }
+    if let (Some((vars, _)), TestHookRole::After { variables, .. }) = (&mut own, &role) {
+        vars.values
+            .extend(variables.iter().map(|(k, v)| (k.clone(), v.clone())));
+    } else if let (Some((vars, client)), Some(all)) = (&mut own, &shared.scripts) {
         let target = http::Target {
             base_url: test.global.base_url.as_deref(),
         };
@@ -516,13 +554,13 @@ pub async fn run_from(
             target: &target,
         };
         before_failed = scripting::before_test(all, vars, io).await.err();
-        let set: std::collections::HashMap<String, String> = vars
+        test_variables = vars
             .values
             .iter()
             .filter(|(k, v)| start.get(*k) != Some(*v))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        shared.starts_with(&set);
+        shared.starts_with(&test_variables);
     }
     let (collector, samples) = Collector::new(names.len(), gauges, opts.sink, live);
     if let Some(raw) = &opts.raw {
@@ -534,7 +572,7 @@ pub async fn run_from(
         schedule::duration(&test.load).map(|d| origin.unwrap_or_else(Instant::now) + d);
     let mut shared = Arc::new(shared);
     match &test.load {
-        _ if before_failed.is_some() => {}
+        _ if before_failed.is_some() || hooks_only => {}
         Load::Phases(phases) => {
             let offsets = origin.and_then(|_| schedule::phase_offsets(phases));
             for (k, p) in phases.iter().enumerate() {
@@ -557,11 +595,16 @@ pub async fn run_from(
             s.samples = unread();
         }
     }
-    if let (Some((vars, client)), Some(all)) = (&mut own, &shared.scripts) {
+    // `Before` runs the after-hooks only when `beforeTest` failed (the run ends there).
+    let after_due = !matches!(role, TestHookRole::Before) || before_failed.is_some();
+    if let (Some((vars, client)), Some(all), true) = (&mut own, &shared.scripts, after_due) {
         let target = http::Target {
             base_url: test.global.base_url.as_deref(),
         };
         let mut why: Vec<String> = before_failed.iter().cloned().collect();
+        if let TestHookRole::After { failures, .. } = &role {
+            why.extend(failures.iter().cloned());
+        }
         why.extend(
             shared
                 .failures
@@ -595,6 +638,7 @@ pub async fn run_from(
         totals,
         failures,
         aborted,
+        test_variables,
         captured,
     })
 }

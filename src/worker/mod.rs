@@ -81,6 +81,7 @@ pub fn router(opts: WorkerOptions) -> Router {
         .route("/status", get(status))
         .route("/resources", get(resources))
         .route("/prepare", post(prepare))
+        .route("/test-hook", post(test_hook))
         .route("/start", post(start))
         .route("/stop", post(stop))
         .route("/scale", post(scale))
@@ -186,6 +187,14 @@ async fn prepare(State(w): State<Worker>, Json(req): Json<api::Prepare>) -> Resp
         }
     }
     phase(r)
+}
+
+/// `POST /test-hook`: the test's own hooks, once for the run (see [`slot::Slot::test_hook`]).
+async fn test_hook(State(w): State<Worker>, Json(req): Json<api::TestHook>) -> Response {
+    match w.slot.test_hook(req).await {
+        Ok(done) => Json(done).into_response(),
+        Err(e) => refuse(e),
+    }
 }
 
 /// Why a share does not fit this worker's `capacity`, if it does not: its peak VUs (the VU cap

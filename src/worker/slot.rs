@@ -82,6 +82,9 @@ struct Run {
     /// `format.raw_data`: the run's raw sample writer, held until the last engine ends (its
     /// engines hold clones), so the spool is complete when the run is.
     raw: Option<crate::metrics::raw::RawSink>,
+    /// What the test's `beforeTest` left (run once for the run, maybe on another worker): every
+    /// VU of every engine starts with these variables.
+    test_variables: std::collections::HashMap<String, String>,
 }
 
 impl Run {
@@ -137,7 +140,17 @@ pub struct Slot {
     last_poll_ms: Arc<std::sync::atomic::AtomicU64>,
     /// Where runs with `raw_data` spool their samples.
     spool: Option<crate::worker::spool::Spool>,
+    /// The test hooks run here lately (run id and which), with what they gave: a repeated call
+    /// answers it again instead of running the hooks twice. Held while hooks run, so a repeat
+    /// that arrives meanwhile waits for the first.
+    test_hooks: Arc<tokio::sync::Mutex<Vec<TestHookRan>>>,
 }
+
+/// One [`Slot::test_hook`] call's answer, kept for its repeats.
+type TestHookRan = ((String, api::TestHookKind), api::TestHookDone);
+
+/// How many test hook answers a worker keeps for repeated calls.
+const TEST_HOOKS_KEPT: usize = 16;
 
 impl Slot {
     /// A slot that refuses tests aiming outside `allow_targets` (empty allows any).
@@ -184,8 +197,6 @@ impl Slot {
             }
         }
         crate::config::check(&req.test)?;
-        // Test-level hooks run in local runs only (a TS controller's test may carry them).
-        crate::config::script::refuse_distributed(&req.test).map_err(crate::config::Invalid)?;
         check_targets(&req.test, &self.allow_targets)?;
         let steps = engine::step_names(&req.test).len();
         info!(run_id = %req.run_id, test = %req.test.name, "run prepared");
@@ -217,8 +228,66 @@ impl Slot {
             live_units: None,
             pause: watch::channel(false).0,
             raw,
+            test_variables: req.variables.into_iter().collect(),
         });
         Ok(WorkerPhase::Prepared)
+    }
+
+    /// Runs the test's own hooks of `req.hook` once for `req.run_id`, without load: a distributed
+    /// run's `beforeTest` on one worker before any is prepared (and, when it fails, `onTestError`
+    /// and `teardownTest`), or its `onTestError`/`teardownTest` after every worker ended. The
+    /// hooks' failure is the answer's `error`. A repeated call for the same run and hook (a retry,
+    /// or a new leader's) answers what the first gave without running the hooks again.
+    pub async fn test_hook(&self, req: api::TestHook) -> Result<api::TestHookDone, SlotError> {
+        let mut ran = self.test_hooks.clone().lock_owned().await;
+        let key = (req.run_id.clone(), req.hook);
+        if let Some((_, done)) = ran.iter().find(|(k, _)| *k == key) {
+            info!(run_id = %req.run_id, hook = ?req.hook, "test hooks already ran here: their answer again");
+            return Ok(done.clone());
+        }
+        crate::config::check(&req.test)?;
+        check_targets(&req.test, &self.allow_targets)?;
+        let test = Arc::new(with_worker_header(req.test, req.worker.as_deref()));
+        let role = match req.hook {
+            api::TestHookKind::Before => engine::TestHookRole::Before,
+            api::TestHookKind::After => engine::TestHookRole::After {
+                variables: req.variables.into_iter().collect(),
+                failures: req.failures,
+            },
+        };
+        info!(run_id = %req.run_id, hook = ?req.hook, "running the test's own hooks");
+        let opts = Options {
+            run_id: Some(req.run_id.clone()),
+            test_hooks: role,
+            ..Default::default()
+        };
+        // A task of its own: a controller that dies (or gives up) mid-call does not cut the hooks
+        // short, and what they gave is kept for the repeat a new leader sends.
+        let running = tokio::spawn(async move {
+            let done = match engine::run(test, opts).await {
+                Ok(o) => api::TestHookDone {
+                    variables: o.test_variables.into_iter().collect(),
+                    error: (!o.failures.is_empty()).then(|| o.failures.join("\n")),
+                },
+                Err(engine::EngineError::BeforeTest(e)) => api::TestHookDone {
+                    variables: BTreeMap::new(),
+                    error: Some(e),
+                },
+                Err(e) => api::TestHookDone {
+                    variables: BTreeMap::new(),
+                    error: Some(format!("the test's hooks could not run: {e}")),
+                },
+            };
+            if ran.len() >= TEST_HOOKS_KEPT {
+                ran.remove(0);
+            }
+            ran.push((key, done.clone()));
+            done
+        });
+        Ok(running.await.unwrap_or_else(|e| api::TestHookDone {
+            variables: BTreeMap::new(),
+            error: Some(format!("the test's hooks stopped: {e}")),
+        }))
     }
 
     /// The raw sample writer of a run with `format.raw_data`, spooling to this worker's disk.
@@ -421,12 +490,13 @@ impl Slot {
             _ = wait_until(at_ms - self.clock_offset_ms) => {}
             _ = stop.cancelled() => {}
         }
-        let (offset_s, leases) = {
+        let (offset_s, leases, variables) = {
             let mut guard = self.lock();
             let Some(run) = guard.as_mut().filter(|r| r.id == id) else {
                 return;
             };
             let leases = run.leases.clone();
+            let variables = run.test_variables.clone();
             if run.started.is_none() && !stop.is_cancelled() {
                 info!(run_id = %id, "run started");
                 run.phase = WorkerPhase::Running;
@@ -437,7 +507,7 @@ impl Slot {
                 .started
                 .map(|s| s.elapsed().as_secs_f64())
                 .unwrap_or(0.0);
-            (offset_s, leases)
+            (offset_s, leases, variables)
         };
         let outcome = if stop.is_cancelled() {
             None
@@ -470,6 +540,8 @@ impl Slot {
                     leases: Some(leases),
                     pause,
                     raw,
+                    // The test's own hooks run once for the run, through `test_hook`.
+                    test_hooks: engine::TestHookRole::Load { variables },
                 },
                 origin,
             )
@@ -800,6 +872,7 @@ mod tests {
             run_id: "r".into(),
             test,
             worker: None,
+            variables: Default::default(),
         };
         assert_eq!(slot.prepare(prepare).unwrap(), WorkerPhase::Prepared);
         let now = crate::time::precise_now_ms();

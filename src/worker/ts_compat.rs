@@ -212,12 +212,16 @@ impl TsCompat {
     }
 
     fn prepare_test(&self, test: TestFile) -> Response {
+        if let Err(why) = crate::config::script::refuse_ts(&test, "a TypeScript controller") {
+            return refuse(self, StatusCode::BAD_REQUEST, why);
+        }
         let id = format!("ts-{}", uuid::Uuid::new_v4());
         let name = test.name.clone();
         let prepared = self.slot.prepare(Prepare {
             run_id: id.clone(),
             test: test.clone(),
             worker: None,
+            variables: Default::default(),
         });
         if let Err(e) = prepared {
             return slot_refusal(self, e);

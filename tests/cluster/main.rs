@@ -34,6 +34,7 @@ mod state;
 mod state_raft;
 mod storage;
 mod stream;
+mod test_hooks_distributed;
 mod tls;
 mod transports;
 mod ts_interop;

@@ -4,7 +4,8 @@
 //! what `beforeTest` leaves in `context.variables` starts every VU's variables; a hook's requests
 //! are seen by the mock but make no samples; a failing `beforeTest` stops the run before any load
 //! (also past its `timeout`); `onTestError` runs when the run failed while it ran and not
-//! otherwise; `teardownTest` runs after a Ctrl-C stop; a distributed run refuses them.
+//! otherwise; `teardownTest` runs after a Ctrl-C stop; a TypeScript controller's test with them
+//! is refused (distributed runs: `tests/cluster/test_hooks_distributed.rs`).
 
 use crate::support::*;
 use serde_json::Value;
@@ -227,26 +228,13 @@ fn teardown_test_runs_once_after_a_ctrl_c_stop() {
 }
 
 #[test]
-fn a_distributed_run_refuses_test_hooks_by_name_before_any_load() {
+fn a_typescript_controllers_test_with_test_hooks_is_refused_by_name_before_any_load() {
     let mock = mock(0);
     let w = worker(None);
-    let dir = tempfile::tempdir().unwrap();
-    let test = yaml(&mock)
-        .step("{ name: main, path: /record/load }")
-        .extra("hooks:\n  beforeTest: \"context.variables.a = 1\"\n")
-        .write(dir.path());
-    let res = run(&["run", &test, "-w", &w.addr]);
-    let err = String::from_utf8_lossy(&res.stderr);
-    assert!(!res.status.success(), "{err}");
-    assert!(
-        err.contains(
-            "`hooks` (beforeTest, teardownTest, onTestError) is not supported in a distributed run"
-        ),
-        "{err}"
-    );
-    // A worker asked directly (any controller, a TypeScript one's test included) refuses them too.
+    // A TS controller's `/prepare` (the test itself, no `run_id`): its hooks would run on every
+    // worker it prepares, not once for the run, so the worker refuses them by name.
     let body = format!(
-        r#"{{"run_id": "r1", "test": {{"name": "t", "global": {{"base_url": "http://{}"}}, "load": {{"pattern": "basic", "virtual_users": 1, "iterations": 1}}, "scenarios": [{{"name": "s", "steps": [{{"name": "a", "path": "/record/load"}}]}}], "hooks": {{"beforeTest": "context.variables.a = 1"}}}}}}"#,
+        r#"{{"name": "t", "global": {{"base_url": "http://{}"}}, "load": {{"pattern": "basic", "virtual_users": 1, "iterations": 1}}, "scenarios": [{{"name": "s", "steps": [{{"name": "a", "path": "/record/load"}}]}}], "hooks": {{"beforeTest": "context.variables.a = 1"}}}}"#,
         mock.addr
     );
     let (code, text) = call(
@@ -257,7 +245,7 @@ fn a_distributed_run_refuses_test_hooks_by_name_before_any_load() {
     )
     .expect("the worker answers");
     assert!(
-        code >= 400 && text.contains("not supported in a distributed run"),
+        code == 400 && text.contains("not supported with a TypeScript controller"),
         "{code} {text}"
     );
     assert_eq!(total(&mock), 0);
@@ -282,7 +270,8 @@ fn validate_explains_test_hooks_and_reports_a_syntax_error_with_file_and_line() 
         String::from_utf8_lossy(&res.stderr)
     );
     assert!(
-        out.contains("test hooks (local runs only")
+        out.contains("test hooks (once per run;")
+            && out.contains("in a distributed run beforeTest runs on the plan's first worker")
             && out.contains("beforeTest (file setup.js")
             && out.contains("teardownTest (inline"),
         "{out}"
