@@ -73,6 +73,7 @@ impl MasterArgs {
             print!("{text}");
             return Ok(ExitCode::SUCCESS);
         }
+        perfornium::master::malloc::bound_retention();
         let pc = self
             .config
             .load_for(perfornium::config::cluster::Mode::Master)?;

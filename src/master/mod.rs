@@ -6,6 +6,7 @@ pub mod api;
 pub mod backup;
 pub mod embedded;
 pub mod leader;
+pub mod malloc;
 pub mod pool;
 pub mod prometheus;
 pub mod store;
