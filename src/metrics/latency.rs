@@ -1,5 +1,12 @@
 //! A latency histogram in microseconds (1 µs to 1 h, 3 significant digits) that serializes to a
 //! compact base64 string (HDR V2 + deflate) so it can cross the wire and be merged without loss.
+//!
+//! A full histogram with these bounds is 23,552 counters (188 KB). Most histograms a master
+//! handles hold a few hundred distinct values (one step of one worker for one second), so a
+//! histogram starts, and stays while it has at most [`SPARSE_MAX`] distinct values, as its
+//! non-zero counts by value: read straight from the wire ([`sparse`]), merged as sorted lists,
+//! asked for quantiles by walking them, written back as read. It becomes a full histogram when it
+//! records, outgrows that, or is asked for what only the full one answers.
 
 use base64::Engine as _;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
@@ -13,13 +20,21 @@ use super::sparse::{self, Bounds, Read, V2_COMPRESSED_COOKIE};
 
 /// Highest trackable latency: one hour, in microseconds.
 const MAX_US: u64 = 3_600_000_000;
+/// Most distinct values a histogram keeps as a list before it becomes a full one.
+const SPARSE_MAX: usize = 512;
+
+/// An empty full histogram: the bounds' reference for value arithmetic (equivalent ranges).
+static EMPTY: LazyLock<Histogram<u64>> =
+    LazyLock::new(|| Histogram::new_with_bounds(1, MAX_US, 3).expect("constant bounds are valid"));
+/// An empty histogram's text.
+static EMPTY_TEXT: LazyLock<Arc<str>> = LazyLock::new(|| encode(&EMPTY).into());
 
 /// The project's bounds, for reading histograms sparsely (see [`sparse`]).
 static BOUNDS: LazyLock<Bounds> = LazyLock::new(|| Bounds {
     low: 1,
     high: MAX_US,
     sigfig: 3,
-    len: Latency::new().full().distinct_values(),
+    len: EMPTY.distinct_values(),
     half_magnitude: 10,
 });
 
@@ -42,14 +57,14 @@ pub struct Latency(Repr);
 enum Repr {
     /// A histogram that records and merges.
     Full(Histogram<u64>),
-    /// One read from the wire with the project's bounds, kept as read until something needs the
-    /// histogram itself: merging it into another records its non-zero counts only, and writing it
-    /// back out reuses its text (see [`sparse`]).
-    Read {
-        text: Arc<str>,
-        counts: Arc<[(u64, u64)]>,
-        /// The histogram, once something asked for its quantiles.
-        built: Arc<OnceLock<Histogram<u64>>>,
+    /// At most [`SPARSE_MAX`] distinct values.
+    Sparse {
+        /// Non-zero counts by value (each its bucket's lowest value), lowest first.
+        counts: Vec<(u64, u64)>,
+        /// The text it was read from, while unchanged.
+        text: Option<Arc<str>>,
+        /// The full histogram, once something asked for what only it answers.
+        built: OnceLock<Arc<Histogram<u64>>>,
     },
 }
 
@@ -61,36 +76,44 @@ impl Default for Latency {
 
 impl PartialEq for Latency {
     fn eq(&self, other: &Self) -> bool {
-        self.full() == other.full()
+        match (&self.0, &other.0) {
+            (Repr::Sparse { counts: a, .. }, Repr::Sparse { counts: b, .. }) => a == b,
+            _ => self.full() == other.full(),
+        }
     }
 }
 
 impl Latency {
     /// An empty histogram with the project's fixed bounds.
     pub fn new() -> Self {
-        Self(Repr::Full(build(&[])))
+        Self(Repr::Sparse {
+            counts: Vec::new(),
+            text: None,
+            built: OnceLock::new(),
+        })
     }
 
-    /// The histogram itself (for one read from the wire, built once from its counts).
+    /// The full histogram (for a sparse one, built once from its counts).
     fn full(&self) -> &Histogram<u64> {
         match &self.0 {
             Repr::Full(h) => h,
-            Repr::Read { counts, built, .. } => built.get_or_init(|| build(counts)),
+            Repr::Sparse { counts, built, .. } => built.get_or_init(|| Arc::new(build(counts))),
         }
     }
 
-    /// The histogram to record into, built first if this one was read from the wire.
+    /// The full histogram to record into, built first if this one is sparse.
     fn full_mut(&mut self) -> &mut Histogram<u64> {
-        if let Repr::Read { counts, built, .. } = &mut self.0 {
-            let h = match Arc::get_mut(built).and_then(OnceLock::take) {
-                Some(h) => h,
+        if let Repr::Sparse { counts, built, .. } = &mut self.0 {
+            let h = match built.take().map(Arc::try_unwrap) {
+                Some(Ok(h)) => h,
+                Some(Err(shared)) => (*shared).clone(),
                 None => build(counts),
             };
             self.0 = Repr::Full(h);
         }
         match &mut self.0 {
             Repr::Full(h) => h,
-            Repr::Read { .. } => unreachable!("just built"),
+            Repr::Sparse { .. } => unreachable!("just built"),
         }
     }
 
@@ -101,15 +124,24 @@ impl Latency {
 
     /// Adds every sample of `other` (exact).
     pub fn merge(&mut self, other: &Latency) -> Result<(), LatencyError> {
-        match &other.0 {
-            Repr::Read { counts, .. } => {
+        match (&mut self.0, &other.0) {
+            (_, Repr::Sparse { counts: add, .. }) if add.is_empty() => Ok(()),
+            (Repr::Sparse { counts, text, built }, Repr::Sparse { counts: add, .. })
+                if counts.len() + add.len() <= SPARSE_MAX =>
+            {
+                *counts = merge_sorted(counts, add);
+                *text = None;
+                *built = OnceLock::new();
+                Ok(())
+            }
+            (_, Repr::Sparse { counts: add, .. }) => {
                 let h = self.full_mut();
-                for &(value, n) in counts.iter() {
+                for &(value, n) in add {
                     h.saturating_record_n(value, n);
                 }
                 Ok(())
             }
-            Repr::Full(o) => self
+            (_, Repr::Full(o)) => self
                 .full_mut()
                 .add(o)
                 .map_err(|e| LatencyError::Merge(format!("{e:?}"))),
@@ -119,7 +151,7 @@ impl Latency {
     pub fn count(&self) -> u64 {
         match &self.0 {
             Repr::Full(h) => h.len(),
-            Repr::Read { counts, .. } => counts.iter().map(|(_, n)| n).sum(),
+            Repr::Sparse { counts, .. } => counts.iter().map(|(_, n)| n).sum(),
         }
     }
 
@@ -128,13 +160,29 @@ impl Latency {
         self.full().count_between(0, us)
     }
 
-    /// The value at `q` (0..=1) in milliseconds, 0 when empty.
+    /// The value at `q` (0..=1) in milliseconds, 0 when empty. A sparse histogram walks its
+    /// counts as `hdrhistogram`'s `value_at_quantile` walks its counters (the tests hold them equal).
     pub fn quantile_ms(&self, q: f64) -> f64 {
-        let h = self.full();
-        if h.is_empty() {
-            return 0.0;
-        }
-        h.value_at_quantile(q) as f64 / 1000.0
+        let us = match &self.0 {
+            Repr::Full(h) if h.is_empty() => 0,
+            Repr::Full(h) => h.value_at_quantile(q),
+            Repr::Sparse { counts, .. } => {
+                let q = q.min(1.0);
+                let total = self.count();
+                let target = ((q * total as f64).ceil() as u64).max(1);
+                let mut seen = 0;
+                let found = counts.iter().find(|(_, n)| {
+                    seen += n;
+                    seen >= target
+                });
+                match found {
+                    None => 0,
+                    Some(&(v, _)) if q == 0.0 => EMPTY.lowest_equivalent(v),
+                    Some(&(v, _)) => EMPTY.highest_equivalent(v),
+                }
+            }
+        };
+        us as f64 / 1000.0
     }
 
     pub fn min_ms(&self) -> f64 {
@@ -179,49 +227,34 @@ impl Latency {
     pub fn reset(&mut self) {
         match &mut self.0 {
             Repr::Full(h) => h.reset(),
-            Repr::Read { .. } => *self = Latency::new(),
+            Repr::Sparse { .. } => *self = Latency::new(),
         }
     }
 
-    /// HDR V2 deflate bytes, base64-encoded.
-    ///
-    /// The standard V2 deflate layout (cookie, compressed length, zlib stream), written here rather
-    /// than with hdrhistogram's `V2DeflateSerializer` only to pick zlib's fast level: any HDR
-    /// decoder reads it, and the master, which re-serializes every worker's histograms each second,
-    /// spends a fraction of the time for output a few percent larger. One read from the wire is
-    /// written back as it was read.
+    /// HDR V2 deflate bytes, base64-encoded (see [`encode`]). One read from the wire and unchanged
+    /// since is written back as it was read.
     pub fn to_base64(&self) -> String {
-        let h = match &self.0 {
-            Repr::Read { text, .. } => return text.to_string(),
-            Repr::Full(h) => h,
-        };
-        let mut plain = Vec::new();
-        V2Serializer::new()
-            .serialize(h, &mut plain)
-            .expect("serializing to a Vec cannot fail");
-        let mut out = Vec::with_capacity(plain.len() / 2 + 8);
-        out.extend_from_slice(&V2_COMPRESSED_COOKIE.to_be_bytes());
-        out.extend_from_slice(&[0; 4]);
-        let mut z = flate2::write::ZlibEncoder::new(out, flate2::Compression::fast());
-        z.write_all(&plain)
-            .expect("compressing into a Vec cannot fail");
-        let mut out = z.finish().expect("compressing into a Vec cannot fail");
-        let len = (out.len() - 8) as u32;
-        out[4..8].copy_from_slice(&len.to_be_bytes());
-        base64::engine::general_purpose::STANDARD.encode(out)
+        match &self.0 {
+            Repr::Sparse { text: Some(t), .. } => t.to_string(),
+            Repr::Sparse { counts, .. } if counts.is_empty() => EMPTY_TEXT.to_string(),
+            _ => encode(self.full()),
+        }
     }
 
-    /// The inverse of [`Latency::to_base64`]. A histogram with the project's bounds is kept as its
-    /// non-zero counts (see [`sparse`]); any other HDR V2 histogram is read whole and added into
-    /// one with the project's bounds.
+    /// The inverse of [`Latency::to_base64`]. A histogram with the project's bounds and at most
+    /// [`SPARSE_MAX`] distinct values is kept as its counts (see [`sparse`]); any other HDR V2
+    /// histogram is read whole and added into one with the project's bounds.
     pub fn from_base64(text: &str) -> Result<Self, LatencyError> {
         let bytes = base64::engine::general_purpose::STANDARD.decode(text)?;
         if let Read::Sparse(counts) = sparse::read(&bytes, &BOUNDS).map_err(LatencyError::Decode)? {
-            return Ok(Latency(Repr::Read {
-                text: text.into(),
-                counts: counts.into(),
-                built: Arc::default(),
-            }));
+            if counts.len() <= SPARSE_MAX {
+                return Ok(Latency(Repr::Sparse {
+                    counts,
+                    text: Some(text.into()),
+                    built: OnceLock::new(),
+                }));
+            }
+            return Ok(Latency(Repr::Full(build(&counts))));
         }
         let h: Histogram<u64> = Deserializer::new()
             .deserialize(&mut bytes.as_slice())
@@ -234,14 +267,58 @@ impl Latency {
     }
 }
 
-/// A histogram with the project's bounds holding `counts` (values within bounds, as
+/// A full histogram with the project's bounds holding `counts` (values within bounds, as
 /// [`sparse::read`] gives them).
 fn build(counts: &[(u64, u64)]) -> Histogram<u64> {
-    let mut h = Histogram::new_with_bounds(1, MAX_US, 3).expect("constant bounds are valid");
+    let mut h = EMPTY.clone();
     for &(value, n) in counts {
         h.saturating_record_n(value, n);
     }
     h
+}
+
+/// Two lists of counts by value (each lowest first, values unique) as one.
+fn merge_sorted(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let ((va, na), (vb, nb)) = (a[i], b[j]);
+        if va == vb {
+            out.push((va, na.saturating_add(nb)));
+            i += 1;
+            j += 1;
+        } else if va < vb {
+            out.push((va, na));
+            i += 1;
+        } else {
+            out.push((vb, nb));
+            j += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+/// The standard V2 deflate layout (cookie, compressed length, zlib stream), written here rather
+/// than with hdrhistogram's `V2DeflateSerializer` only to pick zlib's fast level: any HDR decoder
+/// reads it, and the master, which re-serializes every worker's histograms each second, spends a
+/// fraction of the time for output a few percent larger.
+fn encode(h: &Histogram<u64>) -> String {
+    let mut plain = Vec::new();
+    V2Serializer::new()
+        .serialize(h, &mut plain)
+        .expect("serializing to a Vec cannot fail");
+    let mut out = Vec::with_capacity(plain.len() / 2 + 8);
+    out.extend_from_slice(&V2_COMPRESSED_COOKIE.to_be_bytes());
+    out.extend_from_slice(&[0; 4]);
+    let mut z = flate2::write::ZlibEncoder::new(out, flate2::Compression::fast());
+    z.write_all(&plain)
+        .expect("compressing into a Vec cannot fail");
+    let mut out = z.finish().expect("compressing into a Vec cannot fail");
+    let len = (out.len() - 8) as u32;
+    out[4..8].copy_from_slice(&len.to_be_bytes());
+    base64::engine::general_purpose::STANDARD.encode(out)
 }
 
 impl Serialize for Latency {
@@ -301,9 +378,30 @@ mod tests {
     }
 
     #[test]
+    fn a_histogram_stays_a_list_of_counts_until_it_outgrows_it() {
+        let mut parts = (0..2).map(|k| {
+            let mut h = Latency::new();
+            for v in 0..(SPARSE_MAX as u64 / 2) {
+                h.record_us(1 + 2 * v + k);
+            }
+            Latency::from_base64(&h.to_base64()).unwrap()
+        });
+        let mut m = Latency::new();
+        m.merge(&parts.next().unwrap()).unwrap();
+        m.merge(&parts.next().unwrap()).unwrap();
+        assert!(matches!(m.0, Repr::Sparse { .. }), "{SPARSE_MAX} values");
+        let mut one_more = Latency::new();
+        one_more.record_us(100_000);
+        m.merge(&Latency::from_base64(&one_more.to_base64()).unwrap())
+            .unwrap();
+        assert!(matches!(m.0, Repr::Full(_)));
+        assert_eq!(m.count(), SPARSE_MAX as u64 + 1);
+    }
+
+    #[test]
     fn an_empty_histogram_reads_as_empty() {
         let read = Latency::from_base64(&Latency::new().to_base64()).unwrap();
-        assert!(matches!(read.0, Repr::Read { .. }));
+        assert!(matches!(read.0, Repr::Sparse { .. }));
         assert_eq!(read.count(), 0);
         assert_eq!(read.quantile_ms(0.99), 0.0);
         let mut m = Latency::new();
@@ -328,7 +426,7 @@ mod tests {
                 .unwrap();
             for text in [h.to_base64(), their_base64(h.full())] {
                 let read = Latency::from_base64(&text).unwrap();
-                prop_assert!(matches!(read.0, Repr::Read { .. }), "read sparsely");
+                prop_assert!(matches!(read.0, Repr::Sparse { .. }), "read sparsely");
                 prop_assert_eq!(read.count(), whole.len());
                 prop_assert!(read.full() == &whole);
                 prop_assert_eq!(read.to_base64(), text);
@@ -351,9 +449,10 @@ mod tests {
             let _ = Latency::from_base64(&base64::engine::general_purpose::STANDARD.encode(&b));
         }
 
-        /// Merging per-part histograms gives exactly the percentiles of one histogram over the union.
+        /// Merging per-part histograms read from the wire (sparse lists, and full histograms once
+        /// they outgrow [`SPARSE_MAX`]) gives exactly the figures of one histogram over the union.
         #[test]
-        fn merge_equals_union(parts in proptest::collection::vec(proptest::collection::vec(1u64..5_000_000, 0..200), 1..6)) {
+        fn merge_equals_union(parts in proptest::collection::vec(proptest::collection::vec(1u64..5_000_000, 0..400), 1..6)) {
             let mut union = Latency::new();
             let mut merged = Latency::new();
             for part in &parts {
@@ -362,10 +461,16 @@ mod tests {
                 let wire = Latency::from_base64(&h.to_base64()).unwrap();
                 merged.merge(&wire).unwrap();
             }
-            for q in [0.5, 0.9, 0.95, 0.99, 0.999, 1.0] {
+            for q in [0.0, 0.001, 0.25, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0] {
                 prop_assert_eq!(merged.quantile_ms(q), union.quantile_ms(q));
             }
             prop_assert_eq!(merged.count(), union.count());
+            prop_assert_eq!(merged.min_ms(), union.min_ms());
+            prop_assert_eq!(merged.max_ms(), union.max_ms());
+            prop_assert_eq!(merged.mean_ms(), union.mean_ms());
+            prop_assert_eq!(merged.count_at_most_us(2_500), union.count_at_most_us(2_500));
+            prop_assert!(merged == union);
+            prop_assert_eq!(Latency::from_base64(&merged.to_base64()).unwrap(), union);
         }
     }
 }
