@@ -26,8 +26,6 @@ const SPARSE_MAX: usize = 512;
 /// An empty full histogram: the bounds' reference for value arithmetic (equivalent ranges).
 static EMPTY: LazyLock<Histogram<u64>> =
     LazyLock::new(|| Histogram::new_with_bounds(1, MAX_US, 3).expect("constant bounds are valid"));
-/// An empty histogram's text.
-static EMPTY_TEXT: LazyLock<Arc<str>> = LazyLock::new(|| encode(&EMPTY).into());
 
 /// The project's bounds, for reading histograms sparsely (see [`sparse`]).
 static BOUNDS: LazyLock<Bounds> = LazyLock::new(|| Bounds {
@@ -126,9 +124,14 @@ impl Latency {
     pub fn merge(&mut self, other: &Latency) -> Result<(), LatencyError> {
         match (&mut self.0, &other.0) {
             (_, Repr::Sparse { counts: add, .. }) if add.is_empty() => Ok(()),
-            (Repr::Sparse { counts, text, built }, Repr::Sparse { counts: add, .. })
-                if counts.len() + add.len() <= SPARSE_MAX =>
-            {
+            (
+                Repr::Sparse {
+                    counts,
+                    text,
+                    built,
+                },
+                Repr::Sparse { counts: add, .. },
+            ) if counts.len() + add.len() <= SPARSE_MAX => {
                 *counts = merge_sorted(counts, add);
                 *text = None;
                 *built = OnceLock::new();
@@ -157,7 +160,17 @@ impl Latency {
 
     /// How many recorded latencies are at most `us` (at the histogram's resolution).
     pub fn count_at_most_us(&self, us: u64) -> u64 {
-        self.full().count_between(0, us)
+        match &self.0 {
+            Repr::Full(h) => h.count_between(0, us),
+            Repr::Sparse { counts, .. } => {
+                let top = EMPTY.lowest_equivalent(us);
+                counts
+                    .iter()
+                    .take_while(|(v, _)| *v <= top)
+                    .map(|(_, n)| n)
+                    .sum()
+            }
+        }
     }
 
     /// The value at `q` (0..=1) in milliseconds, 0 when empty. A sparse histogram walks its
@@ -186,42 +199,57 @@ impl Latency {
     }
 
     pub fn min_ms(&self) -> f64 {
-        let h = self.full();
-        if h.is_empty() {
-            0.0
-        } else {
-            h.min() as f64 / 1000.0
-        }
+        let us = match &self.0 {
+            Repr::Full(h) if h.is_empty() => 0,
+            Repr::Full(h) => h.min(),
+            Repr::Sparse { counts, .. } => counts.first().map_or(0, |&(v, _)| v),
+        };
+        us as f64 / 1000.0
     }
 
     pub fn max_ms(&self) -> f64 {
-        let h = self.full();
-        if h.is_empty() {
-            0.0
-        } else {
-            h.max() as f64 / 1000.0
-        }
+        let us = match &self.0 {
+            Repr::Full(h) if h.is_empty() => 0,
+            Repr::Full(h) => h.max(),
+            Repr::Sparse { counts, .. } => counts
+                .last()
+                .map_or(0, |&(v, _)| EMPTY.highest_equivalent(v)),
+        };
+        us as f64 / 1000.0
     }
 
+    /// The mean in milliseconds, summed as `hdrhistogram`'s `mean` sums (each distinct value at
+    /// the middle of its bucket, lowest first), 0 when empty.
     pub fn mean_ms(&self) -> f64 {
-        let h = self.full();
-        if h.is_empty() {
-            0.0
-        } else {
-            h.mean() / 1000.0
-        }
+        let us = match &self.0 {
+            Repr::Full(h) if h.is_empty() => 0.0,
+            Repr::Full(h) => h.mean(),
+            Repr::Sparse { counts, .. } => {
+                let total = self.count() as f64;
+                counts.iter().fold(0.0, |sum, &(v, n)| {
+                    sum + middle(v) as f64 * n as f64 / total
+                })
+            }
+        };
+        us / 1000.0
     }
 
-    /// Every distinct recorded value (ms, at the histogram's resolution) with its count, lowest
+    /// Every distinct recorded value (ms, at the middle of its bucket) with its count, lowest
     /// first: what a per-request view can be rebuilt from (`worker::ts_compat`).
     pub fn recorded_ms(&self) -> Vec<(f64, u64)> {
-        let h = self.full();
-        h.iter_recorded()
-            .map(|v| {
-                let us = h.median_equivalent(v.value_iterated_to());
-                (us as f64 / 1000.0, v.count_at_value())
-            })
-            .collect()
+        match &self.0 {
+            Repr::Full(h) => h
+                .iter_recorded()
+                .map(|v| {
+                    let us = h.median_equivalent(v.value_iterated_to());
+                    (us as f64 / 1000.0, v.count_at_value())
+                })
+                .collect(),
+            Repr::Sparse { counts, .. } => counts
+                .iter()
+                .map(|&(v, n)| (middle(v) as f64 / 1000.0, n))
+                .collect(),
+        }
     }
 
     pub fn reset(&mut self) {
@@ -236,8 +264,8 @@ impl Latency {
     pub fn to_base64(&self) -> String {
         match &self.0 {
             Repr::Sparse { text: Some(t), .. } => t.to_string(),
-            Repr::Sparse { counts, .. } if counts.is_empty() => EMPTY_TEXT.to_string(),
-            _ => encode(self.full()),
+            Repr::Sparse { counts, .. } => deflate(sparse::write(counts, &BOUNDS)),
+            Repr::Full(h) => encode(h),
         }
     }
 
@@ -277,6 +305,11 @@ fn build(counts: &[(u64, u64)]) -> Histogram<u64> {
     h
 }
 
+/// The middle of the bucket whose lowest value is `v`, as `hdrhistogram` reports a recorded value.
+fn middle(v: u64) -> u64 {
+    EMPTY.median_equivalent(EMPTY.highest_equivalent(v))
+}
+
 /// Two lists of counts by value (each lowest first, values unique) as one.
 fn merge_sorted(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
     let mut out = Vec::with_capacity(a.len() + b.len());
@@ -309,6 +342,11 @@ fn encode(h: &Histogram<u64>) -> String {
     V2Serializer::new()
         .serialize(h, &mut plain)
         .expect("serializing to a Vec cannot fail");
+    deflate(plain)
+}
+
+/// Plain V2 bytes in the V2 deflate layout, base64-encoded (see [`encode`]).
+fn deflate(plain: Vec<u8>) -> String {
     let mut out = Vec::with_capacity(plain.len() / 2 + 8);
     out.extend_from_slice(&V2_COMPRESSED_COOKIE.to_be_bytes());
     out.extend_from_slice(&[0; 4]);
@@ -429,6 +467,10 @@ mod tests {
                 prop_assert!(matches!(read.0, Repr::Sparse { .. }), "read sparsely");
                 prop_assert_eq!(read.count(), whole.len());
                 prop_assert!(read.full() == &whole);
+                let Repr::Sparse { counts, .. } = &read.0 else { unreachable!() };
+                let mut theirs = Vec::new();
+                V2Serializer::new().serialize(&whole, &mut theirs).unwrap();
+                prop_assert_eq!(sparse::write(counts, &BOUNDS), theirs, "written as hdrhistogram writes it");
                 prop_assert_eq!(read.to_base64(), text);
                 let mut a = Latency::new();
                 let mut b = Latency::new();
@@ -468,7 +510,10 @@ mod tests {
             prop_assert_eq!(merged.min_ms(), union.min_ms());
             prop_assert_eq!(merged.max_ms(), union.max_ms());
             prop_assert_eq!(merged.mean_ms(), union.mean_ms());
-            prop_assert_eq!(merged.count_at_most_us(2_500), union.count_at_most_us(2_500));
+            for us in [0, 1, 999, 2_500, 65_537, 4_999_999, u64::MAX] {
+                prop_assert_eq!(merged.count_at_most_us(us), union.count_at_most_us(us));
+            }
+            prop_assert_eq!(merged.recorded_ms(), union.recorded_ms());
             prop_assert!(merged == union);
             prop_assert_eq!(Latency::from_base64(&merged.to_base64()).unwrap(), union);
         }

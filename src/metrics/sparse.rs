@@ -47,6 +47,17 @@ impl Bounds {
     }
 }
 
+impl Bounds {
+    /// The index of the counter holding `value` (the inverse of `value_at` for values within
+    /// bounds; lowest trackable value 1).
+    fn index_of(&self, value: u64) -> usize {
+        let mask = (1u64 << (self.half_magnitude + 1)) - 1;
+        let bucket = 64 - (self.half_magnitude + 1) - (value | mask).leading_zeros();
+        let sub = value >> bucket;
+        (((bucket + 1) << self.half_magnitude) as usize) + sub as usize - (1 << self.half_magnitude)
+    }
+}
+
 /// What [`read`] found.
 pub(super) enum Read {
     /// A histogram with `bounds`: its non-zero counts by value, lowest first.
@@ -113,6 +124,50 @@ fn read_plain(bytes: &[u8], bounds: &Bounds) -> Result<Read, String> {
         index += 1;
     }
     Ok(Read::Sparse(counts))
+}
+
+/// The plain HDR V2 bytes of a histogram with `bounds` holding `counts` (values within bounds,
+/// lowest first, as [`read`] gives them): what `hdrhistogram`'s `V2Serializer` writes for it.
+pub(super) fn write(counts: &[(u64, u64)], bounds: &Bounds) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(counts.len() * 3 + 4);
+    let mut next = 0usize;
+    for &(value, n) in counts {
+        let index = bounds.index_of(value);
+        match index - next {
+            0 => {}
+            1 => put_zig_zag(&mut payload, 0),
+            gap => put_zig_zag(&mut payload, -(gap as i64)),
+        }
+        put_zig_zag(&mut payload, n.min(i64::MAX as u64) as i64);
+        next = index + 1;
+    }
+    if counts.is_empty() {
+        // Counters up to the index of the maximum (0 when empty): one zero.
+        put_zig_zag(&mut payload, 0);
+    }
+    let mut out = Vec::with_capacity(HEADER + payload.len());
+    out.extend_from_slice(&V2_COOKIE.to_be_bytes());
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(&0u32.to_be_bytes());
+    out.extend_from_slice(&u32::from(bounds.sigfig).to_be_bytes());
+    out.extend_from_slice(&bounds.low.to_be_bytes());
+    out.extend_from_slice(&bounds.high.to_be_bytes());
+    out.extend_from_slice(&1.0f64.to_bits().to_be_bytes());
+    out.extend_from_slice(&payload);
+    out
+}
+
+fn put_zig_zag(out: &mut Vec<u8>, n: i64) {
+    let mut v = ((n << 1) ^ (n >> 63)) as u64;
+    for _ in 0..8 {
+        if v < 0x80 {
+            out.push(v as u8);
+            return;
+        }
+        out.push((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
 }
 
 /// One zig-zag LEB128 number as HDR writes it (at most 9 bytes; the ninth carries 8 bits), and
