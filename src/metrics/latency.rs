@@ -3,10 +3,10 @@
 //!
 //! A full histogram with these bounds is 23,552 counters (188 KB). Most histograms a master
 //! handles hold a few hundred distinct values (one step of one worker for one second), so a
-//! histogram starts, and stays while it has at most [`SPARSE_MAX`] distinct values, as its
-//! non-zero counts by value: read straight from the wire ([`sparse`]), merged as sorted lists,
-//! asked for quantiles by walking them, written back as read. It becomes a full histogram when it
-//! records, outgrows that, or is asked for what only the full one answers.
+//! histogram starts as its non-zero counts by value: read straight from the wire ([`sparse`]),
+//! merged as sorted lists while the result has at most [`SPARSE_MAX`] values, asked for quantiles
+//! by walking them, written back as read. It becomes a full histogram when it records, or when a
+//! merge would take it over that.
 
 use base64::Engine as _;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
@@ -55,7 +55,7 @@ pub struct Latency(Repr);
 enum Repr {
     /// A histogram that records and merges.
     Full(Histogram<u64>),
-    /// At most [`SPARSE_MAX`] distinct values.
+    /// Counts by value: any number as read, at most [`SPARSE_MAX`] once merged into.
     Sparse {
         /// Non-zero counts by value (each its bucket's lowest value), lowest first.
         counts: Vec<(u64, u64)>,
@@ -269,20 +269,17 @@ impl Latency {
         }
     }
 
-    /// The inverse of [`Latency::to_base64`]. A histogram with the project's bounds and at most
-    /// [`SPARSE_MAX`] distinct values is kept as its counts (see [`sparse`]); any other HDR V2
-    /// histogram is read whole and added into one with the project's bounds.
+    /// The inverse of [`Latency::to_base64`]. A histogram with the project's bounds is kept as its
+    /// counts (see [`sparse`]), however many (merging it records each into the target); any other
+    /// HDR V2 histogram is read whole and added into one with the project's bounds.
     pub fn from_base64(text: &str) -> Result<Self, LatencyError> {
         let bytes = base64::engine::general_purpose::STANDARD.decode(text)?;
         if let Read::Sparse(counts) = sparse::read(&bytes, &BOUNDS).map_err(LatencyError::Decode)? {
-            if counts.len() <= SPARSE_MAX {
-                return Ok(Latency(Repr::Sparse {
-                    counts,
-                    text: Some(text.into()),
-                    built: OnceLock::new(),
-                }));
-            }
-            return Ok(Latency(Repr::Full(build(&counts))));
+            return Ok(Latency(Repr::Sparse {
+                counts,
+                text: Some(text.into()),
+                built: OnceLock::new(),
+            }));
         }
         let h: Histogram<u64> = Deserializer::new()
             .deserialize(&mut bytes.as_slice())
@@ -298,7 +295,9 @@ impl Latency {
 /// A full histogram with the project's bounds holding `counts` (values within bounds, as
 /// [`sparse::read`] gives them).
 fn build(counts: &[(u64, u64)]) -> Histogram<u64> {
-    let mut h = EMPTY.clone();
+    // A new one, not a clone of `EMPTY`: its zeroed counters are mapped lazily by the system, while
+    // a clone writes (and so faults in) every page of its 188 KB.
+    let mut h = Histogram::new_with_bounds(1, MAX_US, 3).expect("constant bounds are valid");
     for &(value, n) in counts {
         h.saturating_record_n(value, n);
     }
