@@ -273,7 +273,7 @@ fn soak_counts_exactly_and_bounds_memory_disk_and_raft_log_growth() {
     println!("{}", table(&s));
     // A master's RSS swings by ±8 MiB between samples 10 s apart while sled's page cache fills, so
     // over one settled minute its slope is mostly that noise: the bound is loose, and every
-    // process must also stay under a level (the masters settle near 130 MiB in the long soak).
+    // process must also stay under a level (the masters hold at 63–78 MiB in the 60-minute soak).
     check(&s, 24.0, 8.0);
     for x in s.settled() {
         for (i, rss) in x.rss.iter().enumerate() {
