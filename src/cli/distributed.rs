@@ -77,7 +77,8 @@ impl DistributedArgs {
             &needs,
         )?;
         let tls = caller.tls.is_some();
-        let (workers, ts_workers) = perfornium::control::ts_worker::adapt(workers, tls).await?;
+        let (workers, ts_workers) =
+            perfornium::control::ts_worker::adapt(workers, tls, &test).await?;
         let launch = Launch {
             workers,
             strategy: self.drive.plan.strategy,

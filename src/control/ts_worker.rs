@@ -54,6 +54,8 @@ pub enum TsWorkerError {
     Tls(String),
     #[error("worker {0}: `ts+` needs a host after it, e.g. ts+10.0.0.1:8080")]
     NoHost(String),
+    #[error("worker {addr}: {why}")]
+    Hooks { addr: String, why: String },
     #[error("cannot start the adapter for TypeScript worker {addr}: {source}")]
     Bind {
         addr: String,
@@ -81,10 +83,12 @@ pub fn is_ts(w: &WorkerAddr) -> bool {
 
 /// Starts an adapter for each `ts+` worker of `workers` and puts the adapter's address in its
 /// place (named `ts+HOST:PORT` unless it has an `id`). `tls`: the workers are called over HTTPS,
-/// which TS workers do not serve.
+/// which TS workers do not serve. A test with its own hooks is refused before anything starts
+/// (they run once per run on one of our workers, which a TS worker cannot stand in for).
 pub async fn adapt(
     workers: Vec<WorkerAddr>,
     tls: bool,
+    test: &crate::config::TestFile,
 ) -> Result<(Vec<WorkerAddr>, Adapters), TsWorkerError> {
     let mut out = Vec::with_capacity(workers.len());
     let mut adapters = Adapters::default();
@@ -100,6 +104,9 @@ pub async fn adapt(
         }
         if tls {
             return Err(TsWorkerError::Tls(shown));
+        }
+        if let Err(why) = crate::config::script::refuse_ts(test, "a TypeScript worker") {
+            return Err(TsWorkerError::Hooks { addr: shown, why });
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -459,6 +459,35 @@ fn a_ts_entry_without_a_host_is_refused_by_name() {
     );
 }
 
+/// A TS worker cannot stand in for the one of ours a test's own hooks run on: the run is refused
+/// by name before any worker is called (the TS entry's address answers nothing).
+#[test]
+fn a_test_with_its_own_hooks_and_a_ts_worker_is_refused_by_name_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = mock(0);
+    let ours = worker(None);
+    let test = format!(
+        "{}hooks:\n  beforeTest: {{ type: steps, steps: [{{ name: b, path: /users }}] }}\n",
+        fixture_yaml(&mock, 2, "iterations: 1")
+    );
+    let file = write(dir.path(), "t.yml", &test);
+    let list = format!("{},ts+127.0.0.1:1", ours.addr);
+    let bad = run(&["distributed", &file, "-w", &list]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success(), "{err}");
+    assert!(
+        err.contains("ts+127.0.0.1:1")
+            && err.contains("beforeTest")
+            && err.contains("a TypeScript worker"),
+        "{err}"
+    );
+    assert_eq!(
+        mock_stats(&mock)["total"],
+        0,
+        "no request before the refusal"
+    );
+}
+
 /// The captured test (`sync-run.yml`) aimed at `mock`, with `vus` and `load` (e.g. `iterations: 3`).
 fn fixture_yaml(mock: &Proc, vus: u64, load: &str) -> String {
     format!(
