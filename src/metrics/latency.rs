@@ -12,8 +12,9 @@ use base64::Engine as _;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::io::Write as _;
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::sync::{Arc, LazyLock};
 use thiserror::Error;
 
 use super::sparse::{self, Bounds, Read, V2_COMPRESSED_COOKIE};
@@ -61,8 +62,6 @@ enum Repr {
         counts: Vec<(u64, u64)>,
         /// The text it was read from, while unchanged.
         text: Option<Arc<str>>,
-        /// The full histogram, once something asked for what only it answers.
-        built: OnceLock<Arc<Histogram<u64>>>,
     },
 }
 
@@ -76,7 +75,7 @@ impl PartialEq for Latency {
     fn eq(&self, other: &Self) -> bool {
         match (&self.0, &other.0) {
             (Repr::Sparse { counts: a, .. }, Repr::Sparse { counts: b, .. }) => a == b,
-            _ => self.full() == other.full(),
+            _ => *self.full() == *other.full(),
         }
     }
 }
@@ -87,27 +86,21 @@ impl Latency {
         Self(Repr::Sparse {
             counts: Vec::new(),
             text: None,
-            built: OnceLock::new(),
         })
     }
 
-    /// The full histogram (for a sparse one, built once from its counts).
-    fn full(&self) -> &Histogram<u64> {
+    /// The full histogram (for a sparse one, built from its counts: only comparisons need it).
+    fn full(&self) -> Cow<'_, Histogram<u64>> {
         match &self.0 {
-            Repr::Full(h) => h,
-            Repr::Sparse { counts, built, .. } => built.get_or_init(|| Arc::new(build(counts))),
+            Repr::Full(h) => Cow::Borrowed(h),
+            Repr::Sparse { counts, .. } => Cow::Owned(build(counts)),
         }
     }
 
     /// The full histogram to record into, built first if this one is sparse.
     fn full_mut(&mut self) -> &mut Histogram<u64> {
-        if let Repr::Sparse { counts, built, .. } = &mut self.0 {
-            let h = match built.take().map(Arc::try_unwrap) {
-                Some(Ok(h)) => h,
-                Some(Err(shared)) => (*shared).clone(),
-                None => build(counts),
-            };
-            self.0 = Repr::Full(h);
+        if let Repr::Sparse { counts, .. } = &self.0 {
+            self.0 = Repr::Full(build(counts));
         }
         match &mut self.0 {
             Repr::Full(h) => h,
@@ -124,17 +117,11 @@ impl Latency {
     pub fn merge(&mut self, other: &Latency) -> Result<(), LatencyError> {
         match (&mut self.0, &other.0) {
             (_, Repr::Sparse { counts: add, .. }) if add.is_empty() => Ok(()),
-            (
-                Repr::Sparse {
-                    counts,
-                    text,
-                    built,
-                },
-                Repr::Sparse { counts: add, .. },
-            ) if counts.len() + add.len() <= SPARSE_MAX => {
+            (Repr::Sparse { counts, text }, Repr::Sparse { counts: add, .. })
+                if counts.len() + add.len() <= SPARSE_MAX =>
+            {
                 *counts = merge_sorted(counts, add);
                 *text = None;
-                *built = OnceLock::new();
                 Ok(())
             }
             (_, Repr::Sparse { counts: add, .. }) => {
@@ -278,7 +265,6 @@ impl Latency {
             return Ok(Latency(Repr::Sparse {
                 counts,
                 text: Some(text.into()),
-                built: OnceLock::new(),
             }));
         }
         let h: Histogram<u64> = Deserializer::new()
@@ -461,11 +447,11 @@ mod tests {
             let whole: Histogram<u64> = Deserializer::new()
                 .deserialize(&mut base64::engine::general_purpose::STANDARD.decode(h.to_base64()).unwrap().as_slice())
                 .unwrap();
-            for text in [h.to_base64(), their_base64(h.full())] {
+            for text in [h.to_base64(), their_base64(&h.full())] {
                 let read = Latency::from_base64(&text).unwrap();
                 prop_assert!(matches!(read.0, Repr::Sparse { .. }), "read sparsely");
                 prop_assert_eq!(read.count(), whole.len());
-                prop_assert!(read.full() == &whole);
+                prop_assert!(*read.full() == whole);
                 let Repr::Sparse { counts, .. } = &read.0 else { unreachable!() };
                 let mut theirs = Vec::new();
                 V2Serializer::new().serialize(&whole, &mut theirs).unwrap();
