@@ -4,10 +4,10 @@
 //! sled's values and their 4 KiB parts, pulled batches. glibc serves an allocation over its mmap
 //! threshold (128 KiB) with a mapping of its own, returned to the system on free, but each such free
 //! raises the threshold to that size (up to 32 MiB), so the next ones come from the heap, and a heap
-//! fragmented by them is seldom trimmed. Measured in the soak (`bench/results/soak.md`): the masters'
-//! RSS climbed to ~130 MiB in 10 minutes and kept rising, while their live heap (heaptrack) was
-//! under 50 MiB; with the threshold fixed at 128 KiB and the heap trimmed above 128 KiB free, they
-//! held at ~65 MiB. sled's own page cache is bounded separately (`cache_capacity`).
+//! fragmented by them is seldom trimmed. The soak (`bench/soak.sh`) showed it: with the adaptive
+//! threshold the masters' RSS kept rising (the 25-minute `soak.md` of e470a3d) while a heap
+//! profiler saw far less live heap than RSS; with both thresholds fixed at 128 KiB it is flat (the
+//! 60-minute `bench/results/soak.md`). sled's own page cache is bounded separately (`cache_capacity`).
 
 /// Fixes glibc's mmap threshold and trim threshold at 128 KiB, unless the environment already sets
 /// them (`MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`). Does nothing on other C libraries.
