@@ -264,17 +264,26 @@ impl TestHooks {
     }
 }
 
+/// The test's own hooks, when it has any (top level, or `global.hooks` where validation has not
+/// yet moved them there).
+pub fn test_hooks(test: &super::TestFile) -> Option<&TestHooks> {
+    test.hooks
+        .as_ref()
+        .or(test.global.hooks.as_ref())
+        .filter(|h| h.all().next().is_some())
+}
+
 /// Test-level `hooks:` are refused where a TypeScript tool takes part in a run (a TS controller
 /// preparing one of our workers, or a TS worker behind our controller): the run's hooks run once
 /// for the run through our own workers' `/test-hook`, which the TS side neither calls nor serves.
 pub fn refuse_ts(test: &super::TestFile, who: &str) -> Result<(), String> {
-    match test.hooks.as_ref().or(test.global.hooks.as_ref()) {
-        Some(h) if h.all().next().is_some() => Err(format!(
+    match test_hooks(test) {
+        Some(_) => Err(format!(
             "`hooks` (beforeTest, teardownTest, onTestError) is not supported with {who}: a \
              test-level hook runs once per run on one perfornium worker, which the TypeScript side \
              cannot do; use perfornium workers, or move the work into a scenario's `beforeScenario`"
         )),
-        _ => Ok(()),
+        None => Ok(()),
     }
 }
 

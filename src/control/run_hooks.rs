@@ -41,11 +41,7 @@ pub struct TestHooksRecord {
 
 /// The test's own hooks, when it has any.
 fn hooks(rec: &RunRecord) -> Option<&crate::config::script::TestHooks> {
-    rec.test
-        .hooks
-        .as_ref()
-        .or(rec.test.global.hooks.as_ref())
-        .filter(|h| h.all().next().is_some())
+    crate::config::script::test_hooks(&rec.test)
 }
 
 /// What `beforeTest` left, for every worker's `/prepare` (empty when none ran).
